@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages fmcap needs, or says which are missing.
+# Usage: scripts/deps.sh build|test|demo|bench
+set -euo pipefail
+want=(libpcap-dev pkg-config gcc)           # build: cgo + libpcap for filters
+case "${1:-build}" in
+  build) ;;
+  demo)  want+=(tcpdump zstd) ;;
+  test)  want+=(tcpdump zstd tshark iproute2 procps) ;;   # tshark brings editcap
+  bench) want+=(tcpdump zstd tshark iproute2 procps hyperfine) ;;
+  *) echo "usage: $0 build|test|demo|bench" >&2; exit 2 ;;
+esac
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "fmcap needs these Debian packages: ${missing[*]}" >&2
+  echo "run as root (make installs them with apt-get), or: sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

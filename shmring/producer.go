@@ -1,0 +1,217 @@
+package shmring
+
+import (
+	"encoding/binary"
+	"fmt"
+	"runtime"
+	"time"
+)
+
+// Dir is the direction of a captured packet relative to the forwarder.
+type Dir uint8
+
+const (
+	DirUnknown Dir = 0
+	DirIngress Dir = 1 // as received
+	DirEgress  Dir = 2 // as sent
+	DirInline  Dir = 3 // rewritten to show the end hosts to each other
+)
+
+// ProducerMode says what Write does when a lossless consumer has not freed room.
+type ProducerMode int
+
+const (
+	// Live drops the packet and counts the drop: a NIC cannot wait.
+	Live ProducerMode = iota
+	// Blocking waits for room: a file reader has all the time it wants.
+	Blocking
+)
+
+// Producer appends records. It is not safe for concurrent use: there is one
+// producer per ring, and one goroutine drives it.
+type Producer struct {
+	r    *Ring
+	data []byte
+	size uint64
+	mask uint64
+	mode ProducerMode
+
+	head    uint64 // local head: records up to here are written, maybe not published
+	reserve uint64 // last value stored in the shared reserve field
+	tail    uint64 // cached minimum of the lossless cursors
+	seq     uint64 // seq of the next record
+
+	lossless []*atomicU64 // cursors of the lossless slots
+	headF    *atomicU64
+	reserveF *atomicU64
+	nextSeqF *atomicU64
+	writtenF *atomicU64
+	dropsF   *atomicU64
+	dropBF   *atomicU64
+
+	written, drops, dropBytes uint64 // local counters, published by Publish
+	abort                     atomicU32
+}
+
+// NewProducer attaches the (single) producer. A producer left attached by a
+// process that died is taken over: the ring's head and seq continue.
+func (r *Ring) NewProducer(mode ProducerMode) (*Producer, error) {
+	if err := claimPID(u32(r.mem, offProdPID), "producer", r.path); err != nil {
+		return nil, err
+	}
+	p := &Producer{
+		r: r, data: r.data, size: r.size, mask: r.mask, mode: mode,
+		headF: u64(r.mem, offHead), reserveF: u64(r.mem, offReserve), nextSeqF: u64(r.mem, offNextSeq),
+		writtenF: u64(r.mem, offWritten), dropsF: u64(r.mem, offDrops), dropBF: u64(r.mem, offDropBytes),
+	}
+	p.head = p.headF.Load()
+	p.reserve = p.reserveF.Load()
+	if p.reserve < p.head {
+		return nil, &CorruptError{Path: r.path, Pos: p.head, What: "reserve behind head"}
+	}
+	p.seq = p.nextSeqF.Load()
+	p.written, p.drops, p.dropBytes = p.writtenF.Load(), p.dropsF.Load(), p.dropBF.Load()
+	for i := 0; i < r.nslots; i++ {
+		s := r.slot(i)
+		if s.mode() == Lossless {
+			c := s.field(slotCursor)
+			if cur := c.Load(); cur > p.head {
+				return nil, &CorruptError{Path: r.path, Pos: cur, What: fmt.Sprintf("consumer %q cursor beyond head %d", s.name(), p.head)}
+			}
+			p.lossless = append(p.lossless, c)
+		}
+	}
+	p.refreshTail()
+	u32(r.mem, offClosed).Store(0)
+	return p, nil
+}
+
+func (p *Producer) refreshTail() {
+	t := p.head
+	for _, c := range p.lossless {
+		if v := c.Load(); v < t { // load-acquire; pairs with the store in Consumer.CommitAt
+			t = v
+		}
+	}
+	p.tail = t
+}
+
+// Write appends one record and returns its seq. It returns ok=false when the
+// packet was dropped for lack of room (Live mode; counted) or Abort was called
+// while waiting (Blocking mode). data longer than the ring's max caplen is
+// cut to it. The record is visible to consumers after the next Publish.
+//
+// Write never allocates and never makes a system call in Live mode.
+func (p *Producer) Write(ts int64, wireLen uint32, port uint16, dir Dir, rule uint32, data []byte) (seq uint64, ok bool) {
+	if uint64(len(data)) > uint64(p.r.maxCaplen) {
+		data = data[:p.r.maxCaplen]
+	}
+	rl := align8(recHdrSize + uint64(len(data)))
+	off := p.head & p.mask
+	need := rl
+	pad := uint64(0)
+	if off+rl > p.size {
+		pad = p.size - off
+		need += pad
+	}
+	if p.head+need-p.tail > p.size {
+		p.refreshTail()
+		for i := 0; p.head+need-p.tail > p.size; i++ {
+			if p.mode == Live {
+				p.drops++
+				p.dropBytes += uint64(len(data))
+				return 0, false
+			}
+			if !p.waitRoom(i) {
+				return 0, false
+			}
+		}
+	}
+	if end := p.head + need; end > p.reserve {
+		// Announce the region before touching it; lossy readers of the old
+		// lap check this after reading. Step ahead so this store is rare.
+		r := p.reserve + p.size/16
+		if r < end {
+			r = end
+		}
+		p.reserve = r
+		p.reserveF.Store(r)
+	}
+	le := binary.LittleEndian
+	if pad != 0 {
+		le.PutUint32(p.data[off:], uint32(pad)|padFlag)
+		p.head += pad
+		off = 0
+	}
+	rec := p.data[off : off+rl]
+	le.PutUint32(rec[0:], uint32(rl))
+	le.PutUint32(rec[4:], uint32(len(data)))
+	le.PutUint64(rec[8:], p.seq)
+	le.PutUint64(rec[16:], uint64(ts))
+	le.PutUint32(rec[24:], wireLen)
+	le.PutUint16(rec[28:], port)
+	rec[30] = byte(dir)
+	rec[31] = 0
+	le.PutUint32(rec[32:], rule)
+	le.PutUint32(rec[36:], 0)
+	n := copy(rec[recHdrSize:], data)
+	clear(rec[recHdrSize+n:])
+	p.head += rl
+	seq = p.seq
+	p.seq++
+	p.written++
+	return seq, true
+}
+
+// waitRoom is one step of waiting for a lossless consumer to free room: the
+// first step publishes what is pending (the consumer may be waiting for it),
+// later ones back off from yielding to sleeping. It returns false when Abort
+// is called.
+func (p *Producer) waitRoom(i int) bool {
+	if i == 0 {
+		p.Publish()
+	}
+	if p.abort.Load() != 0 {
+		return false
+	}
+	if i < 64 {
+		runtime.Gosched()
+	} else {
+		time.Sleep(50 * time.Microsecond)
+	}
+	p.refreshTail()
+	return true
+}
+
+// Abort makes a Write that waits for room give up. Safe from any goroutine.
+func (p *Producer) Abort() { p.abort.Store(1) }
+
+// Publish makes every record written so far visible to consumers.
+func (p *Producer) Publish() {
+	p.nextSeqF.Store(p.seq)
+	p.writtenF.Store(p.written)
+	p.dropsF.Store(p.drops)
+	p.dropBF.Store(p.dropBytes)
+	p.headF.Store(p.head) // store-release; pairs with the load in Consumer.fill
+}
+
+// Stats are the producer's own counters.
+func (p *Producer) Stats() (written, drops uint64) { return p.written, p.drops }
+
+// NextSeq is the seq the next record will get.
+func (p *Producer) NextSeq() uint64 { return p.seq }
+
+// Close publishes, marks the ring closed so batch consumers can finish, and
+// releases the producer role.
+func (p *Producer) Close() {
+	p.Publish()
+	u32(p.r.mem, offClosed).Store(1)
+	u32(p.r.mem, offProdPID).Store(0)
+}
+
+// Detach releases the producer role without marking the ring closed (a
+// producer that will come back, such as a restarting forwarder).
+func (p *Producer) Detach() {
+	p.Publish()
+	u32(p.r.mem, offProdPID).Store(0)
+}

@@ -1,0 +1,317 @@
+package shmring
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"io"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func newRing(t testing.TB, cfg Config) (*Ring, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ring")
+	if err := Create(path, cfg); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r, path
+}
+
+// payload fills b deterministically from seq, so any consumer can check a
+// record knowing only its seq: no torn, reordered or invented record passes.
+func payload(b []byte, seq uint64) {
+	x := seq*0x9E3779B97F4A7C15 | 1
+	for i := range b {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		b[i] = byte(x)
+	}
+}
+
+func lenFor(seq uint64, max int) int { return int((seq*2654435761)>>7)%max + 1 }
+
+func checkRecord(rec Record, buf []byte, max int) bool {
+	n := lenFor(rec.Seq, max)
+	if len(rec.Data) != n || rec.WireLen != uint32(n)+4 || rec.TS != int64(rec.Seq)*7 || rec.Port != uint16(rec.Seq) || rec.Rule != uint32(rec.Seq>>3) || rec.Dir != Dir(rec.Seq%4) {
+		return false
+	}
+	payload(buf[:n], rec.Seq)
+	return string(buf[:n]) == string(rec.Data)
+}
+
+func writeFor(p *Producer, seq uint64, buf []byte, max int) bool {
+	n := lenFor(seq, max)
+	payload(buf[:n], seq)
+	got, ok := p.Write(int64(seq)*7, uint32(n)+4, uint16(seq), Dir(seq%4), uint32(seq>>3), buf[:n])
+	if ok && got != seq {
+		panic("seq mismatch")
+	}
+	return ok
+}
+
+func TestCreateRejectsBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"not pow2", Config{DataSize: 3 << 20, Consumers: []ConsumerSpec{{"w", Lossless}}}, "power of two"},
+		{"too small", Config{DataSize: 1 << 12, Consumers: []ConsumerSpec{{"w", Lossless}}}, "too small"},
+		{"no consumers", Config{DataSize: 1 << 22}, "consumers"},
+		{"dup", Config{DataSize: 1 << 22, Consumers: []ConsumerSpec{{"w", Lossless}, {"w", Lossy}}}, "twice"},
+		{"bad name", Config{DataSize: 1 << 22, Consumers: []ConsumerSpec{{"a b", Lossless}}}, "name"},
+		{"bad mode", Config{DataSize: 1 << 22, Consumers: []ConsumerSpec{{"w", 7}}}, "mode"},
+	}
+	for _, tc := range tests {
+		err := Create(filepath.Join(dir, tc.name), tc.cfg)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want error containing %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestOpenRejectsForeignFiles(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good")
+	if err := Create(good, Config{DataSize: 1 << 20, MaxCaplen: 1024, Consumers: []ConsumerSpec{{"w", Lossless}}}); err != nil {
+		t.Fatal(err)
+	}
+	orig, _ := os.ReadFile(good)
+	patch := func(name string, f func(b []byte) []byte) string {
+		b := f(append([]byte(nil), orig...))
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, b, 0o600)
+		return p
+	}
+	resum := func(b []byte) []byte {
+		binary.LittleEndian.PutUint32(b[offHeaderCRC:], crc32.Checksum(b[:headerCRCBytes], crcTable))
+		return b
+	}
+	tests := []struct {
+		path string
+		want error
+	}{
+		{patch("short", func(b []byte) []byte { return b[:100] }), ErrNotRing},
+		{patch("text", func(b []byte) []byte { return []byte(strings.Repeat("hello", 2000)) }), ErrNotRing},
+		{patch("flip", func(b []byte) []byte { b[20] ^= 1; return b }), ErrNotRing},
+		{patch("version", func(b []byte) []byte { b[offVersion] = 2; return resum(b) }), ErrVersion},
+		{patch("truncated", func(b []byte) []byte { return b[:headerSize+1<<19] }), ErrGeometry},
+		{patch("size", func(b []byte) []byte { b[offDataSize] = 3; return resum(b) }), ErrGeometry},
+	}
+	for _, tc := range tests {
+		_, err := Open(tc.path)
+		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.path) {
+			t.Errorf("Open(%s): got %v, want %v naming the file", filepath.Base(tc.path), err, tc.want)
+		}
+	}
+	if r, err := Open(good); err != nil {
+		t.Errorf("Open(good): %v", err)
+	} else {
+		r.Close()
+	}
+}
+
+// TestHeaderOffsets pins the documented layout: a ring written by this code
+// has its fields where FORMAT says, so another reader can rely on the doc.
+func TestHeaderOffsets(t *testing.T) {
+	r, _ := newRing(t, Config{DataSize: 1 << 20, MaxCaplen: 2048, FirstSeq: 77, Consumers: []ConsumerSpec{{"writer", Lossless}, {"indexer", Lossy}}})
+	le := binary.LittleEndian
+	m := r.mem
+	if string(m[0:8]) != "FMCRING\x00" || le.Uint32(m[8:]) != 1 || le.Uint32(m[12:]) != 4096 || le.Uint64(m[16:]) != 1<<20 || le.Uint32(m[24:]) != 2048 || le.Uint32(m[28:]) != 2 || le.Uint64(m[40:]) != 77 {
+		t.Fatalf("header fields not at documented offsets: % x", m[:64])
+	}
+	if string(m[256:262]) != "writer" || le.Uint32(m[256+32:]) != 1 || string(m[384:391]) != "indexer" || le.Uint32(m[384+32:]) != 2 || le.Uint64(m[256+72:]) != 77 {
+		t.Fatalf("consumer slots not at documented offsets")
+	}
+	p, err := r.NewProducer(Live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Write(123456789, 99, 7, DirEgress, 42, []byte{1, 2, 3})
+	p.Publish()
+	d := r.data
+	if le.Uint32(d[0:]) != 48 || le.Uint32(d[4:]) != 3 || le.Uint64(d[8:]) != 77 || le.Uint64(d[16:]) != 123456789 || le.Uint32(d[24:]) != 99 || le.Uint16(d[28:]) != 7 || d[30] != 2 || le.Uint32(d[32:]) != 42 || string(d[40:43]) != "\x01\x02\x03" {
+		t.Fatalf("record not at documented offsets: % x", d[:48])
+	}
+	if le.Uint64(m[64:]) != 48 || le.Uint64(m[80:]) != 78 {
+		t.Fatalf("head/next seq: %d %d", le.Uint64(m[64:]), le.Uint64(m[80:]))
+	}
+}
+
+// TestWrapAround drives a tiny ring through many laps with random record
+// sizes, one lossless and one lossy consumer interleaved with the producer.
+func TestWrapAround(t *testing.T) {
+	const maxLen = 300
+	r, path := newRing(t, Config{DataSize: 4096, MaxCaplen: 512, Consumers: []ConsumerSpec{{"w", Lossless}, {"i", Lossy}}})
+	p, err := r.NewProducer(Live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := r.Attach("w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lz, err := r.Attach("i")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewSource(1))
+	buf := make([]byte, 1024)
+	var attempted, drops, got, lossyGot, lossyMissed uint64
+	next := r.FirstSeq()
+	var pendingLossy []uint64
+	for round := 0; round < 20000; round++ {
+		for i := rng.Intn(8); i > 0; i-- {
+			attempted++
+			if writeFor(p, next, buf, maxLen) {
+				next++
+			} else {
+				drops++
+			}
+		}
+		p.Publish()
+		for i := rng.Intn(10); i > 0; i-- {
+			rec, err := w.Next()
+			if err == ErrEmpty {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Seq != r.FirstSeq()+got || !checkRecord(rec, buf, maxLen) {
+				t.Fatalf("lossless: bad record seq %d (want %d)", rec.Seq, r.FirstSeq()+got)
+			}
+			got++
+			if rng.Intn(3) == 0 {
+				w.Commit()
+			}
+		}
+		if rng.Intn(4) == 0 { // the lossy one runs rarely, so it is lapped
+			for {
+				rec, err := lz.Next()
+				if err == ErrEmpty {
+					break
+				}
+				if err == ErrOverrun {
+					pendingLossy = pendingLossy[:0]
+					continue
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if lo, hi, ok := lz.Gap(); ok {
+					lossyMissed += hi - lo + 1
+				}
+				ok := checkRecord(rec, buf, maxLen)
+				if !ok {
+					pendingLossy = append(pendingLossy, ^uint64(0))
+				} else {
+					pendingLossy = append(pendingLossy, rec.Seq)
+				}
+			}
+			if err := lz.Verify(); err == nil {
+				for _, s := range pendingLossy {
+					if s == ^uint64(0) {
+						t.Fatalf("lossy: a torn record passed Verify")
+					}
+				}
+				lossyGot += uint64(len(pendingLossy))
+				lz.Commit()
+			}
+			pendingLossy = pendingLossy[:0]
+		}
+	}
+	p.Close()
+	for {
+		rec, err := w.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Seq != r.FirstSeq()+got || !checkRecord(rec, buf, maxLen) {
+			t.Fatalf("lossless tail: bad record %d", rec.Seq)
+		}
+		got++
+	}
+	written := next - r.FirstSeq()
+	if got != written || attempted != written+drops || drops == 0 {
+		t.Fatalf("lossless got %d, written %d, drops %d, attempted %d", got, written, drops, attempted)
+	}
+	in := r.Info()
+	if in.Drops != drops || in.Written != written {
+		t.Fatalf("info drops %d written %d, want %d %d", in.Drops, in.Written, drops, written)
+	}
+	if in.Consumers[1].Overruns == 0 || in.Consumers[1].Missed != lossyMissed {
+		t.Fatalf("lossy: overruns %d, missed %d (counted %d)", in.Consumers[1].Overruns, in.Consumers[1].Missed, lossyMissed)
+	}
+	if lossyGot+lossyMissed > written {
+		t.Fatalf("lossy delivered %d + missed %d > written %d", lossyGot, lossyMissed, written)
+	}
+	t.Logf("%s: written %d drops %d; lossy got %d missed %d overruns %d", path, written, drops, lossyGot, lossyMissed, in.Consumers[1].Overruns)
+}
+
+// TestResumeFromCursor: a consumer that detaches and comes back continues
+// exactly after the last record it committed.
+func TestResumeFromCursor(t *testing.T) {
+	r, _ := newRing(t, Config{DataSize: 1 << 16, MaxCaplen: 1024, Consumers: []ConsumerSpec{{"w", Lossless}}})
+	p, _ := r.NewProducer(Blocking)
+	buf := make([]byte, 2048)
+	for s := uint64(1); s <= 100; s++ {
+		writeFor(p, s, buf, 1000)
+	}
+	p.Publish()
+	c, _ := r.Attach("w")
+	if _, err := r.Attach("w"); !errors.Is(err, ErrAttached) {
+		t.Fatalf("second attach: got %v, want ErrAttached", err)
+	}
+	for i := 0; i < 40; i++ {
+		c.Next()
+	}
+	c.Commit()
+	for i := 0; i < 10; i++ { // read but not committed: must come again
+		c.Next()
+	}
+	c.Close()
+	c, err := r.Attach("w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := c.Next()
+	if err != nil || rec.Seq != 41 || !checkRecord(rec, buf, 1000) {
+		t.Fatalf("after reattach: seq %d err %v, want 41", rec.Seq, err)
+	}
+}
+
+func TestAttachUnknown(t *testing.T) {
+	r, _ := newRing(t, Config{DataSize: 1 << 16, MaxCaplen: 1024, Consumers: []ConsumerSpec{{"w", Lossless}}})
+	if _, err := r.Attach("nope"); err == nil || !strings.Contains(err.Error(), "declared") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestCorruptRecordIsTypedError(t *testing.T) {
+	r, _ := newRing(t, Config{DataSize: 1 << 16, MaxCaplen: 1024, Consumers: []ConsumerSpec{{"w", Lossless}}})
+	p, _ := r.NewProducer(Live)
+	p.Write(1, 10, 0, 0, 0, make([]byte, 10))
+	p.Publish()
+	binary.LittleEndian.PutUint32(r.data[4:], 5000) // caplen beyond max
+	c, _ := r.Attach("w")
+	_, err := c.Next()
+	var ce *CorruptError
+	if !errors.As(err, &ce) {
+		t.Fatalf("got %v, want *CorruptError", err)
+	}
+}

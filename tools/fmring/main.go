@@ -1,0 +1,113 @@
+// Command fmring creates, describes and destroys capture rings. A ring's
+// lifetime is its own: restarting the producer or a consumer never loses
+// what the ring holds.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"fmcap/internal/cliutil"
+	"fmcap/shmring"
+)
+
+func main() {
+	app := &cli.App{
+		Name:  "fmring",
+		Usage: "create, inspect and destroy fmcap capture rings",
+		Commands: []*cli.Command{
+			{
+				Name:  "create",
+				Usage: "create a ring and declare its consumers",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "ring", Required: true, Usage: "path (on /dev/hugepages for huge pages, or e.g. /dev/shm)"},
+					&cli.StringFlag{Name: "size", Value: "256MiB", Usage: "data area size, a power of two"},
+					&cli.StringSliceFlag{Name: "consumer", Required: true, Usage: "NAME:lossless or NAME:lossy (repeat)"},
+					&cli.UintFlag{Name: "max-caplen", Value: shmring.DefaultMaxCaplen, Usage: "largest packet kept whole"},
+					&cli.Uint64Flag{Name: "first-seq", Value: 1, Usage: "seq of the first packet"},
+				},
+				Action: create,
+			},
+			{
+				Name:   "info",
+				Usage:  "print geometry, producer position, consumer cursors, lag and drops",
+				Flags:  []cli.Flag{&cli.StringFlag{Name: "ring", Required: true}, &cli.BoolFlag{Name: "json"}},
+				Action: info,
+			},
+			{
+				Name:   "destroy",
+				Usage:  "remove a ring (refused while a process is attached)",
+				Flags:  []cli.Flag{&cli.StringFlag{Name: "ring", Required: true}},
+				Action: func(cc *cli.Context) error { return shmring.Remove(cc.String("ring")) },
+			},
+		},
+	}
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "fmring:", err)
+		os.Exit(1)
+	}
+}
+
+func create(cc *cli.Context) error {
+	size, err := cliutil.ParseSize(cc.String("size"))
+	if err != nil {
+		return fmt.Errorf("--size: %w", err)
+	}
+	cfg := shmring.Config{DataSize: size, MaxCaplen: uint32(cc.Uint("max-caplen")), FirstSeq: cc.Uint64("first-seq")}
+	for _, s := range cc.StringSlice("consumer") {
+		name, mode, ok := strings.Cut(s, ":")
+		var m shmring.ConsumerMode
+		switch mode {
+		case "lossless":
+			m = shmring.Lossless
+		case "lossy":
+			m = shmring.Lossy
+		default:
+			ok = false
+		}
+		if !ok {
+			return fmt.Errorf("--consumer %q: give NAME:lossless or NAME:lossy", s)
+		}
+		cfg.Consumers = append(cfg.Consumers, shmring.ConsumerSpec{Name: name, Mode: m})
+	}
+	return shmring.Create(cc.String("ring"), cfg)
+}
+
+func info(cc *cli.Context) error {
+	r, err := shmring.Open(cc.String("ring"))
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	in := r.Info()
+	if cc.Bool("json") {
+		e := json.NewEncoder(os.Stdout)
+		e.SetIndent("", "  ")
+		return e.Encode(in)
+	}
+	fmt.Printf("ring        %s\n", in.Path)
+	fmt.Printf("id          %016x  version %d  created %s\n", in.ID, in.Version, in.Created.UTC().Format("2006-01-02T15:04:05Z"))
+	fmt.Printf("geometry    data %d bytes, max caplen %d, first seq %d\n", in.DataSize, in.MaxCaplen, in.FirstSeq)
+	state := "open"
+	if in.Closed {
+		state = "closed"
+	}
+	fmt.Printf("producer    pid %d, %s, head %d, next seq %d, written %d, drops %d (%d bytes)\n",
+		in.ProducerPID, state, in.Head, in.NextSeq, in.Written, in.Drops, in.DropBytes)
+	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "consumer\tmode\tpid\tcursor\tnext seq\tlag records\tlag bytes\tdelivered\toverruns\tmissed\tlast missed")
+	for _, c := range in.Consumers {
+		last := "-"
+		if c.Missed > 0 {
+			last = fmt.Sprintf("%d..%d", c.LastMissLo, c.LastMissHi)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", c.Name, c.Mode, c.PID, c.Cursor, c.CursorSeq,
+			c.LagRecords, c.LagBytes, c.Delivered, c.Overruns, c.Missed, last)
+	}
+	return tw.Flush()
+}

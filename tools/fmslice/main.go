@@ -1,0 +1,126 @@
+// Command fmslice extracts a time range of a store, optionally filtered by a
+// tcpdump expression, as pcap (or pcapng) that tcpdump and Wireshark read.
+//
+// Exit status: 0 when the output is complete; 3 when damaged frames or
+// chunks were skipped (each is reported on stderr and the rest is still
+// extracted); 1 on any other error (bad arguments, missing or empty store,
+// unwritable output).
+package main
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcap"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"fmcap/internal/timespec"
+	"fmcap/writer/chunk"
+)
+
+const exitIncomplete = 3
+
+func main() {
+	app := &cli.App{
+		Name:      "fmslice",
+		Usage:     "extract packets from an fmcap store as pcap",
+		ArgsUsage: "[tcpdump filter expression]",
+		Description: "The range is half-open: --from <= time < --to. Times: RFC 3339 (2026-11-25T10:00:00.5Z),\n" +
+			"Unix seconds (1764064800.5), now, or relative (-5m, now-1h). The filter has tcpdump's syntax and meaning.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "store", Required: true, Usage: "store directory written by the writer"},
+			&cli.StringFlag{Name: "from", Usage: "start of the range (inclusive); default: the beginning"},
+			&cli.StringFlag{Name: "to", Usage: "end of the range (exclusive); default: the end"},
+			&cli.StringFlag{Name: "w", Aliases: []string{"write"}, Value: "-", Usage: "output file, - for stdout"},
+			&cli.StringFlag{Name: "format", Value: "pcap", Usage: "pcap (nanosecond) or pcapng"},
+			&cli.BoolFlag{Name: "q", Usage: "no summary on stderr"},
+		},
+		Action:         run,
+		ExitErrHandler: func(*cli.Context, error) {}, // main reports and exits
+	}
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "fmslice:", err)
+		var ex cli.ExitCoder
+		if errors.As(err, &ex) {
+			os.Exit(ex.ExitCode())
+		}
+		os.Exit(1)
+	}
+}
+
+func run(cc *cli.Context) error {
+	now := time.Now()
+	q := &query{store: cc.String("store"), from: math.MinInt64, to: math.MaxInt64}
+	var err error
+	if s := cc.String("from"); s != "" {
+		if q.from, err = timespec.Parse(s, now); err != nil {
+			return fmt.Errorf("--from: %w", err)
+		}
+	}
+	if s := cc.String("to"); s != "" {
+		if q.to, err = timespec.Parse(s, now); err != nil {
+			return fmt.Errorf("--to: %w", err)
+		}
+	}
+	if q.from >= q.to {
+		return fmt.Errorf("--from %s is not before --to %s: the range [from, to) is empty", cc.String("from"), cc.String("to"))
+	}
+	if expr := strings.TrimSpace(strings.Join(cc.Args().Slice(), " ")); expr != "" {
+		bpf, err := pcap.NewBPF(layers.LinkTypeEthernet, chunk.Snaplen, expr)
+		if err != nil {
+			return fmt.Errorf("filter %q: %w", expr, err)
+		}
+		q.match = bpf.Matches
+	}
+	format := cc.String("format")
+	if format != "pcap" && format != "pcapng" {
+		return fmt.Errorf("--format %q: use pcap or pcapng", format)
+	}
+	w := os.Stdout
+	if path := cc.String("w"); path != "-" {
+		if w, err = os.Create(path); err != nil {
+			return err
+		}
+		defer w.Close()
+	} else if _, err := unix.IoctlGetTermios(int(w.Fd()), unix.TCGETS); err == nil {
+		return fmt.Errorf("refusing to write pcap to a terminal: use -w FILE, or pipe into tcpdump -r -")
+	}
+	var out interface {
+		sink
+		flush() error
+	}
+	if format == "pcap" {
+		out, err = newPcapSink(w)
+	} else {
+		out, err = newNgSink(w)
+	}
+	if err != nil {
+		return err
+	}
+	dec := chunk.NewDecoder()
+	defer dec.Close()
+	res, err := slice(q, out, dec)
+	if err != nil {
+		return err
+	}
+	if err := out.flush(); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	for _, d := range res.damaged {
+		fmt.Fprintln(os.Stderr, "fmslice: damaged, skipped:", d)
+	}
+	if !cc.Bool("q") {
+		fmt.Fprintf(os.Stderr, "fmslice: %d packets from %d frames in %d chunks (%d bytes decompressed)\n",
+			res.packets, res.frames, res.chunks, res.decompressed)
+	}
+	if len(res.damaged) > 0 {
+		return cli.Exit(fmt.Sprintf("output incomplete: %d damaged parts skipped", len(res.damaged)), exitIncomplete)
+	}
+	return nil
+}

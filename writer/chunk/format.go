@@ -1,0 +1,280 @@
+// Package chunk owns the store's on-disk format: chunk files of pcap data,
+// their frame tables, how they are named, written, published, repaired after
+// a crash and read back. The writer writes it; fmslice and the indexer read it
+// through this package only.
+//
+// # Store directory
+//
+//	chunk-F-L-A-B.pcap.zst   a finished compressed chunk (self-contained)
+//	chunk-F-L-A-B.pcap       a finished uncompressed chunk (--compress none) ...
+//	chunk-F.ftab             ... and its frame table
+//	.open-F.pcap.zst         the chunk being written (or .open-F.pcap) ...
+//	.open-F.ftab             ... and its live frame table (zstd mode; none mode
+//	                         writes chunk-F.ftab from the start)
+//
+// F and L are the first and last seq (20 digits), A and B the minimum and
+// maximum capture time in Unix ns (19 digits), all zero-padded so that names
+// sort by seq. A reader picks chunks by name alone, without opening them.
+//
+// # Chunk data
+//
+// Decompressed, a chunk is one standard pcap file: the 24-byte global header
+// (magic a1b23c4d little-endian, i.e. nanosecond timestamps; version 2.4;
+// snaplen 262144; link type 1, Ethernet), then one 16-byte record header and
+// the packet bytes per packet, in capture (seq) order. The stream is cut into
+// frames at packet boundaries; frame 0 starts with the global header.
+//
+// Compressed (.pcap.zst), each frame is an independent zstd frame, and the
+// file follows the zstd seekable format (facebook/zstd contrib/seekable_format):
+//
+//	zstd frame 0 … zstd frame N-1
+//	skippable frame 0x184D2A5D: the fmcap frame table (below), same bytes as a .ftab file
+//	skippable frame 0x184D2A5E: the seek table
+//	    per frame: compressed size u32, decompressed size u32, checksum u32
+//	    footer: frame count u32, descriptor u8 (0x80: checksums present), magic 0x8F92EAB1 u32
+//
+// zstd -dc skips skippable frames, so `zstd -dc CHUNK | tcpdump -r -` reads a
+// chunk with no other step. The checksum of a frame is the low 32 bits of the
+// XXH64 (seed 0) of its decompressed bytes, as the seekable format defines.
+// Uncompressed (.pcap), frames are just byte ranges of the pcap file, with
+// compressed size = decompressed size.
+//
+// # Frame table (.ftab, and the skippable frame payload)
+//
+// Little-endian. A 32-byte header then one 64-byte entry per frame, in file
+// order. Each entry carries its own CRC, so a table cut short by a crash is
+// read up to its last whole entry.
+//
+//	header
+//	  0  4  magic "FMFT"
+//	  4  2  version (1)
+//	  6  2  flags: bit 0 set = frames are zstd-compressed
+//	  8  8  ring id of the ring the packets came from
+//	 16  4  entry size (64)
+//	 20  8  reserved, zero
+//	 28  4  CRC-32C of bytes 0..27
+//	entry
+//	  0  8  offset of the frame in the chunk file
+//	  8  4  compressed size (bytes in the file)
+//	 12  4  decompressed size (pcap bytes)
+//	 16  8  first seq
+//	 24  8  last seq (the frame holds every seq from first to last)
+//	 32  8  minimum capture time, Unix ns
+//	 40  8  maximum capture time, Unix ns (times need not be monotonic)
+//	 48  4  packet count (= last - first + 1)
+//	 52  4  checksum of the decompressed bytes (as in the seek table)
+//	 56  4  reserved, zero
+//	 60  4  CRC-32C of bytes 0..59
+package chunk
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+)
+
+const (
+	ftabMagic     = "FMFT"
+	ftabVersion   = 1
+	ftabHdrSize   = 32
+	EntrySize     = 64
+	flagZstd      = 1
+	pcapHdrSize   = 24
+	pcapRecSize   = 16
+	pcapMagicNano = 0xa1b23c4d
+	// Snaplen is what chunk pcap headers declare.
+	Snaplen      = 262144
+	linkEthernet = 1
+
+	skipFtab      = 0x184D2A5D
+	skipSeekTable = 0x184D2A5E
+	seekMagic     = 0x8F92EAB1
+	seekFooter    = 9
+	seekEntry     = 12
+	zstdMagic     = 0xFD2FB528
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrCorrupt marks damage found in a chunk or frame table.
+var ErrCorrupt = errors.New("corrupt chunk")
+
+// Frame describes one frame of a chunk.
+type Frame struct {
+	Off      uint64
+	CSize    uint32
+	DSize    uint32
+	FirstSeq uint64
+	LastSeq  uint64
+	MinTS    int64
+	MaxTS    int64
+	Count    uint32
+	Sum      uint32
+}
+
+// Overlaps reports whether the frame may hold packets in [from, to).
+func (f *Frame) Overlaps(from, to int64) bool { return f.MaxTS >= from && f.MinTS < to }
+
+func appendFtabHeader(b []byte, zstd bool, ringID uint64) []byte {
+	var h [ftabHdrSize]byte
+	copy(h[:], ftabMagic)
+	le := binary.LittleEndian
+	le.PutUint16(h[4:], ftabVersion)
+	if zstd {
+		le.PutUint16(h[6:], flagZstd)
+	}
+	le.PutUint64(h[8:], ringID)
+	le.PutUint32(h[16:], EntrySize)
+	le.PutUint32(h[28:], crc32.Checksum(h[:28], crcTable))
+	return append(b, h[:]...)
+}
+
+func appendEntry(b []byte, f *Frame) []byte {
+	var e [EntrySize]byte
+	le := binary.LittleEndian
+	le.PutUint64(e[0:], f.Off)
+	le.PutUint32(e[8:], f.CSize)
+	le.PutUint32(e[12:], f.DSize)
+	le.PutUint64(e[16:], f.FirstSeq)
+	le.PutUint64(e[24:], f.LastSeq)
+	le.PutUint64(e[32:], uint64(f.MinTS))
+	le.PutUint64(e[40:], uint64(f.MaxTS))
+	le.PutUint32(e[48:], f.Count)
+	le.PutUint32(e[52:], f.Sum)
+	le.PutUint32(e[60:], crc32.Checksum(e[:60], crcTable))
+	return append(b, e[:]...)
+}
+
+// Table is a decoded frame table.
+type Table struct {
+	Zstd   bool
+	RingID uint64
+	Frames []Frame
+	// Cut is set when the table ended in a partial or damaged entry; Frames
+	// holds the whole entries before it.
+	Cut bool
+}
+
+// ParseTable decodes a frame table. Entries must be contiguous in the file
+// (each starts where the previous ended, the first at 0) and cover
+// consecutive seqs. A damaged header is an error; a damaged or partial entry
+// ends the table (Cut), which is how a table cut short by a crash reads.
+func ParseTable(b []byte) (*Table, error) {
+	le := binary.LittleEndian
+	if len(b) < ftabHdrSize || string(b[:4]) != ftabMagic {
+		return nil, fmt.Errorf("%w: frame table: bad magic", ErrCorrupt)
+	}
+	if le.Uint32(b[28:]) != crc32.Checksum(b[:28], crcTable) {
+		return nil, fmt.Errorf("%w: frame table header checksum", ErrCorrupt)
+	}
+	if v := le.Uint16(b[4:]); v != ftabVersion {
+		return nil, fmt.Errorf("%w: frame table version %d (this build reads %d)", ErrCorrupt, v, ftabVersion)
+	}
+	if es := le.Uint32(b[16:]); es != EntrySize {
+		return nil, fmt.Errorf("%w: frame table entry size %d", ErrCorrupt, es)
+	}
+	t := &Table{Zstd: le.Uint16(b[6:])&flagZstd != 0, RingID: le.Uint64(b[8:])}
+	rest := b[ftabHdrSize:]
+	var next uint64
+	for len(rest) >= EntrySize {
+		e := rest[:EntrySize]
+		rest = rest[EntrySize:]
+		if le.Uint32(e[60:]) != crc32.Checksum(e[:60], crcTable) {
+			t.Cut = true
+			return t, nil
+		}
+		f := Frame{
+			Off: le.Uint64(e[0:]), CSize: le.Uint32(e[8:]), DSize: le.Uint32(e[12:]),
+			FirstSeq: le.Uint64(e[16:]), LastSeq: le.Uint64(e[24:]),
+			MinTS: int64(le.Uint64(e[32:])), MaxTS: int64(le.Uint64(e[40:])),
+			Count: le.Uint32(e[48:]), Sum: le.Uint32(e[52:]),
+		}
+		if f.Off != next || f.LastSeq < f.FirstSeq || uint64(f.Count) != f.LastSeq-f.FirstSeq+1 || f.MinTS > f.MaxTS || f.CSize == 0 || f.DSize == 0 {
+			return nil, fmt.Errorf("%w: frame table entry %d inconsistent", ErrCorrupt, len(t.Frames))
+		}
+		if n := len(t.Frames); n > 0 && t.Frames[n-1].LastSeq+1 != f.FirstSeq {
+			return nil, fmt.Errorf("%w: frame table entry %d starts at seq %d after %d", ErrCorrupt, n, f.FirstSeq, t.Frames[n-1].LastSeq)
+		}
+		next = f.Off + uint64(f.CSize)
+		t.Frames = append(t.Frames, f)
+	}
+	if len(rest) != 0 {
+		t.Cut = true
+	}
+	return t, nil
+}
+
+// MaxRecord is the largest pcap record a chunk holds (header and data).
+const MaxRecord = pcapRecSize + Snaplen
+
+// PcapHeader is the global header every chunk's data starts with.
+func PcapHeader() []byte {
+	var h [pcapHdrSize]byte
+	le := binary.LittleEndian
+	le.PutUint32(h[0:], pcapMagicNano)
+	le.PutUint16(h[4:], 2)
+	le.PutUint16(h[6:], 4)
+	le.PutUint32(h[16:], Snaplen)
+	le.PutUint32(h[20:], linkEthernet)
+	return h[:]
+}
+
+// AppendPacket appends one pcap record (nanosecond timestamp) to b. Times
+// before 1970 or after 2106 cannot be written in pcap and are clamped; the
+// clamped value is returned so frame tables agree with the bytes.
+func AppendPacket(b []byte, ts int64, wireLen uint32, data []byte) ([]byte, int64) {
+	if ts < 0 {
+		ts = 0
+	} else if ts > maxPcapTS {
+		ts = maxPcapTS
+	}
+	var h [pcapRecSize]byte
+	le := binary.LittleEndian
+	le.PutUint32(h[0:], uint32(ts/1e9))
+	le.PutUint32(h[4:], uint32(ts%1e9))
+	le.PutUint32(h[8:], uint32(len(data)))
+	if wireLen < uint32(len(data)) {
+		wireLen = uint32(len(data))
+	}
+	le.PutUint32(h[12:], wireLen)
+	b = append(b, h[:]...)
+	return append(b, data...), ts
+}
+
+const maxPcapTS = int64(1<<32-1)*1e9 + 999_999_999
+
+// Packet is one record of a frame's pcap bytes.
+type Packet struct {
+	TS      int64
+	WireLen uint32
+	Data    []byte
+}
+
+// Packets walks the pcap records in a frame's decompressed bytes; first says
+// whether this is frame 0 (which starts with the global header). fn returning
+// false stops the walk. A record that does not fit is ErrCorrupt.
+func Packets(b []byte, first bool, fn func(Packet) bool) error {
+	le := binary.LittleEndian
+	if first {
+		if len(b) < pcapHdrSize || le.Uint32(b) != pcapMagicNano {
+			return fmt.Errorf("%w: frame 0 does not start with a nanosecond pcap header", ErrCorrupt)
+		}
+		b = b[pcapHdrSize:]
+	}
+	for len(b) > 0 {
+		if len(b) < pcapRecSize {
+			return fmt.Errorf("%w: %d stray bytes after the last packet", ErrCorrupt, len(b))
+		}
+		sec, nsec, incl, orig := le.Uint32(b), le.Uint32(b[4:]), le.Uint32(b[8:]), le.Uint32(b[12:])
+		if nsec >= 1e9 || incl > Snaplen || uint64(incl) > uint64(len(b)-pcapRecSize) || orig < incl {
+			return fmt.Errorf("%w: bad packet record (len %d of %d left, nsec %d)", ErrCorrupt, incl, len(b)-pcapRecSize, nsec)
+		}
+		p := Packet{TS: int64(sec)*1e9 + int64(nsec), WireLen: orig, Data: b[pcapRecSize : pcapRecSize+incl : pcapRecSize+incl]}
+		b = b[pcapRecSize+incl:]
+		if !fn(p) {
+			return nil
+		}
+	}
+	return nil
+}

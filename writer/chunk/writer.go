@@ -1,0 +1,324 @@
+package chunk
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/klauspost/compress/zstd"
+)
+
+const (
+	extZstd = ".pcap.zst"
+	extPcap = ".pcap"
+	extFtab = ".ftab"
+	openPfx = ".open-"
+)
+
+// FinalName is the published name of a chunk.
+func FinalName(first, last uint64, minTS, maxTS int64, zstd bool) string {
+	ext := extPcap
+	if zstd {
+		ext = extZstd
+	}
+	return fmt.Sprintf("chunk-%020d-%020d-%019d-%019d%s", first, last, minTS, maxTS, ext)
+}
+
+func openName(first uint64, zstd bool) string {
+	if zstd {
+		return fmt.Sprintf("%s%020d%s", openPfx, first, extZstd)
+	}
+	return fmt.Sprintf("%s%020d%s", openPfx, first, extPcap)
+}
+
+// ftabName is where a chunk's frame table lives outside the chunk: the live
+// table of an open compressed chunk (removed once it is embedded), or the
+// permanent table of an uncompressed one (named by first seq only, so that
+// publishing the chunk is a single rename).
+func ftabName(first uint64, zstd bool) string {
+	if zstd {
+		return fmt.Sprintf("%s%020d%s", openPfx, first, extFtab)
+	}
+	return fmt.Sprintf("chunk-%020d%s", first, extFtab)
+}
+
+// Sum is the frame checksum: the low 32 bits of XXH64 of the pcap bytes.
+func Sum(b []byte) uint32 { return uint32(xxhash.Sum64(b)) }
+
+// Writer appends frames to one open chunk.
+type Writer struct {
+	dir      string
+	zstd     bool
+	ringID   uint64
+	firstSeq uint64
+	data     *os.File
+	ftab     *os.File
+	size     uint64 // bytes of whole frames in data
+	frames   []Frame
+	entry    []byte
+}
+
+// Create opens a new chunk whose first packet has seq first.
+func Create(dir string, first uint64, zstd bool, ringID uint64) (*Writer, error) {
+	w := &Writer{dir: dir, zstd: zstd, ringID: ringID, firstSeq: first}
+	var err error
+	dp := filepath.Join(dir, openName(first, zstd))
+	if w.data, err = os.OpenFile(dp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
+		return nil, fmt.Errorf("create chunk: %w", err)
+	}
+	fp := filepath.Join(dir, ftabName(first, zstd))
+	if w.ftab, err = os.OpenFile(fp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
+		w.data.Close()
+		os.Remove(dp)
+		return nil, fmt.Errorf("create frame table: %w", err)
+	}
+	if _, err := w.ftab.Write(appendFtabHeader(nil, zstd, ringID)); err != nil {
+		w.Abandon()
+		return nil, fmt.Errorf("write frame table %q: %w", fp, err)
+	}
+	return w, nil
+}
+
+// Len is the number of bytes of whole frames written so far.
+func (w *Writer) Len() uint64 { return w.size }
+
+// NumFrames is the number of frames written so far.
+func (w *Writer) NumFrames() int { return len(w.frames) }
+
+// FirstSeq is the seq of the chunk's first packet.
+func (w *Writer) FirstSeq() uint64 { return w.firstSeq }
+
+// Append writes one frame (compressed bytes, or plain pcap bytes in none mode)
+// and then its frame table entry; f carries everything but Off and CSize. On
+// error nothing of the frame remains (the files are cut back), so the caller
+// may retry or stop without leaving a partial frame that a reader would see.
+func (w *Writer) Append(b []byte, f Frame) error {
+	f.Off = w.size
+	f.CSize = uint32(len(b))
+	if _, err := w.data.Write(b); err != nil {
+		w.cutBack()
+		return fmt.Errorf("write chunk %q: %w", w.data.Name(), err)
+	}
+	w.entry = appendEntry(w.entry[:0], &f)
+	if _, err := w.ftab.WriteAt(w.entry, int64(ftabHdrSize+len(w.frames)*EntrySize)); err != nil {
+		w.cutBack()
+		return fmt.Errorf("write frame table %q: %w", w.ftab.Name(), err)
+	}
+	w.size += uint64(len(b))
+	w.frames = append(w.frames, f)
+	return nil
+}
+
+func (w *Writer) cutBack() {
+	w.data.Truncate(int64(w.size))
+	w.data.Seek(int64(w.size), io.SeekStart)
+	w.ftab.Truncate(int64(ftabHdrSize + len(w.frames)*EntrySize))
+}
+
+// Finalize completes the chunk: embeds the frame table and the seek table
+// (compressed mode), fsyncs, renames to the final name and fsyncs the
+// directory. It returns the final name, or "" when the chunk had no frame
+// (then nothing is left behind).
+func (w *Writer) Finalize() (string, error) {
+	if len(w.frames) == 0 {
+		w.Abandon()
+		return "", nil
+	}
+	first, last := w.frames[0], w.frames[len(w.frames)-1]
+	minTS, maxTS := first.MinTS, first.MaxTS
+	for _, f := range w.frames {
+		minTS, maxTS = min(minTS, f.MinTS), max(maxTS, f.MaxTS)
+	}
+	final := FinalName(first.FirstSeq, last.LastSeq, minTS, maxTS, w.zstd)
+	if w.zstd {
+		tail := w.tables()
+		if _, err := w.data.Write(tail); err != nil {
+			w.cutBack()
+			return "", fmt.Errorf("finalize chunk %q: %w", w.data.Name(), err)
+		}
+	} else if err := w.ftab.Sync(); err != nil {
+		return "", fmt.Errorf("finalize chunk: fsync %q: %w", w.ftab.Name(), err)
+	}
+	if err := w.data.Sync(); err != nil {
+		return "", fmt.Errorf("finalize chunk: fsync %q: %w", w.data.Name(), err)
+	}
+	if err := os.Rename(w.data.Name(), filepath.Join(w.dir, final)); err != nil {
+		return "", fmt.Errorf("finalize chunk: %w", err)
+	}
+	if err := syncDir(w.dir); err != nil {
+		return "", fmt.Errorf("finalize chunk: %w", err)
+	}
+	w.data.Close()
+	w.ftab.Close()
+	if w.zstd {
+		os.Remove(w.ftab.Name())
+	}
+	return final, nil
+}
+
+// tables is the tail of a compressed chunk: the fmcap frame table and the
+// seek table, each in a skippable frame.
+func (w *Writer) tables() []byte {
+	le := binary.LittleEndian
+	ft := appendFtabHeader(nil, true, w.ringID)
+	for i := range w.frames {
+		ft = appendEntry(ft, &w.frames[i])
+	}
+	b := make([]byte, 0, 8+len(ft)+8+len(w.frames)*seekEntry+seekFooter)
+	b = le.AppendUint32(b, skipFtab)
+	b = le.AppendUint32(b, uint32(len(ft)))
+	b = append(b, ft...)
+	b = le.AppendUint32(b, skipSeekTable)
+	b = le.AppendUint32(b, uint32(len(w.frames)*seekEntry+seekFooter))
+	for _, f := range w.frames {
+		b = le.AppendUint32(b, f.CSize)
+		b = le.AppendUint32(b, f.DSize)
+		b = le.AppendUint32(b, f.Sum)
+	}
+	b = le.AppendUint32(b, uint32(len(w.frames)))
+	b = append(b, 0x80)
+	b = le.AppendUint32(b, seekMagic)
+	return b
+}
+
+// Abandon closes and removes an open chunk (used when it holds nothing).
+func (w *Writer) Abandon() {
+	w.data.Close()
+	w.ftab.Close()
+	os.Remove(w.data.Name())
+	os.Remove(w.ftab.Name())
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync dir %q: %w", dir, err)
+	}
+	return nil
+}
+
+// RepairResult says what Recover did with one open chunk.
+type RepairResult struct {
+	Open      string // the open chunk's name
+	Final     string // the name it was published under ("" if it held nothing)
+	Kept      int    // whole frames kept
+	Dropped   int    // frames or entries cut (partial or damaged)
+	LastSeq   uint64 // last seq it holds (0 if none)
+}
+
+// Recover publishes every chunk left open by a writer that died: whole,
+// verified frames are kept (a frame counts only once both its bytes and its
+// frame table entry are written, which is also when the writer commits the
+// ring cursor past it), anything after the first bad frame is cut off, and
+// the chunk is finalized as usual. It also removes stray temporary files.
+func Recover(dir string, dec *zstd.Decoder) ([]RepairResult, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("recover store: %w", err)
+	}
+	var out []RepairResult
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasPrefix(name, openPfx) || strings.HasSuffix(name, extFtab) {
+			continue
+		}
+		res, err := repairOne(dir, name, dec)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, res)
+	}
+	// A live frame table whose chunk is gone belongs to a chunk that was
+	// published (renamed) just before a crash.
+	ents, _ = os.ReadDir(dir)
+	names := map[string]bool{}
+	for _, e := range ents {
+		names[e.Name()] = true
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasPrefix(name, openPfx) && strings.HasSuffix(name, extFtab) {
+			first := strings.TrimSuffix(strings.TrimPrefix(name, openPfx), extFtab)
+			if !names[openPfx+first+extZstd] {
+				os.Remove(filepath.Join(dir, name))
+			}
+		}
+	}
+	return out, nil
+}
+
+func repairOne(dir, name string, dec *zstd.Decoder) (RepairResult, error) {
+	res := RepairResult{Open: name}
+	zst := strings.HasSuffix(name, extZstd)
+	ext := extPcap
+	if zst {
+		ext = extZstd
+	}
+	first, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(name, openPfx), ext), 10, 64)
+	if err != nil {
+		return res, fmt.Errorf("recover %q: name has no first seq", name)
+	}
+	w := &Writer{dir: dir, zstd: zst, firstSeq: first}
+	if w.data, err = os.OpenFile(filepath.Join(dir, name), os.O_RDWR, 0); err != nil {
+		return res, fmt.Errorf("recover %q: %w", name, err)
+	}
+	fp := filepath.Join(dir, ftabName(first, zst))
+	if w.ftab, err = os.OpenFile(fp, os.O_RDWR|os.O_CREATE, 0o644); err != nil {
+		w.data.Close()
+		return res, fmt.Errorf("recover %q: %w", name, err)
+	}
+	raw, _ := io.ReadAll(w.ftab)
+	st, _ := w.data.Stat()
+	var frames []Frame
+	if t, err := ParseTable(raw); err == nil {
+		frames = t.Frames
+		w.ringID = t.RingID
+	}
+	var buf, out []byte
+	for _, f := range frames {
+		if f.Off+uint64(f.CSize) > uint64(st.Size()) {
+			break
+		}
+		buf = append(buf[:0], make([]byte, f.CSize)...)
+		if _, err := w.data.ReadAt(buf, int64(f.Off)); err != nil {
+			break
+		}
+		if zst {
+			if out, err = dec.DecodeAll(buf, out[:0]); err != nil || len(out) != int(f.DSize) || Sum(out) != f.Sum {
+				break
+			}
+		} else if Sum(buf) != f.Sum || f.DSize != f.CSize {
+			break
+		}
+		w.frames = append(w.frames, f)
+		w.size = f.Off + uint64(f.CSize)
+	}
+	res.Kept = len(w.frames)
+	res.Dropped = len(frames) - len(w.frames)
+	if st.Size() > int64(w.size) && res.Dropped == 0 {
+		res.Dropped = 1 // bytes of a frame whose entry was never written
+	}
+	// Rewrite the table header (it may be damaged) and cut both files to the
+	// kept frames, then publish as a normal chunk.
+	hdr := appendFtabHeader(nil, zst, w.ringID)
+	if _, err := w.ftab.WriteAt(hdr, 0); err != nil {
+		return res, fmt.Errorf("recover %q: %w", name, err)
+	}
+	w.cutBack()
+	if len(w.frames) > 0 {
+		res.LastSeq = w.frames[len(w.frames)-1].LastSeq
+	}
+	if res.Final, err = w.Finalize(); err != nil {
+		return res, fmt.Errorf("recover %q: %w", name, err)
+	}
+	return res, nil
+}

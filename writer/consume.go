@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"fmcap/shmring"
+	"fmcap/writer/chunk"
+)
+
+// consumer turns ring records into frames.
+type consumer struct {
+	cfg     *Config
+	c       *shmring.Consumer
+	skipTo  uint64 // packets with seq <= skipTo are in the store already
+	free    chan *frame
+	work    chan *frame
+	ordered chan *frame
+	st      *stats
+
+	cur        *frame
+	frameStart time.Time
+	chunkBytes int64
+	chunkStart time.Time
+	inChunk    bool // a chunk is open (some frame of it was emitted)
+	closed     atomic.Bool
+}
+
+// run reads until ctx is cancelled (then drains what the ring holds now) or,
+// with ExitOnClose, until the producer has closed the ring and all is read.
+func (k *consumer) run(ctx context.Context) error {
+	defer close(k.work)
+	defer close(k.ordered)
+	idle := 0
+	var stopping bool
+	var deadline time.Time
+	for {
+		if !stopping && ctx.Err() != nil {
+			stopping, deadline = true, time.Now().Add(2*time.Second)
+		}
+		rec, err := k.c.Next()
+		switch {
+		case err == nil:
+			idle = 0
+			k.add(rec)
+			if stopping && time.Now().After(deadline) {
+				k.finish()
+				return nil
+			}
+			continue
+		case errors.Is(err, shmring.ErrEmpty):
+			if stopping {
+				k.finish()
+				return nil
+			}
+			k.tick(time.Now())
+			idle = backoff(idle)
+		case err == io.EOF:
+			k.closed.Store(true)
+			if k.cfg.ExitOnClose || stopping {
+				k.finish()
+				return nil
+			}
+			k.tick(time.Now())
+			idle = backoff(idle)
+		default:
+			k.finish()
+			return err
+		}
+	}
+}
+
+// backoff waits a little longer each idle round, up to 1 ms: an idle writer
+// costs nothing and a busy one never sleeps.
+func backoff(i int) int {
+	switch {
+	case i < 16:
+	case i < 200:
+		time.Sleep(20 * time.Microsecond)
+	default:
+		time.Sleep(time.Millisecond)
+	}
+	return i + 1
+}
+
+func (k *consumer) add(rec shmring.Record) {
+	if rec.Seq <= k.skipTo {
+		// Stored before a crash, cursor not yet committed: skip, but carry
+		// the cursor forward with the next frame.
+		k.st.skipped++
+		f := k.frame()
+		f.end, f.nextSeq = rec.End, rec.Seq+1
+		return
+	}
+	f := k.frame()
+	if len(f.raw) == 0 && !k.inChunk {
+		f.raw = append(f.raw, chunkHeader...)
+		k.inChunk, k.chunkStart, k.chunkBytes = true, time.Now(), 0
+	}
+	n := len(f.raw)
+	var ts int64
+	f.raw, ts = chunk.AppendPacket(f.raw, rec.TS, rec.WireLen, rec.Data)
+	k.chunkBytes += int64(len(f.raw) - n)
+	m := &f.meta
+	if m.Count == 0 {
+		m.FirstSeq, m.MinTS, m.MaxTS = rec.Seq, ts, ts
+		k.frameStart = time.Now()
+	}
+	m.LastSeq = rec.Seq
+	m.Count++
+	m.MinTS, m.MaxTS = min(m.MinTS, ts), max(m.MaxTS, ts)
+	f.end, f.nextSeq = rec.End, rec.Seq+1
+	if k.chunkBytes >= k.cfg.ChunkSize {
+		k.emit(true)
+	} else if len(f.raw) >= k.cfg.FrameSize {
+		k.emit(false)
+	}
+}
+
+var chunkHeader = chunk.PcapHeader()
+
+func (k *consumer) frame() *frame {
+	if k.cur == nil {
+		k.cur = <-k.free
+		k.cur.reset()
+	}
+	return k.cur
+}
+
+// tick runs when the ring is empty: it publishes a frame that has waited
+// FlushInterval (so fmslice sees recent packets) and ends a chunk that is
+// ChunkAge old.
+func (k *consumer) tick(now time.Time) {
+	old := k.inChunk && now.Sub(k.chunkStart) >= k.cfg.ChunkAge
+	if k.cur != nil && (k.cur.meta.Count > 0 && now.Sub(k.frameStart) >= k.cfg.FlushInterval || k.cur.meta.Count == 0 && k.cur.end != 0) || old {
+		k.emit(old)
+	}
+}
+
+func (k *consumer) emit(last bool) {
+	f := k.frame()
+	f.last = last && k.inChunk
+	if last {
+		k.inChunk = false
+	}
+	k.cur = nil
+	f.done = ensureDone(f.done)
+	if f.meta.Count > 0 {
+		k.work <- f
+	} else {
+		f.done <- struct{}{}
+	}
+	k.ordered <- f
+}
+
+func ensureDone(c chan struct{}) chan struct{} {
+	if c == nil {
+		return make(chan struct{}, 1)
+	}
+	return c
+}
+
+// finish emits what is pending and ends the open chunk.
+func (k *consumer) finish() {
+	if k.cur != nil || k.inChunk {
+		k.emit(true)
+	}
+}

@@ -1,0 +1,89 @@
+// Command writer consumes the capture ring into a store of compressed pcap
+// chunks. See pipeline.go for how it works and writer/chunk for the format.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"fmcap/internal/cliutil"
+)
+
+func main() {
+	app := &cli.App{
+		Name:  "writer",
+		Usage: "store the capture ring as compressed pcap chunks",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "ring", Required: true, Usage: "ring file (see fmring create)"},
+			&cli.StringFlag{Name: "consumer", Value: "writer", Usage: "consumer slot name declared in the ring (lossless)"},
+			&cli.StringFlag{Name: "store", Required: true, Usage: "store directory (created if missing)"},
+			&cli.StringFlag{Name: "compress", Value: "zstd", Usage: "zstd or none"},
+			&cli.IntFlag{Name: "level", Value: 1, Usage: "zstd level: 1 fastest, 2 default, 3 better, 4 best"},
+			&cli.StringFlag{Name: "frame-size", Value: "128KiB", Usage: "pcap bytes per frame (64KiB..1MiB)"},
+			&cli.DurationFlag{Name: "flush", Value: defaultFlush, Usage: "publish a partial frame after this long, so recent packets are visible"},
+			&cli.StringFlag{Name: "chunk-size", Value: "1GiB", Usage: "rotate after this many pcap bytes"},
+			&cli.DurationFlag{Name: "chunk-age", Value: defaultChunkAge, Usage: "rotate after this long"},
+			&cli.IntFlag{Name: "workers", Value: runtime.GOMAXPROCS(0), Usage: "compression workers"},
+			&cli.BoolFlag{Name: "exit-on-close", Usage: "exit once the producer has closed the ring and everything is stored"},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+		},
+		Action: func(cc *cli.Context) error {
+			log, err := cliutil.Logger(cc.String("log-level"))
+			if err != nil {
+				return err
+			}
+			cfg, err := configFrom(cc)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			return run(ctx, cfg, log)
+		},
+	}
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "writer:", err)
+		os.Exit(1)
+	}
+}
+
+func configFrom(cc *cli.Context) (*Config, error) {
+	cfg := &Config{
+		Ring: cc.String("ring"), Consumer: cc.String("consumer"), Store: cc.String("store"),
+		Level: cc.Int("level"), FlushInterval: cc.Duration("flush"), ChunkAge: cc.Duration("chunk-age"),
+		Workers: cc.Int("workers"), ExitOnClose: cc.Bool("exit-on-close"),
+	}
+	switch cc.String("compress") {
+	case "zstd":
+		cfg.Compress = true
+	case "none":
+	default:
+		return nil, fmt.Errorf("--compress %q: use zstd or none", cc.String("compress"))
+	}
+	fs, err := cliutil.ParseSize(cc.String("frame-size"))
+	if err != nil || fs < 64<<10 || fs > 1<<20 {
+		return nil, fmt.Errorf("--frame-size %q: give 64KiB to 1MiB", cc.String("frame-size"))
+	}
+	cfg.FrameSize = int(fs)
+	cs, err := cliutil.ParseSize(cc.String("chunk-size"))
+	if err != nil || cs < fs {
+		return nil, fmt.Errorf("--chunk-size %q: give a size of at least one frame", cc.String("chunk-size"))
+	}
+	cfg.ChunkSize = int64(cs)
+	if cfg.Level < 1 || cfg.Level > 4 {
+		return nil, fmt.Errorf("--level %d: give 1 to 4", cfg.Level)
+	}
+	if cfg.Workers < 1 {
+		cfg.Workers = 1
+	}
+	if cfg.FlushInterval <= 0 || cfg.ChunkAge <= 0 {
+		return nil, fmt.Errorf("--flush and --chunk-age must be positive")
+	}
+	return cfg, nil
+}

@@ -1,0 +1,149 @@
+package main
+
+// The writer is three stages joined by channels:
+//
+//	consume.go   one goroutine reads the ring and cuts the packet stream into
+//	             frames of pcap bytes (never splitting a packet), deciding
+//	             where chunks end (size of pcap bytes, age);
+//	compress.go  one worker per core compresses frames and checksums them,
+//	             in any order;
+//	store.go     one goroutine takes frames in the order consume made them,
+//	             waits for each to be compressed, appends it to the open
+//	             chunk, and only then commits the ring cursor past it.
+//
+// The ordering rule: consume sends every frame to the compress workers and to
+// store's FIFO in the same order, so store writes frames in packet order
+// whatever order the workers finish in. The ring cursor only moves past
+// packets that are in a chunk file, which is what makes a kill -9 lose
+// nothing: after a restart the ring still holds every packet not stored, and
+// the packets stored but not yet committed are recognised by seq and skipped.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"fmcap/shmring"
+	"fmcap/writer/chunk"
+)
+
+// Config is the writer's configuration.
+type Config struct {
+	Ring          string
+	Consumer      string
+	Store         string
+	Compress      bool // zstd, or plain pcap
+	Level         int  // zstd level: 1 fastest .. 4 best
+	FrameSize     int
+	FlushInterval time.Duration
+	ChunkSize     int64 // pcap bytes per chunk before rotation
+	ChunkAge      time.Duration
+	Workers       int
+	ExitOnClose   bool
+}
+
+// frame is one frame travelling through the pipeline. Frames are pooled: a
+// fixed number circulate, which also bounds the memory the writer uses and
+// makes a slow disk back up into the ring rather than into the heap.
+type frame struct {
+	raw  []byte // pcap bytes; a chunk's first frame starts with the pcap header
+	out  []byte // compressed bytes (zstd mode)
+	meta chunk.Frame
+
+	// Ring position after this frame's last packet, and the seq there: what
+	// store commits once the frame is written. end == 0: nothing to commit.
+	end     uint64
+	nextSeq uint64
+	// last ends the chunk after this frame. A frame with no packet may carry
+	// only last and/or a commit position.
+	last bool
+
+	done chan struct{} // compress → store: out is ready
+}
+
+func (f *frame) reset() {
+	f.raw = f.raw[:0]
+	f.meta = chunk.Frame{}
+	f.end, f.nextSeq, f.last = 0, 0, false
+}
+
+// stats are the writer's counters, read by the periodic log line and at exit.
+type stats struct {
+	packets  uint64 // packets stored
+	skipped  uint64 // packets found already stored after a restart
+	inBytes  uint64 // pcap bytes stored
+	outBytes uint64 // bytes written to chunk files
+	frames   uint64
+	chunks   uint64
+	retries  uint64 // failed writes (disk full …) retried
+}
+
+const (
+	defaultFlush    = 500 * time.Millisecond
+	defaultChunkAge = time.Minute
+)
+
+// run wires the stages and returns when they are done: on ctx cancellation
+// (SIGTERM) after draining, or at the end of the ring with ExitOnClose.
+func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
+	if err := os.MkdirAll(cfg.Store, 0o755); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	r, err := shmring.Open(cfg.Ring)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	c, err := r.Attach(cfg.Consumer)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if c.Lossy() {
+		return fmt.Errorf("ring %q: consumer %q is lossy; the writer needs a lossless slot (fmring create --consumer %s:lossless)", cfg.Ring, cfg.Consumer, cfg.Consumer)
+	}
+	skipTo, err := resume(cfg, log, r)
+	if err != nil {
+		return err
+	}
+	nframes := 2*cfg.Workers + 4
+	st := &stats{}
+	free := make(chan *frame, nframes)
+	for i := 0; i < nframes; i++ {
+		free <- &frame{raw: make([]byte, 0, cfg.FrameSize+chunk.MaxRecord+len(chunkHeader)), done: make(chan struct{}, 1)}
+	}
+	work := make(chan *frame, nframes)
+	ordered := make(chan *frame, nframes)
+	k := &consumer{cfg: cfg, c: c, skipTo: skipTo, free: free, work: work, ordered: ordered, st: st}
+	s := &store{cfg: cfg, log: log, c: c, ringID: r.ID(), free: free, st: st}
+	var wg sync.WaitGroup
+	for i := 0; i < cfg.Workers; i++ {
+		comp, err := newCompressor(cfg)
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); comp.run(work) }()
+	}
+	log.Info("writer started", "ring", cfg.Ring, "consumer", cfg.Consumer, "store", cfg.Store,
+		"resume_seq", c.NextSeq(), "stored_up_to", skipTo, "workers", cfg.Workers, "frame_size", cfg.FrameSize)
+	start := time.Now()
+	serr := make(chan error, 1)
+	go func() { serr <- s.run(ctx, ordered) }()
+	kerr := k.run(ctx)
+	wg.Wait()
+	err = errors.Join(kerr, <-serr)
+	el := time.Since(start).Seconds()
+	ratio := 0.0
+	if st.outBytes > 0 {
+		ratio = float64(st.inBytes) / float64(st.outBytes)
+	}
+	log.Info("writer stopped", "packets", st.packets, "skipped_already_stored", st.skipped, "pcap_bytes", st.inBytes,
+		"stored_bytes", st.outBytes, "ratio", fmt.Sprintf("%.2f", ratio), "frames", st.frames, "chunks", st.chunks,
+		"write_retries", st.retries, "MBps_in", fmt.Sprintf("%.1f", float64(st.inBytes)/el/1e6), "err", err)
+	return err
+}

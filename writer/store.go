@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"fmcap/shmring"
+	"fmcap/writer/chunk"
+)
+
+// store appends frames to chunks in order and commits the ring cursor.
+type store struct {
+	cfg    *Config
+	log    *slog.Logger
+	c      *shmring.Consumer
+	ringID uint64
+	free   chan *frame
+	st     *stats
+	cw     *chunk.Writer
+}
+
+// resume repairs what a killed writer left and returns the last seq the store
+// holds from this ring, so that consume skips what is already stored.
+func resume(cfg *Config, log *slog.Logger, r *shmring.Ring) (uint64, error) {
+	res, err := chunk.Recover(cfg.Store, chunk.NewDecoder())
+	if err != nil {
+		return 0, err
+	}
+	for _, x := range res {
+		log.Warn("repaired chunk left open by a previous run", "open", x.Open, "final", x.Final, "frames_kept", x.Kept, "cut", x.Dropped)
+	}
+	list, err := chunk.List(cfg.Store)
+	if err != nil {
+		return 0, err
+	}
+	if len(list) == 0 {
+		return 0, nil
+	}
+	last := list[len(list)-1]
+	rd, err := chunk.OpenReader(cfg.Store, last, chunk.NewDecoder())
+	if err != nil {
+		return 0, fmt.Errorf("read last chunk %q: %w", last.Name, err)
+	}
+	defer rd.Close()
+	if rd.Table.RingID != r.ID() {
+		if last.LastSeq >= r.FirstSeq() {
+			return 0, fmt.Errorf("store %q holds seqs up to %d from another ring (id %x), and ring %q (id %x) starts at seq %d: "+
+				"recreate the ring with fmring create --first-seq %d, or use a new store directory",
+				cfg.Store, last.LastSeq, rd.Table.RingID, r.Path(), r.ID(), r.FirstSeq(), last.LastSeq+1)
+		}
+		return 0, nil
+	}
+	return last.LastSeq, nil
+}
+
+func (s *store) run(ctx context.Context, ordered <-chan *frame) error {
+	var ferr error
+	for f := range ordered {
+		<-f.done
+		if ferr == nil {
+			ferr = s.put(ctx, f)
+		}
+		s.free <- f
+	}
+	if s.cw != nil && ferr == nil {
+		ferr = s.finalize()
+	}
+	return ferr
+}
+
+// put stores one frame. A write that fails (disk full, I/O error) is retried
+// until it succeeds or the writer is told to stop: meanwhile the pipeline and
+// then the ring fill up, and the producer counts drops — nothing stored is
+// damaged and nothing unstored is released from the ring.
+func (s *store) put(ctx context.Context, f *frame) error {
+	if f.meta.Count > 0 {
+		for delay := 10 * time.Millisecond; ; delay = min(2*delay, time.Second) {
+			err := s.append(f)
+			if err == nil {
+				break
+			}
+			s.st.retries++
+			if s.st.retries == 1 || s.st.retries%100 == 0 {
+				s.log.Error("store write failed; retrying, capture drops will be counted by the ring", "err", err, "retries", s.st.retries)
+			}
+			if ctx.Err() != nil {
+				return fmt.Errorf("stopping with a frame unstored (it stays in the ring): %w", err)
+			}
+			time.Sleep(delay)
+		}
+	}
+	if f.end != 0 {
+		s.c.CommitAt(f.end, f.nextSeq)
+	}
+	if f.last && s.cw != nil {
+		return s.finalize()
+	}
+	return nil
+}
+
+func (s *store) append(f *frame) error {
+	if s.cw == nil {
+		cw, err := chunk.Create(s.cfg.Store, f.meta.FirstSeq, s.cfg.Compress, s.ringID)
+		if err != nil {
+			return err
+		}
+		s.cw = cw
+	}
+	b := f.raw
+	if s.cfg.Compress {
+		b = f.out
+	}
+	if err := s.cw.Append(b, f.meta); err != nil {
+		if s.cw.NumFrames() == 0 {
+			s.cw.Abandon()
+			s.cw = nil
+		}
+		return err
+	}
+	s.st.packets += uint64(f.meta.Count)
+	s.st.inBytes += uint64(len(f.raw))
+	s.st.outBytes += uint64(len(b))
+	s.st.frames++
+	return nil
+}
+
+func (s *store) finalize() error {
+	for delay := 10 * time.Millisecond; ; delay = min(2*delay, time.Second) {
+		name, err := s.cw.Finalize()
+		if err == nil {
+			s.cw = nil
+			if name != "" {
+				s.st.chunks++
+				s.log.Info("chunk stored", "chunk", name)
+			}
+			return nil
+		}
+		if !errors.Is(err, os.ErrNotExist) && delay < time.Second {
+			s.log.Error("finalize chunk failed; retrying", "err", err)
+			time.Sleep(delay)
+			continue
+		}
+		return err
+	}
+}
