@@ -158,11 +158,11 @@ func TestRoundTrip(t *testing.T) {
 func TestRecover(t *testing.T) {
 	pkts := testPackets(rand.New(rand.NewSource(2)), 2000)
 	tests := []struct {
-		name     string
-		zst      bool
-		damage   func(t *testing.T, dir string, w *Writer)
-		keep     int // frames kept, -1: all
-		noChunk  bool
+		name    string
+		zst     bool
+		damage  func(t *testing.T, dir string, w *Writer)
+		keep    int // frames kept, -1: all
+		noChunk bool
 	}{
 		{"clean", true, func(*testing.T, string, *Writer) {}, -1, false},
 		{"frame bytes without entry", true, func(t *testing.T, dir string, w *Writer) {

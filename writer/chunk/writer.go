@@ -208,11 +208,11 @@ func syncDir(dir string) error {
 
 // RepairResult says what Recover did with one open chunk.
 type RepairResult struct {
-	Open      string // the open chunk's name
-	Final     string // the name it was published under ("" if it held nothing)
-	Kept      int    // whole frames kept
-	Dropped   int    // frames or entries cut (partial or damaged)
-	LastSeq   uint64 // last seq it holds (0 if none)
+	Open    string // the open chunk's name
+	Final   string // the name it was published under ("" if it held nothing)
+	Kept    int    // whole frames kept
+	Dropped int    // frames or entries cut (partial or damaged)
+	LastSeq uint64 // last seq it holds (0 if none)
 }
 
 // Recover publishes every chunk left open by a writer that died: whole,
