@@ -1,0 +1,167 @@
+// Package e2e runs the built binaries end to end, as a person would, and
+// compares what fmslice returns with what tcpdump and editcap make of the
+// same input.
+package e2e
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"fmcap/internal/testpkt"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fmcap-e2e-bin")
+	if err != nil {
+		panic(err)
+	}
+	cmd := exec.Command("go", "build", "-o", dir+"/", "fmcap/writer", "fmcap/tools/fmring", "fmcap/tools/fminject", "fmcap/tools/fmslice")
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build binaries:", err)
+		os.Exit(2)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func bin(name string) string { return filepath.Join(binDir, name) }
+
+func testdata(name string) string { return filepath.Join("..", "..", "testdata", name) }
+
+// need skips the test when a reference tool is missing (make test installs them).
+func need(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (make test installs it)", tool)
+		}
+	}
+}
+
+func run(t *testing.T, name string, args ...string) []byte {
+	t.Helper()
+	out, stderr, code := runCode(t, name, args...)
+	if code != 0 {
+		t.Fatalf("%s %s: exit %d: %s", name, strings.Join(args, " "), code, stderr)
+	}
+	return out
+}
+
+func runCode(t *testing.T, name string, args ...string) (stdout []byte, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	default:
+		t.Fatalf("%s: %v", name, err)
+	}
+	return o.Bytes(), e.String(), code
+}
+
+// ringPath is a fresh ring file name: on /dev/shm when there is one, as in
+// production, else in the test's temp dir.
+func ringPath(t *testing.T) string {
+	dir := t.TempDir()
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		f, err := os.CreateTemp("/dev/shm", "fmcap-test-ring-")
+		if err == nil {
+			name := f.Name()
+			f.Close()
+			os.Remove(name)
+			t.Cleanup(func() { os.Remove(name) })
+			return name
+		}
+	}
+	return filepath.Join(dir, "ring")
+}
+
+func makeRing(t *testing.T, size string) string {
+	r := ringPath(t)
+	run(t, bin("fmring"), "create", "--ring", r, "--size", size, "--consumer", "writer:lossless", "--consumer", "indexer:lossy")
+	return r
+}
+
+// store runs fminject → ring → writer --exit-on-close and returns the store.
+func store(t *testing.T, inputs []string, writerArgs ...string) string {
+	t.Helper()
+	r := makeRing(t, "256MiB")
+	st := filepath.Join(t.TempDir(), "store")
+	run(t, bin("fminject"), append([]string{"--ring", r, "-q"}, inputs...)...)
+	run(t, bin("writer"), append([]string{"--ring", r, "--store", st, "--exit-on-close", "--log-level", "warn"}, writerArgs...)...)
+	return st
+}
+
+// tcpdumpText is the reference rendering: every byte and nanosecond shows.
+func tcpdumpText(t *testing.T, file string, filter ...string) string {
+	t.Helper()
+	args := append([]string{"--time-stamp-precision=nano", "-nn", "-tt", "-e", "-x", "-r", file}, filter...)
+	return string(run(t, "tcpdump", args...))
+}
+
+func writeFile(t *testing.T, b []byte) string {
+	p := filepath.Join(t.TempDir(), "f.pcap")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func diffText(t *testing.T, what, got, want string) {
+	t.Helper()
+	if got == want {
+		return
+	}
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
+	for i := 0; i < len(g) && i < len(w); i++ {
+		if g[i] != w[i] {
+			t.Fatalf("%s: line %d differs (got %d lines, want %d)\n got: %s\nwant: %s", what, i+1, len(g), len(w), g[i], w[i])
+		}
+	}
+	t.Fatalf("%s: got %d lines, want %d", what, len(g), len(w))
+}
+
+// packetTimes returns each packet's capture time (ns) as tcpdump reads them.
+func packetTimes(t *testing.T, file string) []int64 {
+	out := run(t, "tcpdump", "--time-stamp-precision=nano", "-tt", "-nn", "-q", "-r", file)
+	var ts []int64
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f, _, _ := strings.Cut(line, " ")
+		sec, frac, _ := strings.Cut(f, ".")
+		s, _ := strconv.ParseInt(sec, 10, 64)
+		n, _ := strconv.ParseInt(frac, 10, 64)
+		ts = append(ts, s*1e9+n)
+	}
+	return ts
+}
+
+func unixArg(ns int64) string { return fmt.Sprintf("%d.%09d", ns/1e9, ns%1e9) }
+
+// genCapture writes testpkt.Capture(n) to a file.
+func genCapture(t *testing.T, n int) string { return writeFile(t, testpkt.Capture(n)) }
+
+// checkStore fails the test unless the store holds seqs 1..n exactly once.
+func checkStore(t *testing.T, dir string, n int) {
+	t.Helper()
+	if err := testpkt.CheckStore(dir, n); err != nil {
+		t.Fatal(err)
+	}
+}
+

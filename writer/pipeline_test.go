@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"fmcap/internal/testpkt"
+	"fmcap/shmring"
+)
+
+func testConfig(t *testing.T, ring, store string) *Config {
+	return &Config{
+		Ring: ring, Consumer: "writer", Store: store, Compress: true, Level: 1,
+		FrameSize: 64 << 10, FlushInterval: 20 * time.Millisecond, ChunkSize: 1 << 20, ChunkAge: time.Hour,
+		Workers: 2, ExitOnClose: true,
+	}
+}
+
+func newTestRing(t *testing.T, size uint64, firstSeq uint64) string {
+	path := filepath.Join(t.TempDir(), "ring")
+	if err := shmring.Create(path, shmring.Config{DataSize: size, MaxCaplen: 2048, FirstSeq: firstSeq,
+		Consumers: []shmring.ConsumerSpec{{Name: "writer", Mode: shmring.Lossless}}}); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// produce writes packets from..to-1 of testpkt into the ring (blocking).
+func produce(t *testing.T, path string, from, to int, close bool) {
+	r, err := shmring.Open(path)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer r.Close()
+	p, err := r.NewProducer(shmring.Blocking)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	buf := make([]byte, 256)
+	for i := from; i < to; i++ {
+		d := testpkt.Packet(i, buf)
+		if _, ok := p.Write(testpkt.Base+int64(i)*1000, uint32(len(d)), 0, shmring.DirIngress, 0, d); !ok {
+			t.Error("write aborted")
+			return
+		}
+		if i%64 == 0 {
+			p.Publish()
+		}
+	}
+	if close {
+		p.Close()
+	} else {
+		p.Detach()
+	}
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// TestPipeline runs the writer in-process (so -race sees all of its stages)
+// against a producer goroutine, in both storage modes.
+func TestPipeline(t *testing.T) {
+	for _, compress := range []bool{true, false} {
+		ring := newTestRing(t, 1<<20, 1)
+		store := filepath.Join(t.TempDir(), "store")
+		cfg := testConfig(t, ring, store)
+		cfg.Compress = compress
+		const n = 100_000
+		go produce(t, ring, 0, n, true)
+		if err := run(context.Background(), cfg, quiet); err != nil {
+			t.Fatal(err)
+		}
+		if err := testpkt.CheckStore(store, n); err != nil {
+			t.Fatalf("compress=%v: %v", compress, err)
+		}
+	}
+}
+
+// TestStopDrains: cancelling (SIGTERM) stores what the ring holds, finalizes
+// and returns; a later run continues exactly where it stopped.
+func TestStopDrains(t *testing.T) {
+	ring := newTestRing(t, 1<<22, 1)
+	store := filepath.Join(t.TempDir(), "store")
+	produce(t, ring, 0, 5000, false)
+	cfg := testConfig(t, ring, store)
+	cfg.ExitOnClose = false
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, cfg, quiet) }()
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := testpkt.CheckStore(store, 5000); err != nil {
+		t.Fatal(err)
+	}
+	produce(t, ring, 5000, 9000, true)
+	cfg.ExitOnClose = true
+	if err := run(context.Background(), cfg, quiet); err != nil {
+		t.Fatal(err)
+	}
+	if err := testpkt.CheckStore(store, 9000); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestForeignRingRefused: a store filled from one ring is not silently
+// skipped over by a new ring whose seqs overlap it.
+func TestForeignRingRefused(t *testing.T) {
+	store := filepath.Join(t.TempDir(), "store")
+	ring := newTestRing(t, 1<<20, 1)
+	produce(t, ring, 0, 100, true)
+	if err := run(context.Background(), testConfig(t, ring, store), quiet); err != nil {
+		t.Fatal(err)
+	}
+	other := newTestRing(t, 1<<20, 1)
+	produce(t, other, 0, 10, true)
+	err := run(context.Background(), testConfig(t, other, store), quiet)
+	if err == nil || !strings.Contains(err.Error(), "--first-seq 101") {
+		t.Fatalf("got %v, want advice to use --first-seq 101", err)
+	}
+	// With the numbering continued, it is accepted.
+	next := newTestRing(t, 1<<20, 101)
+	go produce(t, next, 100, 300, true)
+	if err := run(context.Background(), testConfig(t, next, store), quiet); err != nil {
+		t.Fatal(err)
+	}
+	if err := testpkt.CheckStore(store, 300); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDiskFull: the store's filesystem fills up mid-capture. The writer
+// retries without damaging anything; once room is made, every packet is
+// stored exactly once. Needs root (to mount a small tmpfs).
+func TestDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m", "fmcap-test", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount tmpfs: %v %s", err, out)
+	}
+	defer exec.Command("umount", mnt).Run()
+	filler := filepath.Join(mnt, "filler")
+	f, _ := os.Create(filler)
+	f.Write(make([]byte, 15<<20))
+	f.Close()
+	store := filepath.Join(mnt, "store")
+	ring := newTestRing(t, 1<<24, 1)
+	cfg := testConfig(t, ring, store)
+	cfg.Compress = false // incompressible, to fill the disk for sure
+	const n = 40_000 // about 6 MB of pcap: more than the 1 MiB left, less than 16 MiB
+	go produce(t, ring, 0, n, true)
+	var logs lockedBuf
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	done := make(chan error, 1)
+	go func() { done <- run(context.Background(), cfg, log) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(logs.String(), "no space left") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "no space left") {
+		t.Fatal("the disk never filled up")
+	}
+	os.Remove(filler)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("writer did not recover after room was made; its log:\n%s", tail(logs.String(), 2000))
+	}
+	if err := testpkt.CheckStore(store, n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// lockedBuf collects the writer's log while the test reads it.
+type lockedBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
