@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -24,7 +25,7 @@ func main() {
 			&cli.StringFlag{Name: "consumer", Value: "writer", Usage: "consumer slot name declared in the ring (lossless)"},
 			&cli.StringFlag{Name: "store", Required: true, Usage: "store directory (created if missing)"},
 			&cli.StringFlag{Name: "compress", Value: "zstd", Usage: "zstd or none"},
-			&cli.IntFlag{Name: "level", Value: 1, Usage: "zstd level: 1 fastest, 2 default, 3 better, 4 best"},
+			&cli.IntFlag{Name: "level", Value: 1, Usage: "zstd effort: 1 fastest (literals not entropy-coded), 2 fast, 3 default, 4 better"},
 			&cli.StringFlag{Name: "frame-size", Value: "128KiB", Usage: "pcap bytes per frame (64KiB..1MiB)"},
 			&cli.DurationFlag{Name: "flush", Value: defaultFlush, Usage: "publish a partial frame after this long, so recent packets are visible"},
 			&cli.StringFlag{Name: "chunk-size", Value: "1GiB", Usage: "rotate after this many pcap bytes"},
@@ -32,6 +33,7 @@ func main() {
 			&cli.IntFlag{Name: "workers", Value: runtime.GOMAXPROCS(0), Usage: "compression workers"},
 			&cli.BoolFlag{Name: "exit-on-close", Usage: "exit once the producer has closed the ring and everything is stored"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile to this file (for benchmarks)"},
 		},
 		Action: func(cc *cli.Context) error {
 			log, err := cliutil.Logger(cc.String("log-level"))
@@ -41,6 +43,14 @@ func main() {
 			cfg, err := configFrom(cc)
 			if err != nil {
 				return err
+			}
+			if p := cc.String("cpuprofile"); p != "" {
+				f, err := os.Create(p)
+				if err != nil {
+					return err
+				}
+				pprof.StartCPUProfile(f)
+				defer pprof.StopCPUProfile()
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()

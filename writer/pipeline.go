@@ -110,7 +110,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	nframes := 2*cfg.Workers + 4
+	nframes := 8*cfg.Workers + 8
 	st := &stats{}
 	free := make(chan *frame, nframes)
 	for i := 0; i < nframes; i++ {

@@ -1,0 +1,29 @@
+# Shared by the bench/*.sh scripts: where to work, a ring on huge pages when
+# possible, and timing.
+B=${B:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/bin}
+W=${BENCH_DIR:-/tmp/fmcap-bench}
+mkdir -p "$W"
+
+# ringdir: hugetlbfs (as in production) when we can reserve pages, else /dev/shm.
+ringdir() {
+  local need_mb=$1
+  if [ "$(id -u)" -eq 0 ]; then
+    local pages=$(( need_mb / 2 + 16 ))
+    local have; have=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
+    if [ "${have:-0}" -lt "$pages" ]; then
+      local total; total=$(cat /proc/sys/vm/nr_hugepages)
+      echo $(( total + pages - have )) > /proc/sys/vm/nr_hugepages || true
+    fi
+    mkdir -p /dev/hugepages
+    mountpoint -q /dev/hugepages || mount -t hugetlbfs none /dev/hugepages || true
+    have=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
+    if mountpoint -q /dev/hugepages && [ "${have:-0}" -ge "$pages" ]; then
+      echo /dev/hugepages; return
+    fi
+  fi
+  echo /dev/shm
+}
+
+now() { date +%s.%N; }
+# median of the arguments
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Writer throughput: pcap bytes stored per second, ring → zstd chunks, against
+# `zstd -1 -T0` compressing the same pcap bytes to the same filesystem, in the
+# same run. Then the frame-size trade-off (speed and ratio; the cost of a
+# selective query is one frame's decompression: see BenchmarkReadFrame).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+N=${N:-2000000}
+RUNS=${RUNS:-3}
+in=$W/writer-in.pcap
+[ -f "$in" ] || "$B/gen" -o "$in" -n "$N"
+bytes=$(stat -c %s "$in")
+rd=$(ringdir 2200)
+ring=$rd/fmcap-bench-ring
+refill() {
+  rm -f "$ring"
+  "$B/fmring" create --ring "$ring" --size 2GiB --consumer writer:lossless
+  "$B/fminject" -q --ring "$ring" "$in"
+}
+writer_rate() { # store-dir [writer args]
+  local st=$1; shift
+  refill; rm -rf "$st"; sync
+  local t0; t0=$(now)
+  "$B/writer" --ring "$ring" --store "$st" --exit-on-close --log-level warn "$@"
+  local t1; t1=$(now)
+  local r; r=$(du -sb "$st" | awk -v b="$bytes" '{printf "%.3f", b/$1}')
+  rm -rf "$st"
+  echo "$t0 $t1" | awk -v b="$bytes" -v r="$r" '{printf "%.0f:%s", b/($2-$1)/1e6, r}'
+}
+zstd_rate() { # out-file
+  rm -f "$1"; sync
+  local t0; t0=$(now)
+  zstd -q -1 -T0 -c "$in" > "$1"
+  local t1; t1=$(now)
+  local r; r=$(stat -c %s "$1" | awk -v b="$bytes" '{printf "%.3f", b/$1}')
+  rm -f "$1"
+  echo "$t0 $t1" | awk -v b="$bytes" -v r="$r" '{printf "%.0f:%s", b/($2-$1)/1e6, r}'
+}
+rates() { for x in "$@"; do printf '%s ' "${x%%:*}"; done; }
+ratio() { echo "${1#*:}"; }
+echo "input: $in, $N packets, $bytes bytes (bench/gen mix); ring on $rd; $(nproc) cores"
+for fs in disk:$W tmpfs:/dev/shm; do
+  name=${fs%%:*} dir=${fs#*:}
+  w=(); z=()
+  for i in $(seq "$RUNS"); do
+    w+=("$(writer_rate "$dir/fmcap-bench-store")")
+    z+=("$(zstd_rate "$dir/fmcap-bench.zst")")
+  done
+  wm=$(median $(rates "${w[@]}")); zm=$(median $(rates "${z[@]}"))
+  printf 'store on %-5s writer %5s MB/s (runs: %s) ratio %s | zstd -1 -T0 %5s MB/s (runs: %s) ratio %s | writer/zstd %.2f\n' \
+    "$name" "$wm" "$(rates "${w[@]}")" "$(ratio "${w[0]}")" "$zm" "$(rates "${z[@]}")" "$(ratio "${z[0]}")" "$(echo "$wm $zm" | awk '{print $1/$2}')"
+done
+echo "frame size sweep (store on tmpfs, level 1, median of $RUNS):"
+for fs in 64KiB 128KiB 256KiB 512KiB 1MiB; do
+  w=()
+  for i in $(seq "$RUNS"); do w+=("$(writer_rate /dev/shm/fmcap-bench-store --frame-size "$fs")"); done
+  printf '  frame %-7s writer %5s MB/s (runs: %s) ratio %s\n' "$fs" "$(median $(rates "${w[@]}"))" "$(rates "${w[@]}")" "$(ratio "${w[0]}")"
+done
+for lv in 2 3; do
+  w=()
+  for i in $(seq "$RUNS"); do w+=("$(writer_rate /dev/shm/fmcap-bench-store --level "$lv")"); done
+  printf '  level %s (128KiB) writer %5s MB/s (runs: %s) ratio %s\n' "$lv" "$(median $(rates "${w[@]}"))" "$(rates "${w[@]}")" "$(ratio "${w[0]}")"
+done
+rm -f "$ring"
