@@ -160,7 +160,7 @@ func TestDiskFull(t *testing.T) {
 	ring := newTestRing(t, 1<<24, 1)
 	cfg := testConfig(t, ring, store)
 	cfg.Compress = false // incompressible, to fill the disk for sure
-	const n = 40_000 // about 6 MB of pcap: more than the 1 MiB left, less than 16 MiB
+	const n = 40_000     // about 6 MB of pcap: more than the 1 MiB left, less than 16 MiB
 	go produce(t, ring, 0, n, true)
 	var logs lockedBuf
 	log := slog.New(slog.NewTextHandler(&logs, nil))

@@ -164,4 +164,3 @@ func checkStore(t *testing.T, dir string, n int) {
 		t.Fatal(err)
 	}
 }
-
