@@ -111,8 +111,8 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	// Frames in flight: enough that a worker never waits while store is in a
-	// write or an fsync (with 2*workers+4 the writer idled at ~1.1 GB/s on
-	// 2 cores; with this, 1.2–1.5 GB/s, bench/writer.sh). Bounded, so a slow
+	// write or an fsync (with 2*workers+4 the writer stored 0.91 GB/s to disk on
+	// 2 cores; with this, 1.1–1.2 GB/s, bench/writer.sh). Bounded, so a slow
 	// disk backs up into the ring, not into the heap (about 5 MiB per worker).
 	nframes := 8*cfg.Workers + 8
 	st := &stats{}
