@@ -2,7 +2,7 @@
 # first (scripts/deps.sh: apt-get as root, a clear message otherwise).
 GO      ?= go
 BIN     := bin
-CMDS    := ./writer ./tools/fmring ./tools/fminject ./tools/fmslice
+CMDS    := ./fwd ./writer ./tools/fmring ./tools/fminject ./tools/fmslice ./tools/fmctl
 FUZZTIME ?= 20s
 
 .PHONY: all build test test-short race fuzz bench demo clean deps-build deps-test deps-demo deps-bench
@@ -29,7 +29,7 @@ test-short: deps-test
 
 # Run every fuzz target for FUZZTIME each.
 fuzz: deps-test
-	@set -e; for p in ./shmring ./writer/chunk ./internal/timespec; do \
+	@set -e; for p in ./shmring ./writer/chunk ./internal/timespec ./fwd; do \
 	  for f in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
 	    echo "== $$p $$f"; $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$p; \
 	  done; done

@@ -6,7 +6,7 @@ want=(libpcap-dev pkg-config gcc)           # build: cgo + libpcap for filters
 case "${1:-build}" in
   build) ;;
   demo)  want+=(tcpdump zstd) ;;
-  test)  want+=(tcpdump zstd tshark iproute2 procps) ;;   # tshark brings editcap
+  test)  want+=(tcpdump zstd tshark iproute2 procps iputils-ping ethtool) ;;   # tshark brings editcap
   bench) want+=(tcpdump zstd tshark iproute2 procps hyperfine) ;;
   *) echo "usage: $0 build|test|demo|bench" >&2; exit 2 ;;
 esac

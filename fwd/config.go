@@ -1,0 +1,535 @@
+package main
+
+// The configuration file is YAML (go.yaml.in/yaml/v3, chosen because its
+// node tree keeps line numbers and comments: errors can name the line, and
+// rule edits made through the control socket are written back without
+// destroying the operator's comments). Every fmcap process reads its own
+// section of the same file; fwd reads `ring` and `fwd`, and ignores the
+// sections of the others.
+//
+//	ring:
+//	  path: /dev/hugepages/fmcap     # created by fmring create (see systemd/)
+//	fwd:
+//	  backend: afpacket              # afpacket (default) or dpdk
+//	  control: /run/fmcap/fwd.sock   # control socket, mode 0600
+//	  dpdk:
+//	    eal: [--in-memory, -m, "256", --no-pci, -l, "1", --vdev=net_af_packet0,iface=eth1]
+//	  ports:
+//	    - name: p0                   # referred to by rules
+//	      device: eth1               # afpacket: interface; dpdk: DPDK port name
+//	      addresses: [198.18.1.1/24] # local addresses with their subnet
+//	      gateway: 198.18.1.254      # next hop for targets off the subnet (optional)
+//	  rules:
+//	    - id: 1
+//	      in: p0                     # A's packets arrive on this port...
+//	      local: 198.18.1.1          # ...addressed to this local address X
+//	      peer: 198.18.1.2           # ...from A
+//	      out: p1                    # and leave on this port
+//	      out_local: 198.18.2.1      # with this local source address Y
+//	      target: 198.18.2.2         # to B
+//	      snap: 65535                # bytes kept per captured packet
+//	      capture: inline            # ingress, egress, inline, both or none
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"fmcap/internal/ctl"
+)
+
+// Mode is a rule's capture mode.
+type Mode uint8
+
+const (
+	ModeNone Mode = iota
+	ModeIngress
+	ModeEgress
+	ModeInline
+	ModeBoth // ingress and egress
+)
+
+var modeNames = [...]string{"none", "ingress", "egress", "inline", "both"}
+
+func (m Mode) String() string {
+	if int(m) < len(modeNames) {
+		return modeNames[m]
+	}
+	return "mode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// ParseMode reads a capture mode name.
+func ParseMode(s string) (Mode, error) {
+	for i, n := range modeNames {
+		if s == n {
+			return Mode(i), nil
+		}
+	}
+	return 0, fmt.Errorf("capture mode %q: use ingress, egress, inline, both or none", s)
+}
+
+// Config is the whole file. Sections of other processes are kept as nodes
+// so that fwd accepts a shared file without knowing their keys.
+type Config struct {
+	Ring    RingConfig `yaml:"ring"`
+	Fwd     FwdConfig  `yaml:"fwd"`
+	Writer  yaml.Node  `yaml:"writer"`
+	Indexer yaml.Node  `yaml:"indexer"`
+	Slice   yaml.Node  `yaml:"slice"`
+
+	path string
+	root *yaml.Node // the document, for line numbers and write-back
+}
+
+type RingConfig struct {
+	Path string `yaml:"path"`
+}
+
+type FwdConfig struct {
+	Backend string       `yaml:"backend"`
+	Control string       `yaml:"control"`
+	DPDK    DPDKConfig   `yaml:"dpdk"`
+	Ports   []PortConfig `yaml:"ports"`
+	Rules   []RuleConfig `yaml:"rules"`
+}
+
+type DPDKConfig struct {
+	EAL []string `yaml:"eal"`
+}
+
+type PortConfig struct {
+	Name      string   `yaml:"name"`
+	Device    string   `yaml:"device"`
+	Addresses []string `yaml:"addresses"`
+	Gateway   string   `yaml:"gateway"`
+}
+
+// RuleConfig is one rule as written in the file and on the control socket.
+type RuleConfig = ctl.Rule
+
+// Port is a checked port.
+type Port struct {
+	Name     string
+	Device   string
+	Prefixes []netip.Prefix
+	Gateway  netip.Addr // invalid when none
+}
+
+// Rule is a checked rule.
+type Rule struct {
+	ID                 uint32
+	In, Out            int // port indexes
+	Local, Peer        netip.Addr
+	OutLocal, Target   netip.Addr
+	Snap               uint32
+	Mode               Mode
+}
+
+const defaultSnap = 65535
+
+// ConfigError is an error in the file, with the line it is on.
+type ConfigError struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (e *ConfigError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+}
+
+var yamlLine = regexp.MustCompile(`line (\d+): (.*)`)
+
+// LoadConfig reads and checks the file.
+func LoadConfig(path string) (*Config, []Port, []Rule, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("config: %w", err)
+	}
+	return parseConfig(path, b)
+}
+
+func parseConfig(path string, b []byte) (*Config, []Port, []Rule, error) {
+	c := &Config{path: path}
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return nil, nil, nil, yamlErr(path, err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil, nil, &ConfigError{File: path, Msg: "empty file: see fwd/config.go or systemd/fmcap.yaml for an example"}
+		}
+		return nil, nil, nil, yamlErr(path, err)
+	}
+	c.root = &root
+	ports, rules, err := c.check()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return c, ports, rules, nil
+}
+
+// yamlErr turns the library's "yaml: line N: msg" (one or many) into
+// ConfigErrors naming the file, with a hint for unknown keys.
+func yamlErr(path string, err error) error {
+	var te *yaml.TypeError
+	msgs := []string{err.Error()}
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	}
+	var out []string
+	for _, m := range msgs {
+		m = strings.TrimPrefix(m, "yaml: ")
+		if sm := yamlLine.FindStringSubmatch(m); sm != nil {
+			line, _ := strconv.Atoi(sm[1])
+			msg := sm[2]
+			if strings.Contains(msg, "not found in type") {
+				msg = strings.Replace(msg, "field ", "unknown key ", 1)
+				msg = msg[:strings.Index(msg, " not found")] + ": remove it or check its spelling and indentation"
+			}
+			out = append(out, (&ConfigError{File: path, Line: line, Msg: msg}).Error())
+		} else {
+			out = append(out, (&ConfigError{File: path, Msg: m}).Error())
+		}
+	}
+	return errors.New(strings.Join(out, "\n"))
+}
+
+// lineOf finds the line of the value at a path of mapping keys and sequence
+// indexes in the document ("fwd", "rules", 2, "peer"); 0 when absent. The
+// deepest node found is used, so a missing key points at its parent.
+func (c *Config) lineOf(path ...any) int {
+	if c.root == nil || len(c.root.Content) == 0 {
+		return 0
+	}
+	n := c.root.Content[0]
+	line := n.Line
+	for _, p := range path {
+		var next *yaml.Node
+		switch k := p.(type) {
+		case string:
+			if n.Kind == yaml.MappingNode {
+				for i := 0; i+1 < len(n.Content); i += 2 {
+					if n.Content[i].Value == k {
+						next = n.Content[i+1]
+						line = n.Content[i].Line
+					}
+				}
+			}
+		case int:
+			if n.Kind == yaml.SequenceNode && k < len(n.Content) {
+				next = n.Content[k]
+				line = next.Line
+			}
+		}
+		if next == nil {
+			return line
+		}
+		n = next
+	}
+	return n.Line
+}
+
+func (c *Config) errAt(msg string, path ...any) error {
+	return &ConfigError{File: c.path, Line: c.lineOf(path...), Msg: msg}
+}
+
+// check validates everything fwd needs and returns the checked ports and
+// rules, or the first error with its line.
+func (c *Config) check() ([]Port, []Rule, error) {
+	f := &c.Fwd
+	switch f.Backend {
+	case "", "afpacket", "dpdk":
+	default:
+		return nil, nil, c.errAt(fmt.Sprintf("backend %q: use afpacket or dpdk", f.Backend), "fwd", "backend")
+	}
+	if len(f.Ports) == 0 {
+		return nil, nil, c.errAt("no ports: fwd needs at least one entry under fwd.ports", "fwd")
+	}
+	if len(f.Ports) > 255 {
+		return nil, nil, c.errAt("more than 255 ports", "fwd", "ports")
+	}
+	ports := make([]Port, len(f.Ports))
+	byName := map[string]int{}
+	locals := map[netip.Addr]string{}
+	for i, pc := range f.Ports {
+		at := func(k string) []any { return []any{"fwd", "ports", i, k} }
+		if pc.Name == "" {
+			return nil, nil, c.errAt("port without a name: add name: (rules refer to it)", "fwd", "ports", i)
+		}
+		if _, dup := byName[pc.Name]; dup {
+			return nil, nil, c.errAt(fmt.Sprintf("port %q defined twice", pc.Name), at("name")...)
+		}
+		if pc.Device == "" {
+			return nil, nil, c.errAt(fmt.Sprintf("port %q has no device: add device: (an interface, or a DPDK port name)", pc.Name), "fwd", "ports", i)
+		}
+		if len(pc.Addresses) == 0 {
+			return nil, nil, c.errAt(fmt.Sprintf("port %q has no addresses: add addresses: [ADDR/LEN]", pc.Name), "fwd", "ports", i)
+		}
+		p := Port{Name: pc.Name, Device: pc.Device}
+		for j, a := range pc.Addresses {
+			pf, err := netip.ParsePrefix(a)
+			if err != nil || !pf.Addr().Is4() {
+				return nil, nil, c.errAt(fmt.Sprintf("port %q address %q: write an IPv4 address with its subnet length, e.g. 198.18.1.1/24", pc.Name, a), "fwd", "ports", i, "addresses", j)
+			}
+			if other, dup := locals[pf.Addr()]; dup {
+				return nil, nil, c.errAt(fmt.Sprintf("address %s is already a local address of port %q", pf.Addr(), other), "fwd", "ports", i, "addresses", j)
+			}
+			locals[pf.Addr()] = pc.Name
+			p.Prefixes = append(p.Prefixes, pf)
+		}
+		if pc.Gateway != "" {
+			g, err := netip.ParseAddr(pc.Gateway)
+			if err != nil || !g.Is4() {
+				return nil, nil, c.errAt(fmt.Sprintf("port %q gateway %q: not an IPv4 address", pc.Name, pc.Gateway), at("gateway")...)
+			}
+			if !p.onLink(g) {
+				return nil, nil, c.errAt(fmt.Sprintf("port %q gateway %s is not on any of the port's subnets", pc.Name, g), at("gateway")...)
+			}
+			p.Gateway = g
+		}
+		byName[pc.Name] = i
+		ports[i] = p
+	}
+	rules := make([]Rule, 0, len(f.Rules))
+	for i, rc := range f.Rules {
+		r, field, err := checkRule(rc, ports, byName)
+		if err != nil {
+			return nil, nil, c.errAt(err.Error(), "fwd", "rules", i, field)
+		}
+		if err := overlaps(rules, r); err != nil {
+			return nil, nil, c.errAt(err.Error(), "fwd", "rules", i)
+		}
+		rules = append(rules, r)
+	}
+	return ports, rules, nil
+}
+
+func (p *Port) onLink(a netip.Addr) bool {
+	for _, pf := range p.Prefixes {
+		if pf.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Port) isLocal(a netip.Addr) bool {
+	for _, pf := range p.Prefixes {
+		if pf.Addr() == a {
+			return true
+		}
+	}
+	return false
+}
+
+// checkRule checks one rule against the ports. On error it also names the
+// field at fault, for the line number.
+func checkRule(rc RuleConfig, ports []Port, byName map[string]int) (Rule, string, error) {
+	r := Rule{ID: rc.ID, Snap: rc.Snap}
+	if rc.ID == 0 {
+		return r, "id", fmt.Errorf("rule without an id: add id: N (N > 0, unique)")
+	}
+	pre := fmt.Sprintf("rule %d: ", rc.ID)
+	var ok bool
+	if r.In, ok = byName[rc.In]; !ok {
+		return r, "in", fmt.Errorf("%sin: port %q is not defined under fwd.ports", pre, rc.In)
+	}
+	if r.Out, ok = byName[rc.Out]; !ok {
+		return r, "out", fmt.Errorf("%sout: port %q is not defined under fwd.ports", pre, rc.Out)
+	}
+	addr := func(field, s string) (netip.Addr, error) {
+		a, err := netip.ParseAddr(s)
+		if err != nil || !a.Is4() {
+			return a, fmt.Errorf("%s%s: %q is not an IPv4 address", pre, field, s)
+		}
+		return a, nil
+	}
+	var err error
+	if r.Local, err = addr("local", rc.Local); err != nil {
+		return r, "local", err
+	}
+	if r.Peer, err = addr("peer", rc.Peer); err != nil {
+		return r, "peer", err
+	}
+	if r.OutLocal, err = addr("out_local", rc.OutLocal); err != nil {
+		return r, "out_local", err
+	}
+	if r.Target, err = addr("target", rc.Target); err != nil {
+		return r, "target", err
+	}
+	in, out := &ports[r.In], &ports[r.Out]
+	if !in.isLocal(r.Local) {
+		return r, "local", fmt.Errorf("%slocal %s is not an address of port %q: add it to its addresses or fix the rule", pre, r.Local, in.Name)
+	}
+	if !out.isLocal(r.OutLocal) {
+		return r, "out_local", fmt.Errorf("%sout_local %s is not an address of port %q: add it to its addresses or fix the rule", pre, r.OutLocal, out.Name)
+	}
+	if !in.onLink(r.Peer) && !in.Gateway.IsValid() {
+		return r, "peer", fmt.Errorf("%speer %s is off port %q's subnets and the port has no gateway", pre, r.Peer, in.Name)
+	}
+	if !out.onLink(r.Target) && !out.Gateway.IsValid() {
+		return r, "target", fmt.Errorf("%starget %s is off port %q's subnets and the port has no gateway", pre, r.Target, out.Name)
+	}
+	if r.Peer == r.Local || r.Target == r.OutLocal {
+		return r, "peer", fmt.Errorf("%sa rule cannot forward to or from its own local address", pre)
+	}
+	if r.Snap == 0 {
+		r.Snap = defaultSnap
+	}
+	if r.Snap < 14 || r.Snap > 65535 {
+		return r, "snap", fmt.Errorf("%ssnap %d: use 14..65535", pre, r.Snap)
+	}
+	if rc.Capture == "" {
+		rc.Capture = "both"
+	}
+	if r.Mode, err = ParseMode(rc.Capture); err != nil {
+		return r, "capture", fmt.Errorf("%s%w", pre, err)
+	}
+	return r, "", nil
+}
+
+// overlaps refuses a rule whose id, or either of whose match keys, another
+// rule already has: the table is a 1-1 mapping, so a packet must match at
+// most one rule in one direction.
+func overlaps(rules []Rule, r Rule) error {
+	for _, o := range rules {
+		switch {
+		case o.ID == r.ID:
+			return fmt.Errorf("rule %d: id already used by another rule", r.ID)
+		case o.In == r.In && o.Local == r.Local && o.Peer == r.Peer,
+			o.Out == r.In && o.OutLocal == r.Local && o.Target == r.Peer:
+			return fmt.Errorf("rule %d overlaps rule %d: packets to %s from %s on that port would match both", r.ID, o.ID, r.Local, r.Peer)
+		case o.Out == r.Out && o.OutLocal == r.OutLocal && o.Target == r.Target,
+			o.In == r.Out && o.Local == r.OutLocal && o.Peer == r.Target:
+			return fmt.Errorf("rule %d overlaps rule %d: replies to %s from %s on that port would match both", r.ID, o.ID, r.OutLocal, r.Target)
+		}
+	}
+	return nil
+}
+
+// Rule editing (control socket). Each edit is checked as a whole new rule
+// set, applied to the node tree and written back atomically, so the file on
+// disk always holds a valid configuration equal to the running table.
+
+// SetRules returns the checked rules that result from an edit of the
+// RuleConfig list, and writes the file. The edit function changes both the
+// list and the node sequence.
+func (c *Config) editRules(ports []Port, edit func(list []RuleConfig, seq *yaml.Node) ([]RuleConfig, error)) ([]Rule, error) {
+	seq, err := c.rulesNode()
+	if err != nil {
+		return nil, err
+	}
+	backup := *seq
+	backup.Content = append([]*yaml.Node(nil), seq.Content...)
+	list, err := edit(append([]RuleConfig(nil), c.Fwd.Rules...), seq)
+	if err != nil {
+		*seq = backup
+		return nil, err
+	}
+	byName := map[string]int{}
+	for i, p := range ports {
+		byName[p.Name] = i
+	}
+	rules := make([]Rule, 0, len(list))
+	for _, rc := range list {
+		r, _, err := checkRule(rc, ports, byName)
+		if err == nil {
+			err = overlaps(rules, r)
+		}
+		if err != nil {
+			*seq = backup
+			return nil, err
+		}
+		rules = append(rules, r)
+	}
+	if err := c.save(); err != nil {
+		*seq = backup
+		return nil, err
+	}
+	c.Fwd.Rules = list
+	return rules, nil
+}
+
+// rulesNode finds (or adds) the fwd.rules sequence in the document.
+func (c *Config) rulesNode() (*yaml.Node, error) {
+	if c.root == nil || len(c.root.Content) == 0 || c.root.Content[0].Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s: not a mapping at the top", c.path)
+	}
+	fwd := mapGet(c.root.Content[0], "fwd")
+	if fwd == nil || fwd.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s: no fwd section", c.path)
+	}
+	rules := mapGet(fwd, "rules")
+	if rules == nil || rules.Kind != yaml.SequenceNode {
+		rules = &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		if old := mapGet(fwd, "rules"); old != nil {
+			*old = *rules
+			return old, nil
+		}
+		fwd.Content = append(fwd.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "rules"}, rules)
+	}
+	return rules, nil
+}
+
+func mapGet(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// save writes the document back: temporary file, fsync, rename, fsync dir.
+func (c *Config) save() error {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(c.root); err != nil {
+		return fmt.Errorf("encode %s: %w", c.path, err)
+	}
+	enc.Close()
+	dir := filepath.Dir(c.path)
+	tmp := filepath.Join(dir, "."+filepath.Base(c.path)+".tmp")
+	mode := os.FileMode(0o600)
+	if st, err := os.Stat(c.path); err == nil {
+		mode = st.Mode().Perm()
+	}
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return fmt.Errorf("save config: %w", err)
+	}
+	if _, err = f.Write(buf.Bytes()); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, c.path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("save config %s: %w", c.path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}

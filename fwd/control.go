@@ -1,0 +1,169 @@
+package main
+
+// The control socket: run-time edits of the rule table and statistics.
+// Each edit is checked as a whole rule set, written to the configuration
+// file (so it survives a restart), and only then swapped into the datapath
+// as a new table; a refused edit changes nothing. Edits are serialised.
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"fmcap/internal/ctl"
+)
+
+type control struct {
+	mu    sync.Mutex
+	cfg   *Config
+	ports []Port
+	d     *Datapath
+	log   *slog.Logger
+	ln    net.Listener
+}
+
+// listenControl opens the socket (mode 0600), replacing a stale one left by
+// a process that died, but never one that still answers.
+func listenControl(path string, c *control) error {
+	if conn, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		conn.Close()
+		return fmt.Errorf("control socket %s: another fwd is listening on it", path)
+	}
+	os.Remove(path)
+	old := umask(0o177)
+	ln, err := net.Listen("unix", path)
+	umask(old)
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("control socket: %w", err)
+	}
+	c.ln = ln
+	go c.serve()
+	return nil
+}
+
+func (c *control) close() {
+	if c.ln != nil {
+		c.ln.Close()
+	}
+}
+
+func (c *control) serve() {
+	for {
+		conn, err := c.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			c.log.Warn("control accept", "err", err)
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		go c.handle(conn)
+	}
+}
+
+func (c *control) handle(conn net.Conn) {
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	var req ctl.Request
+	var resp ctl.Response
+	if err := json.NewDecoder(conn).Decode(&req); err != nil {
+		resp.Error = "bad request: " + err.Error()
+	} else if err := c.do(&req, &resp); err != nil {
+		resp.Error = err.Error()
+	} else {
+		resp.OK = true
+	}
+	json.NewEncoder(conn).Encode(&resp)
+}
+
+func (c *control) do(req *ctl.Request, resp *ctl.Response) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var edit func([]RuleConfig, *yaml.Node) ([]RuleConfig, error)
+	switch req.Cmd {
+	case "rules.list":
+		resp.Rules = c.cfg.Fwd.Rules
+		return nil
+	case "stats":
+		s := c.d.Stats()
+		resp.Stats = &s
+		return nil
+	case "rules.add":
+		if req.Rule == nil {
+			return fmt.Errorf("rules.add needs a rule")
+		}
+		r := *req.Rule
+		edit = func(list []RuleConfig, seq *yaml.Node) ([]RuleConfig, error) {
+			var n yaml.Node
+			if err := n.Encode(r); err != nil {
+				return nil, err
+			}
+			seq.Content = append(seq.Content, &n)
+			return append(list, r), nil
+		}
+	case "rules.del":
+		edit = func(list []RuleConfig, seq *yaml.Node) ([]RuleConfig, error) {
+			i := find(list, req.ID)
+			if i < 0 {
+				return nil, fmt.Errorf("no rule with id %d", req.ID)
+			}
+			if i < len(seq.Content) {
+				seq.Content = append(seq.Content[:i:i], seq.Content[i+1:]...)
+			}
+			return append(list[:i:i], list[i+1:]...), nil
+		}
+	case "rules.set-mode":
+		if _, err := ParseMode(req.Mode); err != nil {
+			return err
+		}
+		edit = func(list []RuleConfig, seq *yaml.Node) ([]RuleConfig, error) {
+			i := find(list, req.ID)
+			if i < 0 {
+				return nil, fmt.Errorf("no rule with id %d", req.ID)
+			}
+			list[i].Capture = req.Mode
+			if i < len(seq.Content) && seq.Content[i].Kind == yaml.MappingNode {
+				m := seq.Content[i]
+				if v := mapGet(m, "capture"); v != nil {
+					v.Value = req.Mode
+				} else {
+					m.Content = append(m.Content,
+						&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "capture"},
+						&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: req.Mode})
+				}
+			}
+			return list, nil
+		}
+	default:
+		return fmt.Errorf("unknown command %q (rules.list, rules.add, rules.del, rules.set-mode, stats)", req.Cmd)
+	}
+	rules, err := c.cfg.editRules(c.ports, edit)
+	if err != nil {
+		return err
+	}
+	c.d.Swap(buildTable(c.ports, rules))
+	c.log.Info("rules changed", "cmd", req.Cmd, "rules", len(rules))
+	resp.Rules = c.cfg.Fwd.Rules
+	return nil
+}
+
+func find(list []RuleConfig, id uint32) int {
+	for i, r := range list {
+		if r.ID == id {
+			return i
+		}
+	}
+	return -1
+}

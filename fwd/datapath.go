@@ -1,0 +1,453 @@
+package main
+
+// The datapath is what happens to one received frame, independent of the
+// backend that received it (afpacket.go, dpdk.go). It runs on one goroutine,
+// which owns everything here except the table pointer and the published
+// statistics. Per frame, in order:
+//
+//  1. ARP for our addresses is answered in place; ARP from known neighbors
+//     updates them.
+//  2. IPv4 is parsed (packet.go); anything else is counted and dropped.
+//  3. The rule is looked up by (port, destination, source) in the table
+//     loaded once per burst (table.go). No rule: an echo request to a local
+//     address is answered; an ICMP error is matched by the header it
+//     quotes; everything else is counted by reason and dropped.
+//  4. The ingress copy goes into the ring (the frame exactly as received).
+//  5. Addresses and TTL are rewritten in place (rewrite.go), MACs set from
+//     the neighbor entry; an unresolved neighbor queues a copy (neigh.go).
+//  6. The egress copy (exactly as sent) or the inline copy (the egress frame
+//     with the original source, showing A ↔ B) goes into the ring.
+//
+// The ring producer is Live: a full ring drops the copy and counts it, and
+// forwarding goes on. Nothing here allocates or logs.
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"fmcap/shmring"
+)
+
+const maxPorts = 256
+
+// txer transmits a frame built outside a receive burst (ARP requests,
+// packets released from a neighbor queue). It copies the frame.
+type txer interface {
+	send(port int, frame []byte) bool
+}
+
+type ruleCounters struct {
+	pkts, bytes [2]uint64 // per direction
+}
+
+type portCounters struct {
+	rxPkts, rxBytes, txPkts, txBytes uint64
+}
+
+type counters struct {
+	reasons       [rMax]uint64
+	captured      uint64
+	captureDrops  uint64
+	ports         []portCounters
+}
+
+// Datapath is the per-frame engine. Handle and the methods it calls belong
+// to the poll goroutine; Swap, Stats and Table may be called from any.
+type Datapath struct {
+	tbl     atomic.Pointer[table] // store by Swap; load once per burst in Begin
+	cur     *table
+	bindTo  *table
+	bind    []*ruleCounters // per rule index of cur
+	byID    map[uint32]*ruleCounters
+	nh      [][2]*neigh // per rule index of cur: next-hop entries
+	ports   []dpPort
+	ring    *shmring.Producer // nil: capture off
+	tx      txer
+	pool    *framePool
+	scratch []byte
+	arpBuf  []byte
+	now     int64
+	next    int64 // next housekeeping
+	c       counters
+
+	mu  sync.Mutex // guards pub
+	pub Stats
+}
+
+type dpPort struct {
+	mac   [6]byte
+	cfg   Port
+	neigh neighTable
+}
+
+// NewDatapath makes a datapath for the ports (their MACs from the backend)
+// with an initial table. ring may be nil.
+func NewDatapath(ports []Port, macs [][6]byte, t *table, ring *shmring.Producer, tx txer) *Datapath {
+	d := &Datapath{
+		ports:   make([]dpPort, len(ports)),
+		ring:    ring,
+		tx:      tx,
+		pool:    newFramePool(poolFrames),
+		scratch: make([]byte, maxFrame),
+		arpBuf:  make([]byte, 60),
+		byID:    map[uint32]*ruleCounters{},
+	}
+	for i := range ports {
+		d.ports[i] = dpPort{mac: macs[i], cfg: ports[i], neigh: neighTable{m: map[uint32]*neigh{}}}
+	}
+	d.c.ports = make([]portCounters, len(ports))
+	d.tbl.Store(t)
+	return d
+}
+
+// Swap installs a new table. The datapath picks it up at its next burst.
+func (d *Datapath) Swap(t *table) { d.tbl.Store(t) }
+
+// Table is the table in force (or about to be).
+func (d *Datapath) Table() *table { return d.tbl.Load() }
+
+// Begin starts a burst at time now (ns): it loads the table and, at most
+// every 100 ms, does the housekeeping (ARP retries and ageing, statistics).
+func (d *Datapath) Begin(now int64) {
+	d.now = now
+	if t := d.tbl.Load(); t != d.bindTo { // load-acquire; pairs with the store in Swap
+		d.rebind(t)
+	}
+	if now >= d.next {
+		d.next = now + int64(100e6)
+		d.housekeep()
+	}
+}
+
+// End finishes a burst: captured records become visible to consumers.
+func (d *Datapath) End() {
+	if d.ring != nil {
+		d.ring.Publish()
+	}
+}
+
+// rebind prepares per-rule state for a new table: counters carried over by
+// rule id, neighbor entries created for every next hop (resolution starts
+// now, before the first packet needs it).
+func (d *Datapath) rebind(t *table) {
+	d.cur, d.bindTo = t, t
+	d.bind = make([]*ruleCounters, len(t.rules))
+	d.nh = make([][2]*neigh, len(t.rules))
+	for i := range t.rules {
+		r := &t.rules[i]
+		c := d.byID[r.id]
+		if c == nil {
+			c = &ruleCounters{}
+			d.byID[r.id] = c
+		}
+		d.bind[i] = c
+		for dir := 0; dir < 2; dir++ {
+			p := int(r.outPort[dir])
+			n := d.ports[p].neigh.entry(r.nextHop[dir])
+			d.nh[i][dir] = n
+			if n.state == nIncomplete && n.tries == 0 {
+				d.solicit(p, n)
+			}
+		}
+	}
+}
+
+func (d *Datapath) drop(r reason) int {
+	d.c.reasons[r]++
+	return -1
+}
+
+// Handle processes one frame received on port in, in place. wire is the
+// frame's length on the wire (len(f) unless the backend cut it). It
+// returns the port to transmit f on, or -1 when f is not to be sent.
+func (d *Datapath) Handle(in int, f []byte, wire int) int {
+	pc := &d.c.ports[in]
+	pc.rxPkts++
+	pc.rxBytes += uint64(wire)
+	if wire != len(f) {
+		return d.drop(rShort) // cut by the receive ring: cannot forward a part
+	}
+	switch etherType(f) {
+	case etherIPv4:
+	case etherARP:
+		return d.arp(in, f)
+	case etherIPv6:
+		return d.drop(rIPv6)
+	case etherVLAN, etherQinQ:
+		return d.drop(rVLAN)
+	case 0:
+		return d.drop(rShort)
+	default:
+		return d.drop(rNotIPv4)
+	}
+	var p ipv4
+	if r := parseIPv4(f, &p); r != rOK {
+		return d.drop(r)
+	}
+	dst, src := be.Uint32(f[p.ip+16:]), be.Uint32(f[p.ip+12:])
+	t := d.cur
+	r, dir, ok := t.lookup(uint8(in), dst, src)
+	outer := true
+	if !ok {
+		if !t.isLocal(uint8(in), dst) {
+			return d.drop(rNotLocal)
+		}
+		if p.proto != protoICMP || p.l4 == 0 || p.frag || p.l4+8 > p.end {
+			return d.drop(rNoRule)
+		}
+		switch typ := f[p.l4]; {
+		case typ == icmpEchoRequest:
+			echoReply(f, &p, d.ports[in].mac)
+			d.c.reasons[rEchoLocal]++
+			return d.sent(in, f)
+		case isICMPError(typ) && p.l4+28 <= p.end:
+			q := p.l4 + 8 // quoted header: our own packet, from local qs to remote qd
+			qs, qd := be.Uint32(f[q+12:]), be.Uint32(f[q+16:])
+			if qs != dst {
+				return d.drop(rBadICMPError)
+			}
+			if r, dir, ok = t.lookup(uint8(in), qs, qd); !ok {
+				return d.drop(rNoRule)
+			}
+			outer = false
+		default:
+			return d.drop(rNoRule)
+		}
+	}
+	if f[p.ip+8] <= 1 {
+		return d.drop(rTTL)
+	}
+	idx := r.idx
+	ctr := d.bind[idx]
+	if r.mode == ModeIngress || r.mode == ModeBoth {
+		d.capture(f, wire, in, shmring.DirIngress, r)
+	}
+	if rs := rewrite(f, &p, r, dir, outer); rs != rOK {
+		return d.drop(rs)
+	}
+	out := int(r.outPort[dir])
+	n := d.nh[idx][dir]
+	copy(f[6:12], d.ports[out].mac[:])
+	if !n.usable() {
+		return d.enqueue(out, n, f, r, ctr, dir, src)
+	}
+	copy(f[0:6], n.mac[:])
+	d.egress(f, out, r, dir, src)
+	ctr.pkts[dir]++
+	ctr.bytes[dir] += uint64(len(f))
+	d.c.reasons[rOK]++
+	return d.sent(out, f)
+}
+
+func (d *Datapath) sent(out int, f []byte) int {
+	pc := &d.c.ports[out]
+	pc.txPkts++
+	pc.txBytes += uint64(len(f))
+	return out
+}
+
+// TxFailed is called by the backend when a frame Handle returned could not
+// be transmitted.
+func (d *Datapath) TxFailed(out int, f []byte) {
+	pc := &d.c.ports[out]
+	pc.txPkts--
+	pc.txBytes -= uint64(len(f))
+	d.c.reasons[rTxFull]++
+}
+
+// egress puts the egress or inline copy of a frame about to be sent.
+func (d *Datapath) egress(f []byte, out int, r *crule, dir uint8, orig uint32) {
+	switch r.mode {
+	case ModeEgress, ModeBoth:
+		d.capture(f, len(f), out, shmring.DirEgress, r)
+	case ModeInline:
+		if d.ring == nil {
+			return
+		}
+		s := d.scratch[:len(f)]
+		copy(s, f)
+		var p ipv4
+		if parseIPv4(s, &p) == rOK {
+			setSrc(s, &p, orig)
+		}
+		d.capture(s, len(s), out, shmring.DirInline, r)
+	}
+}
+
+func (d *Datapath) capture(f []byte, wire, port int, dir shmring.Dir, r *crule) {
+	if d.ring == nil {
+		return
+	}
+	if uint32(len(f)) > r.snap {
+		f = f[:r.snap]
+	}
+	if _, ok := d.ring.Write(d.now, uint32(wire), uint16(port), dir, r.id, f); ok {
+		d.c.captured++
+	} else {
+		d.c.captureDrops++
+	}
+}
+
+// enqueue holds a copy of a rewritten frame until its next hop resolves.
+func (d *Datapath) enqueue(out int, n *neigh, f []byte, r *crule, ctr *ruleCounters, dir uint8, orig uint32) int {
+	if n.qn == queueLen || len(f) > maxFrame {
+		return d.drop(rNeighFull)
+	}
+	b := d.pool.get()
+	if b == nil {
+		return d.drop(rNeighFull)
+	}
+	b = b[:len(f)]
+	copy(b, f)
+	n.q[n.qn] = queued{buf: b, rule: r, ctr: ctr, dir: dir, orig: orig}
+	n.qn++
+	if n.tries == 0 || n.state != nIncomplete {
+		d.solicit(out, n)
+	}
+	return d.drop(rNeighQueued)
+}
+
+// release sends what waits for n, now that its MAC is known.
+func (d *Datapath) release(port int, n *neigh) {
+	for i := 0; i < n.qn; i++ {
+		q := &n.q[i]
+		copy(q.buf[0:6], n.mac[:])
+		d.egress(q.buf, port, q.rule, q.dir, q.orig)
+		if d.tx.send(port, q.buf) {
+			q.ctr.pkts[q.dir]++
+			q.ctr.bytes[q.dir] += uint64(len(q.buf))
+			d.c.reasons[rOK]++
+			d.sent(port, q.buf)
+		} else {
+			d.c.reasons[rTxFull]++
+		}
+		d.pool.put(q.buf)
+		*q = queued{}
+	}
+	n.qn = 0
+}
+
+// flush drops what waits for n (it did not answer).
+func (d *Datapath) flush(n *neigh) {
+	for i := 0; i < n.qn; i++ {
+		d.pool.put(n.q[i].buf)
+		n.q[i] = queued{}
+		d.c.reasons[rNeighFailed]++
+	}
+	n.qn = 0
+}
+
+// arp answers requests for our addresses (in place) and learns from any ARP
+// packet whose sender we have an entry for.
+func (d *Datapath) arp(in int, f []byte) int {
+	const a = etherHdrLen
+	if len(f) < a+28 {
+		return d.drop(rBadARP)
+	}
+	if be.Uint16(f[a:]) != 1 || be.Uint16(f[a+2:]) != etherIPv4 || f[a+4] != 6 || f[a+5] != 4 {
+		return d.drop(rBadARP)
+	}
+	op := be.Uint16(f[a+6:])
+	spa, tpa := be.Uint32(f[a+14:]), be.Uint32(f[a+24:])
+	pt := &d.ports[in]
+	forUs := op == 1 && d.cur.isLocal(uint8(in), tpa)
+	if n := pt.neigh.m[spa]; n != nil || forUs {
+		if n == nil {
+			n = pt.neigh.entry(spa)
+		}
+		if spa != 0 {
+			copy(n.mac[:], f[a+8:a+14])
+			n.state, n.tries, n.expires = nReachable, 0, d.now+reachableTime
+			if n.qn > 0 {
+				d.release(in, n)
+			}
+		}
+	}
+	if !forUs {
+		return d.drop(rARPOther)
+	}
+	// Reply in place: swap sender and target, our MAC as sender.
+	copy(f[0:6], f[a+8:a+14])
+	copy(f[6:12], pt.mac[:])
+	be.PutUint16(f[a+6:], 2)
+	copy(f[a+18:a+28], f[a+8:a+18]) // target := old sender (MAC and IP)
+	copy(f[a+8:a+14], pt.mac[:])
+	be.PutUint32(f[a+14:], tpa)
+	d.c.reasons[rARPReplied]++
+	return d.sent(in, f)
+}
+
+// solicit sends an ARP request for n on port, from our address on the same
+// subnet (or the port's first address).
+func (d *Datapath) solicit(port int, n *neigh) {
+	pt := &d.ports[port]
+	var spa uint32
+	for i, pf := range pt.cfg.Prefixes {
+		if i == 0 || pf.Contains(addr4(n.ip)) {
+			spa = ip4(pf.Addr())
+		}
+	}
+	b := d.arpBuf
+	clear(b)
+	for i := 0; i < 6; i++ {
+		b[i] = 0xff
+	}
+	copy(b[6:12], pt.mac[:])
+	be.PutUint16(b[12:], etherARP)
+	const a = etherHdrLen
+	be.PutUint16(b[a:], 1)
+	be.PutUint16(b[a+2:], etherIPv4)
+	b[a+4], b[a+5] = 6, 4
+	be.PutUint16(b[a+6:], 1)
+	copy(b[a+8:], pt.mac[:])
+	be.PutUint32(b[a+14:], spa)
+	be.PutUint32(b[a+24:], n.ip)
+	n.tries++
+	n.expires = d.now + retryInterval
+	d.tx.send(port, b)
+}
+
+// housekeep retries and ages neighbor entries, then publishes statistics.
+func (d *Datapath) housekeep() {
+	for pi := range d.ports {
+		pt := &d.ports[pi]
+		for _, n := range pt.neigh.m {
+			if d.now < n.expires {
+				continue
+			}
+			switch {
+			case n.state == nReachable:
+				n.state, n.tries = nStale, 0
+				d.solicit(pi, n)
+			case n.tries < maxTries:
+				if n.qn > 0 || n.state == nStale || d.referenced(pi, n) {
+					d.solicit(pi, n)
+				} else {
+					delete(pt.neigh.m, n.ip)
+				}
+			default:
+				// No answer: forget the MAC, drop what waited. A referenced
+				// entry is asked again after a pause, as Linux does.
+				n.state = nIncomplete
+				d.flush(n)
+				if d.referenced(pi, n) {
+					n.tries = 0
+					n.expires = d.now + 5*retryInterval
+				} else {
+					delete(pt.neigh.m, n.ip)
+				}
+			}
+		}
+	}
+	d.publish()
+}
+
+// referenced says whether a rule of the current table uses n as next hop.
+func (d *Datapath) referenced(port int, n *neigh) bool {
+	for _, nh := range d.nh {
+		if nh[0] == n || nh[1] == n {
+			return true
+		}
+	}
+	return false
+}

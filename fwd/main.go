@@ -1,0 +1,60 @@
+// Command fwd is the Layer-3 bump in the wire: it owns its ports, answers
+// ARP and ping for its own addresses, forwards packets by a 1-1 rule table
+// (rewriting addresses, see rewrite.go) and puts a copy of what it forwards
+// into the capture ring. datapath.go explains the per-packet pipeline,
+// afpacket.go and dpdk.go the two backends, config.go the file.
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"fmcap/internal/cliutil"
+)
+
+func main() {
+	app := &cli.App{
+		Name:  "fwd",
+		Usage: "forward packets by a 1-1 rule table and capture them into the ring",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Usage: "configuration file (YAML, see fwd/config.go)"},
+			&cli.StringFlag{Name: "check-config", Usage: "check this configuration file, explain any error, and exit"},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+		},
+		Action: func(cc *cli.Context) error {
+			if f := cc.String("check-config"); f != "" {
+				_, ports, rules, err := LoadConfig(f)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("%s: OK, %d ports, %d rules\n", f, len(ports), len(rules))
+				return nil
+			}
+			if cc.String("config") == "" {
+				return fmt.Errorf("--config FILE is required (or --check-config FILE)")
+			}
+			log, err := cliutil.Logger(cc.String("log-level"))
+			if err != nil {
+				return err
+			}
+			cfg, ports, rules, err := LoadConfig(cc.String("config"))
+			if err != nil {
+				return err
+			}
+			// The backends poll from this goroutine; DPDK pins it.
+			runtime.LockOSThread()
+			sig := make(chan os.Signal, 1)
+			signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+			return run(cfg, ports, rules, log, sig)
+		},
+	}
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "fwd:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,99 @@
+package main
+
+// Wiring: ring producer, backend ports, datapath, control socket, and the
+// poll loop on the calling (locked) goroutine until a signal.
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"fmcap/shmring"
+)
+
+// backend is what afpacket.go and dpdk.go provide.
+type backend interface {
+	txer
+	macs() [][6]byte
+	setDatapath(d *Datapath, ready func())
+	run()
+	halt()
+	close()
+}
+
+func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.Signal) error {
+	var prod *shmring.Producer
+	if cfg.Ring.Path != "" {
+		r, err := shmring.Open(cfg.Ring.Path)
+		if err != nil {
+			return fmt.Errorf("%w (create it first: fmring create --ring %s ...)", err, cfg.Ring.Path)
+		}
+		defer r.Close()
+		if prod, err = r.NewProducer(shmring.Live); err != nil {
+			return err
+		}
+		defer prod.Detach() // a restarting fwd continues the ring; it does not close it
+	} else {
+		log.Warn("no ring.path in the configuration: forwarding without capture")
+	}
+	var be backend
+	var err error
+	switch cfg.Fwd.Backend {
+	case "", "afpacket":
+		be, err = newAFBackend(ports)
+	case "dpdk":
+		be, err = newDPDKBackend(cfg.Fwd.DPDK.EAL, ports)
+	}
+	if err != nil {
+		return err
+	}
+	defer be.close()
+	d := NewDatapath(ports, be.macs(), buildTable(ports, rules), prod, be)
+	c := &control{cfg: cfg, ports: ports, d: d, log: log}
+	if cfg.Fwd.Control != "" {
+		if err := listenControl(cfg.Fwd.Control, c); err != nil {
+			return err
+		}
+		defer c.close()
+	}
+	be.setDatapath(d, func() {
+		log.Info("forwarding", "backend", cfg.Fwd.Backend, "ports", len(ports), "rules", len(rules), "ring", cfg.Ring.Path)
+		notifyReady()
+	})
+	go func() {
+		s := <-sig
+		log.Info("stopping", "signal", s)
+		be.halt()
+	}()
+	start := time.Now()
+	be.run()
+	s := d.Stats()
+	log.Info("stopped", "uptime", time.Since(start).Round(time.Millisecond), "forwarded", s.Forwarded,
+		"captured", s.Captured, "capture_drops", s.CaptureDrops)
+	return nil
+}
+
+func newAFBackend(ports []Port) (*afBackend, error) {
+	b := &afBackend{}
+	for _, p := range ports {
+		ap, err := openAFPacket(p.Device)
+		if err != nil {
+			b.close()
+			return nil, fmt.Errorf("port %s: %w", p.Name, err)
+		}
+		b.ports = append(b.ports, ap)
+	}
+	return b, nil
+}
+
+func (b *afBackend) macs() [][6]byte {
+	m := make([][6]byte, len(b.ports))
+	for i, p := range b.ports {
+		m[i] = p.mac
+	}
+	return m
+}
+
+func (b *afBackend) setDatapath(d *Datapath, ready func()) { b.d, b.ready = d, ready }
+func (b *afBackend) halt()                                 { b.stop.Store(true) }

@@ -1,0 +1,67 @@
+package main
+
+// Statistics: the datapath counts in plain fields it alone writes, and
+// copies them under a mutex into Stats at every housekeeping (10 times a
+// second) and on demand from the control socket. Readers never touch the
+// live counters, so the hot path needs no atomics.
+
+import "fmcap/internal/ctl"
+
+// Stats is a snapshot, as served by `fmctl stats`.
+type Stats = ctl.Stats
+
+func (d *Datapath) publish() {
+	s := ctl.Stats{Drops: map[string]uint64{}}
+	for r := rOK + 1; r < rMax; r++ {
+		if v := d.c.reasons[r]; v != 0 {
+			s.Drops[reasonNames[r]] = v
+		}
+	}
+	s.Forwarded = d.c.reasons[rOK]
+	s.Captured = d.c.captured
+	s.CaptureDrops = d.c.captureDrops
+	for i := range d.ports {
+		pc := d.c.ports[i]
+		s.Ports = append(s.Ports, ctl.PortStats{
+			Name: d.ports[i].cfg.Name, RxPackets: pc.rxPkts, RxBytes: pc.rxBytes,
+			TxPackets: pc.txPkts, TxBytes: pc.txBytes,
+		})
+		for _, n := range d.ports[i].neigh.m {
+			s.Neighbors = append(s.Neighbors, ctl.Neighbor{
+				Port: d.ports[i].cfg.Name, IP: addr4(n.ip).String(), MAC: macString(n.mac),
+				State: [...]string{"incomplete", "reachable", "stale"}[n.state], Queued: n.qn,
+			})
+		}
+	}
+	if d.cur != nil {
+		for _, r := range d.cur.rules {
+			c := d.byID[r.id]
+			s.Rules = append(s.Rules, ctl.RuleStats{
+				ID: r.id, Mode: r.mode.String(),
+				FwdPackets: c.pkts[0], FwdBytes: c.bytes[0], RevPackets: c.pkts[1], RevBytes: c.bytes[1],
+			})
+		}
+	}
+	d.mu.Lock()
+	d.pub = s
+	d.mu.Unlock()
+}
+
+// Stats returns the last published snapshot.
+func (d *Datapath) Stats() Stats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.pub
+}
+
+func macString(m [6]byte) string {
+	const hex = "0123456789abcdef"
+	b := make([]byte, 0, 17)
+	for i, x := range m {
+		if i > 0 {
+			b = append(b, ':')
+		}
+		b = append(b, hex[x>>4], hex[x&15])
+	}
+	return string(b)
+}

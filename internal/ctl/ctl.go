@@ -1,0 +1,100 @@
+// Package ctl is the control protocol between fwd and fmctl: one JSON
+// request per connection on a unix socket, one JSON response back.
+//
+//	→ {"cmd":"rules.add","rule":{"id":2,"in":"p0",...}}
+//	← {"ok":true,"rules":[...]}
+//
+// Commands: rules.list, rules.add (rule), rules.del (id), rules.set-mode
+// (id, mode), stats. Every edit answers with the rule set now in force.
+package ctl
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"time"
+)
+
+// Rule is one forwarding rule, as written in the configuration file.
+type Rule struct {
+	ID       uint32 `yaml:"id" json:"id"`
+	In       string `yaml:"in" json:"in"`
+	Local    string `yaml:"local" json:"local"`
+	Peer     string `yaml:"peer" json:"peer"`
+	Out      string `yaml:"out" json:"out"`
+	OutLocal string `yaml:"out_local" json:"out_local"`
+	Target   string `yaml:"target" json:"target"`
+	Snap     uint32 `yaml:"snap,omitempty" json:"snap,omitempty"`
+	Capture  string `yaml:"capture,omitempty" json:"capture,omitempty"`
+}
+
+type Request struct {
+	Cmd  string `json:"cmd"`
+	Rule *Rule  `json:"rule,omitempty"`
+	ID   uint32 `json:"id,omitempty"`
+	Mode string `json:"mode,omitempty"`
+}
+
+type Response struct {
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+	Rules []Rule `json:"rules,omitempty"`
+	Stats *Stats `json:"stats,omitempty"`
+}
+
+type Stats struct {
+	Forwarded    uint64            `json:"forwarded"`
+	Drops        map[string]uint64 `json:"drops"`
+	Captured     uint64            `json:"captured"`
+	CaptureDrops uint64            `json:"capture_drops"`
+	Ports        []PortStats       `json:"ports"`
+	Rules        []RuleStats       `json:"rules"`
+	Neighbors    []Neighbor        `json:"neighbors"`
+}
+
+type PortStats struct {
+	Name      string `json:"name"`
+	RxPackets uint64 `json:"rx_packets"`
+	RxBytes   uint64 `json:"rx_bytes"`
+	TxPackets uint64 `json:"tx_packets"`
+	TxBytes   uint64 `json:"tx_bytes"`
+}
+
+type RuleStats struct {
+	ID         uint32 `json:"id"`
+	Mode       string `json:"mode"`
+	FwdPackets uint64 `json:"fwd_packets"`
+	FwdBytes   uint64 `json:"fwd_bytes"`
+	RevPackets uint64 `json:"rev_packets"`
+	RevBytes   uint64 `json:"rev_bytes"`
+}
+
+type Neighbor struct {
+	Port   string `json:"port"`
+	IP     string `json:"ip"`
+	MAC    string `json:"mac"`
+	State  string `json:"state"`
+	Queued int    `json:"queued"`
+}
+
+// Call sends one request to the socket and returns the response; a
+// response with ok=false comes back as an error carrying its message.
+func Call(socket string, req Request) (*Response, error) {
+	c, err := net.DialTimeout("unix", socket, 5*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("control socket %s: %w (is fwd running with this control path?)", socket, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	if err := json.NewEncoder(c).Encode(req); err != nil {
+		return nil, fmt.Errorf("control socket %s: %w", socket, err)
+	}
+	var resp Response
+	if err := json.NewDecoder(c).Decode(&resp); err != nil {
+		return nil, fmt.Errorf("control socket %s: reading the answer: %w", socket, err)
+	}
+	if !resp.OK {
+		return &resp, fmt.Errorf("%s", resp.Error)
+	}
+	return &resp, nil
+}

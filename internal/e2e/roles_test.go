@@ -1,0 +1,133 @@
+package e2e
+
+// Helper roles: the test binary re-executed inside a network namespace
+// (ip netns exec NS TESTBIN) as one end of a transfer, so both ends are
+// the real Linux stack and the test needs no other program.
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand"
+	"net"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+const roleEnv = "FMCAP_E2E_ROLE"
+
+// roleArgs is how many trailing arguments each role takes.
+func roleArgs(role string) int {
+	return map[string]int{"tcp-sink": 1, "tcp-source": 2, "udp-sink": 2, "udp-source": 2, "udp-refused": 1}[role]
+}
+
+// runRole runs a role and prints its result on stdout.
+func runRole(role string, args []string) int {
+	err := func() error {
+		switch role {
+		case "tcp-sink": // ADDR: accept one connection, read to EOF, print "bytes sha256"
+			ln, err := net.Listen("tcp4", args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Println("listening")
+			c, err := ln.Accept()
+			if err != nil {
+				return err
+			}
+			h := sha256.New()
+			n, err := io.Copy(h, c)
+			c.Close()
+			fmt.Printf("%d %x %s\n", n, h.Sum(nil), c.RemoteAddr().(*net.TCPAddr).IP)
+			return err
+		case "tcp-source": // ADDR BYTES: send BYTES of seeded random data, print "bytes sha256"
+			size, _ := strconv.ParseInt(args[1], 10, 64)
+			c, err := net.DialTimeout("tcp4", args[0], 10*time.Second)
+			if err != nil {
+				return err
+			}
+			h := sha256.New()
+			src := io.TeeReader(io.LimitReader(rand.New(rand.NewSource(size)), size), h)
+			n, err := io.Copy(c, src)
+			if err != nil {
+				return err
+			}
+			c.(*net.TCPConn).CloseWrite()
+			io.Copy(io.Discard, c) // wait for the sink to close: everything arrived
+			fmt.Printf("%d %x\n", n, h.Sum(nil))
+			return nil
+		case "udp-sink": // ADDR N: receive until N datagrams or 3 s of silence; print "good bad"
+			want, _ := strconv.Atoi(args[1])
+			c, err := net.ListenPacket("udp4", args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Println("listening")
+			buf := make([]byte, 2048)
+			seen := map[uint32]bool{}
+			bad := 0
+			for len(seen) < want {
+				c.SetReadDeadline(time.Now().Add(3 * time.Second))
+				n, _, err := c.ReadFrom(buf)
+				if err != nil {
+					break
+				}
+				if n < 4 || string(buf[4:n]) != string(udpPayload(binary.BigEndian.Uint32(buf), n-4)) {
+					bad++
+					continue
+				}
+				seen[binary.BigEndian.Uint32(buf)] = true
+			}
+			fmt.Printf("%d %d\n", len(seen), bad)
+			return nil
+		case "udp-source": // ADDR N: send N datagrams of 1000 bytes, paced
+			n, _ := strconv.Atoi(args[1])
+			c, err := net.Dial("udp4", args[0])
+			if err != nil {
+				return err
+			}
+			for i := 0; i < n; i++ {
+				b := binary.BigEndian.AppendUint32(nil, uint32(i))
+				if _, err := c.Write(append(b, udpPayload(uint32(i), 996)...)); err != nil {
+					return err
+				}
+				if i%50 == 49 {
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+			fmt.Println(n)
+			return nil
+		case "udp-refused": // ADDR: a datagram to a closed port must come back as "connection refused"
+			c, err := net.Dial("udp4", args[0])
+			if err != nil {
+				return err
+			}
+			for try := 0; try < 5; try++ {
+				c.Write([]byte("anyone?"))
+				c.SetReadDeadline(time.Now().Add(time.Second))
+				_, err = c.Read(make([]byte, 16))
+				if errors.Is(err, syscall.ECONNREFUSED) {
+					fmt.Println("refused")
+					return nil
+				}
+			}
+			return fmt.Errorf("no ICMP port unreachable came back: %v", err)
+		}
+		return fmt.Errorf("unknown role %q", role)
+	}()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, role+":", err)
+		return 1
+	}
+	return 0
+}
+
+func udpPayload(seq uint32, n int) []byte {
+	b := make([]byte, n)
+	rand.New(rand.NewSource(int64(seq))).Read(b)
+	return b
+}

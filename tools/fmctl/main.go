@@ -1,0 +1,157 @@
+// Command fmctl talks to a running fwd through its control socket: list,
+// add and delete forwarding rules, change a rule's capture mode, and print
+// statistics. Edits take effect at once, without pausing traffic, and are
+// written to fwd's configuration file.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"fmcap/internal/ctl"
+)
+
+const defaultSocket = "/run/fmcap/fwd.sock"
+
+func main() {
+	socket := &cli.StringFlag{Name: "socket", Value: defaultSocket, EnvVars: []string{"FMCAP_FWD_SOCKET"}, Usage: "fwd's control socket (fwd.control in the configuration)"}
+	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON for programs"}
+	app := &cli.App{
+		Name:  "fmctl",
+		Usage: "control a running fwd",
+		Flags: []cli.Flag{socket},
+		Commands: []*cli.Command{
+			{
+				Name:  "rules",
+				Usage: "list or edit the forwarding rules",
+				Subcommands: []*cli.Command{
+					{Name: "list", Usage: "print the rules in force", Flags: []cli.Flag{jsonFlag}, Action: func(cc *cli.Context) error {
+						return call(cc, ctl.Request{Cmd: "rules.list"})
+					}},
+					{
+						Name:  "add",
+						Usage: "add a rule: packets on --in to --local from --peer go out of --out from --out-local to --target",
+						Flags: []cli.Flag{
+							&cli.UintFlag{Name: "id", Required: true},
+							&cli.StringFlag{Name: "in", Required: true, Usage: "port where the peer's packets arrive"},
+							&cli.StringFlag{Name: "local", Required: true, Usage: "local address the peer sends to (X)"},
+							&cli.StringFlag{Name: "peer", Required: true, Usage: "the peer (A)"},
+							&cli.StringFlag{Name: "out", Required: true, Usage: "port the packets leave on"},
+							&cli.StringFlag{Name: "out-local", Required: true, Usage: "local source address on --out (Y)"},
+							&cli.StringFlag{Name: "target", Required: true, Usage: "the target (B)"},
+							&cli.UintFlag{Name: "snap", Value: 65535, Usage: "bytes kept per captured packet"},
+							&cli.StringFlag{Name: "mode", Value: "both", Usage: "capture mode: ingress, egress, inline, both, none"},
+							jsonFlag,
+						},
+						Action: func(cc *cli.Context) error {
+							return call(cc, ctl.Request{Cmd: "rules.add", Rule: &ctl.Rule{
+								ID: uint32(cc.Uint("id")), In: cc.String("in"), Local: cc.String("local"), Peer: cc.String("peer"),
+								Out: cc.String("out"), OutLocal: cc.String("out-local"), Target: cc.String("target"),
+								Snap: uint32(cc.Uint("snap")), Capture: cc.String("mode"),
+							}})
+						},
+					},
+					{Name: "del", Usage: "delete rule ID", ArgsUsage: "ID", Flags: []cli.Flag{jsonFlag}, Action: func(cc *cli.Context) error {
+						id, err := idArg(cc, 0)
+						if err != nil {
+							return err
+						}
+						return call(cc, ctl.Request{Cmd: "rules.del", ID: id})
+					}},
+					{Name: "set-mode", Usage: "change rule ID's capture mode", ArgsUsage: "ID ingress|egress|inline|both|none", Flags: []cli.Flag{jsonFlag}, Action: func(cc *cli.Context) error {
+						id, err := idArg(cc, 0)
+						if err != nil {
+							return err
+						}
+						if cc.NArg() != 2 {
+							return fmt.Errorf("usage: fmctl rules set-mode ID MODE")
+						}
+						return call(cc, ctl.Request{Cmd: "rules.set-mode", ID: id, Mode: cc.Args().Get(1)})
+					}},
+				},
+			},
+			{Name: "stats", Usage: "print fwd's counters", Flags: []cli.Flag{jsonFlag}, Action: func(cc *cli.Context) error {
+				return call(cc, ctl.Request{Cmd: "stats"})
+			}},
+		},
+	}
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "fmctl:", err)
+		os.Exit(1)
+	}
+}
+
+func idArg(cc *cli.Context, i int) (uint32, error) {
+	var id uint32
+	if _, err := fmt.Sscan(cc.Args().Get(i), &id); err != nil || id == 0 {
+		return 0, fmt.Errorf("rule id %q: give a number > 0", cc.Args().Get(i))
+	}
+	return id, nil
+}
+
+func call(cc *cli.Context, req ctl.Request) error {
+	resp, err := ctl.Call(cc.String("socket"), req)
+	if err != nil {
+		return err
+	}
+	if cc.Bool("json") {
+		e := json.NewEncoder(os.Stdout)
+		e.SetIndent("", "  ")
+		if resp.Stats != nil {
+			return e.Encode(resp.Stats)
+		}
+		return e.Encode(resp.Rules)
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	defer w.Flush()
+	if s := resp.Stats; s != nil {
+		printStats(w, s)
+		return nil
+	}
+	fmt.Fprintln(w, "ID\tIN\tLOCAL\tPEER\tOUT\tOUT_LOCAL\tTARGET\tSNAP\tCAPTURE")
+	for _, r := range resp.Rules {
+		mode := r.Capture
+		if mode == "" {
+			mode = "both"
+		}
+		snap := r.Snap
+		if snap == 0 {
+			snap = 65535
+		}
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.In, r.Local, r.Peer, r.Out, r.OutLocal, r.Target, snap, mode)
+	}
+	return nil
+}
+
+func printStats(w *tabwriter.Writer, s *ctl.Stats) {
+	fmt.Fprintf(w, "forwarded\t%d\ncaptured\t%d\ncapture drops (ring full)\t%d\n", s.Forwarded, s.Captured, s.CaptureDrops)
+	if len(s.Drops) > 0 {
+		keys := make([]string, 0, len(s.Drops))
+		for k := range s.Drops {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		fmt.Fprintln(w, "\nnot forwarded, by reason:")
+		for _, k := range keys {
+			fmt.Fprintf(w, "  %s\t%d\n", strings.ReplaceAll(k, "_", " "), s.Drops[k])
+		}
+	}
+	fmt.Fprintln(w, "\nPORT\tRX PKTS\tRX BYTES\tTX PKTS\tTX BYTES")
+	for _, p := range s.Ports {
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\n", p.Name, p.RxPackets, p.RxBytes, p.TxPackets, p.TxBytes)
+	}
+	fmt.Fprintln(w, "\nRULE\tCAPTURE\tA→B PKTS\tA→B BYTES\tB→A PKTS\tB→A BYTES")
+	for _, r := range s.Rules {
+		fmt.Fprintf(w, "%d\t%s\t%d\t%d\t%d\t%d\n", r.ID, r.Mode, r.FwdPackets, r.FwdBytes, r.RevPackets, r.RevBytes)
+	}
+	fmt.Fprintln(w, "\nNEIGHBOR\tPORT\tMAC\tSTATE\tQUEUED")
+	for _, n := range s.Neighbors {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\n", n.IP, n.Port, n.MAC, n.State, n.Queued)
+	}
+}
