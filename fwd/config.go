@@ -126,12 +126,12 @@ type Port struct {
 
 // Rule is a checked rule.
 type Rule struct {
-	ID                 uint32
-	In, Out            int // port indexes
-	Local, Peer        netip.Addr
-	OutLocal, Target   netip.Addr
-	Snap               uint32
-	Mode               Mode
+	ID               uint32
+	In, Out          int // port indexes
+	Local, Peer      netip.Addr
+	OutLocal, Target netip.Addr
+	Snap             uint32
+	Mode             Mode
 }
 
 const defaultSnap = 65535

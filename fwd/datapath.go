@@ -45,10 +45,10 @@ type portCounters struct {
 }
 
 type counters struct {
-	reasons       [rMax]uint64
-	captured      uint64
-	captureDrops  uint64
-	ports         []portCounters
+	reasons      [rMax]uint64
+	captured     uint64
+	captureDrops uint64
+	ports        []portCounters
 }
 
 // Datapath is the per-frame engine. Handle and the methods it calls belong

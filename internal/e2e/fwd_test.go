@@ -45,9 +45,9 @@ var (
 )
 
 type topo struct {
-	t                 *testing.T
-	nsA, nsF, nsB     string
-	a0, f0, f1, b0    string
+	t              *testing.T
+	nsA, nsF, nsB  string
+	a0, f0, f1, b0 string
 }
 
 func sh(t *testing.T, args ...string) {
