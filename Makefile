@@ -5,16 +5,20 @@ BIN     := bin
 CMDS    := ./fwd ./writer ./tools/fmring ./tools/fminject ./tools/fmslice ./tools/fmctl
 FUZZTIME ?= 20s
 
-.PHONY: all build test test-short race fuzz bench demo clean deps-build deps-test deps-demo deps-bench
+.PHONY: all build build-dpdk test test-short race fuzz bench demo clean deps-build deps-test deps-demo deps-bench
 
 all: build
 
-deps-build deps-test deps-demo deps-bench: deps-%:
+deps-build deps-dpdk deps-test deps-demo deps-bench: deps-%:
 	@scripts/deps.sh $*
 
 build: deps-build
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ $(CMDS)
+
+# fwd with the DPDK backend (cgo over Debian's libdpdk-dev 22.11).
+build-dpdk: deps-dpdk build
+	$(GO) build -tags dpdk -o $(BIN)/fwd-dpdk ./fwd
 
 # The full suite: unit, fuzz seeds, cross-process, crash and end-to-end tests
 # (the ones that need root or missing tools skip and say why), then the ring

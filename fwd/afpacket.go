@@ -239,7 +239,7 @@ func (b *afBackend) rxBlock(i int) int {
 					completeL4(f)
 				}
 				if out := d.Handle(i, f, wire); out >= 0 && !b.ports[out].put(f) {
-					d.TxFailed(out, f)
+					d.TxFailed(out, len(f))
 				}
 			}
 		}

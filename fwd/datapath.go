@@ -246,13 +246,16 @@ func (d *Datapath) sent(out int, f []byte) int {
 	return out
 }
 
-// TxFailed is called by the backend when a frame Handle returned could not
-// be transmitted.
-func (d *Datapath) TxFailed(out int, f []byte) {
+// TxFailed is called by the backend when a frame of n bytes that Handle
+// returned for port out could not be transmitted.
+func (d *Datapath) TxFailed(out int, n int) {
 	pc := &d.c.ports[out]
 	pc.txPkts--
-	pc.txBytes -= uint64(len(f))
+	pc.txBytes -= uint64(n)
 	d.c.reasons[rTxFull]++
+	if d.c.reasons[rOK] > 0 {
+		d.c.reasons[rOK]-- // it was counted as forwarded
+	}
 }
 
 // egress puts the egress or inline copy of a frame about to be sent.

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages fmcap needs, or says which are missing.
-# Usage: scripts/deps.sh build|test|demo|bench
+# Usage: scripts/deps.sh build|dpdk|test|demo|bench
 set -euo pipefail
 want=(libpcap-dev pkg-config gcc)           # build: cgo + libpcap for filters
 case "${1:-build}" in
   build) ;;
+  dpdk)  want+=(libdpdk-dev) ;;
   demo)  want+=(tcpdump zstd) ;;
-  test)  want+=(tcpdump zstd tshark iproute2 procps iputils-ping ethtool) ;;   # tshark brings editcap
-  bench) want+=(tcpdump zstd tshark iproute2 procps hyperfine) ;;
-  *) echo "usage: $0 build|test|demo|bench" >&2; exit 2 ;;
+  test)  want+=(tcpdump zstd tshark iproute2 procps iputils-ping ethtool libdpdk-dev) ;;   # tshark brings editcap
+  bench) want+=(tcpdump zstd tshark iproute2 procps hyperfine iputils-ping ethtool libdpdk-dev iperf3 iptables) ;;
+  *) echo "usage: $0 build|dpdk|test|demo|bench" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${want[@]}"; do

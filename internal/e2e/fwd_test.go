@@ -265,12 +265,20 @@ fwd:
       out_local: 198.18.2.3
       target: 198.18.2.2
       capture: inline
-`, ring, backend, sock, strings.Join(eal, ", "), devs[0], devs[1])
+`, ring, backend, sock, quoteAll(eal), devs[0], devs[1])
 	p := filepath.Join(t.TempDir(), "fmcap.yaml")
 	if err := os.WriteFile(p, []byte(y), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+func quoteAll(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
 }
 
 func fmctl(t *testing.T, cfg string, args ...string) []byte {
@@ -315,6 +323,23 @@ func waitStats(t *testing.T, cfg string, ok func(ctl.Stats) bool) ctl.Stats {
 func TestForwarderAFPacket(t *testing.T) {
 	tp := newTopo(t)
 	forwarderSuite(t, tp, bin("fwd"), "afpacket", nil, [2]string{tp.f0, tp.f1})
+}
+
+// TestForwarderDPDK is the same suite with fwd built with -tags dpdk, on
+// net_af_packet virtual devices over the same veths.
+func TestForwarderDPDK(t *testing.T) {
+	tp := newTopo(t)
+	if err := exec.Command("pkg-config", "--exists", "libdpdk").Run(); err != nil {
+		t.Skip("libdpdk-dev not installed (make test installs it as root)")
+	}
+	fwdDPDK := filepath.Join(t.TempDir(), "fwd-dpdk")
+	build := exec.Command("go", "build", "-tags", "dpdk", "-o", fwdDPDK, "fmcap/fwd")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build fwd with DPDK: %v\n%s", err, out)
+	}
+	eal := []string{"--no-huge", "-m", "256", "--no-pci", "-l", "1", "--file-prefix=" + tp.nsF,
+		"--vdev=net_af_packet0,iface=" + tp.f0, "--vdev=net_af_packet1,iface=" + tp.f1}
+	forwarderSuite(t, tp, fwdDPDK, "dpdk", eal, [2]string{"net_af_packet0", "net_af_packet1"})
 }
 
 // forwarderSuite is the same test for both backends.
