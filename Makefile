@@ -40,7 +40,7 @@ fuzz: deps-test
 
 # Go benchmarks beside the code; whole-pipeline comparisons are in bench/.
 bench: deps-bench build
-	$(GO) test -run '^$$' -bench . -benchmem ./shmring ./writer/...
+	$(GO) test -run '^$$' -bench . -benchmem ./shmring ./writer/... ./fwd
 	bench/run.sh
 
 demo: deps-demo build

@@ -11,3 +11,5 @@ for a in false true; do
 done
 bench/writer.sh
 bench/slice.sh
+bench/fwd-dpdk.sh
+bench/fwd-ns.sh

@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -111,6 +112,10 @@ type PortConfig struct {
 	Device    string   `yaml:"device"`
 	Addresses []string `yaml:"addresses"`
 	Gateway   string   `yaml:"gateway"`
+	// Neighbors are static ARP entries (address: MAC), never aged: for
+	// links where nobody answers ARP (net_null benchmarks) or where the
+	// operator wants them pinned.
+	Neighbors map[string]string `yaml:"neighbors"`
 }
 
 // RuleConfig is one rule as written in the file and on the control socket.
@@ -122,6 +127,7 @@ type Port struct {
 	Device   string
 	Prefixes []netip.Prefix
 	Gateway  netip.Addr // invalid when none
+	Static   map[netip.Addr][6]byte
 }
 
 // Rule is a checked rule.
@@ -301,6 +307,20 @@ func (c *Config) check() ([]Port, []Rule, error) {
 				return nil, nil, c.errAt(fmt.Sprintf("port %q gateway %s is not on any of the port's subnets", pc.Name, g), at("gateway")...)
 			}
 			p.Gateway = g
+		}
+		for ipS, macS := range pc.Neighbors {
+			a, err := netip.ParseAddr(ipS)
+			if err != nil || !a.Is4() {
+				return nil, nil, c.errAt(fmt.Sprintf("port %q neighbor %q: not an IPv4 address", pc.Name, ipS), at("neighbors")...)
+			}
+			hw, err := net.ParseMAC(macS)
+			if err != nil || len(hw) != 6 {
+				return nil, nil, c.errAt(fmt.Sprintf("port %q neighbor %s: MAC %q: write it as 02:00:00:00:00:01", pc.Name, ipS, macS), at("neighbors")...)
+			}
+			if p.Static == nil {
+				p.Static = map[netip.Addr][6]byte{}
+			}
+			p.Static[a] = [6]byte(hw)
 		}
 		byName[pc.Name] = i
 		ports[i] = p

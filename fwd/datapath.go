@@ -94,6 +94,10 @@ func NewDatapath(ports []Port, macs [][6]byte, t *table, ring *shmring.Producer,
 	}
 	for i := range ports {
 		d.ports[i] = dpPort{mac: macs[i], cfg: ports[i], neigh: neighTable{m: map[uint32]*neigh{}}}
+		for a, mac := range ports[i].Static {
+			n := d.ports[i].neigh.entry(ip4(a))
+			n.mac, n.state, n.static = mac, nReachable, true
+		}
 	}
 	d.c.ports = make([]portCounters, len(ports))
 	d.tbl.Store(t)
@@ -145,7 +149,7 @@ func (d *Datapath) rebind(t *table) {
 			p := int(r.outPort[dir])
 			n := d.ports[p].neigh.entry(r.nextHop[dir])
 			d.nh[i][dir] = n
-			if n.state == nIncomplete && n.tries == 0 {
+			if n.state == nIncomplete && n.tries == 0 && !n.static {
 				d.solicit(p, n)
 			}
 		}
@@ -358,7 +362,7 @@ func (d *Datapath) arp(in int, f []byte) int {
 		if n == nil {
 			n = pt.neigh.entry(spa)
 		}
-		if spa != 0 {
+		if spa != 0 && !n.static {
 			copy(n.mac[:], f[a+8:a+14])
 			n.state, n.tries, n.expires = nReachable, 0, d.now+reachableTime
 			if n.qn > 0 {
@@ -415,7 +419,7 @@ func (d *Datapath) housekeep() {
 	for pi := range d.ports {
 		pt := &d.ports[pi]
 		for _, n := range pt.neigh.m {
-			if d.now < n.expires {
+			if n.static || d.now < n.expires {
 				continue
 			}
 			switch {

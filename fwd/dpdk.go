@@ -140,6 +140,18 @@ static int fm_send(uint16_t port, struct rte_mempool *mp, const void *data, uint
 	return 0;
 }
 
+// fm_gen (benchmark only) puts n copies of a frame into port's TX queue;
+// on a net_ring loopback port they come back as received frames.
+static int fm_gen(uint16_t port, struct rte_mempool *mp, const void *tmpl, uint16_t len, int n) {
+	struct rte_mbuf *m[FM_BURST];
+	if (n > FM_BURST) n = FM_BURST;
+	if (rte_pktmbuf_alloc_bulk(mp, m, n) != 0) return 0;
+	for (int i = 0; i < n; i++) memcpy(rte_pktmbuf_append(m[i], len), tmpl, len);
+	uint16_t s = rte_eth_tx_burst(port, 0, m, n);
+	for (int i = s; i < n; i++) rte_pktmbuf_free(m[i]);
+	return s;
+}
+
 static void fm_close(int nports, const uint16_t *ports) {
 	for (int i = 0; i < nports; i++) {
 		rte_eth_dev_stop(ports[i]);
@@ -184,6 +196,7 @@ type dpdkBackend struct {
 	refused      []C.uint16_t
 	refusedBytes []C.uint32_t
 	cmem         []unsafe.Pointer
+	gen          *genState // benchmark generator (gen.go)
 }
 
 // calloc'd C arrays, viewed as Go slices.
@@ -258,6 +271,15 @@ func newDPDKBackend(eal []string, ports []Port) (backend, error) {
 	return b, nil
 }
 
+// setGen makes run inject n copies of frame into port 0 and return once
+// they are all handled (fwd --bench-gen).
+func (b *dpdkBackend) setGen(frame []byte, n int) *genState {
+	g := &genState{frame: frame, left: n, cframe: C.CBytes(frame)}
+	b.cmem = append(b.cmem, g.cframe)
+	b.gen = g
+	return g
+}
+
 func (b *dpdkBackend) macs() [][6]byte                       { return b.mac }
 func (b *dpdkBackend) setDatapath(d *Datapath, ready func()) { b.d, b.ready = d, ready }
 func (b *dpdkBackend) halt()                                 { b.stop.Store(true) }
@@ -280,6 +302,10 @@ func (b *dpdkBackend) run() {
 	first := true
 	for !b.stop.Load() {
 		d.Begin(time.Now().UnixNano())
+		if g := b.gen; g != nil && g.left > 0 {
+			k := C.fm_gen(b.ports[0], b.mp, g.cframe, C.uint16_t(len(g.frame)), C.int(min(g.left, fmBurst)))
+			g.left -= int(k)
+		}
 		n := int(C.fm_rx(np, &b.ports[0], &b.mbufs[0], &b.data[0], &b.lens[0], &b.wire[0], &b.counts[0]))
 		k := 0
 		for i := range b.ports {
@@ -302,6 +328,16 @@ func (b *dpdkBackend) run() {
 		if first && b.ready != nil {
 			b.ready()
 			first = false
+		}
+		if g := b.gen; g != nil {
+			if n > 0 {
+				g.last = time.Now()
+				if g.first.IsZero() {
+					g.first = g.last
+				}
+			} else if g.left == 0 && empty > idleSpins {
+				return // everything generated came back
+			}
 		}
 		if n == 0 {
 			if empty++; empty > idleSpins {

@@ -25,6 +25,7 @@ func main() {
 			&cli.StringFlag{Name: "config", Usage: "configuration file (YAML, see fwd/config.go)"},
 			&cli.StringFlag{Name: "check-config", Usage: "check this configuration file, explain any error, and exit"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+			&cli.IntFlag{Name: "bench-gen", Usage: "benchmark: inject this many packets into port 0 (DPDK net_ring loopback), exit when done (see gen.go)"},
 		},
 		Action: func(cc *cli.Context) error {
 			if f := cc.String("check-config"); f != "" {
@@ -50,7 +51,7 @@ func main() {
 			runtime.LockOSThread()
 			sig := make(chan os.Signal, 1)
 			signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-			return run(cfg, ports, rules, log, sig)
+			return run(cfg, ports, rules, log, sig, cc.Int("bench-gen"))
 		},
 	}
 	if err := app.Run(os.Args); err != nil {

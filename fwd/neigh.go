@@ -40,6 +40,7 @@ type neigh struct {
 	mac     [6]byte
 	state   uint8
 	tries   uint8
+	static  bool  // from the configuration: never aged, never replaced
 	expires int64 // reachable until (reachable); next request (others)
 	qn      int
 	q       [queueLen]queued

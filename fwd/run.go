@@ -22,7 +22,7 @@ type backend interface {
 	close()
 }
 
-func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.Signal) error {
+func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.Signal, benchGen int) error {
 	var prod *shmring.Producer
 	if cfg.Ring.Path != "" {
 		r, err := shmring.Open(cfg.Ring.Path)
@@ -30,6 +30,9 @@ func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.
 			return fmt.Errorf("%w (create it first: fmring create --ring %s ...)", err, cfg.Ring.Path)
 		}
 		defer r.Close()
+		if err := r.Prefault(); err != nil {
+			log.Warn("capture may page-fault at first", "err", err)
+		}
 		if prod, err = r.NewProducer(shmring.Live); err != nil {
 			return err
 		}
@@ -61,6 +64,14 @@ func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.
 		log.Info("forwarding", "backend", cfg.Fwd.Backend, "ports", len(ports), "rules", len(rules), "ring", cfg.Ring.Path)
 		notifyReady()
 	})
+	var gen *genState
+	if benchGen > 0 {
+		g, ok := be.(genner)
+		if !ok || len(rules) == 0 {
+			return fmt.Errorf("--bench-gen needs the dpdk backend (port 0 a net_ring loopback) and a rule")
+		}
+		gen = g.setGen(benchFrame(rules[0], be.macs()[rules[0].In]), benchGen)
+	}
 	go func() {
 		s := <-sig
 		log.Info("stopping", "signal", s)
@@ -68,7 +79,11 @@ func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.
 	}()
 	start := time.Now()
 	be.run()
+	d.publish()
 	s := d.Stats()
+	if gen != nil {
+		fmt.Println(genReport(gen, benchGen, s))
+	}
 	log.Info("stopped", "uptime", time.Since(start).Round(time.Millisecond), "forwarded", s.Forwarded,
 		"captured", s.Captured, "capture_drops", s.CaptureDrops)
 	return nil

@@ -29,7 +29,7 @@ func (d *Datapath) publish() {
 		for _, n := range d.ports[i].neigh.m {
 			s.Neighbors = append(s.Neighbors, ctl.Neighbor{
 				Port: d.ports[i].cfg.Name, IP: addr4(n.ip).String(), MAC: macString(n.mac),
-				State: [...]string{"incomplete", "reachable", "stale"}[n.state], Queued: n.qn,
+				State: neighState(n), Queued: n.qn,
 			})
 		}
 	}
@@ -64,4 +64,11 @@ func macString(m [6]byte) string {
 		b = append(b, hex[x>>4], hex[x&15])
 	}
 	return string(b)
+}
+
+func neighState(n *neigh) string {
+	if n.static {
+		return "static"
+	}
+	return [...]string{"incomplete", "reachable", "stale"}[n.state]
 }

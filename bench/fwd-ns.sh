@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Forwarding through the namespace topology, capture on, against the Linux
+# kernel forwarding the same traffic with iptables DNAT/SNAT, in one run:
+#
+#   ns A  a0 198.18.1.2 ── f0 ┐ ns F ┌ f1 ── b0 198.18.2.2  ns B
+#                            └──────┘
+#   kernel:   f0 198.18.1.1, f1 198.18.2.1, ip_forward, DNAT 198.18.1.1 → B, SNAT → 198.18.2.1
+#   fwd:      the same addresses owned by fwd (afpacket or dpdk on net_af_packet),
+#             rule capture inline, ring on huge pages, writer (zstd) storing it
+#
+# iperf3 from A to 198.18.1.1: TCP, UDP with 64-byte and 1400-byte payloads
+# (unlimited rate: the figure is what B receives). Offloads as in the tests:
+# tx checksum off on the end hosts, GRO off on F's veths, for all three.
+# Usage: T=5 bench/fwd-ns.sh
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+T=${T:-5}
+go build -o "$B/" ./fwd ./writer ./tools/fmring
+go build -tags dpdk -o "$B/fwd-dpdk" ./fwd
+P=fmb$$
+A=${P}A F=${P}F Bn=${P}B
+cleanup() {
+  [ -n "${FWDPID:-}" ] && kill "$FWDPID" 2>/dev/null || true
+  [ -n "${WPID:-}" ] && kill "$WPID" 2>/dev/null || true
+  for n in $A $F $Bn; do ip netns del "$n" 2>/dev/null || true; done
+  rm -f "${RING:-/nonexistent}"
+}
+trap cleanup EXIT
+for n in $A $F $Bn; do ip netns add "$n"; ip -n "$n" link set lo up; done
+ip link add ${P}a0 netns $A type veth peer name ${P}f0 netns $F
+ip link add ${P}f1 netns $F type veth peer name ${P}b0 netns $Bn
+ip netns exec $F sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+ip -n $A addr add 198.18.1.2/24 dev ${P}a0; ip -n $Bn addr add 198.18.2.2/24 dev ${P}b0
+ip -n $A route add 198.18.2.0/24 via 198.18.1.1 2>/dev/null || true
+ip netns exec $A ethtool -K ${P}a0 tx off >/dev/null; ip netns exec $Bn ethtool -K ${P}b0 tx off >/dev/null
+ip netns exec $F ethtool -K ${P}f0 gro off >/dev/null; ip netns exec $F ethtool -K ${P}f1 gro off >/dev/null
+for d in "$A ${P}a0" "$Bn ${P}b0" "$F ${P}f0" "$F ${P}f1"; do set -- $d; ip -n "$1" link set "$2" up; done
+
+iperf() { # label args...
+  local label=$1; shift
+  ip netns exec $Bn iperf3 -s -1 -B 198.18.2.2 >/dev/null 2>&1 &
+  local s=$!; sleep 0.3
+  local j; j=$(ip netns exec $A iperf3 -c 198.18.1.1 -t "$T" --json "$@" 2>/dev/null || true)
+  wait $s 2>/dev/null || true
+  echo "$j" | python3 -c '
+import json,sys
+j=json.load(sys.stdin); e=j["end"]
+if "sum_received" in e: print("%.3f Gbit/s" % (e["sum_received"]["bits_per_second"]/1e9))
+else:
+  s=e["sum"]; got=s["packets"]-s["lost_packets"]
+  print("%.3f Gbit/s received, %.3f Mpps (lost %.1f%%)" % (s["bits_per_second"]*(1-s["lost_percent"]/100)/1e9, got/s["seconds"]/1e6, s["lost_percent"]))
+' | sed "s/^/$label /"
+}
+suite() { # mode
+  iperf "$1 tcp" 
+  iperf "$1 udp-64" -u -b 0 -l 64
+  iperf "$1 udp-1400" -u -b 0 -l 1400
+}
+
+# The kernel: addresses on F's veths, forwarding, DNAT/SNAT.
+ip -n $F addr add 198.18.1.1/24 dev ${P}f0; ip -n $F addr add 198.18.2.1/24 dev ${P}f1
+ip netns exec $F sysctl -qw net.ipv4.ip_forward=1
+ip netns exec $F iptables -t nat -A PREROUTING -s 198.18.1.2 -d 198.18.1.1 -j DNAT --to-destination 198.18.2.2
+ip netns exec $F iptables -t nat -A POSTROUTING -d 198.18.2.2 -j SNAT --to-source 198.18.2.1
+suite kernel
+ip netns exec $F iptables -t nat -F
+ip netns exec $F sysctl -qw net.ipv4.ip_forward=0
+ip -n $F addr flush dev ${P}f0; ip -n $F addr flush dev ${P}f1
+ip -n $A neigh flush all; ip -n $Bn neigh flush all
+
+rd=$(ringdir 1100)
+RING=$rd/fmcap-nsbench
+for be in afpacket dpdk; do
+  rm -f "$RING"; rm -rf "$W/ns-store"
+  "$B/fmring" create --ring "$RING" --size 1GiB --consumer writer:lossless >/dev/null
+  bin=$B/fwd; devs=(${P}f0 ${P}f1)
+  eal=""
+  if [ $be = dpdk ]; then
+    bin=$B/fwd-dpdk; devs=(net_af_packet0 net_af_packet1)
+    eal="\"--no-huge\", \"-m\", \"512\", \"--no-pci\", \"-l\", \"1\", \"--file-prefix=$P\", \"--vdev=net_af_packet0,iface=${P}f0\", \"--vdev=net_af_packet1,iface=${P}f1\""
+  fi
+  cat > "$W/ns.yaml" <<EOF
+ring:
+  path: $RING
+fwd:
+  backend: $be
+  control: $W/ns.sock
+  dpdk:
+    eal: [$eal]
+  ports:
+    - {name: p0, device: ${devs[0]}, addresses: [198.18.1.1/24]}
+    - {name: p1, device: ${devs[1]}, addresses: [198.18.2.1/24]}
+  rules:
+    - {id: 1, in: p0, local: 198.18.1.1, peer: 198.18.1.2, out: p1, out_local: 198.18.2.1, target: 198.18.2.2, capture: inline}
+EOF
+  "$B/writer" --ring "$RING" --store "$W/ns-store" --log-level warn & WPID=$!
+  ip netns exec $F "$bin" --config "$W/ns.yaml" --log-level warn 2>/dev/null & FWDPID=$!
+  sleep 2
+  suite "fwd-$be"
+  "$B/fmctl" --socket "$W/ns.sock" stats | sed -n '1,3p' | sed "s/^/fwd-$be /"
+  kill $FWDPID; wait $FWDPID 2>/dev/null || true; FWDPID=
+  kill $WPID; wait $WPID 2>/dev/null || true; WPID=
+  ip -n $A neigh flush all; ip -n $Bn neigh flush all
+done
