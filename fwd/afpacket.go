@@ -66,6 +66,7 @@ type afPort struct {
 	tx      []byte
 	txHead  int
 	txDirty bool
+	drops   uint64 // kernel receive drops so far (PACKET_STATISTICS resets on read)
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
@@ -281,6 +282,16 @@ func (b *afBackend) run() {
 	}
 }
 
+// nicDrops is how many frames the kernel could not put in port's receive
+// ring (it was full).
+func (b *afBackend) nicDrops(port int) uint64 {
+	p := b.ports[port]
+	if st, err := unix.GetsockoptTpacketStatsV3(p.rxFD, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
+		p.drops += uint64(st.Drops)
+	}
+	return p.drops
+}
+
 func (b *afBackend) close() {
 	for _, p := range b.ports {
 		p.close()
@@ -292,7 +303,7 @@ func (b *afBackend) close() {
 // the incremental updates that follow are right and the receiver gets a
 // valid packet.
 func completeL4(f []byte) {
-	var p ipv4
+	var p ippkt
 	if etherType(f) != etherIPv4 || parseIPv4(f, &p) != rOK || p.frag || p.l4 == 0 {
 		return
 	}
@@ -310,7 +321,7 @@ func completeL4(f []byte) {
 }
 
 // pseudoSum is the unfolded sum of the IPv4 pseudo-header.
-func pseudoSum(f []byte, p *ipv4) uint32 {
+func pseudoSum(f []byte, p *ippkt) uint32 {
 	ip := p.ip
 	s := uint32(be.Uint16(f[ip+12:])) + uint32(be.Uint16(f[ip+14:])) +
 		uint32(be.Uint16(f[ip+16:])) + uint32(be.Uint16(f[ip+18:]))

@@ -112,6 +112,7 @@ type PortConfig struct {
 	Device    string   `yaml:"device"`
 	Addresses []string `yaml:"addresses"`
 	Gateway   string   `yaml:"gateway"`
+	Gateway6  string   `yaml:"gateway6"`
 	// Neighbors are static ARP entries (address: MAC), never aged: for
 	// links where nobody answers ARP (net_null benchmarks) or where the
 	// operator wants them pinned.
@@ -126,7 +127,8 @@ type Port struct {
 	Name     string
 	Device   string
 	Prefixes []netip.Prefix
-	Gateway  netip.Addr // invalid when none
+	Gateway  netip.Addr // IPv4 next hop off the subnets; invalid when none
+	Gateway6 netip.Addr // the same for IPv6
 	Static   map[netip.Addr][6]byte
 }
 
@@ -289,8 +291,8 @@ func (c *Config) check() ([]Port, []Rule, error) {
 		p := Port{Name: pc.Name, Device: pc.Device}
 		for j, a := range pc.Addresses {
 			pf, err := netip.ParsePrefix(a)
-			if err != nil || !pf.Addr().Is4() {
-				return nil, nil, c.errAt(fmt.Sprintf("port %q address %q: write an IPv4 address with its subnet length, e.g. 198.18.1.1/24", pc.Name, a), "fwd", "ports", i, "addresses", j)
+			if err != nil || pf.Addr().Is4In6() || pf.Addr().Zone() != "" {
+				return nil, nil, c.errAt(fmt.Sprintf("port %q address %q: write an address with its subnet length, e.g. 198.18.1.1/24 or 2001:2::1/64", pc.Name, a), "fwd", "ports", i, "addresses", j)
 			}
 			if other, dup := locals[pf.Addr()]; dup {
 				return nil, nil, c.errAt(fmt.Sprintf("address %s is already a local address of port %q", pf.Addr(), other), "fwd", "ports", i, "addresses", j)
@@ -298,20 +300,27 @@ func (c *Config) check() ([]Port, []Rule, error) {
 			locals[pf.Addr()] = pc.Name
 			p.Prefixes = append(p.Prefixes, pf)
 		}
-		if pc.Gateway != "" {
-			g, err := netip.ParseAddr(pc.Gateway)
-			if err != nil || !g.Is4() {
-				return nil, nil, c.errAt(fmt.Sprintf("port %q gateway %q: not an IPv4 address", pc.Name, pc.Gateway), at("gateway")...)
+		for _, gw := range []struct {
+			key, val string
+			v6       bool
+			dst      *netip.Addr
+		}{{"gateway", pc.Gateway, false, &p.Gateway}, {"gateway6", pc.Gateway6, true, &p.Gateway6}} {
+			if gw.val == "" {
+				continue
+			}
+			g, err := netip.ParseAddr(gw.val)
+			if err != nil || g.Is6() != gw.v6 {
+				return nil, nil, c.errAt(fmt.Sprintf("port %q %s %q: not an IPv%s address", pc.Name, gw.key, gw.val, map[bool]string{false: "4", true: "6"}[gw.v6]), at(gw.key)...)
 			}
 			if !p.onLink(g) {
-				return nil, nil, c.errAt(fmt.Sprintf("port %q gateway %s is not on any of the port's subnets", pc.Name, g), at("gateway")...)
+				return nil, nil, c.errAt(fmt.Sprintf("port %q %s %s is not on any of the port's subnets", pc.Name, gw.key, g), at(gw.key)...)
 			}
-			p.Gateway = g
+			*gw.dst = g
 		}
 		for ipS, macS := range pc.Neighbors {
 			a, err := netip.ParseAddr(ipS)
-			if err != nil || !a.Is4() {
-				return nil, nil, c.errAt(fmt.Sprintf("port %q neighbor %q: not an IPv4 address", pc.Name, ipS), at("neighbors")...)
+			if err != nil || a.Zone() != "" {
+				return nil, nil, c.errAt(fmt.Sprintf("port %q neighbor %q: not an IP address", pc.Name, ipS), at("neighbors")...)
 			}
 			hw, err := net.ParseMAC(macS)
 			if err != nil || len(hw) != 6 {
@@ -348,6 +357,14 @@ func (p *Port) onLink(a netip.Addr) bool {
 	return false
 }
 
+// gateway is the port's next hop for off-subnet destinations of a family.
+func (p *Port) gateway(v6 bool) netip.Addr {
+	if v6 {
+		return p.Gateway6
+	}
+	return p.Gateway
+}
+
 func (p *Port) isLocal(a netip.Addr) bool {
 	for _, pf := range p.Prefixes {
 		if pf.Addr() == a {
@@ -374,8 +391,8 @@ func checkRule(rc RuleConfig, ports []Port, byName map[string]int) (Rule, string
 	}
 	addr := func(field, s string) (netip.Addr, error) {
 		a, err := netip.ParseAddr(s)
-		if err != nil || !a.Is4() {
-			return a, fmt.Errorf("%s%s: %q is not an IPv4 address", pre, field, s)
+		if err != nil || a.Is4In6() || a.Zone() != "" {
+			return a, fmt.Errorf("%s%s: %q is not an IP address", pre, field, s)
 		}
 		return a, nil
 	}
@@ -392,6 +409,9 @@ func checkRule(rc RuleConfig, ports []Port, byName map[string]int) (Rule, string
 	if r.Target, err = addr("target", rc.Target); err != nil {
 		return r, "target", err
 	}
+	if v6 := r.Local.Is6(); r.Peer.Is6() != v6 || r.OutLocal.Is6() != v6 || r.Target.Is6() != v6 {
+		return r, "local", fmt.Errorf("%slocal, peer, out_local and target must all be IPv4 or all IPv6", pre)
+	}
 	in, out := &ports[r.In], &ports[r.Out]
 	if !in.isLocal(r.Local) {
 		return r, "local", fmt.Errorf("%slocal %s is not an address of port %q: add it to its addresses or fix the rule", pre, r.Local, in.Name)
@@ -399,10 +419,10 @@ func checkRule(rc RuleConfig, ports []Port, byName map[string]int) (Rule, string
 	if !out.isLocal(r.OutLocal) {
 		return r, "out_local", fmt.Errorf("%sout_local %s is not an address of port %q: add it to its addresses or fix the rule", pre, r.OutLocal, out.Name)
 	}
-	if !in.onLink(r.Peer) && !in.Gateway.IsValid() {
+	if !in.onLink(r.Peer) && !in.gateway(r.Peer.Is6()).IsValid() {
 		return r, "peer", fmt.Errorf("%speer %s is off port %q's subnets and the port has no gateway", pre, r.Peer, in.Name)
 	}
-	if !out.onLink(r.Target) && !out.Gateway.IsValid() {
+	if !out.onLink(r.Target) && !out.gateway(r.Target.Is6()).IsValid() {
 		return r, "target", fmt.Errorf("%starget %s is off port %q's subnets and the port has no gateway", pre, r.Target, out.Name)
 	}
 	if r.Peer == r.Local || r.Target == r.OutLocal {

@@ -22,6 +22,7 @@ package main
 // forwarding goes on. Nothing here allocates or logs.
 
 import (
+	"net/netip"
 	"sync"
 	"sync/atomic"
 
@@ -65,10 +66,14 @@ type Datapath struct {
 	tx      txer
 	pool    *framePool
 	scratch []byte
-	arpBuf  []byte
+	arpBuf  []byte // ARP requests and NDP messages are built here
 	now     int64
 	next    int64 // next housekeeping
 	c       counters
+
+	// nic reads a port's receive drops from the backend; called on the
+	// poll goroutine at each housekeeping.
+	nic func(port int) uint64
 
 	mu  sync.Mutex // guards pub
 	pub Stats
@@ -89,13 +94,13 @@ func NewDatapath(ports []Port, macs [][6]byte, t *table, ring *shmring.Producer,
 		tx:      tx,
 		pool:    newFramePool(poolFrames),
 		scratch: make([]byte, maxFrame),
-		arpBuf:  make([]byte, 60),
+		arpBuf:  make([]byte, 90),
 		byID:    map[uint32]*ruleCounters{},
 	}
 	for i := range ports {
-		d.ports[i] = dpPort{mac: macs[i], cfg: ports[i], neigh: neighTable{m: map[uint32]*neigh{}}}
+		d.ports[i] = dpPort{mac: macs[i], cfg: ports[i], neigh: neighTable{m: map[netip.Addr]*neigh{}}}
 		for a, mac := range ports[i].Static {
-			n := d.ports[i].neigh.entry(ip4(a))
+			n := d.ports[i].neigh.entry(a)
 			n.mac, n.state, n.static = mac, nReachable, true
 		}
 	}
@@ -176,7 +181,7 @@ func (d *Datapath) Handle(in int, f []byte, wire int) int {
 	case etherARP:
 		return d.arp(in, f)
 	case etherIPv6:
-		return d.drop(rIPv6)
+		return d.handle6(in, f)
 	case etherVLAN, etherQinQ:
 		return d.drop(rVLAN)
 	case 0:
@@ -184,7 +189,7 @@ func (d *Datapath) Handle(in int, f []byte, wire int) int {
 	default:
 		return d.drop(rNotIPv4)
 	}
-	var p ipv4
+	var p ippkt
 	if r := parseIPv4(f, &p); r != rOK {
 		return d.drop(r)
 	}
@@ -221,22 +226,30 @@ func (d *Datapath) Handle(in int, f []byte, wire int) int {
 	if f[p.ip+8] <= 1 {
 		return d.drop(rTTL)
 	}
-	idx := r.idx
-	ctr := d.bind[idx]
 	if r.mode == ModeIngress || r.mode == ModeBoth {
 		d.capture(f, wire, in, shmring.DirIngress, r)
 	}
 	if rs := rewrite(f, &p, r, dir, outer); rs != rOK {
 		return d.drop(rs)
 	}
+	var orig [16]byte
+	be.PutUint32(orig[:], src)
+	return d.finish(f, r, dir, &orig)
+}
+
+// finish sends a rewritten frame towards its next hop (or queues it) and
+// puts its egress copy.
+func (d *Datapath) finish(f []byte, r *crule, dir uint8, orig *[16]byte) int {
+	idx := r.idx
+	ctr := d.bind[idx]
 	out := int(r.outPort[dir])
 	n := d.nh[idx][dir]
 	copy(f[6:12], d.ports[out].mac[:])
 	if !n.usable() {
-		return d.enqueue(out, n, f, r, ctr, dir, src)
+		return d.enqueue(out, n, f, r, ctr, dir, orig)
 	}
 	copy(f[0:6], n.mac[:])
-	d.egress(f, out, r, dir, src)
+	d.egress(f, out, r, dir, orig)
 	ctr.pkts[dir]++
 	ctr.bytes[dir] += uint64(len(f))
 	d.c.reasons[rOK]++
@@ -263,7 +276,8 @@ func (d *Datapath) TxFailed(out int, n int) {
 }
 
 // egress puts the egress or inline copy of a frame about to be sent.
-func (d *Datapath) egress(f []byte, out int, r *crule, dir uint8, orig uint32) {
+// orig is the packet's original source address (IPv4 in its first 4 bytes).
+func (d *Datapath) egress(f []byte, out int, r *crule, dir uint8, orig *[16]byte) {
 	switch r.mode {
 	case ModeEgress, ModeBoth:
 		d.capture(f, len(f), out, shmring.DirEgress, r)
@@ -273,9 +287,13 @@ func (d *Datapath) egress(f []byte, out int, r *crule, dir uint8, orig uint32) {
 		}
 		s := d.scratch[:len(f)]
 		copy(s, f)
-		var p ipv4
-		if parseIPv4(s, &p) == rOK {
-			setSrc(s, &p, orig)
+		var p ippkt
+		if r.v6 {
+			if parseIPv6(s, &p) == rOK {
+				setSrc6(s, &p, orig[:])
+			}
+		} else if parseIPv4(s, &p) == rOK {
+			setSrc(s, &p, be.Uint32(orig[:]))
 		}
 		d.capture(s, len(s), out, shmring.DirInline, r)
 	}
@@ -296,7 +314,7 @@ func (d *Datapath) capture(f []byte, wire, port int, dir shmring.Dir, r *crule) 
 }
 
 // enqueue holds a copy of a rewritten frame until its next hop resolves.
-func (d *Datapath) enqueue(out int, n *neigh, f []byte, r *crule, ctr *ruleCounters, dir uint8, orig uint32) int {
+func (d *Datapath) enqueue(out int, n *neigh, f []byte, r *crule, ctr *ruleCounters, dir uint8, orig *[16]byte) int {
 	if n.qn == queueLen || len(f) > maxFrame {
 		return d.drop(rNeighFull)
 	}
@@ -306,7 +324,7 @@ func (d *Datapath) enqueue(out int, n *neigh, f []byte, r *crule, ctr *ruleCount
 	}
 	b = b[:len(f)]
 	copy(b, f)
-	n.q[n.qn] = queued{buf: b, rule: r, ctr: ctr, dir: dir, orig: orig}
+	n.q[n.qn] = queued{buf: b, rule: r, ctr: ctr, dir: dir, orig: *orig}
 	n.qn++
 	if n.tries == 0 || n.state != nIncomplete {
 		d.solicit(out, n)
@@ -319,7 +337,7 @@ func (d *Datapath) release(port int, n *neigh) {
 	for i := 0; i < n.qn; i++ {
 		q := &n.q[i]
 		copy(q.buf[0:6], n.mac[:])
-		d.egress(q.buf, port, q.rule, q.dir, q.orig)
+		d.egress(q.buf, port, q.rule, q.dir, &q.orig)
 		if d.tx.send(port, q.buf) {
 			q.ctr.pkts[q.dir]++
 			q.ctr.bytes[q.dir] += uint64(len(q.buf))
@@ -358,9 +376,9 @@ func (d *Datapath) arp(in int, f []byte) int {
 	spa, tpa := be.Uint32(f[a+14:]), be.Uint32(f[a+24:])
 	pt := &d.ports[in]
 	forUs := op == 1 && d.cur.isLocal(uint8(in), tpa)
-	if n := pt.neigh.m[spa]; n != nil || forUs {
+	if n := pt.neigh.m[addr4(spa)]; n != nil || forUs {
 		if n == nil {
-			n = pt.neigh.entry(spa)
+			n = pt.neigh.entry(addr4(spa))
 		}
 		if spa != 0 && !n.static {
 			copy(n.mac[:], f[a+8:a+14])
@@ -387,14 +405,19 @@ func (d *Datapath) arp(in int, f []byte) int {
 // solicit sends an ARP request for n on port, from our address on the same
 // subnet (or the port's first address).
 func (d *Datapath) solicit(port int, n *neigh) {
+	if n.ip.Is6() {
+		d.solicit6(port, n)
+		return
+	}
 	pt := &d.ports[port]
 	var spa uint32
-	for i, pf := range pt.cfg.Prefixes {
-		if i == 0 || pf.Contains(addr4(n.ip)) {
-			spa = ip4(pf.Addr())
+	first := true
+	for _, pf := range pt.cfg.Prefixes {
+		if pf.Addr().Is4() && (first || pf.Contains(n.ip)) {
+			spa, first = ip4(pf.Addr()), false
 		}
 	}
-	b := d.arpBuf
+	b := d.arpBuf[:60]
 	clear(b)
 	for i := 0; i < 6; i++ {
 		b[i] = 0xff
@@ -408,7 +431,7 @@ func (d *Datapath) solicit(port int, n *neigh) {
 	be.PutUint16(b[a+6:], 1)
 	copy(b[a+8:], pt.mac[:])
 	be.PutUint32(b[a+14:], spa)
-	be.PutUint32(b[a+24:], n.ip)
+	be.PutUint32(b[a+24:], ip4(n.ip))
 	n.tries++
 	n.expires = d.now + retryInterval
 	d.tx.send(port, b)

@@ -42,13 +42,14 @@ fwd:
   ports:
     - name: p0
       device: veth0
-      addresses: [198.18.1.1/24, 198.18.1.3/24, 198.18.1.4/24]
+      addresses: [198.18.1.1/24, 198.18.1.3/24, 198.18.1.4/24, "2001:2:0:1::1/64"]
     - name: p1
       device: veth1
-      addresses: [198.18.2.1/24]
+      addresses: [198.18.2.1/24, "2001:2:0:2::1/64"]
       gateway: 198.18.2.254
   rules:
     - {id: 1, in: p0, local: 198.18.1.1, peer: 198.18.1.2, out: p1, out_local: 198.18.2.1, target: 198.18.2.2, capture: both}
+    - {id: 3, in: p0, local: "2001:2:0:1::1", peer: "2001:2:0:1::2", out: p1, out_local: "2001:2:0:2::1", target: "2001:2:0:2::2", capture: both}
     - {id: 2, in: p0, local: 198.18.1.4, peer: 198.18.1.2, out: p1, out_local: 198.18.2.1, target: 198.18.9.9, capture: inline, snap: 60}
 `
 
@@ -114,6 +115,8 @@ func newHarnessRing(t testing.TB, capture bool, ringSize uint64) *harness {
 	h.in(0, arpFrame(2, macA, ipA, macP0, ipX))
 	h.in(1, arpFrame(2, macB, ipB, macP1, ipY))
 	h.in(1, arpFrame(2, macGW, ipGW, macP1, ipY))
+	h.in(0, naFrame(macA, ip6A, macP0))
+	h.in(1, naFrame(macB, ip6B, macP1))
 	h.tx.sent = nil
 	return h
 }
@@ -143,6 +146,9 @@ func build(ls ...gopacket.SerializableLayer) []byte {
 		}); ok {
 			for _, o := range ls {
 				if ip, ok := o.(*layers.IPv4); ok {
+					n.SetNetworkLayerForChecksum(ip)
+				}
+				if ip, ok := o.(*layers.IPv6); ok {
 					n.SetNetworkLayerForChecksum(ip)
 				}
 			}
@@ -186,8 +192,11 @@ func checkSums(t testing.TB, f []byte) {
 }
 
 func sumErrors(f []byte) []string {
+	if etherType(f) == etherIPv6 {
+		return sumErrors6(f)
+	}
 	var errs []string
-	var p ipv4
+	var p ippkt
 	if r := parseIPv4(f, &p); r != rOK {
 		return []string{"does not parse: " + reasonNames[r]}
 	}
@@ -299,7 +308,7 @@ func TestUDPChecksumNeverBecomesZero(t *testing.T) {
 		in := udpFrame(macA, macP0, ipA, ipX, "xx")
 		in[42], in[43] = byte(i>>8), byte(i)
 		be.PutUint16(in[34+6:], 0)
-		var p ipv4
+		var p ippkt
 		parseIPv4(in, &p)
 		be.PutUint16(in[34+6:], csum(in[p.l4:p.end], pseudoSum(in, &p)))
 		if be.Uint16(in[34+6:]) == 0 {
@@ -329,7 +338,7 @@ func TestARP(t *testing.T) {
 		t.Errorf("ARP reply\n got %x\nwant %x", f[:42], want[:42])
 	}
 	// The asker is now a neighbor.
-	if n := h.d.ports[0].neigh.m[ip4(netip.MustParseAddr("198.18.1.50"))]; n == nil || n.mac != other {
+	if n := h.d.ports[0].neigh.m[netip.MustParseAddr("198.18.1.50")]; n == nil || n.mac != other {
 		t.Errorf("asker not learned: %+v", n)
 	}
 	// Not for us: dropped.
@@ -395,7 +404,7 @@ func TestICMPErrors(t *testing.T) {
 			t.Errorf("quote %d: quoted %v → %v, want %v → %v", quote, net.IP(q[12:16]), net.IP(q[16:20]), ipA, ipX)
 		}
 		if quote >= 1000 { // the whole UDP datagram is quoted: its checksum must be right
-			var qp ipv4
+			var qp ippkt
 			frame := append(make([]byte, 14), q...)
 			parseIPv4(frame, &qp)
 			if c := csum(frame[qp.l4:qp.end], pseudoSum(frame, &qp)); c != 0 {
@@ -497,7 +506,7 @@ func TestDropReasons(t *testing.T) {
 		{"ttl 1", mut(func(b []byte) []byte { b[22] = 1; return b }), rTTL},
 		{"not our address", tcpFrame(macA, macP0, ipA, ipC, "x"), rNotLocal},
 		{"no rule", tcpFrame(macA, macP0, net.IPv4(198, 18, 1, 9).To4(), ipX, "x"), rNoRule},
-		{"ipv6", mut(func(b []byte) []byte { be.PutUint16(b[12:], etherIPv6); return b }), rIPv6},
+		{"IPv4 bytes typed IPv6", mut(func(b []byte) []byte { be.PutUint16(b[12:], etherIPv6); return b }), rBadIPHeader},
 		{"vlan", mut(func(b []byte) []byte { be.PutUint16(b[12:], etherVLAN); return b }), rVLAN},
 		{"other", mut(func(b []byte) []byte { be.PutUint16(b[12:], 0x88cc); return b }), rNotIPv4},
 		{"short arp", arpFrame(1, macA, ipA, [6]byte{}, ipX)[:30], rBadARP},
@@ -522,7 +531,7 @@ func TestDropReasons(t *testing.T) {
 func TestNeighborQueue(t *testing.T) {
 	h := newHarness(t, false)
 	// Forget B, as after a failover.
-	nb := h.d.ports[1].neigh.m[ip4(netip.MustParseAddr("198.18.2.2"))]
+	nb := h.d.ports[1].neigh.m[netip.MustParseAddr("198.18.2.2")]
 	nb.state, nb.tries = nIncomplete, 0
 	for i := 0; i < queueLen+2; i++ {
 		if out, _ := h.in(0, tcpFrame(macA, macP0, ipA, ipX, "q")); out != -1 {
@@ -599,7 +608,7 @@ func TestCaptureModes(t *testing.T) {
 	}
 	wantAddrs(t, r.Data, ipA, ipC)
 	// The inline packet is valid: rebuild it whole to check its sums.
-	var p ipv4
+	var p ippkt
 	parseIPv4(f, &p)
 	setSrc(f, &p, ip4(netip.MustParseAddr("198.18.1.2")))
 	if !bytes.Equal(f[:60], r.Data) {

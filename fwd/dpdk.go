@@ -280,9 +280,12 @@ func (b *dpdkBackend) setGen(frame []byte, n int) *genState {
 	return g
 }
 
-func (b *dpdkBackend) macs() [][6]byte                       { return b.mac }
-func (b *dpdkBackend) setDatapath(d *Datapath, ready func()) { b.d, b.ready = d, ready }
-func (b *dpdkBackend) halt()                                 { b.stop.Store(true) }
+func (b *dpdkBackend) macs() [][6]byte { return b.mac }
+func (b *dpdkBackend) setDatapath(d *Datapath, ready func()) {
+	b.d, b.ready = d, ready
+	d.nic = func(port int) uint64 { return uint64(C.fm_imissed(b.ports[port])) }
+}
+func (b *dpdkBackend) halt() { b.stop.Store(true) }
 
 func (b *dpdkBackend) send(port int, f []byte) bool {
 	if len(f) == 0 || len(f) > 0xffff {
@@ -295,7 +298,7 @@ func (b *dpdkBackend) send(port int, f []byte) bool {
 // between polls, so an idle forwarder does not hold a core at 100 % (a
 // busy one never sleeps).
 func (b *dpdkBackend) run() {
-	const idleSpins, idleSleep = 1000, 20 * time.Microsecond
+	const idleSpins, idleSleep = 20000, 20 * time.Microsecond
 	np := C.int(len(b.ports))
 	d := b.d
 	empty := 0

@@ -13,7 +13,7 @@ import (
 // 1) and makes its checksums right from scratch, as a sender would. Frames
 // that are not IPv4 are returned unchanged.
 func transplant(f []byte) []byte {
-	var p ipv4
+	var p ippkt
 	if etherType(f) != etherIPv4 || parseIPv4(f, &p) != rOK {
 		return f
 	}
@@ -128,13 +128,17 @@ func FuzzHandle(f *testing.F) {
 	f.Add(tcpFrame(macA, macP0, ipA, ipX, "x"), uint8(1))
 	f.Add(icmpError(macB, macP1, ipB, ipY, 3, 3, udpFrame(macP1, macB, ipY, ipB, "payload"), 1000), uint8(2))
 	f.Add(arpFrame(1, macA, ipA, [6]byte{}, ipX), uint8(0))
+	f.Add(tcp6Frame(macA, macP0, ip6A, ip6X, "v6"), uint8(0))
+	f.Add(udp6Frame(macB, macP1, ip6B, ip6Y, "v6 reply"), uint8(1))
+	f.Add(nsFrame(macA, ip6A, ip6X), uint8(0))
+	f.Add(naFrame(macB, ip6B, macP1), uint8(1))
 	h := newHarness(f, true)
 	f.Fuzz(func(t *testing.T, frame []byte, how uint8) {
 		port := int(how & 1)
 		if how&2 != 0 {
 			frame = transplant(frame)
 			if port == 1 { // make it a reply from B to Y instead
-				var p ipv4
+				var p ippkt
 				if parseIPv4(frame, &p) == rOK {
 					copy(frame[p.ip+12:], ipB)
 					copy(frame[p.ip+16:], ipY)
@@ -149,7 +153,7 @@ func FuzzHandle(f *testing.F) {
 
 // transplant2 redoes the checksums after the addresses were changed.
 func transplant2(f []byte) []byte {
-	var p ipv4
+	var p ippkt
 	if parseIPv4(f, &p) != rOK {
 		return f
 	}

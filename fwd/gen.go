@@ -46,7 +46,7 @@ func benchFrame(r Rule, mac [6]byte) []byte {
 	tcp[12], tcp[13] = 5<<4, 0x10
 	be.PutUint16(tcp[14:], 500)
 	copy(tcp[20:], "0123456789")
-	var p ipv4
+	var p ippkt
 	parseIPv4(f, &p)
 	be.PutUint16(tcp[16:], csum(f[p.l4:p.end], pseudoSum(f, &p)))
 	return f

@@ -1,6 +1,6 @@
 package main
 
-// Neighbor resolution (ARP), as a host on the subnet would do it. fwd owns
+// Neighbor resolution (ARP for IPv4, NDP for IPv6), as a host on the subnet would do it. fwd owns
 // its ports, so the kernel does none of this for it.
 //
 // An entry is created for every next hop a rule names (the destination, or
@@ -18,7 +18,10 @@ package main
 // Any ARP packet from a host with an entry updates its MAC (gratuitous ARP
 // after a failover in a VPC is taken at once).
 
-import "time"
+import (
+	"net/netip"
+	"time"
+)
 
 const (
 	queueLen      = 8
@@ -36,7 +39,7 @@ const (
 )
 
 type neigh struct {
-	ip      uint32
+	ip      netip.Addr
 	mac     [6]byte
 	state   uint8
 	tries   uint8
@@ -51,11 +54,11 @@ type queued struct {
 	rule *crule // for the egress capture when sent
 	ctr  *ruleCounters
 	dir  uint8
-	orig uint32 // original source, for inline captures
+	orig [16]byte // original source, for inline captures
 }
 
 type neighTable struct {
-	m map[uint32]*neigh
+	m map[netip.Addr]*neigh
 }
 
 // framePool holds the buffers queued packets are copied into.
@@ -82,7 +85,7 @@ func (p *framePool) get() []byte {
 func (p *framePool) put(b []byte) { p.free = append(p.free, b[:cap(b)]) }
 
 // entry returns the entry for ip, creating an incomplete one.
-func (t *neighTable) entry(ip uint32) *neigh {
+func (t *neighTable) entry(ip netip.Addr) *neigh {
 	n := t.m[ip]
 	if n == nil {
 		n = &neigh{ip: ip, state: nIncomplete}

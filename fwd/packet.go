@@ -16,9 +16,21 @@ const (
 	etherVLAN   = 0x8100
 	etherQinQ   = 0x88a8
 
-	protoICMP = 1
-	protoTCP  = 6
-	protoUDP  = 17
+	protoICMP   = 1
+	protoTCP    = 6
+	protoUDP    = 17
+	protoICMPv6 = 58
+
+	ip6HopByHop = 0
+	ip6Routing  = 43
+	ip6Fragment = 44
+	ip6AH       = 51
+	ip6DestOpts = 60
+
+	icmp6EchoRequest = 128
+	icmp6EchoReply   = 129
+	ndpNS            = 135
+	ndpNA            = 136
 
 	icmpEchoReply   = 0
 	icmpUnreach     = 3
@@ -52,23 +64,28 @@ const (
 	rEchoLocal
 	rARPReplied
 	rBadICMPError
+	rNDPReplied
+	rNDPOther
+	rBadNDP
 	rMax
 )
 
 var reasonNames = [rMax]string{
-	rOK: "forwarded", rShort: "short_frame", rNotIPv4: "other_ethertype", rIPv6: "ipv6",
+	rOK: "forwarded", rShort: "short_frame", rNotIPv4: "other_ethertype", rIPv6: "ipv6_not_for_us",
 	rVLAN: "vlan_tagged", rBadIPHeader: "bad_ip_header", rBadIPLength: "bad_ip_length",
 	rTTL: "ttl_expired", rNotLocal: "not_local_address", rNoRule: "no_rule", rBadL4: "bad_l4_header",
 	rARPOther: "arp_not_for_us", rBadARP: "bad_arp", rNeighQueued: "queued_for_arp",
 	rNeighFull: "arp_queue_full", rNeighFailed: "arp_unresolved", rTxFull: "tx_ring_full",
 	rEchoLocal: "echo_answered", rARPReplied: "arp_answered", rBadICMPError: "bad_icmp_error",
+	rNDPReplied: "ndp_answered", rNDPOther: "ndp_not_for_us", rBadNDP: "bad_ndp",
 }
 
-// ipv4 is a parsed IPv4 packet inside a frame. Offsets are from the start of
-// the frame.
-type ipv4 struct {
-	ip      int // IPv4 header
-	ihl     int // header length in bytes
+// ippkt is a parsed IPv4 or IPv6 packet inside a frame. Offsets are from
+// the start of the frame.
+type ippkt struct {
+	v6      bool
+	ip      int // IP header
+	ihl     int // header length in bytes (IPv6: 40; extension headers are skipped to l4)
 	end     int // end of the IP packet (frame may carry Ethernet padding after it)
 	l4      int // L4 header, or 0 when absent (non-first fragment)
 	proto   uint8
@@ -79,7 +96,7 @@ type ipv4 struct {
 // parseIPv4 checks the IPv4 header at f[etherHdrLen:] and locates the L4
 // header. It accepts options, fragments and Ethernet padding; it refuses
 // headers whose lengths disagree with the bytes present.
-func parseIPv4(f []byte, p *ipv4) reason {
+func parseIPv4(f []byte, p *ippkt) reason {
 	const o = etherHdrLen
 	if len(f) < o+20 {
 		return rShort
@@ -109,6 +126,75 @@ func parseIPv4(f []byte, p *ipv4) reason {
 		}
 	}
 	return rOK
+}
+
+// parseIPv6 checks the IPv6 header at f[etherHdrLen:], walks the extension
+// headers (hop-by-hop, routing, destination options, fragment, AH) to the
+// L4 header and notes fragments. A later fragment has no L4 header (l4 = 0).
+func parseIPv6(f []byte, p *ippkt) reason {
+	const o = etherHdrLen
+	if len(f) < o+40 {
+		return rShort
+	}
+	if f[o]>>4 != 6 {
+		return rBadIPHeader
+	}
+	plen := int(binary.BigEndian.Uint16(f[o+4:]))
+	if o+40+plen > len(f) {
+		return rBadIPLength
+	}
+	*p = ippkt{v6: true, ip: o, ihl: 40, end: o + 40 + plen}
+	next, off := f[o+6], o+40
+	for i := 0; ; i++ {
+		if i == 8 {
+			return rBadL4 // more extension headers than any real packet has
+		}
+		switch next {
+		case ip6HopByHop, ip6Routing, ip6DestOpts, ip6AH:
+			if off+8 > p.end {
+				return rBadL4
+			}
+			n := (int(f[off+1]) + 1) * 8
+			if next == ip6AH {
+				n = (int(f[off+1]) + 2) * 4
+			}
+			next, off = f[off], off+n
+			continue
+		case ip6Fragment:
+			if off+8 > p.end {
+				return rBadL4
+			}
+			p.frag = true
+			fo := binary.BigEndian.Uint16(f[off+2:])
+			next, off = f[off], off+8
+			if fo&0xfff8 != 0 {
+				p.proto = next
+				return rOK // later fragment
+			}
+			continue
+		}
+		break
+	}
+	if off > p.end {
+		return rBadL4
+	}
+	p.proto, p.l4 = next, off
+	if ck := l4CsumOff6(p.proto); ck >= 0 {
+		p.l4Whole = p.l4+ck+2 <= p.end
+		if !p.frag && !p.l4Whole {
+			return rBadL4
+		}
+	}
+	return rOK
+}
+
+// l4CsumOff6 is l4CsumOff for IPv6, where the ICMPv6 checksum covers the
+// pseudo-header too.
+func l4CsumOff6(proto uint8) int {
+	if proto == protoICMPv6 {
+		return 2
+	}
+	return l4CsumOff(proto)
 }
 
 // l4CsumOff is the offset of the checksum inside the L4 header, or -1 for
@@ -148,6 +234,14 @@ func csumFold(s uint32) uint16 {
 // value old by new: ~old + new, as two 16-bit words each.
 func csumAdd32(acc uint32, old, new uint32) uint32 {
 	return acc + uint32(^uint16(old>>16)) + uint32(^uint16(old)) + new>>16 + new&0xffff
+}
+
+// csumAdd128 is csumAdd32 for a 16-byte (IPv6) address.
+func csumAdd128(acc uint32, old, new []byte) uint32 {
+	for i := 0; i < 16; i += 2 {
+		acc += uint32(^binary.BigEndian.Uint16(old[i:])) + uint32(binary.BigEndian.Uint16(new[i:]))
+	}
+	return acc
 }
 
 // csumAdd16 is csumAdd32 for one 16-bit word.

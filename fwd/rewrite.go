@@ -20,7 +20,7 @@ func isICMPError(t uint8) bool {
 // direction dir and decrements the TTL. When outer is false (an ICMP error
 // from a third party, matched by the header it quotes) the source address
 // is left as it is. The caller has checked TTL > 1.
-func rewrite(f []byte, p *ipv4, r *crule, dir uint8, outer bool) reason {
+func rewrite(f []byte, p *ippkt, r *crule, dir uint8, outer bool) reason {
 	ip := p.ip
 	oldSrc, oldDst := be.Uint32(f[ip+12:]), be.Uint32(f[ip+16:])
 	newSrc, newDst := r.newSrc[dir], r.newDst[dir]
@@ -56,7 +56,7 @@ func rewrite(f []byte, p *ipv4, r *crule, dir uint8, outer bool) reason {
 // destination), quoted destination := qdst (the rule's local address on the
 // receiving side). It fixes the quoted IP checksum, the quoted TCP/UDP
 // checksum when quoted, and the ICMP checksum over all of it.
-func rewriteQuoted(f []byte, p *ipv4, qsrc, qdst uint32) bool {
+func rewriteQuoted(f []byte, p *ippkt, qsrc, qdst uint32) bool {
 	icmp := p.l4
 	q := icmp + 8
 	if q+20 > p.end || f[q]>>4 != 4 {
@@ -99,7 +99,7 @@ func rewriteQuoted(f []byte, p *ipv4, qsrc, qdst uint32) bool {
 
 // setSrc replaces the source address and fixes the checksums that cover it
 // (used for inline captures, which show the original source).
-func setSrc(f []byte, p *ipv4, src uint32) {
+func setSrc(f []byte, p *ippkt, src uint32) {
 	ip := p.ip
 	delta := csumAdd32(0, be.Uint32(f[ip+12:]), src)
 	be.PutUint32(f[ip+12:], src)
@@ -118,7 +118,7 @@ func setSrc(f []byte, p *ipv4, src uint32) {
 // addresses and MACs swapped, TTL 64, type 0. Swapping the addresses leaves
 // the IP checksum's sum unchanged; the TTL and type changes are applied
 // incrementally.
-func echoReply(f []byte, p *ipv4, mac [6]byte) {
+func echoReply(f []byte, p *ippkt, mac [6]byte) {
 	ip := p.ip
 	var s, d [4]byte
 	copy(s[:], f[ip+12:ip+16])

@@ -110,5 +110,8 @@ func (b *afBackend) macs() [][6]byte {
 	return m
 }
 
-func (b *afBackend) setDatapath(d *Datapath, ready func()) { b.d, b.ready = d, ready }
-func (b *afBackend) halt()                                 { b.stop.Store(true) }
+func (b *afBackend) setDatapath(d *Datapath, ready func()) {
+	b.d, b.ready = d, ready
+	d.nic = b.nicDrops
+}
+func (b *afBackend) halt() { b.stop.Store(true) }

@@ -24,11 +24,11 @@ func (d *Datapath) publish() {
 		pc := d.c.ports[i]
 		s.Ports = append(s.Ports, ctl.PortStats{
 			Name: d.ports[i].cfg.Name, RxPackets: pc.rxPkts, RxBytes: pc.rxBytes,
-			TxPackets: pc.txPkts, TxBytes: pc.txBytes,
+			TxPackets: pc.txPkts, TxBytes: pc.txBytes, NICDrops: d.nicDrops(i),
 		})
 		for _, n := range d.ports[i].neigh.m {
 			s.Neighbors = append(s.Neighbors, ctl.Neighbor{
-				Port: d.ports[i].cfg.Name, IP: addr4(n.ip).String(), MAC: macString(n.mac),
+				Port: d.ports[i].cfg.Name, IP: n.ip.String(), MAC: macString(n.mac),
 				State: neighState(n), Queued: n.qn,
 			})
 		}
@@ -45,6 +45,13 @@ func (d *Datapath) publish() {
 	d.mu.Lock()
 	d.pub = s
 	d.mu.Unlock()
+}
+
+func (d *Datapath) nicDrops(port int) uint64 {
+	if d.nic == nil {
+		return 0
+	}
+	return d.nic(port)
 }
 
 // Stats returns the last published snapshot.

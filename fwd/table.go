@@ -28,11 +28,26 @@ type crule struct {
 	mode    Mode
 	snap    uint32
 	outPort [2]uint8
-	newSrc  [2]uint32 // d=0: Y, d=1: X
+	newSrc  [2]uint32 // d=0: Y, d=1: X (IPv4 rules)
 	newDst  [2]uint32 // d=0: B, d=1: A
+	v6      bool
+	newSrc6 [2][16]byte // the same for IPv6 rules
+	newDst6 [2][16]byte
 	// nextHop is the neighbor to send to per direction: the destination,
 	// or the port's gateway when the destination is off the subnet.
-	nextHop [2]uint32
+	nextHop [2]netip.Addr
+}
+
+// key6 is the IPv6 lookup key. IPv6 rules are looked up in a Go map: the
+// 33-byte key costs a hash of its own, which IPv4's packed keys avoid.
+type key6 struct {
+	port     uint8
+	dst, src [16]byte
+}
+
+type val6 struct {
+	idx int32
+	dir uint8
 }
 
 type tslot struct {
@@ -43,11 +58,13 @@ type tslot struct {
 }
 
 type table struct {
-	rules  []crule
-	slots  []tslot
-	mask   uint32
-	locals [][]uint32 // per port: local addresses
-	src    []Rule     // the rules as checked, for listing
+	rules   []crule
+	slots   []tslot
+	mask    uint32
+	locals  [][]uint32 // per port: local IPv4 addresses
+	locals6 [][][16]byte
+	map6    map[key6]val6
+	src     []Rule // the rules as checked, for listing
 }
 
 func ip4(a netip.Addr) uint32 { b := a.As4(); return binary.BigEndian.Uint32(b[:]) }
@@ -65,10 +82,14 @@ func hashKey(k1 uint64, k2 uint32) uint32 {
 
 // buildTable compiles checked rules (see Config.check) for the ports.
 func buildTable(ports []Port, rules []Rule) *table {
-	t := &table{src: rules, locals: make([][]uint32, len(ports))}
+	t := &table{src: rules, locals: make([][]uint32, len(ports)), locals6: make([][][16]byte, len(ports)), map6: map[key6]val6{}}
 	for i, p := range ports {
 		for _, pf := range p.Prefixes {
-			t.locals[i] = append(t.locals[i], ip4(pf.Addr()))
+			if pf.Addr().Is4() {
+				t.locals[i] = append(t.locals[i], ip4(pf.Addr()))
+			} else {
+				t.locals6[i] = append(t.locals6[i], pf.Addr().As16())
+			}
 		}
 	}
 	n := 8
@@ -78,19 +99,29 @@ func buildTable(ports []Port, rules []Rule) *table {
 	t.slots = make([]tslot, n)
 	t.mask = uint32(n - 1)
 	for i, r := range rules {
-		nh := func(port int, dst netip.Addr) uint32 {
-			if p := &ports[port]; !p.onLink(dst) && p.Gateway.IsValid() {
-				return ip4(p.Gateway)
+		nh := func(port int, dst netip.Addr) netip.Addr {
+			p := &ports[port]
+			if gw := p.gateway(dst.Is6()); !p.onLink(dst) && gw.IsValid() {
+				return gw
 			}
-			return ip4(dst)
+			return dst
 		}
 		c := crule{
 			idx: int32(i), id: r.ID, mode: r.Mode, snap: r.Snap,
 			outPort: [2]uint8{uint8(r.Out), uint8(r.In)},
-			newSrc:  [2]uint32{ip4(r.OutLocal), ip4(r.Local)},
-			newDst:  [2]uint32{ip4(r.Target), ip4(r.Peer)},
-			nextHop: [2]uint32{nh(r.Out, r.Target), nh(r.In, r.Peer)},
+			nextHop: [2]netip.Addr{nh(r.Out, r.Target), nh(r.In, r.Peer)},
 		}
+		if r.Local.Is6() {
+			c.v6 = true
+			c.newSrc6 = [2][16]byte{r.OutLocal.As16(), r.Local.As16()}
+			c.newDst6 = [2][16]byte{r.Target.As16(), r.Peer.As16()}
+			t.rules = append(t.rules, c)
+			t.map6[key6{uint8(r.In), r.Local.As16(), r.Peer.As16()}] = val6{int32(i), dirForward}
+			t.map6[key6{uint8(r.Out), r.OutLocal.As16(), r.Target.As16()}] = val6{int32(i), dirReverse}
+			continue
+		}
+		c.newSrc = [2]uint32{ip4(r.OutLocal), ip4(r.Local)}
+		c.newDst = [2]uint32{ip4(r.Target), ip4(r.Peer)}
 		t.rules = append(t.rules, c)
 		t.insert(uint8(r.In), ip4(r.Local), ip4(r.Peer), int32(i), dirForward)
 		t.insert(uint8(r.Out), ip4(r.OutLocal), ip4(r.Target), int32(i), dirReverse)
@@ -122,6 +153,24 @@ func (t *table) lookup(port uint8, dst, src uint32) (r *crule, dir uint8, ok boo
 			return &t.rules[s.idx-1], s.dir, true
 		}
 	}
+}
+
+// lookup6 is lookup for IPv6.
+func (t *table) lookup6(port uint8, dst, src []byte) (r *crule, dir uint8, ok bool) {
+	v, ok := t.map6[key6{port, [16]byte(dst), [16]byte(src)}]
+	if !ok {
+		return nil, 0, false
+	}
+	return &t.rules[v.idx], v.dir, true
+}
+
+func (t *table) isLocal6(port uint8, a []byte) bool {
+	for i := range t.locals6[port] {
+		if [16]byte(a) == t.locals6[port][i] {
+			return true
+		}
+	}
+	return false
 }
 
 // isLocal says whether a is one of port's local addresses.

@@ -58,6 +58,7 @@ type PortStats struct {
 	RxBytes   uint64 `json:"rx_bytes"`
 	TxPackets uint64 `json:"tx_packets"`
 	TxBytes   uint64 `json:"tx_bytes"`
+	NICDrops  uint64 `json:"nic_drops"` // frames the port's receive ring lost before fwd saw them
 }
 
 type RuleStats struct {

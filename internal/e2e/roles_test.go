@@ -30,7 +30,7 @@ func runRole(role string, args []string) int {
 	err := func() error {
 		switch role {
 		case "tcp-sink": // ADDR: accept one connection, read to EOF, print "bytes sha256"
-			ln, err := net.Listen("tcp4", args[0])
+			ln, err := net.Listen("tcp", args[0])
 			if err != nil {
 				return err
 			}
@@ -46,7 +46,7 @@ func runRole(role string, args []string) int {
 			return err
 		case "tcp-source": // ADDR BYTES: send BYTES of seeded random data, print "bytes sha256"
 			size, _ := strconv.ParseInt(args[1], 10, 64)
-			c, err := net.DialTimeout("tcp4", args[0], 10*time.Second)
+			c, err := net.DialTimeout("tcp", args[0], 10*time.Second)
 			if err != nil {
 				return err
 			}
@@ -102,7 +102,7 @@ func runRole(role string, args []string) int {
 			fmt.Println(n)
 			return nil
 		case "udp-refused": // ADDR: a datagram to a closed port must come back as "connection refused"
-			c, err := net.Dial("udp4", args[0])
+			c, err := net.Dial("udp", args[0])
 			if err != nil {
 				return err
 			}
