@@ -1,0 +1,160 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"fmcap/internal/ctl"
+)
+
+// Every configuration error names the file, the line, and what to do.
+func TestConfigErrors(t *testing.T) {
+	base := `ring:
+  path: /dev/shm/r
+fwd:
+  ports:
+    - name: p0
+      device: eth1
+      addresses: [198.18.1.1/24]
+    - name: p1
+      device: eth2
+      addresses: [198.18.2.1/24]
+  rules:
+    - id: 1
+      in: p0
+      local: 198.18.1.1
+      peer: 198.18.1.2
+      out: p1
+      out_local: 198.18.2.1
+      target: 198.18.2.2
+`
+	for _, tc := range []struct {
+		name, from, to string
+		line           int
+		want           string
+	}{
+		{"unknown key", "      device: eth1", "      device: eth1\n      mtu: 9000", 7, "unknown key mtu: remove it"},
+		{"misspelt section", "fwd:", "fwdd:\n  x: 1\nfwd:", 3, "unknown key fwdd"},
+		{"bad address", "addresses: [198.18.1.1/24]", "addresses: [198.18.1.300/24]", 7, "198.18.1.300/24"},
+		{"address without length", "addresses: [198.18.1.1/24]", "addresses: [198.18.1.1]", 7, "with its subnet length"},
+		{"bad peer", "peer: 198.18.1.2", "peer: 198.18.1", 15, "peer: \"198.18.1\" is not an IP address"},
+		{"missing port", "      out: p1", "      out: p9", 16, "port \"p9\" is not defined"},
+		{"local not on port", "      local: 198.18.1.1", "      local: 198.18.1.9", 14, "not an address of port \"p0\""},
+		{"target off subnet", "target: 198.18.2.2", "target: 198.18.7.2", 18, "off port \"p1\"'s subnets and the port has no gateway"},
+		{"bad mode", "target: 198.18.2.2", "target: 198.18.2.2\n      capture: all", 19, "capture mode \"all\""},
+		{"mixed families", "target: 198.18.2.2", "target: \"2001:2::2\"", 14, "all be IPv4 or all IPv6"},
+		{"no ports", "  ports:", "  portz: []\n  ports:", 4, "unknown key portz"},
+		{"overlap", "      target: 198.18.2.2\n", "      target: 198.18.2.2\n    - {id: 2, in: p0, local: 198.18.1.1, peer: 198.18.1.2, out: p1, out_local: 198.18.2.1, target: 198.18.2.3}\n", 19, "rule 2 overlaps rule 1"},
+		{"duplicate id", "      target: 198.18.2.2\n", "      target: 198.18.2.2\n    - {id: 1, in: p0, local: 198.18.1.1, peer: 198.18.1.5, out: p1, out_local: 198.18.2.1, target: 198.18.2.5}\n", 19, "id already used"},
+		{"bad yaml", "  rules:", "  rules: [", 0, "f.yaml"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := strings.Replace(base, tc.from, tc.to, 1)
+			if src == base {
+				t.Fatal("test case did not change the file")
+			}
+			_, _, _, err := parseConfig("f.yaml", []byte(src))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.want) {
+				t.Errorf("error %q does not say %q", msg, tc.want)
+			}
+			if tc.line > 0 && !strings.HasPrefix(msg, "f.yaml:"+itoa(tc.line)+":") {
+				t.Errorf("error %q not at f.yaml:%d", msg, tc.line)
+			}
+		})
+	}
+	if _, _, _, err := parseConfig("f.yaml", []byte(base)); err != nil {
+		t.Fatalf("base config refused: %v", err)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// Rule edits through the control socket swap the table, are written to
+// the file with its comments kept, and survive a reload.
+func TestControlEditsPersist(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "fmcap.yaml")
+	src := "# operator's comment\n" + testConfig
+	if err := os.WriteFile(path, []byte(src), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	cfg, ports, rules, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewDatapath(ports, [][6]byte{macP0, macP1}, buildTable(ports, rules), nil, &sink{})
+	c := &control{cfg: cfg, ports: ports, d: d, log: discardLogger()}
+	sock := filepath.Join(dir, "s")
+	if err := listenControl(sock, c); err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	if st, err := os.Stat(sock); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode %v, %v", st.Mode().Perm(), err)
+	}
+	add := ctl.Rule{ID: 9, In: "p0", Local: "198.18.1.3", Peer: "198.18.1.2", Out: "p1", OutLocal: "198.18.2.1", Target: "198.18.2.9", Capture: "egress"}
+	if _, err := ctl.Call(sock, ctl.Request{Cmd: "rules.add", Rule: &add}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ctl.Call(sock, ctl.Request{Cmd: "rules.set-mode", ID: 1, Mode: "inline"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ctl.Call(sock, ctl.Request{Cmd: "rules.del", ID: 2}); err != nil {
+		t.Fatal(err)
+	}
+	// Refused edits change nothing.
+	bad := add
+	bad.ID = 10
+	if _, err := ctl.Call(sock, ctl.Request{Cmd: "rules.add", Rule: &bad}); err == nil || !strings.Contains(err.Error(), "overlaps") {
+		t.Fatalf("overlapping add: %v", err)
+	}
+	if _, err := ctl.Call(sock, ctl.Request{Cmd: "rules.set-mode", ID: 1, Mode: "sideways"}); err == nil {
+		t.Fatal("bad mode accepted")
+	}
+	if _, err := ctl.Call(sock, ctl.Request{Cmd: "rules.del", ID: 77}); err == nil {
+		t.Fatal("deleting a missing rule accepted")
+	}
+	// The datapath has the new table.
+	tb := d.Table()
+	got := map[uint32]Mode{}
+	for _, r := range tb.src {
+		got[r.ID] = r.Mode
+	}
+	if len(got) != 3 || got[1] != ModeInline || got[9] != ModeEgress || got[3] != ModeBoth {
+		t.Errorf("table after edits: %v", got)
+	}
+	// The file has them too, with the comment, and reloads the same.
+	b, _ := os.ReadFile(path)
+	if !strings.HasPrefix(string(b), "# operator's comment") {
+		t.Errorf("comment lost:\n%s", b)
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o640 {
+		t.Errorf("file mode changed to %v", st.Mode().Perm())
+	}
+	_, _, rules2, err := LoadConfig(path)
+	if err != nil {
+		t.Fatalf("reload: %v\n%s", err, b)
+	}
+	got2 := map[uint32]Mode{}
+	for _, r := range rules2 {
+		got2[r.ID] = r.Mode
+	}
+	if len(got2) != 3 || got2[1] != ModeInline || got2[9] != ModeEgress {
+		t.Errorf("reloaded rules %v\n%s", got2, b)
+	}
+	// A second fwd cannot take the socket over.
+	if err := listenControl(sock, &control{log: discardLogger()}); err == nil || !strings.Contains(err.Error(), "another fwd") {
+		t.Errorf("second listener: %v", err)
+	}
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
