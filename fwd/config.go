@@ -91,8 +91,14 @@ type Config struct {
 	root *yaml.Node // the document, for line numbers and write-back
 }
 
+// RingConfig is the ring section. fwd uses the path; the rest is fmring's
+// (fmring create --config), listed so that the shared file passes fwd's check.
 type RingConfig struct {
-	Path string `yaml:"path"`
+	Path      string   `yaml:"path"`
+	Size      string   `yaml:"size"`
+	Consumers []string `yaml:"consumers"`
+	MaxCaplen uint32   `yaml:"max_caplen"`
+	FirstSeq  uint64   `yaml:"first_seq"`
 }
 
 type FwdConfig struct {

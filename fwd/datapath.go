@@ -25,7 +25,9 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"fmcap/internal/sdnotify"
 	"fmcap/shmring"
 )
 
@@ -74,6 +76,7 @@ type Datapath struct {
 	// nic reads a port's receive drops from the backend; called on the
 	// poll goroutine at each housekeeping.
 	nic func(port int) uint64
+	wd  *sdnotify.Watchdog // fed by housekeeping: a stuck poll loop starves it
 
 	mu  sync.Mutex // guards pub
 	pub Stats
@@ -470,6 +473,7 @@ func (d *Datapath) housekeep() {
 		}
 	}
 	d.publish()
+	d.wd.Ping(time.Unix(0, d.now))
 }
 
 // referenced says whether a rule of the current table uses n as next hop.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"fmcap/internal/sdnotify"
 	"fmcap/shmring"
 )
 
@@ -53,6 +54,7 @@ func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.
 	}
 	defer be.close()
 	d := NewDatapath(ports, be.macs(), buildTable(ports, rules), prod, be)
+	d.wd = sdnotify.NewWatchdog()
 	c := &control{cfg: cfg, ports: ports, d: d, log: log}
 	if cfg.Fwd.Control != "" {
 		if err := listenControl(cfg.Fwd.Control, c); err != nil {
@@ -62,7 +64,7 @@ func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.
 	}
 	be.setDatapath(d, func() {
 		log.Info("forwarding", "backend", cfg.Fwd.Backend, "ports", len(ports), "rules", len(rules), "ring", cfg.Ring.Path)
-		notifyReady()
+		sdnotify.Ready()
 	})
 	var gen *genState
 	if benchGen > 0 {

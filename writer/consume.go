@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"fmcap/internal/sdnotify"
 	"fmcap/shmring"
 	"fmcap/writer/chunk"
 )
@@ -35,6 +36,7 @@ func (k *consumer) run(ctx context.Context) error {
 	defer close(k.work)
 	defer close(k.ordered)
 	idle := 0
+	wd := sdnotify.NewWatchdog()
 	var stopping bool
 	var deadline time.Time
 	for {
@@ -46,6 +48,9 @@ func (k *consumer) run(ctx context.Context) error {
 		case err == nil:
 			idle = 0
 			k.add(rec)
+			if rec.Seq&0xffff == 0 {
+				wd.Ping(time.Now())
+			}
 			if stopping && time.Now().After(deadline) {
 				k.finish()
 				return nil
@@ -56,7 +61,9 @@ func (k *consumer) run(ctx context.Context) error {
 				k.finish()
 				return nil
 			}
-			k.tick(time.Now())
+			now := time.Now()
+			k.tick(now)
+			wd.Ping(now)
 			idle = backoff(idle)
 		case err == io.EOF:
 			k.closed.Store(true)

@@ -21,9 +21,10 @@ func main() {
 		Name:  "writer",
 		Usage: "store the capture ring as compressed pcap chunks",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "ring", Required: true, Usage: "ring file (see fmring create)"},
+			&cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: settings not given as flags or FMCAP_WRITER_* variables come from its writer: section (and ring.path)"},
+			&cli.StringFlag{Name: "ring", Usage: "ring file (see fmring create)"},
 			&cli.StringFlag{Name: "consumer", Value: "writer", Usage: "consumer slot name declared in the ring (lossless)"},
-			&cli.StringFlag{Name: "store", Required: true, Usage: "store directory (created if missing)"},
+			&cli.StringFlag{Name: "store", Usage: "store directory (created if missing)"},
 			&cli.StringFlag{Name: "compress", Value: "zstd", Usage: "zstd or none"},
 			&cli.IntFlag{Name: "level", Value: 1, Usage: "zstd effort: 1 fastest (literals not entropy-coded), 2 fast, 3 default, 4 better"},
 			&cli.StringFlag{Name: "frame-size", Value: "128KiB", Usage: "pcap bytes per frame (64KiB..1MiB)"},
@@ -36,6 +37,12 @@ func main() {
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile to this file (for benchmarks)"},
 		},
 		Action: func(cc *cli.Context) error {
+			if err := cliutil.ApplyConfig(cc, "writer", nil); err != nil {
+				return err
+			}
+			if cc.String("ring") == "" || cc.String("store") == "" {
+				return fmt.Errorf("--ring and --store are required (or ring.path and writer.store in --config)")
+			}
 			log, err := cliutil.Logger(cc.String("log-level"))
 			if err != nil {
 				return err

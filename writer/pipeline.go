@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"fmcap/internal/sdnotify"
 	"fmcap/shmring"
 	"fmcap/writer/chunk"
 )
@@ -133,6 +134,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); comp.run(work) }()
 	}
+	sdnotify.Ready()
 	log.Info("writer started", "ring", cfg.Ring, "consumer", cfg.Consumer, "store", cfg.Store,
 		"resume_seq", c.NextSeq(), "stored_up_to", skipTo, "workers", cfg.Workers, "frame_size", cfg.FrameSize)
 	start := time.Now()

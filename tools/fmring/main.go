@@ -25,25 +25,32 @@ func main() {
 				Name:  "create",
 				Usage: "create a ring and declare its consumers",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "ring", Required: true, Usage: "path (on /dev/hugepages for huge pages, or e.g. /dev/shm)"},
+					configFlag,
+					&cli.StringFlag{Name: "ring", Usage: "path (on /dev/hugepages for huge pages, or e.g. /dev/shm)"},
 					&cli.StringFlag{Name: "size", Value: "256MiB", Usage: "data area size, a power of two"},
-					&cli.StringSliceFlag{Name: "consumer", Required: true, Usage: "NAME:lossless or NAME:lossy (repeat)"},
+					&cli.StringSliceFlag{Name: "consumer", Usage: "NAME:lossless or NAME:lossy (repeat)"},
 					&cli.UintFlag{Name: "max-caplen", Value: shmring.DefaultMaxCaplen, Usage: "largest packet kept whole"},
 					&cli.Uint64Flag{Name: "first-seq", Value: 1, Usage: "seq of the first packet"},
+					&cli.BoolFlag{Name: "exist-ok", Usage: "succeed when a ring with the same geometry and consumers exists (service start)"},
 				},
 				Action: create,
 			},
 			{
 				Name:   "info",
 				Usage:  "print geometry, producer position, consumer cursors, lag and drops",
-				Flags:  []cli.Flag{&cli.StringFlag{Name: "ring", Required: true}, &cli.BoolFlag{Name: "json"}},
+				Flags:  []cli.Flag{configFlag, &cli.StringFlag{Name: "ring"}, &cli.BoolFlag{Name: "json"}},
 				Action: info,
 			},
 			{
 				Name:   "destroy",
 				Usage:  "remove a ring (refused while a process is attached)",
-				Flags:  []cli.Flag{&cli.StringFlag{Name: "ring", Required: true}},
-				Action: func(cc *cli.Context) error { return shmring.Remove(cc.String("ring")) },
+				Flags:  []cli.Flag{configFlag, &cli.StringFlag{Name: "ring"}},
+				Action: func(cc *cli.Context) error {
+					if err := ringFlag(cc, true); err != nil {
+						return err
+					}
+					return shmring.Remove(cc.String("ring"))
+				},
 			},
 		},
 	}
@@ -53,7 +60,31 @@ func main() {
 	}
 }
 
+var configFlag = &cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: its ring: section (path, size, consumers, max_caplen, first_seq) gives what the flags do not"}
+
+// ringFlag applies the configuration file's ring section; only create
+// uses more of it than the path.
+func ringFlag(cc *cli.Context, pathOnly bool) error {
+	rename := map[string]string{"path": "ring", "consumers": "consumer"}
+	if pathOnly {
+		rename = map[string]string{"path": "ring", "consumers": "", "size": "", "max_caplen": "", "first_seq": ""}
+	}
+	if err := cliutil.ApplyConfig(cc, "ring", rename); err != nil {
+		return err
+	}
+	if cc.String("ring") == "" {
+		return fmt.Errorf("--ring PATH is required (or ring.path in --config)")
+	}
+	return nil
+}
+
 func create(cc *cli.Context) error {
+	if err := ringFlag(cc, false); err != nil {
+		return err
+	}
+	if len(cc.StringSlice("consumer")) == 0 {
+		return fmt.Errorf("declare at least one --consumer NAME:lossless|lossy (or ring.consumers in --config)")
+	}
 	size, err := cliutil.ParseSize(cc.String("size"))
 	if err != nil {
 		return fmt.Errorf("--size: %w", err)
@@ -75,10 +106,34 @@ func create(cc *cli.Context) error {
 		}
 		cfg.Consumers = append(cfg.Consumers, shmring.ConsumerSpec{Name: name, Mode: m})
 	}
-	return shmring.Create(cc.String("ring"), cfg)
+	path := cc.String("ring")
+	if cc.Bool("exist-ok") {
+		if r, err := shmring.Open(path); err == nil {
+			defer r.Close()
+			return sameRing(r, cfg)
+		}
+	}
+	return shmring.Create(path, cfg)
+}
+
+// sameRing accepts an existing ring for --exist-ok only when it is the one
+// asked for; a ring of another geometry is an error, never replaced.
+func sameRing(r *shmring.Ring, cfg shmring.Config) error {
+	in := r.Info()
+	same := in.DataSize == cfg.DataSize && (cfg.MaxCaplen == 0 || in.MaxCaplen == cfg.MaxCaplen) && len(in.Consumers) == len(cfg.Consumers)
+	for i := 0; same && i < len(cfg.Consumers); i++ {
+		same = in.Consumers[i].Name == cfg.Consumers[i].Name && in.Consumers[i].Mode == cfg.Consumers[i].Mode
+	}
+	if !same {
+		return fmt.Errorf("ring %s exists with another geometry or consumers (fmring info shows it; fmring destroy, then create, to change it)", r.Path())
+	}
+	return nil
 }
 
 func info(cc *cli.Context) error {
+	if err := ringFlag(cc, true); err != nil {
+		return err
+	}
 	r, err := shmring.Open(cc.String("ring"))
 	if err != nil {
 		return err

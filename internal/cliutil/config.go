@@ -1,0 +1,147 @@
+package cliutil
+
+// One configuration file for every process (the YAML file fwd reads, see
+// fwd/config.go). A command with a --config flag takes the settings it was
+// not given from, in this order of precedence:
+//
+//  1. the command line;
+//  2. the environment: FMCAP_<SECTION>_<FLAG>, e.g. FMCAP_WRITER_STORE;
+//  3. the file: the key named like the flag (frame-size → frame_size) in
+//     the command's section (writer:, indexer:, ...), and --ring from
+//     ring.path;
+//  4. the flag's default.
+//
+// A key in the section that is not one of the command's flags is an error
+// naming the file and line, as is a value the flag refuses.
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+	"go.yaml.in/yaml/v3"
+)
+
+// ApplyConfig fills cc's unset flags from the environment and from the
+// file given by --config. rename maps file keys to flag names where they
+// differ (fmring's ring section: "path" → "ring", "consumers" → "consumer").
+func ApplyConfig(cc *cli.Context, section string, rename map[string]string) error {
+	known := map[string]bool{}
+	for _, f := range cc.Command.Flags {
+		known[f.Names()[0]] = true
+	}
+	if len(cc.Command.Flags) == 0 {
+		for _, f := range cc.App.Flags {
+			known[f.Names()[0]] = true
+		}
+	}
+	envName := func(flag string) string {
+		return "FMCAP_" + strings.ToUpper(section+"_"+strings.ReplaceAll(flag, "-", "_"))
+	}
+	for name := range known {
+		if name == "config" || cc.IsSet(name) {
+			continue
+		}
+		if v, ok := os.LookupEnv(envName(name)); ok {
+			if err := cc.Set(name, v); err != nil {
+				return fmt.Errorf("%s=%q: %w", envName(name), v, err)
+			}
+		}
+	}
+	path := cc.String("config")
+	if path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	var root yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(b)).Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("%s: empty file", path)
+		}
+		return fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
+		return fmt.Errorf("%s:%d: the file must be a mapping of sections (ring:, fwd:, writer:, ...)", path, root.Line)
+	}
+	top := root.Content[0]
+	set := func(flag string, v *yaml.Node, key string) error {
+		if cc.IsSet(flag) {
+			return nil
+		}
+		vals := []*yaml.Node{v}
+		if v.Kind == yaml.SequenceNode {
+			vals = v.Content
+		}
+		for _, x := range vals {
+			if x.Kind != yaml.ScalarNode {
+				return fmt.Errorf("%s:%d: %s: give a value, not a %s", path, x.Line, key, kindName(x))
+			}
+			if err := cc.Set(flag, x.Value); err != nil {
+				return fmt.Errorf("%s:%d: %s %q: %v", path, x.Line, key, x.Value, err)
+			}
+		}
+		return nil
+	}
+	if known["ring"] && section != "ring" {
+		if ring := get(top, "ring"); ring != nil {
+			if p := get(ring, "path"); p != nil {
+				if err := set("ring", p, "ring.path"); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	sec := get(top, section)
+	if sec == nil {
+		return nil
+	}
+	if sec.Kind != yaml.MappingNode {
+		return fmt.Errorf("%s:%d: %s: expected a mapping of settings", path, sec.Line, section)
+	}
+	for i := 0; i+1 < len(sec.Content); i += 2 {
+		k := sec.Content[i]
+		flag := strings.ReplaceAll(k.Value, "_", "-")
+		if r, ok := rename[k.Value]; ok {
+			if r == "" {
+				continue // a key of this section that this command does not use
+			}
+			flag = r
+		}
+		if !known[flag] || flag == "config" {
+			return fmt.Errorf("%s:%d: unknown key %s.%s: remove it or check its spelling (see %s --help; flag --x-y is key x_y)", path, k.Line, section, k.Value, cc.App.Name)
+		}
+		if err := set(flag, sec.Content[i+1], section+"."+k.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func get(m *yaml.Node, key string) *yaml.Node {
+	if m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "mapping"
+	case yaml.SequenceNode:
+		return "list"
+	}
+	return "value"
+}
