@@ -5,7 +5,7 @@ BIN     := bin
 CMDS    := ./fwd ./writer ./tools/fmring ./tools/fminject ./tools/fmslice ./tools/fmctl
 FUZZTIME ?= 20s
 
-.PHONY: all build build-dpdk test test-short race fuzz bench demo clean deps-build deps-test deps-demo deps-bench
+.PHONY: all build build-dpdk install uninstall test test-short race fuzz bench demo clean deps-build deps-test deps-demo deps-bench
 
 all: build
 
@@ -45,6 +45,35 @@ bench: deps-bench build
 
 demo: deps-demo build
 	scripts/demo.sh
+
+# Binaries, units, the systemd user and a commented configuration (kept if
+# one is there already). DESTDIR for packaging; PREFIX for the binaries.
+PREFIX  ?= /usr/local
+UNITDIR ?= /etc/systemd/system
+INSTALLED := fwd writer fmring fminject fmslice fmctl
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)/usr/lib/sysusers.d $(DESTDIR)$(PREFIX)/share/doc/fmcap
+	install -m 0755 $(addprefix $(BIN)/,$(INSTALLED)) $(DESTDIR)$(PREFIX)/bin/
+	for u in systemd/*.service systemd/*.target; do \
+	  sed 's#/usr/local/bin/#$(PREFIX)/bin/#g' $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u); chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$u); done
+	install -m 0644 systemd/fmcap.sysusers $(DESTDIR)/usr/lib/sysusers.d/fmcap.conf
+	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/fmcap/README.md
+	install -d -m 0750 $(DESTDIR)/etc/fmcap
+	[ -e $(DESTDIR)/etc/fmcap/fmcap.yaml ] || install -m 0640 systemd/fmcap.yaml $(DESTDIR)/etc/fmcap/fmcap.yaml
+	@if [ -z "$(DESTDIR)" ]; then \
+	  systemd-sysusers /usr/lib/sysusers.d/fmcap.conf 2>/dev/null || useradd --system --home-dir /var/lib/fmcap --shell /usr/sbin/nologin fmcap 2>/dev/null || true; \
+	  chown -R fmcap:fmcap /etc/fmcap 2>/dev/null || true; \
+	  systemctl daemon-reload 2>/dev/null || true; \
+	  echo "installed: edit /etc/fmcap/fmcap.yaml, then systemctl enable --now fmcap.target"; fi
+
+# Removes what install put in place, except /etc/fmcap and /var/lib/fmcap
+# (the operator's configuration and captures).
+uninstall:
+	-@[ -n "$(DESTDIR)" ] || systemctl disable --now fmcap.target fmcap-fwd.service fmcap-writer.service fmcap-ring.service fmcap-hugepages.service 2>/dev/null
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(INSTALLED))
+	rm -f $(DESTDIR)$(UNITDIR)/fmcap*.service $(DESTDIR)$(UNITDIR)/fmcap.target $(DESTDIR)/usr/lib/sysusers.d/fmcap.conf
+	rm -rf $(DESTDIR)$(PREFIX)/share/doc/fmcap
+	-@[ -n "$(DESTDIR)" ] || systemctl daemon-reload 2>/dev/null
 
 clean:
 	rm -rf $(BIN) demo-out
