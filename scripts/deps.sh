@@ -6,7 +6,7 @@ want=(libpcap-dev pkg-config gcc)           # build: cgo + libpcap for filters
 case "${1:-build}" in
   build) ;;
   dpdk)  want+=(libdpdk-dev) ;;
-  demo)  want+=(tcpdump zstd) ;;
+  demo)  want+=(tcpdump zstd iproute2 ethtool iputils-ping curl python3) ;;
   test)  want+=(tcpdump zstd tshark iproute2 procps iputils-ping ethtool libdpdk-dev systemd) ;;   # tshark brings editcap
   bench) want+=(tcpdump zstd tshark iproute2 procps hyperfine iputils-ping ethtool libdpdk-dev iperf3 iptables) ;;
   *) echo "usage: $0 build|dpdk|test|demo|bench" >&2; exit 2 ;;
