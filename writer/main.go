@@ -32,6 +32,9 @@ func main() {
 			&cli.StringFlag{Name: "chunk-size", Value: "1GiB", Usage: "rotate after this many pcap bytes"},
 			&cli.DurationFlag{Name: "chunk-age", Value: defaultChunkAge, Usage: "rotate after this long"},
 			&cli.IntFlag{Name: "workers", Value: runtime.GOMAXPROCS(0), Usage: "compression workers"},
+			&cli.StringFlag{Name: "retain-bytes", Usage: "store quota: remove the oldest chunks beyond this size (0: no quota)", Value: "0"},
+			&cli.StringFlag{Name: "retain-free", Usage: "keep at least this much disk free, removing the oldest chunks (0: no minimum)", Value: "0"},
+			&cli.DurationFlag{Name: "retain-age", Usage: "remove chunks whose newest packet is older than this (0: forever)"},
 			&cli.BoolFlag{Name: "exit-on-close", Usage: "exit once the producer has closed the ring and everything is stored"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile to this file (for benchmarks)"},
@@ -98,6 +101,15 @@ func configFrom(cc *cli.Context) (*Config, error) {
 	}
 	if cfg.Workers < 1 {
 		cfg.Workers = 1
+	}
+	if cfg.RetainBytes, err = cliutil.ParseSize(cc.String("retain-bytes")); err != nil {
+		return nil, fmt.Errorf("--retain-bytes: %w", err)
+	}
+	if cfg.RetainFree, err = cliutil.ParseSize(cc.String("retain-free")); err != nil {
+		return nil, fmt.Errorf("--retain-free: %w", err)
+	}
+	if cfg.RetainAge = cc.Duration("retain-age"); cfg.RetainAge < 0 {
+		return nil, fmt.Errorf("--retain-age must not be negative")
 	}
 	if cfg.FlushInterval <= 0 || cfg.ChunkAge <= 0 {
 		return nil, fmt.Errorf("--flush and --chunk-age must be positive")

@@ -45,6 +45,9 @@ type Config struct {
 	ChunkAge      time.Duration
 	Workers       int
 	ExitOnClose   bool
+	RetainBytes   uint64        // store quota; 0: none
+	RetainFree    uint64        // minimum free disk; 0: none
+	RetainAge     time.Duration // 0: keep forever
 }
 
 // frame is one frame travelling through the pipeline. Frames are pooled: a
@@ -124,7 +127,13 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	work := make(chan *frame, nframes)
 	ordered := make(chan *frame, nframes)
 	k := &consumer{cfg: cfg, c: c, skipTo: skipTo, free: free, work: work, ordered: ordered, st: st}
-	s := &store{cfg: cfg, log: log, c: c, ringID: r.ID(), free: free, st: st}
+	ret := &retention{dir: cfg.Store, maxBytes: cfg.RetainBytes, minFree: cfg.RetainFree, maxAge: cfg.RetainAge, log: log}
+	s := &store{cfg: cfg, log: log, c: c, ringID: r.ID(), free: free, st: st, ret: ret}
+	if ret.enabled() {
+		stopRet := make(chan struct{})
+		defer close(stopRet)
+		go ret.run(stopRet)
+	}
 	var wg sync.WaitGroup
 	for i := 0; i < cfg.Workers; i++ {
 		comp, err := newCompressor(cfg)

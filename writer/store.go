@@ -8,6 +8,8 @@ import (
 	"os"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"fmcap/shmring"
 	"fmcap/writer/chunk"
 )
@@ -21,6 +23,7 @@ type store struct {
 	free   chan *frame
 	st     *stats
 	cw     *chunk.Writer
+	ret    *retention
 }
 
 // resume repairs what a killed writer left and returns the last seq the store
@@ -84,6 +87,13 @@ func (s *store) put(ctx context.Context, f *frame) error {
 				break
 			}
 			s.st.retries++
+			if errors.Is(err, unix.ENOSPC) && s.ret != nil && s.ret.enabled() {
+				if n, rerr := s.ret.enforce(time.Now(), true); n > 0 {
+					continue // room made: write again at once
+				} else if rerr != nil {
+					s.log.Error("retention could not make room", "err", rerr)
+				}
+			}
 			if s.st.retries == 1 || s.st.retries%100 == 0 {
 				s.log.Error("store write failed; retrying, capture drops will be counted by the ring", "err", err, "retries", s.st.retries)
 			}
@@ -136,6 +146,11 @@ func (s *store) finalize() error {
 			if name != "" {
 				s.st.chunks++
 				s.log.Info("chunk stored", "chunk", name)
+			}
+			if s.ret != nil && s.ret.enabled() { // a new chunk may put the store over its quota
+				if _, err := s.ret.enforce(time.Now(), false); err != nil {
+					s.log.Error("retention", "err", err)
+				}
 			}
 			return nil
 		}

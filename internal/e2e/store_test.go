@@ -326,3 +326,40 @@ func TestWriterCrash(t *testing.T) {
 	list, _ := chunk.List(st)
 	t.Logf("%d packets in %d chunks after %d kills (%d during injection, %d leaving an open chunk)", n, len(list), rounds-1, midStream, leftOpen)
 }
+
+// TestSliceSaysWhatRetentionRemoved: a query over a range that retention
+// removed says so, and returns exactly the packets still stored.
+func TestSliceSaysWhatRetentionRemoved(t *testing.T) {
+	const n = 40000
+	st := store(t, []string{genCapture(t, n)}, "--compress", "none", "--chunk-size", "256KiB", "--retain-bytes", "1MiB")
+	out, stderr, code := runCode(t, bin("fmslice"), "--store", st)
+	if code != 0 || !strings.Contains(stderr, "part of this range was removed by retention") || !strings.Contains(stderr, "(seq 1..") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	got := packetTimesBytes(t, out)
+	if len(got) == 0 || len(got) >= n {
+		t.Fatalf("%d packets returned of %d", len(got), n)
+	}
+	// The ones returned are the newest, all of them: the input's tail.
+	want := packetTimes(t, genCapture(t, n))
+	if tailWant := want[len(want)-len(got):]; !slicesEqual(got, tailWant) {
+		t.Fatal("returned packets are not the newest of the input")
+	}
+	// A range entirely after the removed part says nothing.
+	_, stderr, _ = runCode(t, bin("fmslice"), "--store", st, "--from", unixArg(got[0]), "-q")
+	if strings.Contains(stderr, "retention") {
+		t.Fatalf("note for a range retention did not touch: %s", stderr)
+	}
+}
+
+func slicesEqual(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

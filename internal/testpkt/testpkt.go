@@ -46,14 +46,18 @@ func Capture(n int) []byte {
 // CheckStore verifies that the store in dir holds seqs 1..n exactly once,
 // seq s holding packet s-1, in finished chunks with intact tables, and no
 // temporary file.
-func CheckStore(dir string, n int) error {
+func CheckStore(dir string, n int) error { return CheckStoreFrom(dir, 1, n) }
+
+// CheckStoreFrom is CheckStore for a store whose seqs before from were
+// removed (by retention).
+func CheckStoreFrom(dir string, from uint64, n int) error {
 	list, err := chunk.List(dir)
 	if err != nil {
 		return err
 	}
 	dec := chunk.NewDecoder()
 	defer dec.Close()
-	want := uint64(1)
+	want := from
 	for _, in := range list {
 		if in.Open {
 			return fmt.Errorf("chunk %s left open", in.Name)
@@ -106,7 +110,7 @@ func CheckStore(dir string, n int) error {
 		r.Close()
 	}
 	if want-1 != uint64(n) {
-		return fmt.Errorf("store holds seqs 1..%d, want 1..%d", want-1, n)
+		return fmt.Errorf("store holds seqs %d..%d, want %d..%d", from, want-1, from, n)
 	}
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {

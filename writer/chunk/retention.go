@@ -1,0 +1,82 @@
+package chunk
+
+// # Retention log
+//
+// When retention removes a chunk, the writer first appends one line to
+// retention.log in the store directory, so that a query over what is gone
+// can say so instead of quietly returning less:
+//
+//	removed FIRST LAST MIN_TS MAX_TS REASON UNIX_NS\n
+//
+// FIRST/LAST are the chunk's seqs, MIN_TS/MAX_TS its capture times (Unix ns),
+// REASON one of bytes (store quota), free (minimum free disk), age, full
+// (the disk was full), UNIX_NS when it was removed. Lines that do not parse
+// (a line cut by a crash) are skipped by readers.
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// RetentionLog is the name of the log in the store directory.
+const RetentionLog = "retention.log"
+
+// Removed is one chunk retention removed.
+type Removed struct {
+	FirstSeq, LastSeq uint64
+	MinTS, MaxTS      int64
+	Reason            string
+	At                int64
+}
+
+// LogRemoved records that chunk in is about to be removed, durably.
+func LogRemoved(dir string, in Info, reason string, at int64) error {
+	f, err := os.OpenFile(filepath.Join(dir, RetentionLog), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(f, "removed %d %d %d %d %s %d\n", in.FirstSeq, in.LastSeq, in.MinTS, in.MaxTS, reason, at)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// RemovedRanges reads the retention log; a store without one has removed
+// nothing.
+func RemovedRanges(dir string) ([]Removed, error) {
+	f, err := os.Open(filepath.Join(dir, RetentionLog))
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []Removed
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var r Removed
+		var word string
+		n, _ := fmt.Sscanf(sc.Text(), "%s %d %d %d %d %s %d", &word, &r.FirstSeq, &r.LastSeq, &r.MinTS, &r.MaxTS, &r.Reason, &r.At)
+		if n == 7 && word == "removed" && !strings.ContainsAny(r.Reason, " \t") {
+			out = append(out, r)
+		}
+	}
+	return out, sc.Err()
+}
+
+// Files are the file names that make up a finished chunk (the chunk, and
+// for uncompressed chunks its frame table).
+func (i *Info) Files() []string {
+	if i.Zstd {
+		return []string{i.Name}
+	}
+	return []string{i.Name, ftabName(i.FirstSeq, false)}
+}
