@@ -42,9 +42,9 @@ func main() {
 				Action: info,
 			},
 			{
-				Name:   "destroy",
-				Usage:  "remove a ring (refused while a process is attached)",
-				Flags:  []cli.Flag{configFlag, &cli.StringFlag{Name: "ring"}},
+				Name:  "destroy",
+				Usage: "remove a ring (refused while a process is attached)",
+				Flags: []cli.Flag{configFlag, &cli.StringFlag{Name: "ring"}},
 				Action: func(cc *cli.Context) error {
 					if err := ringFlag(cc, true); err != nil {
 						return err
