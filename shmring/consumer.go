@@ -163,6 +163,10 @@ func (c *Consumer) Next() (Record, error) {
 				c.missedF.Add(rec.Seq - c.seq)
 				c.missLo.Store(c.gapLo)
 				c.missHi.Store(c.gapHi)
+				// The gap is reported: a later overrun before the next
+				// Verify must not report it again, so what is unverified
+				// now starts at this record.
+				c.verifiedSeq = rec.Seq
 			}
 			c.jumped = false
 		} else if rec.Seq != c.seq {

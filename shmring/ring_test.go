@@ -315,3 +315,68 @@ func TestCorruptRecordIsTypedError(t *testing.T) {
 		t.Fatalf("got %v, want *CorruptError", err)
 	}
 }
+
+// TestLossyGapsNeverOverlap: a lossy consumer lapped twice before it
+// verifies anything is told about each missed seq once: the second gap
+// starts where the first one ended, not again at the last verified seq.
+func TestLossyGapsNeverOverlap(t *testing.T) {
+	r, _ := newRing(t, Config{DataSize: 1024, MaxCaplen: 64, Consumers: []ConsumerSpec{{"ix", Lossy}}})
+	p, err := r.NewProducer(Live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.Attach("ix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 24) // 64-byte records: 16 per lap
+	write := func(n int) {
+		for i := 0; i < n; i++ {
+			p.Write(1, 24, 0, DirIngress, 0, data)
+		}
+		p.Publish()
+	}
+	// drain reads until empty, returning the gaps reported.
+	var missed uint64
+	var gaps [][2]uint64
+	drain := func() (got int) {
+		for {
+			_, err := c.Next()
+			if err == ErrOverrun {
+				continue
+			}
+			if err != nil {
+				return got
+			}
+			if lo, hi, ok := c.Gap(); ok {
+				gaps = append(gaps, [2]uint64{lo, hi})
+				missed += hi - lo + 1
+			}
+			got++
+		}
+	}
+	write(4)
+	drain()   // reads 1..4, not verified
+	write(20) // laps the consumer: the next read is an overrun, and it jumps to the head
+	drain()
+	write(4)
+	drain()   // reads 25..28, told it missed 1..24
+	write(20) // laps it again before any Verify
+	drain()
+	write(4)
+	drain() // reads 49..52: the gap must start at 25, not again at 1
+	if err := c.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < len(gaps); i++ {
+		if gaps[i][0] <= gaps[i-1][1] {
+			t.Fatalf("gaps overlap: %v", gaps)
+		}
+	}
+	if len(gaps) < 2 {
+		t.Fatalf("expected two gaps, got %v", gaps)
+	}
+	if written := uint64(52); missed >= written {
+		t.Fatalf("missed %d of %d written", missed, written)
+	}
+}
