@@ -12,6 +12,7 @@ package main
 //	fwd:
 //	  backend: afpacket              # afpacket (default) or dpdk
 //	  control: /run/fmcap/fwd.sock   # control socket, mode 0600
+//	  metrics: 127.0.0.1:9561        # Prometheus /metrics (the default); "" for none
 //	  dpdk:
 //	    eal: [--in-memory, -m, "256", --no-pci, -l, "1", --vdev=net_af_packet0,iface=eth1]
 //	  ports:
@@ -104,6 +105,7 @@ type RingConfig struct {
 type FwdConfig struct {
 	Backend string       `yaml:"backend"`
 	Control string       `yaml:"control"`
+	Metrics *string      `yaml:"metrics"` // Prometheus address; default 127.0.0.1:9561, "" for none
 	DPDK    DPDKConfig   `yaml:"dpdk"`
 	Ports   []PortConfig `yaml:"ports"`
 	Rules   []RuleConfig `yaml:"rules"`

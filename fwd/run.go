@@ -4,11 +4,13 @@ package main
 // poll loop on the calling (locked) goroutine until a signal.
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"time"
 
+	"fmcap/internal/metrics"
 	"fmcap/internal/sdnotify"
 	"fmcap/shmring"
 )
@@ -25,12 +27,14 @@ type backend interface {
 
 func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.Signal, benchGen int) error {
 	var prod *shmring.Producer
+	var ring *shmring.Ring
 	if cfg.Ring.Path != "" {
 		r, err := shmring.Open(cfg.Ring.Path)
 		if err != nil {
 			return fmt.Errorf("%w (create it first: fmring create --ring %s ...)", err, cfg.Ring.Path)
 		}
 		defer r.Close()
+		ring = r
 		if err := r.Prefault(); err != nil {
 			log.Warn("capture may page-fault at first", "err", err)
 		}
@@ -61,6 +65,15 @@ func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.
 			return err
 		}
 		defer c.close()
+	}
+	addr := "127.0.0.1:9561"
+	if cfg.Fwd.Metrics != nil {
+		addr = *cfg.Fwd.Metrics
+	}
+	mctx, stopMetrics := context.WithCancel(context.Background())
+	defer stopMetrics()
+	if err := metrics.Serve(mctx, addr, log, func(w *metrics.Writer) { writeMetrics(w, d.Stats(), ring) }); err != nil {
+		log.Warn("no metrics", "err", err) // forwarding matters more than its figures
 	}
 	be.setDatapath(d, func() {
 		log.Info("forwarding", "backend", cfg.Fwd.Backend, "ports", len(ports), "rules", len(rules), "ring", cfg.Ring.Path)

@@ -5,7 +5,13 @@ package main
 // second) and on demand from the control socket. Readers never touch the
 // live counters, so the hot path needs no atomics.
 
-import "fmcap/internal/ctl"
+import (
+	"fmt"
+
+	"fmcap/internal/ctl"
+	"fmcap/internal/metrics"
+	"fmcap/shmring"
+)
 
 // Stats is a snapshot, as served by `fmctl stats`.
 type Stats = ctl.Stats
@@ -78,4 +84,31 @@ func neighState(n *neigh) string {
 		return "static"
 	}
 	return [...]string{"incomplete", "reachable", "stale"}[n.state]
+}
+
+// writeMetrics renders a snapshot (and the ring's state) for Prometheus.
+func writeMetrics(w *metrics.Writer, s Stats, ring *shmring.Ring) {
+	w.Counter("fmcap_fwd_forwarded_packets_total", "Packets forwarded.", s.Forwarded)
+	w.Counter("fmcap_fwd_captured_packets_total", "Capture copies put into the ring.", s.Captured)
+	w.Counter("fmcap_fwd_drops_total", "Capture copies dropped because the ring was full.", s.CaptureDrops, "stage", "ring_full")
+	for _, k := range metrics.SortedKeys(s.Drops) {
+		w.Counter("fmcap_fwd_not_forwarded_total", "Frames not forwarded, by reason (answered ARP/NDP/echo included).", s.Drops[k], "reason", k)
+	}
+	for _, p := range s.Ports {
+		w.Counter("fmcap_fwd_port_rx_packets_total", "Frames received per port.", p.RxPackets, "port", p.Name)
+		w.Counter("fmcap_fwd_port_rx_bytes_total", "Bytes received per port.", p.RxBytes, "port", p.Name)
+		w.Counter("fmcap_fwd_port_tx_packets_total", "Frames sent per port.", p.TxPackets, "port", p.Name)
+		w.Counter("fmcap_fwd_port_tx_bytes_total", "Bytes sent per port.", p.TxBytes, "port", p.Name)
+		w.Counter("fmcap_fwd_drops_total", "Frames lost by the port's receive ring (NIC) before fwd saw them.", p.NICDrops, "stage", "nic", "port", p.Name)
+	}
+	for _, r := range s.Rules {
+		id := fmt.Sprint(r.ID)
+		w.Counter("fmcap_fwd_rule_packets_total", "Packets forwarded per rule and direction.", r.FwdPackets, "rule", id, "dir", "a_to_b")
+		w.Counter("fmcap_fwd_rule_packets_total", "", r.RevPackets, "rule", id, "dir", "b_to_a")
+		w.Counter("fmcap_fwd_rule_bytes_total", "Bytes forwarded per rule and direction.", r.FwdBytes, "rule", id, "dir", "a_to_b")
+		w.Counter("fmcap_fwd_rule_bytes_total", "", r.RevBytes, "rule", id, "dir", "b_to_a")
+	}
+	if ring != nil {
+		metrics.Ring(w, ring.Info())
+	}
 }

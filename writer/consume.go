@@ -97,7 +97,7 @@ func (k *consumer) add(rec shmring.Record) {
 	if rec.Seq <= k.skipTo {
 		// Stored before a crash, cursor not yet committed: skip, but carry
 		// the cursor forward with the next frame.
-		k.st.skipped++
+		k.st.skipped.Add(1)
 		f := k.frame()
 		f.end, f.nextSeq = rec.End, rec.Seq+1
 		return

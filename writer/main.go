@@ -35,6 +35,7 @@ func main() {
 			&cli.StringFlag{Name: "retain-bytes", Usage: "store quota: remove the oldest chunks beyond this size (0: no quota)", Value: "0"},
 			&cli.StringFlag{Name: "retain-free", Usage: "keep at least this much disk free, removing the oldest chunks (0: no minimum)", Value: "0"},
 			&cli.DurationFlag{Name: "retain-age", Usage: "remove chunks whose newest packet is older than this (0: forever)"},
+			&cli.StringFlag{Name: "metrics", Value: "127.0.0.1:9562", Usage: "serve Prometheus metrics on this address (\"\" for none)"},
 			&cli.BoolFlag{Name: "exit-on-close", Usage: "exit once the producer has closed the ring and everything is stored"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile to this file (for benchmarks)"},
@@ -77,7 +78,7 @@ func configFrom(cc *cli.Context) (*Config, error) {
 	cfg := &Config{
 		Ring: cc.String("ring"), Consumer: cc.String("consumer"), Store: cc.String("store"),
 		Level: cc.Int("level"), FlushInterval: cc.Duration("flush"), ChunkAge: cc.Duration("chunk-age"),
-		Workers: cc.Int("workers"), ExitOnClose: cc.Bool("exit-on-close"),
+		Workers: cc.Int("workers"), ExitOnClose: cc.Bool("exit-on-close"), Metrics: cc.String("metrics"),
 	}
 	switch cc.String("compress") {
 	case "zstd":

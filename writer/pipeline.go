@@ -25,8 +25,10 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"fmcap/internal/metrics"
 	"fmcap/internal/sdnotify"
 	"fmcap/shmring"
 	"fmcap/writer/chunk"
@@ -48,6 +50,7 @@ type Config struct {
 	RetainBytes   uint64        // store quota; 0: none
 	RetainFree    uint64        // minimum free disk; 0: none
 	RetainAge     time.Duration // 0: keep forever
+	Metrics       string        // Prometheus address ("" for none)
 }
 
 // frame is one frame travelling through the pipeline. Frames are pooled: a
@@ -76,14 +79,15 @@ func (f *frame) reset() {
 }
 
 // stats are the writer's counters, read by the periodic log line and at exit.
+// stats are written by the stages and read by the metrics endpoint.
 type stats struct {
-	packets  uint64 // packets stored
-	skipped  uint64 // packets found already stored after a restart
-	inBytes  uint64 // pcap bytes stored
-	outBytes uint64 // bytes written to chunk files
-	frames   uint64
-	chunks   uint64
-	retries  uint64 // failed writes (disk full …) retried
+	packets  atomic.Uint64 // packets stored
+	skipped  atomic.Uint64 // packets found already stored after a restart
+	inBytes  atomic.Uint64 // pcap bytes stored
+	outBytes atomic.Uint64 // bytes written to chunk files
+	frames   atomic.Uint64
+	chunks   atomic.Uint64
+	retries  atomic.Uint64 // failed writes (disk full …) retried
 }
 
 const (
@@ -129,6 +133,11 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	k := &consumer{cfg: cfg, c: c, skipTo: skipTo, free: free, work: work, ordered: ordered, st: st}
 	ret := &retention{dir: cfg.Store, maxBytes: cfg.RetainBytes, minFree: cfg.RetainFree, maxAge: cfg.RetainAge, log: log}
 	s := &store{cfg: cfg, log: log, c: c, ringID: r.ID(), free: free, st: st, ret: ret}
+	mctx, stopMetrics := context.WithCancel(context.Background())
+	defer stopMetrics()
+	if err := metrics.Serve(mctx, cfg.Metrics, log, func(w *metrics.Writer) { writeMetrics(w, cfg, st, ret, r) }); err != nil {
+		log.Warn("no metrics", "err", err) // storing matters more than its figures
+	}
 	if ret.enabled() {
 		stopRet := make(chan struct{})
 		defer close(stopRet)
@@ -154,11 +163,11 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	err = errors.Join(kerr, <-serr)
 	el := time.Since(start).Seconds()
 	ratio := 0.0
-	if st.outBytes > 0 {
-		ratio = float64(st.inBytes) / float64(st.outBytes)
+	if st.outBytes.Load() > 0 {
+		ratio = float64(st.inBytes.Load()) / float64(st.outBytes.Load())
 	}
-	log.Info("writer stopped", "packets", st.packets, "skipped_already_stored", st.skipped, "pcap_bytes", st.inBytes,
-		"stored_bytes", st.outBytes, "ratio", fmt.Sprintf("%.2f", ratio), "frames", st.frames, "chunks", st.chunks,
-		"write_retries", st.retries, "MBps_in", fmt.Sprintf("%.1f", float64(st.inBytes)/el/1e6), "err", err)
+	log.Info("writer stopped", "packets", st.packets.Load(), "skipped_already_stored", st.skipped.Load(), "pcap_bytes", st.inBytes.Load(),
+		"stored_bytes", st.outBytes.Load(), "ratio", fmt.Sprintf("%.2f", ratio), "frames", st.frames.Load(), "chunks", st.chunks.Load(),
+		"write_retries", st.retries.Load(), "MBps_in", fmt.Sprintf("%.1f", float64(st.inBytes.Load())/el/1e6), "err", err)
 	return err
 }

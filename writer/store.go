@@ -86,7 +86,7 @@ func (s *store) put(ctx context.Context, f *frame) error {
 			if err == nil {
 				break
 			}
-			s.st.retries++
+			s.st.retries.Add(1)
 			if errors.Is(err, unix.ENOSPC) && s.ret != nil && s.ret.enabled() {
 				if n, rerr := s.ret.enforce(time.Now(), true); n > 0 {
 					continue // room made: write again at once
@@ -94,8 +94,8 @@ func (s *store) put(ctx context.Context, f *frame) error {
 					s.log.Error("retention could not make room", "err", rerr)
 				}
 			}
-			if s.st.retries == 1 || s.st.retries%100 == 0 {
-				s.log.Error("store write failed; retrying, capture drops will be counted by the ring", "err", err, "retries", s.st.retries)
+			if n := s.st.retries.Load(); n == 1 || n%100 == 0 {
+				s.log.Error("store write failed; retrying, capture drops will be counted by the ring", "err", err, "retries", s.st.retries.Load())
 			}
 			if ctx.Err() != nil {
 				return fmt.Errorf("stopping with a frame unstored (it stays in the ring): %w", err)
@@ -131,10 +131,10 @@ func (s *store) append(f *frame) error {
 		}
 		return err
 	}
-	s.st.packets += uint64(f.meta.Count)
-	s.st.inBytes += uint64(len(f.raw))
-	s.st.outBytes += uint64(len(b))
-	s.st.frames++
+	s.st.packets.Add(uint64(f.meta.Count))
+	s.st.inBytes.Add(uint64(len(f.raw)))
+	s.st.outBytes.Add(uint64(len(b)))
+	s.st.frames.Add(1)
 	return nil
 }
 
@@ -144,7 +144,7 @@ func (s *store) finalize() error {
 		if err == nil {
 			s.cw = nil
 			if name != "" {
-				s.st.chunks++
+				s.st.chunks.Add(1)
 				s.log.Info("chunk stored", "chunk", name)
 			}
 			if s.ret != nil && s.ret.enabled() { // a new chunk may put the store over its quota

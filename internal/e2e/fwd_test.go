@@ -22,6 +22,7 @@ import (
 	"io"
 	"math/rand"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -450,9 +451,41 @@ func forwarderSuite(t *testing.T, tp *topo, fwdBin, backend string, eal []string
 			fmctl(t, cfg, "rules", "set-mode", "1", m)
 		}
 	})
-	final := waitStats(t, cfg, func(s ctl.Stats) bool { return true })
 	time.Sleep(300 * time.Millisecond)
-	final = stats(t, cfg)
+	final := stats(t, cfg)
+	// The same figures on fwd's Prometheus endpoint (in its namespace), and
+	// the writer's.
+	_, body := tp.role(tp.nsF, "http-get", "http://127.0.0.1:9561/metrics")
+	var prom []string
+	for body.Scan() {
+		prom = append(prom, body.Text())
+	}
+	wantLines := []string{
+		fmt.Sprintf("fmcap_fwd_forwarded_packets_total %d", final.Forwarded),
+		fmt.Sprintf("fmcap_fwd_captured_packets_total %d", final.Captured),
+		`fmcap_fwd_drops_total{stage="ring_full"} 0`,
+		`fmcap_fwd_rule_packets_total{rule="1",dir="a_to_b"}`,
+		`fmcap_ring_consumer_lag_bytes{consumer="writer"}`,
+		`fmcap_fwd_port_rx_packets_total{port="p0"}`,
+	}
+	for _, w := range wantLines {
+		found := false
+		for _, l := range prom {
+			found = found || strings.HasPrefix(l, w)
+		}
+		if !found {
+			t.Errorf("fwd metrics lack %q:\n%s", w, strings.Join(prom, "\n"))
+		}
+	}
+	if resp, err := http.Get("http://127.0.0.1:9562/metrics"); err != nil {
+		t.Errorf("writer metrics: %v", err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), "fmcap_writer_packets_total ") || !strings.Contains(string(b), "fmcap_writer_compression_ratio ") {
+			t.Errorf("writer metrics:\n%s", b)
+		}
+	}
 	if final.CaptureDrops != 0 {
 		t.Errorf("capture drops %d", final.CaptureDrops)
 	}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"math/rand"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"syscall"
@@ -22,7 +23,7 @@ const roleEnv = "FMCAP_E2E_ROLE"
 
 // roleArgs is how many trailing arguments each role takes.
 func roleArgs(role string) int {
-	return map[string]int{"tcp-sink": 1, "tcp-source": 2, "udp-sink": 2, "udp-source": 2, "udp-refused": 1}[role]
+	return map[string]int{"http-get": 1, "tcp-sink": 1, "tcp-source": 2, "udp-sink": 2, "udp-source": 2, "udp-refused": 1}[role]
 }
 
 // runRole runs a role and prints its result on stdout.
@@ -101,6 +102,14 @@ func runRole(role string, args []string) int {
 			}
 			fmt.Println(n)
 			return nil
+		case "http-get": // URL: print the body
+			resp, err := http.Get(args[0])
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			_, err = io.Copy(os.Stdout, resp.Body)
+			return err
 		case "udp-refused": // ADDR: a datagram to a closed port must come back as "connection refused"
 			c, err := net.Dial("udp", args[0])
 			if err != nil {

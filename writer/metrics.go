@@ -1,0 +1,51 @@
+package main
+
+// Prometheus metrics (--metrics, 127.0.0.1:9562 by default): what was
+// stored, how well it compressed, the store's size, retention, and this
+// consumer's lag in the ring.
+
+import (
+	"os"
+	"path/filepath"
+
+	"fmcap/internal/metrics"
+	"fmcap/shmring"
+	"fmcap/writer/chunk"
+)
+
+func writeMetrics(w *metrics.Writer, cfg *Config, st *stats, ret *retention, r *shmring.Ring) {
+	in, out := st.inBytes.Load(), st.outBytes.Load()
+	w.Counter("fmcap_writer_packets_total", "Packets stored.", st.packets.Load())
+	w.Counter("fmcap_writer_input_bytes_total", "pcap bytes stored (before compression).", in)
+	w.Counter("fmcap_writer_output_bytes_total", "Bytes written to chunk files.", out)
+	ratio := 0.0
+	if out > 0 {
+		ratio = float64(in) / float64(out)
+	}
+	w.Gauge("fmcap_writer_compression_ratio", "pcap bytes per stored byte so far.", ratio)
+	w.Counter("fmcap_writer_frames_total", "Frames stored.", st.frames.Load())
+	w.Counter("fmcap_writer_chunks_total", "Chunks finished.", st.chunks.Load())
+	w.Counter("fmcap_writer_write_retries_total", "Writes that failed (disk full, I/O error) and were retried.", st.retries.Load())
+	w.Counter("fmcap_writer_skipped_total", "Packets found already stored after a restart.", st.skipped.Load())
+	var size uint64
+	var n int
+	if list, err := chunk.List(cfg.Store); err == nil {
+		for _, c := range list {
+			for _, f := range c.Files() {
+				if fi, err := os.Stat(filepath.Join(cfg.Store, f)); err == nil {
+					size += uint64(fi.Size())
+				}
+			}
+			n++
+		}
+	}
+	w.Gauge("fmcap_store_bytes", "Bytes in the store's chunks.", float64(size))
+	w.Gauge("fmcap_store_chunks", "Chunks in the store, the open one included.", float64(n))
+	w.Gauge("fmcap_store_free_bytes", "Free space on the store's filesystem.", float64(freeBytes(cfg.Store)))
+	ret.mu.Lock()
+	removed, removedBytes := ret.removed, ret.removedBytes
+	ret.mu.Unlock()
+	w.Counter("fmcap_retention_removed_chunks_total", "Chunks removed by retention.", removed)
+	w.Counter("fmcap_retention_removed_bytes_total", "Bytes removed by retention.", removedBytes)
+	metrics.Ring(w, r.Info())
+}
