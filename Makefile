@@ -2,7 +2,7 @@
 # first (scripts/deps.sh: apt-get as root, a clear message otherwise).
 GO      ?= go
 BIN     := bin
-CMDS    := ./fwd ./writer ./tools/fmring ./tools/fminject ./tools/fmslice ./tools/fmctl
+CMDS    := ./fwd ./writer ./indexer ./tools/fmring ./tools/fminject ./tools/fmslice ./tools/fmctl
 FUZZTIME ?= 20s
 
 .PHONY: all build build-dpdk install uninstall test test-short race fuzz bench demo clean deps-build deps-test deps-demo deps-bench
@@ -33,14 +33,14 @@ test-short: deps-test
 
 # Run every fuzz target for FUZZTIME each.
 fuzz: deps-test
-	@set -e; for p in ./shmring ./writer/chunk ./internal/timespec ./fwd; do \
+	@set -e; for p in ./shmring ./writer/chunk ./internal/timespec ./fwd ./indexer/segment; do \
 	  for f in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
 	    echo "== $$p $$f"; $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$p; \
 	  done; done
 
 # Go benchmarks beside the code; whole-pipeline comparisons are in bench/.
 bench: deps-bench build
-	$(GO) test -run '^$$' -bench . -benchmem ./shmring ./writer/... ./fwd
+	$(GO) test -run '^$$' -bench . -benchmem ./shmring ./writer/... ./fwd ./indexer/...
 	bench/run.sh
 
 demo: deps-demo build
@@ -50,7 +50,7 @@ demo: deps-demo build
 # one is there already). DESTDIR for packaging; PREFIX for the binaries.
 PREFIX  ?= /usr/local
 UNITDIR ?= /etc/systemd/system
-INSTALLED := fwd writer fmring fminject fmslice fmctl
+INSTALLED := fwd writer indexer fmring fminject fmslice fmctl
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)/usr/lib/sysusers.d $(DESTDIR)$(PREFIX)/share/doc/fmcap
 	install -m 0755 $(addprefix $(BIN)/,$(INSTALLED)) $(DESTDIR)$(PREFIX)/bin/

@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	cmd := exec.Command("go", "build", "-o", dir+"/", "fmcap/writer", "fmcap/fwd", "fmcap/tools/fmring", "fmcap/tools/fminject", "fmcap/tools/fmslice", "fmcap/tools/fmctl")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "fmcap/writer", "fmcap/fwd", "fmcap/indexer", "fmcap/bench/gen", "fmcap/tools/fmring", "fmcap/tools/fminject", "fmcap/tools/fmslice", "fmcap/tools/fmctl")
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build binaries:", err)

@@ -157,3 +157,25 @@ func parseDuration(t string) (int64, error) {
 	}
 	return total, nil
 }
+
+// Range parses a --from/--to pair: empty means the beginning or the end of
+// time. It refuses a range that ends before it starts.
+func Range(from, to string) (int64, int64, error) {
+	now := time.Now()
+	lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
+	var err error
+	if from != "" {
+		if lo, err = Parse(from, now); err != nil {
+			return 0, 0, fmt.Errorf("--from: %w", err)
+		}
+	}
+	if to != "" {
+		if hi, err = Parse(to, now); err != nil {
+			return 0, 0, fmt.Errorf("--to: %w", err)
+		}
+	}
+	if hi < lo {
+		return 0, 0, fmt.Errorf("--to is before --from")
+	}
+	return lo, hi, nil
+}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -40,6 +41,9 @@ func main() {
 			&cli.StringFlag{Name: "w", Aliases: []string{"write"}, Value: "-", Usage: "output file, - for stdout"},
 			&cli.StringFlag{Name: "format", Value: "pcap", Usage: "pcap (nanosecond) or pcapng"},
 			&cli.BoolFlag{Name: "q", Usage: "no summary on stderr"},
+			&cli.StringFlag{Name: "index", Usage: "index directory (default STORE/index, when there is one)"},
+			&cli.BoolFlag{Name: "no-index", Usage: "read every frame of the range (compare with the indexed answer)"},
+			&cli.BoolFlag{Name: "explain", Usage: "print the plan on stderr: segments consulted, frames read and skipped, bytes decompressed"},
 		},
 		Action:         run,
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports and exits
@@ -58,6 +62,7 @@ func run(cc *cli.Context) error {
 	now := time.Now()
 	q := &query{store: cc.String("store"), from: math.MinInt64, to: math.MaxInt64}
 	var err error
+	var pl *plan
 	if s := cc.String("from"); s != "" {
 		if q.from, err = timespec.Parse(s, now); err != nil {
 			return fmt.Errorf("--from: %w", err)
@@ -77,6 +82,15 @@ func run(cc *cli.Context) error {
 			return fmt.Errorf("filter %q: %w", expr, err)
 		}
 		q.match = bpf.Matches
+		if !cc.Bool("no-index") {
+			dir := cc.String("index")
+			if dir == "" {
+				dir = filepath.Join(q.store, "index")
+			}
+			if pl = loadPlan(dir, expr, q.from, q.to, os.Stderr); pl != nil {
+				q.need = pl.need
+			}
+		}
 	}
 	format := cc.String("format")
 	if format != "pcap" && format != "pcapng" {
@@ -139,6 +153,13 @@ func run(cc *cli.Context) error {
 	if !cc.Bool("q") {
 		fmt.Fprintf(os.Stderr, "fmslice: %d packets from %d frames in %d chunks (%d bytes decompressed)\n",
 			res.packets, res.frames, res.chunks, res.decompressed)
+	}
+	if cc.Bool("explain") {
+		if pl != nil {
+			pl.explain(os.Stderr, res)
+		} else {
+			fmt.Fprintf(os.Stderr, "plan: no index used (no filter the index can answer, or no segments): %d frames read\n", res.frames)
+		}
 	}
 	if len(res.damaged) > 0 {
 		return cli.Exit(fmt.Sprintf("output incomplete: %d damaged parts skipped", len(res.damaged)), exitIncomplete)

@@ -18,11 +18,15 @@ type query struct {
 	from  int64
 	to    int64
 	match func(ci gopacket.CaptureInfo, data []byte) bool // nil: every packet
+	// need says whether a frame holding seqs first..last may hold a match
+	// (the index's answer, see plan.go); nil: every frame in the range.
+	need func(first, last uint64) bool
 }
 
 // result says what a query read, and what it could not.
 type result struct {
 	chunks, frames, packets int
+	skipped                 int // frames in the range the index said to skip
 	decompressed            int64
 	damaged                 []error // frames or chunks skipped: the output is incomplete
 }
@@ -79,6 +83,10 @@ func slice(q *query, out sink, dec *zstd.Decoder) (*result, error) {
 		for fi := range rd.Table.Frames {
 			f := &rd.Table.Frames[fi]
 			if !f.Overlaps(q.from, q.to) {
+				continue
+			}
+			if q.need != nil && !q.need(f.FirstSeq, f.LastSeq) {
+				res.skipped++
 				continue
 			}
 			buf, err = rd.ReadFrame(fi, buf)

@@ -1,0 +1,232 @@
+package main
+
+// Live indexing from the ring. The indexer is a lossy consumer: records
+// are decoded into a batch, and the batch goes into the segment only once
+// Consumer.Verify says the producer did not overwrite them while they were
+// read; an overrun voids the batch, and the seqs it missed become a gap
+// (recorded in the segment, or, for a long one, left to no segment at
+// all: either way queries scan them, and --rebuild fills them from the
+// chunks). A segment is written every segPackets seqs or segAge, and only
+// then is the ring cursor committed: a restarted indexer resumes at the
+// first seq no segment holds.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"fmcap/indexer/segment"
+	"fmcap/internal/sdnotify"
+	"fmcap/shmring"
+)
+
+const (
+	defaultSegmentAge = 10 * time.Second
+	batchSize         = 4096
+	// A gap longer than this ends the segment; the next starts after it.
+	maxGapInSegment = 64 * segment.DefaultGroupSize
+)
+
+type liveConfig struct {
+	ring, consumer, dir string
+	segPackets          uint64
+	segAge              time.Duration
+	exitOnClose         bool
+}
+
+type entry struct {
+	seq uint64
+	ts  int64
+	p   segment.Packet
+}
+
+type indexer struct {
+	cfg     liveConfig
+	log     *slog.Logger
+	c       *shmring.Consumer
+	b       *segment.Builder
+	started time.Time
+	batch   []entry
+	n       int
+	gaps    uint64 // seqs missed, for the log
+}
+
+func live(ctx context.Context, cfg liveConfig, log *slog.Logger) error {
+	r, err := shmring.Open(cfg.ring)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	c, err := r.Attach(cfg.consumer)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if !c.Lossy() {
+		return fmt.Errorf("consumer slot %q of %s is lossless: the indexer must never hold capture back; declare it NAME:lossy", cfg.consumer, cfg.ring)
+	}
+	cleanTemp(cfg.dir)
+	ix := &indexer{cfg: cfg, log: log, c: c, batch: make([]entry, batchSize)}
+	// Resume after the last segment (a crash between writing a segment and
+	// committing the cursor re-reads records already indexed).
+	next := c.NextSeq()
+	if segs, err := segment.List(cfg.dir); err == nil && len(segs) > 0 && segs[len(segs)-1].Last+1 > next {
+		next = segs[len(segs)-1].Last + 1
+	}
+	ix.reset(next)
+	sdnotify.Ready()
+	wd := sdnotify.NewWatchdog()
+	log.Info("indexer started", "ring", cfg.ring, "consumer", cfg.consumer, "index", cfg.dir, "resume_seq", next)
+	idle := 0
+	for {
+		if ctx.Err() != nil {
+			return ix.stop()
+		}
+		rec, err := c.Next()
+		switch {
+		case err == nil:
+			idle = 0
+			if rec.Seq < ix.b.Next() {
+				continue // indexed before a restart
+			}
+			e := &ix.batch[ix.n]
+			e.seq, e.ts = rec.Seq, rec.TS
+			segment.DecodePacket(rec.Data, &e.p)
+			ix.n++
+			if ix.n == len(ix.batch) {
+				if err := ix.apply(); err != nil {
+					return err
+				}
+			}
+			continue
+		case errors.Is(err, shmring.ErrOverrun):
+			ix.n = 0 // void: the gap shows in the next record's seq
+			continue
+		case errors.Is(err, shmring.ErrEmpty):
+		case err == io.EOF:
+			if cfg.exitOnClose {
+				if err := ix.apply(); err != nil {
+					return err
+				}
+				return ix.stop()
+			}
+		default:
+			return err
+		}
+		if err := ix.apply(); err != nil {
+			return err
+		}
+		now := time.Now()
+		wd.Ping(now)
+		if ix.b.Count() > 0 && now.Sub(ix.started) >= cfg.segAge {
+			if err := ix.flush(); err != nil {
+				return err
+			}
+		}
+		idle++
+		if idle < 64 {
+			time.Sleep(50 * time.Microsecond)
+		} else {
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+}
+
+func (ix *indexer) reset(first uint64) {
+	ix.b = segment.NewBuilder(first, segment.DefaultGroupSize)
+	ix.started = time.Now()
+}
+
+// apply moves a verified batch into the segment.
+func (ix *indexer) apply() error {
+	if ix.n == 0 {
+		return nil
+	}
+	if err := ix.c.Verify(); err != nil {
+		ix.n = 0
+		if errors.Is(err, shmring.ErrOverrun) {
+			return nil
+		}
+		return err
+	}
+	for i := 0; i < ix.n; i++ {
+		e := &ix.batch[i]
+		if e.seq > ix.b.Next() {
+			if err := ix.gap(ix.b.Next(), e.seq-1); err != nil {
+				return err
+			}
+		}
+		ix.b.Add(e.seq, e.ts, &e.p)
+		if ix.b.Count() >= ix.cfg.segPackets {
+			if err := ix.flush(); err != nil {
+				return err
+			}
+		}
+	}
+	ix.n = 0
+	return nil
+}
+
+// gap records seqs the indexer never saw.
+func (ix *indexer) gap(lo, hi uint64) error {
+	ix.gaps += hi - lo + 1
+	ix.log.Warn("indexer missed records (overrun or down); queries scan them until indexer --rebuild", "first_seq", lo, "last_seq", hi)
+	appendGapLog(ix.cfg.dir, lo, hi)
+	if hi-lo+1 <= maxGapInSegment && ix.b.Count()+(hi-lo+1) < ix.cfg.segPackets {
+		ix.b.Gap(lo, hi)
+		return nil
+	}
+	if ix.b.Count() > 0 {
+		if err := ix.flush(); err != nil {
+			return err
+		}
+	}
+	ix.reset(hi + 1) // no segment for the gap: it is unindexed
+	return nil
+}
+
+// flush writes the segment and commits the ring cursor past it.
+func (ix *indexer) flush() error {
+	if ix.b.Count() == 0 {
+		return nil
+	}
+	if _, err := ix.b.Write(ix.cfg.dir); err != nil {
+		return err
+	}
+	ix.c.Commit()
+	ix.reset(ix.b.Next())
+	return nil
+}
+
+func (ix *indexer) stop() error {
+	err := ix.flush()
+	ix.log.Info("indexer stopped", "next_seq", ix.b.Next(), "missed", ix.gaps, "err", err)
+	return err
+}
+
+// appendGapLog notes a missed range in the index directory's gaps.log
+// ("missed FIRST LAST UNIX_NS"), for operators; queries need only the
+// segments.
+func appendGapLog(dir string, lo, hi uint64) {
+	f, err := os.OpenFile(filepath.Join(dir, "gaps.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return
+	}
+	fmt.Fprintf(f, "missed %d %d %d\n", lo, hi, time.Now().UnixNano())
+	f.Close()
+}
+
+func cleanTemp(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".seg-") {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}

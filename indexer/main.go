@@ -1,0 +1,89 @@
+// Command indexer builds the time and flow-key indexes that let fmslice
+// read only the frames a query needs. Live, it reads the capture ring as a
+// lossy consumer (it can never slow capture or cause a drop; when it falls
+// behind it is overrun and records the seqs it missed); with --rebuild it
+// indexes stored chunks instead, to fill such gaps or re-index a range.
+// live.go and rebuild.go are the two modes; indexer/segment the format.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"fmcap/indexer/segment"
+	"fmcap/internal/cliutil"
+	"fmcap/internal/timespec"
+)
+
+func main() {
+	app := &cli.App{
+		Name:  "indexer",
+		Usage: "index the capture ring (or, with --rebuild, a store) for fast filtered slices",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: settings not given as flags or FMCAP_INDEXER_* come from its indexer: section (and ring.path)"},
+			&cli.StringFlag{Name: "ring", Usage: "ring file (live mode)"},
+			&cli.StringFlag{Name: "consumer", Value: "indexer", Usage: "consumer slot name declared in the ring (lossy)"},
+			&cli.StringFlag{Name: "store", Usage: "the writer's store; the index goes in STORE/index unless --index"},
+			&cli.StringFlag{Name: "index", Usage: "index directory"},
+			&cli.IntFlag{Name: "segment-packets", Value: 1 << 20, Usage: "packets per segment"},
+			&cli.DurationFlag{Name: "segment-age", Value: defaultSegmentAge, Usage: "write a partial segment after this long, so recent packets are indexed"},
+			&cli.BoolFlag{Name: "exit-on-close", Usage: "exit once the producer has closed the ring and everything is indexed"},
+			&cli.BoolFlag{Name: "rebuild", Usage: "index the store's chunks (all, or --from/--to) instead of the ring"},
+			&cli.StringFlag{Name: "from", Usage: "rebuild: start of the range"},
+			&cli.StringFlag{Name: "to", Usage: "rebuild: end of the range"},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+		},
+		Action: func(cc *cli.Context) error {
+			if err := cliutil.ApplyConfig(cc, "indexer", nil); err != nil {
+				return err
+			}
+			log, err := cliutil.Logger(cc.String("log-level"))
+			if err != nil {
+				return err
+			}
+			dir := cc.String("index")
+			if dir == "" && cc.String("store") != "" {
+				dir = filepath.Join(cc.String("store"), "index")
+			}
+			if dir == "" {
+				return fmt.Errorf("--index DIR or --store DIR is required")
+			}
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			if cc.Int("segment-packets") < segment.DefaultGroupSize {
+				return fmt.Errorf("--segment-packets must be at least %d", segment.DefaultGroupSize)
+			}
+			if cc.Bool("rebuild") {
+				if cc.String("store") == "" {
+					return fmt.Errorf("--rebuild needs --store")
+				}
+				from, to, err := timespec.Range(cc.String("from"), cc.String("to"))
+				if err != nil {
+					return err
+				}
+				return rebuild(cc.String("store"), dir, from, to, cc.Int("segment-packets"), log)
+			}
+			if cc.String("ring") == "" {
+				return fmt.Errorf("--ring is required (or --rebuild --store DIR)")
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			return live(ctx, liveConfig{
+				ring: cc.String("ring"), consumer: cc.String("consumer"), dir: dir,
+				segPackets: uint64(cc.Int("segment-packets")), segAge: cc.Duration("segment-age"),
+				exitOnClose: cc.Bool("exit-on-close"),
+			}, log)
+		},
+	}
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "indexer:", err)
+		os.Exit(1)
+	}
+}

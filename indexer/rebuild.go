@@ -1,0 +1,127 @@
+package main
+
+// indexer --rebuild: index stored chunks instead of the ring, to fill the
+// gaps a live indexer left or to re-index a range. Every chunk overlapping
+// the time range is indexed into segments of its own seqs; existing
+// segments overlapping them are replaced (and chunks they overlap are
+// indexed too, so nothing that was indexed becomes unindexed).
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"fmcap/indexer/segment"
+	"fmcap/writer/chunk"
+)
+
+func rebuild(store, dir string, from, to int64, segPackets int, log *slog.Logger) error {
+	cleanTemp(dir)
+	chunks, err := chunk.List(store)
+	if err != nil {
+		return err
+	}
+	segs, err := segment.List(dir)
+	if err != nil {
+		return err
+	}
+	pick := map[int]bool{}
+	for i, c := range chunks {
+		if !c.Open && c.Overlaps(from, to) {
+			pick[i] = true
+		}
+	}
+	// Close over segments: a replaced segment's chunks are rebuilt too.
+	drop := map[int]bool{}
+	for changed := true; changed; {
+		changed = false
+		for si, s := range segs {
+			if drop[si] {
+				continue
+			}
+			for ci := range pick {
+				if s.First <= chunks[ci].LastSeq && chunks[ci].FirstSeq <= s.Last {
+					drop[si], changed = true, true
+					for cj, c := range chunks {
+						if !c.Open && !pick[cj] && s.First <= c.LastSeq && c.FirstSeq <= s.Last {
+							pick[cj] = true
+						}
+					}
+					break
+				}
+			}
+		}
+	}
+	for si := range drop {
+		if err := os.Remove(filepath.Join(dir, segs[si].Name)); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+	}
+	dec := chunk.NewDecoder()
+	defer dec.Close()
+	var buf []byte
+	var packets, written int
+	for ci, c := range chunks {
+		if !pick[ci] {
+			continue
+		}
+		rd, err := chunk.OpenReader(store, c, dec)
+		if err != nil {
+			log.Warn("chunk skipped", "chunk", c.Name, "err", err)
+			continue
+		}
+		var b *segment.Builder
+		flush := func() error {
+			if b != nil && b.Count() > 0 {
+				if _, err := b.Write(dir); err != nil {
+					return err
+				}
+				written++
+			}
+			b = nil
+			return nil
+		}
+		for fi, f := range rd.Table.Frames {
+			buf, err = rd.ReadFrame(fi, buf)
+			if err != nil {
+				log.Warn("frame skipped: its seqs stay unindexed", "chunk", c.Name, "frame", fi, "err", err)
+				if err := flush(); err != nil {
+					return err
+				}
+				continue
+			}
+			seq := f.FirstSeq
+			var p segment.Packet
+			perr := chunk.Packets(buf, fi == 0, func(pk chunk.Packet) bool {
+				if b == nil || b.Next() != seq {
+					if err := flush(); err != nil {
+						return false
+					}
+					b = segment.NewBuilder(seq, segment.DefaultGroupSize)
+				}
+				segment.DecodePacket(pk.Data, &p)
+				b.Add(seq, pk.TS, &p)
+				seq++
+				packets++
+				if b.Count() >= uint64(segPackets) {
+					if err := flush(); err != nil {
+						return false
+					}
+				}
+				return true
+			})
+			if perr != nil {
+				log.Warn("frame damaged: its seqs stay unindexed", "chunk", c.Name, "frame", fi, "err", perr)
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		rd.Close()
+		if err := flush(); err != nil {
+			return err
+		}
+	}
+	log.Info("rebuilt", "chunks", len(pick), "packets", packets, "segments", written, "replaced", len(drop))
+	return nil
+}

@@ -1,0 +1,377 @@
+package segment
+
+// The query planner. It reads a tcpdump filter expression and keeps the
+// parts an index can answer — host, src/dst host, net, port, src/dst port,
+// portrange, tcp/udp/sctp/icmp/icmp6, ip/ip6/arp, ip proto N — combined
+// with and, or, not and parentheses. For a segment it returns the groups
+// that may hold a matching packet: always a superset, never a subset,
+// because the caller applies the whole filter (libpcap) to every packet it
+// reads. So everything the planner does not understand means "every
+// group": a primitive it does not know, a negation (the complement of a
+// superset is not a superset), a parse error. src/dst are answered by the
+// address (or port) alone, which is a superset of either direction.
+//
+// tcpdump gives and and or the same precedence, left to right, and not
+// binds tighter; so does this parser. ARP carries addresses too: libpcap's
+// "host X" matches ARP packets about X, and the index keys their addresses
+// alike.
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// Plan is a parsed filter. A nil *Plan selects every group.
+type Plan struct {
+	op       byte // 'a' and, 'o' or, 'A' address, 'N' net, 'P' port, 'R' port range, 'T' proto, 'K' kind, '*' all
+	l, r     *Plan
+	addr     [16]byte
+	net      netip.Prefix
+	port, hi uint16
+	b        byte
+}
+
+var all = &Plan{op: '*'}
+
+// ParsePlan parses a filter expression; an empty one selects everything.
+// It never fails: what it cannot use becomes "every group".
+func ParsePlan(expr string) *Plan {
+	toks := tokenize(expr)
+	if len(toks) == 0 {
+		return all
+	}
+	p := &parser{toks: toks}
+	n, ok := p.expr()
+	if !ok || p.i != len(p.toks) {
+		return all
+	}
+	return n
+}
+
+// Indexed says whether the plan can narrow anything.
+func (p *Plan) Indexed() bool { return p != nil && p.op != '*' }
+
+func tokenize(s string) []string {
+	var out []string
+	cur := strings.Builder{}
+	flush := func() {
+		if cur.Len() > 0 {
+			out = append(out, cur.String())
+			cur.Reset()
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n':
+			flush()
+		case c == '(' || c == ')':
+			flush()
+			out = append(out, string(c))
+		case c == '!' && (i+1 >= len(s) || s[i+1] != '='):
+			flush()
+			out = append(out, "not")
+		case c == '&' && i+1 < len(s) && s[i+1] == '&':
+			flush()
+			out = append(out, "and")
+			i++
+		case c == '|' && i+1 < len(s) && s[i+1] == '|':
+			flush()
+			out = append(out, "or")
+			i++
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	flush()
+	return out
+}
+
+type parser struct {
+	toks []string
+	i    int
+}
+
+func (p *parser) peek() string {
+	if p.i < len(p.toks) {
+		return p.toks[p.i]
+	}
+	return ""
+}
+
+func (p *parser) next() string { t := p.peek(); p.i++; return t }
+
+func (p *parser) expr() (*Plan, bool) {
+	l, ok := p.unary()
+	if !ok {
+		return nil, false
+	}
+	for {
+		switch p.peek() {
+		case "and":
+			p.i++
+			r, ok := p.unary()
+			if !ok {
+				return nil, false
+			}
+			l = &Plan{op: 'a', l: l, r: r}
+		case "or":
+			p.i++
+			r, ok := p.unary()
+			if !ok {
+				return nil, false
+			}
+			l = &Plan{op: 'o', l: l, r: r}
+		default:
+			return l, true
+		}
+	}
+}
+
+func (p *parser) unary() (*Plan, bool) {
+	switch p.peek() {
+	case "not":
+		p.i++
+		if _, ok := p.unary(); !ok {
+			return nil, false
+		}
+		return all, true // the complement of a superset is not one
+	case "(":
+		p.i++
+		n, ok := p.expr()
+		if !ok || p.next() != ")" {
+			return nil, false
+		}
+		return n, true
+	}
+	return p.primitive()
+}
+
+var protoNums = map[string]byte{"tcp": 6, "udp": 17, "sctp": 132, "icmp": 1, "icmp6": 58}
+
+// primitive parses [proto] [dir] [type] id, or a protocol alone.
+func (p *parser) primitive() (*Plan, bool) {
+	var proto *Plan
+	switch t := p.peek(); t {
+	case "tcp", "udp", "sctp", "icmp", "icmp6":
+		p.i++
+		proto = &Plan{op: 'T', b: protoNums[t]}
+	case "ip", "ip6", "arp":
+		p.i++
+		proto = &Plan{op: 'K', b: map[string]byte{"ip": byte(IPv4), "ip6": byte(IPv6), "arp": byte(ARP)}[t]}
+		if p.peek() == "proto" {
+			p.i++
+			n, ok := protoNumber(p.next())
+			if !ok || t == "arp" {
+				return nil, false
+			}
+			return and(proto, &Plan{op: 'T', b: n})
+		}
+	}
+	// Direction qualifiers narrow nothing here: the address or port alone
+	// is a superset of either direction.
+	switch p.peek() {
+	case "src", "dst":
+		p.i++
+		if t := p.peek(); t == "or" || t == "and" {
+			if p.i+1 < len(p.toks) && (p.toks[p.i+1] == "src" || p.toks[p.i+1] == "dst") {
+				p.i += 2
+			}
+		}
+	}
+	switch t := p.peek(); t {
+	case "host":
+		p.i++
+		h, ok := hostPlan(p.next())
+		if !ok {
+			return nil, false
+		}
+		return and(proto, h)
+	case "net":
+		p.i++
+		n, ok := p.netPlan()
+		if !ok {
+			return nil, false
+		}
+		return and(proto, n)
+	case "port":
+		p.i++
+		v, err := strconv.ParseUint(p.next(), 10, 16)
+		if err != nil {
+			return nil, false
+		}
+		return and(proto, &Plan{op: 'P', port: uint16(v)})
+	case "portrange":
+		p.i++
+		lo, hi, ok := strings.Cut(p.next(), "-")
+		a, e1 := strconv.ParseUint(lo, 10, 16)
+		b, e2 := strconv.ParseUint(hi, 10, 16)
+		if !ok || e1 != nil || e2 != nil {
+			return nil, false
+		}
+		if a > b {
+			a, b = b, a
+		}
+		return and(proto, &Plan{op: 'R', port: uint16(a), hi: uint16(b)})
+	}
+	if proto != nil {
+		return proto, true // "tcp", "ip", ... alone
+	}
+	// A bare address (tcpdump's "host a or b", "src 1.2.3.4").
+	if _, err := netip.ParseAddr(p.peek()); err == nil {
+		return hostPlan(p.next())
+	}
+	return nil, false
+}
+
+func and(proto, n *Plan) (*Plan, bool) {
+	if n == nil {
+		return nil, false
+	}
+	if proto == nil {
+		return n, true
+	}
+	return &Plan{op: 'a', l: proto, r: n}, true
+}
+
+func hostPlan(s string) (*Plan, bool) {
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return nil, false
+	}
+	return &Plan{op: 'A', addr: a.As16()}, true
+}
+
+func (p *parser) netPlan() (*Plan, bool) {
+	s := p.next()
+	if p.peek() == "mask" {
+		p.i++
+		m, err := netip.ParseAddr(p.next())
+		a, err2 := netip.ParseAddr(s)
+		if err != nil || err2 != nil || !m.Is4() || !a.Is4() {
+			return nil, false
+		}
+		mb := m.As4()
+		bits := 0
+		for _, x := range mb {
+			for i := 7; i >= 0 && x&(1<<i) != 0; i-- {
+				bits++
+			}
+		}
+		return &Plan{op: 'N', net: netip.PrefixFrom(a, bits).Masked()}, true
+	}
+	if !strings.Contains(s, "/") {
+		// tcpdump takes "net 10" or "net 10.1" as a /8 or /16, and a full
+		// address as a /32.
+		parts := strings.Split(s, ".")
+		for len(parts) < 4 {
+			parts = append(parts, "0")
+		}
+		a, err := netip.ParseAddr(strings.Join(parts, "."))
+		if err != nil {
+			if a6, err6 := netip.ParseAddr(s); err6 == nil {
+				return &Plan{op: 'N', net: netip.PrefixFrom(a6, 128)}, true
+			}
+			return nil, false
+		}
+		return &Plan{op: 'N', net: netip.PrefixFrom(a, 8*len(strings.Split(s, ".")))}, true
+	}
+	pf, err := netip.ParsePrefix(s)
+	if err != nil {
+		return nil, false
+	}
+	return &Plan{op: 'N', net: pf.Masked()}, true
+}
+
+func protoNumber(s string) (byte, bool) {
+	s = strings.TrimPrefix(s, "\\")
+	if n, ok := protoNums[s]; ok {
+		return n, true
+	}
+	v, err := strconv.ParseUint(s, 10, 8)
+	return byte(v), err == nil
+}
+
+// Bits is a set of groups. A nil Bits with All set means every group.
+type Bits struct {
+	All bool
+	W   []uint64
+}
+
+func newBits(n int) Bits { return Bits{W: make([]uint64, (n+63)/64)} }
+
+// Has says whether group g is in the set.
+func (b Bits) Has(g int) bool { return b.All || b.W[g/64]&(1<<(g%64)) != 0 }
+
+func (b Bits) set(g uint32) { b.W[g/64] |= 1 << (g % 64) }
+
+// Groups evaluates the plan on a segment.
+func (p *Plan) Groups(s *Segment) Bits {
+	if p == nil {
+		return Bits{All: true}
+	}
+	switch p.op {
+	case '*':
+		return Bits{All: true}
+	case 'a', 'o':
+		l, r := p.l.Groups(s), p.r.Groups(s)
+		if p.op == 'a' {
+			switch {
+			case l.All:
+				return r
+			case r.All:
+				return l
+			}
+			for i := range l.W {
+				l.W[i] &= r.W[i]
+			}
+			return l
+		}
+		if l.All || r.All {
+			return Bits{All: true}
+		}
+		for i := range l.W {
+			l.W[i] |= r.W[i]
+		}
+		return l
+	}
+	out := newBits(s.Groups())
+	add := func(key string) {
+		for _, g := range s.Terms[key] {
+			out.set(g)
+		}
+	}
+	switch p.op {
+	case 'A':
+		add(TermKey(KindAddr, p.addr[:]))
+	case 'T':
+		add(TermKey(KindProto, []byte{p.b}))
+	case 'K':
+		add(TermKey(KindKind, []byte{p.b}))
+	case 'P':
+		add(TermKey(KindPort, []byte{byte(p.port >> 8), byte(p.port)}))
+	case 'R', 'N':
+		kind := byte(KindPort)
+		if p.op == 'N' {
+			kind = KindAddr
+		}
+		for k := range s.Terms {
+			if k[0] != kind {
+				continue
+			}
+			if p.op == 'R' && len(k) == 3 {
+				if v := uint16(k[1])<<8 | uint16(k[2]); v >= p.port && v <= p.hi {
+					add(k)
+				}
+			}
+			if p.op == 'N' && len(k) == 17 {
+				a := netip.AddrFrom16([16]byte([]byte(k[1:]))).Unmap()
+				if p.net.Contains(a) {
+					add(k)
+				}
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,382 @@
+// Package segment owns the index format: immutable segment files the
+// indexer writes, and fmslice reads to choose which frames a query must
+// decompress. Sequence numbers are the join key: a segment says in which
+// groups of GroupSize consecutive seqs an address, a port or a protocol
+// appears, and the writer's frame tables (writer/chunk) turn groups into
+// frames.
+//
+// # Directory
+//
+//	seg-F-L.fmix    the segment for seqs F..L (20 digits each), immutable
+//	.seg-*.tmp      a segment being written (ignored, removed at start)
+//
+// # Segment file (little-endian)
+//
+//	header, 64 bytes
+//	  0  4  magic "FMIX"
+//	  4  2  version (1)
+//	  6  2  reserved, zero
+//	  8  4  group size G (seqs per group)
+//	 12  4  group count N
+//	 16  8  first seq F (group g holds seqs F+g*G .. F+(g+1)*G-1, up to L)
+//	 24  8  last seq L
+//	 32  8  minimum capture time, Unix ns
+//	 40  8  maximum capture time, Unix ns
+//	 48  4  gap count
+//	 52  4  term count
+//	 56  8  packets indexed (L-F+1 minus the gaps)
+//	groups: N × (minimum time i64, maximum time i64); a group with no
+//	  indexed packet has minimum > maximum
+//	gaps: gap count × (first seq u64, last seq u64): seqs in F..L the
+//	  indexer never saw (it was overrun or down); queries scan them
+//	terms, sorted by kind then key:
+//	  kind u8 ('A' address, 'P' port, 'T' IP protocol, 'K' packet kind)
+//	  key length u8, key (address: 16 bytes, IPv4 mapped; port: 2 bytes
+//	    big-endian; protocol and kind: 1 byte)
+//	  group count uvarint, then the groups ascending as uvarint deltas
+//	trailer: CRC-32C (Castagnoli) of every byte before it, u32; "XIMF"
+//
+// A segment that fails any check (magic, version, lengths, CRC) is refused
+// as a whole with ErrCorrupt; a reader then treats its seqs as unindexed.
+package segment
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+const (
+	magic      = "FMIX"
+	trailMagic = "XIMF"
+	version    = 1
+	hdrSize    = 64
+
+	KindAddr  = 'A'
+	KindPort  = 'P'
+	KindProto = 'T'
+	KindKind  = 'K'
+
+	// DefaultGroupSize is seqs per group: about the packets of a small
+	// frame, so a selective query decompresses little more than it needs.
+	DefaultGroupSize = 64
+)
+
+var (
+	ErrCorrupt = errors.New("corrupt index segment")
+	crcTable   = crc32.MakeTable(crc32.Castagnoli)
+)
+
+// Segment is a decoded segment.
+type Segment struct {
+	GroupSize    uint32
+	First, Last  uint64
+	MinTS, MaxTS int64
+	Indexed      uint64
+	GroupMin     []int64
+	GroupMax     []int64
+	Gaps         [][2]uint64
+	Terms        map[string][]uint32 // kind byte + key → groups
+	Name         string
+}
+
+// Groups is the number of groups.
+func (s *Segment) Groups() int { return len(s.GroupMin) }
+
+// GroupSeqs is the seq range of group g.
+func (s *Segment) GroupSeqs(g uint32) (lo, hi uint64) {
+	lo = s.First + uint64(g)*uint64(s.GroupSize)
+	hi = min(lo+uint64(s.GroupSize)-1, s.Last)
+	return lo, hi
+}
+
+// TermKey builds a term key.
+func TermKey(kind byte, key []byte) string { return string(append([]byte{kind}, key...)) }
+
+// Builder accumulates packets into a segment. Not safe for concurrent use.
+type Builder struct {
+	seg   Segment
+	terms map[string][]uint32
+	kb    []byte
+}
+
+// NewBuilder starts a segment at seq first.
+func NewBuilder(first uint64, groupSize uint32) *Builder {
+	return &Builder{
+		seg:   Segment{GroupSize: groupSize, First: first, Last: first - 1, MinTS: math.MaxInt64, MaxTS: math.MinInt64},
+		terms: map[string][]uint32{},
+	}
+}
+
+// Next is the seq the builder expects next.
+func (b *Builder) Next() uint64 { return b.seg.Last + 1 }
+
+// Count is the number of seqs covered so far (indexed or gaps).
+func (b *Builder) Count() uint64 { return b.seg.Last + 1 - b.seg.First }
+
+// Gap records seqs lo..hi as never seen; the next packet has seq hi+1.
+func (b *Builder) Gap(lo, hi uint64) {
+	if hi < lo {
+		return
+	}
+	b.seg.Gaps = append(b.seg.Gaps, [2]uint64{lo, hi})
+	b.grow(hi)
+}
+
+func (b *Builder) grow(seq uint64) {
+	b.seg.Last = seq
+	for g := (seq - b.seg.First) / uint64(b.seg.GroupSize); uint64(len(b.seg.GroupMin)) <= g; {
+		b.seg.GroupMin = append(b.seg.GroupMin, math.MaxInt64)
+		b.seg.GroupMax = append(b.seg.GroupMax, math.MinInt64)
+	}
+}
+
+// Add indexes the packet with seq (which must be Next()) captured at ts.
+func (b *Builder) Add(seq uint64, ts int64, p *Packet) {
+	b.grow(seq)
+	g := uint32((seq - b.seg.First) / uint64(b.seg.GroupSize))
+	b.seg.GroupMin[g] = min(b.seg.GroupMin[g], ts)
+	b.seg.GroupMax[g] = max(b.seg.GroupMax[g], ts)
+	b.seg.MinTS = min(b.seg.MinTS, ts)
+	b.seg.MaxTS = max(b.seg.MaxTS, ts)
+	b.seg.Indexed++
+	b.term(KindKind, g, byte(p.Kind))
+	if p.Kind == Other {
+		return
+	}
+	b.term(KindAddr, g, p.Src[:]...)
+	b.term(KindAddr, g, p.Dst[:]...)
+	if p.Kind == ARP {
+		return
+	}
+	b.term(KindProto, g, p.Proto)
+	if p.Ports {
+		b.term(KindPort, g, byte(p.SPort>>8), byte(p.SPort))
+		b.term(KindPort, g, byte(p.DPort>>8), byte(p.DPort))
+	}
+}
+
+// term adds group g to a term's list. The map lookup with a converted byte
+// slice does not allocate; a new term does, once per segment.
+func (b *Builder) term(kind byte, g uint32, key ...byte) {
+	b.kb = append(append(b.kb[:0], kind), key...)
+	l, ok := b.terms[string(b.kb)]
+	if ok && l[len(l)-1] == g {
+		return
+	}
+	if !ok {
+		b.terms[string(b.kb)] = []uint32{g}
+		return
+	}
+	b.terms[string(b.kb)] = append(l, g)
+}
+
+// Encode is the segment file's bytes.
+func (b *Builder) Encode() []byte {
+	s := &b.seg
+	le := binary.LittleEndian
+	out := make([]byte, hdrSize, hdrSize+16*len(s.GroupMin)+64*len(b.terms))
+	copy(out, magic)
+	le.PutUint16(out[4:], version)
+	le.PutUint32(out[8:], s.GroupSize)
+	le.PutUint32(out[12:], uint32(len(s.GroupMin)))
+	le.PutUint64(out[16:], s.First)
+	le.PutUint64(out[24:], s.Last)
+	le.PutUint64(out[32:], uint64(s.MinTS))
+	le.PutUint64(out[40:], uint64(s.MaxTS))
+	le.PutUint32(out[48:], uint32(len(s.Gaps)))
+	le.PutUint32(out[52:], uint32(len(b.terms)))
+	le.PutUint64(out[56:], s.Indexed)
+	for i := range s.GroupMin {
+		out = le.AppendUint64(out, uint64(s.GroupMin[i]))
+		out = le.AppendUint64(out, uint64(s.GroupMax[i]))
+	}
+	for _, g := range s.Gaps {
+		out = le.AppendUint64(out, g[0])
+		out = le.AppendUint64(out, g[1])
+	}
+	keys := make([]string, 0, len(b.terms))
+	for k := range b.terms {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		out = append(out, k[0], byte(len(k)-1))
+		out = append(out, k[1:]...)
+		l := b.terms[k]
+		out = binary.AppendUvarint(out, uint64(len(l)))
+		prev := uint32(0)
+		for _, g := range l {
+			out = binary.AppendUvarint(out, uint64(g-prev))
+			prev = g
+		}
+	}
+	out = le.AppendUint32(out, crc32.Checksum(out, crcTable))
+	return append(out, trailMagic...)
+}
+
+// Decode parses and checks a segment file's bytes.
+func Decode(b []byte) (*Segment, error) {
+	bad := func(what string) (*Segment, error) { return nil, fmt.Errorf("%w: %s", ErrCorrupt, what) }
+	le := binary.LittleEndian
+	if len(b) < hdrSize+8 || string(b[:4]) != magic {
+		return bad("not a segment (magic)")
+	}
+	if v := le.Uint16(b[4:]); v != version {
+		return bad(fmt.Sprintf("version %d, this fmcap reads %d", v, version))
+	}
+	body := b[:len(b)-8]
+	if string(b[len(b)-4:]) != trailMagic || le.Uint32(b[len(b)-8:]) != crc32.Checksum(body, crcTable) {
+		return bad("checksum (truncated or damaged)")
+	}
+	s := &Segment{
+		GroupSize: le.Uint32(b[8:]), First: le.Uint64(b[16:]), Last: le.Uint64(b[24:]),
+		MinTS: int64(le.Uint64(b[32:])), MaxTS: int64(le.Uint64(b[40:])), Indexed: le.Uint64(b[56:]),
+		Terms: map[string][]uint32{},
+	}
+	ng, ngaps, nterms := uint64(le.Uint32(b[12:])), uint64(le.Uint32(b[48:])), uint64(le.Uint32(b[52:]))
+	if s.GroupSize == 0 || s.Last+1 < s.First || (s.Last+1-s.First+uint64(s.GroupSize)-1)/uint64(s.GroupSize) != ng {
+		return bad("geometry")
+	}
+	p := body[hdrSize:]
+	if uint64(len(p)) < ng*16+ngaps*16 {
+		return bad("length")
+	}
+	s.GroupMin, s.GroupMax = make([]int64, ng), make([]int64, ng)
+	for i := range s.GroupMin {
+		s.GroupMin[i], s.GroupMax[i] = int64(le.Uint64(p)), int64(le.Uint64(p[8:]))
+		p = p[16:]
+	}
+	for i := uint64(0); i < ngaps; i++ {
+		lo, hi := le.Uint64(p), le.Uint64(p[8:])
+		if hi < lo || lo < s.First || hi > s.Last {
+			return bad("gap outside the segment")
+		}
+		s.Gaps = append(s.Gaps, [2]uint64{lo, hi})
+		p = p[16:]
+	}
+	for i := uint64(0); i < nterms; i++ {
+		if len(p) < 2 || len(p) < 2+int(p[1]) {
+			return bad("term")
+		}
+		key := string(p[:1]) + string(p[2:2+int(p[1])])
+		p = p[2+int(p[1]):]
+		n, k := binary.Uvarint(p)
+		if k <= 0 || n > ng {
+			return bad("term count")
+		}
+		p = p[k:]
+		l := make([]uint32, n)
+		g := uint64(0)
+		for j := range l {
+			d, k := binary.Uvarint(p)
+			if k <= 0 {
+				return bad("term group")
+			}
+			p = p[k:]
+			g += d
+			if g >= ng || (j > 0 && d == 0) {
+				return bad("term group out of range")
+			}
+			l[j] = uint32(g)
+		}
+		s.Terms[key] = l
+	}
+	if len(p) != 0 {
+		return bad("trailing bytes")
+	}
+	return s, nil
+}
+
+// FileName is the name of the segment for seqs first..last.
+func FileName(first, last uint64) string { return fmt.Sprintf("seg-%020d-%020d.fmix", first, last) }
+
+// ParseName reads a segment file name.
+func ParseName(name string) (first, last uint64, ok bool) {
+	if !strings.HasPrefix(name, "seg-") || !strings.HasSuffix(name, ".fmix") {
+		return 0, 0, false
+	}
+	p := strings.Split(strings.TrimSuffix(strings.TrimPrefix(name, "seg-"), ".fmix"), "-")
+	if len(p) != 2 {
+		return 0, 0, false
+	}
+	f, e1 := strconv.ParseUint(p[0], 10, 64)
+	l, e2 := strconv.ParseUint(p[1], 10, 64)
+	return f, l, e1 == nil && e2 == nil && l >= f
+}
+
+// Write publishes the segment in dir: temporary file, fsync, rename, fsync
+// of the directory. It returns the file name.
+func (b *Builder) Write(dir string) (string, error) {
+	name := FileName(b.seg.First, b.seg.Last)
+	tmp := filepath.Join(dir, ".seg-"+strconv.FormatUint(b.seg.First, 10)+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return "", err
+	}
+	_, err = f.Write(b.Encode())
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, name))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("write segment %s: %w", name, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return name, nil
+}
+
+// Entry is a segment file of a directory, by name.
+type Entry struct {
+	Name        string
+	First, Last uint64
+}
+
+// List returns the segments of dir in seq order.
+func List(dir string) ([]Entry, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []Entry
+	for _, e := range ents {
+		if f, l, ok := ParseName(e.Name()); ok {
+			out = append(out, Entry{e.Name(), f, l})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].First < out[j].First })
+	return out, nil
+}
+
+// Read loads and checks one segment file.
+func Read(dir string, e Entry) (*Segment, error) {
+	b, err := os.ReadFile(filepath.Join(dir, e.Name))
+	if err != nil {
+		return nil, err
+	}
+	s, err := Decode(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", e.Name, err)
+	}
+	if s.First != e.First || s.Last != e.Last {
+		return nil, fmt.Errorf("%s: %w: its name and contents disagree", e.Name, ErrCorrupt)
+	}
+	s.Name = e.Name
+	return s, nil
+}

@@ -1,0 +1,282 @@
+package segment
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcap"
+	"github.com/google/gopacket/pcapgo"
+)
+
+// corpus is every Ethernet frame of the real captures in testdata/.
+func corpus(t testing.TB) [][]byte {
+	var out [][]byte
+	files, _ := filepath.Glob("../../testdata/*.pcap*")
+	for _, name := range files {
+		fh, err := os.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var read func() ([]byte, gopacket.CaptureInfo, error)
+		var link layers.LinkType
+		if filepath.Ext(name) == ".pcapng" {
+			r, err := pcapgo.NewNgReader(fh, pcapgo.DefaultNgReaderOptions)
+			if err != nil {
+				t.Fatal(err)
+			}
+			link, read = r.LinkType(), r.ReadPacketData
+		} else {
+			r, err := pcapgo.NewReader(fh)
+			if err != nil {
+				t.Fatal(err)
+			}
+			link, read = r.LinkType(), r.ReadPacketData
+		}
+		for link == layers.LinkTypeEthernet {
+			b, _, err := read()
+			if err != nil {
+				break
+			}
+			out = append(out, b)
+		}
+		fh.Close()
+	}
+	if len(out) < 100 {
+		t.Fatalf("corpus: %d frames", len(out))
+	}
+	return out
+}
+
+// filters the planner must be right about: indexable ones, combinations,
+// and ones it must fall back on.
+var filters = []string{
+	"host 198.18.1.2", "src host 198.18.1.2", "dst host 198.18.2.2", "host 198.18.1.2 and port 80",
+	"net 198.18.0.0/16", "net 198.18.1.0 mask 255.255.255.0", "net 198.18", "dst net 198.18.2.0/24",
+	"port 53", "src port 53", "dst port 80", "portrange 1-1024", "tcp", "udp", "icmp", "icmp6",
+	"ip proto 17", "ip6", "arp", "ip", "tcp port 80", "udp and port 53", "tcp or udp",
+	"host 2001:2::1", "ip6 host 2001:2::2", "net 2001:2::/64", "icmp6 and host 2001:2::1",
+	"not host 198.18.1.2", "not tcp", "host 198.18.1.2 and not port 80", "(tcp or icmp) and net 198.18.0.0/15",
+	"vlan and host 198.18.1.2", "vlan", "ether host 02:00:00:00:00:01", "greater 1000", "tcp[tcpflags] & tcp-syn != 0",
+	"host 198.18.1.2 or 198.18.2.2", "src or dst host 198.18.1.1", "ip and udp and dst port 5353",
+	"sctp", "port 2000 or port 1000", "portrange 5000-5010 and udp",
+}
+
+// mustCover checks the planner's one promise on one frame: if libpcap's
+// filter matches it, the plan keeps its group.
+func mustCover(t testing.TB, frame []byte, expr string, bpf *pcap.BPF) {
+	if len(frame) == 0 {
+		return // gopacket's BPF cannot run on no bytes (and nothing matches them)
+	}
+	var p Packet
+	DecodePacket(frame, &p)
+	b := NewBuilder(1, DefaultGroupSize)
+	b.Add(1, 1, &p)
+	s, err := Decode(b.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci := gopacket.CaptureInfo{CaptureLength: len(frame), Length: len(frame)}
+	if bpf.Matches(ci, frame) && !ParsePlan(expr).Groups(s).Has(0) {
+		t.Fatalf("filter %q matches frame %x but the plan skips its group (decoded %+v)", expr, frame, p)
+	}
+}
+
+func compile(t testing.TB, expr string) *pcap.BPF {
+	bpf, err := pcap.NewBPF(layers.LinkTypeEthernet, 262144, expr)
+	if err != nil {
+		t.Fatalf("%q: %v", expr, err)
+	}
+	return bpf
+}
+
+func TestPlanCoversEveryMatch(t *testing.T) {
+	frames := corpus(t)
+	narrowed := 0
+	for _, expr := range filters {
+		bpf := compile(t, expr)
+		for _, f := range frames {
+			mustCover(t, f, expr, bpf)
+		}
+		if ParsePlan(expr).Indexed() {
+			narrowed++
+		}
+	}
+	if narrowed < 30 {
+		t.Errorf("only %d of %d filters use the index", narrowed, len(filters))
+	}
+	for _, expr := range []string{"not tcp", "ether host 02:00:00:00:00:01", "greater 1000", "vlan", "(", "host"} {
+		if ParsePlan(expr).Indexed() {
+			t.Errorf("%q: the planner narrows what it cannot know", expr)
+		}
+	}
+}
+
+// The plan actually narrows: over the corpus split in groups, a selective
+// filter keeps only the groups with a matching packet.
+func TestPlanNarrows(t *testing.T) {
+	frames := corpus(t)
+	b := NewBuilder(100, 4)
+	for i, f := range frames {
+		var p Packet
+		DecodePacket(f, &p)
+		b.Add(100+uint64(i), int64(i), &p)
+	}
+	s, err := Decode(b.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, expr := range []string{"udp and port 53", "icmp6", "arp"} {
+		bpf := compile(t, expr)
+		want := map[int]bool{}
+		for i, f := range frames {
+			if bpf.Matches(gopacket.CaptureInfo{CaptureLength: len(f), Length: len(f)}, f) {
+				want[i/4] = true
+			}
+		}
+		got := ParsePlan(expr).Groups(s)
+		n := 0
+		for g := 0; g < s.Groups(); g++ {
+			if got.Has(g) {
+				n++
+			}
+			if want[g] && !got.Has(g) {
+				t.Fatalf("%q: group %d holds a match but was skipped", expr, g)
+			}
+		}
+		if n == s.Groups() {
+			t.Errorf("%q: kept all %d groups", expr, n)
+		}
+		t.Logf("%q: %d of %d groups kept, %d hold matches", expr, n, s.Groups(), len(want))
+	}
+}
+
+func TestSegmentRoundTripAndDamage(t *testing.T) {
+	frames := corpus(t)
+	b := NewBuilder(1000, 8)
+	for i, f := range frames {
+		if i == 10 {
+			b.Gap(1010, 1019) // ten seqs the indexer never saw
+			continue
+		}
+		if i > 10 && i < 20 {
+			continue
+		}
+		var p Packet
+		DecodePacket(f, &p)
+		b.Add(1000+uint64(i), int64(1e9+i), &p)
+	}
+	dir := t.TempDir()
+	name, err := b.Write(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, _ := List(dir)
+	if len(list) != 1 || list[0].Name != name || list[0].First != 1000 || list[0].Last != uint64(1000+len(frames)-1) {
+		t.Fatalf("list %+v", list)
+	}
+	s, err := Read(dir, list[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Gaps) != 1 || s.Gaps[0] != [2]uint64{1010, 1019} || s.Indexed != uint64(len(frames)-10) {
+		t.Errorf("gaps %v indexed %d", s.Gaps, s.Indexed)
+	}
+	enc := b.Encode()
+	// Every truncation and every single bit flip is refused.
+	for n := 0; n < len(enc); n += 1 + len(enc)/200 {
+		if _, err := Decode(enc[:n]); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("truncated to %d: %v", n, err)
+		}
+	}
+	for i := 0; i < len(enc); i += 1 + len(enc)/300 {
+		d := bytes.Clone(enc)
+		d[i] ^= 0x10
+		if _, err := Decode(d); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("bit flip at %d accepted", i)
+		}
+	}
+}
+
+func FuzzDecodePacket(f *testing.F) {
+	for i, fr := range corpus(f) {
+		if i%5 == 0 {
+			f.Add(fr)
+		}
+	}
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		var p Packet
+		DecodePacket(frame, &p) // must not panic
+	})
+}
+
+// FuzzPlan: for any frame and any filter libpcap compiles, the plan keeps
+// every group holding a match.
+func FuzzPlan(f *testing.F) {
+	for i, fr := range corpus(f) {
+		if i%9 == 0 {
+			f.Add(fr, filters[i%len(filters)])
+		}
+	}
+	cache := map[string]*pcap.BPF{}
+	f.Fuzz(func(t *testing.T, frame []byte, expr string) {
+		bpf, ok := cache[expr]
+		if !ok {
+			var err error
+			if bpf, err = pcap.NewBPF(layers.LinkTypeEthernet, 262144, expr); err != nil {
+				return
+			}
+			if len(cache) < 10000 {
+				cache[expr] = bpf
+			}
+		}
+		mustCover(t, frame, expr, bpf)
+	})
+}
+
+func FuzzSegment(f *testing.F) {
+	b := NewBuilder(5, 4)
+	for i, fr := range corpus(f)[:40] {
+		var p Packet
+		DecodePacket(fr, &p)
+		b.Add(5+uint64(i), int64(i), &p)
+	}
+	f.Add(b.Encode())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := Decode(data)
+		if err != nil {
+			return
+		}
+		ParsePlan("host 198.18.1.2 and port 80 or net 198.18.0.0/16").Groups(s)
+	})
+}
+
+// BenchmarkIndex is the indexer's per-packet work on the generated mix's
+// shapes: decode and add to a segment (groups, terms), one core.
+func BenchmarkIndex(b *testing.B) {
+	frames := corpus(b)
+	b.ReportAllocs()
+	bl := NewBuilder(1, DefaultGroupSize)
+	var p Packet
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		DecodePacket(frames[i%len(frames)], &p)
+		if bl.Count() == 1<<20 {
+			bl = NewBuilder(bl.Next(), DefaultGroupSize)
+		}
+		bl.Add(bl.Next(), int64(i), &p)
+	}
+}
+
+func BenchmarkDecodePacket(b *testing.B) {
+	frames := corpus(b)
+	b.ReportAllocs()
+	var p Packet
+	for i := 0; i < b.N; i++ {
+		DecodePacket(frames[i%len(frames)], &p)
+	}
+}

@@ -1,0 +1,219 @@
+package e2e
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"fmcap/indexer/segment"
+)
+
+// indexedStore runs fminject → ring → writer and indexer (live, as a lossy
+// consumer), both to the end, and returns the store.
+func indexedStore(t *testing.T, inputs []string, writerArgs ...string) string {
+	t.Helper()
+	r := makeRing(t, "256MiB")
+	st := filepath.Join(t.TempDir(), "store")
+	run(t, bin("fminject"), append([]string{"--ring", r, "-q"}, inputs...)...)
+	run(t, bin("writer"), append([]string{"--ring", r, "--store", st, "--exit-on-close", "--log-level", "warn", "--metrics", ""}, writerArgs...)...)
+	run(t, bin("indexer"), "--ring", r, "--store", st, "--exit-on-close", "--log-level", "warn", "--segment-packets", "4096")
+	return st
+}
+
+// multiFlow is a generated capture of many TCP and UDP flows (bench/gen).
+func multiFlow(t *testing.T, n int) string {
+	p := filepath.Join(t.TempDir(), "flows.pcap")
+	run(t, bin("gen"), "-o", p, "-n", strconv.Itoa(n), "-flows", "300", "-duration", "20s")
+	return p
+}
+
+var indexFilters = []string{
+	"host 198.18.1.2", "host 198.18.1.2 and port 80", "src host 198.18.2.2", "dst host 198.18.1.1",
+	"net 198.18.0.0/16", "net 198.18.7.0/24", "ip proto 17", "tcp", "udp", "icmp", "icmp6", "arp",
+	"udp and port 53", "tcp and (port 80 or port 443)", "host 198.18.1.2 or host 198.18.2.2",
+	"not host 198.18.1.2", "tcp and not port 80", "portrange 1000-2000",
+	"host 2001:2::1", "ip6 and host 2001:2::2", "net 2001:2::/64",
+	"vlan and host 198.18.1.2", "vlan", "ip[6:2] & 0x3fff != 0", "ip and ip[6:2] & 0x1fff != 0",
+}
+
+// TestIndexedSliceMatchesTcpdump: with the index, fmslice's output for each
+// filter is byte for byte tcpdump's over the whole store, and the index
+// skips frames for selective filters.
+func TestIndexedSliceMatchesTcpdump(t *testing.T) {
+	need(t, "tcpdump")
+	gen := multiFlow(t, 60000)
+	var in []string
+	for _, c := range ethernetCaptures {
+		in = append(in, testdata(c))
+	}
+	in = append(in, gen)
+	st := indexedStore(t, in, "--frame-size", "64KiB")
+	all := writeFile(t, run(t, bin("fmslice"), "--store", st, "--no-index", "-q"))
+	var rx = regexp.MustCompile(`(\d+) skipped of (\d+)`)
+	selective := 0
+	// Pick a host and port the generated capture really has.
+	hostPort := firstFlow(t, gen)
+	for _, f := range append(indexFilters, hostPort...) {
+		want := run(t, "tcpdump", "--time-stamp-precision=nano", "-r", all, "-w", "-", f)
+		got, stderr, code := runCode(t, bin("fmslice"), "--store", st, "--explain", f)
+		if code != 0 {
+			t.Fatalf("%q: exit %d: %s", f, code, stderr)
+		}
+		if !bytes.Equal(pcapBody(got), pcapBody(want)) {
+			t.Fatalf("%q: indexed output differs from tcpdump's (%d vs %d bytes)", f, len(got), len(want))
+		}
+		if m := rx.FindStringSubmatch(stderr); m != nil && m[1] != "0" {
+			selective++
+		}
+	}
+	if selective < 10 {
+		t.Errorf("the index skipped frames for only %d filters", selective)
+	}
+}
+
+// pcapBody drops the 24-byte global header: tcpdump -w writes its own
+// (same magic and link type, but its own snaplen).
+func pcapBody(b []byte) []byte {
+	if len(b) < 24 {
+		return nil
+	}
+	return b[24:]
+}
+
+// firstFlow returns filters for one host-and-port pair of the capture.
+func firstFlow(t *testing.T, pcap string) []string {
+	out := run(t, "tcpdump", "-nn", "-r", pcap, "-c", "50", "tcp")
+	re := regexp.MustCompile(`IP (\d+\.\d+\.\d+\.\d+)\.(\d+) > `)
+	m := re.FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no TCP flow in %s", pcap)
+	}
+	return []string{"host " + string(m[1]) + " and port " + string(m[2]), "src host " + string(m[1]) + " and tcp"}
+}
+
+// TestCorruptSegmentsFallBack: truncated and bit-flipped segments are
+// refused by checksum and named; the query scans their range and its
+// answer does not change.
+func TestCorruptSegmentsFallBack(t *testing.T) {
+	need(t, "tcpdump")
+	st := indexedStore(t, []string{multiFlow(t, 30000)}, "--frame-size", "64KiB")
+	dir := filepath.Join(st, "index")
+	segs, err := segment.List(dir)
+	if err != nil || len(segs) < 3 {
+		t.Fatalf("segments %v %v", segs, err)
+	}
+	filter := "udp and portrange 1-100"
+	want := run(t, bin("fmslice"), "--store", st, "--no-index", "-q", filter)
+	p0 := filepath.Join(dir, segs[0].Name)
+	b, _ := os.ReadFile(p0)
+	b[len(b)/2] ^= 4
+	os.WriteFile(p0, b, 0o644)
+	p1 := filepath.Join(dir, segs[1].Name)
+	b, _ = os.ReadFile(p1)
+	os.WriteFile(p1, b[:len(b)/3], 0o644)
+	got, stderr, code := runCode(t, bin("fmslice"), "--store", st, "-q", filter)
+	if code != 0 || !bytes.Equal(got, want) {
+		t.Fatalf("exit %d, %d bytes, want %d: %s", code, len(got), len(want), stderr)
+	}
+	for _, s := range segs[:2] {
+		if !strings.Contains(stderr, s.Name) || !strings.Contains(stderr, "corrupt index segment") {
+			t.Fatalf("segment %s not reported: %s", s.Name, stderr)
+		}
+	}
+}
+
+// TestIndexerKilledMidStream: the indexer is killed while capture goes on
+// and comes back after the ring has lapped it. Capture loses nothing (the
+// indexer is lossy), the gap is recorded, queries stay complete, and
+// indexer --rebuild fills the gap from the chunks.
+func TestIndexerKilledMidStream(t *testing.T) {
+	need(t, "tcpdump")
+	gen := multiFlow(t, 200000)
+	r := ringPath(t)
+	run(t, bin("fmring"), "create", "--ring", r, "--size", "8MiB", "--consumer", "writer:lossless", "--consumer", "indexer:lossy")
+	st := filepath.Join(t.TempDir(), "store")
+	w := exec.Command(bin("writer"), "--ring", r, "--store", st, "--exit-on-close", "--log-level", "warn", "--metrics", "", "--frame-size", "64KiB")
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Process.Kill(); w.Wait() })
+	startIndexer := func() *exec.Cmd {
+		c := exec.Command(bin("indexer"), "--ring", r, "--store", st, "--exit-on-close", "--log-level", "warn", "--segment-packets", "8192")
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+		return c
+	}
+	ix := startIndexer()
+	inj := exec.Command(bin("fminject"), "--ring", r, "-q", "--pps", "100000", gen)
+	if err := inj.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(400 * time.Millisecond)
+	ix.Process.Signal(syscall.SIGKILL)
+	ix.Wait()
+	time.Sleep(800 * time.Millisecond) // capture goes on; the ring laps the dead indexer
+	ix = startIndexer()
+	if err := inj.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	info := string(run(t, bin("fmring"), "info", "--ring", r))
+	if !strings.Contains(info, "drops 0 (0 bytes)") {
+		t.Fatalf("capture dropped packets:\n%s", info)
+	}
+	gaps, err := os.ReadFile(filepath.Join(st, "index", "gaps.log"))
+	if err != nil || !bytes.HasPrefix(gaps, []byte("missed ")) {
+		t.Fatalf("no gap recorded: %v %q", err, gaps)
+	}
+	filters := append(firstFlow(t, gen), "udp and portrange 1-100")
+	check := func(stage string) {
+		for _, f := range filters {
+			want := run(t, bin("fmslice"), "--store", st, "--no-index", "-q", f)
+			got := run(t, bin("fmslice"), "--store", st, "-q", f)
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%s: %q: indexed answer differs (%d vs %d bytes)", stage, f, len(got), len(want))
+			}
+		}
+	}
+	check("with the gap")
+	if covered(t, st) == 200000 {
+		t.Fatal("the gap is indexed without a rebuild")
+	}
+	run(t, bin("indexer"), "--rebuild", "--store", st, "--log-level", "warn")
+	if n := covered(t, st); n != 200000 {
+		t.Fatalf("after rebuild %d of 200000 seqs indexed", n)
+	}
+	check("after rebuild")
+}
+
+// covered counts the seqs valid segments index (gaps excluded).
+func covered(t *testing.T, st string) uint64 {
+	dir := filepath.Join(st, "index")
+	segs, err := segment.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, e := range segs {
+		s, err := segment.Read(dir, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += s.Indexed
+	}
+	return n
+}

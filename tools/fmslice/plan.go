@@ -1,0 +1,108 @@
+package main
+
+// Using the index. The planner (indexer/segment) turns the filter into
+// the groups of seqs each segment says may match; frames holding none of
+// them are not decompressed. Seqs no valid segment covers — not indexed
+// yet, missed by the indexer, or in a segment that fails its checksum —
+// are always read: the index only ever removes work, never packets,
+// because libpcap still applies the whole filter to every packet read.
+
+import (
+	"fmt"
+	"io"
+	"sort"
+
+	"fmcap/indexer/segment"
+)
+
+type seqRange struct{ lo, hi uint64 }
+
+type plan struct {
+	covered   []seqRange // seqs valid segments hold
+	candidate []seqRange // seqs the index says may match (and gaps)
+	segs      int
+	refused   []string
+	groups    int
+	kept      int
+}
+
+// loadPlan reads the segments of dir that overlap [from, to) and evaluates
+// the filter on them. It returns nil when there is nothing to use.
+func loadPlan(dir, expr string, from, to int64, warn io.Writer) *plan {
+	pl := segment.ParsePlan(expr)
+	if !pl.Indexed() {
+		return nil
+	}
+	list, err := segment.List(dir)
+	if err != nil || len(list) == 0 {
+		return nil
+	}
+	p := &plan{}
+	for _, e := range list {
+		s, err := segment.Read(dir, e)
+		if err != nil {
+			p.refused = append(p.refused, err.Error())
+			fmt.Fprintf(warn, "fmslice: index segment refused, its range is scanned instead: %v\n", err)
+			continue
+		}
+		p.covered = append(p.covered, seqRange{s.First, s.Last})
+		for _, gp := range s.Gaps {
+			p.candidate = append(p.candidate, seqRange{gp[0], gp[1]})
+		}
+		if s.Indexed > 0 && (s.MaxTS < from || s.MinTS >= to) {
+			continue // outside the range in time: its frames are skipped by time anyway
+		}
+		p.segs++
+		bits := pl.Groups(s)
+		for g := 0; g < s.Groups(); g++ {
+			p.groups++
+			if s.GroupMin[g] > s.GroupMax[g] || s.GroupMax[g] < from || s.GroupMin[g] >= to || !bits.Has(g) {
+				continue
+			}
+			p.kept++
+			lo, hi := s.GroupSeqs(uint32(g))
+			p.candidate = appendRange(p.candidate, lo, hi)
+		}
+	}
+	sort.Slice(p.covered, func(i, j int) bool { return p.covered[i].lo < p.covered[j].lo })
+	sort.Slice(p.candidate, func(i, j int) bool { return p.candidate[i].lo < p.candidate[j].lo })
+	return p
+}
+
+func appendRange(rs []seqRange, lo, hi uint64) []seqRange {
+	if n := len(rs); n > 0 && rs[n-1].hi+1 == lo {
+		rs[n-1].hi = hi
+		return rs
+	}
+	return append(rs, seqRange{lo, hi})
+}
+
+// need says whether a frame with seqs first..last must be read.
+func (p *plan) need(first, last uint64) bool {
+	// Read it unless valid segments cover every one of its seqs...
+	at := first
+	i := sort.Search(len(p.covered), func(i int) bool { return p.covered[i].hi >= first })
+	for ; i < len(p.covered) && at <= last; i++ {
+		if p.covered[i].lo > at {
+			return true
+		}
+		at = p.covered[i].hi + 1
+	}
+	if at <= last {
+		return true
+	}
+	// ...and none of them is a candidate.
+	j := sort.Search(len(p.candidate), func(j int) bool { return p.candidate[j].hi >= first })
+	return j < len(p.candidate) && p.candidate[j].lo <= last
+}
+
+func (p *plan) explain(w io.Writer, res *result) {
+	total := res.frames + res.skipped
+	frac := 0.0
+	if total > 0 {
+		frac = float64(res.skipped) / float64(total)
+	}
+	fmt.Fprintf(w, "plan: %d index segments consulted, %d refused; %d of %d seq groups may match\n", p.segs, len(p.refused), p.kept, p.groups)
+	fmt.Fprintf(w, "plan: %d frames read, %d skipped of %d in the range (%.1f%% skipped), %d bytes decompressed\n",
+		res.frames, res.skipped, total, 100*frac, res.decompressed)
+}
