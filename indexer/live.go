@@ -19,9 +19,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"fmcap/indexer/segment"
+	"fmcap/internal/metrics"
 	"fmcap/internal/sdnotify"
 	"fmcap/shmring"
 )
@@ -38,6 +40,7 @@ type liveConfig struct {
 	segPackets          uint64
 	segAge              time.Duration
 	exitOnClose         bool
+	metrics             string
 }
 
 type entry struct {
@@ -55,6 +58,11 @@ type indexer struct {
 	batch   []entry
 	n       int
 	gaps    uint64 // seqs missed, for the log
+
+	// read by the metrics endpoint
+	indexed  atomic.Uint64
+	segments atomic.Uint64
+	missed   atomic.Uint64
 }
 
 func live(ctx context.Context, cfg liveConfig, log *slog.Logger) error {
@@ -80,6 +88,14 @@ func live(ctx context.Context, cfg liveConfig, log *slog.Logger) error {
 		next = segs[len(segs)-1].Last + 1
 	}
 	ix.reset(next)
+	if err := metrics.Serve(ctx, cfg.metrics, log, func(w *metrics.Writer) {
+		w.Counter("fmcap_indexer_packets_total", "Packets indexed.", ix.indexed.Load())
+		w.Counter("fmcap_indexer_segments_total", "Segments written.", ix.segments.Load())
+		w.Counter("fmcap_indexer_missed_total", "Seqs the indexer missed (overrun or down); scanned by queries until --rebuild.", ix.missed.Load())
+		metrics.Ring(w, r.Info())
+	}); err != nil {
+		log.Warn("no metrics", "err", err)
+	}
 	sdnotify.Ready()
 	wd := sdnotify.NewWatchdog()
 	log.Info("indexer started", "ring", cfg.ring, "consumer", cfg.consumer, "index", cfg.dir, "resume_seq", next)
@@ -163,6 +179,7 @@ func (ix *indexer) apply() error {
 			}
 		}
 		ix.b.Add(e.seq, e.ts, &e.p)
+		ix.indexed.Add(1)
 		if ix.b.Count() >= ix.cfg.segPackets {
 			if err := ix.flush(); err != nil {
 				return err
@@ -176,6 +193,7 @@ func (ix *indexer) apply() error {
 // gap records seqs the indexer never saw.
 func (ix *indexer) gap(lo, hi uint64) error {
 	ix.gaps += hi - lo + 1
+	ix.missed.Add(hi - lo + 1)
 	ix.log.Warn("indexer missed records (overrun or down); queries scan them until indexer --rebuild", "first_seq", lo, "last_seq", hi)
 	appendGapLog(ix.cfg.dir, lo, hi)
 	if hi-lo+1 <= maxGapInSegment && ix.b.Count()+(hi-lo+1) < ix.cfg.segPackets {
@@ -200,6 +218,7 @@ func (ix *indexer) flush() error {
 		return err
 	}
 	ix.c.Commit()
+	ix.segments.Add(1)
 	ix.reset(ix.b.Next())
 	return nil
 }

@@ -37,6 +37,7 @@ func main() {
 			&cli.BoolFlag{Name: "rebuild", Usage: "index the store's chunks (all, or --from/--to) instead of the ring"},
 			&cli.StringFlag{Name: "from", Usage: "rebuild: start of the range"},
 			&cli.StringFlag{Name: "to", Usage: "rebuild: end of the range"},
+			&cli.StringFlag{Name: "metrics", Value: "127.0.0.1:9563", Usage: "serve Prometheus metrics on this address (\"\" for none)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 		},
 		Action: func(cc *cli.Context) error {
@@ -78,7 +79,7 @@ func main() {
 			return live(ctx, liveConfig{
 				ring: cc.String("ring"), consumer: cc.String("consumer"), dir: dir,
 				segPackets: uint64(cc.Int("segment-packets")), segAge: cc.Duration("segment-age"),
-				exitOnClose: cc.Bool("exit-on-close"),
+				exitOnClose: cc.Bool("exit-on-close"), metrics: cc.String("metrics"),
 			}, log)
 		},
 	}

@@ -139,6 +139,9 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		log.Warn("no metrics", "err", err) // storing matters more than its figures
 	}
 	if ret.enabled() {
+		if _, err := ret.enforce(time.Now(), false); err != nil { // at once: a store over its quota at start
+			log.Error("retention", "err", err)
+		}
 		stopRet := make(chan struct{})
 		defer close(stopRet)
 		go ret.run(stopRet)

@@ -25,6 +25,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"fmcap/indexer/segment"
 	"fmcap/writer/chunk"
 )
 
@@ -105,6 +106,7 @@ func (r *retention) enforce(now time.Time, full bool) (int, error) {
 				return removed + 1, fmt.Errorf("chunk %s removed, but not logged: %w", it.in.Name, err)
 			}
 		}
+		r.dropSegments(it.in.LastSeq)
 		total -= it.size
 		removed++
 		r.removed++
@@ -121,6 +123,24 @@ func (r *retention) enforce(now time.Time, full bool) (int, error) {
 	return removed, nil
 }
 
+// dropSegments removes the index segments (STORE/index) that reach into
+// seqs up to last: the chunks are removed oldest first, so every earlier
+// seq is gone, and no segment may point at frames that no longer exist.
+// Seqs of such a segment that are still stored become unindexed: queries
+// scan them (indexer --rebuild indexes them again).
+func (r *retention) dropSegments(last uint64) {
+	dir := filepath.Join(r.dir, "index")
+	segs, err := segment.List(dir)
+	if err != nil {
+		return
+	}
+	for _, s := range segs {
+		if s.First <= last {
+			os.Remove(filepath.Join(dir, s.Name))
+		}
+	}
+}
+
 // freeBytes is the space available to unprivileged writers on dir's disk.
 func freeBytes(dir string) uint64 {
 	var st unix.Statfs_t
@@ -135,13 +155,13 @@ func (r *retention) run(stop <-chan struct{}) {
 	t := time.NewTicker(retainEvery)
 	defer t.Stop()
 	for {
-		if _, err := r.enforce(time.Now(), false); err != nil {
-			r.log.Error("retention", "err", err)
-		}
 		select {
 		case <-stop:
 			return
 		case <-t.C:
+		}
+		if _, err := r.enforce(time.Now(), false); err != nil {
+			r.log.Error("retention", "err", err)
 		}
 	}
 }
