@@ -114,6 +114,7 @@ func live(ctx context.Context, cfg liveConfig, log *slog.Logger) error {
 			e := &ix.batch[ix.n]
 			e.seq, e.ts = rec.Seq, rec.TS
 			segment.DecodePacket(rec.Data, &e.p)
+			e.p.Wire = rec.WireLen
 			ix.n++
 			if ix.n == len(ix.batch) {
 				if err := ix.apply(); err != nil {

@@ -100,6 +100,7 @@ func rebuild(store, dir string, from, to int64, segPackets int, log *slog.Logger
 					b = segment.NewBuilder(seq, segment.DefaultGroupSize)
 				}
 				segment.DecodePacket(pk.Data, &p)
+				p.Wire = pk.WireLen
 				b.Add(seq, pk.TS, &p)
 				seq++
 				packets++

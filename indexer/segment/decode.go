@@ -28,9 +28,10 @@ type Packet struct {
 	Src, Dst [16]byte
 	SPort    uint16
 	DPort    uint16
-	Ports    bool  // the ports are valid (TCP, UDP or SCTP, first fragment)
-	Frag     bool  // a fragment (first or later)
-	TCPFlags uint8 // valid for TCP with Ports
+	Ports    bool   // the ports are valid (TCP, UDP or SCTP, first fragment)
+	Frag     bool   // a fragment (first or later)
+	TCPFlags uint8  // valid for TCP with Ports
+	Wire     uint32 // length on the wire: set by the caller, for flow byte counts
 }
 
 var v4prefix = [12]byte{10: 0xff, 11: 0xff}

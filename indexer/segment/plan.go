@@ -37,20 +37,43 @@ var all = &Plan{op: '*'}
 // ParsePlan parses a filter expression; an empty one selects everything.
 // It never fails: what it cannot use becomes "every group".
 func ParsePlan(expr string) *Plan {
-	toks := tokenize(expr)
-	if len(toks) == 0 {
-		return all
-	}
-	p := &parser{toks: toks}
-	n, ok := p.expr()
-	if !ok || p.i != len(p.toks) {
+	n, ok := ParseFilter(expr)
+	if !ok {
 		return all
 	}
 	return n
 }
 
+// ParseFilter is ParsePlan that also says whether the whole expression was
+// understood (flows need that: they answer exactly or not at all).
+func ParseFilter(expr string) (*Plan, bool) {
+	toks := tokenize(expr)
+	if len(toks) == 0 {
+		return all, true
+	}
+	p := &parser{toks: toks}
+	n, ok := p.expr()
+	if !ok || p.i != len(p.toks) {
+		return all, false
+	}
+	return n, true
+}
+
 // Indexed says whether the plan can narrow anything.
-func (p *Plan) Indexed() bool { return p != nil && p.op != '*' }
+func (p *Plan) Indexed() bool {
+	if p == nil {
+		return false
+	}
+	switch p.op {
+	case '*', 'n':
+		return false
+	case 'a':
+		return p.l.Indexed() || p.r.Indexed()
+	case 'o':
+		return p.l.Indexed() && p.r.Indexed()
+	}
+	return true
+}
 
 func tokenize(s string) []string {
 	var out []string
@@ -133,10 +156,11 @@ func (p *parser) unary() (*Plan, bool) {
 	switch p.peek() {
 	case "not":
 		p.i++
-		if _, ok := p.unary(); !ok {
+		n, ok := p.unary()
+		if !ok {
 			return nil, false
 		}
-		return all, true // the complement of a superset is not one
+		return &Plan{op: 'n', l: n}, true // for groups: every one (see Groups)
 	case "(":
 		p.i++
 		n, ok := p.expr()
@@ -312,7 +336,7 @@ func (p *Plan) Groups(s *Segment) Bits {
 		return Bits{All: true}
 	}
 	switch p.op {
-	case '*':
+	case '*', 'n': // not: the complement of a superset is not one
 		return Bits{All: true}
 	case 'a', 'o':
 		l, r := p.l.Groups(s), p.r.Groups(s)

@@ -34,6 +34,11 @@
 //	  key length u8, key (address: 16 bytes, IPv4 mapped; port: 2 bytes
 //	    big-endian; protocol and kind: 1 byte)
 //	  group count uvarint, then the groups ascending as uvarint deltas
+//	flows: count uvarint, then per flow (see flows.go for the key's order)
+//	  kind u8, proto u8, VLAN u16, address A [16], address B [16],
+//	  port A u16, port B u16, TCP flags seen u8 (OR of all packets),
+//	  packets uvarint, bytes uvarint (on the wire), first i64, last i64,
+//	  group count uvarint and the groups as uvarint deltas
 //	trailer: CRC-32C (Castagnoli) of every byte before it, u32; "XIMF"
 //
 // A segment that fails any check (magic, version, lengths, CRC) is refused
@@ -84,6 +89,7 @@ type Segment struct {
 	GroupMax     []int64
 	Gaps         [][2]uint64
 	Terms        map[string][]uint32 // kind byte + key → groups
+	Flows        []Flow
 	Name         string
 }
 
@@ -105,6 +111,7 @@ type Builder struct {
 	seg   Segment
 	terms map[string][]uint32
 	kb    []byte
+	flows map[FlowKey]*Flow
 }
 
 // NewBuilder starts a segment at seq first.
@@ -112,6 +119,7 @@ func NewBuilder(first uint64, groupSize uint32) *Builder {
 	return &Builder{
 		seg:   Segment{GroupSize: groupSize, First: first, Last: first - 1, MinTS: math.MaxInt64, MaxTS: math.MinInt64},
 		terms: map[string][]uint32{},
+		flows: map[FlowKey]*Flow{},
 	}
 }
 
@@ -157,6 +165,7 @@ func (b *Builder) Add(seq uint64, ts int64, p *Packet) {
 		return
 	}
 	b.term(KindProto, g, p.Proto)
+	b.flow(g, ts, p)
 	if p.Ports {
 		b.term(KindPort, g, byte(p.SPort>>8), byte(p.SPort))
 		b.term(KindPort, g, byte(p.DPort>>8), byte(p.DPort))
@@ -218,6 +227,7 @@ func (b *Builder) Encode() []byte {
 			prev = g
 		}
 	}
+	out = b.appendFlows(out)
 	out = le.AppendUint32(out, crc32.Checksum(out, crcTable))
 	return append(out, trailMagic...)
 }
@@ -288,6 +298,10 @@ func Decode(b []byte) (*Segment, error) {
 			l[j] = uint32(g)
 		}
 		s.Terms[key] = l
+	}
+	var err error
+	if s.Flows, p, err = decodeFlows(p, ng); err != nil {
+		return nil, err
 	}
 	if len(p) != 0 {
 		return bad("trailing bytes")

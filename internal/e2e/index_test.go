@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/gopacket/pcapgo"
 
 	"fmcap/indexer/segment"
 	"fmcap/writer/chunk"
@@ -254,5 +257,53 @@ func TestRetentionRemovesIndex(t *testing.T) {
 	}
 	if !strings.Contains(stderr, "removed by retention") {
 		t.Fatalf("no retention note: %s", stderr)
+	}
+}
+
+// TestFlowsFromIndex: fmslice flows, from the index alone, counts exactly
+// the packets and bytes tcpdump finds with the same filter.
+func TestFlowsFromIndex(t *testing.T) {
+	need(t, "tcpdump")
+	gen := multiFlow(t, 50000)
+	st := indexedStore(t, []string{gen})
+	all := writeFile(t, run(t, bin("fmslice"), "--store", st, "--no-index", "-q"))
+	for _, f := range append(firstFlow(t, gen)[:1], "", "udp", "tcp and not port 443", "net 198.18.0.0/24 or udp") {
+		var rows []struct{ Packets, Bytes uint64 }
+		args := []string{"flows", "--store", st, "--json", "-n", "0"}
+		if f != "" {
+			args = append(args, f)
+		}
+		if err := json.Unmarshal(run(t, bin("fmslice"), args...), &rows); err != nil {
+			t.Fatal(err)
+		}
+		var pk, by uint64
+		for _, r := range rows {
+			pk += r.Packets
+			by += r.Bytes
+		}
+		tf := f
+		if tf == "" {
+			tf = "ip or ip6"
+		}
+		ref := run(t, "tcpdump", "--time-stamp-precision=nano", "-r", all, "-w", "-", tf)
+		wpk, wby := countPcap(t, ref)
+		if pk != wpk || by != wby || wpk == 0 {
+			t.Fatalf("flows %q: %d packets %d bytes; tcpdump: %d packets %d bytes", f, pk, by, wpk, wby)
+		}
+	}
+}
+
+func countPcap(t *testing.T, b []byte) (n, size uint64) {
+	r, err := pcapgo.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, ci, err := r.ReadPacketData()
+		if err != nil {
+			return n, size
+		}
+		n++
+		size += uint64(ci.Length)
 	}
 }

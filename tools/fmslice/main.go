@@ -35,7 +35,7 @@ func main() {
 		Description: "The range is half-open: --from <= time < --to. Times: RFC 3339 (2026-11-25T10:00:00.5Z),\n" +
 			"Unix seconds (1764064800.5), now, or relative (-5m, now-1h). The filter has tcpdump's syntax and meaning.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "store", Required: true, Usage: "store directory written by the writer"},
+			&cli.StringFlag{Name: "store", Usage: "store directory written by the writer (required)"},
 			&cli.StringFlag{Name: "from", Usage: "start of the range (inclusive); default: the beginning"},
 			&cli.StringFlag{Name: "to", Usage: "end of the range (exclusive); default: the end"},
 			&cli.StringFlag{Name: "w", Aliases: []string{"write"}, Value: "-", Usage: "output file, - for stdout"},
@@ -45,6 +45,21 @@ func main() {
 			&cli.BoolFlag{Name: "no-index", Usage: "read every frame of the range (compare with the indexed answer)"},
 			&cli.BoolFlag{Name: "explain", Usage: "print the plan on stderr: segments consulted, frames read and skipped, bytes decompressed"},
 		},
+		Commands: []*cli.Command{{
+			Name:      "flows",
+			Usage:     "the flows of a range, top talkers first, from the index alone (no packet is read)",
+			ArgsUsage: "[filter: host, net, port, portrange, protocols, and/or/not]",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "store", Required: true, Usage: "store directory"},
+				&cli.StringFlag{Name: "index", Usage: "index directory (default STORE/index)"},
+				&cli.StringFlag{Name: "from", Usage: "start of the range"},
+				&cli.StringFlag{Name: "to", Usage: "end of the range"},
+				&cli.StringFlag{Name: "by", Value: "bytes", Usage: "order by bytes or packets"},
+				&cli.IntFlag{Name: "n", Value: 20, Usage: "rows (0: all)"},
+				&cli.BoolFlag{Name: "json", Usage: "JSON for programs"},
+			},
+			Action: flows,
+		}},
 		Action:         run,
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports and exits
 	}
@@ -59,6 +74,9 @@ func main() {
 }
 
 func run(cc *cli.Context) error {
+	if cc.String("store") == "" {
+		return fmt.Errorf("--store DIR is required")
+	}
 	now := time.Now()
 	q := &query{store: cc.String("store"), from: math.MinInt64, to: math.MaxInt64}
 	var err error

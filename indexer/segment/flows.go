@@ -1,0 +1,217 @@
+package segment
+
+// The flow table: per segment, one entry per bidirectional flow (the
+// canonical 5-tuple plus VLAN: the endpoint with the lower address and
+// port is A), with packets, bytes, first and last time, the TCP flags seen
+// and the groups it appears in. fmslice flows answers top-talker questions
+// from it alone, never touching packets; non-first fragments, which carry
+// no ports, count in a flow with ports 0.
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"sort"
+)
+
+// FlowKey is the canonical bidirectional key.
+type FlowKey struct {
+	Kind         Kind
+	Proto        uint8
+	VLAN         uint16
+	A, B         [16]byte
+	APort, BPort uint16
+}
+
+// Flow is one flow's figures in a segment (or, merged, in a range).
+type Flow struct {
+	FlowKey
+	Flags       uint8
+	Packets     uint64
+	Bytes       uint64
+	First, Last int64
+	Groups      []uint32
+}
+
+func (b *Builder) flow(g uint32, ts int64, p *Packet) {
+	if p.Kind != IPv4 && p.Kind != IPv6 {
+		return
+	}
+	k := FlowKey{Kind: p.Kind, Proto: p.Proto, VLAN: p.VLAN, A: p.Src, B: p.Dst}
+	if p.Ports {
+		k.APort, k.BPort = p.SPort, p.DPort
+	}
+	if c := bytes.Compare(k.A[:], k.B[:]); c > 0 || c == 0 && k.APort > k.BPort {
+		k.A, k.B, k.APort, k.BPort = k.B, k.A, k.BPort, k.APort
+	}
+	f := b.flows[k]
+	if f == nil {
+		f = &Flow{FlowKey: k, First: ts, Last: ts}
+		b.flows[k] = f
+	}
+	f.Packets++
+	f.Bytes += uint64(p.Wire)
+	f.First, f.Last = min(f.First, ts), max(f.Last, ts)
+	if p.Proto == 6 && p.Ports {
+		f.Flags |= p.TCPFlags
+	}
+	if n := len(f.Groups); n == 0 || f.Groups[n-1] != g {
+		f.Groups = append(f.Groups, g)
+	}
+}
+
+func less(a, b *FlowKey) bool {
+	if a.Kind != b.Kind {
+		return a.Kind < b.Kind
+	}
+	if c := bytes.Compare(a.A[:], b.A[:]); c != 0 {
+		return c < 0
+	}
+	if c := bytes.Compare(a.B[:], b.B[:]); c != 0 {
+		return c < 0
+	}
+	if a.Proto != b.Proto {
+		return a.Proto < b.Proto
+	}
+	if a.APort != b.APort {
+		return a.APort < b.APort
+	}
+	if a.BPort != b.BPort {
+		return a.BPort < b.BPort
+	}
+	return a.VLAN < b.VLAN
+}
+
+func (b *Builder) appendFlows(out []byte) []byte {
+	fl := make([]*Flow, 0, len(b.flows))
+	for _, f := range b.flows {
+		fl = append(fl, f)
+	}
+	sort.Slice(fl, func(i, j int) bool { return less(&fl[i].FlowKey, &fl[j].FlowKey) })
+	le := binary.LittleEndian
+	out = binary.AppendUvarint(out, uint64(len(fl)))
+	for _, f := range fl {
+		out = append(out, byte(f.Kind), f.Proto)
+		out = le.AppendUint16(out, f.VLAN)
+		out = append(out, f.A[:]...)
+		out = append(out, f.B[:]...)
+		out = le.AppendUint16(out, f.APort)
+		out = le.AppendUint16(out, f.BPort)
+		out = append(out, f.Flags)
+		out = binary.AppendUvarint(out, f.Packets)
+		out = binary.AppendUvarint(out, f.Bytes)
+		out = le.AppendUint64(out, uint64(f.First))
+		out = le.AppendUint64(out, uint64(f.Last))
+		out = binary.AppendUvarint(out, uint64(len(f.Groups)))
+		prev := uint32(0)
+		for _, g := range f.Groups {
+			out = binary.AppendUvarint(out, uint64(g-prev))
+			prev = g
+		}
+	}
+	return out
+}
+
+func decodeFlows(p []byte, ng uint64) ([]Flow, []byte, error) {
+	bad := func(what string) ([]Flow, []byte, error) {
+		return nil, nil, fmt.Errorf("%w: flows: %s", ErrCorrupt, what)
+	}
+	n, k := binary.Uvarint(p)
+	if k <= 0 || n > uint64(len(p)) {
+		return bad("count")
+	}
+	p = p[k:]
+	le := binary.LittleEndian
+	out := make([]Flow, n)
+	for i := range out {
+		if len(p) < 41 {
+			return bad("entry")
+		}
+		f := &out[i]
+		f.Kind, f.Proto, f.VLAN = Kind(p[0]), p[1], le.Uint16(p[2:])
+		copy(f.A[:], p[4:20])
+		copy(f.B[:], p[20:36])
+		f.APort, f.BPort, f.Flags = le.Uint16(p[36:]), le.Uint16(p[38:]), p[40]
+		p = p[41:]
+		var ok bool
+		if f.Packets, p, ok = uvarint(p); !ok {
+			return bad("packets")
+		}
+		if f.Bytes, p, ok = uvarint(p); !ok {
+			return bad("bytes")
+		}
+		if len(p) < 16 {
+			return bad("times")
+		}
+		f.First, f.Last = int64(le.Uint64(p)), int64(le.Uint64(p[8:]))
+		p = p[16:]
+		var ngr uint64
+		if ngr, p, ok = uvarint(p); !ok || ngr > ng {
+			return bad("groups")
+		}
+		f.Groups = make([]uint32, ngr)
+		g := uint64(0)
+		for j := range f.Groups {
+			var d uint64
+			if d, p, ok = uvarint(p); !ok {
+				return bad("group")
+			}
+			g += d
+			if g >= ng || (j > 0 && d == 0) {
+				return bad("group out of range")
+			}
+			f.Groups[j] = uint32(g)
+		}
+	}
+	return out, p, nil
+}
+
+func uvarint(p []byte) (uint64, []byte, bool) {
+	v, k := binary.Uvarint(p)
+	if k <= 0 {
+		return 0, p, false
+	}
+	return v, p[k:], true
+}
+
+// AddrString prints an index address (IPv4 mapped ones as IPv4).
+func AddrString(a [16]byte) string { return netip.AddrFrom16(a).Unmap().String() }
+
+// MatchFlow evaluates the filter exactly on a flow's key: every packet of
+// a flow shares it, so host, net, port, portrange, protocol and their
+// combinations (not included) are decided without the packets.
+func (p *Plan) MatchFlow(f *FlowKey) bool {
+	switch p.op {
+	case 'a':
+		return p.l.MatchFlow(f) && p.r.MatchFlow(f)
+	case 'o':
+		return p.l.MatchFlow(f) || p.r.MatchFlow(f)
+	case 'n':
+		return !p.l.MatchFlow(f)
+	case 'A':
+		return f.A == p.addr || f.B == p.addr
+	case 'N':
+		return p.net.Contains(netip.AddrFrom16(f.A).Unmap()) || p.net.Contains(netip.AddrFrom16(f.B).Unmap())
+	case 'P', 'R':
+		if f.Proto != 6 && f.Proto != 17 && f.Proto != 132 || f.APort == 0 && f.BPort == 0 {
+			return false
+		}
+		hi := p.port
+		if p.op == 'R' {
+			hi = p.hi
+		}
+		return f.APort >= p.port && f.APort <= hi || f.BPort >= p.port && f.BPort <= hi
+	case 'T':
+		switch p.b {
+		case 1:
+			return f.Proto == 1 && f.Kind == IPv4
+		case 58:
+			return f.Proto == 58 && f.Kind == IPv6
+		}
+		return f.Proto == p.b
+	case 'K':
+		return byte(f.Kind) == p.b
+	}
+	return true // '*': no filter
+}
