@@ -47,14 +47,15 @@ echo "A 198.18.1.2 ── ${P}f0 [fwd 198.18.1.1 | 198.18.2.1] ${P}f1 ── B 1
 
 step "configuration: systemd/fmcap.yaml with this topology's devices → $out/fmcap.yaml"
 sed -e "s#/dev/hugepages/fmcap/ring#$ring#" -e "s#device: eth1#device: ${P}f0#" -e "s#device: eth2#device: ${P}f1#" \
-    -e "s#/run/fmcap/fwd.sock#$out/fwd.sock#" -e "s#/var/lib/fmcap/store#$out/store#" \
+    -e "s#/run/fmcap/fwd.sock#$out/fwd.sock#" -e "s#/var/lib/fmcap/store#$out/store#g" \
     -e "s#      gateway: 198.18.2.254.*##" systemd/fmcap.yaml > "$out/fmcap.yaml"
 $B/fwd --check-config "$out/fmcap.yaml"
 
 step "the ring, created on its own (fmring create --config)"
 $B/fmring create --config "$out/fmcap.yaml" --size 256MiB
-step "writer and fwd"
+step "writer, indexer and fwd"
 $B/writer --config "$out/fmcap.yaml" --flush 200ms --log-level warn & pids+=($!)
+$B/indexer --config "$out/fmcap.yaml" --segment-age 1s --log-level warn & pids+=($!)
 ip netns exec $F $B/fwd --config "$out/fmcap.yaml" --log-level warn & pids+=($!)
 for i in $(seq 50); do $B/fmctl --socket "$out/fwd.sock" stats >/dev/null 2>&1 && break; sleep 0.1; done
 echo "fwd is up with $(grep -c '^    - id:' "$out/fmcap.yaml" || true) rules"
@@ -77,9 +78,9 @@ sleep 0.5
 step "fmctl stats"
 $B/fmctl --socket "$out/fwd.sock" stats
 
-step "stop fwd, then the writer (it drains the ring and finalizes its chunk)"
-kill "${pids[1]}"; wait "${pids[1]}" || true
-kill "${pids[0]}"; wait "${pids[0]}" || true
+step "stop fwd, then the writer and the indexer (they drain the ring: chunk finalized, last segment written)"
+kill "${pids[2]}"; wait "${pids[2]}" || true
+kill "${pids[0]}" "${pids[1]}"; wait "${pids[0]}" "${pids[1]}" || true
 $B/fmring info --config "$out/fmcap.yaml"
 ls -l "$out/store"
 
@@ -87,5 +88,7 @@ step "fmslice: the HTTP transfer since the start (tcp port 8080), as tcpdump sho
 $B/fmslice --store "$out/store" --from "$start" -w "$out/http.pcap" tcp port 8080
 tcpdump -nn -r "$out/http.pcap" 2>/dev/null | sed -n '1,8p'
 echo "... $(tcpdump -nn -r "$out/http.pcap" 2>/dev/null | wc -l) packets, A ↔ B as captured inline"
-step "fmslice: the pings (icmp)"
-$B/fmslice --store "$out/store" --from "$start" -q icmp | tcpdump -nn -r - 2>/dev/null
+step "fmslice: the pings (icmp), with the plan the index gave"
+$B/fmslice --store "$out/store" --from "$start" --explain icmp | tcpdump -nn -r - 2>/dev/null
+step "fmslice flows: the flows of the demo, from the index alone"
+$B/fmslice flows --store "$out/store" -n 5
