@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -39,6 +40,7 @@ func main() {
 			&cli.StringFlag{Name: "to", Usage: "rebuild: end of the range"},
 			&cli.StringFlag{Name: "metrics", Value: "127.0.0.1:9563", Usage: "serve Prometheus metrics on this address (\"\" for none)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile to this file (for benchmarks)"},
 		},
 		Action: func(cc *cli.Context) error {
 			if err := cliutil.ApplyConfig(cc, "indexer", nil); err != nil {
@@ -73,6 +75,14 @@ func main() {
 			}
 			if cc.String("ring") == "" {
 				return fmt.Errorf("--ring is required (or --rebuild --store DIR)")
+			}
+			if p := cc.String("cpuprofile"); p != "" {
+				f, err := os.Create(p)
+				if err != nil {
+					return err
+				}
+				pprof.StartCPUProfile(f)
+				defer pprof.StopCPUProfile()
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()

@@ -45,10 +45,13 @@ func (b *Builder) flow(g uint32, ts int64, p *Packet) {
 	if c := bytes.Compare(k.A[:], k.B[:]); c > 0 || c == 0 && k.APort > k.BPort {
 		k.A, k.B, k.APort, k.BPort = k.B, k.A, k.BPort, k.APort
 	}
-	f := b.flows[k]
-	if f == nil {
-		f = &Flow{FlowKey: k, First: ts, Last: ts}
-		b.flows[k] = f
+	f := b.lastFlow // packets come in bursts of one flow
+	if f == nil || f.FlowKey != k {
+		if f = b.flows[k]; f == nil {
+			f = &Flow{FlowKey: k, First: ts, Last: ts}
+			b.flows[k] = f
+		}
+		b.lastFlow = f
 	}
 	f.Packets++
 	f.Bytes += uint64(p.Wire)

@@ -46,6 +46,7 @@
 package segment
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -107,20 +108,35 @@ func (s *Segment) GroupSeqs(g uint32) (lo, hi uint64) {
 func TermKey(kind byte, key []byte) string { return string(append([]byte{kind}, key...)) }
 
 // Builder accumulates packets into a segment. Not safe for concurrent use.
+// Postings are kept by kind in plain structures (ports and protocols in
+// arrays indexed by value, addresses in a map of 16-byte keys with a
+// one-entry cache per end): the indexer's per-packet cost is a few array
+// and map hits, and an append when a term first shows in a group.
 type Builder struct {
-	seg   Segment
-	terms map[string][]uint32
-	kb    []byte
-	flows map[FlowKey]*Flow
+	seg      Segment
+	addrIdx  map[[16]byte]int32
+	addrKeys [][16]byte
+	addrs    [][]uint32
+	ports    [][]uint32 // 65536 lists, allocated with the first port
+	protos   [256][]uint32
+	kinds    [4][]uint32
+	flows    map[FlowKey]*Flow
+	last     [2]struct {
+		key [16]byte
+		i   int32
+	}
+	lastFlow *Flow
 }
 
 // NewBuilder starts a segment at seq first.
 func NewBuilder(first uint64, groupSize uint32) *Builder {
-	return &Builder{
-		seg:   Segment{GroupSize: groupSize, First: first, Last: first - 1, MinTS: math.MaxInt64, MaxTS: math.MinInt64},
-		terms: map[string][]uint32{},
-		flows: map[FlowKey]*Flow{},
+	b := &Builder{
+		seg:     Segment{GroupSize: groupSize, First: first, Last: first - 1, MinTS: math.MaxInt64, MaxTS: math.MinInt64},
+		addrIdx: map[[16]byte]int32{},
+		flows:   map[FlowKey]*Flow{},
 	}
+	b.last[0].i, b.last[1].i = -1, -1
+	return b
 }
 
 // Next is the seq the builder expects next.
@@ -146,6 +162,28 @@ func (b *Builder) grow(seq uint64) {
 	}
 }
 
+func addGroup(l *[]uint32, g uint32) {
+	if n := len(*l); n == 0 || (*l)[n-1] != g {
+		*l = append(*l, g)
+	}
+}
+
+// addr adds group g to an address's list; end (0 or 1) picks the cache.
+func (b *Builder) addr(end int, a *[16]byte, g uint32) {
+	c := &b.last[end]
+	if c.i < 0 || c.key != *a {
+		i, ok := b.addrIdx[*a]
+		if !ok {
+			i = int32(len(b.addrs))
+			b.addrIdx[*a] = i
+			b.addrKeys = append(b.addrKeys, *a)
+			b.addrs = append(b.addrs, nil)
+		}
+		c.key, c.i = *a, i
+	}
+	addGroup(&b.addrs[c.i], g)
+}
+
 // Add indexes the packet with seq (which must be Next()) captured at ts.
 func (b *Builder) Add(seq uint64, ts int64, p *Packet) {
 	b.grow(seq)
@@ -155,43 +193,31 @@ func (b *Builder) Add(seq uint64, ts int64, p *Packet) {
 	b.seg.MinTS = min(b.seg.MinTS, ts)
 	b.seg.MaxTS = max(b.seg.MaxTS, ts)
 	b.seg.Indexed++
-	b.term(KindKind, g, byte(p.Kind))
+	addGroup(&b.kinds[p.Kind&3], g)
 	if p.Kind == Other {
 		return
 	}
-	b.term(KindAddr, g, p.Src[:]...)
-	b.term(KindAddr, g, p.Dst[:]...)
+	b.addr(0, &p.Src, g)
+	b.addr(1, &p.Dst, g)
 	if p.Kind == ARP {
 		return
 	}
-	b.term(KindProto, g, p.Proto)
+	addGroup(&b.protos[p.Proto], g)
 	b.flow(g, ts, p)
 	if p.Ports {
-		b.term(KindPort, g, byte(p.SPort>>8), byte(p.SPort))
-		b.term(KindPort, g, byte(p.DPort>>8), byte(p.DPort))
+		if b.ports == nil {
+			b.ports = make([][]uint32, 1<<16)
+		}
+		addGroup(&b.ports[p.SPort], g)
+		addGroup(&b.ports[p.DPort], g)
 	}
-}
-
-// term adds group g to a term's list. The map lookup with a converted byte
-// slice does not allocate; a new term does, once per segment.
-func (b *Builder) term(kind byte, g uint32, key ...byte) {
-	b.kb = append(append(b.kb[:0], kind), key...)
-	l, ok := b.terms[string(b.kb)]
-	if ok && l[len(l)-1] == g {
-		return
-	}
-	if !ok {
-		b.terms[string(b.kb)] = []uint32{g}
-		return
-	}
-	b.terms[string(b.kb)] = append(l, g)
 }
 
 // Encode is the segment file's bytes.
 func (b *Builder) Encode() []byte {
 	s := &b.seg
 	le := binary.LittleEndian
-	out := make([]byte, hdrSize, hdrSize+16*len(s.GroupMin)+64*len(b.terms))
+	out := make([]byte, hdrSize, hdrSize+16*len(s.GroupMin)+32*len(b.addrs))
 	copy(out, magic)
 	le.PutUint16(out[4:], version)
 	le.PutUint32(out[8:], s.GroupSize)
@@ -201,7 +227,6 @@ func (b *Builder) Encode() []byte {
 	le.PutUint64(out[32:], uint64(s.MinTS))
 	le.PutUint64(out[40:], uint64(s.MaxTS))
 	le.PutUint32(out[48:], uint32(len(s.Gaps)))
-	le.PutUint32(out[52:], uint32(len(b.terms)))
 	le.PutUint64(out[56:], s.Indexed)
 	for i := range s.GroupMin {
 		out = le.AppendUint64(out, uint64(s.GroupMin[i]))
@@ -211,15 +236,14 @@ func (b *Builder) Encode() []byte {
 		out = le.AppendUint64(out, g[0])
 		out = le.AppendUint64(out, g[1])
 	}
-	keys := make([]string, 0, len(b.terms))
-	for k := range b.terms {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		out = append(out, k[0], byte(len(k)-1))
-		out = append(out, k[1:]...)
-		l := b.terms[k]
+	nterms := 0
+	term := func(kind byte, key []byte, l []uint32) {
+		if len(l) == 0 {
+			return
+		}
+		nterms++
+		out = append(out, kind, byte(len(key)))
+		out = append(out, key...)
 		out = binary.AppendUvarint(out, uint64(len(l)))
 		prev := uint32(0)
 		for _, g := range l {
@@ -227,6 +251,27 @@ func (b *Builder) Encode() []byte {
 			prev = g
 		}
 	}
+	// Sorted by kind ('A' < 'K' < 'P' < 'T'), then key.
+	order := make([]int32, len(b.addrs))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	sort.Slice(order, func(i, j int) bool {
+		return bytes.Compare(b.addrKeys[order[i]][:], b.addrKeys[order[j]][:]) < 0
+	})
+	for _, i := range order {
+		term(KindAddr, b.addrKeys[i][:], b.addrs[i])
+	}
+	for k, l := range b.kinds {
+		term(KindKind, []byte{byte(k)}, l)
+	}
+	for v, l := range b.ports {
+		term(KindPort, []byte{byte(v >> 8), byte(v)}, l)
+	}
+	for v, l := range b.protos {
+		term(KindProto, []byte{byte(v)}, l)
+	}
+	le.PutUint32(out[52:], uint32(nterms))
 	out = b.appendFlows(out)
 	out = le.AppendUint32(out, crc32.Checksum(out, crcTable))
 	return append(out, trailMagic...)

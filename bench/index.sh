@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The index: (1) indexer throughput, live from the ring on one core, over
+# the generated mix; (2) a selective host-and-port query with the index
+# against tcpdump -r with the same filter over the whole uncompressed,
+# page-cached capture, measured side by side (hyperfine), outputs checked
+# identical first; bytes decompressed for three store sizes; index size
+# against the compressed capture.
+# Usage: SIZES="1000000 2000000 4000000" RUNS=5 bench/index.sh
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+SIZES=${SIZES:-"1000000 2000000 4000000"}
+RUNS=${RUNS:-5}
+go build -o "$B/" ./bench/gen ./indexer ./writer ./tools/fmring ./tools/fminject ./tools/fmslice
+for n in $SIZES; do
+  in=$W/idx-$n.pcap st=$W/idx-$n.store ring=/dev/shm/fmcap-idx-bench
+  rm -rf "$st" "$ring"
+  [ -f "$in" ] || "$B/gen" -o "$in" -n "$n" -flows 20000 -duration "$(( n / 200000 ))m"
+  size=$(( ( $(stat -c %s "$in") * 3 / 2 / 1048576 + 1 ) ))
+  p2=1; while [ $p2 -lt $size ]; do p2=$(( p2 * 2 )); done
+  "$B/fmring" create --ring "$ring" --size ${p2}MiB --consumer writer:lossless --consumer indexer:lossy >/dev/null
+  "$B/fminject" -q --ring "$ring" "$in"
+  "$B/writer" --ring "$ring" --store "$st" --exit-on-close --chunk-size 256MiB --log-level warn --metrics ""
+  t0=$(now)
+  taskset -c 1 "$B/indexer" --ring "$ring" --store "$st" --exit-on-close --log-level warn --metrics ""
+  t1=$(now)
+  rm -f "$ring"
+  echo "indexer, $n packets: $(echo "$n / ($t1 - $t0) / 1000000" | bc -l | cut -c1-5) M packets/s (one core, live from the ring)"
+  # A selective flow: the first with about 0.001-0.01 % of the packets.
+  pick=$("$B/fmslice" flows --store "$st" --by packets -n 0 --json | python3 -c '
+import json,sys
+n=int(sys.argv[1]); rows=json.load(sys.stdin)
+for r in rows:
+  if r["proto"]=="tcp" and n*0.00001 <= r["packets"] <= n*0.0001:
+    print("host %s and port %d" % (r["a"], r["a_port"] if r["a_port"]<r["b_port"] else r["b_port"])); break
+' "$n")
+  cat "$in" > /dev/null
+  "$B/fmslice" -q --store "$st" -w "$W/a.pcap" "$pick"
+  tcpdump --time-stamp-precision=nano -r "$in" -w "$W/b.pcap" "$pick" 2>/dev/null
+  cmp -s <(tail -c +25 "$W/a.pcap") <(tail -c +25 "$W/b.pcap") || { echo "DIFFERENT OUTPUT for $pick"; exit 1; }
+  echo "query \"$pick\": $(tcpdump -r "$W/a.pcap" 2>/dev/null | wc -l) packets of $n, identical to tcpdump's"
+  "$B/fmslice" --store "$st" --explain -w /dev/null "$pick" 2>&1 | grep '^plan'
+  hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$W/idx-$n.json" \
+    "$B/fmslice -q --store $st -w /dev/null '$pick'" \
+    "tcpdump -r $in -w /dev/null '$pick'" 2>/dev/null | grep -E 'Time|±|faster'
+  idx=$(du -sb "$st/index" | cut -f1); all=$(du -sb --exclude=index "$st" | cut -f1)
+  echo "index size $idx bytes, store $all bytes: $(echo "100 * $idx / $all" | bc -l | cut -c1-5) %"
+done
