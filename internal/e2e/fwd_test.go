@@ -300,6 +300,16 @@ fwd:
 	return p
 }
 
+// freeAddr is a localhost address with a port nobody listens on now.
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
 func quoteAll(ss []string) string {
 	q := make([]string, len(ss))
 	for i, s := range ss {
@@ -385,7 +395,8 @@ func forwarderSuite(t *testing.T, tp *topo, fwdBin, backend string, eal []string
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	writer := exec.Command(bin("writer"), "--ring", ring, "--store", store, "--flush", "100ms", "--log-level", "warn")
+	metricsAddr := freeAddr(t)
+	writer := exec.Command(bin("writer"), "--ring", ring, "--store", store, "--flush", "100ms", "--log-level", "warn", "--metrics", metricsAddr)
 	writer.Stderr = os.Stderr
 	if err := writer.Start(); err != nil {
 		t.Fatal(err)
@@ -477,7 +488,7 @@ func forwarderSuite(t *testing.T, tp *topo, fwdBin, backend string, eal []string
 			t.Errorf("fwd metrics lack %q:\n%s", w, strings.Join(prom, "\n"))
 		}
 	}
-	if resp, err := http.Get("http://127.0.0.1:9562/metrics"); err != nil {
+	if resp, err := http.Get("http://" + metricsAddr + "/metrics"); err != nil {
 		t.Errorf("writer metrics: %v", err)
 	} else {
 		b, _ := io.ReadAll(resp.Body)
