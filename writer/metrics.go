@@ -41,6 +41,7 @@ func writeMetrics(w *metrics.Writer, cfg *Config, st *stats, ret *retention, r *
 	}
 	w.Gauge("fmcap_store_bytes", "Bytes in the store's chunks.", float64(size))
 	w.Gauge("fmcap_store_chunks", "Chunks in the store, the open one included.", float64(n))
+	w.Counter("fmcap_slice_queries_total", "Queries fmslice served from this store (fmslice and fmslice flows).", chunk.Queries(cfg.Store))
 	w.Gauge("fmcap_store_free_bytes", "Free space on the store's filesystem.", float64(freeBytes(cfg.Store)))
 	ret.mu.Lock()
 	removed, removedBytes := ret.removed, ret.removedBytes

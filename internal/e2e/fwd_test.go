@@ -493,7 +493,8 @@ func forwarderSuite(t *testing.T, tp *topo, fwdBin, backend string, eal []string
 	} else {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if !strings.Contains(string(b), "fmcap_writer_packets_total ") || !strings.Contains(string(b), "fmcap_writer_compression_ratio ") {
+		if !strings.Contains(string(b), "fmcap_writer_packets_total ") || !strings.Contains(string(b), "fmcap_writer_compression_ratio ") ||
+			!strings.Contains(string(b), "fmcap_slice_queries_total ") {
 			t.Errorf("writer metrics:\n%s", b)
 		}
 	}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -43,8 +44,18 @@ func TestRestartsUnderTraffic(t *testing.T) {
 		t.Cleanup(func() { w.Process.Kill(); w.Wait() })
 		return w
 	}
+	startIndexer := func() *exec.Cmd {
+		c := exec.Command(bin("indexer"), "--ring", ring, "--store", store, "--log-level", "warn", "--metrics", "", "--segment-age", "200ms")
+		c.Stderr = os.Stderr
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+		return c
+	}
 	fwd := startFwd()
 	writer := startWriter()
+	indexer := startIndexer()
 	stop := func(c *exec.Cmd, sig syscall.Signal) {
 		c.Process.Signal(sig)
 		c.Wait()
@@ -52,6 +63,8 @@ func TestRestartsUnderTraffic(t *testing.T) {
 	var restartsDone time.Time
 	tp.tcpTransfer(addrX, 5010, 400<<20, addrY, func() {
 		steps := []func(){
+			func() { stop(indexer, syscall.SIGTERM); indexer = startIndexer() },
+			func() { stop(indexer, syscall.SIGKILL); indexer = startIndexer() },
 			func() { stop(writer, syscall.SIGTERM); writer = startWriter() },
 			func() { stop(writer, syscall.SIGKILL); writer = startWriter() },
 			func() { stop(fwd, syscall.SIGTERM); fwd = startFwd() },
@@ -70,6 +83,7 @@ func TestRestartsUnderTraffic(t *testing.T) {
 	stop(fwd, syscall.SIGTERM)
 	time.Sleep(300 * time.Millisecond) // the writer catches up
 	stop(writer, syscall.SIGTERM)
+	stop(indexer, syscall.SIGTERM)
 
 	var in shmring.Info
 	if err := json.Unmarshal(run(t, bin("fmring"), "info", "--ring", ring, "--json"), &in); err != nil {
@@ -103,4 +117,12 @@ func TestRestartsUnderTraffic(t *testing.T) {
 		t.Fatalf("store holds %d packets, the ring took %d", got, in.Written)
 	}
 	t.Logf("ring took %d packets, dropped %d (ring full while the writer was down); store holds all %d", in.Written, in.Drops, in.Written)
+	// Queries are complete over what the indexer saw and what it missed.
+	for _, f := range []string{"tcp port 5010 and tcp[tcpflags] & (tcp-syn|tcp-fin) != 0", "host 198.18.2.2 and tcp[tcpflags] & tcp-syn != 0"} {
+		got := run(t, bin("fmslice"), "--store", store, "-q", f)
+		want := run(t, bin("fmslice"), "--store", store, "--no-index", "-q", f)
+		if !bytes.Equal(got, want) || len(got) < 24+16+54 {
+			t.Fatalf("%q: indexed %d bytes, scanned %d", f, len(got), len(want))
+		}
+	}
 }

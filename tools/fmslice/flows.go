@@ -103,6 +103,7 @@ func flows(cc *cli.Context) error {
 			fmt.Fprintf(os.Stderr, "fmslice: the index holds %d of the %d packets stored in this range; the rest is not indexed yet (indexer --rebuild --store %s)\n", covered, stored, store)
 		}
 	}
+	chunk.CountQuery(store)
 	rows := make([]*segment.Flow, 0, len(merged))
 	for _, f := range merged {
 		rows = append(rows, f)

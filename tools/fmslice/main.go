@@ -141,6 +141,7 @@ func run(cc *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	chunk.CountQuery(q.store)
 	if err := out.flush(); err != nil {
 		return fmt.Errorf("write output: %w", err)
 	}

@@ -21,6 +21,33 @@ import (
 	"strings"
 )
 
+// # Query count
+//
+// QueriesLog counts the queries fmslice served from the store: each
+// appends the two bytes "q\n" (an append that small is atomic), so the
+// count is the file's size / 2. It is skipped when the store is read-only
+// to the user running fmslice. The writer serves it as a metric.
+const QueriesLog = "queries.log"
+
+// CountQuery records one query served.
+func CountQuery(dir string) {
+	f, err := os.OpenFile(filepath.Join(dir, QueriesLog), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o666)
+	if err != nil {
+		return
+	}
+	f.Write([]byte("q\n"))
+	f.Close()
+}
+
+// Queries is the number of queries served so far.
+func Queries(dir string) uint64 {
+	st, err := os.Stat(filepath.Join(dir, QueriesLog))
+	if err != nil {
+		return 0
+	}
+	return uint64(st.Size() / 2)
+}
+
 // RetentionLog is the name of the log in the store directory.
 const RetentionLog = "retention.log"
 
