@@ -57,12 +57,13 @@ install: build
 	for u in systemd/*.service systemd/*.target; do \
 	  sed 's#/usr/local/bin/#$(PREFIX)/bin/#g' $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u); chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$u); done
 	install -m 0644 systemd/fmcap.sysusers $(DESTDIR)/usr/lib/sysusers.d/fmcap.conf
+	install -D -m 0644 systemd/fmcap.tmpfiles $(DESTDIR)/usr/lib/tmpfiles.d/fmcap.conf
 	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/fmcap/README.md
 	install -d -m 0750 $(DESTDIR)/etc/fmcap
 	[ -e $(DESTDIR)/etc/fmcap/fmcap.yaml ] || install -m 0640 systemd/fmcap.yaml $(DESTDIR)/etc/fmcap/fmcap.yaml
 	@if [ -z "$(DESTDIR)" ]; then \
 	  systemd-sysusers /usr/lib/sysusers.d/fmcap.conf 2>/dev/null || useradd --system --home-dir /var/lib/fmcap --shell /usr/sbin/nologin fmcap 2>/dev/null || true; \
-	  chown -R fmcap:fmcap /etc/fmcap 2>/dev/null || true; \
+	  systemd-tmpfiles --create /usr/lib/tmpfiles.d/fmcap.conf 2>/dev/null || { chgrp fmcap /etc/fmcap && chmod 0770 /etc/fmcap && chown fmcap:fmcap /etc/fmcap/fmcap.yaml; } 2>/dev/null || true; \
 	  systemctl daemon-reload 2>/dev/null || true; \
 	  echo "installed: edit /etc/fmcap/fmcap.yaml, then systemctl enable --now fmcap.target"; fi
 
@@ -71,7 +72,7 @@ install: build
 uninstall:
 	-@[ -n "$(DESTDIR)" ] || systemctl disable --now fmcap.target fmcap-fwd.service fmcap-writer.service fmcap-ring.service fmcap-hugepages.service 2>/dev/null
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(INSTALLED))
-	rm -f $(DESTDIR)$(UNITDIR)/fmcap*.service $(DESTDIR)$(UNITDIR)/fmcap.target $(DESTDIR)/usr/lib/sysusers.d/fmcap.conf
+	rm -f $(DESTDIR)$(UNITDIR)/fmcap*.service $(DESTDIR)$(UNITDIR)/fmcap.target $(DESTDIR)/usr/lib/sysusers.d/fmcap.conf $(DESTDIR)/usr/lib/tmpfiles.d/fmcap.conf
 	rm -rf $(DESTDIR)$(PREFIX)/share/doc/fmcap
 	-@[ -n "$(DESTDIR)" ] || systemctl daemon-reload 2>/dev/null
 

@@ -83,3 +83,28 @@ func TestShippedConfiguration(t *testing.T) {
 		t.Fatalf("writer with a misspelt key: exit %d: %s", code, stderr)
 	}
 }
+
+// TestServiceUnderSystemd boots systemd in a container (systemd-nspawn
+// over a debootstrap tree), with fmcap installed by make install and
+// fmcap.target enabled: the ring, writer, indexer and fwd units come up as
+// the fmcap user, fwd answers fmctl, and stopping the target stops fwd
+// before the writer. scripts/nspawn-check.sh does the work.
+func TestServiceUnderSystemd(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to boot a container")
+	}
+	need(t, "systemd-nspawn", "debootstrap")
+	if testing.Short() {
+		t.Skip("boots a container (-short)")
+	}
+	out, err := exec.Command("../../scripts/nspawn-check.sh").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	s := string(out)
+	fwdStop, writerStop := strings.Index(s, "msg=stopped"), strings.Index(s, "writer stopped")
+	if fwdStop < 0 || writerStop < 0 || fwdStop > writerStop {
+		t.Fatalf("stopping the target did not stop fwd before the writer:\n%s", s)
+	}
+	t.Logf("\n%s", s)
+}
