@@ -361,41 +361,38 @@ func (p *Plan) Groups(s *Segment) Bits {
 		return l
 	}
 	out := newBits(s.Groups())
-	add := func(key string) {
-		for _, g := range s.Terms[key] {
+	add := func(l []uint32) {
+		for _, g := range l {
 			out.set(g)
 		}
 	}
+	one := func(kind byte, key ...byte) {
+		l, _ := s.Postings(kind, key)
+		add(l)
+	}
 	switch p.op {
 	case 'A':
-		add(TermKey(KindAddr, p.addr[:]))
+		one(KindAddr, p.addr[:]...)
 	case 'T':
-		add(TermKey(KindProto, []byte{p.b}))
+		one(KindProto, p.b)
 	case 'K':
-		add(TermKey(KindKind, []byte{p.b}))
+		one(KindKind, p.b)
 	case 'P':
-		add(TermKey(KindPort, []byte{byte(p.port >> 8), byte(p.port)}))
-	case 'R', 'N':
-		kind := byte(KindPort)
-		if p.op == 'N' {
-			kind = KindAddr
-		}
-		for k := range s.Terms {
-			if k[0] != kind {
-				continue
-			}
-			if p.op == 'R' && len(k) == 3 {
-				if v := uint16(k[1])<<8 | uint16(k[2]); v >= p.port && v <= p.hi {
-					add(k)
+		one(KindPort, byte(p.port>>8), byte(p.port))
+	case 'R':
+		s.Terms(KindPort, func(k []byte, l func() []uint32) {
+			if len(k) == 2 {
+				if v := uint16(k[0])<<8 | uint16(k[1]); v >= p.port && v <= p.hi {
+					add(l())
 				}
 			}
-			if p.op == 'N' && len(k) == 17 {
-				a := netip.AddrFrom16([16]byte([]byte(k[1:]))).Unmap()
-				if p.net.Contains(a) {
-					add(k)
-				}
+		})
+	case 'N':
+		s.Terms(KindAddr, func(k []byte, l func() []uint32) {
+			if len(k) == 16 && p.net.Contains(netip.AddrFrom16([16]byte(k)).Unmap()) {
+				add(l())
 			}
-		}
+		})
 	}
 	return out
 }

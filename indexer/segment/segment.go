@@ -29,16 +29,22 @@
 //	  indexed packet has minimum > maximum
 //	gaps: gap count × (first seq u64, last seq u64): seqs in F..L the
 //	  indexer never saw (it was overrun or down); queries scan them
-//	terms, sorted by kind then key:
-//	  kind u8 ('A' address, 'P' port, 'T' IP protocol, 'K' packet kind)
-//	  key length u8, key (address: 16 bytes, IPv4 mapped; port: 2 bytes
-//	    big-endian; protocol and kind: 1 byte)
-//	  group count uvarint, then the groups ascending as uvarint deltas
+//	postings: per term, in directory order, the group count uvarint then
+//	  the groups ascending as uvarint deltas
+//	term directory, sorted by kind then key, term count × 24 bytes:
+//	  kind u8 ('A' address, 'K' packet kind, 'P' port, 'T' IP protocol)
+//	  key length u8, reserved u16, key [16] zero-padded (address: 16
+//	    bytes, IPv4 mapped; port: 2 bytes big-endian; protocol and kind:
+//	    1 byte), offset of the term's postings from the postings' start u32
+//	  (fixed-size entries: a query binary-searches the few terms it needs
+//	  and never decodes the rest)
 //	flows: count uvarint, then per flow (see flows.go for the key's order)
 //	  kind u8, proto u8, VLAN u16, address A [16], address B [16],
 //	  port A u16, port B u16, TCP flags seen u8 (OR of all packets),
 //	  packets uvarint, bytes uvarint (on the wire), first i64, last i64,
 //	  group count uvarint and the groups as uvarint deltas
+//	footer: offsets of the postings, the term directory and the flows,
+//	  u64 each
 //	trailer: CRC-32C (Castagnoli) of every byte before it, u32; "XIMF"
 //
 // A segment that fails any check (magic, version, lengths, CRC) is refused
@@ -82,16 +88,15 @@ var (
 
 // Segment is a decoded segment.
 type Segment struct {
-	GroupSize    uint32
-	First, Last  uint64
-	MinTS, MaxTS int64
-	Indexed      uint64
-	GroupMin     []int64
-	GroupMax     []int64
-	Gaps         [][2]uint64
-	Terms        map[string][]uint32 // kind byte + key → groups
-	Flows        []Flow
-	Name         string
+	GroupSize        uint32
+	First, Last      uint64
+	MinTS, MaxTS     int64
+	Indexed          uint64
+	GroupMin         []int64
+	GroupMax         []int64
+	Gaps             [][2]uint64
+	post, dir, flows []byte // postings, term directory, flows: decoded on demand
+	Name             string
 }
 
 // Groups is the number of groups.
@@ -104,8 +109,6 @@ func (s *Segment) GroupSeqs(g uint32) (lo, hi uint64) {
 	return lo, hi
 }
 
-// TermKey builds a term key.
-func TermKey(kind byte, key []byte) string { return string(append([]byte{kind}, key...)) }
 
 // Builder accumulates packets into a segment. Not safe for concurrent use.
 // Postings are kept by kind in plain structures (ports and protocols in
@@ -236,14 +239,19 @@ func (b *Builder) Encode() []byte {
 		out = le.AppendUint64(out, g[0])
 		out = le.AppendUint64(out, g[1])
 	}
+	postOff := len(out)
+	var dir []byte
 	nterms := 0
 	term := func(kind byte, key []byte, l []uint32) {
 		if len(l) == 0 {
 			return
 		}
 		nterms++
-		out = append(out, kind, byte(len(key)))
-		out = append(out, key...)
+		var e [dirEntry]byte
+		e[0], e[1] = kind, byte(len(key))
+		copy(e[4:20], key)
+		le.PutUint32(e[20:], uint32(len(out)-postOff))
+		dir = append(dir, e[:]...)
 		out = binary.AppendUvarint(out, uint64(len(l)))
 		prev := uint32(0)
 		for _, g := range l {
@@ -272,16 +280,24 @@ func (b *Builder) Encode() []byte {
 		term(KindProto, []byte{byte(v)}, l)
 	}
 	le.PutUint32(out[52:], uint32(nterms))
+	dirOff := len(out)
+	out = append(out, dir...)
+	flowsOff := len(out)
 	out = b.appendFlows(out)
+	out = le.AppendUint64(out, uint64(postOff))
+	out = le.AppendUint64(out, uint64(dirOff))
+	out = le.AppendUint64(out, uint64(flowsOff))
 	out = le.AppendUint32(out, crc32.Checksum(out, crcTable))
 	return append(out, trailMagic...)
 }
 
-// Decode parses and checks a segment file's bytes.
+// Decode checks a segment file's bytes (checksum, geometry, gaps, the
+// sections' bounds) and returns it; postings and flows are decoded when
+// asked for, each bounds-checked.
 func Decode(b []byte) (*Segment, error) {
 	bad := func(what string) (*Segment, error) { return nil, fmt.Errorf("%w: %s", ErrCorrupt, what) }
 	le := binary.LittleEndian
-	if len(b) < hdrSize+8 || string(b[:4]) != magic {
+	if len(b) < hdrSize+8+footerSize || string(b[:4]) != magic {
 		return bad("not a segment (magic)")
 	}
 	if v := le.Uint16(b[4:]); v != version {
@@ -294,16 +310,18 @@ func Decode(b []byte) (*Segment, error) {
 	s := &Segment{
 		GroupSize: le.Uint32(b[8:]), First: le.Uint64(b[16:]), Last: le.Uint64(b[24:]),
 		MinTS: int64(le.Uint64(b[32:])), MaxTS: int64(le.Uint64(b[40:])), Indexed: le.Uint64(b[56:]),
-		Terms: map[string][]uint32{},
 	}
 	ng, ngaps, nterms := uint64(le.Uint32(b[12:])), uint64(le.Uint32(b[48:])), uint64(le.Uint32(b[52:]))
 	if s.GroupSize == 0 || s.Last+1 < s.First || (s.Last+1-s.First+uint64(s.GroupSize)-1)/uint64(s.GroupSize) != ng {
 		return bad("geometry")
 	}
-	p := body[hdrSize:]
-	if uint64(len(p)) < ng*16+ngaps*16 {
-		return bad("length")
+	foot := body[len(body)-footerSize:]
+	postOff, dirOff, flowsOff := le.Uint64(foot), le.Uint64(foot[8:]), le.Uint64(foot[16:])
+	end := uint64(len(body) - footerSize)
+	if postOff != hdrSize+ng*16+ngaps*16 || postOff > dirOff || dirOff+nterms*dirEntry != flowsOff || flowsOff > end {
+		return bad("section offsets")
 	}
+	p := body[hdrSize:postOff]
 	s.GroupMin, s.GroupMax = make([]int64, ng), make([]int64, ng)
 	for i := range s.GroupMin {
 		s.GroupMin[i], s.GroupMax[i] = int64(le.Uint64(p)), int64(le.Uint64(p[8:]))
@@ -317,41 +335,97 @@ func Decode(b []byte) (*Segment, error) {
 		s.Gaps = append(s.Gaps, [2]uint64{lo, hi})
 		p = p[16:]
 	}
-	for i := uint64(0); i < nterms; i++ {
-		if len(p) < 2 || len(p) < 2+int(p[1]) {
-			return bad("term")
+	s.post, s.dir, s.flows = body[postOff:dirOff], body[dirOff:flowsOff], body[flowsOff:end]
+	for i := 0; i+dirEntry <= len(s.dir); i += dirEntry { // entries in order, offsets in bounds
+		e := s.dir[i : i+dirEntry]
+		if e[1] > 16 || uint64(le.Uint32(e[20:])) >= uint64(len(s.post)) {
+			return bad("term directory")
 		}
-		key := string(p[:1]) + string(p[2:2+int(p[1])])
-		p = p[2+int(p[1]):]
-		n, k := binary.Uvarint(p)
-		if k <= 0 || n > ng {
-			return bad("term count")
+		if i > 0 && compareEntry(s.dir[i-dirEntry:i], e) >= 0 {
+			return bad("term directory order")
 		}
-		p = p[k:]
-		l := make([]uint32, n)
-		g := uint64(0)
-		for j := range l {
-			d, k := binary.Uvarint(p)
-			if k <= 0 {
-				return bad("term group")
-			}
-			p = p[k:]
-			g += d
-			if g >= ng || (j > 0 && d == 0) {
-				return bad("term group out of range")
-			}
-			l[j] = uint32(g)
-		}
-		s.Terms[key] = l
-	}
-	var err error
-	if s.Flows, p, err = decodeFlows(p, ng); err != nil {
-		return nil, err
-	}
-	if len(p) != 0 {
-		return bad("trailing bytes")
 	}
 	return s, nil
+}
+
+const (
+	dirEntry   = 24
+	footerSize = 24
+)
+
+func compareEntry(a, b []byte) int {
+	if a[0] != b[0] {
+		return int(a[0]) - int(b[0])
+	}
+	return bytes.Compare(a[4:20], b[4:20])
+}
+
+// Postings returns the groups of one term; ok is false when the segment
+// has no such term. A list that does not decode comes back as every group
+// (the caller wants a superset, and the checksum passed: a writer bug).
+func (s *Segment) Postings(kind byte, key []byte) (groups []uint32, ok bool) {
+	var want [dirEntry]byte
+	want[0] = kind
+	copy(want[4:20], key)
+	n := len(s.dir) / dirEntry
+	i := sort.Search(n, func(i int) bool { return compareEntry(s.dir[i*dirEntry:], want[:]) >= 0 })
+	if i == n || compareEntry(s.dir[i*dirEntry:], want[:]) != 0 {
+		return nil, false
+	}
+	return s.list(i), true
+}
+
+// list decodes the postings of directory entry i.
+func (s *Segment) list(i int) []uint32 {
+	ng := uint64(len(s.GroupMin))
+	p := s.post[binary.LittleEndian.Uint32(s.dir[i*dirEntry+20:]):]
+	n, k := binary.Uvarint(p)
+	everything := func() []uint32 {
+		l := make([]uint32, ng)
+		for g := range l {
+			l[g] = uint32(g)
+		}
+		return l
+	}
+	if k <= 0 || n > ng {
+		return everything()
+	}
+	p = p[k:]
+	l := make([]uint32, n)
+	g := uint64(0)
+	for j := range l {
+		d, k := binary.Uvarint(p)
+		if k <= 0 {
+			return everything()
+		}
+		p = p[k:]
+		g += d
+		if g >= ng || (j > 0 && d == 0) {
+			return everything()
+		}
+		l[j] = uint32(g)
+	}
+	return l
+}
+
+// Terms calls fn for every term of a kind, in key order.
+func (s *Segment) Terms(kind byte, fn func(key []byte, groups func() []uint32)) {
+	n := len(s.dir) / dirEntry
+	i := sort.Search(n, func(i int) bool { return s.dir[i*dirEntry] >= kind })
+	for ; i < n && s.dir[i*dirEntry] == kind; i++ {
+		e := s.dir[i*dirEntry:]
+		j := i
+		fn(e[4:4+int(e[1])], func() []uint32 { return s.list(j) })
+	}
+}
+
+// FlowTable decodes the segment's flows.
+func (s *Segment) FlowTable() ([]Flow, error) {
+	fl, rest, err := decodeFlows(s.flows, uint64(len(s.GroupMin)))
+	if err == nil && len(rest) != 0 {
+		err = fmt.Errorf("%w: bytes after the flows", ErrCorrupt)
+	}
+	return fl, err
 }
 
 // FileName is the name of the segment for seqs first..last.

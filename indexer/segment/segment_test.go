@@ -187,6 +187,12 @@ func TestSegmentRoundTripAndDamage(t *testing.T) {
 	if len(s.Gaps) != 1 || s.Gaps[0] != [2]uint64{1010, 1019} || s.Indexed != uint64(len(frames)-10) {
 		t.Errorf("gaps %v indexed %d", s.Gaps, s.Indexed)
 	}
+	if fl, err := s.FlowTable(); err != nil || len(fl) < 10 {
+		t.Errorf("flows: %d, %v", len(fl), err)
+	}
+	if l, ok := s.Postings(KindKind, []byte{byte(IPv6)}); !ok || len(l) == 0 {
+		t.Errorf("no IPv6 postings")
+	}
 	enc := b.Encode()
 	// Every truncation and every single bit flip is refused.
 	for n := 0; n < len(enc); n += 1 + len(enc)/200 {
@@ -252,7 +258,8 @@ func FuzzSegment(f *testing.F) {
 		if err != nil {
 			return
 		}
-		ParsePlan("host 198.18.1.2 and port 80 or net 198.18.0.0/16").Groups(s)
+		ParsePlan("host 198.18.1.2 and port 80 or net 198.18.0.0/16 or portrange 1-1000").Groups(s)
+		s.FlowTable()
 	})
 }
 

@@ -73,8 +73,13 @@ func flows(cc *cli.Context) error {
 			continue
 		}
 		covered += s.Indexed
-		for i := range s.Flows {
-			f := &s.Flows[i]
+		table, err := s.FlowTable()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "fmslice: index segment %s: its flows are missing: %v\n", e.Name, err)
+			continue
+		}
+		for i := range table {
+			f := &table[i]
 			if !pl.MatchFlow(&f.FlowKey) {
 				continue
 			}

@@ -13,6 +13,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -44,6 +45,7 @@ func main() {
 			&cli.StringFlag{Name: "index", Usage: "index directory (default STORE/index, when there is one)"},
 			&cli.BoolFlag{Name: "no-index", Usage: "read every frame of the range (compare with the indexed answer)"},
 			&cli.BoolFlag{Name: "explain", Usage: "print the plan on stderr: segments consulted, frames read and skipped, bytes decompressed"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile to this file (for benchmarks)"},
 		},
 		Commands: []*cli.Command{{
 			Name:      "flows",
@@ -76,6 +78,14 @@ func main() {
 func run(cc *cli.Context) error {
 	if cc.String("store") == "" {
 		return fmt.Errorf("--store DIR is required")
+	}
+	if p := cc.String("cpuprofile"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			return err
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
 	}
 	now := time.Now()
 	q := &query{store: cc.String("store"), from: math.MinInt64, to: math.MaxInt64}
