@@ -145,3 +145,43 @@ func kindName(n *yaml.Node) string {
 	}
 	return "value"
 }
+
+// ConfigValue reads one scalar, section.key, from the configuration file
+// (for commands that take a setting of another process's section, such as
+// fmslice taking the writer's store). ok is false when it is not there.
+func ConfigValue(path, section, key string) (v string, ok bool, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", false, fmt.Errorf("config: %w", err)
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return "", false, fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if len(root.Content) == 0 {
+		return "", false, nil
+	}
+	sec := get(root.Content[0], section)
+	if sec == nil {
+		return "", false, nil
+	}
+	n := get(sec, key)
+	if n == nil || n.Kind != yaml.ScalarNode {
+		return "", false, nil
+	}
+	return n.Value, true, nil
+}
+
+// FromConfig sets flag from section.key of --config when the flag was not
+// given (nor its environment variable, which urfave handles).
+func FromConfig(cc *cli.Context, flag, section, key string) error {
+	path := cc.String("config")
+	if path == "" || cc.IsSet(flag) {
+		return nil
+	}
+	v, ok, err := ConfigValue(path, section, key)
+	if err != nil || !ok {
+		return err
+	}
+	return cc.Set(flag, v)
+}

@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -464,6 +465,11 @@ func forwarderSuite(t *testing.T, tp *topo, fwdBin, backend string, eal []string
 	})
 	time.Sleep(300 * time.Millisecond)
 	final := stats(t, cfg)
+	// fmctl stats --config adds the ring's consumers to fwd's figures.
+	human := string(run(t, bin("fmctl"), "--config", cfg, "stats"))
+	if !strings.Contains(human, "forwarded ") || !strings.Contains(human, "RING "+ring) || !regexp.MustCompile(`\nwriter\s+lossless`).MatchString(human) {
+		t.Errorf("fmctl --config stats:\n%s", human)
+	}
 	// The same figures on fwd's Prometheus endpoint (in its namespace), and
 	// the writer's.
 	_, body := tp.role(tp.nsF, "http-get", "http://127.0.0.1:9561/metrics")

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,6 +76,16 @@ func TestShippedConfiguration(t *testing.T) {
 	}
 	if got := run(t, bin("fmslice"), "--store", store, "-q"); len(got) < 1000 {
 		t.Fatalf("store from FMCAP_WRITER_STORE holds %d bytes", len(got))
+	}
+	// Every command takes its settings from the same file: fmslice the
+	// writer's store, fminject the ring.
+	cfg2 := filepath.Join(t.TempDir(), "fmcap2.yaml")
+	os.WriteFile(cfg2, []byte("ring:\n  path: "+ring+"\nwriter:\n  store: "+store+"\n"), 0o600)
+	if a, b := run(t, bin("fmslice"), "--config", cfg2, "-q"), run(t, bin("fmslice"), "--store", store, "-q"); !bytes.Equal(a, b) || len(a) < 1000 {
+		t.Fatalf("fmslice --config: %d bytes, --store: %d", len(a), len(b))
+	}
+	if _, stderr, code := runCode(t, bin("fminject"), "--config", cfg2, "-q", testdata("ns-http.pcap")); code != 0 {
+		t.Fatalf("fminject --config: %s", stderr)
 	}
 	// An unknown key in the writer's section is named with its line.
 	bad := filepath.Join(t.TempDir(), "bad.yaml")

@@ -14,18 +14,20 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"fmcap/internal/cliutil"
 	"fmcap/internal/ctl"
 )
 
 const defaultSocket = "/run/fmcap/fwd.sock"
 
 func main() {
-	socket := &cli.StringFlag{Name: "socket", Value: defaultSocket, EnvVars: []string{"FMCAP_FWD_SOCKET"}, Usage: "fwd's control socket (fwd.control in the configuration)"}
+	socket := &cli.StringFlag{Name: "socket", Value: defaultSocket, EnvVars: []string{"FMCAP_FWD_SOCKET"}, Usage: "fwd's control socket (default: fwd.control of --config)"}
+	config := &cli.StringFlag{Name: "config", EnvVars: []string{"FMCAP_CONFIG"}, Usage: "the fmcap configuration file: the socket, and for stats the ring and the writer's and indexer's metrics"}
 	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON for programs"}
 	app := &cli.App{
 		Name:  "fmctl",
 		Usage: "control a running fwd",
-		Flags: []cli.Flag{socket},
+		Flags: []cli.Flag{socket, config},
 		Commands: []*cli.Command{
 			{
 				Name:  "rules",
@@ -95,8 +97,18 @@ func idArg(cc *cli.Context, i int) (uint32, error) {
 	return id, nil
 }
 
+// socketPath: --socket, else fwd.control of --config, else the default.
+func socketPath(cc *cli.Context) string {
+	if !cc.IsSet("socket") && cc.String("config") != "" {
+		if v, ok, err := cliutil.ConfigValue(cc.String("config"), "fwd", "control"); err == nil && ok {
+			return v
+		}
+	}
+	return cc.String("socket")
+}
+
 func call(cc *cli.Context, req ctl.Request) error {
-	resp, err := ctl.Call(cc.String("socket"), req)
+	resp, err := ctl.Call(socketPath(cc), req)
 	if err != nil {
 		return err
 	}
@@ -112,6 +124,10 @@ func call(cc *cli.Context, req ctl.Request) error {
 	defer w.Flush()
 	if s := resp.Stats; s != nil {
 		printStats(w, s)
+		if cfg := cc.String("config"); cfg != "" {
+			w.Flush()
+			pipelineStats(cfg)
+		}
 		return nil
 	}
 	fmt.Fprintln(w, "ID\tIN\tLOCAL\tPEER\tOUT\tOUT_LOCAL\tTARGET\tSNAP\tCAPTURE")

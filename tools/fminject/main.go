@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"fmcap/internal/cliutil"
 	"fmcap/shmring"
 )
 
@@ -20,7 +21,8 @@ func main() {
 		Usage:     "produce pcap/pcapng files into an fmcap ring",
 		ArgsUsage: "FILE...",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "ring", Required: true},
+			&cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: the ring is its ring.path unless --ring"},
+			&cli.StringFlag{Name: "ring", EnvVars: []string{"FMCAP_RING"}, Usage: "ring file"},
 			&cli.BoolFlag{Name: "now", Usage: "stamp packets with the current time instead of their capture time"},
 			&cli.Float64Flag{Name: "pps", Usage: "at most this many packets per second (0: as fast as possible)"},
 			&cli.IntFlag{Name: "loop", Value: 1, Usage: "read the files this many times (0: until interrupted)"},
@@ -30,6 +32,12 @@ func main() {
 			&cli.BoolFlag{Name: "q", Usage: "no summary on stderr"},
 		},
 		Action: func(cc *cli.Context) error {
+			if err := cliutil.FromConfig(cc, "ring", "ring", "path"); err != nil {
+				return err
+			}
+			if cc.String("ring") == "" {
+				return fmt.Errorf("--ring PATH is required (or ring.path in --config)")
+			}
 			if cc.NArg() == 0 {
 				return fmt.Errorf("give at least one pcap or pcapng file")
 			}

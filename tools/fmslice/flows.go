@@ -20,6 +20,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"fmcap/indexer/segment"
+	"fmcap/internal/cliutil"
 	"fmcap/internal/timespec"
 	"fmcap/writer/chunk"
 )
@@ -39,7 +40,13 @@ type flowRow struct {
 }
 
 func flows(cc *cli.Context) error {
+	if err := cliutil.FromConfig(cc, "store", "writer", "store"); err != nil {
+		return err
+	}
 	store := cc.String("store")
+	if store == "" {
+		return fmt.Errorf("--store DIR is required (or writer.store in --config)")
+	}
 	dir := cc.String("index")
 	if dir == "" {
 		dir = filepath.Join(store, "index")

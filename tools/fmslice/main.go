@@ -22,6 +22,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
+	"fmcap/internal/cliutil"
 	"fmcap/internal/timespec"
 	"fmcap/writer/chunk"
 )
@@ -36,7 +37,8 @@ func main() {
 		Description: "The range is half-open: --from <= time < --to. Times: RFC 3339 (2026-11-25T10:00:00.5Z),\n" +
 			"Unix seconds (1764064800.5), now, or relative (-5m, now-1h). The filter has tcpdump's syntax and meaning.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "store", Usage: "store directory written by the writer (required)"},
+			&cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: the store is its writer.store unless --store"},
+			&cli.StringFlag{Name: "store", EnvVars: []string{"FMCAP_STORE"}, Usage: "store directory written by the writer (required)"},
 			&cli.StringFlag{Name: "from", Usage: "start of the range (inclusive); default: the beginning"},
 			&cli.StringFlag{Name: "to", Usage: "end of the range (exclusive); default: the end"},
 			&cli.StringFlag{Name: "w", Aliases: []string{"write"}, Value: "-", Usage: "output file, - for stdout"},
@@ -52,7 +54,8 @@ func main() {
 			Usage:     "the flows of a range, top talkers first, from the index alone (no packet is read)",
 			ArgsUsage: "[filter: host, net, port, portrange, protocols, and/or/not]",
 			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "store", Required: true, Usage: "store directory"},
+				&cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: the store is its writer.store unless --store"},
+				&cli.StringFlag{Name: "store", EnvVars: []string{"FMCAP_STORE"}, Usage: "store directory"},
 				&cli.StringFlag{Name: "index", Usage: "index directory (default STORE/index)"},
 				&cli.StringFlag{Name: "from", Usage: "start of the range"},
 				&cli.StringFlag{Name: "to", Usage: "end of the range"},
@@ -76,8 +79,11 @@ func main() {
 }
 
 func run(cc *cli.Context) error {
+	if err := cliutil.FromConfig(cc, "store", "writer", "store"); err != nil {
+		return err
+	}
 	if cc.String("store") == "" {
-		return fmt.Errorf("--store DIR is required")
+		return fmt.Errorf("--store DIR is required (or writer.store in --config)")
 	}
 	if p := cc.String("cpuprofile"); p != "" {
 		f, err := os.Create(p)
