@@ -109,7 +109,6 @@ func (s *Segment) GroupSeqs(g uint32) (lo, hi uint64) {
 	return lo, hi
 }
 
-
 // Builder accumulates packets into a segment. Not safe for concurrent use.
 // Postings are kept by kind in plain structures (ports and protocols in
 // arrays indexed by value, addresses in a map of 16-byte keys with a
