@@ -76,7 +76,7 @@ cmp "$out/www/file.bin" "$out/download.bin" && echo "the download is identical t
 sleep 0.5
 
 step "fmctl stats"
-$B/fmctl --socket "$out/fwd.sock" stats
+$B/fmctl --config "$out/fmcap.yaml" stats
 
 step "stop fwd, then the writer and the indexer (they drain the ring: chunk finalized, last segment written)"
 kill "${pids[2]}"; wait "${pids[2]}" || true
