@@ -24,7 +24,12 @@ func main() {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "configuration file (YAML, see fwd/config.go)"},
 			&cli.StringFlag{Name: "check-config", Usage: "check this configuration file, explain any error, and exit"},
-			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"FMCAP_FWD_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
+			// Overrides of the file's settings (flag > environment > file).
+			&cli.StringFlag{Name: "ring", EnvVars: []string{"FMCAP_FWD_RING"}, Usage: "override ring.path"},
+			&cli.StringFlag{Name: "control", EnvVars: []string{"FMCAP_FWD_CONTROL"}, Usage: "override fwd.control"},
+			&cli.StringFlag{Name: "metrics", EnvVars: []string{"FMCAP_FWD_METRICS"}, Usage: "override fwd.metrics (\"\" for none)"},
+			&cli.StringFlag{Name: "backend", EnvVars: []string{"FMCAP_FWD_BACKEND"}, Usage: "override fwd.backend"},
 			&cli.IntFlag{Name: "bench-gen", Usage: "benchmark: inject this many packets into port 0 (DPDK net_ring loopback), exit when done (see gen.go)"},
 		},
 		Action: func(cc *cli.Context) error {
@@ -46,6 +51,24 @@ func main() {
 			cfg, ports, rules, err := LoadConfig(cc.String("config"))
 			if err != nil {
 				return err
+			}
+			if cc.IsSet("ring") {
+				cfg.Ring.Path = cc.String("ring")
+			}
+			if cc.IsSet("control") {
+				cfg.Fwd.Control = cc.String("control")
+			}
+			if cc.IsSet("metrics") {
+				m := cc.String("metrics")
+				cfg.Fwd.Metrics = &m
+			}
+			if cc.IsSet("backend") {
+				switch b := cc.String("backend"); b {
+				case "afpacket", "dpdk":
+					cfg.Fwd.Backend = b
+				default:
+					return fmt.Errorf("--backend %q: use afpacket or dpdk", b)
+				}
 			}
 			// The backends poll from this goroutine; DPDK pins it.
 			runtime.LockOSThread()

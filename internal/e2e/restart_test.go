@@ -24,10 +24,12 @@ func TestRestartsUnderTraffic(t *testing.T) {
 	ring := makeRing(t, "64MiB")
 	store := filepath.Join(t.TempDir(), "store")
 	cfg := fwdConfig(t, tp, ring, "afpacket", nil, [2]string{tp.f0, tp.f1})
+	// The control socket comes from the command line, overriding the file's.
+	sock := filepath.Join(t.TempDir(), "override.sock")
 	startFwd := func() *exec.Cmd {
-		c := tp.start(tp.nsF, nil, bin("fwd"), "--config", cfg, "--log-level", "warn")
+		c := tp.start(tp.nsF, nil, "env", "FMCAP_FWD_METRICS=", bin("fwd"), "--config", cfg, "--log-level", "warn", "--control", sock)
 		for i := 0; i < 100; i++ {
-			if _, _, code := runCode(t, bin("fmctl"), "--socket", socketOf(t, cfg), "stats"); code == 0 {
+			if _, _, code := runCode(t, bin("fmctl"), "--socket", sock, "stats"); code == 0 {
 				return c
 			}
 			time.Sleep(50 * time.Millisecond)
