@@ -92,16 +92,7 @@ func rewrite6(f []byte, p *ippkt, r *crule, dir uint8, outer bool) reason {
 	copy(f[ip+8:ip+24], newSrc)
 	copy(f[ip+24:ip+40], newDst)
 	f[ip+7]--
-	if p.l4 != 0 && p.l4Whole {
-		switch p.proto {
-		case protoTCP:
-			csumApply(f[p.l4+16:], delta)
-		case protoUDP:
-			csumApplyUDP(f[p.l4+6:], delta)
-		case protoICMPv6:
-			csumApply(f[p.l4+2:], delta+qdelta)
-		}
-	}
+	l4Adjust(f, p, delta, qdelta)
 	return rOK
 }
 
@@ -143,16 +134,7 @@ func setSrc6(f []byte, p *ippkt, src []byte) {
 	ip := p.ip
 	delta := csumAdd128(0, f[ip+8:ip+24], src)
 	copy(f[ip+8:ip+24], src)
-	if p.l4 != 0 && p.l4Whole {
-		switch p.proto {
-		case protoTCP:
-			csumApply(f[p.l4+16:], delta)
-		case protoUDP:
-			csumApplyUDP(f[p.l4+6:], delta)
-		case protoICMPv6:
-			csumApply(f[p.l4+2:], delta)
-		}
-	}
+	l4Adjust(f, p, delta, 0)
 }
 
 // echoReply6 turns an ICMPv6 echo request into its reply in place. The

@@ -40,15 +40,26 @@ func rewrite(f []byte, p *ippkt, r *crule, dir uint8, outer bool) reason {
 	be.PutUint32(f[ip+12:], newSrc)
 	be.PutUint32(f[ip+16:], newDst)
 	csumApply(f[ip+10:], csumAdd16(delta, oldW, oldW-0x100))
-	if p.l4 != 0 && p.l4Whole {
-		switch p.proto {
-		case protoTCP:
-			csumApply(f[p.l4+16:], delta)
-		case protoUDP:
-			csumApplyUDP(f[p.l4+6:], delta)
-		}
-	}
+	l4Adjust(f, p, delta, 0)
 	return rOK
+}
+
+// l4Adjust applies a change of the pseudo-header (the addresses) to the
+// L4 checksum, when the L4 header holds one and is here (the first
+// fragment): TCP, UDP (a zero checksum stays zero) and, for IPv6, ICMPv6,
+// whose checksum also takes icmp6 (the change inside a quoted packet).
+func l4Adjust(f []byte, p *ippkt, delta, icmp6 uint32) {
+	if p.l4 == 0 || !p.l4Whole {
+		return
+	}
+	switch {
+	case p.proto == protoTCP:
+		csumApply(f[p.l4+16:], delta)
+	case p.proto == protoUDP:
+		csumApplyUDP(f[p.l4+6:], delta)
+	case p.proto == protoICMPv6 && p.v6:
+		csumApply(f[p.l4+2:], delta+icmp6)
+	}
 }
 
 // rewriteQuoted rewrites the header quoted by an ICMP error so the receiver
@@ -104,14 +115,7 @@ func setSrc(f []byte, p *ippkt, src uint32) {
 	delta := csumAdd32(0, be.Uint32(f[ip+12:]), src)
 	be.PutUint32(f[ip+12:], src)
 	csumApply(f[ip+10:], delta)
-	if p.l4 != 0 && p.l4Whole {
-		switch p.proto {
-		case protoTCP:
-			csumApply(f[p.l4+16:], delta)
-		case protoUDP:
-			csumApplyUDP(f[p.l4+6:], delta)
-		}
-	}
+	l4Adjust(f, p, delta, 0)
 }
 
 // echoReply turns an ICMP echo request in f into its reply, in place:

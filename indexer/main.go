@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/pprof"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -76,14 +75,11 @@ func main() {
 			if cc.String("ring") == "" {
 				return fmt.Errorf("--ring is required (or --rebuild --store DIR)")
 			}
-			if p := cc.String("cpuprofile"); p != "" {
-				f, err := os.Create(p)
-				if err != nil {
-					return err
-				}
-				pprof.StartCPUProfile(f)
-				defer pprof.StopCPUProfile()
+			stopProfile, err := cliutil.CPUProfile(cc.String("cpuprofile"))
+			if err != nil {
+				return err
 			}
+			defer stopProfile()
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			return live(ctx, liveConfig{

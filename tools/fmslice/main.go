@@ -13,7 +13,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -85,17 +84,13 @@ func run(cc *cli.Context) error {
 	if cc.String("store") == "" {
 		return fmt.Errorf("--store DIR is required (or writer.store in --config)")
 	}
-	if p := cc.String("cpuprofile"); p != "" {
-		f, err := os.Create(p)
-		if err != nil {
-			return err
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
+	stopProfile, err := cliutil.CPUProfile(cc.String("cpuprofile"))
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	now := time.Now()
 	q := &query{store: cc.String("store"), from: math.MinInt64, to: math.MaxInt64}
-	var err error
 	var pl *plan
 	if s := cc.String("from"); s != "" {
 		if q.from, err = timespec.Parse(s, now); err != nil {
