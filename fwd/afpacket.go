@@ -304,15 +304,31 @@ func (b *afBackend) close() {
 // valid packet.
 func completeL4(f []byte) {
 	var p ippkt
-	if etherType(f) != etherIPv4 || parseIPv4(f, &p) != rOK || p.frag || p.l4 == 0 {
+	var ck int
+	var s uint32
+	switch etherType(f) {
+	case etherIPv4:
+		if parseIPv4(f, &p) != rOK || p.frag || p.l4 == 0 {
+			return
+		}
+		ck = l4CsumOff(p.proto)
+	case etherIPv6:
+		if parseIPv6(f, &p) != rOK || p.frag || p.l4 == 0 {
+			return
+		}
+		ck = l4CsumOff6(p.proto)
+	default:
 		return
 	}
-	ck := l4CsumOff(p.proto)
 	if ck < 0 || p.l4+ck+2 > p.end {
 		return
 	}
 	f[p.l4+ck], f[p.l4+ck+1] = 0, 0
-	s := pseudoSum(f, &p)
+	if p.v6 {
+		s = pseudoSum6(f, &p)
+	} else {
+		s = pseudoSum(f, &p)
+	}
 	c := csum(f[p.l4:p.end], s)
 	if c == 0 && p.proto == protoUDP {
 		c = 0xffff

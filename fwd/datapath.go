@@ -75,8 +75,9 @@ type Datapath struct {
 
 	// nic reads a port's receive drops from the backend; called on the
 	// poll goroutine at each housekeeping.
-	nic func(port int) uint64
-	wd  *sdnotify.Watchdog // fed by housekeeping: a stuck poll loop starves it
+	nic  func(port int) uint64
+	last reason             // of the last frame Handle returned to send (see TxFailed)
+	wd   *sdnotify.Watchdog // fed by housekeeping: a stuck poll loop starves it
 
 	mu  sync.Mutex // guards pub
 	pub Stats
@@ -96,7 +97,7 @@ func NewDatapath(ports []Port, macs [][6]byte, t *table, ring *shmring.Producer,
 		ring:    ring,
 		tx:      tx,
 		pool:    newFramePool(poolFrames),
-		scratch: make([]byte, maxFrame),
+		scratch: make([]byte, 1<<16+64), // inline copies of frames up to 64 KiB (GRO, loopback)
 		arpBuf:  make([]byte, 90),
 		byID:    map[uint32]*ruleCounters{},
 	}
@@ -210,7 +211,7 @@ func (d *Datapath) Handle(in int, f []byte, wire int) int {
 		switch typ := f[p.l4]; {
 		case typ == icmpEchoRequest:
 			echoReply(f, &p, d.ports[in].mac)
-			d.c.reasons[rEchoLocal]++
+			d.answered(rEchoLocal)
 			return d.sent(in, f)
 		case isICMPError(typ) && p.l4+28 <= p.end:
 			q := p.l4 + 8 // quoted header: our own packet, from local qs to remote qd
@@ -237,12 +238,12 @@ func (d *Datapath) Handle(in int, f []byte, wire int) int {
 	}
 	var orig [16]byte
 	be.PutUint32(orig[:], src)
-	return d.finish(f, r, dir, &orig)
+	return d.finish(f, r, dir, &orig, &p)
 }
 
 // finish sends a rewritten frame towards its next hop (or queues it) and
 // puts its egress copy.
-func (d *Datapath) finish(f []byte, r *crule, dir uint8, orig *[16]byte) int {
+func (d *Datapath) finish(f []byte, r *crule, dir uint8, orig *[16]byte, p *ippkt) int {
 	idx := r.idx
 	ctr := d.bind[idx]
 	out := int(r.outPort[dir])
@@ -252,11 +253,18 @@ func (d *Datapath) finish(f []byte, r *crule, dir uint8, orig *[16]byte) int {
 		return d.enqueue(out, n, f, r, ctr, dir, orig)
 	}
 	copy(f[0:6], n.mac[:])
-	d.egress(f, out, r, dir, orig)
+	d.egress(f, out, r, dir, orig, p)
 	ctr.pkts[dir]++
 	ctr.bytes[dir] += uint64(len(f))
-	d.c.reasons[rOK]++
+	d.answered(rOK)
 	return d.sent(out, f)
+}
+
+// answered counts a reply fwd sends back itself (ARP, NDP, echo) under
+// its reason, and remembers the reason in case the backend cannot send it.
+func (d *Datapath) answered(r reason) {
+	d.c.reasons[r]++
+	d.last = r
 }
 
 func (d *Datapath) sent(out int, f []byte) int {
@@ -268,19 +276,27 @@ func (d *Datapath) sent(out int, f []byte) int {
 
 // TxFailed is called by the backend when a frame of n bytes that Handle
 // returned for port out could not be transmitted.
+//
+// The frame was counted under the reason of the last frame Handle returned
+// (forwarded, or a reply); the AF_PACKET backend calls this right after
+// Handle, so that is exact. DPDK learns of refusals per burst and calls it
+// after the burst: the count per reason is then approximate, the total is
+// not.
 func (d *Datapath) TxFailed(out int, n int) {
 	pc := &d.c.ports[out]
 	pc.txPkts--
 	pc.txBytes -= uint64(n)
 	d.c.reasons[rTxFull]++
-	if d.c.reasons[rOK] > 0 {
-		d.c.reasons[rOK]-- // it was counted as forwarded
+	if d.c.reasons[d.last] > 0 {
+		d.c.reasons[d.last]--
 	}
 }
 
 // egress puts the egress or inline copy of a frame about to be sent.
 // orig is the packet's original source address (IPv4 in its first 4 bytes).
-func (d *Datapath) egress(f []byte, out int, r *crule, dir uint8, orig *[16]byte) {
+// p is f's parse when the caller has it (nil: parse again); the frame's
+// length and headers are the same after the rewrite, so its offsets hold.
+func (d *Datapath) egress(f []byte, out int, r *crule, dir uint8, orig *[16]byte, p *ippkt) {
 	switch r.mode {
 	case ModeEgress, ModeBoth:
 		d.capture(f, len(f), out, shmring.DirEgress, r)
@@ -288,15 +304,31 @@ func (d *Datapath) egress(f []byte, out int, r *crule, dir uint8, orig *[16]byte
 		if d.ring == nil {
 			return
 		}
+		if len(f) > len(d.scratch) {
+			d.c.captureDrops++ // larger than any frame a port delivers: never here
+			return
+		}
 		s := d.scratch[:len(f)]
 		copy(s, f)
-		var p ippkt
-		if r.v6 {
-			if parseIPv6(s, &p) == rOK {
-				setSrc6(s, &p, orig[:])
+		var q ippkt
+		if p == nil {
+			p = &q
+			var rs reason
+			if r.v6 {
+				rs = parseIPv6(s, p)
+			} else {
+				rs = parseIPv4(s, p)
 			}
-		} else if parseIPv4(s, &p) == rOK {
-			setSrc(s, &p, be.Uint32(orig[:]))
+			if rs != rOK {
+				p = nil
+			}
+		}
+		if p != nil {
+			if r.v6 {
+				setSrc6(s, p, orig[:])
+			} else {
+				setSrc(s, p, be.Uint32(orig[:]))
+			}
 		}
 		d.capture(s, len(s), out, shmring.DirInline, r)
 	}
@@ -340,7 +372,7 @@ func (d *Datapath) release(port int, n *neigh) {
 	for i := 0; i < n.qn; i++ {
 		q := &n.q[i]
 		copy(q.buf[0:6], n.mac[:])
-		d.egress(q.buf, port, q.rule, q.dir, &q.orig)
+		d.egress(q.buf, port, q.rule, q.dir, &q.orig, nil)
 		if d.tx.send(port, q.buf) {
 			q.ctr.pkts[q.dir]++
 			q.ctr.bytes[q.dir] += uint64(len(q.buf))
@@ -401,7 +433,7 @@ func (d *Datapath) arp(in int, f []byte) int {
 	copy(f[a+18:a+28], f[a+8:a+18]) // target := old sender (MAC and IP)
 	copy(f[a+8:a+14], pt.mac[:])
 	be.PutUint32(f[a+14:], tpa)
-	d.c.reasons[rARPReplied]++
+	d.answered(rARPReplied)
 	return d.sent(in, f)
 }
 

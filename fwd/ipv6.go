@@ -45,7 +45,7 @@ func (d *Datapath) handle6(in int, f []byte) int {
 		switch typ := f[p.l4]; {
 		case typ == icmp6EchoRequest:
 			echoReply6(f, &p, d.ports[in].mac)
-			d.c.reasons[rEchoLocal]++
+			d.answered(rEchoLocal)
 			return d.sent(in, f)
 		case typ < 128 && p.l4+8+40 <= p.end: // an error quoting our own packet
 			q := p.l4 + 8
@@ -70,7 +70,7 @@ func (d *Datapath) handle6(in int, f []byte) int {
 	if rs := rewrite6(f, &p, r, dir, outer); rs != rOK {
 		return d.drop(rs)
 	}
-	return d.finish(f, r, dir, &orig)
+	return d.finish(f, r, dir, &orig, &p)
 }
 
 // rewrite6 is rewrite for IPv6.
@@ -209,8 +209,10 @@ func (d *Datapath) ndp(in int, f []byte, p *ippkt) int {
 	var dm [6]byte
 	copy(dm[:], dstMAC)
 	na := d.ndpMessage(in, ndpNA, target, src, dm, target)
+	if !d.tx.send(in, na) {
+		return d.drop(rTxFull)
+	}
 	d.c.reasons[rNDPReplied]++
-	d.tx.send(in, na)
 	d.sent(in, na)
 	return -1
 }

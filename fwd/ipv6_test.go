@@ -270,3 +270,28 @@ func TestEcho6AndICMPv6Errors(t *testing.T) {
 		}
 	}
 }
+
+// completeL4 finishes an IPv6 checksum the sender left to an offload.
+func TestCompleteL4IPv6(t *testing.T) {
+	for _, f := range [][]byte{tcp6Frame(macA, macP0, ip6A, ip6X, "partial"), udp6Frame(macA, macP0, ip6A, ip6X, "partial")} {
+		var p ippkt
+		parseIPv6(f, &p)
+		ck := p.l4 + l4CsumOff6(p.proto)
+		be.PutUint16(f[ck:], 0x1234) // what a CHECKSUM_PARTIAL sender leaves
+		completeL4(f)
+		checkSums(t, f)
+	}
+}
+
+// A frame bigger than the usual MTU (GRO on the port) on an inline rule
+// is forwarded and captured, not a panic.
+func TestInlineBigFrame(t *testing.T) {
+	h := newHarnessRing(t, true, 8<<20)
+	in := tcpFrame(macA, macP0, ipA, net.IPv4(198, 18, 1, 4).To4(), string(make([]byte, 20000)))
+	if out, _ := h.in(0, in); out != 1 {
+		t.Fatalf("out %d", out)
+	}
+	if recs := h.drain(t); len(recs) != 1 || recs[0].WireLen != uint32(len(in)) {
+		t.Fatalf("records %d", len(recs))
+	}
+}

@@ -67,10 +67,10 @@ func (r *retention) enforce(now time.Time, full bool) (int, error) {
 				sz += uint64(st.Size())
 			}
 		}
+		total += sz
 		if in.Open {
 			continue // the chunk being written: counted in the total, never removed
 		}
-		total += sz
 		items = append(items, item{in, sz})
 	}
 	removed := 0

@@ -28,9 +28,18 @@ type Packet struct {
 	Src, Dst [16]byte
 	SPort    uint16
 	DPort    uint16
-	Ports    bool   // the ports are valid (TCP, UDP or SCTP, first fragment)
-	Frag     bool   // a fragment (first or later)
+	Ports    bool // the ports are valid (TCP, UDP or SCTP, first fragment)
+	Frag     bool // a fragment (first or later)
+	Addrs    bool // Src and Dst are both valid (the frame holds them)
+	SrcOK    bool // Src is valid (a frame cut short may hold only the source)
+	DstOK    bool
+	// Cut: the frame ends inside a header the index reads (snap length):
+	// libpcap may still match it on the bytes it has (a /64 on half an
+	// address), so queries always read its group.
+	Cut      bool
+	First6   uint8  // IPv6: the fixed header's next header (libpcap's "ip6 proto")
 	TCPFlags uint8  // valid for TCP with Ports
+	later    bool   // a later fragment (no L4 header, by design)
 	Wire     uint32 // length on the wire: set by the caller, for flow byte counts
 }
 
@@ -45,6 +54,16 @@ func Map4(a [4]byte) (m [16]byte) {
 
 // DecodePacket fills p from frame f. It never panics on any input.
 func DecodePacket(f []byte, p *Packet) {
+	decodePacket(f, p)
+	switch p.Kind {
+	case ARP:
+		p.Cut = !p.Addrs
+	case IPv4, IPv6:
+		p.Cut = !p.Addrs || (p.Proto == 6 || p.Proto == 17 || p.Proto == 132) && !p.Ports && !p.later
+	}
+}
+
+func decodePacket(f []byte, p *Packet) {
 	*p = Packet{}
 	be := binary.BigEndian
 	if len(f) < 14 {
@@ -54,6 +73,7 @@ func DecodePacket(f []byte, p *Packet) {
 	off := 14
 	for i := 0; (et == 0x8100 || et == 0x88a8) && i < 4; i++ {
 		if len(f) < off+4 {
+			p.Kind, p.Cut = Other, true
 			return
 		}
 		if p.VLAN == 0 {
@@ -64,11 +84,14 @@ func DecodePacket(f []byte, p *Packet) {
 	}
 	switch et {
 	case 0x0806, 0x8035: // ARP, RARP: libpcap's "host" matches their addresses
-		if len(f) >= off+28 {
-			p.Kind = ARP
-			p.Src = Map4([4]byte(f[off+14 : off+18]))
-			p.Dst = Map4([4]byte(f[off+24 : off+28]))
+		p.Kind = ARP // the EtherType is enough for libpcap's "arp"
+		if len(f) >= off+18 {
+			p.Src, p.SrcOK = Map4([4]byte(f[off+14:off+18])), true
 		}
+		if len(f) >= off+28 {
+			p.Dst, p.DstOK = Map4([4]byte(f[off+24:off+28])), true
+		}
+		p.Addrs = p.SrcOK && p.DstOK
 	case 0x0800:
 		decode4(f[off:], p)
 	case 0x86dd:
@@ -80,29 +103,51 @@ func DecodePacket(f []byte, p *Packet) {
 // malformed header (bad version, IHL below 5): the index must hold every
 // packet a filter can match, so it follows the filter's own arithmetic.
 func decode4(b []byte, p *Packet) {
+	p.Kind = IPv4 // libpcap's "ip" needs the EtherType alone, "udp" one byte more
+	if len(b) < 10 {
+		return
+	}
+	p.Proto = b[9]
+	if len(b) >= 16 {
+		p.Src, p.SrcOK = Map4([4]byte(b[12:16])), true
+	}
 	if len(b) < 20 {
 		return
 	}
+	p.DstOK = true
 	ihl := int(b[0]&15) * 4
-	p.Kind = IPv4
-	p.Proto = b[9]
 	p.Src = Map4([4]byte(b[12:16]))
 	p.Dst = Map4([4]byte(b[16:20]))
+	p.Addrs = true
 	fo := binary.BigEndian.Uint16(b[6:])
 	p.Frag = fo&0x3fff != 0
-	if fo&0x1fff != 0 || len(b) < ihl {
+	if fo&0x1fff != 0 {
+		p.later = true
 		return // a later fragment: no L4 header
+	}
+	if len(b) < ihl {
+		return
 	}
 	l4(b[ihl:], p)
 }
 
 func decode6(b []byte, p *Packet) {
+	p.Kind = IPv6
+	if len(b) < 7 {
+		return
+	}
+	p.First6, p.Proto = b[6], b[6]
+	if len(b) >= 24 {
+		copy(p.Src[:], b[8:24])
+		p.SrcOK = true
+	}
 	if len(b) < 40 {
 		return
 	}
-	p.Kind = IPv6
+	p.DstOK = true
 	copy(p.Src[:], b[8:24])
 	copy(p.Dst[:], b[24:40])
+	p.Addrs = true
 	next, off := b[6], 40
 	for i := 0; i < 8; i++ {
 		switch next {
@@ -126,7 +171,7 @@ func decode6(b []byte, p *Packet) {
 			fo := binary.BigEndian.Uint16(b[off+2:]) & 0xfff8
 			next, off = b[off], off+8
 			if fo != 0 {
-				p.Proto = next
+				p.Proto, p.later = next, true
 				return
 			}
 			continue

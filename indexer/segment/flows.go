@@ -18,6 +18,7 @@ import (
 // FlowKey is the canonical bidirectional key.
 type FlowKey struct {
 	Kind         Kind
+	Ports        bool // the packets carried ports (TCP, UDP, SCTP, not later fragments)
 	Proto        uint8
 	VLAN         uint16
 	A, B         [16]byte
@@ -40,7 +41,7 @@ func (b *Builder) flow(g uint32, ts int64, p *Packet) {
 	}
 	k := FlowKey{Kind: p.Kind, Proto: p.Proto, VLAN: p.VLAN, A: p.Src, B: p.Dst}
 	if p.Ports {
-		k.APort, k.BPort = p.SPort, p.DPort
+		k.APort, k.BPort, k.Ports = p.SPort, p.DPort, true
 	}
 	if c := bytes.Compare(k.A[:], k.B[:]); c > 0 || c == 0 && k.APort > k.BPort {
 		k.A, k.B, k.APort, k.BPort = k.B, k.A, k.BPort, k.APort
@@ -67,6 +68,9 @@ func (b *Builder) flow(g uint32, ts int64, p *Packet) {
 func less(a, b *FlowKey) bool {
 	if a.Kind != b.Kind {
 		return a.Kind < b.Kind
+	}
+	if a.Ports != b.Ports {
+		return b.Ports
 	}
 	if c := bytes.Compare(a.A[:], b.A[:]); c != 0 {
 		return c < 0
@@ -95,7 +99,11 @@ func (b *Builder) appendFlows(out []byte) []byte {
 	le := binary.LittleEndian
 	out = binary.AppendUvarint(out, uint64(len(fl)))
 	for _, f := range fl {
-		out = append(out, byte(f.Kind), f.Proto)
+		kb := byte(f.Kind)
+		if f.Ports {
+			kb |= 0x80
+		}
+		out = append(out, kb, f.Proto)
 		out = le.AppendUint16(out, f.VLAN)
 		out = append(out, f.A[:]...)
 		out = append(out, f.B[:]...)
@@ -132,7 +140,7 @@ func decodeFlows(p []byte, ng uint64) ([]Flow, []byte, error) {
 			return bad("entry")
 		}
 		f := &out[i]
-		f.Kind, f.Proto, f.VLAN = Kind(p[0]), p[1], le.Uint16(p[2:])
+		f.Kind, f.Ports, f.Proto, f.VLAN = Kind(p[0]&0x7f), p[0]&0x80 != 0, p[1], le.Uint16(p[2:])
 		copy(f.A[:], p[4:20])
 		copy(f.B[:], p[20:36])
 		f.APort, f.BPort, f.Flags = le.Uint16(p[36:]), le.Uint16(p[38:]), p[40]
@@ -193,11 +201,14 @@ func (p *Plan) MatchFlow(f *FlowKey) bool {
 	case 'n':
 		return !p.l.MatchFlow(f)
 	case 'A':
-		return f.A == p.addr || f.B == p.addr
+		return (f.Kind == IPv6) == p.v6 && (f.A == p.addr || f.B == p.addr)
 	case 'N':
-		return p.net.Contains(netip.AddrFrom16(f.A).Unmap()) || p.net.Contains(netip.AddrFrom16(f.B).Unmap())
+		if p.net.Addr().Is4() {
+			return f.Kind == IPv4 && (p.net.Contains(netip.AddrFrom16(f.A).Unmap()) || p.net.Contains(netip.AddrFrom16(f.B).Unmap()))
+		}
+		return f.Kind == IPv6 && (p.net.Contains(netip.AddrFrom16(f.A)) || p.net.Contains(netip.AddrFrom16(f.B)))
 	case 'P', 'R':
-		if f.Proto != 6 && f.Proto != 17 && f.Proto != 132 || f.APort == 0 && f.BPort == 0 {
+		if !f.Ports || f.Proto != 6 && f.Proto != 17 && f.Proto != 132 {
 			return false
 		}
 		hi := p.port

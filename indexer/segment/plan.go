@@ -30,6 +30,7 @@ type Plan struct {
 	net      netip.Prefix
 	port, hi uint16
 	b        byte
+	v6       bool // 'A': the address was written as IPv6 (flows match IPv6 packets only)
 }
 
 var all = &Plan{op: '*'}
@@ -221,7 +222,7 @@ func (p *parser) primitive() (*Plan, bool) {
 		return and(proto, n)
 	case "port":
 		p.i++
-		v, err := strconv.ParseUint(p.next(), 10, 16)
+		v, err := strconv.ParseUint(p.next(), 0, 16) // libpcap: 010 is octal, 0x10 hex
 		if err != nil {
 			return nil, false
 		}
@@ -229,8 +230,8 @@ func (p *parser) primitive() (*Plan, bool) {
 	case "portrange":
 		p.i++
 		lo, hi, ok := strings.Cut(p.next(), "-")
-		a, e1 := strconv.ParseUint(lo, 10, 16)
-		b, e2 := strconv.ParseUint(hi, 10, 16)
+		a, e1 := strconv.ParseUint(lo, 0, 16)
+		b, e2 := strconv.ParseUint(hi, 0, 16)
 		if !ok || e1 != nil || e2 != nil {
 			return nil, false
 		}
@@ -264,7 +265,7 @@ func hostPlan(s string) (*Plan, bool) {
 	if err != nil || a.Zone() != "" {
 		return nil, false
 	}
-	return &Plan{op: 'A', addr: a.As16()}, true
+	return &Plan{op: 'A', addr: a.As16(), v6: !a.Is4()}, true
 }
 
 func (p *parser) netPlan() (*Plan, bool) {
@@ -277,11 +278,13 @@ func (p *parser) netPlan() (*Plan, bool) {
 			return nil, false
 		}
 		mb := m.As4()
+		v := uint32(mb[0])<<24 | uint32(mb[1])<<16 | uint32(mb[2])<<8 | uint32(mb[3])
 		bits := 0
-		for _, x := range mb {
-			for i := 7; i >= 0 && x&(1<<i) != 0; i-- {
-				bits++
-			}
+		for bits < 32 && v&(1<<(31-bits)) != 0 {
+			bits++
+		}
+		if bits < 32 && v<<bits != 0 {
+			return nil, false // not contiguous: libpcap takes it, a prefix cannot say it
 		}
 		return &Plan{op: 'N', net: netip.PrefixFrom(a, bits).Masked()}, true
 	}
@@ -313,7 +316,7 @@ func protoNumber(s string) (byte, bool) {
 	if n, ok := protoNums[s]; ok {
 		return n, true
 	}
-	v, err := strconv.ParseUint(s, 10, 8)
+	v, err := strconv.ParseUint(s, 0, 8)
 	return byte(v), err == nil
 }
 
@@ -366,6 +369,8 @@ func (p *Plan) Groups(s *Segment) Bits {
 			out.set(g)
 		}
 	}
+	cut, _ := s.Postings(KindKind, []byte{KeyCut}) // libpcap may match what the index could not read
+	add(cut)
 	one := func(kind byte, key ...byte) {
 		l, _ := s.Postings(kind, key)
 		add(l)
@@ -389,7 +394,9 @@ func (p *Plan) Groups(s *Segment) Bits {
 		})
 	case 'N':
 		s.Terms(KindAddr, func(k []byte, l func() []uint32) {
-			if len(k) == 16 && p.net.Contains(netip.AddrFrom16([16]byte(k)).Unmap()) {
+			// IPv4 and IPv4-mapped IPv6 addresses share a key: try both.
+			a := netip.AddrFrom16([16]byte(k))
+			if len(k) == 16 && (p.net.Contains(a) || p.net.Contains(a.Unmap())) {
 				add(l())
 			}
 		})

@@ -76,6 +76,10 @@ const (
 	KindProto = 'T'
 	KindKind  = 'K'
 
+	// KeyCut is the kind term of groups holding a frame cut inside a
+	// header the index reads: every filter keeps them.
+	KeyCut = 0x80
+
 	// DefaultGroupSize is seqs per group: about the packets of a small
 	// frame, so a selective query decompresses little more than it needs.
 	DefaultGroupSize = 64
@@ -119,9 +123,11 @@ type Builder struct {
 	addrIdx  map[[16]byte]int32
 	addrKeys [][16]byte
 	addrs    [][]uint32
-	ports    [][]uint32 // 65536 lists, allocated with the first port
+	ports    [256]*[256][]uint32 // by port: high byte, then low byte; pages allocated on first use
+	portList []uint16            // the ports with a list, for Encode
 	protos   [256][]uint32
 	kinds    [4][]uint32
+	cut      []uint32 // groups with a frame cut inside a header (Packet.Cut)
 	flows    map[FlowKey]*Flow
 	last     [2]struct {
 		key [16]byte
@@ -186,6 +192,19 @@ func (b *Builder) addr(end int, a *[16]byte, g uint32) {
 	addGroup(&b.addrs[c.i], g)
 }
 
+func (b *Builder) port(v uint16, g uint32) {
+	pg := b.ports[v>>8]
+	if pg == nil {
+		pg = new([256][]uint32)
+		b.ports[v>>8] = pg
+	}
+	l := &pg[v&0xff]
+	if len(*l) == 0 {
+		b.portList = append(b.portList, v)
+	}
+	addGroup(l, g)
+}
+
 // Add indexes the packet with seq (which must be Next()) captured at ts.
 func (b *Builder) Add(seq uint64, ts int64, p *Packet) {
 	b.grow(seq)
@@ -196,22 +215,31 @@ func (b *Builder) Add(seq uint64, ts int64, p *Packet) {
 	b.seg.MaxTS = max(b.seg.MaxTS, ts)
 	b.seg.Indexed++
 	addGroup(&b.kinds[p.Kind&3], g)
+	if p.Cut {
+		addGroup(&b.cut, g)
+	}
 	if p.Kind == Other {
 		return
 	}
-	b.addr(0, &p.Src, g)
-	b.addr(1, &p.Dst, g)
+	if p.SrcOK {
+		b.addr(0, &p.Src, g)
+	}
+	if p.DstOK {
+		b.addr(1, &p.Dst, g)
+	}
 	if p.Kind == ARP {
 		return
 	}
 	addGroup(&b.protos[p.Proto], g)
-	b.flow(g, ts, p)
+	if p.Kind == IPv6 && p.First6 != p.Proto {
+		addGroup(&b.protos[p.First6], g) // libpcap's "ip6 proto" reads the first header
+	}
+	if p.Addrs {
+		b.flow(g, ts, p)
+	}
 	if p.Ports {
-		if b.ports == nil {
-			b.ports = make([][]uint32, 1<<16)
-		}
-		addGroup(&b.ports[p.SPort], g)
-		addGroup(&b.ports[p.DPort], g)
+		b.port(p.SPort, g)
+		b.port(p.DPort, g)
 	}
 }
 
@@ -272,8 +300,10 @@ func (b *Builder) Encode() []byte {
 	for k, l := range b.kinds {
 		term(KindKind, []byte{byte(k)}, l)
 	}
-	for v, l := range b.ports {
-		term(KindPort, []byte{byte(v >> 8), byte(v)}, l)
+	term(KindKind, []byte{KeyCut}, b.cut)
+	sort.Slice(b.portList, func(i, j int) bool { return b.portList[i] < b.portList[j] })
+	for _, v := range b.portList {
+		term(KindPort, []byte{byte(v >> 8), byte(v)}, b.ports[v>>8][v&0xff])
 	}
 	for v, l := range b.protos {
 		term(KindProto, []byte{byte(v)}, l)

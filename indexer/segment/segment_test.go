@@ -65,6 +65,10 @@ var filters = []string{
 	"vlan and host 198.18.1.2", "vlan", "ether host 02:00:00:00:00:01", "greater 1000", "tcp[tcpflags] & tcp-syn != 0",
 	"host 198.18.1.2 or 198.18.2.2", "src or dst host 198.18.1.1", "ip and udp and dst port 5353",
 	"sctp", "port 2000 or port 1000", "portrange 5000-5010 and udp",
+	// found in review: octal numbers, non-contiguous masks, IPv4-mapped
+	// IPv6, libpcap's ip6 proto (the first header), truncated frames
+	"port 065", "ip proto 021", "portrange 010-0120", "net 198.0.1.0 mask 255.0.255.0",
+	"net ::ffff:0:0/96", "ip6 proto 0", "ip6 proto 44", "ip6 proto 58",
 }
 
 // mustCover checks the planner's one promise on one frame: if libpcap's
@@ -97,6 +101,15 @@ func compile(t testing.TB, expr string) *pcap.BPF {
 
 func TestPlanCoversEveryMatch(t *testing.T) {
 	frames := corpus(t)
+	// Every frame cut short at a few lengths, as a small snap length or a
+	// replayed capture would.
+	for _, f := range corpus(t) {
+		for _, n := range []int{15, 24, 34, 40, 54} {
+			if n < len(f) {
+				frames = append(frames, f[:n])
+			}
+		}
+	}
 	narrowed := 0
 	for _, expr := range filters {
 		bpf := compile(t, expr)
@@ -311,7 +324,7 @@ func TestMatchFlowIsExact(t *testing.T) {
 			}
 			k := FlowKey{Kind: p.Kind, Proto: p.Proto, A: p.Src, B: p.Dst}
 			if p.Ports {
-				k.APort, k.BPort = p.SPort, p.DPort
+				k.APort, k.BPort, k.Ports = p.SPort, p.DPort, true
 			}
 			want := bpf.Matches(gopacket.CaptureInfo{CaptureLength: len(f), Length: len(f)}, f)
 			if got := pl.MatchFlow(&k); got != want {

@@ -64,9 +64,25 @@ func loadPlan(dir, expr string, from, to int64, warn io.Writer) *plan {
 			p.candidate = appendRange(p.candidate, lo, hi)
 		}
 	}
-	sort.Slice(p.covered, func(i, j int) bool { return p.covered[i].lo < p.covered[j].lo })
-	sort.Slice(p.candidate, func(i, j int) bool { return p.candidate[i].lo < p.candidate[j].lo })
+	p.covered = merge(p.covered)
+	p.candidate = merge(p.candidate)
 	return p
+}
+
+// merge sorts ranges and joins those that overlap or touch, so that both
+// their lo and hi ascend (need binary-searches on hi: a gap inside a
+// candidate group, or overlapping segments, must not hide a range).
+func merge(rs []seqRange) []seqRange {
+	sort.Slice(rs, func(i, j int) bool { return rs[i].lo < rs[j].lo })
+	out := rs[:0]
+	for _, r := range rs {
+		if n := len(out); n > 0 && r.lo <= out[n-1].hi+1 {
+			out[n-1].hi = max(out[n-1].hi, r.hi)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 func appendRange(rs []seqRange, lo, hi uint64) []seqRange {
