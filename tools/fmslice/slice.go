@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"sync"
 
 	"github.com/google/gopacket"
 	"github.com/klauspost/compress/zstd"
@@ -56,7 +58,6 @@ func slice(q *query, out sink, dec *zstd.Decoder) (*result, error) {
 		return nil, fmt.Errorf("store %q holds no chunks (is the writer running, and is this its --store?)", q.store)
 	}
 	res := &result{}
-	var buf []byte
 	for i := 0; i < len(list); i++ {
 		in := list[i]
 		if !in.Overlaps(q.from, q.to) {
@@ -80,6 +81,7 @@ func slice(q *query, out sink, dec *zstd.Decoder) (*result, error) {
 			res.damaged = append(res.damaged, fmt.Errorf("chunk %q: %s", in.Name, rd.Note))
 		}
 		res.chunks++
+		var want []int
 		for fi := range rd.Table.Frames {
 			f := &rd.Table.Frames[fi]
 			if !f.Overlaps(q.from, q.to) {
@@ -89,10 +91,12 @@ func slice(q *query, out sink, dec *zstd.Decoder) (*result, error) {
 				res.skipped++
 				continue
 			}
-			buf, err = rd.ReadFrame(fi, buf)
+			want = append(want, fi)
+		}
+		if werr := readFrames(rd, want, func(fi int, buf []byte, err error) error {
 			if err != nil {
 				res.damaged = append(res.damaged, err)
-				continue
+				return nil
 			}
 			res.frames++
 			res.decompressed += int64(len(buf))
@@ -108,13 +112,13 @@ func slice(q *query, out sink, dec *zstd.Decoder) (*result, error) {
 				werr = out.write(p.TS, p.WireLen, p.Data)
 				return werr == nil
 			})
-			if werr != nil {
-				rd.Close()
-				return res, werr
-			}
-			if perr != nil {
+			if perr != nil && werr == nil {
 				res.damaged = append(res.damaged, &chunk.FrameError{Chunk: in.Name, Index: fi, Err: perr})
 			}
+			return werr
+		}); werr != nil {
+			rd.Close()
+			return res, werr
 		}
 		rd.Close()
 	}
@@ -132,4 +136,85 @@ func republished(dir string, first uint64) (chunk.Info, error) {
 		}
 	}
 	return chunk.Info{}, fmt.Errorf("chunk with first seq %d vanished: %w", first, io.ErrUnexpectedEOF)
+}
+
+// readFrames decompresses the frames want of rd on every core, and hands
+// them to fn in order (packets leave in capture order). Buffers are taken
+// in order by the one goroutine that hands out the work, so a frame never
+// waits for a buffer held by a later one. fn's error stops the reading.
+func readFrames(rd *chunk.Reader, want []int, fn func(fi int, buf []byte, err error) error) error {
+	if len(want) == 0 {
+		return nil
+	}
+	workers := runtime.GOMAXPROCS(0)
+	if workers > len(want) {
+		workers = len(want)
+	}
+	type result struct {
+		buf []byte
+		err error
+	}
+	type job struct {
+		fi   int
+		buf  []byte
+		done chan result
+	}
+	free := make(chan []byte, 2*workers)
+	for i := 0; i < cap(free); i++ {
+		free <- nil
+	}
+	jobs := make(chan job)
+	pending := make(chan job, 2*workers)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var cbuf []byte
+			for j := range jobs {
+				out, c, err := rd.ReadFrameInto(j.fi, j.buf, cbuf)
+				cbuf = c
+				if out == nil {
+					out = j.buf
+				}
+				j.done <- result{out, err}
+			}
+		}()
+	}
+	go func() {
+		defer close(jobs)
+		defer close(pending)
+		for _, fi := range want {
+			var b []byte
+			select {
+			case b = <-free:
+			case <-stop:
+				return
+			}
+			j := job{fi: fi, buf: b, done: make(chan result, 1)}
+			select {
+			case pending <- j:
+			case <-stop:
+				return
+			}
+			jobs <- j
+		}
+	}()
+	var ferr error
+	for j := range pending {
+		r := <-j.done
+		if ferr == nil {
+			ferr = fn(j.fi, r.buf, r.err)
+			if ferr != nil {
+				close(stop)
+			}
+		}
+		select {
+		case free <- r.buf[:0]:
+		default:
+		}
+	}
+	wg.Wait()
+	return ferr
 }

@@ -353,15 +353,24 @@ func (e *FrameError) Unwrap() error { return e.Err }
 // ReadFrame returns frame i's pcap bytes, verified against its checksum,
 // in dst's storage when it is large enough.
 func (r *Reader) ReadFrame(i int, dst []byte) ([]byte, error) {
+	out, buf, err := r.ReadFrameInto(i, dst, r.buf)
+	r.buf = buf
+	return out, err
+}
+
+// ReadFrameInto is ReadFrame with the caller's buffer for the compressed
+// bytes (returned, maybe grown): several goroutines may read frames of one
+// Reader at once, each with its own buffers.
+func (r *Reader) ReadFrameInto(i int, dst, cbuf []byte) (out, buf []byte, err error) {
 	f := r.Table.Frames[i]
-	fail := func(err error) ([]byte, error) { return nil, &FrameError{r.Info.Name, i, err} }
+	fail := func(err error) ([]byte, []byte, error) { return nil, cbuf, &FrameError{r.Info.Name, i, err} }
 	if f.Off+uint64(f.CSize) > uint64(r.size) || f.CSize > 1<<30 || f.DSize > 1<<30 {
 		return fail(fmt.Errorf("%w: frame beyond the end of the file", ErrCorrupt))
 	}
-	if cap(r.buf) < int(f.CSize) {
-		r.buf = make([]byte, f.CSize)
+	if cap(cbuf) < int(f.CSize) {
+		cbuf = make([]byte, f.CSize)
 	}
-	b := r.buf[:f.CSize]
+	b := cbuf[:f.CSize]
 	if _, err := r.ra.ReadAt(b, int64(f.Off)); err != nil {
 		return fail(err)
 	}
@@ -371,12 +380,12 @@ func (r *Reader) ReadFrame(i int, dst []byte) ([]byte, error) {
 				return fail(fmt.Errorf("%w: checksum mismatch", ErrCorrupt))
 			}
 		}
-		return append(dst[:0], b...), nil
+		return append(dst[:0], b...), cbuf, nil
 	}
 	if f.DSize != 0 && cap(dst) < int(f.DSize) {
 		dst = make([]byte, 0, f.DSize)
 	}
-	out, err := r.dec.DecodeAll(b, dst[:0])
+	out, err = r.dec.DecodeAll(b, dst[:0]) // safe from several goroutines (see NewDecoder)
 	if err != nil {
 		return fail(fmt.Errorf("%w: %v", ErrCorrupt, err))
 	}
@@ -388,7 +397,7 @@ func (r *Reader) ReadFrame(i int, dst []byte) ([]byte, error) {
 			return fail(fmt.Errorf("%w: checksum mismatch", ErrCorrupt))
 		}
 	}
-	return out, nil
+	return out, cbuf, nil
 }
 
 // Close closes the chunk file.
