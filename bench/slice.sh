@@ -30,7 +30,7 @@ editcap -A $from -B $to "$in" "$W/b.pcap"
 if ! cmp -s <(tcpdump --time-stamp-precision=nano -tt -nn -x -r "$W/a.pcap" 2>/dev/null) <(tcpdump --time-stamp-precision=nano -tt -nn -x -r "$W/b.pcap" 2>/dev/null); then
   echo "fmslice and editcap disagree" >&2; exit 1
 fi
-echo "60-minute capture: $(stat -c %s "$in") bytes, $(( 60 * 60 * PPS )) packets; store $(du -sb "$W/slice-60m.store" | cut -f1) bytes; minute 30 holds $(tcpdump -r "$W/a.pcap" 2>/dev/null | wc -l) packets"
+echo "60-minute capture: $(stat -c %s "$in") bytes, $(( 60 * 60 * PPS )) packets; store $(du -sb "$W/slice-60m.store" | cut -f1) bytes; minute 30 holds $(tcpdump -nn -r "$W/a.pcap" 2>/dev/null | wc -l) packets"
 hyperfine -N --style basic --warmup 1 --runs "$RUNS" --export-json "$W/slice.json" \
   "$B/fmslice -q --store $W/slice-60m.store --from $from --to $to -w $W/a.pcap" \
   "editcap -A $from -B $to $in $W/b.pcap" 2>&1 | grep -E "Time|±|faster" || true
