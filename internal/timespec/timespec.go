@@ -159,7 +159,8 @@ func parseDuration(t string) (int64, error) {
 }
 
 // Range parses a --from/--to pair: empty means the beginning or the end of
-// time. It refuses a range that ends before it starts.
+// time. It refuses a range that ends before it starts (EmptyRange says the
+// same of one that ends where it starts, for commands that refuse that too).
 func Range(from, to string) (int64, int64, error) {
 	now := time.Now()
 	lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
@@ -175,7 +176,12 @@ func Range(from, to string) (int64, int64, error) {
 		}
 	}
 	if hi < lo {
-		return 0, 0, fmt.Errorf("--to is before --from")
+		return 0, 0, EmptyRange(from, to)
 	}
 	return lo, hi, nil
+}
+
+// EmptyRange is the error for a --from/--to pair that holds no time.
+func EmptyRange(from, to string) error {
+	return fmt.Errorf("--from %s is not before --to %s: the range [from, to) is empty", from, to)
 }

@@ -10,7 +10,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,21 +88,13 @@ func run(cc *cli.Context) error {
 		return err
 	}
 	defer stopProfile()
-	now := time.Now()
-	q := &query{store: cc.String("store"), from: math.MinInt64, to: math.MaxInt64}
+	q := &query{store: cc.String("store")}
 	var pl *plan
-	if s := cc.String("from"); s != "" {
-		if q.from, err = timespec.Parse(s, now); err != nil {
-			return fmt.Errorf("--from: %w", err)
-		}
+	if q.from, q.to, err = timespec.Range(cc.String("from"), cc.String("to")); err != nil {
+		return err
 	}
-	if s := cc.String("to"); s != "" {
-		if q.to, err = timespec.Parse(s, now); err != nil {
-			return fmt.Errorf("--to: %w", err)
-		}
-	}
-	if q.from >= q.to {
-		return fmt.Errorf("--from %s is not before --to %s: the range [from, to) is empty", cc.String("from"), cc.String("to"))
+	if q.from == q.to {
+		return timespec.EmptyRange(cc.String("from"), cc.String("to"))
 	}
 	if expr := strings.TrimSpace(strings.Join(cc.Args().Slice(), " ")); expr != "" {
 		bpf, err := pcap.NewBPF(layers.LinkTypeEthernet, chunk.Snaplen, expr)
