@@ -5,8 +5,6 @@ package main
 // consumer's lag in the ring.
 
 import (
-	"os"
-	"path/filepath"
 
 	"fmcap/internal/metrics"
 	"fmcap/shmring"
@@ -31,11 +29,7 @@ func writeMetrics(w *metrics.Writer, cfg *Config, st *stats, ret *retention, r *
 	var n int
 	if list, err := chunk.List(cfg.Store); err == nil {
 		for _, c := range list {
-			for _, f := range c.Files() {
-				if fi, err := os.Stat(filepath.Join(cfg.Store, f)); err == nil {
-					size += uint64(fi.Size())
-				}
-			}
+			size += c.Size(cfg.Store)
 			n++
 		}
 	}

@@ -239,12 +239,7 @@ func storeBytes(t *testing.T, dir string) int64 {
 	var total int64
 	list, _ := chunk.List(dir)
 	for _, in := range list {
-		for _, f := range in.Files() {
-			st, err := os.Stat(filepath.Join(dir, f))
-			if err == nil {
-				total += st.Size()
-			}
-		}
+		total += int64(in.Size(dir))
 	}
 	return total
 }

@@ -61,12 +61,7 @@ func (r *retention) enforce(now time.Time, full bool) (int, error) {
 	var items []item
 	var total uint64
 	for _, in := range list {
-		var sz uint64
-		for _, f := range in.Files() {
-			if st, err := os.Stat(filepath.Join(r.dir, f)); err == nil {
-				sz += uint64(st.Size())
-			}
-		}
+		sz := in.Size(r.dir)
 		total += sz
 		if in.Open {
 			continue // the chunk being written: counted in the total, never removed

@@ -99,6 +99,17 @@ func RemovedRanges(dir string) ([]Removed, error) {
 	return out, sc.Err()
 }
 
+// Size is the bytes the chunk's files take in dir (0 for files gone).
+func (i *Info) Size(dir string) uint64 {
+	var n uint64
+	for _, f := range i.Files() {
+		if st, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			n += uint64(st.Size())
+		}
+	}
+	return n
+}
+
 // Files are the file names that make up a finished chunk (the chunk, and
 // for uncompressed chunks its frame table).
 func (i *Info) Files() []string {
