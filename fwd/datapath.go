@@ -415,12 +415,8 @@ func (d *Datapath) arp(in int, f []byte) int {
 		if n == nil {
 			n = pt.neigh.entry(addr4(spa))
 		}
-		if spa != 0 && !n.static {
-			copy(n.mac[:], f[a+8:a+14])
-			n.state, n.tries, n.expires = nReachable, 0, d.now+reachableTime
-			if n.qn > 0 {
-				d.release(in, n)
-			}
+		if spa != 0 {
+			d.learn(in, n, f[a+8:a+14])
 		}
 	}
 	if !forUs {

@@ -175,12 +175,8 @@ func (d *Datapath) ndp(in int, f []byte, p *ippkt) int {
 	pt := &d.ports[in]
 	src := netip.AddrFrom16([16]byte(f[p.ip+8 : p.ip+24]))
 	if f[l4] == ndpNA {
-		if n := pt.neigh.m[target]; n != nil && lla != nil && !n.static {
-			copy(n.mac[:], lla)
-			n.state, n.tries, n.expires = nReachable, 0, d.now+reachableTime
-			if n.qn > 0 {
-				d.release(in, n)
-			}
+		if n := pt.neigh.m[target]; n != nil && lla != nil {
+			d.learn(in, n, lla)
 		}
 		return d.drop(rNDPOther)
 	}
@@ -195,12 +191,8 @@ func (d *Datapath) ndp(in int, f []byte, p *ippkt) int {
 	if n == nil {
 		n = pt.neigh.entry(src)
 	}
-	if lla != nil && !n.static {
-		copy(n.mac[:], lla)
-		n.state, n.tries, n.expires = nReachable, 0, d.now+reachableTime
-		if n.qn > 0 {
-			d.release(in, n)
-		}
+	if lla != nil {
+		d.learn(in, n, lla)
 	}
 	dstMAC := f[6:12]
 	if lla != nil {

@@ -94,5 +94,18 @@ func (t *neighTable) entry(ip netip.Addr) *neigh {
 	return n
 }
 
+// learn takes mac as n's address (from ARP or NDP), unless n is pinned by
+// the configuration, and sends what waited for it.
+func (d *Datapath) learn(port int, n *neigh, mac []byte) {
+	if n.static {
+		return
+	}
+	copy(n.mac[:], mac)
+	n.state, n.tries, n.expires = nReachable, 0, d.now+reachableTime
+	if n.qn > 0 {
+		d.release(port, n)
+	}
+}
+
 // usable says whether the entry has a MAC to send to.
 func (n *neigh) usable() bool { return n.state != nIncomplete }
