@@ -103,30 +103,3 @@ func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.
 		"captured", s.Captured, "capture_drops", s.CaptureDrops)
 	return nil
 }
-
-func newAFBackend(ports []Port) (*afBackend, error) {
-	b := &afBackend{}
-	for _, p := range ports {
-		ap, err := openAFPacket(p.Device)
-		if err != nil {
-			b.close()
-			return nil, fmt.Errorf("port %s: %w", p.Name, err)
-		}
-		b.ports = append(b.ports, ap)
-	}
-	return b, nil
-}
-
-func (b *afBackend) macs() [][6]byte {
-	m := make([][6]byte, len(b.ports))
-	for i, p := range b.ports {
-		m[i] = p.mac
-	}
-	return m
-}
-
-func (b *afBackend) setDatapath(d *Datapath, ready func()) {
-	b.d, b.ready = d, ready
-	d.nic = b.nicDrops
-}
-func (b *afBackend) halt() { b.stop.Store(true) }

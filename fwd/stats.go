@@ -7,6 +7,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 
 	"fmcap/internal/ctl"
 	"fmcap/internal/metrics"
@@ -34,7 +35,7 @@ func (d *Datapath) publish() {
 		})
 		for _, n := range d.ports[i].neigh.m {
 			s.Neighbors = append(s.Neighbors, ctl.Neighbor{
-				Port: d.ports[i].cfg.Name, IP: n.ip.String(), MAC: macString(n.mac),
+				Port: d.ports[i].cfg.Name, IP: n.ip.String(), MAC: net.HardwareAddr(n.mac[:]).String(),
 				State: neighState(n), Queued: n.qn,
 			})
 		}
@@ -65,18 +66,6 @@ func (d *Datapath) Stats() Stats {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.pub
-}
-
-func macString(m [6]byte) string {
-	const hex = "0123456789abcdef"
-	b := make([]byte, 0, 17)
-	for i, x := range m {
-		if i > 0 {
-			b = append(b, ':')
-		}
-		b = append(b, hex[x>>4], hex[x&15])
-	}
-	return string(b)
 }
 
 func neighState(n *neigh) string {
