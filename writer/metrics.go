@@ -5,7 +5,6 @@ package main
 // consumer's lag in the ring.
 
 import (
-
 	"fmcap/internal/metrics"
 	"fmcap/shmring"
 	"fmcap/writer/chunk"
