@@ -7,6 +7,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 N=${N:-2000000}
 RUNS=${RUNS:-3}
+SWEEP=${SWEEP:-1}      # 0: skip the frame-size and level sweep
 in=$W/writer-in.pcap
 [ -f "$in" ] || "$B/gen" -o "$in" -n "$N"
 bytes=$(stat -c %s "$in")
@@ -50,6 +51,7 @@ for fs in disk:$W tmpfs:/dev/shm; do
   printf 'store on %-5s writer %5s MB/s (runs: %s) ratio %s | zstd -1 -T0 %5s MB/s (runs: %s) ratio %s | writer/zstd %.2f\n' \
     "$name" "$wm" "$(rates "${w[@]}")" "$(ratio "${w[0]}")" "$zm" "$(rates "${z[@]}")" "$(ratio "${z[0]}")" "$(echo "$wm $zm" | awk '{print $1/$2}')"
 done
+[ "$SWEEP" = 1 ] || { rm -f "$ring"; exit 0; }
 echo "frame size sweep (store on tmpfs, level 1, median of $RUNS):"
 for fs in 64KiB 128KiB 256KiB 512KiB 1MiB; do
   w=()
