@@ -4,8 +4,10 @@
 // The mix, per packet: 40% pure ACKs (66 bytes); 45% full-size TCP segments
 // (1514 bytes) whose payload is half encrypted-looking (random) and half
 // text (HTTP/JSON-like lines with varying numbers); 15% UDP of 80 to 400
-// bytes (DNS-like). Times advance evenly over --duration with a little
-// jitter. The same --seed gives the same file.
+// bytes (DNS-like). With -mix imix, the simple IMIX proportions instead
+// (7:4:1 of 66-byte ACKs, 590-byte and 1514-byte TCP segments, payloads as
+// above): more, smaller packets for the same bytes. Times advance evenly over
+// --duration with a little jitter. The same --seed gives the same file.
 package main
 
 import (
@@ -27,7 +29,12 @@ func main() {
 	flows := flag.Int("flows", 5000, "concurrent flows")
 	seed := flag.Int64("seed", 1, "random seed")
 	start := flag.Int64("start", 1767225600, "Unix time of the first packet")
+	mix := flag.String("mix", "web", "packet mix: web (see above) or imix")
 	flag.Parse()
+	if *mix != "web" && *mix != "imix" {
+		fmt.Fprintf(os.Stderr, "gen: -mix %q: use web or imix\n", *mix)
+		os.Exit(2)
+	}
 	f, err := os.Create(*out)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
@@ -49,11 +56,23 @@ func main() {
 		sport, dport := uint16(10000+fl%50000), []uint16{443, 80, 8443, 5432, 6379}[fl%5]
 		var l int
 		proto := byte(6)
-		switch r := rng.Intn(100); {
+		r := rng.Intn(100)
+		if *mix == "imix" { // 7:4:1 as ACK : 590 : 1514, on the same scale
+			switch r = rng.Intn(12); {
+			case r < 7:
+				r = 0
+			case r < 11:
+				r, l = 50, 590
+			default:
+				r, l = 50, 1514
+			}
+		} else if r >= 40 && r < 85 {
+			l = 1514
+		}
+		switch {
 		case r < 40:
 			l = 66
 		case r < 85:
-			l = 1514
 			p := pkt[66:l]
 			if rng.Intn(2) == 0 {
 				rng.Read(p)
