@@ -197,6 +197,13 @@ func (d *Datapath) Handle(in int, f []byte, wire int) int {
 	if r := parseIPv4(f, &p); r != rOK {
 		return d.drop(r)
 	}
+	if p.proto == protoICMP && p.l4 != 0 && !p.frag && p.l4+8 <= p.end && f[p.l4] == icmpRedirect {
+		// A redirect names a better first hop on the sender's own link. Passed
+		// through, it would hand the other side a gateway address from this
+		// side (which RFC 1122 3.2.2.2 has it discard, or a lax stack obey);
+		// fwd's next hops are static, so it does not act on one either.
+		return d.drop(rICMPRedirect)
+	}
 	dst, src := be.Uint32(f[p.ip+16:]), be.Uint32(f[p.ip+12:])
 	t := d.cur
 	r, dir, ok := t.lookup(uint8(in), dst, src)

@@ -431,6 +431,22 @@ func TestICMPErrors(t *testing.T) {
 	if out, _ := h.in(1, bogus); out != -1 {
 		t.Errorf("error quoting someone else's packet forwarded")
 	}
+	// Redirects, from the rule's peer B and from a router R, are neither
+	// forwarded (the gateway they name is on B's side) nor obeyed.
+	for _, from := range []net.IP{ipB, ipR} {
+		sent := tcpFrame(macP1, macB, ipY, ipB, "x")
+		e := icmpError(macB, macP1, from, ipY, icmpRedirect, 1, sent, 28)
+		copy(e[38:42], net.IPv4(198, 18, 2, 200).To4()) // the gateway field
+		be.PutUint16(e[36:], 0)
+		be.PutUint16(e[36:], csum(e[34:], 0))
+		before := h.d.c.reasons[rICMPRedirect]
+		if out, _ := h.in(1, e); out != -1 {
+			t.Errorf("redirect from %v forwarded", from)
+		}
+		if got := h.d.c.reasons[rICMPRedirect]; got != before+1 {
+			t.Errorf("redirect from %v: icmp_redirect counted %d times, want 1 (counters %v)", from, got-before, h.d.c.reasons)
+		}
+	}
 }
 
 // fragment splits an IPv4 frame into fragments of at most size payload

@@ -27,8 +27,10 @@ func (d *Datapath) handle6(in int, f []byte) int {
 		switch typ := f[p.l4]; typ {
 		case ndpNS, ndpNA:
 			return d.ndp(in, f, &p)
-		case 133, 134, 137: // router solicitation/advertisement, redirect
+		case 133, 134: // router solicitation/advertisement
 			return d.drop(rNDPOther)
+		case 137: // redirect: as for IPv4 (Handle)
+			return d.drop(rICMPRedirect)
 		}
 	}
 	dst, src := f[p.ip+24:p.ip+40], f[p.ip+8:p.ip+24]

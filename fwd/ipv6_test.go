@@ -269,6 +269,21 @@ func TestEcho6AndICMPv6Errors(t *testing.T) {
 			t.Errorf("quoted packet: %v", errs)
 		}
 	}
+	// A redirect (137) from B about Y → B is dropped and counted, as in IPv4.
+	sent := udp6Frame(macP1, macB, ip6Y, ip6B, "datagram")
+	l3 = ip6(ip6B, ip6Y, layers.IPProtocolICMPv6)
+	l3.HopLimit = 255
+	icmp = &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(137, 0)}
+	icmp.SetNetworkLayerForChecksum(l3)
+	body := append(make([]byte, 4), ip6R.To16()...) // reserved, target
+	body = append(body, ip6B.To16()...)             // destination
+	body = append(body, 4, 6, 0, 0, 0, 0, 0, 0)     // redirected header option
+	body = append(body, sent[14:54]...)
+	e := build(eth6(macB, macP1), l3, icmp, gopacket.Payload(body))
+	before := h.d.c.reasons[rICMPRedirect]
+	if out, _ := h.in(1, e); out != -1 || h.d.c.reasons[rICMPRedirect] != before+1 {
+		t.Errorf("IPv6 redirect: out %d, icmp_redirect +%d (want -1, +1)", out, h.d.c.reasons[rICMPRedirect]-before)
+	}
 }
 
 // completeL4 finishes an IPv6 checksum the sender left to an offload.

@@ -67,6 +67,7 @@ const (
 	rNDPReplied
 	rNDPOther
 	rBadNDP
+	rICMPRedirect
 	rMax
 )
 
@@ -78,6 +79,7 @@ var reasonNames = [rMax]string{
 	rNeighFull: "arp_queue_full", rNeighFailed: "arp_unresolved", rTxFull: "tx_ring_full",
 	rEchoLocal: "echo_answered", rARPReplied: "arp_answered", rBadICMPError: "bad_icmp_error",
 	rNDPReplied: "ndp_answered", rNDPOther: "ndp_not_for_us", rBadNDP: "bad_ndp",
+	rICMPRedirect: "icmp_redirect",
 }
 
 // ippkt is a parsed IPv4 or IPv6 packet inside a frame. Offsets are from
