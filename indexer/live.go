@@ -37,6 +37,7 @@ const (
 
 type liveConfig struct {
 	ring, consumer, dir string
+	store               string // the writer's store, whose retention.log publish reads
 	segPackets          uint64
 	segAge              time.Duration
 	exitOnClose         bool
@@ -62,6 +63,7 @@ type indexer struct {
 	// read by the metrics endpoint
 	indexed  atomic.Uint64
 	segments atomic.Uint64
+	dropped  atomic.Uint64 // segments published over seqs retention had removed meanwhile
 	missed   atomic.Uint64
 }
 
@@ -91,6 +93,7 @@ func live(ctx context.Context, cfg liveConfig, log *slog.Logger) error {
 	if err := metrics.Serve(ctx, cfg.metrics, log, func(w *metrics.Writer) {
 		w.Counter("fmcap_indexer_packets_total", "Packets indexed.", ix.indexed.Load())
 		w.Counter("fmcap_indexer_segments_total", "Segments written.", ix.segments.Load())
+		w.Counter("fmcap_indexer_segments_dropped_total", "Segments removed right after writing: retention had removed their chunks meanwhile.", ix.dropped.Load())
 		w.Counter("fmcap_indexer_missed_total", "Seqs the indexer missed (overrun or down); scanned by queries until --rebuild.", ix.missed.Load())
 		metrics.Ring(w, r.Info())
 	}); err != nil {
@@ -215,11 +218,17 @@ func (ix *indexer) flush() error {
 	if ix.b.Count() == 0 {
 		return nil
 	}
-	if _, err := ix.b.Write(ix.cfg.dir); err != nil {
+	kept, err := publish(ix.b, ix.cfg.dir, ix.cfg.store)
+	if err != nil {
 		return err
 	}
 	ix.c.Commit()
-	ix.segments.Add(1)
+	if kept {
+		ix.segments.Add(1)
+	} else {
+		ix.dropped.Add(1)
+		ix.log.Info("segment dropped: retention removed its chunks meanwhile", "first_seq", ix.b.First(), "last_seq", ix.b.Next()-1)
+	}
 	ix.reset(ix.b.Next())
 	return nil
 }

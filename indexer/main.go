@@ -83,7 +83,7 @@ func main() {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			return live(ctx, liveConfig{
-				ring: cc.String("ring"), consumer: cc.String("consumer"), dir: dir,
+				ring: cc.String("ring"), consumer: cc.String("consumer"), dir: dir, store: store(cc.String("store"), dir),
 				segPackets: uint64(cc.Int("segment-packets")), segAge: cc.Duration("segment-age"),
 				exitOnClose: cc.Bool("exit-on-close"), metrics: cc.String("metrics"),
 			}, log)
@@ -93,4 +93,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "indexer:", err)
 		os.Exit(1)
 	}
+}
+
+// store is the writer's store: --store, or the index directory's parent (the
+// writer keeps the index in STORE/index).
+func store(flag, index string) string {
+	if flag != "" {
+		return flag
+	}
+	return filepath.Dir(index)
 }

@@ -73,10 +73,15 @@ func rebuild(store, dir string, from, to int64, segPackets int, log *slog.Logger
 		var b *segment.Builder
 		flush := func() error {
 			if b != nil && b.Count() > 0 {
-				if _, err := b.Write(dir); err != nil {
+				kept, err := publish(b, dir, store)
+				if err != nil {
 					return err
 				}
-				written++
+				if kept {
+					written++
+				} else {
+					log.Info("segment dropped: retention removed its chunk meanwhile", "chunk", c.Name, "first_seq", b.First())
+				}
 			}
 			b = nil
 			return nil

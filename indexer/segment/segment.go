@@ -150,6 +150,9 @@ func NewBuilder(first uint64, groupSize uint32) *Builder {
 // Next is the seq the builder expects next.
 func (b *Builder) Next() uint64 { return b.seg.Last + 1 }
 
+// First is the seq the segment starts at.
+func (b *Builder) First() uint64 { return b.seg.First }
+
 // Count is the number of seqs covered so far (indexed or gaps).
 func (b *Builder) Count() uint64 { return b.seg.Last + 1 - b.seg.First }
 

@@ -70,7 +70,14 @@ func flows(cc *cli.Context) error {
 	}
 	merged := map[segment.FlowKey]*segment.Flow{}
 	var covered uint64
+	// A segment reaching into seqs retention removed (left by a writer that
+	// died between removing a chunk and its segments) would count packets
+	// that are gone: it is not used.
+	gone, _ := chunk.RemovedThrough(store)
 	for _, e := range segs {
+		if e.First <= gone {
+			continue
+		}
 		s, err := segment.Read(dir, e)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "fmslice: index segment refused, its flows are missing: %v\n", err)
@@ -115,6 +122,7 @@ func flows(cc *cli.Context) error {
 			fmt.Fprintf(os.Stderr, "fmslice: the index holds %d of the %d packets stored in this range; the rest is not indexed yet (indexer --rebuild --store %s)\n", covered, stored, store)
 		}
 	}
+	retentionNotice(store, from, to)
 	chunk.CountQuery(store)
 	rows := make([]*segment.Flow, 0, len(merged))
 	for _, f := range merged {

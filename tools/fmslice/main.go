@@ -151,26 +151,7 @@ func run(cc *cli.Context) error {
 		fmt.Fprintln(os.Stderr, "fmslice: damaged, skipped:", d)
 	}
 	// Retention removed part of the range: say which, always (even -q).
-	if gone, err := chunk.RemovedRanges(q.store); err == nil {
-		var n int
-		var lo, hi int64
-		var first, last uint64
-		for _, r := range gone {
-			if r.MaxTS >= q.from && r.MinTS < q.to {
-				if n == 0 || r.MinTS < lo {
-					lo, first = r.MinTS, r.FirstSeq
-				}
-				if n == 0 || r.MaxTS > hi {
-					hi, last = r.MaxTS, r.LastSeq
-				}
-				n++
-			}
-		}
-		if n > 0 {
-			fmt.Fprintf(os.Stderr, "fmslice: part of this range was removed by retention: %d chunks, packets from %s to %s (seq %d..%d) are no longer stored\n",
-				n, time.Unix(0, lo).UTC().Format(time.RFC3339Nano), time.Unix(0, hi).UTC().Format(time.RFC3339Nano), first, last)
-		}
-	}
+	retentionNotice(q.store, q.from, q.to)
 	if !cc.Bool("q") {
 		fmt.Fprintf(os.Stderr, "fmslice: %d packets from %d frames in %d chunks (%d bytes decompressed)\n",
 			res.packets, res.frames, res.chunks, res.decompressed)
@@ -186,4 +167,31 @@ func run(cc *cli.Context) error {
 		return cli.Exit(fmt.Sprintf("output incomplete: %d damaged parts skipped", len(res.damaged)), exitIncomplete)
 	}
 	return nil
+}
+
+// retentionNotice says on stderr which part of [from, to) retention removed
+// from store, if any.
+func retentionNotice(store string, from, to int64) {
+	gone, err := chunk.RemovedRanges(store)
+	if err != nil {
+		return
+	}
+	var n int
+	var lo, hi int64
+	var first, last uint64
+	for _, r := range gone {
+		if r.MaxTS >= from && r.MinTS < to {
+			if n == 0 || r.MinTS < lo {
+				lo, first = r.MinTS, r.FirstSeq
+			}
+			if n == 0 || r.MaxTS > hi {
+				hi, last = r.MaxTS, r.LastSeq
+			}
+			n++
+		}
+	}
+	if n > 0 {
+		fmt.Fprintf(os.Stderr, "fmslice: part of this range was removed by retention: %d chunks, packets from %s to %s (seq %d..%d) are no longer stored\n",
+			n, time.Unix(0, lo).UTC().Format(time.RFC3339Nano), time.Unix(0, hi).UTC().Format(time.RFC3339Nano), first, last)
+	}
 }

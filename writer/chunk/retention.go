@@ -75,6 +75,40 @@ func LogRemoved(dir string, in Info, reason string, at int64) error {
 	return err
 }
 
+// RemovedThrough is the highest seq retention has removed (0: none). Chunks
+// go oldest first, so every seq below it is gone too, and the newest lines
+// say it: only the log's tail is read, however long the log has grown.
+func RemovedThrough(dir string) (uint64, error) {
+	f, err := os.Open(filepath.Join(dir, RetentionLog))
+	if os.IsNotExist(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	const tail = 4096 // many lines (each under 120 bytes)
+	off := max(st.Size()-tail, 0)
+	b := make([]byte, st.Size()-off)
+	if _, err := f.ReadAt(b, off); err != nil {
+		return 0, err
+	}
+	var through uint64
+	for _, line := range strings.Split(string(b), "\n") {
+		var r Removed
+		var word string
+		n, _ := fmt.Sscanf(line, "%s %d %d %d %d %s %d", &word, &r.FirstSeq, &r.LastSeq, &r.MinTS, &r.MaxTS, &r.Reason, &r.At)
+		if n == 7 && word == "removed" { // the first line may be cut by the tail: then it does not parse
+			through = max(through, r.LastSeq)
+		}
+	}
+	return through, nil
+}
+
 // RemovedRanges reads the retention log; a store without one has removed
 // nothing.
 func RemovedRanges(dir string) ([]Removed, error) {
