@@ -149,6 +149,44 @@ func TestHeaderOffsets(t *testing.T) {
 	}
 }
 
+// Reserved header bytes and the padding after the data are zero, whatever
+// an earlier lap left there (the ring is filled with 0xff first).
+func TestReservedAndPaddingZero(t *testing.T) {
+	r, _ := newRing(t, Config{DataSize: 1 << 16, MaxCaplen: 2048, FirstSeq: 1, Consumers: []ConsumerSpec{{"writer", Lossless}}})
+	for i := range r.data {
+		r.data[i] = 0xff
+	}
+	p, err := r.NewProducer(Live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 17)
+	for i := range data {
+		data[i] = 0xaa
+	}
+	le := binary.LittleEndian
+	off := 0
+	for n := 0; n <= 17; n++ {
+		if _, ok := p.Write(5, uint32(n), 1, DirIngress, 9, data[:n]); !ok {
+			t.Fatal("dropped")
+		}
+		rec := r.data[off:]
+		rl := int(le.Uint32(rec))
+		if rl != (40+n+7)/8*8 || int(le.Uint32(rec[4:])) != n || rec[31] != 0 || le.Uint32(rec[36:]) != 0 {
+			t.Fatalf("len %d: header % x", n, rec[:40])
+		}
+		for i := 40 + n; i < rl; i++ {
+			if rec[i] != 0 {
+				t.Fatalf("len %d: padding byte %d is %#x", n, i, rec[i])
+			}
+		}
+		if string(rec[40:40+n]) != string(data[:n]) {
+			t.Fatalf("len %d: data % x", n, rec[40:40+n])
+		}
+		off += rl
+	}
+}
+
 // TestWrapAround drives a tiny ring through many laps with random record
 // sizes, one lossless and one lossy consumer interleaved with the producer.
 func TestWrapAround(t *testing.T) {
