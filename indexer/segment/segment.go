@@ -12,9 +12,15 @@
 //
 // # Segment file (little-endian)
 //
+// A query reads a few terms of many segments, so a segment is read in
+// place (mmap'd) and each part it uses is checked when used, by its own
+// CRC-32C (Castagnoli): the header, gaps, group times, each posting list,
+// each block of the term directory, the flows. A query over a 50 M-packet
+// store touches a few hundred KiB of index, not its hundreds of MiB.
+//
 //	header, 64 bytes
 //	  0  4  magic "FMIX"
-//	  4  2  version (1)
+//	  4  2  version (2)
 //	  6  2  reserved, zero
 //	  8  4  group size G (seqs per group)
 //	 12  4  group count N
@@ -29,8 +35,8 @@
 //	  indexed packet has minimum > maximum
 //	gaps: gap count × (first seq u64, last seq u64): seqs in F..L the
 //	  indexer never saw (it was overrun or down); queries scan them
-//	postings: per term, in directory order, the group count uvarint then
-//	  the groups ascending as uvarint deltas
+//	postings: per term, in directory order, the group count uvarint, the
+//	  groups ascending as uvarint deltas, then the CRC-32C of those bytes u32
 //	term directory, sorted by kind then key, term count × 24 bytes:
 //	  kind u8 ('A' address, 'K' packet kind, 'P' port, 'T' IP protocol)
 //	  key length u8, reserved u16, key [16] zero-padded (address: 16
@@ -38,17 +44,30 @@
 //	    1 byte), offset of the term's postings from the postings' start u32
 //	  (fixed-size entries: a query binary-searches the few terms it needs
 //	  and never decodes the rest)
+//	directory block checksums: the directory in blocks of 128 entries (the
+//	  last may be shorter), the CRC-32C of each block u32
 //	flows: count uvarint, then per flow (see flows.go for the key's order)
 //	  kind u8, proto u8, VLAN u16, address A [16], address B [16],
 //	  port A u16, port B u16, TCP flags seen u8 (OR of all packets),
 //	  packets uvarint, bytes uvarint (on the wire), first i64, last i64,
 //	  group count uvarint and the groups as uvarint deltas
-//	footer: offsets of the postings, the term directory and the flows,
-//	  u64 each
-//	trailer: CRC-32C (Castagnoli) of every byte before it, u32; "XIMF"
+//	footer, 48 bytes
+//	  0  8  offset of the postings
+//	  8  8  offset of the term directory
+//	 16  8  offset of the flows
+//	 24  4  CRC-32C of the header
+//	 28  4  CRC-32C of the gaps
+//	 32  4  CRC-32C of the group times
+//	 36  4  CRC-32C of the directory block checksums
+//	 40  4  CRC-32C of the flows
+//	 44  4  reserved, zero
+//	trailer: CRC-32C of the footer u32, "XIMF"
 //
-// A segment that fails any check (magic, version, lengths, CRC) is refused
-// as a whole with ErrCorrupt; a reader then treats its seqs as unindexed.
+// Opening checks the trailer, footer, header and gaps (a truncated file
+// fails there); a part that fails its check when used marks the segment
+// corrupt (Err), and the reader then treats all its seqs as unindexed.
+// Version 1 files (one CRC over the whole file, which a query had to read
+// entirely) are refused; indexer --rebuild replaces them.
 package segment
 
 import (
@@ -63,12 +82,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/edsrzf/mmap-go"
 )
 
 const (
 	magic      = "FMIX"
 	trailMagic = "XIMF"
-	version    = 1
+	version    = 2
 	hdrSize    = 64
 
 	KindAddr  = 'A'
@@ -90,27 +111,76 @@ var (
 	crcTable   = crc32.MakeTable(crc32.Castagnoli)
 )
 
-// Segment is a decoded segment.
+// Segment is an opened segment: the header's figures and gaps, and the
+// file's bytes, whose other parts are checked and decoded when asked for.
 type Segment struct {
-	GroupSize        uint32
-	First, Last      uint64
-	MinTS, MaxTS     int64
-	Indexed          uint64
-	GroupMin         []int64
-	GroupMax         []int64
-	Gaps             [][2]uint64
-	post, dir, flows []byte // postings, term directory, flows: decoded on demand
-	Name             string
+	GroupSize    uint32
+	First, Last  uint64
+	MinTS, MaxTS int64
+	Indexed      uint64
+	Gaps         [][2]uint64
+	Name         string
+
+	ng                 uint32
+	groups             []byte // N × (min, max)
+	post, dir, flows   []byte
+	dirSums            []byte // one CRC per directory block
+	groupsSum, flowSum uint32
+	groupsOK           bool
+	dirOK              []bool // directory blocks checked
+	err                error  // the first part that failed its check
+	m                  mmap.MMap
 }
 
+const dirBlock = 128 // directory entries per checksummed block
+
 // Groups is the number of groups.
-func (s *Segment) Groups() int { return len(s.GroupMin) }
+func (s *Segment) Groups() int { return int(s.ng) }
 
 // GroupSeqs is the seq range of group g.
 func (s *Segment) GroupSeqs(g uint32) (lo, hi uint64) {
 	lo = s.First + uint64(g)*uint64(s.GroupSize)
 	hi = min(lo+uint64(s.GroupSize)-1, s.Last)
 	return lo, hi
+}
+
+// GroupTimes is the capture time range of group g (min > max: no packet
+// indexed). The group times are checked on first use; if they fail, every
+// group comes back as covering all time and Err says why.
+func (s *Segment) GroupTimes(g int) (lo, hi int64) {
+	if !s.groupsOK {
+		if s.err == nil && crc32.Checksum(s.groups, crcTable) != s.groupsSum {
+			s.fail("group times")
+		}
+		s.groupsOK = true
+	}
+	if s.err != nil {
+		return math.MinInt64, math.MaxInt64
+	}
+	le := binary.LittleEndian
+	return int64(le.Uint64(s.groups[g*16:])), int64(le.Uint64(s.groups[g*16+8:]))
+}
+
+// Err is the first damage found in the parts read so far: a caller that
+// used the segment must check it, and if set, not trust what it got.
+func (s *Segment) Err() error { return s.err }
+
+func (s *Segment) fail(what string) {
+	if s.err == nil && s.Name == "" {
+		s.err = fmt.Errorf("%w: %s", ErrCorrupt, what)
+	} else if s.err == nil {
+		s.err = fmt.Errorf("%s: %w: %s", s.Name, ErrCorrupt, what)
+	}
+}
+
+// Close releases the file's mapping (Open); the segment is unusable after.
+func (s *Segment) Close() error {
+	if s.m == nil {
+		return nil
+	}
+	err := s.m.Unmap()
+	s.m = nil
+	return err
 }
 
 // Builder accumulates packets into a segment. Not safe for concurrent use.
@@ -120,6 +190,8 @@ func (s *Segment) GroupSeqs(g uint32) (lo, hi uint64) {
 // and map hits, and an append when a term first shows in a group.
 type Builder struct {
 	seg      Segment
+	gmin     []int64 // group times
+	gmax     []int64
 	addrIdx  map[[16]byte]int32
 	addrKeys [][16]byte
 	addrs    [][]uint32
@@ -167,9 +239,9 @@ func (b *Builder) Gap(lo, hi uint64) {
 
 func (b *Builder) grow(seq uint64) {
 	b.seg.Last = seq
-	for g := (seq - b.seg.First) / uint64(b.seg.GroupSize); uint64(len(b.seg.GroupMin)) <= g; {
-		b.seg.GroupMin = append(b.seg.GroupMin, math.MaxInt64)
-		b.seg.GroupMax = append(b.seg.GroupMax, math.MinInt64)
+	for g := (seq - b.seg.First) / uint64(b.seg.GroupSize); uint64(len(b.gmin)) <= g; {
+		b.gmin = append(b.gmin, math.MaxInt64)
+		b.gmax = append(b.gmax, math.MinInt64)
 	}
 }
 
@@ -212,8 +284,8 @@ func (b *Builder) port(v uint16, g uint32) {
 func (b *Builder) Add(seq uint64, ts int64, p *Packet) {
 	b.grow(seq)
 	g := uint32((seq - b.seg.First) / uint64(b.seg.GroupSize))
-	b.seg.GroupMin[g] = min(b.seg.GroupMin[g], ts)
-	b.seg.GroupMax[g] = max(b.seg.GroupMax[g], ts)
+	b.gmin[g] = min(b.gmin[g], ts)
+	b.gmax[g] = max(b.gmax[g], ts)
 	b.seg.MinTS = min(b.seg.MinTS, ts)
 	b.seg.MaxTS = max(b.seg.MaxTS, ts)
 	b.seg.Indexed++
@@ -250,21 +322,23 @@ func (b *Builder) Add(seq uint64, ts int64, p *Packet) {
 func (b *Builder) Encode() []byte {
 	s := &b.seg
 	le := binary.LittleEndian
-	out := make([]byte, hdrSize, hdrSize+16*len(s.GroupMin)+32*len(b.addrs))
+	crc := func(p []byte) uint32 { return crc32.Checksum(p, crcTable) }
+	out := make([]byte, hdrSize, hdrSize+16*len(b.gmin)+32*len(b.addrs))
 	copy(out, magic)
 	le.PutUint16(out[4:], version)
 	le.PutUint32(out[8:], s.GroupSize)
-	le.PutUint32(out[12:], uint32(len(s.GroupMin)))
+	le.PutUint32(out[12:], uint32(len(b.gmin)))
 	le.PutUint64(out[16:], s.First)
 	le.PutUint64(out[24:], s.Last)
 	le.PutUint64(out[32:], uint64(s.MinTS))
 	le.PutUint64(out[40:], uint64(s.MaxTS))
 	le.PutUint32(out[48:], uint32(len(s.Gaps)))
 	le.PutUint64(out[56:], s.Indexed)
-	for i := range s.GroupMin {
-		out = le.AppendUint64(out, uint64(s.GroupMin[i]))
-		out = le.AppendUint64(out, uint64(s.GroupMax[i]))
+	for i := range b.gmin {
+		out = le.AppendUint64(out, uint64(b.gmin[i]))
+		out = le.AppendUint64(out, uint64(b.gmax[i]))
 	}
+	groupsEnd := len(out)
 	for _, g := range s.Gaps {
 		out = le.AppendUint64(out, g[0])
 		out = le.AppendUint64(out, g[1])
@@ -282,12 +356,14 @@ func (b *Builder) Encode() []byte {
 		copy(e[4:20], key)
 		le.PutUint32(e[20:], uint32(len(out)-postOff))
 		dir = append(dir, e[:]...)
+		start := len(out)
 		out = binary.AppendUvarint(out, uint64(len(l)))
 		prev := uint32(0)
 		for _, g := range l {
 			out = binary.AppendUvarint(out, uint64(g-prev))
 			prev = g
 		}
+		out = le.AppendUint32(out, crc(out[start:]))
 	}
 	// Sorted by kind ('A' < 'K' < 'P' < 'T'), then key.
 	order := make([]int32, len(b.addrs))
@@ -314,75 +390,100 @@ func (b *Builder) Encode() []byte {
 	le.PutUint32(out[52:], uint32(nterms))
 	dirOff := len(out)
 	out = append(out, dir...)
+	sumsOff := len(out)
+	for i := 0; i < len(dir); i += dirBlock * dirEntry {
+		out = le.AppendUint32(out, crc(dir[i:min(i+dirBlock*dirEntry, len(dir))]))
+	}
 	flowsOff := len(out)
 	out = b.appendFlows(out)
+	foot := len(out)
 	out = le.AppendUint64(out, uint64(postOff))
 	out = le.AppendUint64(out, uint64(dirOff))
 	out = le.AppendUint64(out, uint64(flowsOff))
-	out = le.AppendUint32(out, crc32.Checksum(out, crcTable))
+	out = le.AppendUint32(out, crc(out[:hdrSize]))
+	out = le.AppendUint32(out, crc(out[groupsEnd:postOff]))
+	out = le.AppendUint32(out, crc(out[hdrSize:groupsEnd]))
+	out = le.AppendUint32(out, crc(out[sumsOff:flowsOff]))
+	out = le.AppendUint32(out, crc(out[flowsOff:foot]))
+	out = le.AppendUint32(out, 0)
+	out = le.AppendUint32(out, crc(out[foot:]))
 	return append(out, trailMagic...)
 }
 
-// Decode checks a segment file's bytes (checksum, geometry, gaps, the
-// sections' bounds) and returns it; postings and flows are decoded when
-// asked for, each bounds-checked.
+// Decode checks a segment's trailer, footer, header, gaps and the sections'
+// bounds and returns it; the other parts are checked when used (see Err).
+// b must stay unchanged while the segment is used.
 func Decode(b []byte) (*Segment, error) {
 	bad := func(what string) (*Segment, error) { return nil, fmt.Errorf("%w: %s", ErrCorrupt, what) }
 	le := binary.LittleEndian
-	if len(b) < hdrSize+8+footerSize || string(b[:4]) != magic {
+	if len(b) < hdrSize+footerSize+8 || string(b[:4]) != magic {
 		return bad("not a segment (magic)")
 	}
 	if v := le.Uint16(b[4:]); v != version {
-		return bad(fmt.Sprintf("version %d, this fmcap reads %d", v, version))
+		return bad(fmt.Sprintf("version %d, this fmcap reads %d (indexer --rebuild --store STORE rebuilds the index)", v, version))
 	}
-	body := b[:len(b)-8]
-	if string(b[len(b)-4:]) != trailMagic || le.Uint32(b[len(b)-8:]) != crc32.Checksum(body, crcTable) {
-		return bad("checksum (truncated or damaged)")
+	foot := b[len(b)-8-footerSize : len(b)-8]
+	if string(b[len(b)-4:]) != trailMagic || le.Uint32(b[len(b)-8:]) != crc32.Checksum(foot, crcTable) {
+		return bad("checksum of the footer (truncated or damaged)")
+	}
+	if le.Uint32(foot[24:]) != crc32.Checksum(b[:hdrSize], crcTable) {
+		return bad("checksum of the header")
 	}
 	s := &Segment{
 		GroupSize: le.Uint32(b[8:]), First: le.Uint64(b[16:]), Last: le.Uint64(b[24:]),
 		MinTS: int64(le.Uint64(b[32:])), MaxTS: int64(le.Uint64(b[40:])), Indexed: le.Uint64(b[56:]),
+		groupsSum: le.Uint32(foot[32:]), flowSum: le.Uint32(foot[40:]),
 	}
 	ng, ngaps, nterms := uint64(le.Uint32(b[12:])), uint64(le.Uint32(b[48:])), uint64(le.Uint32(b[52:]))
 	if s.GroupSize == 0 || s.Last+1 < s.First || (s.Last+1-s.First+uint64(s.GroupSize)-1)/uint64(s.GroupSize) != ng {
 		return bad("geometry")
 	}
-	foot := body[len(body)-footerSize:]
+	s.ng = uint32(ng)
 	postOff, dirOff, flowsOff := le.Uint64(foot), le.Uint64(foot[8:]), le.Uint64(foot[16:])
-	end := uint64(len(body) - footerSize)
-	if postOff != hdrSize+ng*16+ngaps*16 || postOff > dirOff || dirOff+nterms*dirEntry != flowsOff || flowsOff > end {
+	end := uint64(len(b) - 8 - footerSize)
+	nblocks := (nterms + dirBlock - 1) / dirBlock
+	sumsOff := dirOff + nterms*dirEntry
+	if postOff != hdrSize+ng*16+ngaps*16 || postOff > dirOff || dirOff > end || nterms > end ||
+		sumsOff+nblocks*4 != flowsOff || flowsOff > end {
 		return bad("section offsets")
 	}
-	p := body[hdrSize:postOff]
-	s.GroupMin, s.GroupMax = make([]int64, ng), make([]int64, ng)
-	for i := range s.GroupMin {
-		s.GroupMin[i], s.GroupMax[i] = int64(le.Uint64(p)), int64(le.Uint64(p[8:]))
-		p = p[16:]
+	gaps := b[hdrSize+ng*16 : postOff]
+	if le.Uint32(foot[28:]) != crc32.Checksum(gaps, crcTable) {
+		return bad("checksum of the gaps")
 	}
-	for i := uint64(0); i < ngaps; i++ {
+	for p := gaps; len(p) > 0; p = p[16:] {
 		lo, hi := le.Uint64(p), le.Uint64(p[8:])
 		if hi < lo || lo < s.First || hi > s.Last {
 			return bad("gap outside the segment")
 		}
 		s.Gaps = append(s.Gaps, [2]uint64{lo, hi})
-		p = p[16:]
 	}
-	s.post, s.dir, s.flows = body[postOff:dirOff], body[dirOff:flowsOff], body[flowsOff:end]
-	for i := 0; i+dirEntry <= len(s.dir); i += dirEntry { // entries in order, offsets in bounds
-		e := s.dir[i : i+dirEntry]
-		if e[1] > 16 || uint64(le.Uint32(e[20:])) >= uint64(len(s.post)) {
-			return bad("term directory")
-		}
-		if i > 0 && compareEntry(s.dir[i-dirEntry:i], e) >= 0 {
-			return bad("term directory order")
-		}
+	s.dirSums = b[sumsOff:flowsOff]
+	if le.Uint32(foot[36:]) != crc32.Checksum(s.dirSums, crcTable) {
+		return bad("checksum of the term directory's block checksums")
 	}
+	s.groups = b[hdrSize : hdrSize+ng*16]
+	s.post, s.dir, s.flows = b[postOff:dirOff], b[dirOff:sumsOff], b[flowsOff:end]
+	s.dirOK = make([]bool, nblocks)
 	return s, nil
+}
+
+// Verify checks every part of the segment, used or not.
+func (s *Segment) Verify() error {
+	s.GroupTimes(0)
+	n := len(s.dir) / dirEntry
+	for i := 0; i < n && s.err == nil; i++ {
+		s.list(i)
+	}
+	if s.err == nil {
+		s.FlowTable()
+	}
+	return s.err
 }
 
 const (
 	dirEntry   = 24
-	footerSize = 24
+	footerSize = 48
 )
 
 func compareEntry(a, b []byte) int {
@@ -392,68 +493,110 @@ func compareEntry(a, b []byte) int {
 	return bytes.Compare(a[4:20], b[4:20])
 }
 
+// entry is directory entry i, its block checked first; nil if it failed.
+func (s *Segment) entry(i int) []byte {
+	blk := i / dirBlock
+	if !s.dirOK[blk] {
+		lo, hi := blk*dirBlock*dirEntry, min((blk+1)*dirBlock*dirEntry, len(s.dir))
+		b := s.dir[lo:hi]
+		if binary.LittleEndian.Uint32(s.dirSums[blk*4:]) != crc32.Checksum(b, crcTable) {
+			s.fail("term directory")
+			return nil
+		}
+		for j := 0; j < len(b); j += dirEntry { // a writer bug, not damage: still refused
+			e := b[j : j+dirEntry]
+			if e[1] > 16 || uint64(binary.LittleEndian.Uint32(e[20:])) >= uint64(len(s.post)) ||
+				(j > 0 && compareEntry(b[j-dirEntry:j], e) >= 0) {
+				s.fail("term directory entries")
+				return nil
+			}
+		}
+		s.dirOK[blk] = true
+	}
+	return s.dir[i*dirEntry : (i+1)*dirEntry]
+}
+
 // Postings returns the groups of one term; ok is false when the segment
-// has no such term. A list that does not decode comes back as every group
-// (the caller wants a superset, and the checksum passed: a writer bug).
+// has no such term. If a part read fails its check, it returns nothing and
+// Err says so: the caller must then not trust the segment.
 func (s *Segment) Postings(kind byte, key []byte) (groups []uint32, ok bool) {
 	var want [dirEntry]byte
 	want[0] = kind
 	copy(want[4:20], key)
 	n := len(s.dir) / dirEntry
-	i := sort.Search(n, func(i int) bool { return compareEntry(s.dir[i*dirEntry:], want[:]) >= 0 })
-	if i == n || compareEntry(s.dir[i*dirEntry:], want[:]) != 0 {
+	i := sort.Search(n, func(i int) bool {
+		e := s.entry(i)
+		return e == nil || compareEntry(e, want[:]) >= 0
+	})
+	if s.err != nil || i == n || compareEntry(s.entry(i), want[:]) != 0 {
 		return nil, false
 	}
-	return s.list(i), true
+	l := s.list(i)
+	return l, s.err == nil
 }
 
-// list decodes the postings of directory entry i.
+// list decodes and checks the postings of directory entry i.
 func (s *Segment) list(i int) []uint32 {
-	ng := uint64(len(s.GroupMin))
-	p := s.post[binary.LittleEndian.Uint32(s.dir[i*dirEntry+20:]):]
+	e := s.entry(i)
+	if e == nil {
+		return nil
+	}
+	ng := uint64(s.ng)
+	start := binary.LittleEndian.Uint32(e[20:])
+	p := s.post[start:]
 	n, k := binary.Uvarint(p)
-	everything := func() []uint32 {
-		l := make([]uint32, ng)
-		for g := range l {
-			l[g] = uint32(g)
-		}
-		return l
-	}
 	if k <= 0 || n > ng {
-		return everything()
+		s.fail("posting list")
+		return nil
 	}
-	p = p[k:]
+	at := k
 	l := make([]uint32, n)
 	g := uint64(0)
 	for j := range l {
-		d, k := binary.Uvarint(p)
-		if k <= 0 {
-			return everything()
-		}
-		p = p[k:]
+		d, k := binary.Uvarint(p[at:])
 		g += d
-		if g >= ng || (j > 0 && d == 0) {
-			return everything()
+		if k <= 0 || g >= ng || (j > 0 && d == 0) {
+			s.fail("posting list")
+			return nil
 		}
+		at += k
 		l[j] = uint32(g)
+	}
+	if len(p) < at+4 || binary.LittleEndian.Uint32(p[at:]) != crc32.Checksum(p[:at], crcTable) {
+		s.fail("posting list")
+		return nil
 	}
 	return l
 }
 
-// Terms calls fn for every term of a kind, in key order.
+// Terms calls fn for every term of a kind, in key order. On damage it
+// stops, and Err says so.
 func (s *Segment) Terms(kind byte, fn func(key []byte, groups func() []uint32)) {
 	n := len(s.dir) / dirEntry
-	i := sort.Search(n, func(i int) bool { return s.dir[i*dirEntry] >= kind })
-	for ; i < n && s.dir[i*dirEntry] == kind; i++ {
-		e := s.dir[i*dirEntry:]
+	i := sort.Search(n, func(i int) bool {
+		e := s.entry(i)
+		return e == nil || e[0] >= kind
+	})
+	for ; i < n && s.err == nil; i++ {
+		e := s.entry(i)
+		if e == nil || e[0] != kind {
+			return
+		}
 		j := i
 		fn(e[4:4+int(e[1])], func() []uint32 { return s.list(j) })
 	}
 }
 
-// FlowTable decodes the segment's flows.
+// FlowTable checks and decodes the segment's flows.
 func (s *Segment) FlowTable() ([]Flow, error) {
-	fl, rest, err := decodeFlows(s.flows, uint64(len(s.GroupMin)))
+	if s.err != nil {
+		return nil, s.err
+	}
+	if crc32.Checksum(s.flows, crcTable) != s.flowSum {
+		s.fail("flows")
+		return nil, s.err
+	}
+	fl, rest, err := decodeFlows(s.flows, uint64(s.ng))
 	if err == nil && len(rest) != 0 {
 		err = fmt.Errorf("%w: bytes after the flows", ErrCorrupt)
 	}
@@ -529,19 +672,35 @@ func List(dir string) ([]Entry, error) {
 	return out, nil
 }
 
-// Read loads and checks one segment file.
-func Read(dir string, e Entry) (*Segment, error) {
-	b, err := os.ReadFile(filepath.Join(dir, e.Name))
+// Open maps one segment file and checks what Decode checks; Close
+// releases it. A segment is immutable and replaced by rename, so the
+// mapping stays valid while retention or a rebuild removes the file.
+func Open(dir string, e Entry) (*Segment, error) {
+	f, err := os.Open(filepath.Join(dir, e.Name))
 	if err != nil {
 		return nil, err
 	}
-	s, err := Decode(b)
+	defer f.Close()
+	st, err := f.Stat()
 	if err != nil {
+		return nil, err
+	}
+	if st.Size() < hdrSize+footerSize+8 {
+		return nil, fmt.Errorf("%s: %w: not a segment (%d bytes: truncated?)", e.Name, ErrCorrupt, st.Size())
+	}
+	m, err := mmap.Map(f, mmap.RDONLY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: mmap: %w", e.Name, err)
+	}
+	s, err := Decode(m)
+	if err != nil {
+		m.Unmap()
 		return nil, fmt.Errorf("%s: %w", e.Name, err)
 	}
 	if s.First != e.First || s.Last != e.Last {
+		m.Unmap()
 		return nil, fmt.Errorf("%s: %w: its name and contents disagree", e.Name, ErrCorrupt)
 	}
-	s.Name = e.Name
+	s.Name, s.m = e.Name, m
 	return s, nil
 }

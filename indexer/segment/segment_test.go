@@ -2,6 +2,7 @@ package segment
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -193,8 +194,12 @@ func TestSegmentRoundTripAndDamage(t *testing.T) {
 	if len(list) != 1 || list[0].Name != name || list[0].First != 1000 || list[0].Last != uint64(1000+len(frames)-1) {
 		t.Fatalf("list %+v", list)
 	}
-	s, err := Read(dir, list[0])
+	s, err := Open(dir, list[0])
 	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Verify(); err != nil {
 		t.Fatal(err)
 	}
 	if len(s.Gaps) != 1 || s.Gaps[0] != [2]uint64{1010, 1019} || s.Indexed != uint64(len(frames)-10) {
@@ -207,18 +212,55 @@ func TestSegmentRoundTripAndDamage(t *testing.T) {
 		t.Errorf("no IPv6 postings")
 	}
 	enc := b.Encode()
-	// Every truncation and every single bit flip is refused.
+	// Every truncation is refused on opening; every single bit flip on
+	// opening or, in a part read lazily, by Verify.
 	for n := 0; n < len(enc); n += 1 + len(enc)/200 {
 		if _, err := Decode(enc[:n]); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("truncated to %d: %v", n, err)
 		}
 	}
-	for i := 0; i < len(enc); i += 1 + len(enc)/300 {
+	for i := 0; i < len(enc); i++ {
 		d := bytes.Clone(enc)
 		d[i] ^= 0x10
-		if _, err := Decode(d); !errors.Is(err, ErrCorrupt) {
+		s, err := Decode(d)
+		if err == nil {
+			err = s.Verify()
+		}
+		if !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("bit flip at %d accepted", i)
 		}
+	}
+	// A flip in one posting list: the term that reads it fails (ok false,
+	// Err set); the segment opened fine, so only Err tells the caller.
+	s, err = Decode(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, ok := s.Postings(KindKind, []byte{byte(IPv6)})
+	if !ok || len(l) == 0 {
+		t.Fatal("no IPv6 postings")
+	}
+	le := binary.LittleEndian
+	foot := enc[len(enc)-8-footerSize:]
+	postOff, dirOff := le.Uint64(foot), le.Uint64(foot[8:])
+	var at uint64
+	for i := dirOff; ; i += dirEntry {
+		if e := enc[i:]; e[0] == KindKind && e[4] == byte(IPv6) {
+			at = postOff + uint64(le.Uint32(e[20:]))
+			break
+		}
+	}
+	d := bytes.Clone(enc)
+	d[at+1] ^= 1 // the first group's delta
+	s, err = Decode(d)
+	if err != nil {
+		t.Fatalf("a posting list flip refused on opening: %v", err)
+	}
+	if _, ok := s.Postings(KindKind, []byte{byte(IPv4)}); !ok || s.Err() != nil {
+		t.Fatalf("IPv4 postings: ok %v err %v", ok, s.Err())
+	}
+	if _, ok := s.Postings(KindKind, []byte{byte(IPv6)}); ok || !errors.Is(s.Err(), ErrCorrupt) {
+		t.Fatalf("damaged IPv6 postings: ok %v err %v", ok, s.Err())
 	}
 }
 
@@ -272,7 +314,11 @@ func FuzzSegment(f *testing.F) {
 			return
 		}
 		ParsePlan("host 198.18.1.2 and port 80 or net 198.18.0.0/16 or portrange 1-1000").Groups(s)
+		for g := 0; g < s.Groups(); g++ {
+			s.GroupTimes(g)
+		}
 		s.FlowTable()
+		s.Verify()
 	})
 }
 

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -120,9 +121,25 @@ func TestCorruptSegmentsFallBack(t *testing.T) {
 	}
 	filter := "udp and portrange 1-100"
 	want := run(t, bin("fmslice"), "--store", st, "--no-index", "-q", filter)
+	// Segment 0: one bit of the UDP protocol's posting list (which this
+	// query reads), found through the documented layout: footer at the end
+	// (postings and directory offsets), directory entries of 24 bytes.
 	p0 := filepath.Join(dir, segs[0].Name)
 	b, _ := os.ReadFile(p0)
-	b[len(b)/2] ^= 4
+	le := binary.LittleEndian
+	foot := b[len(b)-8-48:]
+	postOff, dirOff := le.Uint64(foot), le.Uint64(foot[8:])
+	nterms := uint64(le.Uint32(b[52:]))
+	flipped := false
+	for i := uint64(0); i < nterms; i++ {
+		if e := b[dirOff+i*24:]; e[0] == 'T' && e[4] == 17 {
+			b[postOff+uint64(le.Uint32(e[20:]))+1] ^= 4
+			flipped = true
+		}
+	}
+	if !flipped {
+		t.Fatal("no UDP term in segment 0")
+	}
 	os.WriteFile(p0, b, 0o644)
 	p1 := filepath.Join(dir, segs[1].Name)
 	b, _ = os.ReadFile(p1)
@@ -218,11 +235,12 @@ func covered(t *testing.T, st string) uint64 {
 	}
 	var n uint64
 	for _, e := range segs {
-		s, err := segment.Read(dir, e)
+		s, err := segment.Open(dir, e)
 		if err != nil {
 			t.Fatal(err)
 		}
 		n += s.Indexed
+		s.Close()
 	}
 	return n
 }

@@ -78,20 +78,22 @@ func flows(cc *cli.Context) error {
 		if e.First <= gone {
 			continue
 		}
-		s, err := segment.Read(dir, e)
+		s, err := segment.Open(dir, e)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "fmslice: index segment refused, its flows are missing: %v\n", err)
 			continue
 		}
 		if s.Indexed == 0 || s.MaxTS < from || s.MinTS >= to {
+			s.Close()
 			continue
 		}
-		covered += s.Indexed
 		table, err := s.FlowTable()
+		s.Close()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "fmslice: index segment %s: its flows are missing: %v\n", e.Name, err)
 			continue
 		}
+		covered += s.Indexed
 		for i := range table {
 			f := &table[i]
 			if !pl.MatchFlow(&f.FlowKey) {

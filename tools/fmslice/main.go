@@ -108,7 +108,7 @@ func run(cc *cli.Context) error {
 				dir = filepath.Join(q.store, "index")
 			}
 			if pl = loadPlan(dir, expr, q.from, q.to, os.Stderr); pl != nil {
-				q.need = pl.need
+				q.need, q.must = pl.need, pl.must
 			}
 		}
 	}

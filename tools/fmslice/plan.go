@@ -38,35 +38,68 @@ func loadPlan(dir, expr string, from, to int64, warn io.Writer) *plan {
 		return nil
 	}
 	p := &plan{}
+	refuse := func(err error) {
+		p.refused = append(p.refused, err.Error())
+		fmt.Fprintf(warn, "fmslice: index segment refused, its range is scanned instead: %v\n", err)
+	}
 	for _, e := range list {
-		s, err := segment.Read(dir, e)
+		s, err := segment.Open(dir, e)
 		if err != nil {
-			p.refused = append(p.refused, err.Error())
-			fmt.Fprintf(warn, "fmslice: index segment refused, its range is scanned instead: %v\n", err)
+			refuse(err)
 			continue
 		}
+		if s.Indexed > 0 && (s.MaxTS < from || s.MinTS >= to) {
+			// Outside the range in time: its frames are skipped by time
+			// anyway, but not the seqs it never saw.
+			p.covered = append(p.covered, seqRange{s.First, s.Last})
+			for _, gp := range s.Gaps {
+				p.candidate = append(p.candidate, seqRange{gp[0], gp[1]})
+			}
+			s.Close()
+			continue
+		}
+		bits := pl.Groups(s)
+		inside := s.MinTS >= from && s.MaxTS < to // every group in the range: no group times needed
+		var cand []seqRange
+		for g := 0; g < s.Groups(); g++ {
+			if !bits.Has(g) {
+				continue
+			}
+			if !inside {
+				if lo, hi := s.GroupTimes(g); lo > hi || hi < from || lo >= to {
+					continue
+				}
+			}
+			lo, hi := s.GroupSeqs(uint32(g))
+			cand = appendRange(cand, lo, hi)
+		}
+		if err := s.Err(); err != nil { // a part it read failed its check: trust none of it
+			refuse(err)
+			s.Close()
+			continue
+		}
+		p.segs++
+		p.groups += s.Groups()
+		p.kept += groupsIn(cand, s)
 		p.covered = append(p.covered, seqRange{s.First, s.Last})
 		for _, gp := range s.Gaps {
 			p.candidate = append(p.candidate, seqRange{gp[0], gp[1]})
 		}
-		if s.Indexed > 0 && (s.MaxTS < from || s.MinTS >= to) {
-			continue // outside the range in time: its frames are skipped by time anyway
-		}
-		p.segs++
-		bits := pl.Groups(s)
-		for g := 0; g < s.Groups(); g++ {
-			p.groups++
-			if s.GroupMin[g] > s.GroupMax[g] || s.GroupMax[g] < from || s.GroupMin[g] >= to || !bits.Has(g) {
-				continue
-			}
-			p.kept++
-			lo, hi := s.GroupSeqs(uint32(g))
-			p.candidate = appendRange(p.candidate, lo, hi)
-		}
+		p.candidate = append(p.candidate, cand...)
+		s.Close()
 	}
 	p.covered = merge(p.covered)
 	p.candidate = merge(p.candidate)
 	return p
+}
+
+// groupsIn is how many of s's groups the candidate ranges hold.
+func groupsIn(rs []seqRange, s *segment.Segment) int {
+	n := 0
+	for _, r := range rs {
+		n += int((r.hi-s.First)/uint64(s.GroupSize)-(r.lo-s.First)/uint64(s.GroupSize)) + 1
+	}
+	return n
 }
 
 // merge sorts ranges and joins those that overlap or touch, so that both
@@ -110,6 +143,35 @@ func (p *plan) need(first, last uint64) bool {
 	// ...and none of them is a candidate.
 	j := sort.Search(len(p.candidate), func(j int) bool { return p.candidate[j].hi >= first })
 	return j < len(p.candidate) && p.candidate[j].lo <= last
+}
+
+// must appends to out the seq ranges within first..last that must be read
+// packet by packet: those no valid segment covers, and the candidates. A
+// frame's other packets cannot match and are not even handed to libpcap.
+func (p *plan) must(first, last uint64, out []seqRange) []seqRange {
+	out = out[:0]
+	add := func(lo, hi uint64) {
+		lo, hi = max(lo, first), min(hi, last)
+		if lo <= hi {
+			out = append(out, seqRange{lo, hi})
+		}
+	}
+	at := first // uncovered stretches
+	i := sort.Search(len(p.covered), func(i int) bool { return p.covered[i].hi >= first })
+	for ; i < len(p.covered) && at <= last; i++ {
+		if c := p.covered[i]; c.lo > at {
+			add(at, c.lo-1)
+		}
+		at = p.covered[i].hi + 1
+	}
+	if at <= last {
+		add(at, last)
+	}
+	j := sort.Search(len(p.candidate), func(j int) bool { return p.candidate[j].hi >= first })
+	for ; j < len(p.candidate) && p.candidate[j].lo <= last; j++ {
+		add(p.candidate[j].lo, p.candidate[j].hi)
+	}
+	return merge(out)
 }
 
 func (p *plan) explain(w io.Writer, res *result) {

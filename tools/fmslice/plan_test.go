@@ -23,3 +23,33 @@ func TestNeedWithGapsAndOverlaps(t *testing.T) {
 		}
 	}
 }
+
+// must: the seqs of a frame read packet by packet are the candidates and
+// whatever no segment covers, merged, clipped to the frame.
+func TestMust(t *testing.T) {
+	p := &plan{
+		covered:   merge([]seqRange{{0, 127}, {100, 300}, {400, 500}}),
+		candidate: merge([]seqRange{{50, 60}, {200, 210}, {205, 220}, {450, 451}}),
+	}
+	for _, tc := range []struct {
+		first, last uint64
+		want        []seqRange
+	}{
+		{0, 49, nil},
+		{40, 70, []seqRange{{50, 60}}},
+		{150, 450, []seqRange{{200, 220}, {301, 399}, {450, 450}}},
+		{290, 420, []seqRange{{301, 399}}},
+		{495, 510, []seqRange{{501, 510}}},
+	} {
+		got := p.must(tc.first, tc.last, nil)
+		if len(got) != len(tc.want) {
+			t.Errorf("must(%d, %d) = %v, want %v", tc.first, tc.last, got, tc.want)
+			continue
+		}
+		for i := range got {
+			if got[i] != tc.want[i] {
+				t.Errorf("must(%d, %d) = %v, want %v", tc.first, tc.last, got, tc.want)
+			}
+		}
+	}
+}

@@ -23,6 +23,9 @@ type query struct {
 	// need says whether a frame holding seqs first..last may hold a match
 	// (the index's answer, see plan.go); nil: every frame in the range.
 	need func(first, last uint64) bool
+	// must gives the seqs of first..last that may hold a match (appended to
+	// out); nil: every one.
+	must func(first, last uint64, out []seqRange) []seqRange
 }
 
 // result says what a query read, and what it could not.
@@ -58,6 +61,7 @@ func slice(q *query, out sink, dec *zstd.Decoder) (*result, error) {
 		return nil, fmt.Errorf("store %q holds no chunks (is the writer running, and is this its --store?)", q.store)
 	}
 	res := &result{}
+	var must []seqRange
 	for i := 0; i < len(list); i++ {
 		in := list[i]
 		if !in.Overlaps(q.from, q.to) {
@@ -101,7 +105,22 @@ func slice(q *query, out sink, dec *zstd.Decoder) (*result, error) {
 			res.frames++
 			res.decompressed += int64(len(buf))
 			var werr error
+			f := &rd.Table.Frames[fi]
+			seq, next := f.FirstSeq, 0
+			if q.must != nil {
+				must = q.must(f.FirstSeq, f.LastSeq, must)
+			}
 			perr := chunk.Packets(buf, fi == 0, func(p chunk.Packet) bool {
+				s := seq
+				seq++
+				if q.must != nil {
+					for next < len(must) && must[next].hi < s {
+						next++
+					}
+					if next == len(must) || must[next].lo > s {
+						return true // no filter term the index knows can match it
+					}
+				}
 				if p.TS < q.from || p.TS >= q.to {
 					return true
 				}
