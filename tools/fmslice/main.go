@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcap"
 	"github.com/urfave/cli/v2"
@@ -97,11 +98,13 @@ func run(cc *cli.Context) error {
 		return timespec.EmptyRange(cc.String("from"), cc.String("to"))
 	}
 	if expr := strings.TrimSpace(strings.Join(cc.Args().Slice(), " ")); expr != "" {
-		bpf, err := pcap.NewBPF(layers.LinkTypeEthernet, chunk.Snaplen, expr)
-		if err != nil {
+		if _, err := pcap.NewBPF(layers.LinkTypeEthernet, chunk.Snaplen, expr); err != nil {
 			return fmt.Errorf("filter %q: %w", expr, err)
 		}
-		q.match = bpf.Matches
+		q.newMatch = func() func(gopacket.CaptureInfo, []byte) bool {
+			bpf, _ := pcap.NewBPF(layers.LinkTypeEthernet, chunk.Snaplen, expr) // compiled once above
+			return bpf.Matches
+		}
 		if !cc.Bool("no-index") {
 			dir := cc.String("index")
 			if dir == "" {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"unsafe"
 
 	"github.com/google/gopacket"
 	"github.com/klauspost/compress/zstd"
@@ -19,7 +20,9 @@ type query struct {
 	store string
 	from  int64
 	to    int64
-	match func(ci gopacket.CaptureInfo, data []byte) bool // nil: every packet
+	// match is the filter (libpcap's BPF, which is not safe for concurrent
+	// use): workers call newMatch for one each. nil: every packet.
+	newMatch func() func(ci gopacket.CaptureInfo, data []byte) bool
 	// need says whether a frame holding seqs first..last may hold a match
 	// (the index's answer, see plan.go); nil: every frame in the range.
 	need func(first, last uint64) bool
@@ -61,11 +64,45 @@ func slice(q *query, out sink, dec *zstd.Decoder) (*result, error) {
 		return nil, fmt.Errorf("store %q holds no chunks (is the writer running, and is this its --store?)", q.store)
 	}
 	res := &result{}
-	var must []seqRange
+	pk := newPicker(q)
+	// emit writes the packets pk picked from rd's frames, in order.
+	emit := func(rd *chunk.Reader, in chunk.Info) func(fi int, buf []byte, hits []hit, perr, err error) error {
+		return func(fi int, buf []byte, hits []hit, perr, err error) error {
+			if err != nil {
+				res.damaged = append(res.damaged, err)
+				return nil
+			}
+			res.frames++
+			res.decompressed += int64(len(buf))
+			for _, h := range hits {
+				if err := out.write(h.ts, h.wire, buf[h.off:h.off+h.n]); err != nil {
+					return err
+				}
+			}
+			res.packets += len(hits)
+			if perr != nil {
+				res.damaged = append(res.damaged, &chunk.FrameError{Chunk: in.Name, Index: fi, Err: perr})
+			}
+			return nil
+		}
+	}
 	for i := 0; i < len(list); i++ {
 		in := list[i]
 		if !in.Overlaps(q.from, q.to) {
 			continue
+		}
+		if q.must != nil && in.MinTS >= q.from && in.MaxTS < q.to {
+			// A chunk wholly inside the range, and an index: read only the
+			// entries of the frames that hold candidates (see chunk.OpenLazy).
+			if rd, want, ok := lazyFrames(q, in, dec, res); ok {
+				res.chunks++
+				werr := readFrames(rd, want, pk, emit(rd, in))
+				rd.Close()
+				if werr != nil {
+					return res, werr
+				}
+				continue
+			}
 		}
 		rd, err := chunk.OpenReader(q.store, in, dec)
 		if in.Open && errors.Is(err, os.ErrNotExist) {
@@ -97,45 +134,7 @@ func slice(q *query, out sink, dec *zstd.Decoder) (*result, error) {
 			}
 			want = append(want, fi)
 		}
-		if werr := readFrames(rd, want, func(fi int, buf []byte, err error) error {
-			if err != nil {
-				res.damaged = append(res.damaged, err)
-				return nil
-			}
-			res.frames++
-			res.decompressed += int64(len(buf))
-			var werr error
-			f := &rd.Table.Frames[fi]
-			seq, next := f.FirstSeq, 0
-			if q.must != nil {
-				must = q.must(f.FirstSeq, f.LastSeq, must)
-			}
-			perr := chunk.Packets(buf, fi == 0, func(p chunk.Packet) bool {
-				s := seq
-				seq++
-				if q.must != nil {
-					for next < len(must) && must[next].hi < s {
-						next++
-					}
-					if next == len(must) || must[next].lo > s {
-						return true // no filter term the index knows can match it
-					}
-				}
-				if p.TS < q.from || p.TS >= q.to {
-					return true
-				}
-				if q.match != nil && !q.match(gopacket.CaptureInfo{CaptureLength: len(p.Data), Length: int(p.WireLen)}, p.Data) {
-					return true
-				}
-				res.packets++
-				werr = out.write(p.TS, p.WireLen, p.Data)
-				return werr == nil
-			})
-			if perr != nil && werr == nil {
-				res.damaged = append(res.damaged, &chunk.FrameError{Chunk: in.Name, Index: fi, Err: perr})
-			}
-			return werr
-		}); werr != nil {
+		if werr := readFrames(rd, want, pk, emit(rd, in)); werr != nil {
 			rd.Close()
 			return res, werr
 		}
@@ -157,11 +156,81 @@ func republished(dir string, first uint64) (chunk.Info, error) {
 	return chunk.Info{}, fmt.Errorf("chunk with first seq %d vanished: %w", first, io.ErrUnexpectedEOF)
 }
 
-// readFrames decompresses the frames want of rd on every core, and hands
-// them to fn in order (packets leave in capture order). Buffers are taken
-// in order by the one goroutine that hands out the work, so a frame never
-// waits for a buffer held by a later one. fn's error stops the reading.
-func readFrames(rd *chunk.Reader, want []int, fn func(fi int, buf []byte, err error) error) error {
+// hit is a packet picked from a frame: its time, wire length and where its
+// bytes are in the frame.
+type hit struct {
+	ts     int64
+	wire   uint32
+	off, n uint32
+}
+
+// picker chooses the packets of a frame that go out: in the range, among
+// the index's candidates, matching the filter. Each worker has its own
+// filter and buffers (pick's w).
+type picker struct {
+	q       *query
+	mu      sync.Mutex
+	matches []func(gopacket.CaptureInfo, []byte) bool
+	must    [][]seqRange
+}
+
+func newPicker(q *query) *picker {
+	n := runtime.GOMAXPROCS(0)
+	return &picker{q: q, matches: make([]func(gopacket.CaptureInfo, []byte) bool, n), must: make([][]seqRange, n)}
+}
+
+// pick appends to hits the packets of frame f (decompressed in buf; first:
+// frame 0 of its chunk) that go out; a damaged frame gives those before
+// the damage and the error.
+func (pk *picker) pick(w int, f *chunk.Frame, buf []byte, first bool, hits []hit) ([]hit, error) {
+	q := pk.q
+	match := pk.matches[w]
+	if match == nil && q.newMatch != nil {
+		pk.mu.Lock()
+		match = q.newMatch()
+		pk.mu.Unlock()
+		pk.matches[w] = match
+	}
+	var must []seqRange
+	if q.must != nil {
+		pk.must[w] = q.must(f.FirstSeq, f.LastSeq, pk.must[w])
+		must = pk.must[w]
+	}
+	seq, next := f.FirstSeq, 0
+	base := &buf[0]
+	perr := chunk.Packets(buf, first, func(p chunk.Packet) bool {
+		s := seq
+		seq++
+		if q.must != nil {
+			for next < len(must) && must[next].hi < s {
+				next++
+			}
+			if next == len(must) {
+				return false // no candidate left in this frame
+			}
+			if must[next].lo > s {
+				return true // no filter term the index knows can match it
+			}
+		}
+		if p.TS < q.from || p.TS >= q.to {
+			return true
+		}
+		if match != nil && !match(gopacket.CaptureInfo{CaptureLength: len(p.Data), Length: int(p.WireLen)}, p.Data) {
+			return true
+		}
+		off := uint32(uintptr(unsafe.Pointer(unsafe.SliceData(p.Data))) - uintptr(unsafe.Pointer(base)))
+		hits = append(hits, hit{p.TS, p.WireLen, off, uint32(len(p.Data))})
+		return true
+	})
+	return hits, perr
+}
+
+// readFrames decompresses the frames want of rd on every core, where pk
+// also picks their packets, and hands them to fn in order (packets leave
+// in capture order). Buffers are taken in order by the one goroutine that
+// hands out the work, so a frame never waits for a buffer held by a later
+// one. fn's error stops the reading.
+func readFrames(rd *chunk.Reader, want []int, pk *picker, fn func(fi int, buf []byte, hits []hit, perr, err error) error) error {
 	if len(want) == 0 {
 		return nil
 	}
@@ -170,17 +239,22 @@ func readFrames(rd *chunk.Reader, want []int, fn func(fi int, buf []byte, err er
 		workers = len(want)
 	}
 	type result struct {
-		buf []byte
-		err error
+		buf       []byte
+		hits      []hit
+		perr, err error
+	}
+	type bufs struct {
+		buf  []byte
+		hits []hit
 	}
 	type job struct {
 		fi   int
-		buf  []byte
+		b    bufs
 		done chan result
 	}
-	free := make(chan []byte, 2*workers)
+	free := make(chan bufs, 2*workers)
 	for i := 0; i < cap(free); i++ {
-		free <- nil
+		free <- bufs{}
 	}
 	jobs := make(chan job)
 	pending := make(chan job, 2*workers)
@@ -192,12 +266,15 @@ func readFrames(rd *chunk.Reader, want []int, fn func(fi int, buf []byte, err er
 			defer wg.Done()
 			var cbuf []byte
 			for j := range jobs {
-				out, c, err := rd.ReadFrameInto(j.fi, j.buf, cbuf)
+				out, c, err := rd.ReadFrameInto(j.fi, j.b.buf, cbuf)
 				cbuf = c
+				r := result{buf: out, hits: j.b.hits[:0], err: err}
 				if out == nil {
-					out = j.buf
+					r.buf = j.b.buf
+				} else if f, ferr := rd.Frame(j.fi); ferr == nil && len(out) > 0 {
+					r.hits, r.perr = pk.pick(w, &f, out, j.fi == 0, r.hits)
 				}
-				j.done <- result{out, err}
+				j.done <- r
 			}
 		}()
 	}
@@ -205,13 +282,13 @@ func readFrames(rd *chunk.Reader, want []int, fn func(fi int, buf []byte, err er
 		defer close(jobs)
 		defer close(pending)
 		for _, fi := range want {
-			var b []byte
+			var b bufs
 			select {
 			case b = <-free:
 			case <-stop:
 				return
 			}
-			j := job{fi: fi, buf: b, done: make(chan result, 1)}
+			j := job{fi: fi, b: b, done: make(chan result, 1)}
 			select {
 			case pending <- j:
 			case <-stop:
@@ -224,16 +301,46 @@ func readFrames(rd *chunk.Reader, want []int, fn func(fi int, buf []byte, err er
 	for j := range pending {
 		r := <-j.done
 		if ferr == nil {
-			ferr = fn(j.fi, r.buf, r.err)
+			ferr = fn(j.fi, r.buf, r.hits, r.perr, r.err)
 			if ferr != nil {
 				close(stop)
 			}
 		}
 		select {
-		case free <- r.buf[:0]:
+		case free <- bufs{r.buf[:0], r.hits[:0]}:
 		default:
 		}
 	}
 	wg.Wait()
 	return ferr
+}
+
+// lazyFrames opens a chunk for random access and picks the frames holding
+// q's candidate seqs by binary search. ok is false when the chunk cannot be
+// read that way or an entry it looked at is damaged: the caller then reads
+// the chunk the ordinary way, which reports and works around the damage.
+func lazyFrames(q *query, in chunk.Info, dec *zstd.Decoder, res *result) (*chunk.Reader, []int, bool) {
+	rd, err := chunk.OpenLazy(q.store, in, dec)
+	if err != nil {
+		return nil, nil, false
+	}
+	var want []int
+	for _, r := range q.must(in.FirstSeq, in.LastSeq, nil) {
+		i, err := rd.SearchSeq(r.lo)
+		for ; err == nil && i < rd.NumFrames(); i++ {
+			var f chunk.Frame
+			if f, err = rd.Frame(i); err != nil || f.FirstSeq > r.hi {
+				break
+			}
+			if (len(want) == 0 || want[len(want)-1] < i) && f.Overlaps(q.from, q.to) {
+				want = append(want, i)
+			}
+		}
+		if err != nil {
+			rd.Close()
+			return nil, nil, false
+		}
+	}
+	res.skipped += rd.NumFrames() - len(want)
+	return rd, want, true
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/edsrzf/mmap-go"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -92,6 +93,8 @@ type Reader struct {
 	f    *os.File
 	dec  *zstd.Decoder
 	buf  []byte
+	m    mmap.MMap  // OpenLazy: the mapped file
+	lazy *lazyTable // OpenLazy: entries checked when read (Frame)
 }
 
 // OpenReader opens a chunk of dir. For an open chunk it reads the frames
@@ -362,19 +365,27 @@ func (r *Reader) ReadFrame(i int, dst []byte) ([]byte, error) {
 // bytes (returned, maybe grown): several goroutines may read frames of one
 // Reader at once, each with its own buffers.
 func (r *Reader) ReadFrameInto(i int, dst, cbuf []byte) (out, buf []byte, err error) {
-	f := r.Table.Frames[i]
+	f, err := r.Frame(i)
+	if err != nil {
+		return nil, cbuf, err
+	}
 	fail := func(err error) ([]byte, []byte, error) { return nil, cbuf, &FrameError{r.Info.Name, i, err} }
 	if f.Off+uint64(f.CSize) > uint64(r.size) || f.CSize > 1<<30 || f.DSize > 1<<30 {
 		return fail(fmt.Errorf("%w: frame beyond the end of the file", ErrCorrupt))
 	}
-	if cap(cbuf) < int(f.CSize) {
-		cbuf = make([]byte, f.CSize)
+	var b []byte
+	if r.m != nil {
+		b = r.m[f.Off : f.Off+uint64(f.CSize)]
+	} else {
+		if cap(cbuf) < int(f.CSize) {
+			cbuf = make([]byte, f.CSize)
+		}
+		b = cbuf[:f.CSize]
+		if _, err := r.ra.ReadAt(b, int64(f.Off)); err != nil {
+			return fail(err)
+		}
 	}
-	b := cbuf[:f.CSize]
-	if _, err := r.ra.ReadAt(b, int64(f.Off)); err != nil {
-		return fail(err)
-	}
-	if !r.Table.Zstd {
+	if r.lazy == nil && !r.Table.Zstd {
 		if f.Sum != 0 || r.Note == "" {
 			if Sum(b) != f.Sum {
 				return fail(fmt.Errorf("%w: checksum mismatch", ErrCorrupt))
@@ -409,8 +420,13 @@ func (r *Reader) ReadFrameInto(i int, dst, cbuf []byte) (out, buf []byte, err er
 	return out, cbuf, nil
 }
 
-// Close closes the chunk file.
+// Close closes the chunk file (or its mapping).
 func (r *Reader) Close() error {
+	if r.m != nil {
+		err := r.m.Unmap()
+		r.m = nil
+		return err
+	}
 	if r.f != nil {
 		return r.f.Close()
 	}

@@ -1,0 +1,94 @@
+package chunk
+
+import (
+	"bytes"
+	"errors"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// OpenLazy gives the same frames and bytes as OpenReader; a damaged entry
+// is an error for that entry only (the caller falls back to OpenReader);
+// chunks it cannot read that way say ErrNotLazy.
+func TestLazyReader(t *testing.T) {
+	dir := t.TempDir()
+	pkts := testPackets(rand.New(rand.NewSource(9)), 2000)
+	w := writeChunk(t, dir, pkts, 8<<10, true, 100)
+	name, err := w.Finalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, _ := List(dir)
+	in := list[0]
+	eager, err := OpenReader(dir, in, dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eager.Close()
+	lazy, err := OpenLazy(dir, in, dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lazy.NumFrames() != len(eager.Table.Frames) || lazy.NumFrames() < 10 {
+		t.Fatalf("%d frames lazily, %d eagerly", lazy.NumFrames(), len(eager.Table.Frames))
+	}
+	for i, want := range eager.Table.Frames {
+		got, err := lazy.Frame(i)
+		if err != nil || got != want {
+			t.Fatalf("frame %d: %+v %v, want %+v", i, got, err, want)
+		}
+		a, err1 := eager.ReadFrame(i, nil)
+		b, _, err2 := lazy.ReadFrameInto(i, nil, nil)
+		if err1 != nil || err2 != nil || !bytes.Equal(a, b) {
+			t.Fatalf("frame %d bytes differ (%v, %v)", i, err1, err2)
+		}
+		for _, seq := range []uint64{want.FirstSeq, want.LastSeq} {
+			if j, err := lazy.SearchSeq(seq); err != nil || j != i {
+				t.Fatalf("SearchSeq(%d) = %d, %v; want %d", seq, j, err, i)
+			}
+		}
+	}
+	if j, _ := lazy.SearchSeq(1 << 40); j != lazy.NumFrames() {
+		t.Fatalf("SearchSeq past the end = %d", j)
+	}
+	lazy.Close()
+
+	// One entry damaged: that entry fails, reading its frame fails, others
+	// are fine.
+	p := filepath.Join(dir, name)
+	b, _ := os.ReadFile(p)
+	k := 3
+	at := len(b) - (len(eager.Table.Frames)*seekEntry + seekFooter + 8) - 8 - (ftabHdrSize + len(eager.Table.Frames)*EntrySize) + 8 + ftabHdrSize + k*EntrySize + 20
+	b[at] ^= 1
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lazy, err = OpenLazy(dir, in, dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lazy.Close()
+	if _, err := lazy.Frame(k); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("damaged entry %d: %v", k, err)
+	}
+	if _, _, err := lazy.ReadFrameInto(k, nil, nil); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("frame of a damaged entry read: %v", err)
+	}
+	if _, err := lazy.Frame(k + 1); err != nil {
+		t.Fatalf("entry %d: %v", k+1, err)
+	}
+	// Open and uncompressed chunks are not lazy; neither is a chunk whose
+	// seek table footer is damaged.
+	for _, c := range []Info{{Name: in.Name, Zstd: true, Open: true}, {Name: in.Name}} {
+		if _, err := OpenLazy(dir, c, dec); !errors.Is(err, ErrNotLazy) {
+			t.Fatalf("%+v: %v", c, err)
+		}
+	}
+	b[len(b)-1] ^= 1
+	os.WriteFile(p, b, 0o644)
+	if _, err := OpenLazy(dir, in, dec); !errors.Is(err, ErrNotLazy) {
+		t.Fatalf("damaged footer: %v", err)
+	}
+}
