@@ -86,6 +86,46 @@ func TestPipeline(t *testing.T) {
 	}
 }
 
+// TestFramesCutAtSeqGroups: with the packets already in the ring (no cut by
+// time), every frame but a chunk's first starts at a multiple of
+// chunk.SeqGroup, and frames stay between half and all of the frame size
+// (plus one packet).
+func TestFramesCutAtSeqGroups(t *testing.T) {
+	ring := newTestRing(t, 1<<24, 1)
+	store := filepath.Join(t.TempDir(), "store")
+	const n = 40_000
+	produce(t, ring, 0, n, true)
+	cfg := testConfig(t, ring, store)
+	cfg.FrameSize = 32 << 10 // several groups of these small packets a frame
+	if err := run(context.Background(), cfg, quiet); err != nil {
+		t.Fatal(err)
+	}
+	if err := testpkt.CheckStore(store, n); err != nil {
+		t.Fatal(err)
+	}
+	list, _ := chunk.List(store)
+	frames := 0
+	for _, in := range list {
+		rd, err := chunk.OpenReader(store, in, chunk.NewDecoder())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, f := range rd.Table.Frames {
+			frames++
+			if i > 0 && f.FirstSeq%chunk.SeqGroup != 0 {
+				t.Errorf("chunk %s frame %d starts at seq %d", in.Name, i, f.FirstSeq)
+			}
+			if i < len(rd.Table.Frames)-1 && (f.DSize < uint32(cfg.FrameSize/2) || f.DSize > uint32(cfg.FrameSize)+300) {
+				t.Errorf("chunk %s frame %d holds %d bytes", in.Name, i, f.DSize)
+			}
+		}
+		rd.Close()
+	}
+	if frames < 100 {
+		t.Fatalf("only %d frames", frames)
+	}
+}
+
 // TestStopDrains: cancelling (SIGTERM) stores what the ring holds, finalizes
 // and returns; a later run continues exactly where it stopped.
 func TestStopDrains(t *testing.T) {

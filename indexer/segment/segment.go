@@ -3,7 +3,9 @@
 // decompress. Sequence numbers are the join key: a segment says in which
 // groups of GroupSize consecutive seqs an address, a port or a protocol
 // appears, and the writer's frame tables (writer/chunk) turn groups into
-// frames.
+// frames. Groups are aligned on seqs, not on the segment: group boundaries
+// are the multiples of GroupSize, where the writer prefers to cut frames
+// (chunk.SeqGroup), so that a candidate group is one frame to read, not two.
 //
 // # Directory
 //
@@ -20,11 +22,12 @@
 //
 //	header, 64 bytes
 //	  0  4  magic "FMIX"
-//	  4  2  version (2)
+//	  4  2  version (3)
 //	  6  2  reserved, zero
 //	  8  4  group size G (seqs per group)
-//	 12  4  group count N
-//	 16  8  first seq F (group g holds seqs F+g*G .. F+(g+1)*G-1, up to L)
+//	 12  4  group count N = L/G - F/G + 1 (0 when the segment is empty)
+//	 16  8  first seq F (group g holds the seqs s of F..L with
+//	        s/G = F/G + g: groups start at multiples of G)
 //	 24  8  last seq L
 //	 32  8  minimum capture time, Unix ns
 //	 40  8  maximum capture time, Unix ns
@@ -66,8 +69,9 @@
 // Opening checks the trailer, footer, header and gaps (a truncated file
 // fails there); a part that fails its check when used marks the segment
 // corrupt (Err), and the reader then treats all its seqs as unindexed.
-// Version 1 files (one CRC over the whole file, which a query had to read
-// entirely) are refused; indexer --rebuild replaces them.
+// Older versions (1: one CRC over the whole file, which a query had to read
+// entirely; 2: groups counted from F) are refused; indexer --rebuild
+// replaces them.
 package segment
 
 import (
@@ -84,12 +88,14 @@ import (
 	"strings"
 
 	"github.com/edsrzf/mmap-go"
+
+	"fmcap/writer/chunk"
 )
 
 const (
 	magic      = "FMIX"
 	trailMagic = "XIMF"
-	version    = 2
+	version    = 3
 	hdrSize    = 64
 
 	KindAddr  = 'A'
@@ -101,9 +107,10 @@ const (
 	// header the index reads: every filter keeps them.
 	KeyCut = 0x80
 
-	// DefaultGroupSize is seqs per group: about the packets of a small
-	// frame, so a selective query decompresses little more than it needs.
-	DefaultGroupSize = 64
+	// DefaultGroupSize is seqs per group: the writer's frame alignment
+	// (chunk.SeqGroup), well under the packets of a frame, so a selective
+	// query decompresses little more than it needs.
+	DefaultGroupSize = chunk.SeqGroup
 )
 
 var (
@@ -139,9 +146,22 @@ func (s *Segment) Groups() int { return int(s.ng) }
 
 // GroupSeqs is the seq range of group g.
 func (s *Segment) GroupSeqs(g uint32) (lo, hi uint64) {
-	lo = s.First + uint64(g)*uint64(s.GroupSize)
-	hi = min(lo+uint64(s.GroupSize)-1, s.Last)
-	return lo, hi
+	G := uint64(s.GroupSize)
+	lo = (s.First/G + uint64(g)) * G
+	return max(lo, s.First), min(lo+G-1, s.Last)
+}
+
+// GroupOf is the group of seq (which must be in First..Last).
+func (s *Segment) GroupOf(seq uint64) uint32 {
+	return uint32(seq/uint64(s.GroupSize) - s.First/uint64(s.GroupSize))
+}
+
+// groupCount is the number of groups of size g that seqs first..last touch.
+func groupCount(first, last uint64, g uint32) uint64 {
+	if last+1 <= first {
+		return 0
+	}
+	return last/uint64(g) - first/uint64(g) + 1
 }
 
 // GroupTimes is the capture time range of group g (min > max: no packet
@@ -239,7 +259,7 @@ func (b *Builder) Gap(lo, hi uint64) {
 
 func (b *Builder) grow(seq uint64) {
 	b.seg.Last = seq
-	for g := (seq - b.seg.First) / uint64(b.seg.GroupSize); uint64(len(b.gmin)) <= g; {
+	for g := uint64(b.seg.GroupOf(seq)); uint64(len(b.gmin)) <= g; {
 		b.gmin = append(b.gmin, math.MaxInt64)
 		b.gmax = append(b.gmax, math.MinInt64)
 	}
@@ -283,7 +303,7 @@ func (b *Builder) port(v uint16, g uint32) {
 // Add indexes the packet with seq (which must be Next()) captured at ts.
 func (b *Builder) Add(seq uint64, ts int64, p *Packet) {
 	b.grow(seq)
-	g := uint32((seq - b.seg.First) / uint64(b.seg.GroupSize))
+	g := b.seg.GroupOf(seq)
 	b.gmin[g] = min(b.gmin[g], ts)
 	b.gmax[g] = max(b.gmax[g], ts)
 	b.seg.MinTS = min(b.seg.MinTS, ts)
@@ -435,7 +455,7 @@ func Decode(b []byte) (*Segment, error) {
 		groupsSum: le.Uint32(foot[32:]), flowSum: le.Uint32(foot[40:]),
 	}
 	ng, ngaps, nterms := uint64(le.Uint32(b[12:])), uint64(le.Uint32(b[48:])), uint64(le.Uint32(b[52:]))
-	if s.GroupSize == 0 || s.Last+1 < s.First || (s.Last+1-s.First+uint64(s.GroupSize)-1)/uint64(s.GroupSize) != ng {
+	if s.GroupSize == 0 || s.Last+1 < s.First || groupCount(s.First, s.Last, s.GroupSize) != ng || ng > uint64(len(b)) {
 		return bad("geometry")
 	}
 	s.ng = uint32(ng)

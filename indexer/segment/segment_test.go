@@ -383,3 +383,32 @@ func TestMatchFlowIsExact(t *testing.T) {
 		t.Fatalf("only %d checks", checked)
 	}
 }
+
+// Groups start at multiples of the group size, not at the segment's first
+// seq: a segment from 1003 with groups of 8 has groups 1003-1007,
+// 1008-1015, 1016-1020.
+func TestGroupsAlignedOnSeqs(t *testing.T) {
+	b := NewBuilder(1003, 8)
+	var p Packet
+	for s := uint64(1003); s <= 1020; s++ {
+		b.Add(s, int64(s), &p)
+	}
+	s, err := Decode(b.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][2]uint64{{1003, 1007}, {1008, 1015}, {1016, 1020}}
+	if s.Groups() != len(want) {
+		t.Fatalf("%d groups, want %d", s.Groups(), len(want))
+	}
+	for g, w := range want {
+		lo, hi := s.GroupSeqs(uint32(g))
+		tlo, thi := s.GroupTimes(g)
+		if lo != w[0] || hi != w[1] || s.GroupOf(lo) != uint32(g) || s.GroupOf(hi) != uint32(g) || tlo != int64(lo) || thi != int64(hi) {
+			t.Errorf("group %d: seqs %d-%d times %d-%d, want %v", g, lo, hi, tlo, thi, w)
+		}
+	}
+	if err := s.Verify(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -97,7 +97,7 @@ func loadPlan(dir, expr string, from, to int64, warn io.Writer) *plan {
 func groupsIn(rs []seqRange, s *segment.Segment) int {
 	n := 0
 	for _, r := range rs {
-		n += int((r.hi-s.First)/uint64(s.GroupSize)-(r.lo-s.First)/uint64(s.GroupSize)) + 1
+		n += int(s.GroupOf(r.hi)-s.GroupOf(r.lo)) + 1
 	}
 	return n
 }

@@ -74,6 +74,13 @@ import (
 	"hash/crc32"
 )
 
+// SeqGroup is where the writer prefers to cut frames: before a packet whose
+// seq is a multiple of SeqGroup, the boundary of the index's seq groups
+// (indexer/segment), so that a group the index says may match is in one
+// frame. A frame that reaches the frame size with no such boundary in its
+// second half is cut at the packet, as are frames flushed by time.
+const SeqGroup = 64
+
 const (
 	ftabMagic     = "FMFT"
 	ftabVersion   = 1
