@@ -9,16 +9,20 @@
 # first. For each size: packets matched, frames and bytes fmslice read.
 # Needs about 1.6 × the largest pcap of disk (pcap + store) and RAM to cache
 # the pcap: 50 M IMIX packets are 18.8 GB.
-# Usage: SIZES="12500000 25000000 50000000" RUNS=5 bench/index-big.sh
+# FLOWS sets the concurrent flows (default 20 000): each flow, and so the
+# query, holds about 1/FLOWS of the packets (100 000: 0.001 %).
+# Usage: SIZES="12500000 25000000 50000000" RUNS=5 [FLOWS=20000] bench/index-big.sh
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 SIZES=${SIZES:-"12500000 25000000 50000000"}
 RUNS=${RUNS:-5}
+FLOWS=${FLOWS:-20000}
+sfx=; [ "$FLOWS" = 20000 ] || sfx=-f$FLOWS
 go build -o "$B/" ./bench/gen ./indexer ./writer ./tools/fmring ./tools/fminject ./tools/fmslice
 largest=$(printf '%s\n' $SIZES | sort -n | tail -1)
 store() { # packets
-  local n=$1 in=$W/big-$1.pcap st=$W/big-$1.store
-  [ -f "$in" ] || "$B/gen" -o "$in" -n "$n" -flows 20000 -duration "$(( n / 200000 / 60 + 1 ))m" -mix imix
+  local n=$1 in=$W/big-$1$sfx.pcap st=$W/big-$1$sfx.store
+  [ -f "$in" ] || "$B/gen" -o "$in" -n "$n" -flows "$FLOWS" -duration "$(( n / 200000 / 60 + 1 ))m" -mix imix
   if [ ! -d "$st/index" ]; then
     rm -rf "$st"
     local rd; rd=$(ringdir 2200)
@@ -35,8 +39,8 @@ store() { # packets
 }
 for n in $SIZES; do store "$n"; done
 # The query: from the largest store's flow table, the first TCP flow with
-# 0.001-0.01 % of the packets (gen gives every flow about 1/20000 of them).
-pick=$("$B/fmslice" flows --store "$W/big-$largest.store" --by packets -n 0 --json | python3 -c '
+# 0.001-0.01 % of the packets (gen gives every flow about 1/FLOWS of them).
+pick=$("$B/fmslice" flows --store "$W/big-$largest$sfx.store" --by packets -n 0 --json | python3 -c '
 import json,sys
 n=int(sys.argv[1]); rows=json.load(sys.stdin)
 for r in rows:
@@ -45,7 +49,7 @@ for r in rows:
 ' "$largest")
 echo "query: $pick"
 for n in $SIZES; do
-  in=$W/big-$n.pcap st=$W/big-$n.store
+  in=$W/big-$n$sfx.pcap st=$W/big-$n$sfx.store
   "$B/fmslice" -q --store "$st" -w "$W/a.pcap" "$pick"
   tcpdump --time-stamp-precision=nano -r "$in" -w "$W/b.pcap" "$pick" 2>/dev/null
   cmp -s <(tail -c +25 "$W/a.pcap") <(tail -c +25 "$W/b.pcap") || { echo "DIFFERENT OUTPUT for $pick at $n packets"; exit 1; }
@@ -56,7 +60,7 @@ for n in $SIZES; do
   if [ "$(id -u)" = 0 ]; then sync; echo 1 > /proc/sys/vm/drop_caches; fi
   cat "$in" > /dev/null
   echo "page cache: $(fincore -b -n -o RES,SIZE "$in" | awk '{printf "%.1f%% of the pcap", 100*$1/$2}')"
-  hyperfine -N --style basic --warmup 2 --runs "$RUNS" --export-json "$W/big-$n.json" \
+  hyperfine -N --style basic --warmup 2 --runs "$RUNS" --export-json "$W/big-$n$sfx.json" \
     "$B/fmslice -q --store $st -w /dev/null '$pick'" \
     "tcpdump -r $in -w /dev/null '$pick'" 2>/dev/null | grep -E 'Time|±|faster'
   echo "page cache after: $(fincore -b -n -o RES,SIZE "$in" | awk '{printf "%.1f%% of the pcap", 100*$1/$2}')"

@@ -31,6 +31,10 @@ func main() {
 	start := flag.Int64("start", 1767225600, "Unix time of the first packet")
 	mix := flag.String("mix", "web", "packet mix: web (see above) or imix")
 	flag.Parse()
+	if *flows < 1 || *flows > 1<<16+1<<15 {
+		fmt.Fprintln(os.Stderr, "gen: -flows: 1 to 98304 (one source address each)")
+		os.Exit(2)
+	}
 	if *mix != "web" && *mix != "imix" {
 		fmt.Fprintf(os.Stderr, "gen: -mix %q: use web or imix\n", *mix)
 		os.Exit(2)
@@ -51,7 +55,10 @@ func main() {
 	var buf []byte
 	for i := 0; i < *n; i++ {
 		fl := rng.Intn(*flows)
-		src := [4]byte{198, 18, byte(fl >> 8 & 0xff), byte(fl)}
+		src := [4]byte{198, 18, byte(fl >> 8), byte(fl)}
+		if fl >= 1<<16 { // one address per flow up to 98 304 flows; dst stays in 198.19.0-6.x
+			src = [4]byte{198, 19, byte(128 + (fl-1<<16)>>8), byte(fl)}
+		}
 		dst := [4]byte{198, 19, byte(fl % 7), byte(10 + fl%200)}
 		sport, dport := uint16(10000+fl%50000), []uint16{443, 80, 8443, 5432, 6379}[fl%5]
 		var l int

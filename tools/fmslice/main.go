@@ -15,9 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcap"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
@@ -98,12 +95,8 @@ func run(cc *cli.Context) error {
 		return timespec.EmptyRange(cc.String("from"), cc.String("to"))
 	}
 	if expr := strings.TrimSpace(strings.Join(cc.Args().Slice(), " ")); expr != "" {
-		if _, err := pcap.NewBPF(layers.LinkTypeEthernet, chunk.Snaplen, expr); err != nil {
+		if q.filter, err = compileBPF(expr, chunk.Snaplen); err != nil {
 			return fmt.Errorf("filter %q: %w", expr, err)
-		}
-		q.newMatch = func() func(gopacket.CaptureInfo, []byte) bool {
-			bpf, _ := pcap.NewBPF(layers.LinkTypeEthernet, chunk.Snaplen, expr) // compiled once above
-			return bpf.Matches
 		}
 		if !cc.Bool("no-index") {
 			dir := cc.String("index")

@@ -10,7 +10,10 @@ package main
 import (
 	"fmt"
 	"io"
+	"runtime"
 	"sort"
+	"sync"
+	"sync/atomic"
 
 	"fmcap/indexer/segment"
 )
@@ -37,60 +40,81 @@ func loadPlan(dir, expr string, from, to int64, warn io.Writer) *plan {
 	if err != nil || len(list) == 0 {
 		return nil
 	}
-	p := &plan{}
-	refuse := func(err error) {
-		p.refused = append(p.refused, err.Error())
-		fmt.Fprintf(warn, "fmslice: index segment refused, its range is scanned instead: %v\n", err)
+	// Segments are independent: evaluated on every core, merged in order.
+	results := make([]segResult, len(list))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < min(runtime.GOMAXPROCS(0), len(list)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < len(list); i = int(next.Add(1)) - 1 {
+				results[i] = evalSegment(dir, list[i], pl, from, to)
+			}
+		}()
 	}
-	for _, e := range list {
-		s, err := segment.Open(dir, e)
-		if err != nil {
-			refuse(err)
+	wg.Wait()
+	p := &plan{}
+	for _, r := range results {
+		if r.err != nil {
+			p.refused = append(p.refused, r.err.Error())
+			fmt.Fprintf(warn, "fmslice: index segment refused, its range is scanned instead: %v\n", r.err)
 			continue
 		}
-		if s.Indexed > 0 && (s.MaxTS < from || s.MinTS >= to) {
-			// Outside the range in time: its frames are skipped by time
-			// anyway, but not the seqs it never saw.
-			p.covered = append(p.covered, seqRange{s.First, s.Last})
-			for _, gp := range s.Gaps {
-				p.candidate = append(p.candidate, seqRange{gp[0], gp[1]})
-			}
-			s.Close()
-			continue
-		}
-		bits := pl.Groups(s)
-		inside := s.MinTS >= from && s.MaxTS < to // every group in the range: no group times needed
-		var cand []seqRange
-		for g := 0; g < s.Groups(); g++ {
-			if !bits.Has(g) {
-				continue
-			}
-			if !inside {
-				if lo, hi := s.GroupTimes(g); lo > hi || hi < from || lo >= to {
-					continue
-				}
-			}
-			lo, hi := s.GroupSeqs(uint32(g))
-			cand = appendRange(cand, lo, hi)
-		}
-		if err := s.Err(); err != nil { // a part it read failed its check: trust none of it
-			refuse(err)
-			s.Close()
-			continue
-		}
-		p.segs++
-		p.groups += s.Groups()
-		p.kept += groupsIn(cand, s)
-		p.covered = append(p.covered, seqRange{s.First, s.Last})
-		for _, gp := range s.Gaps {
-			p.candidate = append(p.candidate, seqRange{gp[0], gp[1]})
-		}
-		p.candidate = append(p.candidate, cand...)
-		s.Close()
+		p.segs += r.consulted
+		p.groups += r.groups
+		p.kept += r.kept
+		p.covered = append(p.covered, r.covered)
+		p.candidate = append(p.candidate, r.candidate...)
 	}
 	p.covered = merge(p.covered)
 	p.candidate = merge(p.candidate)
 	return p
+}
+
+// segResult is what one segment says about a query.
+type segResult struct {
+	err                     error
+	covered                 seqRange   // the seqs it holds (valid segment)
+	candidate               []seqRange // its candidate groups, and its gaps
+	consulted, groups, kept int
+}
+
+// evalSegment opens segment e and evaluates the plan on it.
+func evalSegment(dir string, e segment.Entry, pl *segment.Plan, from, to int64) segResult {
+	s, err := segment.Open(dir, e)
+	if err != nil {
+		return segResult{err: err}
+	}
+	defer s.Close()
+	r := segResult{covered: seqRange{s.First, s.Last}}
+	for _, gp := range s.Gaps { // seqs it never saw: always read
+		r.candidate = append(r.candidate, seqRange{gp[0], gp[1]})
+	}
+	if s.Indexed > 0 && (s.MaxTS < from || s.MinTS >= to) {
+		return r // outside the range in time: its frames are skipped by time anyway
+	}
+	bits := pl.Groups(s)
+	inside := s.MinTS >= from && s.MaxTS < to // every group in the range: no group times needed
+	var cand []seqRange
+	for g := 0; g < s.Groups(); g++ {
+		if !bits.Has(g) {
+			continue
+		}
+		if !inside {
+			if lo, hi := s.GroupTimes(g); lo > hi || hi < from || lo >= to {
+				continue
+			}
+		}
+		lo, hi := s.GroupSeqs(uint32(g))
+		cand = appendRange(cand, lo, hi)
+	}
+	if err := s.Err(); err != nil { // a part it read failed its check: trust none of it
+		return segResult{err: err}
+	}
+	r.consulted, r.groups, r.kept = 1, s.Groups(), groupsIn(cand, s)
+	r.candidate = append(r.candidate, cand...)
+	return r
 }
 
 // groupsIn is how many of s's groups the candidate ranges hold.

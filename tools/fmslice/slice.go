@@ -9,7 +9,6 @@ import (
 	"sync"
 	"unsafe"
 
-	"github.com/google/gopacket"
 	"github.com/klauspost/compress/zstd"
 
 	"fmcap/writer/chunk"
@@ -17,12 +16,10 @@ import (
 
 // query is one extraction: a half-open time range and an optional filter.
 type query struct {
-	store string
-	from  int64
-	to    int64
-	// match is the filter (libpcap's BPF, which is not safe for concurrent
-	// use): workers call newMatch for one each. nil: every packet.
-	newMatch func() func(ci gopacket.CaptureInfo, data []byte) bool
+	store  string
+	from   int64
+	to     int64
+	filter *bpf // nil: every packet
 	// need says whether a frame holding seqs first..last may hold a match
 	// (the index's answer, see plan.go); nil: every frame in the range.
 	need func(first, last uint64) bool
@@ -169,14 +166,24 @@ type hit struct {
 // filter and buffers (pick's w).
 type picker struct {
 	q       *query
-	mu      sync.Mutex
-	matches []func(gopacket.CaptureInfo, []byte) bool
-	must    [][]seqRange
+	batches []batch      // one per worker
+	must    [][]seqRange // one per worker
+	free    chan bufs    // frame buffers, kept from chunk to chunk
+}
+
+// bufs are one frame's buffers: its bytes and the packets picked from it.
+type bufs struct {
+	buf  []byte
+	hits []hit
 }
 
 func newPicker(q *query) *picker {
 	n := runtime.GOMAXPROCS(0)
-	return &picker{q: q, matches: make([]func(gopacket.CaptureInfo, []byte) bool, n), must: make([][]seqRange, n)}
+	pk := &picker{q: q, batches: make([]batch, n), must: make([][]seqRange, n), free: make(chan bufs, 2*n)}
+	for i := 0; i < cap(pk.free); i++ {
+		pk.free <- bufs{}
+	}
+	return pk
 }
 
 // pick appends to hits the packets of frame f (decompressed in buf; first:
@@ -184,20 +191,14 @@ func newPicker(q *query) *picker {
 // the damage and the error.
 func (pk *picker) pick(w int, f *chunk.Frame, buf []byte, first bool, hits []hit) ([]hit, error) {
 	q := pk.q
-	match := pk.matches[w]
-	if match == nil && q.newMatch != nil {
-		pk.mu.Lock()
-		match = q.newMatch()
-		pk.mu.Unlock()
-		pk.matches[w] = match
-	}
 	var must []seqRange
 	if q.must != nil {
 		pk.must[w] = q.must(f.FirstSeq, f.LastSeq, pk.must[w])
 		must = pk.must[w]
 	}
 	seq, next := f.FirstSeq, 0
-	base := &buf[0]
+	base := uintptr(unsafe.Pointer(&buf[0]))
+	start := len(hits)
 	perr := chunk.Packets(buf, first, func(p chunk.Packet) bool {
 		s := seq
 		seq++
@@ -215,13 +216,25 @@ func (pk *picker) pick(w int, f *chunk.Frame, buf []byte, first bool, hits []hit
 		if p.TS < q.from || p.TS >= q.to {
 			return true
 		}
-		if match != nil && !match(gopacket.CaptureInfo{CaptureLength: len(p.Data), Length: int(p.WireLen)}, p.Data) {
-			return true
-		}
-		off := uint32(uintptr(unsafe.Pointer(unsafe.SliceData(p.Data))) - uintptr(unsafe.Pointer(base)))
+		off := uint32(uintptr(unsafe.Pointer(unsafe.SliceData(p.Data))) - base)
 		hits = append(hits, hit{p.TS, p.WireLen, off, uint32(len(p.Data))})
 		return true
 	})
+	if q.filter != nil && len(hits) > start {
+		b := &pk.batches[w]
+		b.reset()
+		for _, h := range hits[start:] {
+			b.add(h.off, h.n, h.wire)
+		}
+		ok := q.filter.match(buf, b)
+		kept := hits[:start]
+		for i, h := range hits[start:] {
+			if ok[i] != 0 {
+				kept = append(kept, h)
+			}
+		}
+		hits = kept
+	}
 	return hits, perr
 }
 
@@ -243,19 +256,12 @@ func readFrames(rd *chunk.Reader, want []int, pk *picker, fn func(fi int, buf []
 		hits      []hit
 		perr, err error
 	}
-	type bufs struct {
-		buf  []byte
-		hits []hit
-	}
 	type job struct {
 		fi   int
 		b    bufs
 		done chan result
 	}
-	free := make(chan bufs, 2*workers)
-	for i := 0; i < cap(free); i++ {
-		free <- bufs{}
-	}
+	free := pk.free
 	jobs := make(chan job)
 	pending := make(chan job, 2*workers)
 	stop := make(chan struct{})
