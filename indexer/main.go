@@ -31,7 +31,7 @@ func main() {
 			&cli.StringFlag{Name: "consumer", Value: "indexer", Usage: "consumer slot name declared in the ring (lossy)"},
 			&cli.StringFlag{Name: "store", Usage: "the writer's store; the index goes in STORE/index unless --index"},
 			&cli.StringFlag{Name: "index", Usage: "index directory"},
-			&cli.IntFlag{Name: "segment-packets", Value: 1 << 20, Usage: "packets per segment"},
+			&cli.IntFlag{Name: "segment-packets", Value: 1 << 22, Usage: "packets per segment (fewer, larger segments: a smaller index; a segment also ends after --segment-age)"},
 			&cli.DurationFlag{Name: "segment-age", Value: defaultSegmentAge, Usage: "write a partial segment after this long, so recent packets are indexed"},
 			&cli.BoolFlag{Name: "exit-on-close", Usage: "exit once the producer has closed the ring and everything is indexed"},
 			&cli.BoolFlag{Name: "rebuild", Usage: "index the store's chunks (all, or --from/--to) instead of the ring"},
