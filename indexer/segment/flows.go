@@ -33,6 +33,12 @@ type Flow struct {
 	Bytes       uint64
 	First, Last int64
 	Groups      []uint32
+
+	// While building: the indexes of its addresses and ports (-1: none),
+	// resolved once when the flow is first seen, and the last group it was
+	// added to, +1: a packet of a known flow costs one lookup, not five.
+	ai, bi, api, bpi int32
+	lastG            uint32
 }
 
 func (b *Builder) flow(g uint32, ts int64, p *Packet) {
@@ -46,22 +52,37 @@ func (b *Builder) flow(g uint32, ts int64, p *Packet) {
 	if c := bytes.Compare(k.A[:], k.B[:]); c > 0 || c == 0 && k.APort > k.BPort {
 		k.A, k.B, k.APort, k.BPort = k.B, k.A, k.BPort, k.APort
 	}
-	f := b.lastFlow // packets come in bursts of one flow
-	if f == nil || f.FlowKey != k {
-		if f = b.flows[k]; f == nil {
-			f = &Flow{FlowKey: k, First: ts, Last: ts}
-			b.flows[k] = f
+	i := b.lastFlow // packets come in bursts of one flow
+	if i < 0 || b.flows[i].FlowKey != k {
+		var ok bool
+		if i, ok = b.flowIdx[k]; !ok {
+			i = int32(len(b.flows))
+			b.flowIdx[k] = i
+			nf := Flow{FlowKey: k, First: ts, Last: ts, api: -1, bpi: -1}
+			nf.ai, nf.bi = b.addrIndex(0, &k.A), b.addrIndex(1, &k.B)
+			if k.Ports {
+				nf.api, nf.bpi = b.portIndex(k.APort), b.portIndex(k.BPort)
+			}
+			b.flows = append(b.flows, nf)
 		}
-		b.lastFlow = f
+		b.lastFlow = i
 	}
+	f := &b.flows[i]
 	f.Packets++
 	f.Bytes += uint64(p.Wire)
 	f.First, f.Last = min(f.First, ts), max(f.Last, ts)
 	if p.Proto == 6 && p.Ports {
 		f.Flags |= p.TCPFlags
 	}
-	if n := len(f.Groups); n == 0 || f.Groups[n-1] != g {
-		f.Groups = append(f.Groups, g)
+	if f.lastG != g+1 {
+		f.lastG = g + 1
+		b.flowSeen.add(uint64(i)<<32 | uint64(g))
+		b.addr(f.ai, g)
+		b.addr(f.bi, g)
+		if f.api >= 0 {
+			b.port(f.api, g)
+			b.port(f.bpi, g)
+		}
 	}
 }
 
@@ -91,9 +112,11 @@ func less(a, b *FlowKey) bool {
 }
 
 func (b *Builder) appendFlows(out []byte) []byte {
-	fl := make([]*Flow, 0, len(b.flows))
-	for _, f := range b.flows {
-		fl = append(fl, f)
+	groups := lists(&b.flowSeen, len(b.flows))
+	fl := make([]*Flow, len(b.flows))
+	for i := range b.flows {
+		fl[i] = &b.flows[i]
+		fl[i].Groups = groups[i]
 	}
 	sort.Slice(fl, func(i, j int) bool { return less(&fl[i].FlowKey, &fl[j].FlowKey) })
 	le := binary.LittleEndian

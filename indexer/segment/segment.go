@@ -83,6 +83,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -204,39 +205,112 @@ func (s *Segment) Close() error {
 }
 
 // Builder accumulates packets into a segment. Not safe for concurrent use.
-// Postings are kept by kind in plain structures (ports and protocols in
-// arrays indexed by value, addresses in a map of 16-byte keys with a
-// one-entry cache per end): the indexer's per-packet cost is a few array
-// and map hits, and an append when a term first shows in a group.
+//
+// Terms with many values (addresses, ports, flows) are where an indexer
+// spends its time: with thousands of flows interleaved, the tail of each
+// term's growing list is a different cold cache line for every packet.
+// So the builder keeps, per term, only the last group it was seen in (a
+// small dense array that stays in cache), and appends each (term, group)
+// it sees for the first time to one sequential buffer per kind; Encode
+// sorts those by term (counting sort, stable, so groups stay ascending).
+// Protocols, packet kinds and the cut mark have few values and keep plain
+// lists.
 type Builder struct {
 	seg      Segment
 	gmin     []int64 // group times
 	gmax     []int64
 	addrIdx  map[[16]byte]int32
 	addrKeys [][16]byte
-	addrs    [][]uint32
-	ports    [256]*[256][]uint32 // by port: high byte, then low byte; pages allocated on first use
-	portList []uint16            // the ports with a list, for Encode
+	addrLast []uint32         // per address: the last group it was added to, +1 (0: none)
+	addrSeen pairs            // (address << 32 | group), in arrival order
+	portIdx  [256]*[256]int32 // port → its index + 1 (0: not seen); pages allocated on first use
+	portKeys []uint16
+	portLast []uint32
+	portSeen pairs // (port index << 32 | group)
 	protos   [256][]uint32
 	kinds    [4][]uint32
 	cut      []uint32 // groups with a frame cut inside a header (Packet.Cut)
-	flows    map[FlowKey]*Flow
+	flowIdx  map[FlowKey]int32
+	flows    []Flow // Groups left empty until Encode
+	flowSeen pairs  // (flow << 32 | group)
 	last     [2]struct {
 		key [16]byte
 		i   int32
 	}
-	lastFlow *Flow
+	lastFlow int32 // index of the last packet's flow, -1: none
 }
 
 // NewBuilder starts a segment at seq first.
 func NewBuilder(first uint64, groupSize uint32) *Builder {
 	b := &Builder{
-		seg:     Segment{GroupSize: groupSize, First: first, Last: first - 1, MinTS: math.MaxInt64, MaxTS: math.MinInt64},
-		addrIdx: map[[16]byte]int32{},
-		flows:   map[FlowKey]*Flow{},
+		seg:      Segment{GroupSize: groupSize, First: first, Last: first - 1, MinTS: math.MaxInt64, MaxTS: math.MinInt64},
+		addrIdx:  map[[16]byte]int32{},
+		flowIdx:  map[FlowKey]int32{},
+		lastFlow: -1,
 	}
 	b.last[0].i, b.last[1].i = -1, -1
 	return b
+}
+
+// pairs is an append-only list of (term << 32 | group) in blocks: growing
+// it never copies what it holds (a slice grown by append copied about four
+// times its final size, 100 MB a segment, and spent a third of the
+// indexer's time doing so).
+type pairs struct{ blocks [][]uint64 }
+
+const pairBlock = 1 << 16
+
+func (p *pairs) add(v uint64) {
+	n := len(p.blocks)
+	if n == 0 || len(p.blocks[n-1]) == cap(p.blocks[n-1]) {
+		size := 64 // small segments (and tests) stay small
+		if n > 0 {
+			size = min(2*cap(p.blocks[n-1]), pairBlock)
+		}
+		p.blocks = append(p.blocks, make([]uint64, 0, size))
+		n++
+	}
+	p.blocks[n-1] = append(p.blocks[n-1], v)
+}
+
+// seen adds (term, g) unless term was last seen in group g (last[term]
+// holds that group + 1).
+func seen(last *uint32, p *pairs, term int32, g uint32) {
+	if *last != g+1 {
+		*last = g + 1
+		p.add(uint64(term)<<32 | uint64(g))
+	}
+}
+
+// lists turns the pairs into each term's ascending group list: lists(p,
+// n)[t] for terms 0..n-1, all in one backing array (a counting sort by term,
+// stable, so each term's groups stay in arrival order, which is ascending).
+func lists(p *pairs, n int) [][]uint32 {
+	start := make([]int, n+1)
+	total := 0
+	for _, b := range p.blocks {
+		for _, v := range b {
+			start[v>>32+1]++
+		}
+		total += len(b)
+	}
+	for t := 1; t <= n; t++ {
+		start[t] += start[t-1]
+	}
+	all := make([]uint32, total)
+	at := append([]int(nil), start[:n]...)
+	for _, b := range p.blocks {
+		for _, v := range b {
+			t := v >> 32
+			all[at[t]] = uint32(v)
+			at[t]++
+		}
+	}
+	out := make([][]uint32, n)
+	for t := range out {
+		out[t] = all[start[t]:start[t+1]:start[t+1]]
+	}
+	return out
 }
 
 // Next is the seq the builder expects next.
@@ -271,34 +345,44 @@ func addGroup(l *[]uint32, g uint32) {
 	}
 }
 
-// addr adds group g to an address's list; end (0 or 1) picks the cache.
-func (b *Builder) addr(end int, a *[16]byte, g uint32) {
+// addrIndex is the index of address a; end (0 or 1) picks the cache.
+func (b *Builder) addrIndex(end int, a *[16]byte) int32 {
 	c := &b.last[end]
 	if c.i < 0 || c.key != *a {
 		i, ok := b.addrIdx[*a]
 		if !ok {
-			i = int32(len(b.addrs))
+			i = int32(len(b.addrKeys))
 			b.addrIdx[*a] = i
 			b.addrKeys = append(b.addrKeys, *a)
-			b.addrs = append(b.addrs, nil)
+			b.addrLast = append(b.addrLast, 0)
 		}
 		c.key, c.i = *a, i
 	}
-	addGroup(&b.addrs[c.i], g)
+	return c.i
 }
 
-func (b *Builder) port(v uint16, g uint32) {
-	pg := b.ports[v>>8]
+// addr adds group g to address i's list.
+func (b *Builder) addr(i int32, g uint32) { seen(&b.addrLast[i], &b.addrSeen, i, g) }
+
+// portIndex is the index of port v.
+func (b *Builder) portIndex(v uint16) int32 {
+	pg := b.portIdx[v>>8]
 	if pg == nil {
-		pg = new([256][]uint32)
-		b.ports[v>>8] = pg
+		pg = new([256]int32)
+		b.portIdx[v>>8] = pg
 	}
-	l := &pg[v&0xff]
-	if len(*l) == 0 {
-		b.portList = append(b.portList, v)
+	i := pg[v&0xff] - 1
+	if i < 0 {
+		i = int32(len(b.portKeys))
+		pg[v&0xff] = i + 1
+		b.portKeys = append(b.portKeys, v)
+		b.portLast = append(b.portLast, 0)
 	}
-	addGroup(l, g)
+	return i
 }
+
+// port adds group g to port i's list.
+func (b *Builder) port(i int32, g uint32) { seen(&b.portLast[i], &b.portSeen, i, g) }
 
 // Add indexes the packet with seq (which must be Next()) captured at ts.
 func (b *Builder) Add(seq uint64, ts int64, p *Packet) {
@@ -316,25 +400,25 @@ func (b *Builder) Add(seq uint64, ts int64, p *Packet) {
 	if p.Kind == Other {
 		return
 	}
+	if p.Kind != ARP {
+		addGroup(&b.protos[p.Proto], g)
+		if p.Kind == IPv6 && p.First6 != p.Proto {
+			addGroup(&b.protos[p.First6], g) // libpcap's "ip6 proto" reads the first header
+		}
+		if p.Addrs {
+			b.flow(g, ts, p) // its addresses and ports too
+			return
+		}
+	}
 	if p.SrcOK {
-		b.addr(0, &p.Src, g)
+		b.addr(b.addrIndex(0, &p.Src), g)
 	}
 	if p.DstOK {
-		b.addr(1, &p.Dst, g)
+		b.addr(b.addrIndex(1, &p.Dst), g)
 	}
-	if p.Kind == ARP {
-		return
-	}
-	addGroup(&b.protos[p.Proto], g)
-	if p.Kind == IPv6 && p.First6 != p.Proto {
-		addGroup(&b.protos[p.First6], g) // libpcap's "ip6 proto" reads the first header
-	}
-	if p.Addrs {
-		b.flow(g, ts, p)
-	}
-	if p.Ports {
-		b.port(p.SPort, g)
-		b.port(p.DPort, g)
+	if p.Ports && p.Kind != ARP {
+		b.port(b.portIndex(p.SPort), g)
+		b.port(b.portIndex(p.DPort), g)
 	}
 }
 
@@ -343,7 +427,7 @@ func (b *Builder) Encode() []byte {
 	s := &b.seg
 	le := binary.LittleEndian
 	crc := func(p []byte) uint32 { return crc32.Checksum(p, crcTable) }
-	out := make([]byte, hdrSize, hdrSize+16*len(b.gmin)+32*len(b.addrs))
+	out := make([]byte, hdrSize, hdrSize+16*len(b.gmin)+32*len(b.addrKeys))
 	copy(out, magic)
 	le.PutUint16(out[4:], version)
 	le.PutUint32(out[8:], s.GroupSize)
@@ -364,6 +448,15 @@ func (b *Builder) Encode() []byte {
 		out = le.AppendUint64(out, g[1])
 	}
 	postOff := len(out)
+	// Room for the postings and flows at about two bytes a group, so that
+	// appending them does not copy a growing buffer again and again.
+	est := 0
+	for _, p := range []*pairs{&b.addrSeen, &b.portSeen, &b.flowSeen} {
+		for _, blk := range p.blocks {
+			est += len(blk)
+		}
+	}
+	out = slices.Grow(out, 2*est+64*len(b.flows)+32*(len(b.addrKeys)+len(b.portKeys)))
 	var dir []byte
 	nterms := 0
 	term := func(kind byte, key []byte, l []uint32) {
@@ -386,7 +479,8 @@ func (b *Builder) Encode() []byte {
 		out = le.AppendUint32(out, crc(out[start:]))
 	}
 	// Sorted by kind ('A' < 'K' < 'P' < 'T'), then key.
-	order := make([]int32, len(b.addrs))
+	addrs := lists(&b.addrSeen, len(b.addrKeys))
+	order := make([]int32, len(addrs))
 	for i := range order {
 		order[i] = int32(i)
 	}
@@ -394,15 +488,21 @@ func (b *Builder) Encode() []byte {
 		return bytes.Compare(b.addrKeys[order[i]][:], b.addrKeys[order[j]][:]) < 0
 	})
 	for _, i := range order {
-		term(KindAddr, b.addrKeys[i][:], b.addrs[i])
+		term(KindAddr, b.addrKeys[i][:], addrs[i])
 	}
 	for k, l := range b.kinds {
 		term(KindKind, []byte{byte(k)}, l)
 	}
 	term(KindKind, []byte{KeyCut}, b.cut)
-	sort.Slice(b.portList, func(i, j int) bool { return b.portList[i] < b.portList[j] })
-	for _, v := range b.portList {
-		term(KindPort, []byte{byte(v >> 8), byte(v)}, b.ports[v>>8][v&0xff])
+	ports := lists(&b.portSeen, len(b.portKeys))
+	order = order[:0]
+	for i := range ports {
+		order = append(order, int32(i))
+	}
+	sort.Slice(order, func(i, j int) bool { return b.portKeys[order[i]] < b.portKeys[order[j]] })
+	for _, i := range order {
+		v := b.portKeys[i]
+		term(KindPort, []byte{byte(v >> 8), byte(v)}, ports[i])
 	}
 	for v, l := range b.protos {
 		term(KindProto, []byte{byte(v)}, l)
