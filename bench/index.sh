@@ -5,18 +5,24 @@
 # page-cached capture, measured side by side (hyperfine), outputs checked
 # identical first; bytes decompressed for three store sizes; index size
 # against the compressed capture.
-# Usage: SIZES="1000000 2000000 4000000" RUNS=5 bench/index.sh
+# BURST=N makes flows send trains of about N packets (bench/gen -burst);
+# the default, 1, interleaves the 20 000 flows packet by packet at random
+# (the indexer's worst case: every packet a different flow).
+# Usage: SIZES="1000000 2000000 4000000" RUNS=5 [BURST=8] bench/index.sh
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 SIZES=${SIZES:-"1000000 2000000 4000000"}
 RUNS=${RUNS:-5}
+BURST=${BURST:-1}
+sfx=; [ "$BURST" = 1 ] || sfx=-b$BURST
 go build -o "$B/" ./bench/gen ./indexer ./writer ./tools/fmring ./tools/fminject ./tools/fmslice
 for n in $SIZES; do
-  in=$W/idx-$n.pcap st=$W/idx-$n.store ring=/dev/shm/fmcap-idx-bench
-  rm -rf "$st" "$ring"
-  [ -f "$in" ] || "$B/gen" -o "$in" -n "$n" -flows 20000 -duration "$(( n / 200000 ))m"
+  in=$W/idx-$n$sfx.pcap st=$W/idx-$n$sfx.store
+  [ -f "$in" ] || "$B/gen" -o "$in" -n "$n" -flows 20000 -duration "$(( n / 200000 ))m" -burst "$BURST"
   size=$(( ( $(stat -c %s "$in") * 3 / 2 / 1048576 + 1 ) ))
   p2=1; while [ $p2 -lt $size ]; do p2=$(( p2 * 2 )); done
+  ring=$(ringdir "$p2")/fmcap-idx-bench   # huge pages, as in production, when they can be had
+  rm -rf "$st" "$ring"
   "$B/fmring" create --ring "$ring" --size ${p2}MiB --consumer writer:lossless --consumer indexer:lossy >/dev/null
   "$B/fminject" -q --ring "$ring" "$in"
   "$B/writer" --ring "$ring" --store "$st" --exit-on-close --chunk-size 256MiB --log-level warn --metrics ""

@@ -7,7 +7,9 @@
 // bytes (DNS-like). With -mix imix, the simple IMIX proportions instead
 // (7:4:1 of 66-byte ACKs, 590-byte and 1514-byte TCP segments, payloads as
 // above): more, smaller packets for the same bytes. Times advance evenly over
-// --duration with a little jitter. The same --seed gives the same file.
+// --duration with a little jitter. With -burst N, flows send trains of
+// 1 to 2N-1 packets back to back (as TCP windows do) instead of every
+// packet picking a flow at random. The same --seed gives the same file.
 package main
 
 import (
@@ -30,6 +32,7 @@ func main() {
 	seed := flag.Int64("seed", 1, "random seed")
 	start := flag.Int64("start", 1767225600, "Unix time of the first packet")
 	mix := flag.String("mix", "web", "packet mix: web (see above) or imix")
+	burst := flag.Int("burst", 1, "mean packets a flow sends back to back (1: every packet picks a flow at random)")
 	flag.Parse()
 	if *flows < 1 || *flows > 1<<16+1<<15 {
 		fmt.Fprintln(os.Stderr, "gen: -flows: 1 to 98304 (one source address each)")
@@ -53,8 +56,14 @@ func main() {
 	step := int64(*dur) / int64(*n)
 	ts := *start * 1e9
 	var buf []byte
+	fl, left := 0, 0
 	for i := 0; i < *n; i++ {
-		fl := rng.Intn(*flows)
+		if *burst <= 1 {
+			fl = rng.Intn(*flows)
+		} else if left == 0 { // a train of 1..2*burst-1 packets of one flow
+			fl, left = rng.Intn(*flows), 1+rng.Intn(2**burst-1)
+		}
+		left--
 		src := [4]byte{198, 18, byte(fl >> 8), byte(fl)}
 		if fl >= 1<<16 { // one address per flow up to 98 304 flows; dst stays in 198.19.0-6.x
 			src = [4]byte{198, 19, byte(128 + (fl-1<<16)>>8), byte(fl)}
