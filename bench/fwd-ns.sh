@@ -11,10 +11,13 @@
 # iperf3 from A to 198.18.1.1: TCP, UDP with 64-byte and 1400-byte payloads
 # (unlimited rate: the figure is what B receives). Offloads as in the tests:
 # tx checksum off on the end hosts, GRO off on F's veths, for all three.
-# Usage: T=5 bench/fwd-ns.sh
+# CAPTURE=none runs fwd without capture and without the writer: the ceiling
+# of the forwarding path itself (default: inline, the goal's condition).
+# Usage: T=5 [CAPTURE=none] bench/fwd-ns.sh
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 T=${T:-5}
+CAPTURE=${CAPTURE:-inline}
 go build -o "$B/" ./fwd ./writer ./tools/fmring
 go build -tags dpdk -o "$B/fwd-dpdk" ./fwd
 P=fmb$$
@@ -91,14 +94,14 @@ fwd:
     - {name: p0, device: ${devs[0]}, addresses: [198.18.1.1/24]}
     - {name: p1, device: ${devs[1]}, addresses: [198.18.2.1/24]}
   rules:
-    - {id: 1, in: p0, local: 198.18.1.1, peer: 198.18.1.2, out: p1, out_local: 198.18.2.1, target: 198.18.2.2, capture: inline}
+    - {id: 1, in: p0, local: 198.18.1.1, peer: 198.18.1.2, out: p1, out_local: 198.18.2.1, target: 198.18.2.2, capture: $CAPTURE}
 EOF
-  "$B/writer" --ring "$RING" --store "$W/ns-store" --log-level warn & WPID=$!
+  if [ "$CAPTURE" != none ]; then "$B/writer" --ring "$RING" --store "$W/ns-store" --log-level warn & WPID=$!; fi
   ip netns exec $F "$bin" --config "$W/ns.yaml" --log-level warn 2>/dev/null & FWDPID=$!
   sleep 2
   suite "fwd-$be"
   "$B/fmctl" --socket "$W/ns.sock" stats | sed -n '1,3p' | sed "s/^/fwd-$be /"
   kill $FWDPID; wait $FWDPID 2>/dev/null || true; FWDPID=
-  kill $WPID; wait $WPID 2>/dev/null || true; WPID=
+  if [ -n "${WPID:-}" ]; then kill $WPID; wait $WPID 2>/dev/null || true; WPID=; fi
   ip -n $A neigh flush all; ip -n $Bn neigh flush all
 done
