@@ -230,7 +230,7 @@ type Builder struct {
 	protos   [256][]uint32
 	kinds    [4][]uint32
 	cut      []uint32 // groups with a frame cut inside a header (Packet.Cut)
-	flowIdx  map[FlowKey]int32
+	flowTab  flowTable
 	flows    []Flow // Groups left empty until Encode
 	flowSeen pairs  // (flow << 32 | group)
 	last     [2]struct {
@@ -245,7 +245,6 @@ func NewBuilder(first uint64, groupSize uint32) *Builder {
 	b := &Builder{
 		seg:      Segment{GroupSize: groupSize, First: first, Last: first - 1, MinTS: math.MaxInt64, MaxTS: math.MinInt64},
 		addrIdx:  map[[16]byte]int32{},
-		flowIdx:  map[FlowKey]int32{},
 		lastFlow: -1,
 	}
 	b.last[0].i, b.last[1].i = -1, -1
