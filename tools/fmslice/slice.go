@@ -62,82 +62,126 @@ func slice(q *query, out sink, dec *zstd.Decoder) (*result, error) {
 	}
 	res := &result{}
 	pk := newPicker(q)
-	// emit writes the packets pk picked from rd's frames, in order.
-	emit := func(rd *chunk.Reader, in chunk.Info) func(fi int, buf []byte, hits []hit, perr, err error) error {
-		return func(fi int, buf []byte, hits []hit, perr, err error) error {
-			if err != nil {
-				res.damaged = append(res.damaged, err)
-				return nil
-			}
-			res.frames++
-			res.decompressed += int64(len(buf))
-			for _, h := range hits {
-				if err := out.write(h.ts, h.wire, buf[h.off:h.off+h.n]); err != nil {
-					return err
+	p := newPipeline(pk)
+	go p.feed(func(send func(item) bool) { feedChunks(q, list, dec, send) })
+	var werr error
+	for it := range p.pending {
+		if it.chunk {
+			res.chunks++
+			res.skipped += it.skipped
+		}
+		if it.note != nil {
+			res.damaged = append(res.damaged, it.note)
+		}
+		if it.done != nil {
+			r := <-it.done
+			if werr == nil {
+				werr = emitFrame(res, out, it, r)
+				if werr != nil {
+					p.stop()
 				}
 			}
-			res.packets += len(hits)
-			if perr != nil {
-				res.damaged = append(res.damaged, &chunk.FrameError{Chunk: in.Name, Index: fi, Err: perr})
-			}
-			return nil
+			p.release(r)
+		}
+		if it.last {
+			it.rd.Close()
 		}
 	}
-	for i := 0; i < len(list); i++ {
-		in := list[i]
+	p.wait()
+	return res, werr
+}
+
+// emitFrame writes the packets picked from a frame and counts it.
+func emitFrame(res *result, out sink, it item, r frameResult) error {
+	if r.err != nil {
+		res.damaged = append(res.damaged, r.err)
+		return nil
+	}
+	res.frames++
+	res.decompressed += int64(len(r.buf))
+	for _, h := range r.hits {
+		if err := out.write(h.ts, h.wire, r.buf[h.off:h.off+h.n]); err != nil {
+			return err
+		}
+	}
+	res.packets += len(r.hits)
+	if r.perr != nil {
+		res.damaged = append(res.damaged, &chunk.FrameError{Chunk: it.rd.Info.Name, Index: it.fi, Err: r.perr})
+	}
+	return nil
+}
+
+// feedChunks opens the chunks of list that overlap q's range, in order,
+// chooses their frames and sends them (and what it has to report) down the
+// pipeline. send returning false means stop.
+func feedChunks(q *query, list []chunk.Info, dec *zstd.Decoder, send func(item) bool) {
+	for _, in := range list {
 		if !in.Overlaps(q.from, q.to) {
 			continue
 		}
+		var rd *chunk.Reader
+		var want []int
+		skipped := 0
 		if q.must != nil && in.MinTS >= q.from && in.MaxTS < q.to {
 			// A chunk wholly inside the range, and an index: read only the
 			// entries of the frames that hold candidates (see chunk.OpenLazy).
-			if rd, want, ok := lazyFrames(q, in, dec, res); ok {
-				res.chunks++
-				werr := readFrames(rd, want, pk, emit(rd, in))
-				rd.Close()
-				if werr != nil {
-					return res, werr
+			rd, want, skipped, _ = lazyFrames(q, in, dec)
+		}
+		if rd == nil {
+			var err error
+			rd, err = chunk.OpenReader(q.store, in, dec)
+			if in.Open && errors.Is(err, os.ErrNotExist) {
+				// Published while we were listing: read it under its final name.
+				if in, err = republished(q.store, in.FirstSeq); err == nil {
+					if !in.Overlaps(q.from, q.to) {
+						continue
+					}
+					rd, err = chunk.OpenReader(q.store, in, dec)
+				}
+			}
+			if err != nil {
+				if !send(item{note: fmt.Errorf("chunk %q skipped: %w", in.Name, err)}) {
+					return
 				}
 				continue
 			}
-		}
-		rd, err := chunk.OpenReader(q.store, in, dec)
-		if in.Open && errors.Is(err, os.ErrNotExist) {
-			// Published while we were listing: read it under its final name.
-			if in, err = republished(q.store, in.FirstSeq); err == nil {
-				if !in.Overlaps(q.from, q.to) {
+			var note error
+			if rd.Note != "" {
+				note = fmt.Errorf("chunk %q: %s", in.Name, rd.Note)
+			}
+			for fi := range rd.Table.Frames {
+				f := &rd.Table.Frames[fi]
+				if !f.Overlaps(q.from, q.to) {
 					continue
 				}
-				rd, err = chunk.OpenReader(q.store, in, dec)
+				if q.need != nil && !q.need(f.FirstSeq, f.LastSeq) {
+					skipped++
+					continue
+				}
+				want = append(want, fi)
+			}
+			if note != nil && !send(item{note: note}) {
+				rd.Close()
+				return
 			}
 		}
-		if err != nil {
-			res.damaged = append(res.damaged, fmt.Errorf("chunk %q skipped: %w", in.Name, err))
-			continue
-		}
-		if rd.Note != "" {
-			res.damaged = append(res.damaged, fmt.Errorf("chunk %q: %s", in.Name, rd.Note))
-		}
-		res.chunks++
-		var want []int
-		for fi := range rd.Table.Frames {
-			f := &rd.Table.Frames[fi]
-			if !f.Overlaps(q.from, q.to) {
-				continue
+		if !send(item{chunk: true, skipped: skipped, rd: rd, last: len(want) == 0}) {
+			if len(want) > 0 {
+				rd.Close()
 			}
-			if q.need != nil && !q.need(f.FirstSeq, f.LastSeq) {
-				res.skipped++
-				continue
+			return
+		}
+		for k, fi := range want {
+			if !send(item{rd: rd, fi: fi, frame: true, last: k == len(want)-1}) {
+				if k > 0 { // frames of it are in flight: the consumer closes it
+					send(item{rd: rd, last: true, force: true})
+				} else {
+					rd.Close()
+				}
+				return
 			}
-			want = append(want, fi)
 		}
-		if werr := readFrames(rd, want, pk, emit(rd, in)); werr != nil {
-			rd.Close()
-			return res, werr
-		}
-		rd.Close()
 	}
-	return res, nil
 }
 
 func republished(dir string, first uint64) (chunk.Info, error) {
@@ -166,22 +210,16 @@ type hit struct {
 // filter and buffers (pick's w).
 type picker struct {
 	q       *query
-	batches []batch      // one per worker
-	must    [][]seqRange // one per worker
-	free    chan bufs    // frame buffers, kept from chunk to chunk
-}
-
-// bufs are one frame's buffers: its bytes and the packets picked from it.
-type bufs struct {
-	buf  []byte
-	hits []hit
+	batches []batch          // one per worker
+	must    [][]seqRange     // one per worker
+	free    chan frameResult // frame buffers (buf, hits), kept from chunk to chunk
 }
 
 func newPicker(q *query) *picker {
 	n := runtime.GOMAXPROCS(0)
-	pk := &picker{q: q, batches: make([]batch, n), must: make([][]seqRange, n), free: make(chan bufs, 2*n)}
+	pk := &picker{q: q, batches: make([]batch, n), must: make([][]seqRange, n), free: make(chan frameResult, 2*n)}
 	for i := 0; i < cap(pk.free); i++ {
-		pk.free <- bufs{}
+		pk.free <- frameResult{}
 	}
 	return pk
 }
@@ -238,97 +276,124 @@ func (pk *picker) pick(w int, f *chunk.Frame, buf []byte, first bool, hits []hit
 	return hits, perr
 }
 
-// readFrames decompresses the frames want of rd on every core, where pk
-// also picks their packets, and hands them to fn in order (packets leave
-// in capture order). Buffers are taken in order by the one goroutine that
-// hands out the work, so a frame never waits for a buffer held by a later
-// one. fn's error stops the reading.
-func readFrames(rd *chunk.Reader, want []int, pk *picker, fn func(fi int, buf []byte, hits []hit, perr, err error) error) error {
-	if len(want) == 0 {
-		return nil
-	}
-	workers := runtime.GOMAXPROCS(0)
-	if workers > len(want) {
-		workers = len(want)
-	}
-	type result struct {
-		buf       []byte
-		hits      []hit
-		perr, err error
-	}
-	type job struct {
-		fi   int
-		b    bufs
-		done chan result
-	}
-	free := pk.free
-	jobs := make(chan job)
-	pending := make(chan job, 2*workers)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
+// item is one step of a slice, in output order: a chunk reached (count it,
+// maybe with its skipped frames), something to report, or a frame to read.
+// last: the consumer closes rd after this item.
+type item struct {
+	rd      *chunk.Reader
+	fi      int
+	frame   bool
+	last    bool
+	force   bool // sent after a stop: close rd, nothing else
+	chunk   bool
+	skipped int
+	note    error
+	b       frameResult      // the frame's buffers, taken by the feeder
+	done    chan frameResult // the worker's result
+}
+
+type frameResult struct {
+	buf       []byte
+	hits      []hit
+	perr, err error
+}
+
+// pipeline decompresses frames on every core, where the picker also picks
+// their packets, and hands them back in order: one feeder (chunks opened and
+// frames chosen while earlier frames decompress), GOMAXPROCS workers, and
+// the consumer ranging over pending. Buffers are taken in order by the
+// feeder, so a frame never waits for a buffer held by a later one.
+type pipeline struct {
+	pk      *picker
+	jobs    chan item
+	pending chan item
+	quit    chan struct{}
+	stopped bool
+	wg      sync.WaitGroup
+}
+
+func newPipeline(pk *picker) *pipeline {
+	n := runtime.GOMAXPROCS(0)
+	p := &pipeline{pk: pk, jobs: make(chan item), pending: make(chan item, 2*n), quit: make(chan struct{})}
+	for w := 0; w < n; w++ {
+		p.wg.Add(1)
 		go func() {
-			defer wg.Done()
+			defer p.wg.Done()
 			var cbuf []byte
-			for j := range jobs {
-				out, c, err := rd.ReadFrameInto(j.fi, j.b.buf, cbuf)
+			for it := range p.jobs {
+				b := it.b
+				out, c, err := it.rd.ReadFrameInto(it.fi, b.buf, cbuf)
 				cbuf = c
-				r := result{buf: out, hits: j.b.hits[:0], err: err}
+				r := frameResult{buf: out, hits: b.hits[:0], err: err}
 				if out == nil {
-					r.buf = j.b.buf
-				} else if f, ferr := rd.Frame(j.fi); ferr == nil && len(out) > 0 {
-					r.hits, r.perr = pk.pick(w, &f, out, j.fi == 0, r.hits)
+					r.buf = b.buf
+				} else if f, ferr := it.rd.Frame(it.fi); ferr == nil && len(out) > 0 {
+					r.hits, r.perr = pk.pick(w, &f, out, it.fi == 0, r.hits)
 				}
-				j.done <- r
+				it.done <- r
 			}
 		}()
 	}
-	go func() {
-		defer close(jobs)
-		defer close(pending)
-		for _, fi := range want {
-			var b bufs
-			select {
-			case b = <-free:
-			case <-stop:
-				return
-			}
-			j := job{fi: fi, b: b, done: make(chan result, 1)}
-			select {
-			case pending <- j:
-			case <-stop:
-				return
-			}
-			jobs <- j
+	return p
+}
+
+// feed runs fn, which sends items; it closes the pipeline's inputs after.
+func (p *pipeline) feed(fn func(send func(item) bool)) {
+	defer close(p.jobs)
+	defer close(p.pending)
+	fn(func(it item) bool {
+		if it.force {
+			p.pending <- it
+			return true
 		}
-	}()
-	var ferr error
-	for j := range pending {
-		r := <-j.done
-		if ferr == nil {
-			ferr = fn(j.fi, r.buf, r.hits, r.perr, r.err)
-			if ferr != nil {
-				close(stop)
+		if it.frame {
+			select {
+			case it.b = <-p.pk.free:
+			case <-p.quit:
+				return false
 			}
+			it.done = make(chan frameResult, 1)
 		}
 		select {
-		case free <- bufs{r.buf[:0], r.hits[:0]}:
-		default:
+		case p.pending <- it:
+		case <-p.quit:
+			if it.frame {
+				p.release(it.b)
+			}
+			return false
 		}
-	}
-	wg.Wait()
-	return ferr
+		if it.frame {
+			p.jobs <- it
+		}
+		return true
+	})
 }
+
+// release returns a frame's buffers.
+func (p *pipeline) release(r frameResult) {
+	select {
+	case p.pk.free <- frameResult{buf: r.buf[:0], hits: r.hits[:0]}:
+	default:
+	}
+}
+
+func (p *pipeline) stop() {
+	if !p.stopped {
+		p.stopped = true
+		close(p.quit)
+	}
+}
+
+func (p *pipeline) wait() { p.wg.Wait() }
 
 // lazyFrames opens a chunk for random access and picks the frames holding
 // q's candidate seqs by binary search. ok is false when the chunk cannot be
 // read that way or an entry it looked at is damaged: the caller then reads
 // the chunk the ordinary way, which reports and works around the damage.
-func lazyFrames(q *query, in chunk.Info, dec *zstd.Decoder, res *result) (*chunk.Reader, []int, bool) {
+func lazyFrames(q *query, in chunk.Info, dec *zstd.Decoder) (*chunk.Reader, []int, int, bool) {
 	rd, err := chunk.OpenLazy(q.store, in, dec)
 	if err != nil {
-		return nil, nil, false
+		return nil, nil, 0, false
 	}
 	var want []int
 	for _, r := range q.must(in.FirstSeq, in.LastSeq, nil) {
@@ -344,9 +409,8 @@ func lazyFrames(q *query, in chunk.Info, dec *zstd.Decoder, res *result) (*chunk
 		}
 		if err != nil {
 			rd.Close()
-			return nil, nil, false
+			return nil, nil, 0, false
 		}
 	}
-	res.skipped += rd.NumFrames() - len(want)
-	return rd, want, true
+	return rd, want, rd.NumFrames() - len(want), true
 }
