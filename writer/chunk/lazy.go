@@ -6,8 +6,10 @@ package chunk
 // chunk, 300 000 over a 50 M-packet store, for a query that reads a few
 // thousand frames. OpenLazy maps the file instead, finds both tables from
 // the end, and checks an entry (its CRC, and its sizes and checksum against
-// the seek table's) only when the query looks at it. Frames are decompressed
-// straight from the mapping.
+// the seek table's) only when the query looks at it. Frames themselves are
+// read with pread: decompressing them from the mapping cost more in page
+// faults and unmapping than the copy (a 50 M-packet query: 82.8 ms mapped,
+// 66.5 ms with pread).
 
 import (
 	"encoding/binary"
@@ -44,25 +46,28 @@ func OpenLazy(dir string, in Info, dec *zstd.Decoder) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
+		f.Close()
 		return nil, err
 	}
 	size := st.Size()
 	if size < seekFooter+8+ftabHdrSize+8 {
+		f.Close()
 		return nil, ErrNotLazy
 	}
 	m, err := mmap.Map(f, mmap.RDONLY, 0)
 	if err != nil {
+		f.Close()
 		return nil, fmt.Errorf("chunk %q: mmap: %w", in.Name, err)
 	}
 	t, err := findTables(m)
 	if err != nil {
 		m.Unmap()
+		f.Close()
 		return nil, fmt.Errorf("chunk %q: %w: %v", in.Name, ErrNotLazy, err)
 	}
-	return &Reader{Info: in, ra: nil, size: size, dec: dec, m: m, lazy: t}, nil
+	return &Reader{Info: in, ra: f, f: f, size: size, dec: dec, m: m, lazy: t}, nil
 }
 
 // findTables locates the seek table (from the footer) and the frame table

@@ -93,7 +93,7 @@ type Reader struct {
 	f    *os.File
 	dec  *zstd.Decoder
 	buf  []byte
-	m    mmap.MMap  // OpenLazy: the mapped file
+	m    mmap.MMap  // OpenLazy: the mapped file, for its tables
 	lazy *lazyTable // OpenLazy: entries checked when read (Frame)
 }
 
@@ -373,17 +373,12 @@ func (r *Reader) ReadFrameInto(i int, dst, cbuf []byte) (out, buf []byte, err er
 	if f.Off+uint64(f.CSize) > uint64(r.size) || f.CSize > 1<<30 || f.DSize > 1<<30 {
 		return fail(fmt.Errorf("%w: frame beyond the end of the file", ErrCorrupt))
 	}
-	var b []byte
-	if r.m != nil {
-		b = r.m[f.Off : f.Off+uint64(f.CSize)]
-	} else {
-		if cap(cbuf) < int(f.CSize) {
-			cbuf = make([]byte, f.CSize)
-		}
-		b = cbuf[:f.CSize]
-		if _, err := r.ra.ReadAt(b, int64(f.Off)); err != nil {
-			return fail(err)
-		}
+	if cap(cbuf) < int(f.CSize) {
+		cbuf = make([]byte, f.CSize)
+	}
+	b := cbuf[:f.CSize]
+	if _, err := r.ra.ReadAt(b, int64(f.Off)); err != nil {
+		return fail(err)
 	}
 	if r.lazy == nil && !r.Table.Zstd {
 		if f.Sum != 0 || r.Note == "" {
@@ -423,9 +418,8 @@ func (r *Reader) ReadFrameInto(i int, dst, cbuf []byte) (out, buf []byte, err er
 // Close closes the chunk file (or its mapping).
 func (r *Reader) Close() error {
 	if r.m != nil {
-		err := r.m.Unmap()
+		r.m.Unmap()
 		r.m = nil
-		return err
 	}
 	if r.f != nil {
 		return r.f.Close()
