@@ -17,6 +17,7 @@ package segment
 // alike.
 
 import (
+	"math/bits"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -333,6 +334,26 @@ func (b Bits) Has(g int) bool { return b.All || b.W[g/64]&(1<<(g%64)) != 0 }
 
 func (b Bits) set(g uint32) { b.W[g/64] |= 1 << (g % 64) }
 
+// Each calls fn for every group in the set, in order, up to n groups.
+func (b Bits) Each(n int, fn func(g int)) {
+	if b.All {
+		for g := 0; g < n; g++ {
+			fn(g)
+		}
+		return
+	}
+	for i, w := range b.W {
+		for w != 0 {
+			g := i*64 + bits.TrailingZeros64(w)
+			if g >= n {
+				return
+			}
+			fn(g)
+			w &= w - 1
+		}
+	}
+}
+
 // Groups evaluates the plan on a segment.
 func (p *Plan) Groups(s *Segment) Bits {
 	if p == nil {
@@ -369,12 +390,8 @@ func (p *Plan) Groups(s *Segment) Bits {
 			out.set(g)
 		}
 	}
-	cut, _ := s.Postings(KindKind, []byte{KeyCut}) // libpcap may match what the index could not read
-	add(cut)
-	one := func(kind byte, key ...byte) {
-		l, _ := s.Postings(kind, key)
-		add(l)
-	}
+	s.postingsInto(KindKind, []byte{KeyCut}, out) // libpcap may match what the index could not read
+	one := func(kind byte, key ...byte) { s.postingsInto(kind, key, out) }
 	switch p.op {
 	case 'A':
 		one(KindAddr, p.addr[:]...)

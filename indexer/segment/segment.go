@@ -654,38 +654,64 @@ func (s *Segment) Postings(kind byte, key []byte) (groups []uint32, ok bool) {
 	return l, s.err == nil
 }
 
+// postingsInto sets in out the groups of one term (nothing if the segment
+// has none), decoding straight into the bits. Damage: see Err.
+func (s *Segment) postingsInto(kind byte, key []byte, out Bits) {
+	var want [dirEntry]byte
+	want[0] = kind
+	copy(want[4:20], key)
+	n := len(s.dir) / dirEntry
+	i := sort.Search(n, func(i int) bool {
+		e := s.entry(i)
+		return e == nil || compareEntry(e, want[:]) >= 0
+	})
+	if s.err != nil || i == n || compareEntry(s.entry(i), want[:]) != 0 {
+		return
+	}
+	s.decodeList(i, func(g uint32) { out.set(g) })
+}
+
 // list decodes and checks the postings of directory entry i.
 func (s *Segment) list(i int) []uint32 {
-	e := s.entry(i)
-	if e == nil {
+	var l []uint32
+	if !s.decodeList(i, func(g uint32) { l = append(l, g) }) {
 		return nil
 	}
+	return l
+}
+
+// decodeList hands fn the groups of directory entry i, in order, then
+// checks the list's CRC: false (and Err set) if it fails, in which case fn
+// has seen groups that must not be trusted.
+func (s *Segment) decodeList(i int, fn func(g uint32)) bool {
+	e := s.entry(i)
+	if e == nil {
+		return false
+	}
 	ng := uint64(s.ng)
-	start := binary.LittleEndian.Uint32(e[20:])
-	p := s.post[start:]
+	p := s.post[binary.LittleEndian.Uint32(e[20:]):]
 	n, k := binary.Uvarint(p)
 	if k <= 0 || n > ng {
 		s.fail("posting list")
-		return nil
+		return false
 	}
 	at := k
-	l := make([]uint32, n)
 	g := uint64(0)
-	for j := range l {
+	for j := uint64(0); j < n; j++ {
 		d, k := binary.Uvarint(p[at:])
 		g += d
 		if k <= 0 || g >= ng || (j > 0 && d == 0) {
 			s.fail("posting list")
-			return nil
+			return false
 		}
 		at += k
-		l[j] = uint32(g)
+		fn(uint32(g))
 	}
 	if len(p) < at+4 || binary.LittleEndian.Uint32(p[at:]) != crc32.Checksum(p[:at], crcTable) {
 		s.fail("posting list")
-		return nil
+		return false
 	}
-	return l
+	return true
 }
 
 // Terms calls fn for every term of a kind, in key order. On damage it

@@ -97,18 +97,15 @@ func evalSegment(dir string, e segment.Entry, pl *segment.Plan, from, to int64) 
 	bits := pl.Groups(s)
 	inside := s.MinTS >= from && s.MaxTS < to // every group in the range: no group times needed
 	var cand []seqRange
-	for g := 0; g < s.Groups(); g++ {
-		if !bits.Has(g) {
-			continue
-		}
+	bits.Each(s.Groups(), func(g int) {
 		if !inside {
 			if lo, hi := s.GroupTimes(g); lo > hi || hi < from || lo >= to {
-				continue
+				return
 			}
 		}
 		lo, hi := s.GroupSeqs(uint32(g))
 		cand = appendRange(cand, lo, hi)
-	}
+	})
 	if err := s.Err(); err != nil { // a part it read failed its check: trust none of it
 		return segResult{err: err}
 	}

@@ -217,7 +217,7 @@ type picker struct {
 
 func newPicker(q *query) *picker {
 	n := runtime.GOMAXPROCS(0)
-	pk := &picker{q: q, batches: make([]batch, n), must: make([][]seqRange, n), free: make(chan frameResult, 2*n)}
+	pk := &picker{q: q, batches: make([]batch, n), must: make([][]seqRange, n), free: make(chan frameResult, 32*n)}
 	for i := 0; i < cap(pk.free); i++ {
 		pk.free <- frameResult{}
 	}
@@ -314,7 +314,7 @@ type pipeline struct {
 
 func newPipeline(pk *picker) *pipeline {
 	n := runtime.GOMAXPROCS(0)
-	p := &pipeline{pk: pk, jobs: make(chan item), pending: make(chan item, 2*n), quit: make(chan struct{})}
+	p := &pipeline{pk: pk, jobs: make(chan item, 32*n), pending: make(chan item, 32*n), quit: make(chan struct{})}
 	for w := 0; w < n; w++ {
 		p.wg.Add(1)
 		go func() {
