@@ -61,6 +61,24 @@ func rebuild(store, dir string, from, to int64, segPackets int, log *slog.Logger
 	defer dec.Close()
 	var buf []byte
 	var packets, written int
+	// A segment runs on across chunks while the seqs do (fewer, larger
+	// segments: a smaller index), and ends at segPackets or a gap.
+	var b *segment.Builder
+	flush := func() error {
+		if b != nil && b.Count() > 0 {
+			kept, err := publish(b, dir, store)
+			if err != nil {
+				return err
+			}
+			if kept {
+				written++
+			} else {
+				log.Info("segment dropped: retention removed its chunks meanwhile", "first_seq", b.First())
+			}
+		}
+		b = nil
+		return nil
+	}
 	for ci, c := range chunks {
 		if !pick[ci] {
 			continue
@@ -69,22 +87,6 @@ func rebuild(store, dir string, from, to int64, segPackets int, log *slog.Logger
 		if err != nil {
 			log.Warn("chunk skipped", "chunk", c.Name, "err", err)
 			continue
-		}
-		var b *segment.Builder
-		flush := func() error {
-			if b != nil && b.Count() > 0 {
-				kept, err := publish(b, dir, store)
-				if err != nil {
-					return err
-				}
-				if kept {
-					written++
-				} else {
-					log.Info("segment dropped: retention removed its chunk meanwhile", "chunk", c.Name, "first_seq", b.First())
-				}
-			}
-			b = nil
-			return nil
 		}
 		for fi, f := range rd.Table.Frames {
 			buf, err = rd.ReadFrame(fi, buf)
@@ -124,9 +126,9 @@ func rebuild(store, dir string, from, to int64, segPackets int, log *slog.Logger
 			}
 		}
 		rd.Close()
-		if err := flush(); err != nil {
-			return err
-		}
+	}
+	if err := flush(); err != nil {
+		return err
 	}
 	log.Info("rebuilt", "chunks", len(pick), "packets", packets, "segments", written, "replaced", len(drop))
 	return nil
