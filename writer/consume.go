@@ -23,7 +23,8 @@ type consumer struct {
 	st      *stats
 
 	cur        *frame
-	emitNext   *frame // the tail split off the frame being emitted: the next cur
+	groupBytes int // pcap bytes of the last whole seq group (see add)
+	groupStart int // chunkBytes where the current seq group began, -1: unknown
 	frameStart time.Time
 	chunkBytes int64
 	chunkStart time.Time
@@ -104,15 +105,27 @@ func (k *consumer) add(rec shmring.Record) {
 		return
 	}
 	f := k.frame()
+	if rec.Seq%chunk.SeqGroup == 0 {
+		// A seq-group boundary (chunk.SeqGroup): end the frame here if the
+		// group starting now would not fit, judging by the last group's
+		// size, so that a group the index names is in one frame. A frame
+		// that fills up mid-group anyway is cut at the packet below.
+		if f.meta.Count > 0 && len(f.raw)+k.groupBytes > k.cfg.FrameSize && len(f.raw) >= k.cfg.FrameSize/2 {
+			k.emit(false)
+			f = k.frame()
+		}
+		if k.groupStart >= 0 {
+			k.groupBytes = int(k.chunkBytes) - k.groupStart
+		}
+		k.groupStart = int(k.chunkBytes)
+	}
 	if len(f.raw) == 0 && !k.inChunk {
 		f.raw = append(f.raw, chunkHeader...)
 		k.inChunk, k.chunkStart, k.chunkBytes = true, time.Now(), 0
+		k.groupStart = -1
 	}
 	n := len(f.raw)
 	m := &f.meta
-	if m.Count > 0 && rec.Seq%chunk.SeqGroup == 0 {
-		f.cut.raw, f.cut.end, f.cut.meta = n, f.end, *m
-	}
 	var ts int64
 	f.raw, ts = chunk.AppendPacket(f.raw, rec.TS, rec.WireLen, rec.Data)
 	k.chunkBytes += int64(len(f.raw) - n)
@@ -127,38 +140,8 @@ func (k *consumer) add(rec shmring.Record) {
 	if k.chunkBytes >= k.cfg.ChunkSize {
 		k.emit(true)
 	} else if len(f.raw) >= k.cfg.FrameSize {
-		k.split(f)
 		k.emit(false)
 	}
-}
-
-// split cuts a full frame at its last seq-group boundary when that lies in
-// its second half: the packets after it move to the next frame (k.cur after
-// emit), so that a group the index names is in one frame (chunk.SeqGroup).
-// The cost: frames average about 3/4 of the frame size, and the moved bytes
-// are copied once more.
-func (k *consumer) split(f *frame) {
-	if f.cut.raw < k.cfg.FrameSize/2 {
-		return
-	}
-	g := <-k.free
-	g.reset()
-	g.raw = append(g.raw, f.raw[f.cut.raw:]...)
-	m := &g.meta
-	m.FirstSeq, m.LastSeq = f.cut.meta.LastSeq+1, f.meta.LastSeq
-	m.Count = uint32(m.LastSeq - m.FirstSeq + 1)
-	first := true
-	chunk.Packets(g.raw, false, func(p chunk.Packet) bool { // records we just wrote: they parse
-		if first {
-			m.MinTS, m.MaxTS, first = p.TS, p.TS, false
-		}
-		m.MinTS, m.MaxTS = min(m.MinTS, p.TS), max(m.MaxTS, p.TS)
-		return true
-	})
-	g.end, g.nextSeq = f.end, f.nextSeq
-	f.raw = f.raw[:f.cut.raw]
-	f.meta, f.end, f.nextSeq = f.cut.meta, f.cut.end, f.cut.meta.LastSeq+1
-	k.emitNext = g
 }
 
 var chunkHeader = chunk.PcapHeader()
@@ -187,10 +170,7 @@ func (k *consumer) emit(last bool) {
 	if last {
 		k.inChunk = false
 	}
-	k.cur, k.emitNext = k.emitNext, nil
-	if k.cur != nil {
-		k.frameStart = time.Now()
-	}
+	k.cur = nil
 	f.done = ensureDone(f.done)
 	if f.meta.Count > 0 {
 		k.work <- f

@@ -69,15 +69,6 @@ type frame struct {
 	// only last and/or a commit position.
 	last bool
 
-	// The last seq-group boundary inside the frame (a packet whose seq is
-	// a multiple of chunk.SeqGroup, not the first): where consume prefers to
-	// cut. cut.raw == 0: none.
-	cut struct {
-		raw  int    // len(raw) before the boundary packet
-		end  uint64 // ring position after the packet before it
-		meta chunk.Frame
-	}
-
 	done chan struct{} // compress → store: out is ready
 }
 
@@ -85,7 +76,6 @@ func (f *frame) reset() {
 	f.raw = f.raw[:0]
 	f.meta = chunk.Frame{}
 	f.end, f.nextSeq, f.last = 0, 0, false
-	f.cut.raw = 0
 }
 
 // stats are the writer's counters, read by the periodic log line and at exit.

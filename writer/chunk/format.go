@@ -77,8 +77,10 @@ import (
 // SeqGroup is where the writer prefers to cut frames: before a packet whose
 // seq is a multiple of SeqGroup, the boundary of the index's seq groups
 // (indexer/segment), so that a group the index says may match is in one
-// frame. A frame that reaches the frame size with no such boundary in its
-// second half is cut at the packet, as are frames flushed by time.
+// frame. At each boundary the writer ends the frame (if at least half full)
+// when the coming group, judged by the size of the last one, would not fit;
+// a frame that fills up mid-group all the same is cut at the packet, as are
+// frames flushed by time.
 const SeqGroup = 64
 
 const (
