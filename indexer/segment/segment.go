@@ -635,10 +635,9 @@ func (s *Segment) entry(i int) []byte {
 	return s.dir[i*dirEntry : (i+1)*dirEntry]
 }
 
-// Postings returns the groups of one term; ok is false when the segment
-// has no such term. If a part read fails its check, it returns nothing and
-// Err says so: the caller must then not trust the segment.
-func (s *Segment) Postings(kind byte, key []byte) (groups []uint32, ok bool) {
+// find is the directory index of a term, or -1 when the segment has none
+// (or a block it read failed its check: see Err).
+func (s *Segment) find(kind byte, key []byte) int {
 	var want [dirEntry]byte
 	want[0] = kind
 	copy(want[4:20], key)
@@ -648,6 +647,17 @@ func (s *Segment) Postings(kind byte, key []byte) (groups []uint32, ok bool) {
 		return e == nil || compareEntry(e, want[:]) >= 0
 	})
 	if s.err != nil || i == n || compareEntry(s.entry(i), want[:]) != 0 {
+		return -1
+	}
+	return i
+}
+
+// Postings returns the groups of one term; ok is false when the segment
+// has no such term. If a part read fails its check, it returns nothing and
+// Err says so: the caller must then not trust the segment.
+func (s *Segment) Postings(kind byte, key []byte) (groups []uint32, ok bool) {
+	i := s.find(kind, key)
+	if i < 0 {
 		return nil, false
 	}
 	l := s.list(i)
@@ -657,18 +667,9 @@ func (s *Segment) Postings(kind byte, key []byte) (groups []uint32, ok bool) {
 // postingsInto sets in out the groups of one term (nothing if the segment
 // has none), decoding straight into the bits. Damage: see Err.
 func (s *Segment) postingsInto(kind byte, key []byte, out Bits) {
-	var want [dirEntry]byte
-	want[0] = kind
-	copy(want[4:20], key)
-	n := len(s.dir) / dirEntry
-	i := sort.Search(n, func(i int) bool {
-		e := s.entry(i)
-		return e == nil || compareEntry(e, want[:]) >= 0
-	})
-	if s.err != nil || i == n || compareEntry(s.entry(i), want[:]) != 0 {
-		return
+	if i := s.find(kind, key); i >= 0 {
+		s.decodeList(i, func(g uint32) { out.set(g) })
 	}
-	s.decodeList(i, func(g uint32) { out.set(g) })
 }
 
 // list decodes and checks the postings of directory entry i.
