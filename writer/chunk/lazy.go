@@ -16,8 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"os"
-	"path/filepath"
 	"sort"
 
 	"github.com/edsrzf/mmap-go"
@@ -42,16 +40,10 @@ func OpenLazy(dir string, in Info, dec *zstd.Decoder) (*Reader, error) {
 	if in.Open || !in.Zstd {
 		return nil, ErrNotLazy
 	}
-	f, err := os.Open(filepath.Join(dir, in.Name))
+	f, size, err := openSized(dir, in.Name)
 	if err != nil {
 		return nil, err
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	size := st.Size()
 	if size < seekFooter+8+ftabHdrSize+8 {
 		f.Close()
 		return nil, ErrNotLazy

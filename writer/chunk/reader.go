@@ -101,13 +101,8 @@ type Reader struct {
 // whose bytes and entries are both written; a chunk that was published
 // meanwhile is ErrNotExist, and the caller lists the store again.
 func OpenReader(dir string, in Info, dec *zstd.Decoder) (*Reader, error) {
-	f, err := os.Open(filepath.Join(dir, in.Name))
+	f, size, err := openSized(dir, in.Name)
 	if err != nil {
-		return nil, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
 		return nil, err
 	}
 	var side []byte
@@ -122,13 +117,27 @@ func OpenReader(dir string, in Info, dec *zstd.Decoder) (*Reader, error) {
 			return nil, err // published meanwhile
 		}
 	}
-	r, err := NewReader(in, f, st.Size(), side, dec)
+	r, err := NewReader(in, f, size, side, dec)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("chunk %q: %w", in.Name, err)
 	}
 	r.f = f
 	return r, nil
+}
+
+// openSized opens a file of dir and says how long it is.
+func openSized(dir, name string) (*os.File, int64, error) {
+	f, err := os.Open(filepath.Join(dir, name))
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, st.Size(), nil
 }
 
 // NewReader reads a chunk from ra (size bytes). side is the external frame
