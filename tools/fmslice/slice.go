@@ -154,7 +154,7 @@ func feedChunks(q *query, list []chunk.Info, dec *zstd.Decoder, send func(item) 
 				if !f.Overlaps(q.from, q.to) {
 					continue
 				}
-				if q.need != nil && !q.need(f.FirstSeq, f.LastSeq) {
+				if q.need != nil && f.Count > 0 && !q.need(f.FirstSeq, f.LastSeq) {
 					skipped++
 					continue
 				}
@@ -230,7 +230,8 @@ func newPicker(q *query) *picker {
 func (pk *picker) pick(w int, f *chunk.Frame, buf []byte, first bool, hits []hit) ([]hit, error) {
 	q := pk.q
 	var must []seqRange
-	if q.must != nil {
+	useIndex := q.must != nil && f.Count > 0 // Count 0: a frame whose seqs are unknown (table rebuilt from the seek table)
+	if useIndex {
 		pk.must[w] = q.must(f.FirstSeq, f.LastSeq, pk.must[w])
 		must = pk.must[w]
 	}
@@ -240,7 +241,7 @@ func (pk *picker) pick(w int, f *chunk.Frame, buf []byte, first bool, hits []hit
 	perr := chunk.Packets(buf, first, func(p chunk.Packet) bool {
 		s := seq
 		seq++
-		if q.must != nil {
+		if useIndex {
 			for next < len(must) && must[next].hi < s {
 				next++
 			}
