@@ -88,42 +88,9 @@ func rebuild(store, dir string, from, to int64, segPackets int, log *slog.Logger
 			log.Warn("chunk skipped", "chunk", c.Name, "err", err)
 			continue
 		}
-		for fi, f := range rd.Table.Frames {
-			buf, err = rd.ReadFrame(fi, buf)
-			if err != nil {
-				log.Warn("frame skipped: its seqs stay unindexed", "chunk", c.Name, "frame", fi, "err", err)
-				if err := flush(); err != nil {
-					return err
-				}
-				continue
-			}
-			seq := f.FirstSeq
-			var p segment.Packet
-			perr := chunk.Packets(buf, fi == 0, func(pk chunk.Packet) bool {
-				if b == nil || b.Next() != seq {
-					if err := flush(); err != nil {
-						return false
-					}
-					b = segment.NewBuilder(seq, segment.DefaultGroupSize)
-				}
-				segment.DecodePacket(pk.Data, &p)
-				p.Wire = pk.WireLen
-				b.Add(seq, pk.TS, &p)
-				seq++
-				packets++
-				if b.Count() >= uint64(segPackets) {
-					if err := flush(); err != nil {
-						return false
-					}
-				}
-				return true
-			})
-			if perr != nil {
-				log.Warn("frame damaged: its seqs stay unindexed", "chunk", c.Name, "frame", fi, "err", perr)
-				if err := flush(); err != nil {
-					return err
-				}
-			}
+		if err := indexChunk(rd, &b, flush, segPackets, &buf, &packets, log); err != nil {
+			rd.Close()
+			return err
 		}
 		rd.Close()
 	}
@@ -131,5 +98,63 @@ func rebuild(store, dir string, from, to int64, segPackets int, log *slog.Logger
 		return err
 	}
 	log.Info("rebuilt", "chunks", len(pick), "packets", packets, "segments", written, "replaced", len(drop))
+	return nil
+}
+
+// indexChunk adds the packets of rd's frames to *b (a new builder when the
+// seqs do not follow on), flushing at segPackets, at a damaged frame and at
+// a frame whose seqs are unknown (its table rebuilt from the seek table or
+// by scanning: its packets stay unindexed, and queries scan them).
+func indexChunk(rd *chunk.Reader, b **segment.Builder, flush func() error, segPackets int, buf *[]byte, packets *int, log *slog.Logger) error {
+	name := rd.Info.Name
+	for fi, f := range rd.Table.Frames {
+		if f.Count == 0 {
+			log.Warn("frame with unknown seqs: left unindexed", "chunk", name, "frame", fi)
+			if err := flush(); err != nil {
+				return err
+			}
+			continue
+		}
+		var err error
+		*buf, err = rd.ReadFrame(fi, *buf)
+		if err != nil {
+			log.Warn("frame skipped: its seqs stay unindexed", "chunk", name, "frame", fi, "err", err)
+			if err := flush(); err != nil {
+				return err
+			}
+			continue
+		}
+		seq := f.FirstSeq
+		var p segment.Packet
+		var ferr error
+		perr := chunk.Packets(*buf, fi == 0, func(pk chunk.Packet) bool {
+			if *b == nil || (*b).Next() != seq {
+				if ferr = flush(); ferr != nil {
+					return false
+				}
+				*b = segment.NewBuilder(seq, segment.DefaultGroupSize)
+			}
+			segment.DecodePacket(pk.Data, &p)
+			p.Wire = pk.WireLen
+			(*b).Add(seq, pk.TS, &p)
+			seq++
+			*packets++
+			if (*b).Count() >= uint64(segPackets) {
+				if ferr = flush(); ferr != nil {
+					return false
+				}
+			}
+			return true
+		})
+		if ferr != nil {
+			return ferr
+		}
+		if perr != nil {
+			log.Warn("frame damaged: its seqs stay unindexed", "chunk", name, "frame", fi, "err", perr)
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }

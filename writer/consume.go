@@ -123,6 +123,9 @@ func (k *consumer) add(rec shmring.Record) {
 		f.raw = append(f.raw, chunkHeader...)
 		k.inChunk, k.chunkStart, k.chunkBytes = true, time.Now(), 0
 		k.groupStart = -1
+		if rec.Seq%chunk.SeqGroup == 0 {
+			k.groupStart = 0 // the chunk starts with a group: measure it
+		}
 	}
 	n := len(f.raw)
 	m := &f.meta

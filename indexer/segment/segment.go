@@ -109,8 +109,9 @@ const (
 	KeyCut = 0x80
 
 	// DefaultGroupSize is seqs per group: the writer's frame alignment
-	// (chunk.SeqGroup), well under the packets of a frame, so a selective
-	// query decompresses little more than it needs.
+	// (chunk.SeqGroup: it ends frames at group boundaries), well under the
+	// packets of a frame, so a selective query decompresses little more
+	// than it needs.
 	DefaultGroupSize = chunk.SeqGroup
 )
 
@@ -589,7 +590,9 @@ func Decode(b []byte) (*Segment, error) {
 
 // Verify checks every part of the segment, used or not.
 func (s *Segment) Verify() error {
-	s.GroupTimes(0)
+	if s.ng > 0 {
+		s.GroupTimes(0)
+	}
 	n := len(s.dir) / dirEntry
 	for i := 0; i < n && s.err == nil; i++ {
 		s.list(i)

@@ -402,6 +402,18 @@ func TestLazyChunkWithDamagedTable(t *testing.T) {
 	if !strings.Contains(stderr, in.Name) || !strings.Contains(stderr, "frame table damaged") {
 		t.Fatalf("damage not reported: %s", stderr)
 	}
+	// A rebuild leaves that chunk's frames (their seqs now unknown)
+	// unindexed instead of indexing them as seqs 0..: queries scan them.
+	run(t, bin("indexer"), "--rebuild", "--store", st, "--log-level", "error")
+	segs, _ := segment.List(filepath.Join(st, "index"))
+	for _, sg := range segs {
+		if sg.First < list[0].FirstSeq {
+			t.Fatalf("rebuild wrote segment %s, below the store's first seq %d", sg.Name, list[0].FirstSeq)
+		}
+	}
+	if got, stderr, _ = runCode(t, bin("fmslice"), "--store", st, "-q", filter); !bytes.Equal(got, want) {
+		t.Fatalf("after rebuild: %d bytes, want %d: %s", len(got), len(want), stderr)
+	}
 }
 
 // multiFlowPcap is the whole store as one pcap file (for firstFlow).

@@ -166,9 +166,7 @@ func feedChunks(q *query, list []chunk.Info, dec *zstd.Decoder, send func(item) 
 			}
 		}
 		if !send(item{chunk: true, skipped: skipped, rd: rd, last: len(want) == 0}) {
-			if len(want) > 0 {
-				rd.Close()
-			}
+			rd.Close() // not delivered: nobody else will
 			return
 		}
 		for k, fi := range want {
@@ -314,7 +312,7 @@ type pipeline struct {
 }
 
 func newPipeline(pk *picker) *pipeline {
-	n := runtime.GOMAXPROCS(0)
+	n := len(pk.batches) // the picker's per-worker state decides the workers
 	p := &pipeline{pk: pk, jobs: make(chan item, 32*n), pending: make(chan item, 32*n), quit: make(chan struct{})}
 	for w := 0; w < n; w++ {
 		p.wg.Add(1)
