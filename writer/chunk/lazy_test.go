@@ -2,10 +2,12 @@ package chunk
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -120,4 +122,31 @@ func FuzzLazy(f *testing.F) {
 		r.SearchSeq(0)
 		r.SearchSeq(1 << 62)
 	})
+}
+
+// A seek table (no CRC) that claims a huge frame makes reading that frame an
+// error, not an allocation of what it claims.
+func TestHugeFrameRefused(t *testing.T) {
+	dir := t.TempDir()
+	w := writeChunk(t, dir, testPackets(rand.New(rand.NewSource(6)), 200), 8<<10, true, 1)
+	name, err := w.Finalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, name))
+	n := int(binary.LittleEndian.Uint32(b[len(b)-seekFooter:]))
+	seek := len(b) - seekFooter - n*seekEntry
+	ft := seek - 8 - (ftabHdrSize + n*EntrySize)
+	b[ft+ftabHdrSize+60] ^= 1                        // frame table entry 0's CRC: the seek table is used
+	binary.LittleEndian.PutUint32(b[seek+4:], 1<<29) // entry 0's decompressed size
+	r, err := NewReader(Info{Name: name, Zstd: true}, bytes.NewReader(b), int64(len(b)), nil, dec)
+	if err != nil || r.Note == "" {
+		t.Fatalf("reader: %v, note %q", err, r.Note)
+	}
+	if _, err := r.ReadFrame(0, nil); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "larger than any") {
+		t.Fatalf("huge frame: %v", err)
+	}
+	if _, err := r.ReadFrame(1, nil); err != nil {
+		t.Fatalf("frame 1: %v", err)
+	}
 }

@@ -379,8 +379,11 @@ func (r *Reader) ReadFrameInto(i int, dst, cbuf []byte) (out, buf []byte, err er
 		return nil, cbuf, err
 	}
 	fail := func(err error) ([]byte, []byte, error) { return nil, cbuf, &FrameError{r.Info.Name, i, err} }
-	if f.Off+uint64(f.CSize) > uint64(r.size) || f.CSize > 1<<30 || f.DSize > 1<<30 {
+	if f.Off+uint64(f.CSize) > uint64(r.size) {
 		return fail(fmt.Errorf("%w: frame beyond the end of the file", ErrCorrupt))
+	}
+	if f.DSize > MaxFrame || f.CSize > MaxFrame+MaxFrame/64+1024 { // zstd's worst case adds well under 1/64
+		return fail(fmt.Errorf("%w: frame of %d bytes (%d compressed), larger than any the writer makes", ErrCorrupt, f.DSize, f.CSize))
 	}
 	if cap(cbuf) < int(f.CSize) {
 		cbuf = make([]byte, f.CSize)
@@ -436,9 +439,15 @@ func (r *Reader) Close() error {
 	return nil
 }
 
+// MaxFrame is the most pcap bytes a frame can hold: the writer's largest
+// frame size (1 MiB) plus the packet that crosses it, and the chunk header.
+const MaxFrame = 1<<20 + MaxRecord + pcapHdrSize
+
 // NewDecoder is the zstd decoder readers share (safe for concurrent DecodeAll).
+// It refuses to produce more than MaxFrame bytes a frame: a damaged frame
+// header claiming gigabytes is an error, not an allocation of gigabytes.
 func NewDecoder() *zstd.Decoder {
-	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<31))
+	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(MaxFrame))
 	if err != nil {
 		panic(err) // only bad options fail
 	}
