@@ -60,7 +60,11 @@ ExecStartPost=/bin/systemctl --no-block poweroff
 EOF
 mkdir -p "$u/multi-user.target.wants"
 for x in fmcap.target fmcap-test-net.service fmcap-check.service; do ln -sf "../$x" "$u/multi-user.target.wants/$x"; done
+# nr_hugepages is not namespaced: fmcap-hugepages.service in the container
+# sets the host's. Put back what was there.
+hp=$(cat /proc/sys/vm/nr_hugepages)
 timeout 180 systemd-nspawn -q --register=no --keep-unit --private-network -D "$T" --boot >"$T/boot.log" 2>&1 || true
+echo "$hp" > /proc/sys/vm/nr_hugepages || true
 if [ ! -s "$T/fmcap-check.out" ]; then
   echo "no result from the container; its boot log:" >&2
   tail -40 "$T/boot.log" >&2
