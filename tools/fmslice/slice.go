@@ -125,7 +125,7 @@ func feedChunks(q *query, list []chunk.Info, dec *zstd.Decoder, send func(item) 
 		if q.must != nil && in.MinTS >= q.from && in.MaxTS < q.to {
 			// A chunk wholly inside the range, and an index: read only the
 			// entries of the frames that hold candidates (see chunk.OpenLazy).
-			rd, want, skipped, _ = lazyFrames(q, in, dec)
+			rd, want, skipped = lazyFrames(q, in, dec)
 		}
 		if rd == nil {
 			var err error
@@ -204,22 +204,17 @@ type hit struct {
 }
 
 // picker chooses the packets of a frame that go out: in the range, among
-// the index's candidates, matching the filter. Each worker has its own
-// filter and buffers (pick's w).
+// the index's candidates, matching the filter (one compiled filter, read
+// concurrently). Each worker has its own scratch buffers (pick's w).
 type picker struct {
 	q       *query
-	batches []batch          // one per worker
-	must    [][]seqRange     // one per worker
-	free    chan frameResult // frame buffers (buf, hits), kept from chunk to chunk
+	batches []batch      // one per worker
+	must    [][]seqRange // one per worker
 }
 
 func newPicker(q *query) *picker {
 	n := runtime.GOMAXPROCS(0)
-	pk := &picker{q: q, batches: make([]batch, n), must: make([][]seqRange, n), free: make(chan frameResult, 32*n)}
-	for i := 0; i < cap(pk.free); i++ {
-		pk.free <- frameResult{}
-	}
-	return pk
+	return &picker{q: q, batches: make([]batch, n), must: make([][]seqRange, n)}
 }
 
 // pick appends to hits the packets of frame f (decompressed in buf; first:
@@ -304,6 +299,7 @@ type frameResult struct {
 // feeder, so a frame never waits for a buffer held by a later one.
 type pipeline struct {
 	pk      *picker
+	free    chan frameResult // frame buffers (buf, hits), reused all along
 	jobs    chan item
 	pending chan item
 	quit    chan struct{}
@@ -313,7 +309,10 @@ type pipeline struct {
 
 func newPipeline(pk *picker) *pipeline {
 	n := len(pk.batches) // the picker's per-worker state decides the workers
-	p := &pipeline{pk: pk, jobs: make(chan item, 32*n), pending: make(chan item, 32*n), quit: make(chan struct{})}
+	p := &pipeline{pk: pk, free: make(chan frameResult, 32*n), jobs: make(chan item, 32*n), pending: make(chan item, 32*n), quit: make(chan struct{})}
+	for i := 0; i < cap(p.free); i++ {
+		p.free <- frameResult{}
+	}
 	for w := 0; w < n; w++ {
 		p.wg.Add(1)
 		go func() {
@@ -347,7 +346,7 @@ func (p *pipeline) feed(fn func(send func(item) bool)) {
 		}
 		if it.frame {
 			select {
-			case it.b = <-p.pk.free:
+			case it.b = <-p.free:
 			case <-p.quit:
 				return false
 			}
@@ -371,7 +370,7 @@ func (p *pipeline) feed(fn func(send func(item) bool)) {
 // release returns a frame's buffers.
 func (p *pipeline) release(r frameResult) {
 	select {
-	case p.pk.free <- frameResult{buf: r.buf[:0], hits: r.hits[:0]}:
+	case p.free <- frameResult{buf: r.buf[:0], hits: r.hits[:0]}:
 	default:
 	}
 }
@@ -386,15 +385,15 @@ func (p *pipeline) stop() {
 func (p *pipeline) wait() { p.wg.Wait() }
 
 // lazyFrames opens a chunk for random access and picks the frames holding
-// q's candidate seqs by binary search. ok is false when the chunk cannot be
-// read that way or an entry it looked at is damaged: the caller then reads
-// the chunk the ordinary way, which reports and works around the damage.
-func lazyFrames(q *query, in chunk.Info, dec *zstd.Decoder) (*chunk.Reader, []int, int, bool) {
+// q's candidate seqs by binary search, and says how many it skips. rd is nil
+// when the chunk cannot be read that way or an entry it looked at is
+// damaged: the caller then reads the chunk the ordinary way, which reports
+// and works around the damage.
+func lazyFrames(q *query, in chunk.Info, dec *zstd.Decoder) (rd *chunk.Reader, want []int, skipped int) {
 	rd, err := chunk.OpenLazy(q.store, in, dec)
 	if err != nil {
-		return nil, nil, 0, false
+		return nil, nil, 0
 	}
-	var want []int
 	for _, r := range q.must(in.FirstSeq, in.LastSeq, nil) {
 		i, err := rd.SearchSeq(r.lo)
 		for ; err == nil && i < rd.NumFrames(); i++ {
@@ -408,8 +407,8 @@ func lazyFrames(q *query, in chunk.Info, dec *zstd.Decoder) (*chunk.Reader, []in
 		}
 		if err != nil {
 			rd.Close()
-			return nil, nil, 0, false
+			return nil, nil, 0
 		}
 	}
-	return rd, want, rd.NumFrames() - len(want), true
+	return rd, want, rd.NumFrames() - len(want)
 }
