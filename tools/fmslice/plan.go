@@ -97,6 +97,7 @@ func evalSegment(dir string, e segment.Entry, pl *segment.Plan, from, to int64) 
 	bits := pl.Groups(s)
 	inside := s.MinTS >= from && s.MaxTS < to // every group in the range: no group times needed
 	var cand []seqRange
+	kept := 0
 	bits.Each(s.Groups(), func(g int) {
 		if !inside {
 			if lo, hi := s.GroupTimes(g); lo > hi || hi < from || lo >= to {
@@ -105,22 +106,14 @@ func evalSegment(dir string, e segment.Entry, pl *segment.Plan, from, to int64) 
 		}
 		lo, hi := s.GroupSeqs(uint32(g))
 		cand = appendRange(cand, lo, hi)
+		kept++
 	})
 	if err := s.Err(); err != nil { // a part it read failed its check: trust none of it
 		return segResult{err: err}
 	}
-	r.consulted, r.groups, r.kept = 1, s.Groups(), groupsIn(cand, s)
+	r.consulted, r.groups, r.kept = 1, s.Groups(), kept
 	r.candidate = append(r.candidate, cand...)
 	return r
-}
-
-// groupsIn is how many of s's groups the candidate ranges hold.
-func groupsIn(rs []seqRange, s *segment.Segment) int {
-	n := 0
-	for _, r := range rs {
-		n += int(s.GroupOf(r.hi)-s.GroupOf(r.lo)) + 1
-	}
-	return n
 }
 
 // merge sorts ranges and joins those that overlap or touch, so that both
