@@ -73,7 +73,11 @@ func flows(cc *cli.Context) error {
 	// A segment reaching into seqs retention removed (left by a writer that
 	// died between removing a chunk and its segments) would count packets
 	// that are gone: it is not used.
-	gone, _ := chunk.RemovedThrough(store)
+	removed, _ := chunk.RemovedRanges(store) // unreadable: nothing removed as far as we know
+	var gone uint64
+	for _, r := range removed {
+		gone = max(gone, r.LastSeq)
+	}
 	for _, e := range segs {
 		if e.First <= gone {
 			continue
@@ -124,7 +128,7 @@ func flows(cc *cli.Context) error {
 			fmt.Fprintf(os.Stderr, "fmslice: the index holds %d of the %d packets stored in this range; the rest is not indexed yet (indexer --rebuild --store %s)\n", covered, stored, store)
 		}
 	}
-	retentionNotice(store, from, to)
+	retentionNotice(removed, from, to)
 	chunk.CountQuery(store)
 	rows := make([]*segment.Flow, 0, len(merged))
 	for _, f := range merged {

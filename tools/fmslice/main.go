@@ -153,7 +153,8 @@ func run(cc *cli.Context) error {
 		fmt.Fprintln(os.Stderr, "fmslice: damaged, skipped:", d)
 	}
 	// Retention removed part of the range: say which, always (even -q).
-	retentionNotice(q.store, q.from, q.to)
+	gone, _ := chunk.RemovedRanges(q.store) // unreadable: nothing to say
+	retentionNotice(gone, q.from, q.to)
 	if !cc.Bool("q") {
 		fmt.Fprintf(os.Stderr, "fmslice: %d packets from %d frames in %d chunks (%d bytes decompressed)\n",
 			res.packets, res.frames, res.chunks, res.decompressed)
@@ -172,12 +173,8 @@ func run(cc *cli.Context) error {
 }
 
 // retentionNotice says on stderr which part of [from, to) retention removed
-// from store, if any.
-func retentionNotice(store string, from, to int64) {
-	gone, err := chunk.RemovedRanges(store)
-	if err != nil {
-		return
-	}
+// (gone, from the store's retention log), if any.
+func retentionNotice(gone []chunk.Removed, from, to int64) {
 	var n int
 	var lo, hi int64
 	var first, last uint64

@@ -99,14 +99,19 @@ func RemovedThrough(dir string) (uint64, error) {
 	}
 	var through uint64
 	for _, line := range strings.Split(string(b), "\n") {
-		var r Removed
-		var word string
-		n, _ := fmt.Sscanf(line, "%s %d %d %d %d %s %d", &word, &r.FirstSeq, &r.LastSeq, &r.MinTS, &r.MaxTS, &r.Reason, &r.At)
-		if n == 7 && word == "removed" { // the first line may be cut by the tail: then it does not parse
+		if r, ok := parseRemoved(line); ok { // the first line may be cut by the tail: then it does not parse
 			through = max(through, r.LastSeq)
 		}
 	}
 	return through, nil
+}
+
+// parseRemoved reads one line of the log; ok is false for a line that does
+// not parse (cut by a crash).
+func parseRemoved(line string) (r Removed, ok bool) {
+	var word string
+	n, _ := fmt.Sscanf(line, "%s %d %d %d %d %s %d", &word, &r.FirstSeq, &r.LastSeq, &r.MinTS, &r.MaxTS, &r.Reason, &r.At)
+	return r, n == 7 && word == "removed" && !strings.ContainsAny(r.Reason, " \t")
 }
 
 // RemovedRanges reads the retention log; a store without one has removed
@@ -123,10 +128,7 @@ func RemovedRanges(dir string) ([]Removed, error) {
 	var out []Removed
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		var r Removed
-		var word string
-		n, _ := fmt.Sscanf(sc.Text(), "%s %d %d %d %d %s %d", &word, &r.FirstSeq, &r.LastSeq, &r.MinTS, &r.MaxTS, &r.Reason, &r.At)
-		if n == 7 && word == "removed" && !strings.ContainsAny(r.Reason, " \t") {
+		if r, ok := parseRemoved(sc.Text()); ok {
 			out = append(out, r)
 		}
 	}
