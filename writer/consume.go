@@ -105,6 +105,11 @@ func (k *consumer) add(rec shmring.Record) {
 		return
 	}
 	f := k.frame()
+	if len(f.raw) == 0 && !k.inChunk {
+		f.raw = append(f.raw, chunkHeader...)
+		k.inChunk, k.chunkStart, k.chunkBytes = true, time.Now(), 0
+		k.groupStart = -1 // a group left over from the last chunk says nothing
+	}
 	if rec.Seq%chunk.SeqGroup == 0 {
 		// A seq-group boundary (chunk.SeqGroup): end the frame here if the
 		// group starting now would not fit, judging by the last group's
@@ -118,14 +123,6 @@ func (k *consumer) add(rec shmring.Record) {
 			k.groupBytes = int(k.chunkBytes) - k.groupStart
 		}
 		k.groupStart = int(k.chunkBytes)
-	}
-	if len(f.raw) == 0 && !k.inChunk {
-		f.raw = append(f.raw, chunkHeader...)
-		k.inChunk, k.chunkStart, k.chunkBytes = true, time.Now(), 0
-		k.groupStart = -1
-		if rec.Seq%chunk.SeqGroup == 0 {
-			k.groupStart = 0 // the chunk starts with a group: measure it
-		}
 	}
 	n := len(f.raw)
 	m := &f.meta
