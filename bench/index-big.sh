@@ -33,7 +33,7 @@ store() { # packets
     local wp=$!
     "$B/fminject" -q --ring "$ring" "$in"
     wait $wp
-    rm -f "$ring"
+    rm -f "$ring"; ringrelease
     "$B/indexer" --rebuild --store "$st" --log-level warn
   fi
 }

@@ -5,6 +5,7 @@ W=${BENCH_DIR:-/tmp/fmcap-bench}
 mkdir -p "$W"
 
 # ringdir: hugetlbfs (as in production) when we can reserve pages, else /dev/shm.
+FMCAP_HP0=$(cat /proc/sys/vm/nr_hugepages 2>/dev/null || true)
 ringdir() {
   local need_mb=$1
   if [ "$(id -u)" -eq 0 ]; then
@@ -22,6 +23,14 @@ ringdir() {
     fi
   fi
   echo /dev/shm
+}
+
+# ringrelease: give back the huge pages ringdir reserved once the ring file is
+# gone, so that large benches have the memory for the page cache.
+ringrelease() {
+  if [ "$(id -u)" -eq 0 ] && [ -n "${FMCAP_HP0:-}" ]; then
+    echo "$FMCAP_HP0" > /proc/sys/vm/nr_hugepages || true
+  fi
 }
 
 now() { date +%s.%N; }

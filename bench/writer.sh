@@ -53,7 +53,7 @@ for fs in disk:$W tmpfs:/dev/shm; do
 done
 [ "$SWEEP" = 1 ] || { rm -f "$ring"; exit 0; }
 echo "frame size sweep (store on tmpfs, level 1, median of $RUNS):"
-for fs in 64KiB 128KiB 256KiB 512KiB 1MiB; do
+for fs in 16KiB 32KiB 64KiB 128KiB 256KiB 1MiB; do
   w=()
   for i in $(seq "$RUNS"); do w+=("$(writer_rate /dev/shm/fmcap-bench-store --frame-size "$fs")"); done
   printf '  frame %-7s writer %5s MB/s (runs: %s) ratio %s\n' "$fs" "$(median $(rates "${w[@]}"))" "$(rates "${w[@]}")" "$(ratio "${w[0]}")"
@@ -61,6 +61,6 @@ done
 for lv in 2 3; do
   w=()
   for i in $(seq "$RUNS"); do w+=("$(writer_rate /dev/shm/fmcap-bench-store --level "$lv")"); done
-  printf '  level %s (128KiB) writer %5s MB/s (runs: %s) ratio %s\n' "$lv" "$(median $(rates "${w[@]}"))" "$(rates "${w[@]}")" "$(ratio "${w[0]}")"
+  printf '  level %s (32KiB) writer %5s MB/s (runs: %s) ratio %s\n' "$lv" "$(median $(rates "${w[@]}"))" "$(rates "${w[@]}")" "$(ratio "${w[0]}")"
 done
 rm -f "$ring"

@@ -26,7 +26,7 @@ func main() {
 			&cli.StringFlag{Name: "store", Usage: "store directory (created if missing)"},
 			&cli.StringFlag{Name: "compress", Value: "zstd", Usage: "zstd or none"},
 			&cli.IntFlag{Name: "level", Value: 1, Usage: "zstd effort: 1 fastest (literals not entropy-coded), 2 fast, 3 default, 4 better"},
-			&cli.StringFlag{Name: "frame-size", Value: "64KiB", Usage: "pcap bytes per frame (64KiB..1MiB)"},
+			&cli.StringFlag{Name: "frame-size", Value: "32KiB", Usage: "pcap bytes per frame (16KiB..1MiB)"},
 			&cli.DurationFlag{Name: "flush", Value: defaultFlush, Usage: "publish a partial frame after this long, so recent packets are visible"},
 			&cli.StringFlag{Name: "chunk-size", Value: "1GiB", Usage: "rotate after this many pcap bytes"},
 			&cli.DurationFlag{Name: "chunk-age", Value: defaultChunkAge, Usage: "rotate after this long"},
@@ -84,8 +84,8 @@ func configFrom(cc *cli.Context) (*Config, error) {
 		return nil, fmt.Errorf("--compress %q: use zstd or none", cc.String("compress"))
 	}
 	fs, err := cliutil.ParseSize(cc.String("frame-size"))
-	if err != nil || fs < 64<<10 || fs > 1<<20 {
-		return nil, fmt.Errorf("--frame-size %q: give 64KiB to 1MiB", cc.String("frame-size"))
+	if err != nil || fs < 16<<10 || fs > 1<<20 {
+		return nil, fmt.Errorf("--frame-size %q: give 16KiB to 1MiB", cc.String("frame-size"))
 	}
 	cfg.FrameSize = int(fs)
 	cs, err := cliutil.ParseSize(cc.String("chunk-size"))

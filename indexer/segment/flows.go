@@ -138,12 +138,7 @@ func (b *Builder) appendFlows(out []byte) []byte {
 		out = binary.AppendUvarint(out, f.Bytes)
 		out = le.AppendUint64(out, uint64(f.First))
 		out = le.AppendUint64(out, uint64(f.Last))
-		out = binary.AppendUvarint(out, uint64(len(f.Groups)))
-		prev := uint32(0)
-		for _, g := range f.Groups {
-			out = binary.AppendUvarint(out, uint64(g-prev))
-			prev = g
-		}
+		out = appendGroups(out, f.Groups, uint32(len(b.gmin)))
 	}
 	return out
 }
@@ -181,23 +176,14 @@ func decodeFlows(p []byte, ng uint64) ([]Flow, []byte, error) {
 		}
 		f.First, f.Last = int64(le.Uint64(p)), int64(le.Uint64(p[8:]))
 		p = p[16:]
-		var ngr uint64
-		if ngr, p, ok = uvarint(p); !ok || ngr > ng {
+		if ngr, k := binary.Uvarint(p); k > 0 && ngr <= ng {
+			f.Groups = make([]uint32, 0, ngr)
+		}
+		k := decodeGroups(p, uint32(ng), func(g uint32) { f.Groups = append(f.Groups, g) })
+		if k < 0 {
 			return bad("groups")
 		}
-		f.Groups = make([]uint32, ngr)
-		g := uint64(0)
-		for j := range f.Groups {
-			var d uint64
-			if d, p, ok = uvarint(p); !ok {
-				return bad("group")
-			}
-			g += d
-			if g >= ng || (j > 0 && d == 0) {
-				return bad("group out of range")
-			}
-			f.Groups[j] = uint32(g)
-		}
+		p = p[k:]
 	}
 	return out, p, nil
 }

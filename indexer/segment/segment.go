@@ -22,7 +22,7 @@
 //
 //	header, 64 bytes
 //	  0  4  magic "FMIX"
-//	  4  2  version (3)
+//	  4  2  version (4)
 //	  6  2  reserved, zero
 //	  8  4  group size G (seqs per group)
 //	 12  4  group count N = L/G - F/G + 1 (0 when the segment is empty)
@@ -38,8 +38,8 @@
 //	  indexed packet has minimum > maximum
 //	gaps: gap count × (first seq u64, last seq u64): seqs in F..L the
 //	  indexer never saw (it was overrun or down); queries scan them
-//	postings: per term, in directory order, the group count uvarint, the
-//	  groups ascending as uvarint deltas, then the CRC-32C of those bytes u32
+//	postings: per term, in directory order, its groups as a group list
+//	  (Elias-Fano with u = N: see ef.go), then the CRC-32C of those bytes u32
 //	term directory, sorted by kind then key, term count × 24 bytes:
 //	  kind u8 ('A' address, 'K' packet kind, 'P' port, 'T' IP protocol)
 //	  key length u8, reserved u16, key [16] zero-padded (address: 16
@@ -53,7 +53,7 @@
 //	  kind u8, proto u8, VLAN u16, address A [16], address B [16],
 //	  port A u16, port B u16, TCP flags seen u8 (OR of all packets),
 //	  packets uvarint, bytes uvarint (on the wire), first i64, last i64,
-//	  group count uvarint and the groups as uvarint deltas
+//	  the groups as a group list (ef.go)
 //	footer, 48 bytes
 //	  0  8  offset of the postings
 //	  8  8  offset of the term directory
@@ -70,8 +70,8 @@
 // fails there); a part that fails its check when used marks the segment
 // corrupt (Err), and the reader then treats all its seqs as unindexed.
 // Older versions (1: one CRC over the whole file, which a query had to read
-// entirely; 2: groups counted from F) are refused; indexer --rebuild
-// replaces them.
+// entirely; 2: groups counted from F; 3: group lists as uvarint deltas,
+// a third larger) are refused; indexer --rebuild replaces them.
 package segment
 
 import (
@@ -96,7 +96,7 @@ import (
 const (
 	magic      = "FMIX"
 	trailMagic = "XIMF"
-	version    = 3
+	version    = 4
 	hdrSize    = 64
 
 	KindAddr  = 'A'
@@ -470,12 +470,7 @@ func (b *Builder) Encode() []byte {
 		le.PutUint32(e[20:], uint32(len(out)-postOff))
 		dir = append(dir, e[:]...)
 		start := len(out)
-		out = binary.AppendUvarint(out, uint64(len(l)))
-		prev := uint32(0)
-		for _, g := range l {
-			out = binary.AppendUvarint(out, uint64(g-prev))
-			prev = g
-		}
+		out = appendGroups(out, l, uint32(len(b.gmin)))
 		out = le.AppendUint32(out, crc(out[start:]))
 	}
 	// Sorted by kind ('A' < 'K' < 'P' < 'T'), then key.
@@ -692,26 +687,9 @@ func (s *Segment) decodeList(i int, fn func(g uint32)) bool {
 	if e == nil {
 		return false
 	}
-	ng := uint64(s.ng)
 	p := s.post[binary.LittleEndian.Uint32(e[20:]):]
-	n, k := binary.Uvarint(p)
-	if k <= 0 || n > ng {
-		s.fail("posting list")
-		return false
-	}
-	at := k
-	g := uint64(0)
-	for j := uint64(0); j < n; j++ {
-		d, k := binary.Uvarint(p[at:])
-		g += d
-		if k <= 0 || g >= ng || (j > 0 && d == 0) {
-			s.fail("posting list")
-			return false
-		}
-		at += k
-		fn(uint32(g))
-	}
-	if len(p) < at+4 || binary.LittleEndian.Uint32(p[at:]) != crc32.Checksum(p[:at], crcTable) {
+	at := decodeGroups(p, s.ng, fn)
+	if at < 0 || len(p) < at+4 || binary.LittleEndian.Uint32(p[at:]) != crc32.Checksum(p[:at], crcTable) {
 		s.fail("posting list")
 		return false
 	}

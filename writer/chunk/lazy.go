@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"sort"
 
 	"github.com/edsrzf/mmap-go"
 	"github.com/klauspost/compress/zstd"
@@ -131,16 +130,39 @@ func (r *Reader) Frame(i int) (Frame, error) {
 }
 
 // SearchSeq is the index of the first frame whose last seq is at least seq
-// (NumFrames if none): frames hold consecutive seqs in file order.
+// (NumFrames if none): frames hold consecutive seqs in file order. It
+// interpolates (frames hold similar numbers of seqs, so the first guess is
+// usually within a frame or two), bisecting every other step so that
+// uneven frames still take O(log n) entries; each entry looked at is
+// checked, and a lazy table is read only where looked at.
 func (r *Reader) SearchSeq(seq uint64) (int, error) {
-	var err error
-	i := sort.Search(r.NumFrames(), func(i int) bool {
-		f, ferr := r.Frame(i)
-		if ferr != nil {
-			err = ferr
-			return true
+	// The answer is in lo..hi: every frame before lo ends before seq, the
+	// frame at hi (if any) ends at or after it. Frames lo..hi-1 hold the
+	// seqs loSeq..hiSeq-1 (as far as known: the chunk's name, then entries).
+	lo, hi := 0, r.NumFrames()
+	loSeq, hiSeq := r.Info.FirstSeq, r.Info.LastSeq+1
+	for step := 0; lo < hi; step++ {
+		g := lo + (hi-lo)/2
+		if step%2 == 0 && hiSeq > loSeq {
+			switch {
+			case seq <= loSeq:
+				g = lo
+			case seq >= hiSeq:
+				g = hi - 1
+			default:
+				g = lo + int(float64(seq-loSeq)/float64(hiSeq-loSeq)*float64(hi-lo))
+				g = min(max(g, lo), hi-1)
+			}
 		}
-		return f.LastSeq >= seq
-	})
-	return i, err
+		f, err := r.Frame(g)
+		if err != nil {
+			return g, err
+		}
+		if f.LastSeq >= seq {
+			hi, hiSeq = g, f.FirstSeq
+		} else {
+			lo, loSeq = g+1, f.LastSeq+1
+		}
+	}
+	return lo, nil
 }

@@ -150,3 +150,52 @@ func TestHugeFrameRefused(t *testing.T) {
 		t.Fatalf("frame 1: %v", err)
 	}
 }
+
+// SearchSeq interpolates on seqs: frames holding very different numbers of
+// packets (tiny packets, then large ones) must still give the exact frame
+// for every seq, as a linear scan does.
+func TestSearchSeqUnevenFrames(t *testing.T) {
+	dir := t.TempDir()
+	rng := rand.New(rand.NewSource(3))
+	pkts := testPackets(rng, 3000)
+	for i := range pkts {
+		n := 60
+		if i > 2600 {
+			n = 1500
+		}
+		pkts[i].Data, pkts[i].WireLen = pkts[i].Data[:min(n, len(pkts[i].Data))], uint32(n)
+	}
+	w := writeChunk(t, dir, pkts, 8<<10, true, 1000)
+	if _, err := w.Finalize(); err != nil {
+		t.Fatal(err)
+	}
+	list, _ := List(dir)
+	lazy, err := OpenLazy(dir, list[0], dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lazy.Close()
+	var frames []Frame
+	for i := 0; i < lazy.NumFrames(); i++ {
+		f, err := lazy.Frame(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		frames = append(frames, f)
+	}
+	if frames[0].Count < 5*frames[len(frames)-2].Count {
+		t.Fatalf("frames not uneven enough to test: %d and %d packets", frames[0].Count, frames[len(frames)-2].Count)
+	}
+	for seq := uint64(0); seq <= 1000+3000+5; seq++ {
+		want := len(frames)
+		for i, f := range frames {
+			if f.LastSeq >= seq {
+				want = i
+				break
+			}
+		}
+		if got, err := lazy.SearchSeq(seq); err != nil || got != want {
+			t.Fatalf("SearchSeq(%d) = %d, %v; want %d", seq, got, err, want)
+		}
+	}
+}

@@ -400,8 +400,11 @@ func (r *Reader) ReadFrameInto(i int, dst, cbuf []byte) (out, buf []byte, err er
 		}
 		return append(dst[:0], b...), cbuf, nil
 	}
-	if f.DSize != 0 && cap(dst) < int(f.DSize) {
-		dst = make([]byte, 0, f.DSize)
+	if need := int(f.DSize) + decodeSlack; f.DSize != 0 && cap(dst) < need {
+		// Rounded up, so that a buffer reused for the next frames (fmslice
+		// keeps a few dozen) is not outgrown by a frame a little larger:
+		// every new buffer is fresh pages for the kernel to fault in.
+		dst = make([]byte, 0, (need+bufRound-1)/bufRound*bufRound)
 	}
 	out, err = r.dec.DecodeAll(b, dst[:0]) // safe from several goroutines (see NewDecoder)
 	if err != nil {
@@ -438,6 +441,15 @@ func (r *Reader) Close() error {
 	}
 	return nil
 }
+
+// decodeSlack is room left past a frame's bytes in the buffer it is
+// decompressed into: with at least 32 bytes (zstd's compressedBlockOverAlloc)
+// the decoder uses its wide copies, which may write past the end of a match,
+// instead of the exact ones (about a quarter slower here).
+const decodeSlack = 64
+
+// bufRound is what decompression buffers are rounded up to.
+const bufRound = 32 << 10
 
 // MaxFrame is the most pcap bytes a frame can hold: the writer's largest
 // frame size (1 MiB) plus the packet that crosses it, and the chunk header.
