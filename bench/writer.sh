@@ -8,6 +8,7 @@ set -euo pipefail
 N=${N:-2000000}
 RUNS=${RUNS:-3}
 SWEEP=${SWEEP:-1}      # 0: skip the frame-size and level sweep
+FRAMES=${FRAMES:-32KiB} # frame sizes to compare side by side (the default: 32KiB)
 in=$W/writer-in.pcap
 [ -f "$in" ] || "$B/gen" -o "$in" -n "$N"
 bytes=$(stat -c %s "$in")
@@ -42,14 +43,21 @@ ratio() { echo "${1#*:}"; }
 echo "input: $in, $N packets, $bytes bytes (bench/gen mix); ring on $rd; $(nproc) cores"
 for fs in disk:$W tmpfs:/dev/shm; do
   name=${fs%%:*} dir=${fs#*:}
-  w=(); z=()
+  declare -A w=(); z=()
   for i in $(seq "$RUNS"); do
-    w+=("$(writer_rate "$dir/fmcap-bench-store")")
+    for f in $FRAMES; do # alternated, so that a slow spell of the disk hits each alike
+      w[$f]+="$(writer_rate "$dir/fmcap-bench-store" --frame-size "$f") "
+    done
     z+=("$(zstd_rate "$dir/fmcap-bench.zst")")
   done
-  wm=$(median $(rates "${w[@]}")); zm=$(median $(rates "${z[@]}"))
-  printf 'store on %-5s writer %5s MB/s (runs: %s) ratio %s | zstd -1 -T0 %5s MB/s (runs: %s) ratio %s | writer/zstd %.2f\n' \
-    "$name" "$wm" "$(rates "${w[@]}")" "$(ratio "${w[0]}")" "$zm" "$(rates "${z[@]}")" "$(ratio "${z[0]}")" "$(echo "$wm $zm" | awk '{print $1/$2}')"
+  zm=$(median $(rates "${z[@]}"))
+  for f in $FRAMES; do
+    r=(${w[$f]})
+    wm=$(median $(rates "${r[@]}"))
+    printf 'store on %-5s writer (%s frames) %5s MB/s (runs: %s) ratio %s | zstd -1 -T0 %5s MB/s (runs: %s) ratio %s | writer/zstd %.2f\n' \
+      "$name" "$f" "$wm" "$(rates "${r[@]}")" "$(ratio "${r[0]}")" "$zm" "$(rates "${z[@]}")" "$(ratio "${z[0]}")" "$(echo "$wm $zm" | awk '{print $1/$2}')"
+  done
+  unset w
 done
 [ "$SWEEP" = 1 ] || { rm -f "$ring"; exit 0; }
 echo "frame size sweep (store on tmpfs, level 1, median of $RUNS):"

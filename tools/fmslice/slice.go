@@ -76,7 +76,7 @@ func slice(q *query, out sink, dec *zstd.Decoder) (*result, error) {
 		if it.done != nil {
 			r := <-it.done
 			if werr == nil {
-				werr = emitFrame(res, out, it, r)
+				werr = emitFrames(res, out, r)
 				if werr != nil {
 					p.stop()
 				}
@@ -91,23 +91,18 @@ func slice(q *query, out sink, dec *zstd.Decoder) (*result, error) {
 	return res, werr
 }
 
-// emitFrame writes the packets picked from a frame and counts it.
-func emitFrame(res *result, out sink, it item, r frameResult) error {
-	if r.err != nil {
-		res.damaged = append(res.damaged, r.err)
-		return nil
-	}
-	res.frames++
+// emitFrames writes the packets picked from a batch of frames and counts
+// them, and what was damaged.
+func emitFrames(res *result, out sink, r frameResult) error {
+	res.frames += r.frames
 	res.decompressed += int64(len(r.buf))
+	res.damaged = append(res.damaged, r.errs...)
 	for _, h := range r.hits {
 		if err := out.write(h.ts, h.wire, r.buf[h.off:h.off+h.n]); err != nil {
 			return err
 		}
 	}
 	res.packets += len(r.hits)
-	if r.perr != nil {
-		res.damaged = append(res.damaged, &chunk.FrameError{Chunk: it.rd.Info.Name, Index: it.fi, Err: r.perr})
-	}
 	return nil
 }
 
@@ -121,11 +116,12 @@ func feedChunks(q *query, list []chunk.Info, dec *zstd.Decoder, send func(item) 
 		}
 		var rd *chunk.Reader
 		var want []int
+		var ents []chunk.Frame
 		skipped := 0
 		if q.must != nil && in.MinTS >= q.from && in.MaxTS < q.to {
 			// A chunk wholly inside the range, and an index: read only the
 			// entries of the frames that hold candidates (see chunk.OpenLazy).
-			rd, want, skipped = lazyFrames(q, in, dec)
+			rd, want, ents, skipped = lazyFrames(q, in, dec)
 		}
 		if rd == nil {
 			var err error
@@ -159,6 +155,7 @@ func feedChunks(q *query, list []chunk.Info, dec *zstd.Decoder, send func(item) 
 					continue
 				}
 				want = append(want, fi)
+				ents = append(ents, *f)
 			}
 			if note != nil && !send(item{note: note}) {
 				rd.Close()
@@ -169,8 +166,15 @@ func feedChunks(q *query, list []chunk.Info, dec *zstd.Decoder, send func(item) 
 			rd.Close() // not delivered: nobody else will
 			return
 		}
-		for k, fi := range want {
-			if !send(item{rd: rd, fi: fi, frame: true, last: k == len(want)-1}) {
+		for k := 0; k < len(want); {
+			// A batch: frames up to batchFrames or batchBytes, so that one
+			// hand-off (feeder, worker, consumer) carries many frames.
+			n, size := 0, 0
+			for k+n < len(want) && n < batchFrames && (n == 0 || size+int(ents[k+n].DSize) <= batchBytes) {
+				size += int(ents[k+n].DSize)
+				n++
+			}
+			if !send(item{rd: rd, fis: want[k : k+n], ents: ents[k : k+n], frame: true, last: k+n == len(want)}) {
 				if k > 0 { // frames of it are in flight: the consumer closes it
 					send(item{rd: rd, last: true, force: true})
 				} else {
@@ -178,6 +182,7 @@ func feedChunks(q *query, list []chunk.Info, dec *zstd.Decoder, send func(item) 
 				}
 				return
 			}
+			k += n
 		}
 	}
 }
@@ -270,12 +275,23 @@ func (pk *picker) pick(w int, f *chunk.Frame, buf []byte, first bool, hits []hit
 	return hits, perr
 }
 
+// Frames go down the pipeline in batches of up to batchFrames frames of one
+// chunk, and batchBytes decompressed (a batch of one larger frame is
+// allowed): a hand-off between goroutines costs about as much as
+// decompressing a small frame (wakeups, futexes), and a selective query
+// reads thousands of 32 KiB frames.
+const (
+	batchFrames = 16
+	batchBytes  = 256 << 10
+)
+
 // item is one step of a slice, in output order: a chunk reached (count it,
-// maybe with its skipped frames), something to report, or a frame to read.
-// last: the consumer closes rd after this item.
+// maybe with its skipped frames), something to report, or a batch of
+// frames to read. last: the consumer closes rd after this item.
 type item struct {
 	rd      *chunk.Reader
-	fi      int
+	fis     []int         // frames to read, in order
+	ents    []chunk.Frame // their table entries
 	frame   bool
 	last    bool
 	force   bool // sent after a stop: close rd, nothing else
@@ -286,10 +302,14 @@ type item struct {
 	done    chan frameResult // the worker's result
 }
 
+// frameResult is what a worker made of a batch: the frames' bytes one
+// after the other, the packets picked (offsets into buf), how many frames
+// it read whole, and what was damaged.
 type frameResult struct {
-	buf       []byte
-	hits      []hit
-	perr, err error
+	buf    []byte
+	hits   []hit
+	frames int
+	errs   []error
 }
 
 // pipeline decompresses frames on every core, where the picker also picks
@@ -309,7 +329,7 @@ type pipeline struct {
 
 func newPipeline(pk *picker) *pipeline {
 	n := len(pk.batches) // the picker's per-worker state decides the workers
-	p := &pipeline{pk: pk, free: make(chan frameResult, 32*n), jobs: make(chan item, 32*n), pending: make(chan item, 32*n), quit: make(chan struct{})}
+	p := &pipeline{pk: pk, free: make(chan frameResult, 8*n), jobs: make(chan item, 8*n), pending: make(chan item, 8*n), quit: make(chan struct{})}
 	for i := 0; i < cap(p.free); i++ {
 		p.free <- frameResult{}
 	}
@@ -319,14 +339,39 @@ func newPipeline(pk *picker) *pipeline {
 			defer p.wg.Done()
 			var cbuf []byte
 			for it := range p.jobs {
-				b := it.b
-				out, c, err := it.rd.ReadFrameInto(it.fi, b.buf, cbuf)
-				cbuf = c
-				r := frameResult{buf: out, hits: b.hits[:0], err: err}
-				if out == nil {
-					r.buf = b.buf
-				} else if f, ferr := it.rd.Frame(it.fi); ferr == nil && len(out) > 0 {
-					r.hits, r.perr = pk.pick(w, &f, out, it.fi == 0, r.hits)
+				r := it.b
+				total := 0
+				for _, f := range it.ents {
+					total += int(f.DSize)
+				}
+				if need := total + 64; cap(r.buf) < need { // 64: AppendFrame's slack for the decoder
+					// One buffer for the batch, sized once: growing it
+					// frame by frame copied and faulted in fresh pages.
+					r.buf = make([]byte, 0, max(need, batchBytes+64))
+				}
+				for k, fi := range it.fis {
+					f := it.ents[k]
+					start := len(r.buf)
+					out, c, err := it.rd.AppendFrame(fi, f, r.buf, cbuf)
+					cbuf = c
+					if err != nil {
+						r.errs = append(r.errs, err)
+						continue
+					}
+					r.buf = out
+					r.frames++
+					if len(out) == start {
+						continue
+					}
+					n := len(r.hits)
+					var perr error
+					r.hits, perr = pk.pick(w, &f, out[start:], fi == 0, r.hits)
+					for j := n; j < len(r.hits); j++ {
+						r.hits[j].off += uint32(start)
+					}
+					if perr != nil {
+						r.errs = append(r.errs, &chunk.FrameError{Chunk: it.rd.Info.Name, Index: fi, Err: perr})
+					}
 				}
 				it.done <- r
 			}
@@ -370,7 +415,7 @@ func (p *pipeline) feed(fn func(send func(item) bool)) {
 // release returns a frame's buffers.
 func (p *pipeline) release(r frameResult) {
 	select {
-	case p.free <- frameResult{buf: r.buf[:0], hits: r.hits[:0]}:
+	case p.free <- frameResult{buf: r.buf[:0], hits: r.hits[:0], errs: r.errs[:0]}:
 	default:
 	}
 }
@@ -389,10 +434,10 @@ func (p *pipeline) wait() { p.wg.Wait() }
 // when the chunk cannot be read that way or an entry it looked at is
 // damaged: the caller then reads the chunk the ordinary way, which reports
 // and works around the damage.
-func lazyFrames(q *query, in chunk.Info, dec *zstd.Decoder) (rd *chunk.Reader, want []int, skipped int) {
+func lazyFrames(q *query, in chunk.Info, dec *zstd.Decoder) (rd *chunk.Reader, want []int, ents []chunk.Frame, skipped int) {
 	rd, err := chunk.OpenLazy(q.store, in, dec)
 	if err != nil {
-		return nil, nil, 0
+		return nil, nil, nil, 0
 	}
 	for _, r := range q.must(in.FirstSeq, in.LastSeq, nil) {
 		i, err := rd.SearchSeq(r.lo)
@@ -403,12 +448,13 @@ func lazyFrames(q *query, in chunk.Info, dec *zstd.Decoder) (rd *chunk.Reader, w
 			}
 			if (len(want) == 0 || want[len(want)-1] < i) && f.Overlaps(q.from, q.to) {
 				want = append(want, i)
+				ents = append(ents, f)
 			}
 		}
 		if err != nil {
 			rd.Close()
-			return nil, nil, 0
+			return nil, nil, nil, 0
 		}
 	}
-	return rd, want, rd.NumFrames() - len(want)
+	return rd, want, ents, rd.NumFrames() - len(want)
 }

@@ -378,6 +378,13 @@ func (r *Reader) ReadFrameInto(i int, dst, cbuf []byte) (out, buf []byte, err er
 	if err != nil {
 		return nil, cbuf, err
 	}
+	return r.AppendFrame(i, f, dst[:0], cbuf)
+}
+
+// AppendFrame is ReadFrameInto for a frame whose entry f the caller already
+// has from Frame(i); it appends the frame's bytes to dst (out is nil on
+// error), so that a caller can gather several frames in one buffer.
+func (r *Reader) AppendFrame(i int, f Frame, dst, cbuf []byte) (out, buf []byte, err error) {
 	fail := func(err error) ([]byte, []byte, error) { return nil, cbuf, &FrameError{r.Info.Name, i, err} }
 	if f.Off+uint64(f.CSize) > uint64(r.size) {
 		return fail(fmt.Errorf("%w: frame beyond the end of the file", ErrCorrupt))
@@ -398,20 +405,22 @@ func (r *Reader) ReadFrameInto(i int, dst, cbuf []byte) (out, buf []byte, err er
 				return fail(fmt.Errorf("%w: checksum mismatch", ErrCorrupt))
 			}
 		}
-		return append(dst[:0], b...), cbuf, nil
+		return append(dst, b...), cbuf, nil
 	}
-	if need := int(f.DSize) + decodeSlack; f.DSize != 0 && cap(dst) < need {
+	if need := len(dst) + int(f.DSize) + decodeSlack; f.DSize != 0 && cap(dst) < need {
 		// Rounded up, so that a buffer reused for the next frames (fmslice
 		// keeps a few dozen) is not outgrown by a frame a little larger:
 		// every new buffer is fresh pages for the kernel to fault in.
-		dst = make([]byte, 0, (need+bufRound-1)/bufRound*bufRound)
+		nd := make([]byte, len(dst), (need+bufRound-1)/bufRound*bufRound)
+		copy(nd, dst)
+		dst = nd
 	}
-	out, err = r.dec.DecodeAll(b, dst[:0]) // safe from several goroutines (see NewDecoder)
+	out, err = r.dec.DecodeAll(b, dst) // safe from several goroutines (see NewDecoder)
 	if err != nil {
 		return fail(fmt.Errorf("%w: %v", ErrCorrupt, err))
 	}
-	if f.DSize != 0 && len(out) != int(f.DSize) {
-		return fail(fmt.Errorf("%w: %d bytes, table says %d", ErrCorrupt, len(out), f.DSize))
+	if f.DSize != 0 && len(out)-len(dst) != int(f.DSize) {
+		return fail(fmt.Errorf("%w: %d bytes, table says %d", ErrCorrupt, len(out)-len(dst), f.DSize))
 	}
 	if f.Sum != 0 || r.Note == "" {
 		// A frame that carries its content checksum (the writer's do) was
@@ -421,7 +430,7 @@ func (r *Reader) ReadFrameInto(i int, dst, cbuf []byte) (out, buf []byte, err er
 		if len(b) >= 8 && b[4]&4 != 0 {
 			sum = binary.LittleEndian.Uint32(b[len(b)-4:])
 		} else {
-			sum = Sum(out)
+			sum = Sum(out[len(dst):])
 		}
 		if sum != f.Sum {
 			return fail(fmt.Errorf("%w: checksum mismatch", ErrCorrupt))
