@@ -450,6 +450,9 @@ func lazyFrames(q *query, in chunk.Info, dec *zstd.Decoder) (rd *chunk.Reader, w
 				want = append(want, i)
 				ents = append(ents, f)
 			}
+			if f.LastSeq >= r.hi {
+				break // the range ends in this frame: no need to look at the next
+			}
 		}
 		if err != nil {
 			rd.Close()

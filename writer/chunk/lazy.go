@@ -131,38 +131,57 @@ func (r *Reader) Frame(i int) (Frame, error) {
 
 // SearchSeq is the index of the first frame whose last seq is at least seq
 // (NumFrames if none): frames hold consecutive seqs in file order. It
-// interpolates (frames hold similar numbers of seqs, so the first guess is
-// usually within a frame or two), bisecting every other step so that
-// uneven frames still take O(log n) entries; each entry looked at is
+// guesses from the chunk's seq range (frames hold similar numbers of seqs,
+// so the guess is usually the frame or next to it), then gallops away from
+// the guess until it passes the answer and bisects what is left: 2 entries
+// for a good guess, O(log distance) for a bad one. Each entry looked at is
 // checked, and a lazy table is read only where looked at.
 func (r *Reader) SearchSeq(seq uint64) (int, error) {
-	// The answer is in lo..hi: every frame before lo ends before seq, the
-	// frame at hi (if any) ends at or after it. Frames lo..hi-1 hold the
-	// seqs loSeq..hiSeq-1 (as far as known: the chunk's name, then entries).
-	lo, hi := 0, r.NumFrames()
-	loSeq, hiSeq := r.Info.FirstSeq, r.Info.LastSeq+1
-	for step := 0; lo < hi; step++ {
-		g := lo + (hi-lo)/2
-		if step%2 == 0 && hiSeq > loSeq {
-			switch {
-			case seq <= loSeq:
-				g = lo
-			case seq >= hiSeq:
-				g = hi - 1
-			default:
-				g = lo + int(float64(seq-loSeq)/float64(hiSeq-loSeq)*float64(hi-lo))
-				g = min(max(g, lo), hi-1)
+	n := r.NumFrames()
+	if n == 0 {
+		return 0, nil
+	}
+	var err error
+	ends := func(i int) bool { // frame i ends at or after seq (monotone in i)
+		f, ferr := r.Frame(i)
+		if ferr != nil {
+			err = ferr
+			return true
+		}
+		return f.LastSeq >= seq
+	}
+	g := 0
+	if first, last := r.Info.FirstSeq, r.Info.LastSeq; seq > first && last > first {
+		g = min(int(float64(seq-first)/float64(last-first+1)*float64(n)), n-1)
+	}
+	// The answer is in lo+1..hi: frame lo (if lo ≥ 0) ends before seq, frame
+	// hi (if hi < n) at or after it.
+	lo, hi := -1, n
+	if ends(g) {
+		hi = g
+		for step := 1; g-step >= 0 && err == nil; step *= 2 {
+			if !ends(g - step) {
+				lo = g - step
+				break
 			}
+			hi = g - step
 		}
-		f, err := r.Frame(g)
-		if err != nil {
-			return g, err
-		}
-		if f.LastSeq >= seq {
-			hi, hiSeq = g, f.FirstSeq
-		} else {
-			lo, loSeq = g+1, f.LastSeq+1
+	} else {
+		lo = g
+		for step := 1; g+step < n && err == nil; step *= 2 {
+			if ends(g + step) {
+				hi = g + step
+				break
+			}
+			lo = g + step
 		}
 	}
-	return lo, nil
+	for hi-lo > 1 && err == nil {
+		if m := lo + (hi-lo)/2; ends(m) {
+			hi = m
+		} else {
+			lo = m
+		}
+	}
+	return hi, err
 }
