@@ -31,6 +31,7 @@ import (
 const (
 	defaultSegmentAge = 10 * time.Second
 	batchSize         = 4096
+	prefetch          = 16 // packets whose flow entries are loaded together (segment.Builder.Prefetch)
 	// A gap longer than this ends the segment; the next starts after it.
 	maxGapInSegment = 64 * segment.DefaultGroupSize
 )
@@ -175,7 +176,15 @@ func (ix *indexer) apply() error {
 		}
 		return err
 	}
+	var ahead [prefetch]*segment.Packet
 	for i := 0; i < ix.n; i++ {
+		if i%prefetch == 0 {
+			k := 0
+			for ; k < prefetch && i+k < ix.n; k++ {
+				ahead[k] = &ix.batch[i+k].p
+			}
+			ix.b.Prefetch(ahead[:k])
+		}
 		e := &ix.batch[i]
 		if e.seq > ix.b.Next() {
 			if err := ix.gap(ix.b.Next(), e.seq-1); err != nil {

@@ -41,6 +41,11 @@ type Packet struct {
 	TCPFlags uint8  // valid for TCP with Ports
 	later    bool   // a later fragment (no L4 header, by design)
 	Wire     uint32 // length on the wire: set by the caller, for flow byte counts
+
+	// Set by Builder.Prefetch: the flow key and its hash.
+	keyed bool
+	key   FlowKey
+	hash  uint64
 }
 
 var v4prefix = [12]byte{10: 0xff, 11: 0xff}

@@ -210,12 +210,15 @@ func (s *Segment) Close() error {
 // Terms with many values (addresses, ports, flows) are where an indexer
 // spends its time: with thousands of flows interleaved, the tail of each
 // term's growing list is a different cold cache line for every packet.
-// So the builder keeps, per term, only the last group it was seen in (a
-// small dense array that stays in cache), and appends each (term, group)
-// it sees for the first time to one sequential buffer per kind; Encode
-// sorts those by term (counting sort, stable, so groups stay ascending).
-// Protocols, packet kinds and the cut mark have few values and keep plain
-// lists.
+// So the builder keeps, per flow, only the last group it was seen in, and
+// appends each (flow, group) it sees for the first time to one sequential
+// buffer; Encode sorts those by flow (counting sort, stable, so groups
+// stay ascending) and derives from them the lists of the flows' addresses
+// and ports (termLists): a packet of a known flow touches its flow entry
+// and nothing else. Packets outside flows (ARP, IP without both
+// addresses) go to (term, group) buffers of their own, deduplicated the
+// same way. Protocols, packet kinds and the cut mark have few values and
+// keep plain lists.
 type Builder struct {
 	seg      Segment
 	gmin     []int64 // group times
@@ -311,6 +314,92 @@ func lists(p *pairs, n int) [][]uint32 {
 		out[t] = all[start[t]:start[t+1]:start[t+1]]
 	}
 	return out
+}
+
+// termLists gives each address and port its ascending group list: the
+// union of the groups of the flows it is an end of (from flowSeen, whose
+// pairs arrive in group order) and of the groups of packets outside flows
+// (addrSeen, portSeen). One pass counts, the next fills one backing
+// array; the few terms with pairs of both kinds are sorted and
+// deduplicated at the end. n is the number of groups in all the lists.
+func (b *Builder) termLists() (addrs, ports [][]uint32, n int) {
+	// The flows' term indexes, compact: each pair looks them up.
+	ft := make([][4]int32, len(b.flows))
+	for i := range b.flows {
+		f := &b.flows[i]
+		ft[i] = [4]int32{f.ai, f.bi, f.api, f.bpi}
+	}
+	na, np := len(b.addrKeys), len(b.portKeys)
+	last := make([]uint32, na+np) // addresses, then ports: last group + 1
+	count := make([]int, na+np+1)
+	mixed := make([]bool, na+np) // has pairs of packets outside flows
+	var all []uint32
+	var at []int
+	walk := func(fill bool) { // counting, then filling, the same way
+		add := func(t int32, g uint32) {
+			if fill {
+				all[at[t]] = g
+				at[t]++
+			} else {
+				count[t+1]++
+			}
+		}
+		clear(last)
+		for _, blk := range b.flowSeen.blocks {
+			for _, v := range blk {
+				t, g := &ft[v>>32], uint32(v)
+				for k, x := range t {
+					if x < 0 {
+						break // no ports (api and bpi are -1 together)
+					}
+					if k >= 2 {
+						x += int32(na)
+					}
+					if last[x] != g+1 {
+						last[x] = g + 1
+						add(x, g)
+					}
+				}
+			}
+		}
+		for _, blk := range b.addrSeen.blocks {
+			for _, v := range blk {
+				add(int32(v>>32), uint32(v))
+			}
+		}
+		for _, blk := range b.portSeen.blocks {
+			for _, v := range blk {
+				add(int32(v>>32)+int32(na), uint32(v))
+			}
+		}
+	}
+	walk(false)
+	for _, blk := range b.addrSeen.blocks {
+		for _, v := range blk {
+			mixed[v>>32] = true
+		}
+	}
+	for _, blk := range b.portSeen.blocks {
+		for _, v := range blk {
+			mixed[int(v>>32)+na] = true
+		}
+	}
+	for t := 1; t < len(count); t++ {
+		count[t] += count[t-1]
+	}
+	all = make([]uint32, count[len(count)-1])
+	at = append([]int(nil), count[:na+np]...)
+	walk(true)
+	out := make([][]uint32, na+np)
+	for t := range out {
+		l := all[count[t]:count[t+1]:count[t+1]]
+		if mixed[t] {
+			slices.Sort(l)
+			l = slices.Compact(l)
+		}
+		out[t] = l
+	}
+	return out[:na], out[na:], len(all)
 }
 
 // Next is the seq the builder expects next.
@@ -450,11 +539,9 @@ func (b *Builder) Encode() []byte {
 	postOff := len(out)
 	// Room for the postings and flows at about two bytes a group, so that
 	// appending them does not copy a growing buffer again and again.
-	est := 0
-	for _, p := range []*pairs{&b.addrSeen, &b.portSeen, &b.flowSeen} {
-		for _, blk := range p.blocks {
-			est += len(blk)
-		}
+	addrs, ports, est := b.termLists()
+	for _, blk := range b.flowSeen.blocks { // the flows' groups too
+		est += len(blk)
 	}
 	out = slices.Grow(out, 2*est+64*len(b.flows)+32*(len(b.addrKeys)+len(b.portKeys)))
 	var dir []byte
@@ -474,7 +561,6 @@ func (b *Builder) Encode() []byte {
 		out = le.AppendUint32(out, crc(out[start:]))
 	}
 	// Sorted by kind ('A' < 'K' < 'P' < 'T'), then key.
-	addrs := lists(&b.addrSeen, len(b.addrKeys))
 	order := make([]int32, len(addrs))
 	for i := range order {
 		order[i] = int32(i)
@@ -489,7 +575,6 @@ func (b *Builder) Encode() []byte {
 		term(KindKind, []byte{byte(k)}, l)
 	}
 	term(KindKind, []byte{KeyCut}, b.cut)
-	ports := lists(&b.portSeen, len(b.portKeys))
 	order = order[:0]
 	for i := range ports {
 		order = append(order, int32(i))

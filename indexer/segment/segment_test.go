@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"math/rand"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -410,5 +412,92 @@ func TestGroupsAlignedOnSeqs(t *testing.T) {
 	}
 	if err := s.Verify(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Address and port lists are derived at Encode from the flows' groups and
+// merged with those of packets outside flows (ARP, frames cut before their
+// destination): each list must be exactly the groups a naive pass over the
+// packets finds, for every address and port.
+func TestTermListsExact(t *testing.T) {
+	frames := corpus(t)
+	// Frames cut after the source address: outside flows, source only.
+	for _, f := range frames[:200] {
+		var p Packet
+		DecodePacket(f, &p)
+		if p.Kind == IPv4 && p.Addrs && p.VLAN == 0 && len(f) >= 30 {
+			frames = append(frames, bytes.Clone(f[:30]))
+		}
+	}
+	rng := rand.New(rand.NewSource(5))
+	const first, n = 700, 20000
+	b := NewBuilder(first, 8)
+	addrs := map[[16]byte]map[uint32]bool{}
+	ports := map[uint16]map[uint32]bool{}
+	note := func(m map[[16]byte]map[uint32]bool, k [16]byte, g uint32) {
+		if m[k] == nil {
+			m[k] = map[uint32]bool{}
+		}
+		m[k][g] = true
+	}
+	kinds := map[Kind]int{}
+	outside := 0
+	for i := 0; i < n; i++ {
+		var p Packet
+		DecodePacket(frames[rng.Intn(len(frames))], &p)
+		seq := uint64(first + i)
+		b.Add(seq, int64(i), &p)
+		g := b.seg.GroupOf(seq)
+		kinds[p.Kind]++
+		if p.Kind == Other {
+			continue
+		}
+		if p.SrcOK {
+			note(addrs, p.Src, g)
+		}
+		if p.DstOK {
+			note(addrs, p.Dst, g)
+		}
+		if !p.Addrs && (p.SrcOK || p.DstOK) || p.Kind == ARP {
+			outside++
+		}
+		if p.Ports && p.Kind != ARP {
+			for _, v := range []uint16{p.SPort, p.DPort} {
+				if ports[v] == nil {
+					ports[v] = map[uint32]bool{}
+				}
+				ports[v][g] = true
+			}
+		}
+	}
+	if kinds[IPv4] == 0 || kinds[IPv6] == 0 || kinds[ARP] == 0 || outside < 100 {
+		t.Fatalf("corpus lacks variety: %v, %d packets outside flows", kinds, outside)
+	}
+	s, err := Decode(b.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := func(m map[uint32]bool) []uint32 {
+		var l []uint32
+		for g := range m {
+			l = append(l, g)
+		}
+		slices.Sort(l)
+		return l
+	}
+	for a, m := range addrs {
+		if got, ok := s.Postings(KindAddr, a[:]); !ok || !slices.Equal(got, want(m)) {
+			t.Fatalf("address %s: groups %v, want %v", AddrString(a), got, want(m))
+		}
+	}
+	for v, m := range ports {
+		if got, ok := s.Postings(KindPort, []byte{byte(v >> 8), byte(v)}); !ok || !slices.Equal(got, want(m)) {
+			t.Fatalf("port %d: groups %v, want %v", v, got, want(m))
+		}
+	}
+	n0 := 0
+	s.Terms(KindAddr, func([]byte, func() []uint32) { n0++ })
+	if n0 != len(addrs) {
+		t.Fatalf("%d address terms, want %d", n0, len(addrs))
 	}
 }

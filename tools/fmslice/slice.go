@@ -429,11 +429,11 @@ func (p *pipeline) stop() {
 
 func (p *pipeline) wait() { p.wg.Wait() }
 
-// lazyFrames opens a chunk for random access and picks the frames holding
-// q's candidate seqs by binary search, and says how many it skips. rd is nil
-// when the chunk cannot be read that way or an entry it looked at is
-// damaged: the caller then reads the chunk the ordinary way, which reports
-// and works around the damage.
+// lazyFrames opens a chunk for random access, picks the frames holding q's
+// candidate seqs (chunk.Reader.SearchSeq) with their entries, and says how
+// many it skips. rd is nil when the chunk cannot be read that way or an
+// entry it looked at is damaged: the caller then reads the chunk the
+// ordinary way, which reports and works around the damage.
 func lazyFrames(q *query, in chunk.Info, dec *zstd.Decoder) (rd *chunk.Reader, want []int, ents []chunk.Frame, skipped int) {
 	rd, err := chunk.OpenLazy(q.store, in, dec)
 	if err != nil {

@@ -1,0 +1,16 @@
+#include "textflag.h"
+
+// func Lines(p unsafe.Pointer, n uintptr)
+// PREFETCHT0 every 64-byte line of p[0:n] (see prefetch_amd64.go).
+TEXT ·Lines(SB), NOSPLIT, $0-16
+	MOVQ p+0(FP), AX
+	MOVQ n+8(FP), CX
+	ADDQ AX, CX
+loop:
+	CMPQ AX, CX
+	JAE  done
+	PREFETCHT0 (AX)
+	ADDQ $64, AX
+	JMP  loop
+done:
+	RET

@@ -1,0 +1,9 @@
+//go:build !amd64
+
+// Package prefetch: see prefetch_amd64.go.
+package prefetch
+
+import "unsafe"
+
+// Lines does nothing where fmcap has no assembly for it.
+func Lines(p unsafe.Pointer, n uintptr) {}
