@@ -8,11 +8,14 @@
 # BURST=N makes flows send trains of about N packets (bench/gen -burst);
 # the default, 1, interleaves the 20 000 flows packet by packet at random
 # (the indexer's worst case: every packet a different flow).
-# Usage: SIZES="1000000 2000000 4000000" RUNS=5 [BURST=8] bench/index.sh
+# OLD_INDEXER=path times another indexer binary (say, an earlier commit's)
+# alternately with this one, on the same ring contents.
+# Usage: SIZES="1000000 2000000 4000000" RUNS=5 [IRUNS=3] [BURST=8] [OLD_INDEXER=bin] bench/index.sh
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 SIZES=${SIZES:-"1000000 2000000 4000000"}
 RUNS=${RUNS:-5}
+IRUNS=${IRUNS:-3} # indexer runs (ring refilled for each)
 BURST=${BURST:-1}
 sfx=; [ "$BURST" = 1 ] || sfx=-b$BURST
 go build -o "$B/" ./bench/gen ./indexer ./writer ./tools/fmring ./tools/fminject ./tools/fmslice
@@ -22,15 +25,28 @@ for n in $SIZES; do
   size=$(( ( $(stat -c %s "$in") * 3 / 2 / 1048576 + 1 ) ))
   p2=1; while [ $p2 -lt $size ]; do p2=$(( p2 * 2 )); done
   ring=$(ringdir "$p2")/fmcap-idx-bench   # huge pages, as in production, when they can be had
-  rm -rf "$st" "$ring"
-  "$B/fmring" create --ring "$ring" --size ${p2}MiB --consumer writer:lossless --consumer indexer:lossy >/dev/null
-  "$B/fminject" -q --ring "$ring" "$in"
-  "$B/writer" --ring "$ring" --store "$st" --exit-on-close --chunk-size 256MiB --log-level warn --metrics ""
-  t0=$(now)
-  taskset -c 1 "$B/indexer" --ring "$ring" --store "$st" --exit-on-close --log-level warn --metrics ""
-  t1=$(now)
-  rm -f "$ring"
-  echo "indexer, $n packets: $(echo "$n / ($t1 - $t0) / 1000000" | bc -l | cut -c1-5) M packets/s (one core, live from the ring)"
+  declare -A rates=()
+  for i in $(seq "$IRUNS"); do
+    for ix in ${OLD_INDEXER:-} "$B/indexer"; do # the peer (if any) and this one, alternated
+      rm -rf "$st" "$ring"
+      "$B/fmring" create --ring "$ring" --size ${p2}MiB --consumer writer:lossless --consumer indexer:lossy >/dev/null
+      "$B/fminject" -q --ring "$ring" "$in"
+      "$B/writer" --ring "$ring" --store "$st" --exit-on-close --chunk-size 256MiB --log-level warn --metrics ""
+      # The indexer's heap comes from free memory, not from evicting the
+      # page cache (a run's figure otherwise depends on what ran before).
+      if [ "$(id -u)" = 0 ]; then sync; echo 1 > /proc/sys/vm/drop_caches; fi
+      t0=$(now)
+      taskset -c 1 "$ix" --ring "$ring" --store "$st" --exit-on-close --log-level warn --metrics ""
+      t1=$(now)
+      rates[$ix]+="$(echo "$n / ($t1 - $t0) / 1000000" | bc -l | cut -c1-5) "
+    done
+  done
+  rm -f "$ring"; ringrelease
+  for ix in ${OLD_INDEXER:-} "$B/indexer"; do
+    r=(${rates[$ix]})
+    echo "indexer $ix, $n packets: median $(median "${r[@]}") M packets/s (runs: ${r[*]}; one core, live from the ring on ${ring%/*})"
+  done
+  unset rates
   # A selective flow: the first with about 0.001-0.01 % of the packets.
   pick=$("$B/fmslice" flows --store "$st" --by packets -n 0 --json | python3 -c '
 import json,sys

@@ -14,6 +14,13 @@ ringdir() {
     if [ "${have:-0}" -lt "$pages" ]; then
       local total; total=$(cat /proc/sys/vm/nr_hugepages)
       echo $(( total + pages - have )) > /proc/sys/vm/nr_hugepages || true
+      have=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
+      if [ "${have:-0}" -lt "$pages" ]; then
+        # The page cache holds the memory (large pcaps of other benches):
+        # drop it and try once more.
+        sync; echo 1 > /proc/sys/vm/drop_caches
+        echo $(( total + pages - have )) > /proc/sys/vm/nr_hugepages || true
+      fi
     fi
     mkdir -p /dev/hugepages
     mountpoint -q /dev/hugepages || mount -t hugetlbfs none /dev/hugepages || true
