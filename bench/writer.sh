@@ -9,6 +9,8 @@ N=${N:-2000000}
 RUNS=${RUNS:-3}
 SWEEP=${SWEEP:-1}      # 0: skip the frame-size and level sweep
 FRAMES=${FRAMES:-32KiB} # frame sizes to compare side by side (the default: 32KiB)
+# OLD_WRITER=path: another writer binary (say, an earlier commit's), timed
+# alternately with this one for each frame size ("old-SIZE" lines).
 in=$W/writer-in.pcap
 [ -f "$in" ] || "$B/gen" -o "$in" -n "$N"
 bytes=$(stat -c %s "$in")
@@ -19,18 +21,23 @@ refill() {
   "$B/fmring" create --ring "$ring" --size 2GiB --consumer writer:lossless
   "$B/fminject" -q --ring "$ring" "$in"
 }
+# Each timed run starts with the page cache dropped (as root): with other
+# benches' large pcaps cached, the kernel otherwise reclaims while the
+# writer runs and single runs vary by a third.
+quiet() { sync; if [ "$(id -u)" = 0 ]; then echo 1 > /proc/sys/vm/drop_caches; fi; }
 writer_rate() { # store-dir [writer args]
   local st=$1; shift
-  refill; rm -rf "$st"; sync
+  refill; rm -rf "$st"; quiet
   local t0; t0=$(now)
-  "$B/writer" --ring "$ring" --store "$st" --exit-on-close --log-level warn "$@"
+  "${WBIN:-$B/writer}" --ring "$ring" --store "$st" --exit-on-close --log-level warn "$@"
   local t1; t1=$(now)
   local r; r=$(du -sb "$st" | awk -v b="$bytes" '{printf "%.3f", b/$1}')
   rm -rf "$st"
   echo "$t0 $t1" | awk -v b="$bytes" -v r="$r" '{printf "%.0f:%s", b/($2-$1)/1e6, r}'
 }
 zstd_rate() { # out-file
-  rm -f "$1"; sync
+  rm -f "$1"; quiet
+  cat "$in" > /dev/null # the writer's input is in the ring, zstd's in the page cache
   local t0; t0=$(now)
   zstd -q -1 -T0 -c "$in" > "$1"
   local t1; t1=$(now)
@@ -47,11 +54,14 @@ for fs in disk:$W tmpfs:/dev/shm; do
   for i in $(seq "$RUNS"); do
     for f in $FRAMES; do # alternated, so that a slow spell of the disk hits each alike
       w[$f]+="$(writer_rate "$dir/fmcap-bench-store" --frame-size "$f") "
+      if [ -n "${OLD_WRITER:-}" ]; then
+        w[old-$f]+="$(WBIN=$OLD_WRITER writer_rate "$dir/fmcap-bench-store" --frame-size "$f") "
+      fi
     done
     z+=("$(zstd_rate "$dir/fmcap-bench.zst")")
   done
   zm=$(median $(rates "${z[@]}"))
-  for f in $FRAMES; do
+  for f in $FRAMES ${OLD_WRITER:+$(printf 'old-%s ' $FRAMES)}; do
     r=(${w[$f]})
     wm=$(median $(rates "${r[@]}"))
     printf 'store on %-5s writer (%s frames) %5s MB/s (runs: %s) ratio %s | zstd -1 -T0 %5s MB/s (runs: %s) ratio %s | writer/zstd %.2f\n' \

@@ -24,6 +24,8 @@ type store struct {
 	st     *stats
 	cw     *chunk.Writer
 	ret    *retention
+	bs     [][]byte      // a batch's bytes, for AppendBatch
+	metas  []chunk.Frame // and entries
 }
 
 // resume repairs what a killed writer left and returns the last seq the store
@@ -62,12 +64,57 @@ func resume(cfg *Config, log *slog.Logger, r *shmring.Ring) (uint64, error) {
 
 func (s *store) run(ctx context.Context, ordered <-chan *frame) error {
 	var ferr error
-	for f := range ordered {
-		<-f.done
-		if ferr == nil {
-			ferr = s.put(ctx, f)
+	var batch []*frame
+	var held *frame   // taken from ordered, not yet stored
+	heldDone := false // and its done already received
+	for {
+		f, done := held, heldDone
+		held, heldDone = nil, false
+		if f == nil {
+			var ok bool
+			if f, ok = <-ordered; !ok {
+				break
+			}
 		}
-		s.free <- f
+		if !done {
+			<-f.done
+		}
+		// Frames already compressed behind this one go with it, in one
+		// write (chunk.Writer.AppendBatch), up to a batch; one still being
+		// compressed waits for the next write, so that writing never waits
+		// for compression.
+		batch = append(batch[:0], f)
+		size := len(f.stored(s.cfg.Compress))
+		for last := f; !last.last && last.meta.Count > 0 && len(batch) < storeBatch && size < storeBatchBytes; {
+			var g *frame
+			select {
+			case g = <-ordered:
+			default:
+			}
+			if g == nil {
+				break // none waiting, or ordered closed (seen above next time)
+			}
+			select {
+			case <-g.done:
+				if g.meta.Count == 0 {
+					held, heldDone = g, true // a cursor-only frame: on its own
+				}
+			default:
+				held = g
+			}
+			if held != nil {
+				break
+			}
+			batch = append(batch, g)
+			size += len(g.stored(s.cfg.Compress))
+			last = g
+		}
+		if ferr == nil {
+			ferr = s.put(ctx, batch)
+		}
+		for _, g := range batch {
+			s.free <- g
+		}
 	}
 	if s.cw != nil && ferr == nil {
 		ferr = s.finalize()
@@ -75,14 +122,31 @@ func (s *store) run(ctx context.Context, ordered <-chan *frame) error {
 	return ferr
 }
 
-// put stores one frame. A write that fails (disk full, I/O error) is retried
-// until it succeeds or the writer is told to stop: meanwhile the pipeline and
-// then the ring fill up, and the producer counts drops — nothing stored is
-// damaged and nothing unstored is released from the ring.
-func (s *store) put(ctx context.Context, f *frame) error {
-	if f.meta.Count > 0 {
+// Batches of frames stored with one write: up to storeBatch frames and about
+// storeBatchBytes.
+const (
+	storeBatch      = 64
+	storeBatchBytes = 1 << 20
+)
+
+// stored is what goes into the chunk file for f.
+func (f *frame) stored(compress bool) []byte {
+	if compress {
+		return f.out
+	}
+	return f.raw
+}
+
+// put stores a batch of frames: all with packets, or one with none (it
+// carries a commit position and/or ends the chunk). A write that fails
+// (disk full, I/O error) is retried until it succeeds or the writer is told
+// to stop: meanwhile the pipeline and then the ring fill up, and the
+// producer counts drops — nothing stored is damaged and nothing unstored
+// is released from the ring.
+func (s *store) put(ctx context.Context, batch []*frame) error {
+	if batch[0].meta.Count > 0 {
 		for delay := 10 * time.Millisecond; ; delay = min(2*delay, time.Second) {
-			err := s.append(f)
+			err := s.append(batch)
 			if err == nil {
 				break
 			}
@@ -103,38 +167,44 @@ func (s *store) put(ctx context.Context, f *frame) error {
 			time.Sleep(delay)
 		}
 	}
-	if f.end != 0 {
-		s.c.CommitAt(f.end, f.nextSeq)
+	for i := len(batch) - 1; i >= 0; i-- { // the furthest position: the last frame's
+		if f := batch[i]; f.end != 0 {
+			s.c.CommitAt(f.end, f.nextSeq)
+			break
+		}
 	}
-	if f.last && s.cw != nil {
+	if batch[len(batch)-1].last && s.cw != nil {
 		return s.finalize()
 	}
 	return nil
 }
 
-func (s *store) append(f *frame) error {
+func (s *store) append(batch []*frame) error {
 	if s.cw == nil {
-		cw, err := chunk.Create(s.cfg.Store, f.meta.FirstSeq, s.cfg.Compress, s.ringID)
+		cw, err := chunk.Create(s.cfg.Store, batch[0].meta.FirstSeq, s.cfg.Compress, s.ringID)
 		if err != nil {
 			return err
 		}
 		s.cw = cw
 	}
-	b := f.raw
-	if s.cfg.Compress {
-		b = f.out
+	s.bs, s.metas = s.bs[:0], s.metas[:0]
+	for _, f := range batch {
+		s.bs = append(s.bs, f.stored(s.cfg.Compress))
+		s.metas = append(s.metas, f.meta)
 	}
-	if err := s.cw.Append(b, f.meta); err != nil {
+	if err := s.cw.AppendBatch(s.bs, s.metas); err != nil {
 		if s.cw.NumFrames() == 0 {
 			s.cw.Abandon()
 			s.cw = nil
 		}
 		return err
 	}
-	s.st.packets.Add(uint64(f.meta.Count))
-	s.st.inBytes.Add(uint64(len(f.raw)))
-	s.st.outBytes.Add(uint64(len(b)))
-	s.st.frames.Add(1)
+	for i, f := range batch {
+		s.st.packets.Add(uint64(f.meta.Count))
+		s.st.inBytes.Add(uint64(len(f.raw)))
+		s.st.outBytes.Add(uint64(len(s.bs[i])))
+	}
+	s.st.frames.Add(uint64(len(batch)))
 	return nil
 }
 

@@ -63,6 +63,7 @@ type Writer struct {
 	flushed  uint64 // data bytes handed to the kernel's writeback (see Append)
 	frames   []Frame
 	entry    []byte
+	iov      [][]byte
 }
 
 // Create opens a new chunk whose first packet has seq first.
@@ -100,19 +101,33 @@ func (w *Writer) FirstSeq() uint64 { return w.firstSeq }
 // error nothing of the frame remains (the files are cut back), so the caller
 // may retry or stop without leaving a partial frame that a reader would see.
 func (w *Writer) Append(b []byte, f Frame) error {
-	f.Off = w.size
-	f.CSize = uint32(len(b))
-	if _, err := w.data.Write(b); err != nil {
+	return w.AppendBatch([][]byte{b}, []Frame{f})
+}
+
+// AppendBatch is Append for several frames, with one write for their bytes
+// (writev) and one for their entries: at 32 KiB frames and 1.3 GB/s, two
+// syscalls a frame were 80 000 a second, and on ext4 they held up the
+// store stage. Nothing of the batch remains on error. fs is updated with
+// the frames' offsets and sizes.
+func (w *Writer) AppendBatch(bs [][]byte, fs []Frame) error {
+	off := w.size
+	w.entry = w.entry[:0]
+	for i := range fs {
+		fs[i].Off, fs[i].CSize = off, uint32(len(bs[i]))
+		off += uint64(len(bs[i]))
+		w.entry = appendEntry(w.entry, &fs[i])
+	}
+	w.iov = append(w.iov[:0], bs...) // writev consumes its slices
+	if err := writev(w.data, w.iov); err != nil {
 		w.cutBack()
 		return fmt.Errorf("write chunk %q: %w", w.data.Name(), err)
 	}
-	w.entry = appendEntry(w.entry[:0], &f)
 	if _, err := w.ftab.WriteAt(w.entry, int64(ftabHdrSize+len(w.frames)*EntrySize)); err != nil {
 		w.cutBack()
 		return fmt.Errorf("write frame table %q: %w", w.ftab.Name(), err)
 	}
-	w.size += uint64(len(b))
-	w.frames = append(w.frames, f)
+	w.size = off
+	w.frames = append(w.frames, fs...)
 	if w.size-w.flushed >= writebackStep {
 		// Start writeback now (sync_file_range, SYNC_FILE_RANGE_WRITE does not
 		// wait), so the disk works while the next frames compress. Without it
@@ -121,6 +136,33 @@ func (w *Writer) Append(b []byte, f Frame) error {
 		// Advisory: an error here changes nothing; Finalize's fsync decides.
 		unix.SyncFileRange(int(w.data.Fd()), int64(w.flushed), int64(w.size-w.flushed), unix.SYNC_FILE_RANGE_WRITE)
 		w.flushed = w.size
+	}
+	return nil
+}
+
+// writev writes bs in order at f's offset, all of it or an error.
+func writev(f *os.File, bs [][]byte) error {
+	for len(bs) > 0 {
+		n, err := unix.Writev(int(f.Fd()), bs[:min(len(bs), 1024)]) // IOV_MAX
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return io.ErrShortWrite
+		}
+		for n > 0 && len(bs) > 0 { // skip what was written
+			k := min(n, len(bs[0]))
+			bs[0], n = bs[0][k:], n-k
+			if len(bs[0]) == 0 {
+				bs = bs[1:]
+			}
+		}
+		for len(bs) > 0 && len(bs[0]) == 0 {
+			bs = bs[1:]
+		}
 	}
 	return nil
 }
