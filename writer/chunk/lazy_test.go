@@ -100,7 +100,7 @@ func TestLazyReader(t *testing.T) {
 // without error passes its checks.
 func FuzzLazy(f *testing.F) {
 	dir := f.TempDir()
-	w := writeChunk(f, dir, testPackets(rand.New(rand.NewSource(5)), 400), 4<<10, true, 1)
+	w := writeChunk(f, dir, smallPackets(rand.New(rand.NewSource(5)), 120), 1<<10, true, 1)
 	name, _ := w.Finalize()
 	good, _ := os.ReadFile(filepath.Join(dir, name))
 	f.Add(good)
