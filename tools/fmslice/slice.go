@@ -170,8 +170,8 @@ func feedChunks(q *query, list []chunk.Info, dec *zstd.Decoder, send func(item) 
 			// A batch: frames up to batchFrames or batchBytes, so that one
 			// hand-off (feeder, worker, consumer) carries many frames.
 			n, size := 0, 0
-			for k+n < len(want) && n < batchFrames && (n == 0 || size+int(ents[k+n].DSize) <= batchBytes) {
-				size += int(ents[k+n].DSize)
+			for k+n < len(want) && n < batchFrames && (n == 0 || size+frameSize(ents[k+n]) <= batchBytes) {
+				size += frameSize(ents[k+n])
 				n++
 			}
 			if !send(item{rd: rd, fis: want[k : k+n], ents: ents[k : k+n], frame: true, last: k+n == len(want)}) {
@@ -285,6 +285,12 @@ const (
 	batchBytes  = 256 << 10
 )
 
+// frameSize is what a frame's table entry says it decompresses to, as far
+// as it can be believed before reading the frame: an entry from a seek
+// table (which has no CRC) or from scanning a damaged chunk may claim
+// gigabytes, and AppendFrame refuses anything over chunk.MaxFrame.
+func frameSize(f chunk.Frame) int { return int(min(f.DSize, chunk.MaxFrame)) }
+
 // item is one step of a slice, in output order: a chunk reached (count it,
 // maybe with its skipped frames), something to report, or a batch of
 // frames to read. last: the consumer closes rd after this item.
@@ -342,7 +348,7 @@ func newPipeline(pk *picker) *pipeline {
 				r := it.b
 				total := 0
 				for _, f := range it.ents {
-					total += int(f.DSize)
+					total += frameSize(f)
 				}
 				if need := total + 64; cap(r.buf) < need { // 64: AppendFrame's slack for the decoder
 					// One buffer for the batch, sized once: growing it
@@ -412,8 +418,13 @@ func (p *pipeline) feed(fn func(send func(item) bool)) {
 	})
 }
 
-// release returns a frame's buffers.
+// release returns a frame's buffers. One grown past a few batches (frames
+// larger than batchBytes, or unknown sizes) is dropped, not kept for the
+// rest of the slice.
 func (p *pipeline) release(r frameResult) {
+	if cap(r.buf) > 4*batchBytes {
+		r.buf = nil
+	}
 	select {
 	case p.free <- frameResult{buf: r.buf[:0], hits: r.hits[:0], errs: r.errs[:0]}:
 	default:

@@ -111,6 +111,9 @@ func (r *Reader) Frame(i int) (Frame, error) {
 	if t == nil {
 		return r.Table.Frames[i], nil
 	}
+	if i < 0 || i >= t.n {
+		return Frame{}, &FrameError{r.Info.Name, i, fmt.Errorf("%w: no frame %d of %d", ErrCorrupt, i, t.n)}
+	}
 	le := binary.LittleEndian
 	e := t.ents[i*EntrySize : (i+1)*EntrySize]
 	s := t.seek[i*seekEntry:]
@@ -151,8 +154,12 @@ func (r *Reader) SearchSeq(seq uint64) (int, error) {
 		return f.LastSeq >= seq
 	}
 	g := 0
-	if first, last := r.Info.FirstSeq, r.Info.LastSeq; seq > first && last > first {
-		g = min(int(float64(seq-first)/float64(last-first+1)*float64(n)), n-1)
+	switch first, last := r.Info.FirstSeq, r.Info.LastSeq; {
+	case seq >= last:
+		g = n - 1
+	case seq > first: // so last > first, and last-first+1 > 0 unless it wraps
+		x := float64(seq-first) / (float64(last-first) + 1) * float64(n)
+		g = int(min(max(x, 0), float64(n-1)))
 	}
 	// The answer is in lo+1..hi: frame lo (if lo ≥ 0) ends before seq, frame
 	// hi (if hi < n) at or after it.

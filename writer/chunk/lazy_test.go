@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"math"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -186,16 +187,25 @@ func TestSearchSeqUnevenFrames(t *testing.T) {
 	if frames[0].Count < 5*frames[len(frames)-2].Count {
 		t.Fatalf("frames not uneven enough to test: %d and %d packets", frames[0].Count, frames[len(frames)-2].Count)
 	}
+	seqs := []uint64{1 << 62, math.MaxUint64}
 	for seq := uint64(0); seq <= 1000+3000+5; seq++ {
-		want := len(frames)
-		for i, f := range frames {
-			if f.LastSeq >= seq {
-				want = i
-				break
+		seqs = append(seqs, seq)
+	}
+	// The guess comes from the chunk's seq range: also with a range that
+	// says nothing (an open chunk's), or whose size wraps.
+	for _, r := range [][2]uint64{{1000, 3999}, {0, math.MaxUint64}, {5, 5}, {4000, 1000}} {
+		lazy.Info.FirstSeq, lazy.Info.LastSeq = r[0], r[1]
+		for _, seq := range seqs {
+			want := len(frames)
+			for i, f := range frames {
+				if f.LastSeq >= seq {
+					want = i
+					break
+				}
 			}
-		}
-		if got, err := lazy.SearchSeq(seq); err != nil || got != want {
-			t.Fatalf("SearchSeq(%d) = %d, %v; want %d", seq, got, err, want)
+			if got, err := lazy.SearchSeq(seq); err != nil || got != want {
+				t.Fatalf("range %v: SearchSeq(%d) = %d, %v; want %d", r, seq, got, err, want)
+			}
 		}
 	}
 }
