@@ -174,21 +174,26 @@ func (b *Builder) appendFlows(out []byte) []byte {
 		}
 		out = append(out, kb, f.Proto)
 		out = le.AppendUint16(out, f.VLAN)
-		out = append(out, f.A[:]...)
-		out = append(out, f.B[:]...)
+		if f.Kind == IPv4 { // the last 4 bytes of the mapped form
+			out = append(out, f.A[12:]...)
+			out = append(out, f.B[12:]...)
+		} else {
+			out = append(out, f.A[:]...)
+			out = append(out, f.B[:]...)
+		}
 		out = le.AppendUint16(out, f.APort)
 		out = le.AppendUint16(out, f.BPort)
 		out = append(out, f.Flags)
 		out = binary.AppendUvarint(out, f.Packets)
 		out = binary.AppendUvarint(out, f.Bytes)
-		out = le.AppendUint64(out, uint64(f.First))
-		out = le.AppendUint64(out, uint64(f.Last))
+		out = binary.AppendUvarint(out, uint64(f.First-b.seg.MinTS))
+		out = binary.AppendUvarint(out, uint64(f.Last-f.First))
 		out = appendGroups(out, f.Groups, uint32(len(b.gmin)))
 	}
 	return out
 }
 
-func decodeFlows(p []byte, ng uint64) ([]Flow, []byte, error) {
+func decodeFlows(p []byte, ng uint64, minTS int64) ([]Flow, []byte, error) {
 	bad := func(what string) ([]Flow, []byte, error) {
 		return nil, nil, fmt.Errorf("%w: flows: %s", ErrCorrupt, what)
 	}
@@ -200,15 +205,28 @@ func decodeFlows(p []byte, ng uint64) ([]Flow, []byte, error) {
 	le := binary.LittleEndian
 	out := make([]Flow, n)
 	for i := range out {
-		if len(p) < 41 {
+		if len(p) < 4 {
 			return bad("entry")
 		}
 		f := &out[i]
 		f.Kind, f.Ports, f.Proto, f.VLAN = Kind(p[0]&0x7f), p[0]&0x80 != 0, p[1], le.Uint16(p[2:])
-		copy(f.A[:], p[4:20])
-		copy(f.B[:], p[20:36])
-		f.APort, f.BPort, f.Flags = le.Uint16(p[36:]), le.Uint16(p[38:]), p[40]
-		p = p[41:]
+		p = p[4:]
+		if f.Kind == IPv4 {
+			if len(p) < 13 {
+				return bad("entry")
+			}
+			f.A, f.B = Map4([4]byte(p[0:4])), Map4([4]byte(p[4:8]))
+			p = p[8:]
+		} else {
+			if len(p) < 37 {
+				return bad("entry")
+			}
+			copy(f.A[:], p[0:16])
+			copy(f.B[:], p[16:32])
+			p = p[32:]
+		}
+		f.APort, f.BPort, f.Flags = le.Uint16(p[0:]), le.Uint16(p[2:]), p[4]
+		p = p[5:]
 		var ok bool
 		if f.Packets, p, ok = uvarint(p); !ok {
 			return bad("packets")
@@ -216,11 +234,15 @@ func decodeFlows(p []byte, ng uint64) ([]Flow, []byte, error) {
 		if f.Bytes, p, ok = uvarint(p); !ok {
 			return bad("bytes")
 		}
-		if len(p) < 16 {
-			return bad("times")
+		var first, dur uint64
+		if first, p, ok = uvarint(p); !ok {
+			return bad("first time")
 		}
-		f.First, f.Last = int64(le.Uint64(p)), int64(le.Uint64(p[8:]))
-		p = p[16:]
+		if dur, p, ok = uvarint(p); !ok {
+			return bad("last time")
+		}
+		f.First = minTS + int64(first)
+		f.Last = f.First + int64(dur)
 		if ngr, k := binary.Uvarint(p); k > 0 && ngr <= ng {
 			f.Groups = make([]uint32, 0, ngr)
 		}

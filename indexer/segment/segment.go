@@ -50,9 +50,11 @@
 //	directory block checksums: the directory in blocks of 128 entries (the
 //	  last may be shorter), the CRC-32C of each block u32
 //	flows: count uvarint, then per flow (see flows.go for the key's order)
-//	  kind u8, proto u8, VLAN u16, address A [16], address B [16],
+//	  kind u8 (the packet kind; bit 7 set: the flow has ports), proto u8,
+//	  VLAN u16, address A, address B (IPv4: 4 bytes each; IPv6: 16),
 //	  port A u16, port B u16, TCP flags seen u8 (OR of all packets),
-//	  packets uvarint, bytes uvarint (on the wire), first i64, last i64,
+//	  packets uvarint, bytes uvarint (on the wire), first time minus the
+//	  segment's minimum time uvarint, last time minus first uvarint (ns),
 //	  the groups as a group list (ef.go)
 //	footer, 48 bytes
 //	  0  8  offset of the postings
@@ -808,7 +810,7 @@ func (s *Segment) FlowTable() ([]Flow, error) {
 		s.fail("flows")
 		return nil, s.err
 	}
-	fl, rest, err := decodeFlows(s.flows, uint64(s.ng))
+	fl, rest, err := decodeFlows(s.flows, uint64(s.ng), s.MinTS)
 	if err == nil && len(rest) != 0 {
 		err = fmt.Errorf("%w: bytes after the flows", ErrCorrupt)
 	}

@@ -540,3 +540,65 @@ func TestPrefetchSameSegment(t *testing.T) {
 		t.Fatalf("only %d flows: the test says little", len(pre.flows))
 	}
 }
+
+// The flow table comes back exactly as built: keys (IPv4 ones stored in 4
+// bytes), counts, flags, first and last times (stored against the
+// segment's minimum, times not monotonic) and groups.
+func TestFlowTableExact(t *testing.T) {
+	frames := corpus(t)
+	rng := rand.New(rand.NewSource(11))
+	const first, n = 3, 8000
+	b := NewBuilder(first, 16)
+	want := map[FlowKey]*Flow{}
+	ts := int64(1_764_000_000_000_000_000)
+	for i := 0; i < n; i++ {
+		var p Packet
+		DecodePacket(frames[rng.Intn(len(frames))], &p)
+		p.Wire = uint32(60 + rng.Intn(1500))
+		ts += int64(rng.Intn(3_000_000)) - 1_000_000
+		seq := uint64(first + i)
+		b.Add(seq, ts, &p)
+		if !p.Addrs || p.Kind != IPv4 && p.Kind != IPv6 {
+			continue
+		}
+		k := flowKey(&p)
+		f := want[k]
+		if f == nil {
+			f = &Flow{FlowKey: k, First: ts, Last: ts}
+			want[k] = f
+		}
+		f.Packets++
+		f.Bytes += uint64(p.Wire)
+		f.First, f.Last = min(f.First, ts), max(f.Last, ts)
+		if p.Proto == 6 && p.Ports {
+			f.Flags |= p.TCPFlags
+		}
+		if g := b.seg.GroupOf(seq); len(f.Groups) == 0 || f.Groups[len(f.Groups)-1] != g {
+			f.Groups = append(f.Groups, g)
+		}
+	}
+	s, err := Decode(b.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.FlowTable()
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("%d flows, %v; want %d", len(got), err, len(want))
+	}
+	v4, v6 := 0, 0
+	for _, g := range got {
+		w := want[g.FlowKey]
+		if w == nil || g.Packets != w.Packets || g.Bytes != w.Bytes || g.First != w.First || g.Last != w.Last ||
+			g.Flags != w.Flags || !slices.Equal(g.Groups, w.Groups) {
+			t.Fatalf("flow %+v: got %d pkts %d bytes %d..%d flags %x groups %v; want %+v", g.FlowKey, g.Packets, g.Bytes, g.First, g.Last, g.Flags, g.Groups, w)
+		}
+		if g.Kind == IPv4 {
+			v4++
+		} else {
+			v6++
+		}
+	}
+	if v4 < 10 || v6 < 2 {
+		t.Fatalf("%d IPv4 and %d IPv6 flows: the corpus says little", v4, v6)
+	}
+}
