@@ -10,18 +10,23 @@
 # (the indexer's worst case: every packet a different flow).
 # OLD_INDEXER=path times another indexer binary (say, an earlier commit's)
 # alternately with this one, on the same ring contents.
-# Usage: SIZES="1000000 2000000 4000000" RUNS=5 [IRUNS=3] [BURST=8] [OLD_INDEXER=bin] bench/index.sh
+# FLOWS and MIX (web or imix) choose bench/gen's concurrent flows and mix.
+# Usage: SIZES="1000000 2000000 4000000" RUNS=5 [IRUNS=3] [BURST=8] [FLOWS=N] [MIX=imix] [OLD_INDEXER=bin] bench/index.sh
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 SIZES=${SIZES:-"1000000 2000000 4000000"}
 RUNS=${RUNS:-5}
 IRUNS=${IRUNS:-3} # indexer runs (ring refilled for each)
 BURST=${BURST:-1}
+FLOWS=${FLOWS:-20000} # concurrent flows
+MIX=${MIX:-web}       # bench/gen -mix: web or imix
 sfx=; [ "$BURST" = 1 ] || sfx=-b$BURST
+[ "$FLOWS" = 20000 ] || sfx=$sfx-f$FLOWS
+[ "$MIX" = web ] || sfx=$sfx-$MIX
 go build -o "$B/" ./bench/gen ./indexer ./writer ./tools/fmring ./tools/fminject ./tools/fmslice
 for n in $SIZES; do
   in=$W/idx-$n$sfx.pcap st=$W/idx-$n$sfx.store
-  [ -f "$in" ] || "$B/gen" -o "$in" -n "$n" -flows 20000 -duration "$(( n / 200000 ))m" -burst "$BURST"
+  [ -f "$in" ] || "$B/gen" -o "$in" -n "$n" -flows "$FLOWS" -duration "$(( n / 200000 ))m" -burst "$BURST" -mix "$MIX"
   size=$(( ( $(stat -c %s "$in") * 3 / 2 / 1048576 + 1 ) ))
   p2=1; while [ $p2 -lt $size ]; do p2=$(( p2 * 2 )); done
   ring=$(ringdir "$p2")/fmcap-idx-bench   # huge pages, as in production, when they can be had

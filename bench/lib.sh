@@ -16,9 +16,12 @@ ringdir() {
       echo $(( total + pages - have )) > /proc/sys/vm/nr_hugepages || true
       have=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
       if [ "${have:-0}" -lt "$pages" ]; then
-        # The page cache holds the memory (large pcaps of other benches):
-        # drop it and try once more.
+        # The page cache holds the memory (large pcaps of other benches),
+        # or what is free is in pieces: drop it, compact, and try once more.
         sync; echo 1 > /proc/sys/vm/drop_caches
+        echo 1 > /proc/sys/vm/compact_memory 2>/dev/null || true
+        total=$(cat /proc/sys/vm/nr_hugepages)
+        have=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
         echo $(( total + pages - have )) > /proc/sys/vm/nr_hugepages || true
       fi
     fi

@@ -157,8 +157,7 @@ func less(a, b *FlowKey) bool {
 	return a.VLAN < b.VLAN
 }
 
-func (b *Builder) appendFlows(out []byte) []byte {
-	groups := lists(&b.flowSeen, len(b.flows))
+func (b *Builder) appendFlows(out []byte, groups [][]uint32) []byte {
 	fl := make([]*Flow, len(b.flows))
 	for i := range b.flows {
 		fl[i] = &b.flows[i]

@@ -83,6 +83,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"slices"
@@ -319,89 +320,94 @@ func lists(p *pairs, n int) [][]uint32 {
 }
 
 // termLists gives each address and port its ascending group list: the
-// union of the groups of the flows it is an end of (from flowSeen, whose
-// pairs arrive in group order) and of the groups of packets outside flows
-// (addrSeen, portSeen). One pass counts, the next fills one backing
-// array; the few terms with pairs of both kinds are sorted and
-// deduplicated at the end. n is the number of groups in all the lists.
-func (b *Builder) termLists() (addrs, ports [][]uint32, n int) {
-	// The flows' term indexes, compact: each pair looks them up.
-	ft := make([][4]int32, len(b.flows))
-	for i := range b.flows {
-		f := &b.flows[i]
-		ft[i] = [4]int32{f.ai, f.bi, f.api, f.bpi}
-	}
+// union of the group lists of the flows it is an end of (flowGroups) and of
+// the groups of packets outside flows (addrSeen, portSeen). Most terms
+// belong to one flow (a client's address and port), and their list is that
+// flow's, shared; a term of many flows (a server's address, port 443) is
+// merged by sorting when its lists are short and through a bitmap of the
+// segment's groups when they are long. n is the number of groups in all
+// the lists.
+func (b *Builder) termLists(flowGroups [][]uint32) (addrs, ports [][]uint32, n int) {
 	na, np := len(b.addrKeys), len(b.portKeys)
-	last := make([]uint32, na+np) // addresses, then ports: last group + 1
-	count := make([]int, na+np+1)
-	mixed := make([]bool, na+np) // has pairs of packets outside flows
-	var all []uint32
-	var at []int
-	walk := func(fill bool) { // counting, then filling, the same way
-		add := func(t int32, g uint32) {
-			if fill {
-				all[at[t]] = g
-				at[t]++
-			} else {
-				count[t+1]++
+	// The flows of each term (addresses, then ports), as one array sliced
+	// by start.
+	start := make([]int32, na+np+1)
+	each := func(fn func(i, t int32)) {
+		for i := range b.flows {
+			f := &b.flows[i]
+			fn(int32(i), f.ai)
+			fn(int32(i), f.bi)
+			if f.api >= 0 {
+				fn(int32(i), int32(na)+f.api)
+				fn(int32(i), int32(na)+f.bpi)
 			}
 		}
-		clear(last)
-		for _, blk := range b.flowSeen.blocks {
-			for _, v := range blk {
-				t, g := &ft[v>>32], uint32(v)
-				for k, x := range t {
-					if x < 0 {
-						break // no ports (api and bpi are -1 together)
+	}
+	each(func(_, t int32) { start[t+1]++ })
+	for t := 1; t < len(start); t++ {
+		start[t] += start[t-1]
+	}
+	of := make([]int32, start[len(start)-1])
+	at := slices.Clone(start[:na+np])
+	each(func(i, t int32) {
+		of[at[t]] = i
+		at[t]++
+	})
+	direct := append(lists(&b.addrSeen, na), lists(&b.portSeen, np)...)
+	ng := len(b.gmin)
+	var words []uint64
+	out := make([][]uint32, na+np)
+	for t := range out {
+		fs, d := of[start[t]:start[t+1]], direct[t]
+		var l []uint32
+		switch total := len(d); {
+		case len(fs) == 0:
+			l = d
+		case len(fs) == 1 && len(d) == 0:
+			l = flowGroups[fs[0]]
+		default:
+			for _, f := range fs {
+				total += len(flowGroups[f])
+			}
+			if total < ng/512 { // short: sort them together (a bitmap costs ng/64 words twice)
+				l = append(make([]uint32, 0, total), d...)
+				for _, f := range fs {
+					l = append(l, flowGroups[f]...)
+				}
+				slices.Sort(l)
+				l = slices.Compact(l)
+			} else { // long: through a bitmap of the groups
+				if words == nil {
+					words = make([]uint64, (ng+63)/64)
+				} else {
+					clear(words)
+				}
+				set := func(g []uint32) {
+					for _, x := range g {
+						words[x/64] |= 1 << (x % 64)
 					}
-					if k >= 2 {
-						x += int32(na)
-					}
-					if last[x] != g+1 {
-						last[x] = g + 1
-						add(x, g)
+				}
+				set(d)
+				for _, f := range fs {
+					set(flowGroups[f])
+				}
+				c := 0
+				for _, w := range words {
+					c += bits.OnesCount64(w)
+				}
+				l = make([]uint32, 0, c)
+				for wi, w := range words {
+					for w != 0 {
+						l = append(l, uint32(wi*64+bits.TrailingZeros64(w)))
+						w &= w - 1
 					}
 				}
 			}
 		}
-		for _, blk := range b.addrSeen.blocks {
-			for _, v := range blk {
-				add(int32(v>>32), uint32(v))
-			}
-		}
-		for _, blk := range b.portSeen.blocks {
-			for _, v := range blk {
-				add(int32(v>>32)+int32(na), uint32(v))
-			}
-		}
-	}
-	walk(false)
-	for _, blk := range b.addrSeen.blocks {
-		for _, v := range blk {
-			mixed[v>>32] = true
-		}
-	}
-	for _, blk := range b.portSeen.blocks {
-		for _, v := range blk {
-			mixed[int(v>>32)+na] = true
-		}
-	}
-	for t := 1; t < len(count); t++ {
-		count[t] += count[t-1]
-	}
-	all = make([]uint32, count[len(count)-1])
-	at = append([]int(nil), count[:na+np]...)
-	walk(true)
-	out := make([][]uint32, na+np)
-	for t := range out {
-		l := all[count[t]:count[t+1]:count[t+1]]
-		if mixed[t] {
-			slices.Sort(l)
-			l = slices.Compact(l)
-		}
 		out[t] = l
+		n += len(l)
 	}
-	return out[:na], out[na:], len(all)
+	return out[:na], out[na:], n
 }
 
 // Next is the seq the builder expects next.
@@ -541,7 +547,8 @@ func (b *Builder) Encode() []byte {
 	postOff := len(out)
 	// Room for the postings and flows at about two bytes a group, so that
 	// appending them does not copy a growing buffer again and again.
-	addrs, ports, est := b.termLists()
+	flowGroups := lists(&b.flowSeen, len(b.flows))
+	addrs, ports, est := b.termLists(flowGroups)
 	for _, blk := range b.flowSeen.blocks { // the flows' groups too
 		est += len(blk)
 	}
@@ -597,7 +604,7 @@ func (b *Builder) Encode() []byte {
 		out = le.AppendUint32(out, crc(dir[i:min(i+dirBlock*dirEntry, len(dir))]))
 	}
 	flowsOff := len(out)
-	out = b.appendFlows(out)
+	out = b.appendFlows(out, flowGroups)
 	foot := len(out)
 	out = le.AppendUint64(out, uint64(postOff))
 	out = le.AppendUint64(out, uint64(dirOff))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -420,6 +421,8 @@ func TestGroupsAlignedOnSeqs(t *testing.T) {
 // destination): each list must be exactly the groups a naive pass over the
 // packets finds, for every address and port.
 func TestTermListsExact(t *testing.T) {
+	// Group size 8: terms of many flows merge through a bitmap; 1: there are
+	// 20 000 groups, and the unions of a few short lists are sorted.
 	frames := corpus(t)
 	// Frames cut after the source address: outside flows, source only.
 	for _, f := range frames[:200] {
@@ -429,9 +432,55 @@ func TestTermListsExact(t *testing.T) {
 			frames = append(frames, bytes.Clone(f[:30]))
 		}
 	}
-	rng := rand.New(rand.NewSource(5))
-	const first, n = 700, 20000
-	b := NewBuilder(first, 8)
+	for _, gs := range []uint32{8, 1} {
+		t.Run(fmt.Sprint("corpus-groupsize", gs), func(t *testing.T) {
+			rng := rand.New(rand.NewSource(5))
+			kinds := map[Kind]int{}
+			outside := 0
+			termListsExact(t, gs, 20000, func(i int, p *Packet) {
+				DecodePacket(frames[rng.Intn(len(frames))], p)
+				kinds[p.Kind]++
+				if !p.Addrs && (p.SrcOK || p.DstOK) || p.Kind == ARP {
+					outside++
+				}
+			})
+			if kinds[IPv4] == 0 || kinds[IPv6] == 0 || kinds[ARP] == 0 || outside < 100 {
+				t.Fatalf("corpus lacks variety: %v, %d packets outside flows", kinds, outside)
+			}
+		})
+	}
+	// A server (198.18.0.1:443) that a few clients reach with a few packets
+	// each, two of them in the same group, and that ARP names too, among
+	// many packets of 300 other flows to port 443: its address's list is
+	// short and sorted together, port 443's long and merged by bitmap.
+	server := Map4([4]byte{198, 18, 0, 1})
+	t.Run("short-and-long-unions", func(t *testing.T) {
+		// 30 000 groups: a union under 30000/512 groups is sorted.
+		termListsExact(t, 2, 60000, func(i int, p *Packet) {
+			*p = Packet{Kind: IPv4, Proto: 6, Addrs: true, SrcOK: true, DstOK: true, Ports: true, DPort: 443}
+			switch {
+			case i >= 30000:
+				k := byte(i % 300)
+				p.Src, p.Dst, p.SPort = Map4([4]byte{198, 19, 2, k}), Map4([4]byte{198, 18, 1, k}), 50000+uint16(k)
+			case i%5000 == 16 || i%5000 == 17 || i%5000 == 1000 || i%5000 == 2501:
+				// Two clients, in one group (seqs 716 and 717 and so on) and
+				// each in groups of its own.
+				p.Src, p.Dst, p.SPort = Map4([4]byte{198, 19, 1, byte(i % 2)}), server, 40000+uint16(i%2)
+			case i%7000 == 100:
+				*p = Packet{Kind: ARP, Addrs: true, SrcOK: true, DstOK: true, Src: server, Dst: Map4([4]byte{198, 18, 0, 9})}
+			default:
+				k := byte(i % 300)
+				p.Src, p.Dst, p.SPort = Map4([4]byte{198, 19, 2, k}), Map4([4]byte{198, 18, 1, k}), 50000+uint16(k)
+			}
+		})
+	})
+}
+
+// termListsExact adds n packets (src fills each in) and checks every
+// address and port list against a naive pass.
+func termListsExact(t *testing.T, groupSize uint32, n int, src func(i int, p *Packet)) {
+	const first = 700
+	b := NewBuilder(first, groupSize)
 	addrs := map[[16]byte]map[uint32]bool{}
 	ports := map[uint16]map[uint32]bool{}
 	note := func(m map[[16]byte]map[uint32]bool, k [16]byte, g uint32) {
@@ -440,15 +489,12 @@ func TestTermListsExact(t *testing.T) {
 		}
 		m[k][g] = true
 	}
-	kinds := map[Kind]int{}
-	outside := 0
 	for i := 0; i < n; i++ {
 		var p Packet
-		DecodePacket(frames[rng.Intn(len(frames))], &p)
+		src(i, &p)
 		seq := uint64(first + i)
 		b.Add(seq, int64(i), &p)
 		g := b.seg.GroupOf(seq)
-		kinds[p.Kind]++
 		if p.Kind == Other {
 			continue
 		}
@@ -458,9 +504,6 @@ func TestTermListsExact(t *testing.T) {
 		if p.DstOK {
 			note(addrs, p.Dst, g)
 		}
-		if !p.Addrs && (p.SrcOK || p.DstOK) || p.Kind == ARP {
-			outside++
-		}
 		if p.Ports && p.Kind != ARP {
 			for _, v := range []uint16{p.SPort, p.DPort} {
 				if ports[v] == nil {
@@ -469,9 +512,6 @@ func TestTermListsExact(t *testing.T) {
 				ports[v][g] = true
 			}
 		}
-	}
-	if kinds[IPv4] == 0 || kinds[IPv6] == 0 || kinds[ARP] == 0 || outside < 100 {
-		t.Fatalf("corpus lacks variety: %v, %d packets outside flows", kinds, outside)
 	}
 	s, err := Decode(b.Encode())
 	if err != nil {
