@@ -17,6 +17,12 @@
 //     producer laps it, it detects the overrun, jumps to the newest data and
 //     is told exactly which sequence range it missed (Consumer.Gap).
 //
+// A consumer prefetches the 2 KiB ahead of the record it returns
+// (internal/prefetch): where a consumer lags, records are no longer in the
+// cache the producer wrote them through, and the next record's place is
+// known only from this one's length, so without it a consumer that reads
+// little of each record (the indexer) waits for memory at every record.
+//
 // # FORMAT
 //
 // All integers are little-endian. The file is a 4096-byte header followed by
