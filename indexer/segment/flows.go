@@ -173,7 +173,7 @@ func (b *Builder) appendFlows(out []byte, groups [][]uint32) []byte {
 		}
 		out = append(out, kb, f.Proto)
 		out = le.AppendUint16(out, f.VLAN)
-		if f.Kind == IPv4 { // the last 4 bytes of the mapped form
+		if f.Kind == IPv4 { // the last 4 bytes of the mapped form (decode4 maps every IPv4 address)
 			out = append(out, f.A[12:]...)
 			out = append(out, f.B[12:]...)
 		} else {
@@ -192,12 +192,17 @@ func (b *Builder) appendFlows(out []byte, groups [][]uint32) []byte {
 	return out
 }
 
+// minFlowEntry is the fewest bytes a flow entry takes (IPv4, one-byte
+// uvarints, an empty group list): a count claiming more flows than that
+// allows is refused before anything is allocated for them.
+const minFlowEntry = 4 + 8 + 5 + 4 + 1 // key bytes, IPv4 addresses, ports and flags, four 1-byte uvarints, an empty group list
+
 func decodeFlows(p []byte, ng uint64, minTS int64) ([]Flow, []byte, error) {
 	bad := func(what string) ([]Flow, []byte, error) {
 		return nil, nil, fmt.Errorf("%w: flows: %s", ErrCorrupt, what)
 	}
 	n, k := binary.Uvarint(p)
-	if k <= 0 || n > uint64(len(p)) {
+	if k <= 0 || n > uint64(len(p))/minFlowEntry {
 		return bad("count")
 	}
 	p = p[k:]
@@ -242,7 +247,7 @@ func decodeFlows(p []byte, ng uint64, minTS int64) ([]Flow, []byte, error) {
 		}
 		f.First = minTS + int64(first)
 		f.Last = f.First + int64(dur)
-		if ngr, k := binary.Uvarint(p); k > 0 && ngr <= ng {
+		if ngr, k := binary.Uvarint(p); k > 0 && ngr <= ng && ngr <= 8*uint64(len(p)) {
 			f.Groups = make([]uint32, 0, ngr)
 		}
 		k := decodeGroups(p, uint32(ng), func(g uint32) { f.Groups = append(f.Groups, g) })

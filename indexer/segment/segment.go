@@ -22,7 +22,7 @@
 //
 //	header, 64 bytes
 //	  0  4  magic "FMIX"
-//	  4  2  version (4)
+//	  4  2  version (5)
 //	  6  2  reserved, zero
 //	  8  4  group size G (seqs per group)
 //	 12  4  group count N = L/G - F/G + 1 (0 when the segment is empty)
@@ -73,7 +73,9 @@
 // corrupt (Err), and the reader then treats all its seqs as unindexed.
 // Older versions (1: one CRC over the whole file, which a query had to read
 // entirely; 2: groups counted from F; 3: group lists as uvarint deltas,
-// a third larger) are refused; indexer --rebuild replaces them.
+// a third larger; 4: flows with 16-byte IPv4 addresses and 8-byte times,
+// from development builds only) are refused; indexer --rebuild replaces
+// them.
 package segment
 
 import (
@@ -99,7 +101,7 @@ import (
 const (
 	magic      = "FMIX"
 	trailMagic = "XIMF"
-	version    = 4
+	version    = 5
 	hdrSize    = 64
 
 	KindAddr  = 'A'
@@ -687,7 +689,9 @@ func (s *Segment) Verify() error {
 		s.list(i)
 	}
 	if s.err == nil {
-		s.FlowTable()
+		if _, err := s.FlowTable(); err != nil && s.err == nil {
+			s.err = err // flows that pass their CRC but do not decode
+		}
 	}
 	return s.err
 }

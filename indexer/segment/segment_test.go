@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -640,5 +641,36 @@ func TestFlowTableExact(t *testing.T) {
 	}
 	if v4 < 10 || v6 < 2 {
 		t.Fatalf("%d IPv4 and %d IPv6 flows: the corpus says little", v4, v6)
+	}
+}
+
+// Flows that pass their CRC but do not decode (a writer's bug, or another
+// layout under the same version) make Verify fail, not pass.
+func TestVerifyDecodesFlows(t *testing.T) {
+	frames := corpus(t)
+	b := NewBuilder(0, 8)
+	for i, f := range frames[:200] {
+		var p Packet
+		DecodePacket(f, &p)
+		b.Add(uint64(i), int64(i), &p)
+	}
+	enc := b.Encode()
+	le := binary.LittleEndian
+	foot := len(enc) - 8 - footerSize
+	flowsOff := int(le.Uint64(enc[foot+16:]))
+	flows := enc[flowsOff:foot]
+	n, k := binary.Uvarint(flows)
+	if n < 2 || k != 1 {
+		t.Fatalf("%d flows (%d-byte count): test needs a few, and a one-byte count", n, k)
+	}
+	flows[0]++ // one flow more than there are: the last one runs out of bytes
+	le.PutUint32(enc[foot+40:], crc32.Checksum(flows, crcTable))
+	le.PutUint32(enc[len(enc)-8:], crc32.Checksum(enc[foot:foot+footerSize], crcTable))
+	s, err := Decode(enc)
+	if err != nil {
+		t.Fatalf("Decode: %v (the change should only show in the flows)", err)
+	}
+	if err := s.Verify(); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Verify: %v, want ErrCorrupt", err)
 	}
 }
