@@ -357,7 +357,7 @@ func (b *Builder) termLists(flowGroups [][]uint32) (addrs, ports [][]uint32, n i
 	})
 	direct := append(lists(&b.addrSeen, na), lists(&b.portSeen, np)...)
 	ng := len(b.gmin)
-	var words []uint64
+	var words Bits
 	out := make([][]uint32, na+np)
 	for t := range out {
 		fs, d := of[start[t]:start[t+1]], direct[t]
@@ -378,32 +378,26 @@ func (b *Builder) termLists(flowGroups [][]uint32) (addrs, ports [][]uint32, n i
 				}
 				slices.Sort(l)
 				l = slices.Compact(l)
-			} else { // long: through a bitmap of the groups
-				if words == nil {
-					words = make([]uint64, (ng+63)/64)
+			} else { // long: through a bitmap of the groups (the planner's Bits)
+				if words.W == nil {
+					words.W = make([]uint64, (ng+63)/64)
 				} else {
-					clear(words)
+					clear(words.W)
 				}
-				set := func(g []uint32) {
-					for _, x := range g {
-						words[x/64] |= 1 << (x % 64)
+				for _, x := range d {
+					words.set(x)
+				}
+				for _, f := range fs {
+					for _, x := range flowGroups[f] {
+						words.set(x)
 					}
 				}
-				set(d)
-				for _, f := range fs {
-					set(flowGroups[f])
-				}
 				c := 0
-				for _, w := range words {
+				for _, w := range words.W {
 					c += bits.OnesCount64(w)
 				}
 				l = make([]uint32, 0, c)
-				for wi, w := range words {
-					for w != 0 {
-						l = append(l, uint32(wi*64+bits.TrailingZeros64(w)))
-						w &= w - 1
-					}
-				}
+				words.Each(ng, func(g int) { l = append(l, uint32(g)) })
 			}
 		}
 		out[t] = l
