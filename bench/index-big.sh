@@ -57,7 +57,7 @@ for n in $SIZES; do
   echo "== $n packets: pcap $(stat -c %s "$in") bytes, store $(du -sb --exclude=index "$st" | cut -f1) bytes, index $(du -sb "$st/index" | cut -f1) bytes; $m matches ($(echo "100 * $m / $n" | bc -l | cut -c1-7) %), identical to tcpdump's"
   "$B/fmslice" --store "$st" --explain -w /dev/null "$pick" 2>&1 | grep '^plan'
   # Room in the page cache for this pcap: drop what earlier sizes left.
-  if [ "$(id -u)" = 0 ]; then sync; echo 1 > /proc/sys/vm/drop_caches; fi
+  dropcache
   cat "$in" > /dev/null
   echo "page cache: $(fincore -b -n -o RES,SIZE "$in" | awk '{printf "%.1f%% of the pcap", 100*$1/$2}')"
   hyperfine -N --style basic --warmup 2 --runs "$RUNS" --export-json "$W/big-$n$sfx.json" \

@@ -39,7 +39,7 @@ for n in $SIZES; do
       "$B/writer" --ring "$ring" --store "$st" --exit-on-close --chunk-size 256MiB --log-level warn --metrics ""
       # The indexer's heap comes from free memory, not from evicting the
       # page cache (a run's figure otherwise depends on what ran before).
-      if [ "$(id -u)" = 0 ]; then sync; echo 1 > /proc/sys/vm/drop_caches; fi
+      dropcache
       t0=$(now)
       taskset -c 1 "$ix" --ring "$ring" --store "$st" --exit-on-close --log-level warn --metrics ""
       t1=$(now)

@@ -6,6 +6,11 @@ mkdir -p "$W"
 
 # ringdir: hugetlbfs (as in production) when we can reserve pages, else /dev/shm.
 FMCAP_HP0=$(cat /proc/sys/vm/nr_hugepages 2>/dev/null || true)
+
+# dropcache: write back and drop the page cache (as root; else only sync),
+# so that a timed run does not depend on what earlier benches left cached.
+dropcache() { sync; if [ "$(id -u)" = 0 ]; then echo 1 > /proc/sys/vm/drop_caches; fi; }
+
 ringdir() {
   local need_mb=$1
   if [ "$(id -u)" -eq 0 ]; then
@@ -18,7 +23,7 @@ ringdir() {
       if [ "${have:-0}" -lt "$pages" ]; then
         # The page cache holds the memory (large pcaps of other benches),
         # or what is free is in pieces: drop it, compact, and try once more.
-        sync; echo 1 > /proc/sys/vm/drop_caches
+        dropcache
         echo 1 > /proc/sys/vm/compact_memory 2>/dev/null || true
         total=$(cat /proc/sys/vm/nr_hugepages)
         have=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)

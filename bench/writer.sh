@@ -24,10 +24,9 @@ refill() {
 # Each timed run starts with the page cache dropped (as root): with other
 # benches' large pcaps cached, the kernel otherwise reclaims while the
 # writer runs and single runs vary by a third.
-quiet() { sync; if [ "$(id -u)" = 0 ]; then echo 1 > /proc/sys/vm/drop_caches; fi; }
 writer_rate() { # store-dir [writer args]
   local st=$1; shift
-  refill; rm -rf "$st"; quiet
+  refill; rm -rf "$st"; dropcache
   local t0; t0=$(now)
   "${WBIN:-$B/writer}" --ring "$ring" --store "$st" --exit-on-close --log-level warn "$@"
   local t1; t1=$(now)
@@ -36,7 +35,7 @@ writer_rate() { # store-dir [writer args]
   echo "$t0 $t1" | awk -v b="$bytes" -v r="$r" '{printf "%.0f:%s", b/($2-$1)/1e6, r}'
 }
 zstd_rate() { # out-file
-  rm -f "$1"; quiet
+  rm -f "$1"; dropcache
   cat "$in" > /dev/null # the writer's input is in the ring, zstd's in the page cache
   local t0; t0=$(now)
   zstd -q -1 -T0 -c "$in" > "$1"
