@@ -174,7 +174,7 @@ func feedChunks(q *query, list []chunk.Info, dec *zstd.Decoder, send func(item) 
 				size += frameSize(ents[k+n])
 				n++
 			}
-			if !send(item{rd: rd, fis: want[k : k+n], ents: ents[k : k+n], frame: true, last: k+n == len(want)}) {
+			if !send(item{rd: rd, fis: want[k : k+n], ents: ents[k : k+n], size: size, frame: true, last: k+n == len(want)}) {
 				if k > 0 { // frames of it are in flight: the consumer closes it
 					send(item{rd: rd, last: true, force: true})
 				} else {
@@ -298,6 +298,7 @@ type item struct {
 	rd      *chunk.Reader
 	fis     []int         // frames to read, in order
 	ents    []chunk.Frame // their table entries
+	size    int           // the bytes they decompress to, as far as believed (frameSize)
 	frame   bool
 	last    bool
 	force   bool // sent after a stop: close rd, nothing else
@@ -346,11 +347,7 @@ func newPipeline(pk *picker) *pipeline {
 			var cbuf []byte
 			for it := range p.jobs {
 				r := it.b
-				total := 0
-				for _, f := range it.ents {
-					total += frameSize(f)
-				}
-				if need := total + 64; cap(r.buf) < need { // 64: AppendFrame's slack for the decoder
+				if need := it.size + 64; cap(r.buf) < need { // 64: AppendFrame's slack for the decoder
 					// One buffer for the batch, sized once: growing it
 					// frame by frame copied and faulted in fresh pages.
 					r.buf = make([]byte, 0, max(need, batchBytes+64))
