@@ -1,4 +1,4 @@
-module fmcap
+module github.com/fmcap/fmcap
 
 go 1.26.0
 

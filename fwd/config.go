@@ -46,7 +46,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"fmcap/internal/ctl"
+	"github.com/fmcap/fmcap/internal/ctl"
 )
 
 // Mode is a rule's capture mode.

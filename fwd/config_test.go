@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"fmcap/internal/ctl"
+	"github.com/fmcap/fmcap/internal/ctl"
 )
 
 // Every configuration error names the file, the line, and what to do.

@@ -17,7 +17,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"fmcap/internal/ctl"
+	"github.com/fmcap/fmcap/internal/ctl"
 )
 
 type control struct {

@@ -27,8 +27,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"fmcap/internal/sdnotify"
-	"fmcap/shmring"
+	"github.com/fmcap/fmcap/internal/sdnotify"
+	"github.com/fmcap/fmcap/shmring"
 )
 
 const maxPorts = 256

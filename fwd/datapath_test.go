@@ -14,7 +14,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
-	"fmcap/shmring"
+	"github.com/fmcap/fmcap/shmring"
 )
 
 // The test topology: A 198.18.1.2 ─ p0 [X 198.18.1.1] fwd [Y 198.18.2.1] p1 ─ B 198.18.2.2.

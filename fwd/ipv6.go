@@ -13,7 +13,7 @@ package main
 import (
 	"net/netip"
 
-	"fmcap/shmring"
+	"github.com/fmcap/fmcap/shmring"
 )
 
 func (d *Datapath) handle6(in int, f []byte) int {

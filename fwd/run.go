@@ -10,9 +10,9 @@ import (
 	"os"
 	"time"
 
-	"fmcap/internal/metrics"
-	"fmcap/internal/sdnotify"
-	"fmcap/shmring"
+	"github.com/fmcap/fmcap/internal/metrics"
+	"github.com/fmcap/fmcap/internal/sdnotify"
+	"github.com/fmcap/fmcap/shmring"
 )
 
 // backend is what afpacket.go and dpdk.go provide.

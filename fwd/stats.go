@@ -9,9 +9,9 @@ import (
 	"fmt"
 	"net"
 
-	"fmcap/internal/ctl"
-	"fmcap/internal/metrics"
-	"fmcap/shmring"
+	"github.com/fmcap/fmcap/internal/ctl"
+	"github.com/fmcap/fmcap/internal/metrics"
+	"github.com/fmcap/fmcap/shmring"
 )
 
 // Stats is a snapshot, as served by `fmctl stats`.

@@ -22,10 +22,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"fmcap/indexer/segment"
-	"fmcap/internal/metrics"
-	"fmcap/internal/sdnotify"
-	"fmcap/shmring"
+	"github.com/fmcap/fmcap/indexer/segment"
+	"github.com/fmcap/fmcap/internal/metrics"
+	"github.com/fmcap/fmcap/internal/sdnotify"
+	"github.com/fmcap/fmcap/shmring"
 )
 
 const (

@@ -16,9 +16,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"fmcap/indexer/segment"
-	"fmcap/internal/cliutil"
-	"fmcap/internal/timespec"
+	"github.com/fmcap/fmcap/indexer/segment"
+	"github.com/fmcap/fmcap/internal/cliutil"
+	"github.com/fmcap/fmcap/internal/timespec"
 )
 
 func main() {

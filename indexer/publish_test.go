@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"fmcap/indexer/segment"
-	"fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/indexer/segment"
+	"github.com/fmcap/fmcap/writer/chunk"
 )
 
 func segmentOver(first, last uint64) *segment.Builder {

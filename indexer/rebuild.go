@@ -11,8 +11,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"fmcap/indexer/segment"
-	"fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/indexer/segment"
+	"github.com/fmcap/fmcap/writer/chunk"
 )
 
 func rebuild(store, dir string, from, to int64, segPackets int, log *slog.Logger) error {

@@ -6,7 +6,7 @@ import (
 	"io"
 	"unsafe"
 
-	"fmcap/internal/prefetch"
+	"github.com/fmcap/fmcap/internal/prefetch"
 )
 
 // Record is one packet as read from the ring. Data points into the shared

@@ -7,9 +7,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"fmcap/internal/sdnotify"
-	"fmcap/shmring"
-	"fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/internal/sdnotify"
+	"github.com/fmcap/fmcap/shmring"
+	"github.com/fmcap/fmcap/writer/chunk"
 )
 
 // consumer turns ring records into frames.

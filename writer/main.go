@@ -12,7 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"fmcap/internal/cliutil"
+	"github.com/fmcap/fmcap/internal/cliutil"
 )
 
 func main() {

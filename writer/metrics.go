@@ -5,9 +5,9 @@ package main
 // consumer's lag in the ring.
 
 import (
-	"fmcap/internal/metrics"
-	"fmcap/shmring"
-	"fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/internal/metrics"
+	"github.com/fmcap/fmcap/shmring"
+	"github.com/fmcap/fmcap/writer/chunk"
 )
 
 func writeMetrics(w *metrics.Writer, cfg *Config, st *stats, ret *retention, r *shmring.Ring) {

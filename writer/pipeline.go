@@ -28,10 +28,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"fmcap/internal/metrics"
-	"fmcap/internal/sdnotify"
-	"fmcap/shmring"
-	"fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/internal/metrics"
+	"github.com/fmcap/fmcap/internal/sdnotify"
+	"github.com/fmcap/fmcap/shmring"
+	"github.com/fmcap/fmcap/writer/chunk"
 )
 
 // Config is the writer's configuration.

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"fmcap/internal/testpkt"
-	"fmcap/shmring"
-	"fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/internal/testpkt"
+	"github.com/fmcap/fmcap/shmring"
+	"github.com/fmcap/fmcap/writer/chunk"
 )
 
 func testConfig(t *testing.T, ring, store string) *Config {

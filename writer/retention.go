@@ -25,8 +25,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"fmcap/indexer/segment"
-	"fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/indexer/segment"
+	"github.com/fmcap/fmcap/writer/chunk"
 )
 
 const retainEvery = 5 * time.Second

@@ -10,8 +10,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"fmcap/shmring"
-	"fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/shmring"
+	"github.com/fmcap/fmcap/writer/chunk"
 )
 
 // store appends frames to chunks in order and commits the ring cursor.

@@ -14,7 +14,7 @@ import (
 	"net"
 	"os"
 
-	"fmcap/shmring"
+	"github.com/fmcap/fmcap/shmring"
 )
 
 func main() {

@@ -21,7 +21,7 @@ import (
 	"os"
 	"time"
 
-	"fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/writer/chunk"
 )
 
 func main() {

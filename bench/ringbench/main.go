@@ -22,7 +22,7 @@ import (
 	"strconv"
 	"time"
 
-	"fmcap/shmring"
+	"github.com/fmcap/fmcap/shmring"
 )
 
 func main() {

@@ -15,7 +15,7 @@ import (
 	"sort"
 	"unsafe"
 
-	"fmcap/internal/prefetch"
+	"github.com/fmcap/fmcap/internal/prefetch"
 )
 
 // FlowKey is the canonical bidirectional key.

@@ -95,7 +95,7 @@ import (
 
 	"github.com/edsrzf/mmap-go"
 
-	"fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/writer/chunk"
 )
 
 const (

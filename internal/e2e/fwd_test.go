@@ -34,7 +34,7 @@ import (
 
 	"github.com/google/gopacket/pcapgo"
 
-	"fmcap/internal/ctl"
+	"github.com/fmcap/fmcap/internal/ctl"
 )
 
 var (
@@ -371,7 +371,7 @@ func TestForwarderDPDK(t *testing.T) {
 		t.Skip("libdpdk-dev not installed (make test installs it as root)")
 	}
 	fwdDPDK := filepath.Join(t.TempDir(), "fwd-dpdk")
-	build := exec.Command("go", "build", "-tags", "dpdk", "-o", fwdDPDK, "fmcap/fwd")
+	build := exec.Command("go", "build", "-tags", "dpdk", "-o", fwdDPDK, "github.com/fmcap/fmcap/fwd")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build fwd with DPDK: %v\n%s", err, out)
 	}

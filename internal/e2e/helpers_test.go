@@ -14,7 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"fmcap/internal/testpkt"
+	"github.com/fmcap/fmcap/internal/testpkt"
 )
 
 var binDir string
@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	cmd := exec.Command("go", "build", "-o", dir+"/", "fmcap/writer", "fmcap/fwd", "fmcap/indexer", "fmcap/bench/gen", "fmcap/tools/fmring", "fmcap/tools/fminject", "fmcap/tools/fmslice", "fmcap/tools/fmctl")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "github.com/fmcap/fmcap/writer", "github.com/fmcap/fmcap/fwd", "github.com/fmcap/fmcap/indexer", "github.com/fmcap/fmcap/bench/gen", "github.com/fmcap/fmcap/tools/fmring", "github.com/fmcap/fmcap/tools/fminject", "github.com/fmcap/fmcap/tools/fmslice", "github.com/fmcap/fmcap/tools/fmctl")
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build binaries:", err)

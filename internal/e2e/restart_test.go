@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"fmcap/shmring"
-	"fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/shmring"
+	"github.com/fmcap/fmcap/writer/chunk"
 )
 
 // TestRestartsUnderTraffic: while a TCP transfer runs through fwd, the

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/writer/chunk"
 )
 
 var ethernetCaptures = []string{

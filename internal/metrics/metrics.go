@@ -17,7 +17,7 @@ import (
 	"sort"
 	"time"
 
-	"fmcap/shmring"
+	"github.com/fmcap/fmcap/shmring"
 )
 
 // Writer writes one scrape.

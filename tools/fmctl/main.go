@@ -14,8 +14,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"fmcap/internal/cliutil"
-	"fmcap/internal/ctl"
+	"github.com/fmcap/fmcap/internal/cliutil"
+	"github.com/fmcap/fmcap/internal/ctl"
 )
 
 const defaultSocket = "/run/fmcap/fwd.sock"

@@ -14,8 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"fmcap/internal/cliutil"
-	"fmcap/shmring"
+	"github.com/fmcap/fmcap/internal/cliutil"
+	"github.com/fmcap/fmcap/shmring"
 )
 
 func pipelineStats(cfg string) {

@@ -14,7 +14,7 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
 
-	"fmcap/shmring"
+	"github.com/fmcap/fmcap/shmring"
 )
 
 type options struct {

@@ -11,8 +11,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"fmcap/internal/cliutil"
-	"fmcap/shmring"
+	"github.com/fmcap/fmcap/internal/cliutil"
+	"github.com/fmcap/fmcap/shmring"
 )
 
 func main() {

@@ -12,7 +12,7 @@ import (
 	"github.com/google/gopacket/pcap"
 	"github.com/google/gopacket/pcapgo"
 
-	"fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/writer/chunk"
 )
 
 type tpkt struct {

@@ -19,10 +19,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"fmcap/indexer/segment"
-	"fmcap/internal/cliutil"
-	"fmcap/internal/timespec"
-	"fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/indexer/segment"
+	"github.com/fmcap/fmcap/internal/cliutil"
+	"github.com/fmcap/fmcap/internal/timespec"
+	"github.com/fmcap/fmcap/writer/chunk"
 )
 
 type flowRow struct {

@@ -19,9 +19,9 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
-	"fmcap/internal/cliutil"
-	"fmcap/internal/timespec"
-	"fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/internal/cliutil"
+	"github.com/fmcap/fmcap/internal/timespec"
+	"github.com/fmcap/fmcap/writer/chunk"
 )
 
 const exitIncomplete = 3

@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"io"
 
-	"fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/writer/chunk"
 )
 
 // pcapSink writes standard pcap with nanosecond timestamps: the same bytes

@@ -15,7 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"fmcap/indexer/segment"
+	"github.com/fmcap/fmcap/indexer/segment"
 )
 
 type seqRange struct{ lo, hi uint64 }
