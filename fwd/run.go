@@ -19,6 +19,7 @@ import (
 type backend interface {
 	txer
 	macs() [][6]byte
+	mtus() []int
 	setDatapath(d *Datapath, ready func())
 	run()
 	halt()
@@ -49,7 +50,7 @@ func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.
 	var err error
 	switch cfg.Fwd.Backend {
 	case "", "afpacket":
-		be, err = newAFBackend(ports)
+		be, err = newAFBackend(ports, log)
 	case "dpdk":
 		be, err = newDPDKBackend(cfg.Fwd.DPDK.EAL, ports)
 	}
@@ -58,6 +59,9 @@ func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.
 	}
 	defer be.close()
 	d := NewDatapath(ports, be.macs(), buildTable(ports, rules), prod, be)
+	for i, mtu := range be.mtus() {
+		d.SetMTU(i, mtu)
+	}
 	d.wd = sdnotify.NewWatchdog()
 	c := &control{cfg: cfg, ports: ports, d: d, log: log}
 	if cfg.Fwd.Control != "" {

@@ -27,7 +27,10 @@ type crule struct {
 	id      uint32
 	mode    Mode
 	snap    uint32
-	outPort [2]uint8
+	// ipOptions: forward IPv4 packets with options other than a source
+	// route (ip_options: pass); by default they are dropped and counted.
+	ipOptions bool
+	outPort   [2]uint8
 	newSrc  [2]uint32 // d=0: Y, d=1: X (IPv4 rules)
 	newDst  [2]uint32 // d=0: B, d=1: A
 	v6      bool

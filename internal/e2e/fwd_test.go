@@ -65,8 +65,23 @@ func sh(t *testing.T, args ...string) {
 }
 
 // newTopo builds the three namespaces; they (and the veths in them) are
-// deleted when the test ends.
-func newTopo(t *testing.T) *topo {
+// deleted when the test ends. The end hosts have checksum offload off and
+// fwd's ports GRO off, so that every frame on the veths is an ordinary one
+// and the suites built on it can compare fwd's captures byte for byte
+// with tcpdump's on the same veths (which, with offloads on, would show
+// super-frames with partial checksums where the wire has segments).
+// newTopoWith with offloads gives hosts with the kernel's defaults
+// (offload_test.go).
+func newTopo(t *testing.T) *topo { return newTopoWith(t, topoOpts{}) }
+
+// topoOpts: offloads leaves every device at the kernel's defaults (TSO,
+// GSO, checksum offload on; veth GRO off), and fwdGRO turns GRO on on
+// fwd's ports.
+type topoOpts struct {
+	offloads, fwdGRO bool
+}
+
+func newTopoWith(t *testing.T, o topoOpts) *topo {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces (CI runs as root)")
 	}
@@ -87,9 +102,13 @@ func newTopo(t *testing.T) *topo {
 			sh(t, "ip", "-n", e.ns, "addr", "add", e.addr, "dev", e.dev)
 			a6 := map[string]string{tp.a0: "2001:2:0:1::2/64", tp.b0: "2001:2:0:2::2/64"}[e.dev]
 			sh(t, "ip", "-n", e.ns, "-6", "addr", "add", a6, "dev", e.dev, "nodad")
-			// End hosts: checksums filled in by the stack, not left to an offload.
-			sh(t, "ip", "netns", "exec", e.ns, "ethtool", "-K", e.dev, "tx", "off")
-		} else {
+			if !o.offloads {
+				// End hosts: checksums filled in by the stack, not left to an offload.
+				sh(t, "ip", "netns", "exec", e.ns, "ethtool", "-K", e.dev, "tx", "off")
+			}
+		} else if o.fwdGRO {
+			sh(t, "ip", "netns", "exec", e.ns, "ethtool", "-K", e.dev, "gro", "on")
+		} else if !o.offloads {
 			sh(t, "ip", "netns", "exec", e.ns, "ethtool", "-K", e.dev, "gro", "off")
 		}
 		sh(t, "ip", "-n", e.ns, "link", "set", e.dev, "up")

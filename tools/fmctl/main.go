@@ -158,9 +158,13 @@ func printStats(w *tabwriter.Writer, s *ctl.Stats) {
 			fmt.Fprintf(w, "  %s\t%d\n", strings.ReplaceAll(k, "_", " "), s.Drops[k])
 		}
 	}
-	fmt.Fprintln(w, "\nPORT\tRX PKTS\tRX BYTES\tTX PKTS\tTX BYTES\tNIC DROPS")
+	fmt.Fprintln(w, "\nPORT\tRX PKTS\tRX BYTES\tTX PKTS\tTX BYTES\tNIC DROPS\tTX STALLS")
 	for _, p := range s.Ports {
-		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\n", p.Name, p.RxPackets, p.RxBytes, p.TxPackets, p.TxBytes, p.NICDrops)
+		stalled := ""
+		if p.TxStalled {
+			stalled = " (stalled now)"
+		}
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%d%s\n", p.Name, p.RxPackets, p.RxBytes, p.TxPackets, p.TxBytes, p.NICDrops, p.TxStalls, stalled)
 	}
 	fmt.Fprintln(w, "\nRULE\tCAPTURE\tA→B PKTS\tA→B BYTES\tB→A PKTS\tB→A BYTES")
 	for _, r := range s.Rules {
