@@ -88,21 +88,21 @@ const (
 var le = binary.LittleEndian
 
 type afPort struct {
-	name    string
-	ifindex int
-	mac     [6]byte
-	mtu     int
-	rxFD    int
-	rx      []byte
-	rxBlk   int
-	rxVnet  bool // the receive socket has PACKET_VNET_HDR
-	txFD    int
-	tx      []byte
-	txVnet  bool // the transmit socket has PACKET_VNET_HDR
-	txHead  int  // next slot to fill
-	txTail  int  // oldest slot the kernel has not taken yet (when txQueued > 0)
-	txQueued int // slots marked and not yet taken
-	txDirty bool
+	name     string
+	ifindex  int
+	mac      [6]byte
+	mtu      int
+	rxFD     int
+	rx       []byte
+	rxBlk    int
+	rxVnet   bool // the receive socket has PACKET_VNET_HDR
+	txFD     int
+	tx       []byte
+	txVnet   bool // the transmit socket has PACKET_VNET_HDR
+	txHead   int  // next slot to fill
+	txTail   int  // oldest slot the kernel has not taken yet (when txQueued > 0)
+	txQueued int  // slots marked and not yet taken
+	txDirty  bool
 	// Stall watch: the time txTail last moved (or the ring was empty).
 	txProgress int64
 	txLogged   int64

@@ -46,8 +46,8 @@ type ruleCounters struct {
 
 type portCounters struct {
 	rxPkts, rxBytes, txPkts, txBytes uint64
-	txStalls  uint64 // episodes of a transmit queue the device took nothing from (backend)
-	txStalled bool   // in one now
+	txStalls                         uint64 // episodes of a transmit queue the device took nothing from (backend)
+	txStalled                        bool   // in one now
 }
 
 type counters struct {

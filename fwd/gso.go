@@ -60,7 +60,7 @@ const (
 
 // vnet is a decoded virtio_net_hdr.
 type vnet struct {
-	flags, gsoType                          uint8
+	flags, gsoType                         uint8
 	hdrLen, gsoSize, csumStart, csumOffset uint16
 }
 
