@@ -17,6 +17,9 @@
 # CAPTURE=none runs fwd without capture and without the writer: the ceiling
 # of the forwarding path itself (default: inline, the goal's condition).
 # BACKENDS picks fwd's backends (default: afpacket dpdk).
+# TCPRATES="1 2 4" adds, for fwd, TCP runs paced at each rate (Gbit/s) and
+# the capture copies lost at that rate (fwd's capture drops, the ring's
+# drops): the highest rate with none is what fwd captures and stores whole.
 # Usage: T=5 [CAPTURE=none] [OFFLOADS=off] [FWDGRO=on] [BACKENDS=afpacket] bench/fwd-ns.sh
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -113,6 +116,14 @@ EOF
   ip netns exec $F "$bin" --config "$W/ns.yaml" --log-level warn 2>/dev/null & FWDPID=$!
   sleep 2
   suite "fwd-$be"
+  for r in ${TCPRATES:-}; do
+    c0=$("$B/fmctl" --socket "$W/ns.sock" stats --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["capture_drops"])')
+    d0=$("$B/fmring" info --ring "$RING" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["Drops"])')
+    iperf "fwd-$be tcp-paced-${r}G" -b "${r}G"
+    c1=$("$B/fmctl" --socket "$W/ns.sock" stats --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["capture_drops"])')
+    d1=$("$B/fmring" info --ring "$RING" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["Drops"])')
+    echo "fwd-$be tcp-paced-${r}G capture drops $((c1 - c0)), ring drops $((d1 - d0))"
+  done
   "$B/fmctl" --socket "$W/ns.sock" stats | sed -n '1,3p' | sed "s/^/fwd-$be /"
   kill $FWDPID; wait $FWDPID 2>/dev/null || true; FWDPID=
   if [ -n "${WPID:-}" ]; then kill $WPID; wait $WPID 2>/dev/null || true; WPID=; fi

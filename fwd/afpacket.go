@@ -89,23 +89,25 @@ const (
 var le = binary.LittleEndian
 
 type afPort struct {
-	name       string
-	ifindex    int
-	mac        [6]byte
-	mtu        int
-	rxFD       int
-	rx         []byte
-	rxBlk      int
-	rxVnet     bool // the receive socket has PACKET_VNET_HDR
-	txFD       int
-	tx         []byte
-	txVnet     bool // the transmit socket has PACKET_VNET_HDR
-	txHead     int  // next slot to fill
-	txTail     int  // oldest slot the kernel has not taken yet (when txQueued > 0)
-	txQueued   int  // slots marked and not yet taken
-	txDirty    bool
-	txErr      unix.Errno // the last sendto's error
-	txErrSince int64      // when the kernel started failing at txTail (0: it is not)
+	name     string
+	ifindex  int
+	mac      [6]byte
+	mtu      int
+	rxFD     int
+	rx       []byte
+	rxBlk    int
+	rxVnet   bool // the receive socket has PACKET_VNET_HDR
+	txFD     int
+	tx       []byte
+	txVnet   bool // the transmit socket has PACKET_VNET_HDR
+	txHead   int  // next slot to fill
+	txTail   int  // oldest slot the kernel has not taken yet (when txQueued > 0)
+	txQueued int  // slots marked and not yet taken
+	txDirty  bool
+	// Slots reaped in the middle of a burst (mark), for service to report.
+	takenPkts, takenBytes uint64
+	txErr                 unix.Errno // the last sendto's error
+	txErrSince            int64      // when the kernel started failing at txTail (0: it is not)
 	// Stall watch: the time txTail last moved (or the ring was empty).
 	txProgress int64
 	txLogged   int64
@@ -298,7 +300,12 @@ func (p *afPort) mark(off, n int) {
 	p.txQueued++
 	p.txDirty = true
 	if p.txQueued >= txFrames/2 {
-		p.kick() // a receive block can hold thousands of small frames
+		// A receive block can hold thousands of small frames: send and
+		// free slots now rather than at the end of the burst.
+		p.kick()
+		pk, by := p.reap()
+		p.takenPkts += pk
+		p.takenBytes += by
 	}
 }
 
@@ -333,6 +340,8 @@ func (p *afPort) kick() {
 func (p *afPort) service(now int64) (pkts, bytes uint64, skipped int) {
 	p.kick()
 	pkts, bytes = p.reap()
+	pkts, bytes = pkts+p.takenPkts, bytes+p.takenBytes
+	p.takenPkts, p.takenBytes = 0, 0
 	switch {
 	case p.txErr == 0 || p.txQueued == 0 || pkts > 0:
 		p.txErrSince = 0
