@@ -6,10 +6,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/fmcap/fmcap/internal/cliutil"
 	"github.com/fmcap/fmcap/internal/ctl"
 )
 
@@ -186,11 +189,26 @@ func TestSubnetEdge(t *testing.T) {
 		{"198.18.0.1/15", "198.19.255.255", "broadcast address"},
 		{"2001:2:0:1::1/64", "2001:2:0:1::", "subnet-router anycast (network) address"},
 		{"2001:2:0:1::1/64", "2001:2:0:1:ffff:ffff:ffff:ffff", ""}, // IPv6 has no broadcast
-		{"2001:2:0:1::1/127", "2001:2:0:1::", ""}, // RFC 6164
+		{"2001:2:0:1::1/127", "2001:2:0:1::", ""},                  // RFC 6164
 	} {
 		p := Port{Prefixes: []netip.Prefix{netip.MustParsePrefix(tc.prefix)}}
 		if _, got := p.subnetEdge(netip.MustParseAddr(tc.addr)); got != tc.want {
 			t.Errorf("%s in %s: got %q, want %q", tc.addr, tc.prefix, got, tc.want)
 		}
+	}
+}
+
+// fwd's Config has a field for each section every other command accepts
+// (cliutil.Sections), so that one file passes everywhere or nowhere.
+func TestConfigSections(t *testing.T) {
+	var got []string
+	ty := reflect.TypeOf(Config{})
+	for i := 0; i < ty.NumField(); i++ {
+		if tag := ty.Field(i).Tag.Get("yaml"); tag != "" {
+			got = append(got, tag)
+		}
+	}
+	if !slices.Equal(got, cliutil.Sections) {
+		t.Errorf("fwd's sections %v, cliutil.Sections %v", got, cliutil.Sections)
 	}
 }
