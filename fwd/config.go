@@ -3,9 +3,12 @@ package main
 // The configuration file is YAML (go.yaml.in/yaml/v3, chosen because its
 // node tree keeps line numbers and comments: errors can name the line, and
 // rule edits made through the control socket are written back without
-// destroying the operator's comments). Every fmcap process reads its own
-// section of the same file; fwd reads `ring` and `fwd`, and ignores the
-// sections of the others.
+// destroying the operator's comments or hand edits: writeback.go). Every
+// fmcap process reads its own section of the same file; fwd reads `ring`
+// and `fwd`, and checks of the others' sections (writer, indexer, slice)
+// only that they are mappings. Any other top-level key is refused with its
+// line, as every command refuses it (cliutil.Sections). Rule checks are
+// in rules.go.
 //
 //	ring:
 //	  path: /dev/hugepages/fmcap     # created by fmring create (see systemd/)
