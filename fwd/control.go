@@ -114,14 +114,14 @@ func (c *control) do(req *ctl.Request, resp *ctl.Response) error {
 		return fmt.Errorf("unknown command %q (rules.list, rules.add, rules.del, rules.set-mode, stats)", req.Cmd)
 	}
 	rules, handEdited, err := c.cfg.editRules(c.ports, e)
-	if handEdited {
-		// Not an error: the edit went into the current file. But the
-		// operator should know that fwd runs other rules than the file's.
-		c.log.Warn("the configuration file was edited by hand since fwd read it: fmctl edits are made to it, keeping the hand edits, which take effect when fwd restarts", "file", c.cfg.path)
-	}
 	if err != nil {
 		c.log.Warn("rule edit refused", "cmd", req.Cmd, "id", e.id, "err", err)
 		return err
+	}
+	if handEdited {
+		// Not an error: the edit went into the current file. But the
+		// operator should know that fwd runs other rules than the file's.
+		c.log.Warn("the configuration file had been edited by hand: the rule edit was made to it, keeping the hand edits, which take effect when fwd restarts", "file", c.cfg.path)
 	}
 	c.d.Swap(buildTable(c.ports, rules))
 	c.log.Info("rules changed", "cmd", req.Cmd, "id", e.id, "rules", len(rules))

@@ -160,6 +160,9 @@ func (c *Config) editRules(ports []Port, e ruleEdit) (rules []Rule, handEdited b
 	}
 	handEdited = sha256.Sum256(cur) != c.hash
 	disk, _, _, err := parseConfig(c.path, cur)
+	if err != nil && !handEdited {
+		return nil, false, err // fwd's own file: cannot happen, but say so if it does
+	}
 	if err != nil {
 		return nil, handEdited, fmt.Errorf("%s was edited since fwd read it and no longer passes the checks, so this edit was not made (nothing changed):\n%w\nfix the file (fwd --check-config %s), then repeat the edit", c.path, err, c.path)
 	}
@@ -180,6 +183,9 @@ func (c *Config) editRules(ports []Port, e ruleEdit) (rules []Rule, handEdited b
 	// The file as it would be written must start fwd: with hand edits, the
 	// edit can clash with them (a hand-added rule overlapping an added one).
 	if _, _, _, err := parseConfig(c.path, out); err != nil {
+		if !handEdited {
+			return nil, false, err
+		}
 		return nil, handEdited, fmt.Errorf("with this edit, %s (edited by hand since fwd read it) would no longer pass the checks, so the edit was not made (nothing changed):\n%w", c.path, err)
 	}
 	err = atomicfile.Write(real, out, atomicfile.Options{Mode: 0o600, Keep: true, BeforeRename: func() error {
