@@ -34,6 +34,7 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -198,6 +199,11 @@ func (c *Config) editRules(ports []Port, e ruleEdit) (rules []Rule, handEdited b
 		}
 		return nil
 	}})
+	if errors.Is(err, atomicfile.ErrOwner) {
+		// A file owned by another user (root) than fwd's (fmcap): giving
+		// it to fwd's user silently would lock the owner out of it.
+		return nil, handEdited, fmt.Errorf("%w; the edit was not made: fwd (uid %d) may not give the new file %s's owner and group back; make fwd's user own it (make install does: chown fmcap:fmcap)", err, os.Getuid(), c.path)
+	}
 	if err != nil {
 		return nil, handEdited, fmt.Errorf("%w; the edit was not made", err)
 	}

@@ -52,6 +52,11 @@ type Options struct {
 	BeforeRename func() error
 }
 
+// ErrOwner is wrapped by the error of a Write (with Keep) that may not give
+// the new file the replaced one's owner and group: a caller can say who
+// should own the file.
+var ErrOwner = errors.New("may not keep the owner and group")
+
 // tries bounds the draws of a temporary name: 64 random bits clash only
 // when someone plants names on purpose, and then Write gives up loudly.
 const tries = 8
@@ -129,7 +134,7 @@ func Write(path string, data []byte, opt Options) (err error) {
 	// chown before chmod: changing the owner clears the setgid bit.
 	if uid >= 0 {
 		if err := f.Chown(uid, gid); err != nil {
-			return fmt.Errorf("write %s: keep owner %d and group %d: %w", path, uid, gid, err)
+			return fmt.Errorf("write %s: %w (uid %d, gid %d): %w", path, ErrOwner, uid, gid, err)
 		}
 	}
 	if err := unix.Fchmod(fd, mode); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -164,5 +165,57 @@ func TestWriteErrors(t *testing.T) {
 		if err := Write(p, []byte("x"), Options{}); err == nil || !strings.Contains(err.Error(), p) {
 			t.Errorf("Write(%q): %v, want an error naming it", p, err)
 		}
+	}
+}
+
+// TestHelperWrite is Write run by TestWriteOwnerRefused as another user.
+func TestHelperWrite(t *testing.T) {
+	path := os.Getenv("ATOMICFILE_TEST_PATH")
+	if path == "" {
+		t.Skip("helper process for TestWriteOwnerRefused")
+	}
+	err := Write(path, []byte("new"), Options{Keep: true})
+	fmt.Printf("errowner=%v err=%v\n", errors.Is(err, ErrOwner), err)
+}
+
+// A user who may not give the new file the old one's owner gets ErrOwner,
+// and the file stays as it was (instead of becoming that user's).
+func TestWriteOwnerRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a file owned by root in a directory another user can write")
+	}
+	dir, err := os.MkdirTemp("", "atomicfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "f")
+	if err := os.WriteFile(path, []byte("old"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	// The test binary's own directory is root's alone: run a copy.
+	exe, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	helper := filepath.Join(dir, "helper.test")
+	if err := os.WriteFile(helper, exe, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(helper, "-test.run=^TestHelperWrite$")
+	cmd.Env = append(os.Environ(), "ATOMICFILE_TEST_PATH="+path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "errowner=true") {
+		t.Errorf("Write as uid 65534 over root's file: %s, want ErrOwner", out)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "old" {
+		t.Errorf("file now holds %q", b)
 	}
 }
