@@ -1,7 +1,10 @@
 // Command fmctl talks to a running fwd through its control socket: list,
 // add and delete forwarding rules, change a rule's capture mode, and print
 // statistics. Edits take effect at once, without pausing traffic, and are
-// written to fwd's configuration file.
+// written to fwd's configuration file first: to the file as it is then, so
+// hand edits made while fwd runs are kept. fwd refuses an edit (and says
+// why; nothing changes) when the file no longer passes its checks or was
+// edited by hand on the same rule (see fwd/writeback.go).
 package main
 
 import (
