@@ -33,6 +33,11 @@ package main
 //	      target: 198.18.2.2         # to B
 //	      snap: 65535                # bytes kept per captured packet
 //	      capture: inline            # ingress, egress, inline, both or none
+//	      ip_options: drop           # drop (default) or pass: IPv4 options other
+//	                                 # than source routes (always dropped)
+//	  capture_gso: segment           # a super-frame (TSO/GRO) is captured as its
+//	                                 # on-wire segments (segment, the default) or
+//	                                 # as one record (keep)
 
 import (
 	"bytes"
@@ -110,12 +115,14 @@ type RingConfig struct {
 }
 
 type FwdConfig struct {
-	Backend string       `yaml:"backend"`
-	Control string       `yaml:"control"`
-	Metrics *string      `yaml:"metrics"` // Prometheus address; default 127.0.0.1:9561, "" for none
-	DPDK    DPDKConfig   `yaml:"dpdk"`
-	Ports   []PortConfig `yaml:"ports"`
-	Rules   []RuleConfig `yaml:"rules"`
+	Backend string     `yaml:"backend"`
+	Control string     `yaml:"control"`
+	Metrics *string    `yaml:"metrics"` // Prometheus address; default 127.0.0.1:9561, "" for none
+	DPDK    DPDKConfig `yaml:"dpdk"`
+	// CaptureGSO: "segment" (default) or "keep" (gso.go).
+	CaptureGSO string       `yaml:"capture_gso"`
+	Ports      []PortConfig `yaml:"ports"`
+	Rules      []RuleConfig `yaml:"rules"`
 }
 
 type DPDKConfig struct {
@@ -155,6 +162,7 @@ type Rule struct {
 	OutLocal, Target netip.Addr
 	Snap             uint32
 	Mode             Mode
+	IPOptions        bool // forward IPv4 options other than source routes
 }
 
 const defaultSnap = 65535
@@ -296,6 +304,11 @@ func (c *Config) check() ([]Port, []Rule, error) {
 	case "", "afpacket", "dpdk":
 	default:
 		return nil, nil, c.errAt(fmt.Sprintf("backend %q: use afpacket or dpdk", f.Backend), "fwd", "backend")
+	}
+	switch f.CaptureGSO {
+	case "", "segment", "keep":
+	default:
+		return nil, nil, c.errAt(fmt.Sprintf("capture_gso %q: use segment (a record per on-wire segment) or keep (a record per super-frame)", f.CaptureGSO), "fwd", "capture_gso")
 	}
 	if len(f.Ports) == 0 {
 		return nil, nil, c.errAt("no ports: fwd needs at least one entry under fwd.ports", "fwd")

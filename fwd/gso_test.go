@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math/rand"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -378,3 +379,31 @@ func BenchmarkSuperFrame(b *testing.B) {
 }
 
 var _ = net.IPv4len
+
+func TestOffloadAndOptionSettings(t *testing.T) {
+	cfg := strings.Replace(testConfig, "target: 198.18.2.2, capture: both}", "target: 198.18.2.2, capture: both, ip_options: pass}", 1)
+	if cfg == testConfig {
+		t.Fatal("test config has no rule 1 to change")
+	}
+	_, _, rules, err := parseConfig("t.yaml", []byte(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rules[0].IPOptions || (len(rules) > 1 && rules[1].IPOptions) {
+		t.Fatalf("ip_options: pass on the first rule only: %+v", rules)
+	}
+	for _, bad := range []string{
+		strings.Replace(testConfig, "target: 198.18.2.2, capture: both}", "target: 198.18.2.2, capture: both, ip_options: maybe}", 1),
+		strings.Replace(testConfig, "fwd:\n", "fwd:\n  capture_gso: sometimes\n", 1),
+	} {
+		if _, _, _, err := parseConfig("t.yaml", []byte(bad)); err == nil {
+			t.Errorf("accepted:\n%s", bad)
+		} else if !strings.Contains(err.Error(), "t.yaml:") {
+			t.Errorf("error without its line: %v", err)
+		}
+	}
+	c, _, _, err := parseConfig("t.yaml", []byte(strings.Replace(testConfig, "fwd:\n", "fwd:\n  capture_gso: keep\n", 1)))
+	if err != nil || c.Fwd.CaptureGSO != "keep" {
+		t.Fatalf("capture_gso: keep: %v %+v", err, c)
+	}
+}

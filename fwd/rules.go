@@ -107,6 +107,13 @@ func checkRule(rc RuleConfig, ports []Port, byName map[string]int) (Rule, string
 	if r.Mode, err = ParseMode(rc.Capture); err != nil {
 		return r, "capture", fmt.Errorf("%s%w", pre, err)
 	}
+	switch rc.IPOptions {
+	case "", "drop":
+	case "pass":
+		r.IPOptions = true
+	default:
+		return r, "ip_options", fmt.Errorf("%sip_options %q: use drop (the default) or pass", pre, rc.IPOptions)
+	}
 	return r, "", nil
 }
 

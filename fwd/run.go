@@ -68,6 +68,7 @@ func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.
 	for i, mtu := range be.mtus() {
 		d.SetMTU(i, mtu)
 	}
+	d.keepGSO = cfg.Fwd.CaptureGSO == "keep"
 	d.wd = sdnotify.NewWatchdog()
 	c := &control{cfg: cfg, ports: ports, d: d, log: log}
 	if cfg.Fwd.Control != "" {
