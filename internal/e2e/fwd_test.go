@@ -194,8 +194,10 @@ func (tp *topo) tcpdump(ns, dev string) (file string, stop func()) {
 	t := tp.t
 	file = filepath.Join(t.TempDir(), dev+".pcap")
 	pr, pw := io.Pipe()
+	// -U writes each packet as it comes, so the file's growth shows how
+	// far tcpdump has got (stop waits for it to settle).
 	cmd := exec.Command("ip", "netns", "exec", ns, "tcpdump", "-i", dev, "-Q", "in", "-s", "0", "-B", "65536",
-		"--immediate-mode", "--time-stamp-precision=nano", "-w", file, "ip or ip6")
+		"--immediate-mode", "-U", "--time-stamp-precision=nano", "-w", file, "ip or ip6")
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -206,6 +208,18 @@ func (tp *topo) tcpdump(ns, dev string) (file string, stop func()) {
 	}
 	go io.Copy(io.Discard, pr)
 	return file, func() {
+		// On SIGINT tcpdump exits without reading what its buffer still
+		// holds: on a loaded machine that was part of the reference. Wait
+		// until the file has not grown for a while (at most 30 s).
+		last, still := int64(-1), 0
+		for i := 0; i < 300 && still < 5; i++ {
+			time.Sleep(100 * time.Millisecond)
+			if st, err := os.Stat(file); err == nil && st.Size() == last {
+				still++
+			} else if err == nil {
+				last, still = st.Size(), 0
+			}
+		}
 		cmd.Process.Signal(syscall.SIGINT)
 		cmd.Wait()
 	}
