@@ -213,6 +213,7 @@ func inject(ctx context.Context, r *shmring.Ring, opt options, ins []input, pr *
 					pr.set(c.produced)
 				}
 				if opt.pps > 0 {
+					pr.set(c.produced) // paced: a store per packet is nothing
 					pace(p, start, c.produced, opt.pps)
 				}
 			}
