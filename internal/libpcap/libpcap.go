@@ -312,6 +312,18 @@ func (f *File) Format() Format { return f.format }
 // interface with another one (Next returns its error).
 func (f *File) LinkType() int { return int(C.pcap_datalink(f.h.p)) }
 
+// FCSLength is what a pcap file's link type field says of a frame check
+// sequence at the end of each frame (its upper bits, pcap_datalink_ext:
+// LT_FCS_LENGTH_PRESENT, LT_FCS_LENGTH in 16-bit words): the length in
+// bytes, and whether the file says anything.
+func (f *File) FCSLength() (int, bool) {
+	ext := uint32(C.pcap_datalink_ext(f.h.p))
+	if ext&0x04000000 == 0 {
+		return 0, false
+	}
+	return int(ext>>28) * 2, true
+}
+
 // Snaplen is pcap_snapshot: the file's snapshot length as libpcap adjusted
 // it (0 or too large becomes libpcap's maximum for the link type).
 func (f *File) Snaplen() uint32 { return f.snaplen }

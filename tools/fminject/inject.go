@@ -40,6 +40,7 @@ type counts struct {
 	snapped               uint64 // records libpcap cut to their file's snaplen
 	overWire              uint64 // records whose captured length exceeds their wire length
 	saturated             uint64 // times beyond what int64 nanoseconds hold (1677..2262)
+	notes                 []string
 }
 
 // input is one file to inject, as the first pass found it.
@@ -112,7 +113,7 @@ func check(ctx context.Context, path string, pr *progress) (input, error) {
 		in.packets++
 		if in.packets%4096 == 0 {
 			if ctx.Err() != nil {
-				return in, ctx.Err()
+				return in, fmt.Errorf("%s: interrupted while checking it, at record %d: nothing was injected", displayName(path), in.packets)
 			}
 			pr.set(in.packets)
 		}
@@ -174,6 +175,9 @@ func inject(ctx context.Context, r *shmring.Ring, opt options, ins []input, pr *
 				return c, err
 			}
 			pcapng := f.Format() == libpcap.FormatPcapng
+			if n, ok := f.FCSLength(); ok && n > 0 && pass == 0 {
+				c.notes = append(c.notes, fmt.Sprintf("%s says each frame ends with a %d-byte FCS; the store's pcap header cannot say so, and tools will take those bytes for a trailer", displayName(in.path), n))
+			}
 			for {
 				pkt, err := f.Next()
 				if err == io.EOF {
@@ -237,6 +241,9 @@ func pace(p *shmring.Producer, start time.Time, n uint64, pps float64) {
 // the ring could not hold; they are printed even with -q, since they say
 // the ring does not hold the file's bytes as they are.
 func (c counts) report(w io.Writer) {
+	for _, n := range c.notes {
+		fmt.Fprintf(w, "fminject: %s\n", n)
+	}
 	if c.snapped > 0 {
 		fmt.Fprintf(w, "fminject: %d records longer than the snaplen were truncated, as libpcap does\n", c.snapped)
 	}

@@ -370,3 +370,48 @@ func TestProgressLine(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+// TestMixedHintWorks: the command the refusal of a mixed pcapng suggests
+// gives a file fminject takes, holding the file's Ethernet packets.
+func TestMixedHintWorks(t *testing.T) {
+	need(t, "tshark")
+	need(t, "editcap")
+	need(t, "tcpdump")
+	ring := newRing(t)
+	stderr, _ := fminject(t, nil, "--ring", ring, intake("mixed-linktypes.pcapng"))
+	_, hint, ok := strings.Cut(stderr, "To inject the Ethernet packets alone: ")
+	if !ok {
+		t.Fatalf("no hint in %q", stderr)
+	}
+	dir := t.TempDir()
+	hint = strings.TrimSpace(strings.ReplaceAll(hint, "FILE", intake("mixed-linktypes.pcapng")))
+	hint = strings.ReplaceAll(hint, "ether.pcap", filepath.Join(dir, "ether.pcap"))
+	if out, err := exec.Command("sh", "-c", hint).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v: %s", hint, err, out)
+	}
+	out := filepath.Join(dir, "ether.pcap")
+	if stderr, code := fminject(t, nil, "--ring", ring, "-q", out); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	recs := ringRecords(t, ring)
+	if len(recs) != 2 {
+		t.Fatalf("%d packets, want the 2 Ethernet ones", len(recs))
+	}
+	diffText(t, "ring", tcpdumpText(t, asPcap(t, recs)), tcpdumpText(t, out))
+}
+
+// TestFCSNoted: a pcap whose link type field says frames end with an FCS
+// is stored (the bytes are Ethernet frames), and fminject says what the
+// store loses.
+func TestFCSNoted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fcs.pcap")
+	os.WriteFile(path, pcapcraft.Pcap(pcapcraft.MagicNano, 65535, 0x24000001, pcapcraft.R(1, 0, pcapcraft.Frame(64, 1), 64)), 0o644)
+	ring := newRing(t)
+	stderr, code := fminject(t, nil, "--ring", ring, "-q", path)
+	if code != 0 || !strings.Contains(stderr, "fcs.pcap says each frame ends with a 4-byte FCS") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	if n := len(ringRecords(t, ring)); n != 1 {
+		t.Fatalf("%d packets, want 1", n)
+	}
+}

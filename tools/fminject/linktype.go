@@ -69,6 +69,7 @@ func explainMixed(msg string, first int) string {
 	other, _ := strconv.Atoi(m[1])
 	// The IDB holds a LINKTYPE_ value; for the types above 103 it is also
 	// the DLT value libpcap names.
-	return fmt.Sprintf("%s: the file's interfaces have different link types (%s first, then %s); libpcap reads no further (tcpdump stops there too), and fmcap stores Ethernet frames only",
+	return fmt.Sprintf("%s: the file's interfaces have different link types (%s first, then %s); libpcap reads no further (tcpdump stops there too), and fmcap stores Ethernet frames only. "+
+		"To inject the Ethernet packets alone: tshark -r FILE -Y 'frame.encap_type == 1' -w - | editcap -F nsecpcap -T ether - ether.pcap",
 		msg, linkTypeName(first), linkTypeName(other))
 }

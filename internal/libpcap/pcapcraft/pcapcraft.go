@@ -168,3 +168,26 @@ func Frame(n int, seed byte) []byte {
 	}
 	return b
 }
+
+// MagicModified is the magic of the "modified" pcap format (Alexey
+// Kuznetzov's patched libpcap), whose record headers are 24 bytes: the
+// usual 16, then an interface index (4), a protocol (2), a packet type
+// (1) and a pad byte.
+const MagicModified = 0xa1b2cd34
+
+// PcapModified is a pcap file in the modified format.
+func PcapModified(snaplen, linkType uint32, recs ...Rec) []byte {
+	le := binary.LittleEndian
+	b := Pcap(MagicModified, snaplen, linkType)
+	for _, r := range recs {
+		b = le.AppendUint32(b, r.Sec)
+		b = le.AppendUint32(b, r.Frac)
+		b = le.AppendUint32(b, r.Caplen)
+		b = le.AppendUint32(b, r.Len)
+		b = le.AppendUint32(b, 2)      // ifindex
+		b = le.AppendUint16(b, 0x0800) // protocol
+		b = append(b, 0, 0)            // packet type, pad
+		b = append(b, r.Data...)
+	}
+	return b
+}
