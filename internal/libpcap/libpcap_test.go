@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -87,7 +88,7 @@ func TestCraftedFiles(t *testing.T) {
 					t.Fatalf("link type %d, format %v; want %d, %v", f.LinkType(), f.Format(), tc.dlt, tc.format)
 				}
 				g := readAll(t, f)
-				if !equal(g.caplens, tc.caplens) || g.snapped != tc.snapped {
+				if !slices.Equal(g.caplens, tc.caplens) || g.snapped != tc.snapped {
 					t.Fatalf("caplens %v (%d snapped), want %v (%d)", g.caplens, g.snapped, tc.caplens, tc.snapped)
 				}
 				if !strings.Contains(g.err, tc.err) || (tc.err == "") != (g.err == "") {
@@ -124,7 +125,7 @@ func TestModifiedFormatAndFCS(t *testing.T) {
 		t.Fatalf("snaplen %d, want 114", f.Snaplen())
 	}
 	g := readAll(t, f)
-	if !equal(g.caplens, []uint32{100, 101, 60, 114}) || g.snapped != 1 || g.err != "" {
+	if !slices.Equal(g.caplens, []uint32{100, 101, 60, 114}) || g.snapped != 1 || g.err != "" {
 		t.Fatalf("%+v", g)
 	}
 	f2, _ := Open(filepath.Join(intake, "overlong.pcap"))
@@ -132,18 +133,6 @@ func TestModifiedFormatAndFCS(t *testing.T) {
 	if n, ok := f2.FCSLength(); n != 0 || ok {
 		t.Fatalf("FCS length %d, %v for a file that says nothing", n, ok)
 	}
-}
-
-func equal(a, b []uint32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // openPipe opens path's bytes through a pipe.
