@@ -254,3 +254,32 @@ func FuzzRead(f *testing.F) {
 		readAll(t, pf)
 	})
 }
+
+// BenchmarkNext reads 1000-byte packets: one cgo call each, no allocation.
+func BenchmarkNext(b *testing.B) {
+	var recs []pcapcraft.Rec
+	for i := 0; i < 10000; i++ {
+		recs = append(recs, pcapcraft.R(1, uint32(i), pcapcraft.Frame(1000, byte(i)), 1000))
+	}
+	path := filepath.Join(b.TempDir(), "bench.pcap")
+	os.WriteFile(path, pcapcraft.Pcap(pcapcraft.MagicNano, 65535, 1, recs...), 0o644)
+	b.ReportAllocs()
+	b.SetBytes(1000)
+	b.ResetTimer()
+	var f *File
+	for i := 0; i < b.N; i++ {
+		if i%len(recs) == 0 {
+			if f != nil {
+				f.Close()
+			}
+			var err error
+			if f, err = Open(path); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, err := f.Next(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	f.Close()
+}
