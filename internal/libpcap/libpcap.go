@@ -239,25 +239,31 @@ type File struct {
 // pcap nor pcapng.
 var ErrUnknownFormat = errors.New("not a pcap or pcapng file")
 
-// Open opens path for reading; "-" is standard input.
+// Open opens path for reading; "-" is standard input. Errors do not name
+// the file.
 func Open(path string) (*File, error) {
 	var fd int
 	if path == "-" {
 		d, err := dup(0)
 		if err != nil {
-			return nil, fmt.Errorf("standard input: %w", err)
+			return nil, err
 		}
 		fd = d
 	} else {
 		f, err := os.Open(path)
 		if err != nil {
+			// Callers name the file; say only what went wrong.
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				return nil, fmt.Errorf("%s: %w", pe.Op, pe.Err)
+			}
 			return nil, err
 		}
 		// The C stream takes the descriptor over; os.File must not close it.
 		d, err := dup(int(f.Fd()))
 		f.Close()
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, err
 		}
 		fd = d
 	}
