@@ -115,7 +115,7 @@ func check(ctx context.Context, path string, pr *progress) (input, error) {
 			if ctx.Err() != nil {
 				return in, fmt.Errorf("%s: interrupted while checking it, at record %d: nothing was injected", displayName(path), in.packets)
 			}
-			pr.set(in.packets)
+			pr.set(uint64(f.Offset()))
 		}
 	}
 	return in, nil

@@ -364,6 +364,11 @@ func TestProgressLine(t *testing.T) {
 	if got, want := p.line(2*time.Second), "fminject: injected 250/1000 packets (25%), 125 packets/s, 6s left"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
+	p = &progress{what: "checking f:", bytes: true, total: 400 << 20}
+	p.done.Store(100 << 20)
+	if got, want := p.line(2*time.Second), "fminject: checking f: 100/400 MB (25%), 50 MB/s, 6s left"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
 	p = &progress{what: "injected"}
 	p.done.Store(300)
 	if got, want := p.line(3*time.Second), "fminject: injected 300 packets, 100 packets/s"; got != want {

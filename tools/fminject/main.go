@@ -74,7 +74,11 @@ func run(cc *cli.Context) error {
 			ins = append(ins, input{path: path, once: true})
 			continue
 		}
-		pr := startProgress(os.Stderr, showProgress, "checking "+path+":", 0)
+		var size uint64
+		if st, err := os.Stat(path); err == nil {
+			size = uint64(st.Size())
+		}
+		pr := startProgress(os.Stderr, showProgress, "checking "+path+":", size, true)
 		in, err := check(ctx, path, pr)
 		pr.end()
 		if err != nil {
@@ -95,7 +99,7 @@ func run(cc *cli.Context) error {
 		return err
 	}
 	defer r.Close()
-	pr := startProgress(os.Stderr, showProgress, "injected", total)
+	pr := startProgress(os.Stderr, showProgress, "injected", total, false)
 	c, err := inject(ctx, r, opt, ins, pr)
 	pr.end()
 	c.report(os.Stderr)

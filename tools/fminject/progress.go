@@ -17,6 +17,7 @@ import (
 type progress struct {
 	w     *os.File
 	what  string
+	bytes bool   // counts bytes, not packets
 	total uint64 // 0: unknown
 	done  atomic.Uint64
 	start time.Time
@@ -32,12 +33,13 @@ func isTerminal(f *os.File) bool {
 	return err == nil
 }
 
-// startProgress draws on w until end is called; nil unless enabled.
-func startProgress(w *os.File, enabled bool, what string, total uint64) *progress {
+// startProgress draws on w until end is called; nil unless enabled. It
+// counts packets, or bytes when bytes is set.
+func startProgress(w *os.File, enabled bool, what string, total uint64, bytes bool) *progress {
 	if !enabled {
 		return nil
 	}
-	p := &progress{w: w, what: what, total: total, start: time.Now(), stop: make(chan struct{})}
+	p := &progress{w: w, what: what, bytes: bytes, total: total, start: time.Now(), stop: make(chan struct{})}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -75,13 +77,17 @@ func (p *progress) end() {
 func (p *progress) line(elapsed time.Duration) string {
 	done := p.done.Load()
 	rate := float64(done) / elapsed.Seconds()
-	s := fmt.Sprintf("fminject: %s %d", p.what, done)
-	if p.total > 0 {
-		s += fmt.Sprintf("/%d packets (%d%%)", p.total, done*100/p.total)
-	} else {
-		s += " packets"
+	s := fmt.Sprintf("fminject: %s ", p.what)
+	switch {
+	case p.bytes && p.total > 0:
+		s += fmt.Sprintf("%d/%d MB (%d%%), %.0f MB/s", done>>20, p.total>>20, done*100/p.total, rate/(1<<20))
+	case p.bytes:
+		s += fmt.Sprintf("%d MB, %.0f MB/s", done>>20, rate/(1<<20))
+	case p.total > 0:
+		s += fmt.Sprintf("%d/%d packets (%d%%), %.0f packets/s", done, p.total, done*100/p.total, rate)
+	default:
+		s += fmt.Sprintf("%d packets, %.0f packets/s", done, rate)
 	}
-	s += fmt.Sprintf(", %.0f packets/s", rate)
 	if p.total > 0 && rate > 0 && done <= p.total {
 		left := time.Duration(float64(p.total-done) / rate * float64(time.Second))
 		s += ", " + left.Round(time.Second).String() + " left"
