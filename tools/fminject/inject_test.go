@@ -420,3 +420,24 @@ func TestFCSNoted(t *testing.T) {
 		t.Fatalf("%d packets, want 1", n)
 	}
 }
+
+// TestProgressDraws: the drawing goroutine shows the count it is given
+// and clears its line when ended.
+func TestProgressDraws(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startProgress(w, true, "injected", 10, false)
+	p.set(5)
+	time.Sleep(progressEvery + 100*time.Millisecond)
+	p.end()
+	w.Close()
+	out, _ := io.ReadAll(r)
+	if !strings.Contains(string(out), "\r\033[Kfminject: injected 5/10 packets (50%)") || !strings.HasSuffix(string(out), "\r\033[K") {
+		t.Fatalf("drew %q", out)
+	}
+	if startProgress(w, false, "x", 0, false) != nil {
+		t.Fatal("progress when disabled")
+	}
+}
