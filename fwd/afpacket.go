@@ -109,10 +109,11 @@ type afPort struct {
 	txErr                 unix.Errno // the last sendto's error
 	txErrSince            int64      // when the kernel started failing at txTail (0: it is not)
 	// Stall watch: the time txTail last moved (or the ring was empty).
-	txProgress int64
-	txLogged   int64
-	txStalled  bool
-	drops      uint64 // kernel receive drops so far (PACKET_STATISTICS resets on read)
+	txProgress  int64
+	txLogged    int64
+	txErrLogged int64
+	txStalled   bool
+	drops       uint64 // kernel receive drops so far (PACKET_STATISTICS resets on read)
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
@@ -557,6 +558,9 @@ func (b *afBackend) run() {
 // queued there is dropped and counted, and the port transmits again.
 func (b *afBackend) watchTX(now int64) {
 	for i, p := range b.ports {
+		if p.tx == nil && !b.reopenTX(i, now) { // an earlier reopen failed: put refuses frames meanwhile
+			continue
+		}
 		if p.txQueued == 0 || p.txProgress == 0 {
 			p.txProgress = now
 			if p.txStalled {
@@ -580,11 +584,26 @@ func (b *afBackend) watchTX(now int64) {
 		p.txStalled = true
 		b.d.c.ports[i].txStalled = true
 		p.closeTX()
-		if err := p.openTX(); err != nil && now-p.txLogged < int64(time.Millisecond) {
-			b.log.Error("reopen transmit socket", "port", p.name, "err", err)
-		}
+		b.reopenTX(i, now)
 		p.txProgress = now
 	}
+}
+
+// reopenTX opens port i's transmit socket anew; on failure it is left
+// closed (put refuses frames, counted) and tried again at the next check.
+func (b *afBackend) reopenTX(i int, now int64) bool {
+	p := b.ports[i]
+	err := p.openTX()
+	if err == nil {
+		return true
+	}
+	p.closeTX()
+	p.txQueued = 0
+	if now-p.txErrLogged >= txStallLogEvery {
+		p.txErrLogged = now
+		b.log.Error("reopen transmit socket", "port", p.name, "err", err)
+	}
+	return false
 }
 
 // nicDrops is how many frames the kernel could not put in port's receive
