@@ -83,7 +83,9 @@ const (
 	gwlbOptEndpoint   = 1 // GWLB endpoint id, 8 bytes
 	gwlbOptAttachment = 2 // attachment id, 8 bytes
 	gwlbOptCookie     = 3 // flow cookie, 4 bytes
-	gwlbOverhead      = 20 + udpHdrLen + geneveHdrLen + 3*geneveOptHdrLen + 8 + 8 + 4 // 68
+
+	// gwlbOverhead is what GWLB adds to a packet: IPv4, UDP, GENEVE, the triple.
+	gwlbOverhead = 20 + udpHdrLen + geneveHdrLen + 3*geneveOptHdrLen + 8 + 8 + 4 // 68
 
 	// geneveReturnTTL is the outer TTL of a returned frame. The outer
 	// datagram ends at the appliance; the return is a new datagram the
@@ -104,27 +106,27 @@ const (
 type tunResult uint8
 
 const (
-	tunOK              tunResult = iota
-	tunShort                     // fewer bytes than the headers need
-	tunNotIP                     // outer EtherType not IPv4 (GENEVE) or IPv4/IPv6 (VXLAN)
-	tunBadIPHeader               // outer IP version or header length wrong
-	tunBadIPLength               // outer IP length beyond the frame
-	tunFragment                  // outer IP fragment: its tunnel header may be in another
-	tunNotUDP                    // outer protocol not UDP
-	tunBadUDPLength              // UDP length below 8 or beyond the IP packet
-	tunWrongPort                 // UDP destination port not the tunnel's
-	tunGeneveVersion             // GENEVE version not 0 (§3.4: must be dropped)
-	tunGeneveOptLen              // options beyond the datagram, or an option beyond opt_len
-	tunGeneveOAM                 // O bit: a control message, no packet to forward
-	tunGeneveProtocol            // protocol type not IPv4 or IPv6
-	tunGeneveCritical            // an unknown option with the critical bit (§3.5.1: drop)
-	tunGWLBMissing               // a GWLB option (class 0x0108, type 1-3) absent
-	tunGWLBDuplicate             // a GWLB option present twice
-	tunGWLBWrongClass            // a GWLB type present only under another class
-	tunGWLBBadLength             // a GWLB option whose data is not its size
-	tunInnerVersion              // inner packet's IP version not the protocol type's
-	tunVXLANFlags                // VXLAN I flag not set
-	tunVXLANInner                // VXLAN inner frame shorter than an Ethernet header
+	tunOK             tunResult = iota
+	tunShort                    // fewer bytes than the headers need
+	tunNotIP                    // outer EtherType not IPv4 (GENEVE) or IPv4/IPv6 (VXLAN)
+	tunBadIPHeader              // outer IP version or header length wrong
+	tunBadIPLength              // outer IP length beyond the frame
+	tunFragment                 // outer IP fragment: its tunnel header may be in another
+	tunNotUDP                   // outer protocol not UDP
+	tunBadUDPLength             // UDP length below 8 or beyond the IP packet
+	tunWrongPort                // UDP destination port not the tunnel's
+	tunGeneveVersion            // GENEVE version not 0 (§3.4: must be dropped)
+	tunGeneveOptLen             // options beyond the datagram, or an option beyond opt_len
+	tunGeneveOAM                // O bit: a control message, no packet to forward
+	tunGeneveProtocol           // protocol type not IPv4 or IPv6
+	tunGeneveCritical           // an unknown option with the critical bit (§3.5.1: drop)
+	tunGWLBMissing              // a GWLB option (class 0x0108, type 1-3) absent
+	tunGWLBDuplicate            // a GWLB option present twice
+	tunGWLBWrongClass           // a GWLB type present only under another class
+	tunGWLBBadLength            // a GWLB option whose data is not its size
+	tunInnerVersion             // inner packet's IP version not the protocol type's
+	tunVXLANFlags               // VXLAN I flag not set
+	tunVXLANInner               // VXLAN inner frame shorter than an Ethernet header
 	tunMax
 )
 
