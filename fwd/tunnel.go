@@ -186,6 +186,9 @@ type vxlanInfo struct {
 	truncated bool // origLen > the bytes present: the mirror cut the packet
 }
 
+// innerLen is the length of the inner frame as VXLAN carries it.
+func (v *vxlanInfo) innerLen() int { return v.end - v.inner }
+
 // parseOuterUDP checks the outer IP header (with parseIPv4/parseIPv6) and
 // the UDP header of a tunnel frame, and returns the UDP header's offset and
 // the datagram's end. Like the Linux stack, it takes a UDP length shorter

@@ -134,6 +134,7 @@ type geneveCase struct {
 // geneveCases are the table: every refusal and the accepted shapes.
 func geneveCases() []geneveCase {
 	in4, in6 := innerTCP4("hello through the load balancer"), innerTCP6("hello over IPv6")
+	inBig := innerTCP4(strings.Repeat("j", 8500-40)) // GWLB's MTU: a frame of 14 + 8568 bytes
 	good := func() []byte { return geneveFrame(geneveHeader(etherIPv4, 0, gwlbTriple()), in4, false) }
 	mut := func(m func(f []byte) []byte) []byte { return m(good()) }
 	with := func(opts ...gnvOpt) []byte { return geneveFrame(geneveHeader(etherIPv4, 0, opts), in4, false) }
@@ -155,6 +156,7 @@ func geneveCases() []geneveCase {
 			tr[1], gnvOpt{gwlbOptClass, gwlbOptCookie | geneveOptCritical, tr[2].data}), inner: in4},
 		{name: "outer ip options", frame: withIPOpts, inner: in4},
 		{name: "ethernet padding", frame: append(good(), 0, 0, 0, 0), inner: in4},
+		{name: "gwlb mtu", frame: geneveFrame(geneveHeader(etherIPv4, 0, tr), inBig, false), inner: inBig},
 
 		{name: "empty", frame: nil, want: tunShort},
 		{name: "short ethernet", frame: good()[:10], want: tunShort},
@@ -357,7 +359,7 @@ func TestParseVXLAN(t *testing.T) {
 			if v.vni != c.vni || v.origLen != c.origLen || v.truncated != c.truncated {
 				t.Errorf("got vni %d origLen %d truncated %v, want %d %d %v", v.vni, v.origLen, v.truncated, c.vni, c.origLen, c.truncated)
 			}
-			if got := c.frame[v.inner:v.end]; !bytes.Equal(got, c.inner) {
+			if got := c.frame[v.inner : v.inner+v.innerLen()]; !bytes.Equal(got, c.inner) {
 				t.Errorf("got inner frame\n%x\nwant\n%x", got, c.inner)
 			}
 			pkt := gopacket.NewPacket(c.frame, layers.LinkTypeEthernet, gopacket.Default)
@@ -488,6 +490,9 @@ func FuzzGeneve(f *testing.F) {
 		var g geneveInfo
 		if parseGeneve(frame, &g) != tunOK {
 			return
+		}
+		if len(frame) > etherHdrLen+gwlbOverhead && g.unknown == 0 && g.inner != etherHdrLen+gwlbOverhead && g.ip+20 == g.udp {
+			t.Fatalf("inner packet at %d with the triple alone, want %d", g.inner, etherHdrLen+gwlbOverhead)
 		}
 		if !(etherHdrLen <= g.ip && g.ip+20 <= g.udp && g.udp+udpHdrLen <= g.hdr && g.hdr+geneveHdrLen <= g.inner &&
 			g.inner < g.end && g.end <= len(frame)) {
