@@ -189,11 +189,12 @@ type vxlanInfo struct {
 // innerLen is the length of the inner frame as VXLAN carries it.
 func (v *vxlanInfo) innerLen() int { return v.end - v.inner }
 
-// parseOuterUDP checks the outer IP header (with parseIPv4/parseIPv6) and
-// the UDP header of a tunnel frame, and returns the UDP header's offset and
-// the datagram's end. Like the Linux stack, it takes a UDP length shorter
-// than the IP payload (the rest is ignored) and refuses a longer one.
-func parseOuterUDP(f []byte, v6ok bool, port uint16, p *ippkt) (udp, end int, res tunResult) {
+// parseOuterUDP checks the outer IP header (with parseIPv4/parseIPv6), the
+// UDP header and the room for a tunnel header of hdrLen bytes, and returns
+// the tunnel header's offset and the datagram's end. Like the Linux stack,
+// it takes a UDP length shorter than the IP payload (the rest is ignored)
+// and refuses a longer one.
+func parseOuterUDP(f []byte, v6ok bool, port uint16, hdrLen int, p *ippkt) (hdr, end int, res tunResult) {
 	var r reason
 	switch etherType(f) {
 	case etherIPv4:
@@ -229,7 +230,7 @@ func parseOuterUDP(f []byte, v6ok bool, port uint16, p *ippkt) (udp, end int, re
 	if p.proto != protoUDP {
 		return 0, 0, tunNotUDP
 	}
-	udp = p.l4
+	udp := p.l4
 	if udp+udpHdrLen > p.end {
 		return 0, 0, tunBadUDPLength
 	}
@@ -240,7 +241,10 @@ func parseOuterUDP(f []byte, v6ok bool, port uint16, p *ippkt) (udp, end int, re
 	if be.Uint16(f[udp+2:]) != port {
 		return 0, 0, tunWrongPort
 	}
-	return udp, udp + ulen, tunOK
+	if udp+udpHdrLen+hdrLen > udp+ulen {
+		return 0, 0, tunShort
+	}
+	return udp + udpHdrLen, udp + ulen, tunOK
 }
 
 // parseGeneve checks a GWLB GENEVE frame and fills g: the outer headers,
@@ -250,13 +254,9 @@ func parseOuterUDP(f []byte, v6ok bool, port uint16, p *ippkt) (udp, end int, re
 // are counted (g.unknown) and left for geneveReturn to echo.
 func parseGeneve(f []byte, g *geneveInfo) tunResult {
 	var p ippkt
-	udp, end, r := parseOuterUDP(f, false, geneveUDPPort, &p)
+	h, end, r := parseOuterUDP(f, false, geneveUDPPort, geneveHdrLen, &p)
 	if r != tunOK {
 		return r
-	}
-	h := udp + udpHdrLen
-	if h+geneveHdrLen > end {
-		return tunShort
 	}
 	if f[h+geneveVersionOff]>>6 != 0 {
 		return tunGeneveVersion
@@ -277,7 +277,7 @@ func parseGeneve(f []byte, g *geneveInfo) tunResult {
 	default:
 		return tunGeneveProtocol
 	}
-	*g = geneveInfo{ip: p.ip, udp: udp, end: end, hdr: h, inner: inner, inner6: want == 6,
+	*g = geneveInfo{ip: p.ip, udp: p.l4, end: end, hdr: h, inner: inner, inner6: want == 6,
 		vni: be.Uint32(f[h+geneveVNIOff:]) >> 8}
 
 	// seen and elsewhere are bit sets of GWLB types (bit t for type t): found
@@ -379,13 +379,9 @@ func geneveReturn(f []byte, g *geneveInfo) {
 // the inner Ethernet frame's place and its original length.
 func parseVXLAN(f []byte, v *vxlanInfo) tunResult {
 	var p ippkt
-	udp, end, r := parseOuterUDP(f, true, vxlanUDPPort, &p)
+	h, end, r := parseOuterUDP(f, true, vxlanUDPPort, vxlanHdrLen, &p)
 	if r != tunOK {
 		return r
-	}
-	h := udp + udpHdrLen
-	if h+vxlanHdrLen > end {
-		return tunShort
 	}
 	if f[h]&vxlanFlagI == 0 {
 		return tunVXLANFlags
@@ -394,7 +390,7 @@ func parseVXLAN(f []byte, v *vxlanInfo) tunResult {
 	if in+etherHdrLen > end {
 		return tunVXLANInner
 	}
-	*v = vxlanInfo{v6: p.v6, ip: p.ip, udp: udp, end: end, hdr: h, inner: in,
+	*v = vxlanInfo{v6: p.v6, ip: p.ip, udp: p.l4, end: end, hdr: h, inner: in,
 		vni: be.Uint32(f[h+vxlanVNIOff:]) >> 8}
 	present := end - in
 	v.origLen = present
