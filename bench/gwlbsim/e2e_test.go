@@ -35,9 +35,10 @@ func TestMain(m *testing.M) {
 // TestEndToEnd runs gwlbsim in the documented topology with a trivial echo
 // appliance (a UDP socket on 6081 in the appliance namespace that sends
 // each datagram back with the outer addresses swapped and the ports kept)
-// in place of fwd, and sends 10 MB over TCP from the client to the server
-// through it: the bytes arrive intact (SHA-256) and gwlbsim reports no
-// mismatch.
+// in place of fwd, pings the server from the client over IPv4 and IPv6,
+// and sends 10 MB over TCP/IPv4 and 1 MB over TCP/IPv6 from the client to
+// the server through it: the bytes arrive intact (SHA-256) and gwlbsim
+// reports no mismatch.
 func TestEndToEnd(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates network namespaces, a TUN device and raw sockets")
@@ -55,21 +56,26 @@ func TestEndToEnd(t *testing.T) {
 	sh(t, "ip", "-n", G, "link", "add", "vc", "type", "veth", "peer", "name", "vc", "netns", C)
 	sh(t, "ip", "-n", G, "link", "add", "va", "mtu", "9000", "type", "veth", "peer", "name", "va", "mtu", "9000", "netns", A)
 	sh(t, "ip", "-n", G, "link", "add", "vs", "type", "veth", "peer", "name", "vs", "netns", S)
-	for _, a := range []struct{ ns, dev, addr, via string }{
-		{C, "vc", "198.18.0.2/24", "198.18.0.1"},
-		{G, "vc", "198.18.0.1/24", ""},
-		{G, "va", "198.18.1.1/24", ""},
-		{A, "va", "198.18.1.2/24", ""},
-		{G, "vs", "198.18.2.1/24", ""},
-		{S, "vs", "198.18.2.2/24", "198.18.2.1"},
+	// The inner traffic is IPv4 and IPv6 (2001:2::/48); the tunnel IPv4.
+	for _, a := range []struct{ ns, dev, addr, addr6, via, via6 string }{
+		{C, "vc", "198.18.0.2/24", "2001:2::2/64", "198.18.0.1", "2001:2::1"},
+		{G, "vc", "198.18.0.1/24", "2001:2::1/64", "", ""},
+		{G, "va", "198.18.1.1/24", "", "", ""},
+		{A, "va", "198.18.1.2/24", "", "", ""},
+		{G, "vs", "198.18.2.1/24", "2001:2:0:2::1/64", "", ""},
+		{S, "vs", "198.18.2.2/24", "2001:2:0:2::2/64", "198.18.2.1", "2001:2:0:2::1"},
 	} {
 		sh(t, "ip", "-n", a.ns, "addr", "add", a.addr, "dev", a.dev)
+		if a.addr6 != "" {
+			sh(t, "ip", "-n", a.ns, "addr", "add", a.addr6, "dev", a.dev, "nodad")
+		}
 		sh(t, "ip", "-n", a.ns, "link", "set", a.dev, "up")
 		if a.via != "" {
 			sh(t, "ip", "-n", a.ns, "route", "add", "default", "via", a.via)
+			sh(t, "ip", "-n", a.ns, "-6", "route", "add", "default", "via", a.via6)
 		}
 	}
-	sh(t, "ip", "netns", "exec", G, "sysctl", "-qw", "net.ipv4.ip_forward=1",
+	sh(t, "ip", "netns", "exec", G, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
 		"net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0")
 
 	echoed := startEcho(t, A, netip.MustParseAddr("198.18.1.2"))
@@ -106,45 +112,16 @@ func TestEndToEnd(t *testing.T) {
 	sh(t, "ip", "-n", G, "rule", "add", "iif", "vs", "lookup", "100")
 	sh(t, "ip", "-n", G, "route", "add", "default", "dev", "gwlb0", "table", "100")
 
-	// 10 MB from the client to the server, checked by SHA-256.
-	data := make([]byte, 10<<20)
-	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range data {
-		data[i] = byte(rng.Uint32())
-	}
-	var ln net.Listener
-	inNS(t, S, func() (err error) { ln, err = net.Listen("tcp4", "198.18.2.2:5001"); return })
-	defer ln.Close()
-	got := make(chan [sha256.Size]byte, 1)
-	go func() {
-		h := sha256.New()
-		c, err := ln.Accept()
-		if err == nil {
-			c.SetDeadline(time.Now().Add(120 * time.Second))
-			io.Copy(h, c)
-			c.Close()
-		}
-		var sum [sha256.Size]byte
-		h.Sum(sum[:0])
-		got <- sum
-	}()
-	var conn net.Conn
-	inNS(t, C, func() (err error) {
-		conn, err = (&net.Dialer{Timeout: 20 * time.Second}).Dial("tcp4", "198.18.2.2:5001")
-		return
-	})
-	conn.SetDeadline(time.Now().Add(120 * time.Second))
-	start := time.Now()
-	if _, err := conn.Write(data); err != nil {
-		t.Fatalf("send: %v", err)
-	}
-	conn.(*net.TCPConn).CloseWrite()
-	io.Copy(io.Discard, conn) // until the server closes: all was received
-	conn.Close()
-	if sum := <-got; sum != sha256.Sum256(data) {
-		t.Errorf("the server received other bytes (SHA-256 %x, sent %x)", sum, sha256.Sum256(data))
-	}
-	t.Logf("10 MB through gwlbsim and the echo appliance in %v; the echo returned %d datagrams", time.Since(start).Round(time.Millisecond), echoed())
+	sh(t, "ip", "-6", "-n", G, "rule", "add", "iif", "vc", "lookup", "100")
+	sh(t, "ip", "-6", "-n", G, "rule", "add", "iif", "vs", "lookup", "100")
+	sh(t, "ip", "-6", "-n", G, "route", "add", "default", "dev", "gwlb0", "table", "100")
+
+	sh(t, "ip", "netns", "exec", C, "ping", "-c", "2", "-i", "0.2", "-W", "5", "198.18.2.2")
+	sh(t, "ip", "netns", "exec", C, "ping", "-6", "-c", "2", "-i", "0.2", "-W", "5", "2001:2:0:2::2")
+	d := transfer(t, C, S, "198.18.2.2:5001", 10<<20)
+	t.Logf("10 MB over IPv4 through gwlbsim and the echo appliance in %v", d.Round(time.Millisecond))
+	d = transfer(t, C, S, "[2001:2:0:2::2]:5001", 1<<20)
+	t.Logf("1 MB over IPv6 in %v; the echo returned %d datagrams in all", d.Round(time.Millisecond), echoed())
 
 	// Stop gwlbsim by its PID and read its counters.
 	sim.Process.Signal(syscall.SIGTERM)
@@ -162,9 +139,53 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil || counters["mismatches"] != 0 || counters["send_errors"] != 0 {
 		t.Errorf("gwlbsim: %v\n%s", err, report.String())
 	}
-	if counters["delivered"] < uint64(len(data))/9000 || counters["sent"] < counters["delivered"] {
+	if counters["delivered"] < (10<<20)/9000 || counters["sent"] < counters["delivered"] {
 		t.Errorf("gwlbsim delivered %d of %d sent\n%s", counters["delivered"], counters["sent"], report.String())
 	}
+}
+
+// transfer sends size bytes over TCP from namespace C to a listener on
+// addr in namespace S, checks them by SHA-256 and returns how long it took.
+func transfer(t *testing.T, C, S, addr string, size int) time.Duration {
+	t.Helper()
+	data := make([]byte, size)
+	rng := rand.New(rand.NewPCG(1, uint64(size)))
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	var ln net.Listener
+	inNS(t, S, func() (err error) { ln, err = net.Listen("tcp", addr); return })
+	defer ln.Close()
+	got := make(chan [sha256.Size]byte, 1)
+	go func() {
+		h := sha256.New()
+		c, err := ln.Accept()
+		if err == nil {
+			c.SetDeadline(time.Now().Add(120 * time.Second))
+			io.Copy(h, c)
+			c.Close()
+		}
+		var sum [sha256.Size]byte
+		h.Sum(sum[:0])
+		got <- sum
+	}()
+	var conn net.Conn
+	inNS(t, C, func() (err error) {
+		conn, err = (&net.Dialer{Timeout: 20 * time.Second}).Dial("tcp", addr)
+		return
+	})
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(120 * time.Second))
+	start := time.Now()
+	if _, err := conn.Write(data); err != nil {
+		t.Fatalf("send to %s: %v", addr, err)
+	}
+	conn.(*net.TCPConn).CloseWrite()
+	io.Copy(io.Discard, conn) // until the server closes: it has read everything
+	if sum := <-got; sum != sha256.Sum256(data) {
+		t.Errorf("%s received other bytes (SHA-256 %x, sent %x)", addr, sum, sha256.Sum256(data))
+	}
+	return time.Since(start)
 }
 
 // startEcho starts, in namespace ns, the echo appliance: it receives

@@ -21,8 +21,13 @@
 //	ip rule add iif vc lookup 100; ip rule add iif vs lookup 100
 //	ip route add default dev gwlb0 table 100
 //
-// (rp_filter is off because packets come back out of the TUN from sources
-// the main table routes elsewhere.) As with GWLB, both directions of a
+// (vc and vs are the gwlb ns's ends of the client's and the server's
+// veths; rp_filter is off because packets come back out of the TUN from
+// sources the main table routes elsewhere.) Inner IPv6 works the same way,
+// with net.ipv6.conf.all.forwarding=1 and the rule and route given to
+// `ip -6`; the tunnel itself stays IPv4, as GWLB's does. The end-to-end
+// test (e2e_test.go) builds exactly this, with an echo appliance in place
+// of fwd. As with GWLB, both directions of a
 // connection pass through the appliance, each packet inside GENEVE.
 //
 // Every IP packet gwlbsim reads from the TUN is wrapped as GWLB does: outer
