@@ -156,6 +156,7 @@ func geneveCases() []geneveCase {
 			tr[1], gnvOpt{gwlbOptClass, gwlbOptCookie | geneveOptCritical, tr[2].data}), inner: in4},
 		{name: "outer ip options", frame: withIPOpts, inner: in4},
 		{name: "ethernet padding", frame: append(good(), 0, 0, 0, 0), inner: in4},
+		{name: "vni set", frame: mut(func(f []byte) []byte { copy(f[tgHdr+geneveVNIOff:], []byte{0x12, 0x34, 0x56}); return f }), inner: in4},
 		{name: "gwlb mtu", frame: geneveFrame(geneveHeader(etherIPv4, 0, tr), inBig, false), inner: inBig},
 
 		{name: "empty", frame: nil, want: tunShort},
@@ -406,7 +407,8 @@ func TestTunnelsAgainstTshark(t *testing.T) {
 		want = append(want, r)
 	}
 	fields := []string{"geneve.option.class", "geneve.option.type", "geneve.option.unknown.data",
-		"ip.src", "ip.dst", "ipv6.src", "udp.srcport", "udp.dstport", "vxlan.vni", "ip.checksum.status"}
+		"ip.src", "ip.dst", "ipv6.src", "udp.srcport", "udp.dstport", "vxlan.vni", "ip.checksum.status",
+		"geneve.proto_type", "geneve.vni"}
 	for _, c := range geneveCases() {
 		if c.want != tunOK {
 			continue
@@ -437,7 +439,8 @@ func TestTunnelsAgainstTshark(t *testing.T) {
 				src, dst = src+","+tunClient.String(), dst+","+tunServer.String()
 			}
 			add(f, row{c.name, []string{strings.Join(classes, ","), strings.Join(types, ","), strings.Join(data, ","),
-				src, dst, src6, fmt.Sprint(be.Uint16(f[g.udp:])), fmt.Sprint(geneveUDPPort), "", sum}})
+				src, dst, src6, fmt.Sprint(be.Uint16(f[g.udp:])), fmt.Sprint(geneveUDPPort), "", sum,
+				fmt.Sprintf("0x%04x", be.Uint16(f[g.hdr+geneveProtoOff:])), fmt.Sprintf("0x%06x", g.vni)}})
 		}
 	}
 	for _, c := range vxlanCases() {
@@ -468,7 +471,7 @@ func TestTunnelsAgainstTshark(t *testing.T) {
 		for j, field := range fields {
 			gj := got[j]
 			if w.fields[0] == "" { // VXLAN: the outer ports (first of the list) and the VNI
-				if j < 6 || j == 9 {
+				if j < 6 || j >= 9 {
 					continue
 				}
 				gj, _, _ = strings.Cut(gj, ",")
