@@ -136,7 +136,7 @@ func indexChunk(rd *chunk.Reader, b **segment.Builder, flush func() error, segPa
 			}
 			segment.DecodePacket(pk.Data, &p)
 			p.Wire = pk.WireLen
-			(*b).Add(seq, pk.TS, &p)
+			(*b).Add(seq, chunk.ClampTS(pk.TS), &p) // stored clamped already: the same clamp as live, whatever a chunk holds
 			seq++
 			*packets++
 			if (*b).Count() >= uint64(segPackets) {
