@@ -34,6 +34,8 @@ type result struct {
 	skipped                 int // frames in the range the index said to skip
 	decompressed            int64
 	damaged                 []error // frames or chunks skipped: the output is incomplete
+	repaired                []error // chunks whose tables were rebuilt, every frame found: complete
+	gone                    int     // chunks retention removed while the query ran
 }
 
 type sink interface {
@@ -70,7 +72,12 @@ func slice(q *query, out sink, dec *zstd.Decoder) (*result, error) {
 			res.chunks++
 			res.skipped += it.skipped
 		}
-		if it.note != nil {
+		switch {
+		case it.gone:
+			res.gone++
+		case it.note != nil && it.repaired:
+			res.repaired = append(res.repaired, it.note)
+		case it.note != nil:
 			res.damaged = append(res.damaged, it.note)
 		}
 		if it.done != nil {
@@ -136,7 +143,10 @@ func feedChunks(q *query, list []chunk.Info, dec *zstd.Decoder, send func(item) 
 				}
 			}
 			if err != nil {
-				if !send(item{note: fmt.Errorf("chunk %q skipped: %w", in.Name, err)}) {
+				// A chunk retention removed since the listing is not damage:
+				// the retention notice names what is gone.
+				gone := errors.Is(err, os.ErrNotExist) && removedByRetention(q.store, in.FirstSeq)
+				if !send(item{note: fmt.Errorf("chunk %q skipped: %w", in.Name, err), gone: gone}) {
 					return
 				}
 				continue
@@ -145,6 +155,7 @@ func feedChunks(q *query, list []chunk.Info, dec *zstd.Decoder, send func(item) 
 			if rd.Note != "" {
 				note = fmt.Errorf("chunk %q: %s", in.Name, rd.Note)
 			}
+			repaired := !rd.Lost // every frame known: a frame that reads gives all its packets
 			for fi := range rd.Table.Frames {
 				f := &rd.Table.Frames[fi]
 				if !f.Overlaps(q.from, q.to) {
@@ -157,7 +168,7 @@ func feedChunks(q *query, list []chunk.Info, dec *zstd.Decoder, send func(item) 
 				want = append(want, fi)
 				ents = append(ents, *f)
 			}
-			if note != nil && !send(item{note: note}) {
+			if note != nil && !send(item{note: note, repaired: repaired}) {
 				rd.Close()
 				return
 			}
@@ -295,18 +306,20 @@ func frameSize(f chunk.Frame) int { return int(min(f.DSize, chunk.MaxFrame)) }
 // maybe with its skipped frames), something to report, or a batch of
 // frames to read. last: the consumer closes rd after this item.
 type item struct {
-	rd      *chunk.Reader
-	fis     []int         // frames to read, in order
-	ents    []chunk.Frame // their table entries
-	size    int           // the bytes they decompress to, as far as believed (frameSize)
-	frame   bool
-	last    bool
-	force   bool // sent after a stop: close rd, nothing else
-	chunk   bool
-	skipped int
-	note    error
-	b       frameResult      // the frame's buffers, taken by the feeder
-	done    chan frameResult // the worker's result
+	rd       *chunk.Reader
+	fis      []int         // frames to read, in order
+	ents     []chunk.Frame // their table entries
+	size     int           // the bytes they decompress to, as far as believed (frameSize)
+	frame    bool
+	last     bool
+	force    bool // sent after a stop: close rd, nothing else
+	chunk    bool
+	skipped  int
+	note     error
+	repaired bool             // note: a table rebuilt with every frame found (a warning)
+	gone     bool             // note: a chunk retention removed meanwhile (not damage)
+	b        frameResult      // the frame's buffers, taken by the feeder
+	done     chan frameResult // the worker's result
 }
 
 // frameResult is what a worker made of a batch: the frames' bytes one
