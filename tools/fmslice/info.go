@@ -18,6 +18,7 @@ import (
 
 	"github.com/fmcap/fmcap/indexer/segment"
 	"github.com/fmcap/fmcap/internal/cliutil"
+	"github.com/fmcap/fmcap/internal/progress"
 	"github.com/fmcap/fmcap/writer/chunk"
 )
 
@@ -339,4 +340,24 @@ func emptyNotice(store string, from, to int64, filtered bool) {
 	default:
 		fmt.Fprintln(os.Stderr, "fmslice: the stored span covers this range, but no packet was captured in it")
 	}
+}
+
+// sliceMeter sets q.tick to draw progress on stderr (when it is a
+// terminal and not quiet): packets written, and how far into the range,
+// by capture time, the frames read have got.
+func sliceMeter(q *query, quiet bool) *progress.Meter {
+	m := progress.New(os.Stderr, quiet, "fmslice", "packets", 0)
+	if m == nil {
+		return nil
+	}
+	sp := span(q.store)
+	lo, hi := max(q.from, sp.first), min(q.to, sp.last)
+	q.tick = func(packets int, ts int64) {
+		frac := -1.0
+		if sp.ok && hi > lo {
+			frac = min(max(float64(ts-lo)/float64(hi-lo), 0), 1)
+		}
+		m.Update(uint64(packets), frac)
+	}
+	return m
 }

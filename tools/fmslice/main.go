@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fmcap/fmcap/internal/cliutil"
+	"github.com/fmcap/fmcap/internal/progress"
 	"github.com/fmcap/fmcap/internal/timespec"
 	"github.com/fmcap/fmcap/writer/chunk"
 )
@@ -142,11 +143,13 @@ func run(cc *cli.Context) error {
 		return fmt.Errorf("--format %q: use pcap or pcapng", format)
 	}
 	w := os.Stdout
+	var meter *progress.Meter // drawn only for -w FILE: stdout is for the pcap
 	if path := cc.String("w"); path != "-" {
 		if w, err = os.Create(path); err != nil {
 			return err
 		}
 		defer w.Close()
+		meter = sliceMeter(q, cc.Bool("q"))
 	} else if _, err := unix.IoctlGetTermios(int(w.Fd()), unix.TCGETS); err == nil {
 		return fmt.Errorf("refusing to write pcap to a terminal: use -w FILE, or pipe into tcpdump -r -")
 	}
@@ -165,6 +168,7 @@ func run(cc *cli.Context) error {
 	dec := chunk.NewDecoder()
 	defer dec.Close()
 	res, err := slice(q, out, dec)
+	meter.Done()
 	if err != nil {
 		return err
 	}

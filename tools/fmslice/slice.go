@@ -26,6 +26,9 @@ type query struct {
 	// must gives the seqs of first..last that may hold a match (appended to
 	// out); nil: every one.
 	must func(first, last uint64, out []seqRange) []seqRange
+	// tick, when set, is told how far the slice has got: the packets
+	// written and the capture time of the last frame read (for progress).
+	tick func(packets int, ts int64)
 }
 
 // result says what a query read, and what it could not.
@@ -87,6 +90,9 @@ func slice(q *query, out sink, dec *zstd.Decoder) (*result, error) {
 				if werr != nil {
 					p.stop()
 				}
+			}
+			if q.tick != nil && len(it.ents) > 0 {
+				q.tick(res.packets, it.ents[len(it.ents)-1].MaxTS)
 			}
 			p.release(r)
 		}
