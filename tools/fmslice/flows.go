@@ -480,8 +480,19 @@ func (fq *flowQuery) scanChunk(ans *flowAnswer, in chunk.Info, uses []*segUse, p
 			continue
 		}
 		ans.frames++
-		if in.Open {
+		switch {
+		case in.Open:
 			ans.openRead = true
+		case f.Count == 0:
+			ans.gapRead = true
+		default:
+			for _, r := range must {
+				if pl.covers(r.lo, r.hi) {
+					ans.cutRead = true
+				} else {
+					ans.gapRead = true
+				}
+			}
 		}
 		seq, next := f.FirstSeq, 0
 		perr := chunk.Packets(buf, fi == 0, func(pk chunk.Packet) bool {
@@ -519,11 +530,6 @@ func (fq *flowQuery) scanChunk(ans *flowAnswer, in chunk.Info, uses []*segUse, p
 			}
 			if u != nil && u.counted(s, &k) {
 				return true
-			}
-			if u != nil {
-				ans.cutRead = true
-			} else if !in.Open {
-				ans.gapRead = true
 			}
 			ans.add(&k, 1, uint64(pk.WireLen), ts, ts, flags)
 			return true

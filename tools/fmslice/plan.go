@@ -140,18 +140,23 @@ func appendRange(rs []seqRange, lo, hi uint64) []seqRange {
 	return append(rs, seqRange{lo, hi})
 }
 
-// need says whether a frame with seqs first..last must be read.
-func (p *plan) need(first, last uint64) bool {
-	// Read it unless valid segments cover every one of its seqs...
+// covers says whether valid segments cover every seq of first..last.
+func (p *plan) covers(first, last uint64) bool {
 	at := first
 	i := sort.Search(len(p.covered), func(i int) bool { return p.covered[i].hi >= first })
 	for ; i < len(p.covered) && at <= last; i++ {
 		if p.covered[i].lo > at {
-			return true
+			return false
 		}
 		at = p.covered[i].hi + 1
 	}
-	if at <= last {
+	return at > last
+}
+
+// need says whether a frame with seqs first..last must be read.
+func (p *plan) need(first, last uint64) bool {
+	// Read it unless valid segments cover every one of its seqs...
+	if !p.covers(first, last) {
 		return true
 	}
 	// ...and none of them is a candidate.

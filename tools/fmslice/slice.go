@@ -65,6 +65,12 @@ func slice(q *query, out sink, dec *zstd.Decoder) (*result, error) {
 	if len(list) == 0 {
 		return nil, fmt.Errorf("store %q holds no chunks (is the writer running, and is this its --store?)", q.store)
 	}
+	return sliceList(q, list, out, dec)
+}
+
+// sliceList is slice over the chunks of list (the store's listing, which
+// may be out of date by the time a chunk is opened).
+func sliceList(q *query, list []chunk.Info, out sink, dec *zstd.Decoder) (*result, error) {
 	res := &result{}
 	pk := newPicker(q)
 	p := newPipeline(pk)
