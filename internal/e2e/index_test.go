@@ -267,6 +267,17 @@ func TestRetentionRemovesIndex(t *testing.T) {
 		t.Fatalf("nothing removed: %v", err)
 	}
 	last := gone[len(gone)-1].LastSeq
+	// fmslice info: what is stored and what retention removed add up to
+	// what was captured.
+	si := storeInfo(t, st)
+	var removed uint64
+	for _, r := range gone {
+		removed += r.LastSeq - r.FirstSeq + 1
+	}
+	if n, _ := countPcap(t, run(t, bin("fmslice"), "--store", st, "--no-index", "-q")); si.Retention.Chunks != len(gone) ||
+		si.Retention.Packets != removed || si.Packets != n || si.Packets+removed != 40000 {
+		t.Fatalf("info %+v; retention log: %d chunks, %d packets; stored %d packets", si, len(gone), removed, n)
+	}
 	segs, _ := segment.List(filepath.Join(st, "index"))
 	if len(segs) == 0 {
 		t.Fatal("every segment went")
