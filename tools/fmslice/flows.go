@@ -97,6 +97,9 @@ func flows(cc *cli.Context) error {
 	for _, r := range ans.refused {
 		fmt.Fprintf(os.Stderr, "fmslice: index segment refused, its range was read instead: %s\n", r)
 	}
+	for _, n := range ans.notes {
+		fmt.Fprintln(os.Stderr, "fmslice: warning: damaged, repaired:", n)
+	}
 	for _, d := range ans.damaged {
 		fmt.Fprintln(os.Stderr, "fmslice: damaged, not counted:", d)
 	}
@@ -188,6 +191,7 @@ type flowAnswer struct {
 	openRead, gapRead  bool     // why frames were read: the open chunk, seqs no segment covers
 	cutRead            bool     // groups cut by the range's edges, or shared with flows that are
 	refused            []string // segments not used, and why
+	notes              []string // chunks read instead of indexed, and why
 	damaged            []error  // what could not be read: the answer is incomplete
 }
 
@@ -254,16 +258,27 @@ func (u *segUse) counted(seq uint64, k *segment.FlowKey) bool {
 // pass, rarely needed).
 func (fq *flowQuery) run() (*flowAnswer, error) {
 	var exclude []seqRange
+	var notes []string
 	for {
 		ans, retry, err := fq.pass(exclude)
 		if err != nil || retry == nil {
+			if ans != nil {
+				ans.notes = notes
+			}
 			return ans, err
 		}
-		exclude = append(exclude, *retry)
+		exclude = append(exclude, retry.seqs)
+		notes = append(notes, fmt.Sprintf("chunk %q: %s: the index cannot be matched with its frames, so its seqs were read instead", retry.name, retry.why))
 	}
 }
 
-func (fq *flowQuery) pass(exclude []seqRange) (*flowAnswer, *seqRange, error) {
+// retryChunk is a chunk whose frames cannot be matched with the index.
+type retryChunk struct {
+	seqs      seqRange
+	name, why string
+}
+
+func (fq *flowQuery) pass(exclude []seqRange) (*flowAnswer, *retryChunk, error) {
 	chunks, err := chunk.List(fq.store)
 	if err != nil {
 		return nil, nil, err
@@ -432,8 +447,8 @@ func (fq *flowQuery) useSegment(ans *flowAnswer, e segment.Entry) (*segUse, erro
 
 // scanChunk reads the frames of chunk in that hold seqs pl says to read,
 // and counts their packets in the range that the index did not. It returns
-// the chunk's seqs when its frame table was lost and segments cover them.
-func (fq *flowQuery) scanChunk(ans *flowAnswer, in chunk.Info, uses []*segUse, pl *plan) *seqRange {
+// the chunk when its frame table was lost and segments cover its seqs.
+func (fq *flowQuery) scanChunk(ans *flowAnswer, in chunk.Info, uses []*segUse, pl *plan) *retryChunk {
 	rd, err := chunk.OpenReader(fq.store, in, fq.dec)
 	if in.Open && errors.Is(err, os.ErrNotExist) {
 		if in, err = republished(fq.store, in.FirstSeq); err == nil {
@@ -458,7 +473,7 @@ func (fq *flowQuery) scanChunk(ans *flowAnswer, in chunk.Info, uses []*segUse, p
 		}
 	}
 	if unknown && !in.Open && len(pl.covered) > 0 && coveredAny(pl.covered, in.FirstSeq, in.LastSeq) {
-		return &seqRange{in.FirstSeq, in.LastSeq}
+		return &retryChunk{seqRange{in.FirstSeq, in.LastSeq}, in.Name, rd.Note}
 	}
 	var buf []byte
 	var must []seqRange
