@@ -56,17 +56,27 @@ type flowRow struct {
 	Flags   string    `json:"tcp_flags,omitempty"`
 }
 
-func flows(cc *cli.Context) error {
+// storeArgs are the store (--store, or the configuration's writer.store)
+// and index directory (--index, default STORE/index) a subcommand reads.
+func storeArgs(cc *cli.Context) (store, index string, err error) {
 	if err := cliutil.FromConfig(cc, "store", "writer", "store"); err != nil {
-		return err
+		return "", "", err
 	}
-	store := cc.String("store")
+	store = cc.String("store")
 	if store == "" {
-		return fmt.Errorf("--store DIR is required (or writer.store in --config)")
+		return "", "", fmt.Errorf("--store DIR is required (or writer.store in --config)")
 	}
-	dir := cc.String("index")
-	if dir == "" {
-		dir = filepath.Join(store, "index")
+	index = cc.String("index")
+	if index == "" {
+		index = filepath.Join(store, "index")
+	}
+	return store, index, checkStore(store)
+}
+
+func flows(cc *cli.Context) error {
+	store, dir, err := storeArgs(cc)
+	if err != nil {
+		return err
 	}
 	from, to, err := timespec.Range(cc.String("from"), cc.String("to"))
 	if err != nil {
@@ -83,9 +93,6 @@ func flows(cc *cli.Context) error {
 	by := cc.String("by")
 	if by != "bytes" && by != "packets" {
 		return fmt.Errorf("--by %q: bytes or packets", by)
-	}
-	if err := checkStore(store); err != nil {
-		return err
 	}
 	dec := chunk.NewDecoder()
 	defer dec.Close()

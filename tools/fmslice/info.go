@@ -17,7 +17,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/fmcap/fmcap/indexer/segment"
-	"github.com/fmcap/fmcap/internal/cliutil"
 	"github.com/fmcap/fmcap/internal/progress"
 	"github.com/fmcap/fmcap/writer/chunk"
 )
@@ -71,18 +70,8 @@ type removals struct {
 }
 
 func info(cc *cli.Context) error {
-	if err := cliutil.FromConfig(cc, "store", "writer", "store"); err != nil {
-		return err
-	}
-	store := cc.String("store")
-	if store == "" {
-		return fmt.Errorf("--store DIR is required (or writer.store in --config)")
-	}
-	dir := cc.String("index")
-	if dir == "" {
-		dir = filepath.Join(store, "index")
-	}
-	if err := checkStore(store); err != nil {
+	store, dir, err := storeArgs(cc)
+	if err != nil {
 		return err
 	}
 	si, err := readStoreInfo(store, dir)
