@@ -329,6 +329,9 @@ func (fq *flowQuery) useSegments(ans *flowAnswer, exclude []seqRange) ([]*segUse
 			continue // its seqs count as not indexed: read
 		}
 		u, err := fq.useSegment(ans, e)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // removed since the listing (retention, a rebuild): its seqs are read
+		}
 		if err != nil {
 			ans.refused = append(ans.refused, err.Error())
 			continue

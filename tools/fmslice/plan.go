@@ -8,8 +8,10 @@ package main
 // because libpcap still applies the whole filter to every packet read.
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"sort"
 	"sync"
@@ -56,6 +58,9 @@ func loadPlan(dir, expr string, from, to int64, warn io.Writer) *plan {
 	wg.Wait()
 	p := &plan{}
 	for _, r := range results {
+		if errors.Is(r.err, os.ErrNotExist) {
+			continue // removed since the listing (retention, a rebuild): its seqs are read
+		}
 		if r.err != nil {
 			p.refused = append(p.refused, r.err.Error())
 			fmt.Fprintf(warn, "fmslice: index segment refused, its range is scanned instead: %v\n", r.err)
