@@ -107,6 +107,9 @@ func flows(cc *cli.Context) error {
 	for _, n := range ans.notes {
 		fmt.Fprintln(os.Stderr, "fmslice: warning: damaged, repaired:", n)
 	}
+	for _, d := range ans.repaired {
+		fmt.Fprintln(os.Stderr, "fmslice: warning: damaged, repaired (every frame found):", d)
+	}
 	for _, d := range ans.damaged {
 		fmt.Fprintln(os.Stderr, "fmslice: damaged, not counted:", d)
 	}
@@ -195,11 +198,12 @@ type flowAnswer struct {
 	flows              map[segment.FlowKey]*segment.Flow
 	packets, fromIndex uint64
 	frames             int      // frames read
-	openRead, gapRead  bool     // why frames were read: the open chunk, seqs no segment covers
-	cutRead            bool     // groups cut by the range's edges, or shared with flows that are
+	gapRead            bool     // why frames were read: seqs no segment covers (the open chunk, gaps)...
+	cutRead            bool     // ...groups cut by the range's edges, or shared with flows that are
 	refused            []string // segments not used, and why
 	notes              []string // chunks read instead of indexed, and why
 	damaged            []error  // what could not be read: the answer is incomplete
+	repaired           []error  // damage from which every frame was recovered
 }
 
 func (a *flowAnswer) why() string {
@@ -207,11 +211,8 @@ func (a *flowAnswer) why() string {
 	if a.cutRead {
 		w = append(w, "groups the range cuts")
 	}
-	if a.openRead {
-		w = append(w, "the open chunk")
-	}
 	if a.gapRead {
-		w = append(w, "seqs not indexed")
+		w = append(w, "seqs not indexed: the open chunk, gaps")
 	}
 	if len(w) == 0 {
 		return "none needed"
@@ -242,15 +243,21 @@ type segUse struct {
 	exact       map[segment.FlowKey]struct{} // flows counted from the flow table
 }
 
-// counted says whether the index counted the packet at seq of flow k
-// (seq within first..last): it did unless seq is in a gap, or in a group to
-// read and k is not a flow the flow table answered for.
-func (u *segUse) counted(seq uint64, k *segment.FlowKey) bool {
+// inSegment says whether seq (within first..last) was indexed: it is not
+// in a gap.
+func (u *segUse) inSegment(seq uint64) bool {
 	for _, g := range u.gaps {
 		if seq >= g[0] && seq <= g[1] {
 			return false
 		}
 	}
+	return true
+}
+
+// counted says whether the index counted the packet at seq (an indexed
+// seq of the segment) of flow k: it did unless seq is in a group to read
+// and k is not a flow the flow table answered for.
+func (u *segUse) counted(seq uint64, k *segment.FlowKey) bool {
 	g := seq/uint64(u.gsize) - u.first/uint64(u.gsize)
 	if u.scan == nil || !u.scan[g] {
 		return true // a group wholly inside or outside the range: the table's figures hold
@@ -295,20 +302,76 @@ func (fq *flowQuery) pass(exclude []seqRange) (*flowAnswer, *retryChunk, error) 
 	}
 	ans := &flowAnswer{flows: map[segment.FlowKey]*segment.Flow{}}
 	uses, pl := fq.useSegments(ans, exclude)
+	var read []chunk.Info
 	for _, in := range chunks {
-		if !in.Overlaps(fq.from, fq.to) {
-			continue
-		}
-		last := in.LastSeq
-		if !pl.need(in.FirstSeq, last) {
-			continue // the index answered for all of it
-		}
-		retry := fq.scanChunk(ans, in, uses, pl)
-		if retry != nil {
-			return nil, retry, nil
+		if in.Overlaps(fq.from, fq.to) && pl.need(in.FirstSeq, in.LastSeq) {
+			read = append(read, in) // else the index answered for all of it
 		}
 	}
+	if len(read) == 0 {
+		return ans, nil, nil
+	}
+	// The frames holding seqs to read go through fmslice's own pipeline
+	// (decompressed on every core, picked by seq and time), into a sink
+	// that counts each packet the index did not.
+	q := &query{store: fq.store, from: fq.from, to: fq.to, need: pl.need, must: pl.must}
+	sk := &flowSink{fq: fq, ans: ans, uses: uses, pl: pl}
+	res, err := sliceList(q, read, sk, fq.dec)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, in := range res.rebuilt {
+		if coveredAny(pl.covered, in.FirstSeq, in.LastSeq) {
+			return nil, &retryChunk{seqRange{in.FirstSeq, in.LastSeq}, in.Name, "its frame table was rebuilt"}, nil
+		}
+	}
+	ans.frames = res.frames
+	ans.damaged = append(ans.damaged, res.damaged...)
+	ans.repaired = append(ans.repaired, res.repaired...)
 	return ans, nil, nil
+}
+
+// flowSink counts the packets a flows query reads that the index did not
+// count: those of seqs no segment used covers, and of flows the index could
+// not answer for in the groups to read. Packets come in seq order.
+type flowSink struct {
+	fq   *flowQuery
+	ans  *flowAnswer
+	uses []*segUse
+	pl   *plan
+	ui   int // uses[ui] is the first segment that may hold the next seq
+	p    segment.Packet
+}
+
+func (k *flowSink) write(ts int64, wireLen uint32, data []byte) error {
+	return k.writeSeq(unknownSeq, ts, wireLen, data)
+}
+
+func (k *flowSink) writeSeq(seq uint64, ts int64, wireLen uint32, data []byte) error {
+	segment.DecodePacket(data, &k.p)
+	key, flags, ok := segment.KeyOf(&k.p)
+	if !ok || !k.fq.pl.MatchFlow(&key) {
+		return nil
+	}
+	var u *segUse
+	if seq != unknownSeq { // unknown: a chunk no segment used covers (else pass retries without them)
+		for k.ui < len(k.uses) && k.uses[k.ui].last < seq {
+			k.ui++
+		}
+		if k.ui < len(k.uses) && k.uses[k.ui].first <= seq {
+			u = k.uses[k.ui]
+		}
+	}
+	switch {
+	case u == nil || !u.inSegment(seq):
+		k.ans.gapRead = true
+	case u.counted(seq, &key):
+		return nil
+	default:
+		k.ans.cutRead = true
+	}
+	k.ans.add(&key, 1, uint64(wireLen), ts, ts, flags)
+	return nil
 }
 
 // useSegments counts what the index answers exactly and returns the
@@ -453,117 +516,6 @@ func (fq *flowQuery) useSegment(ans *flowAnswer, e segment.Entry) (*segUse, erro
 		ans.fromIndex += f.Packets
 	}
 	return u, nil
-}
-
-// scanChunk reads the frames of chunk in that hold seqs pl says to read,
-// and counts their packets in the range that the index did not. It returns
-// the chunk when its frame table was lost and segments cover its seqs.
-func (fq *flowQuery) scanChunk(ans *flowAnswer, in chunk.Info, uses []*segUse, pl *plan) *retryChunk {
-	rd, err := chunk.OpenReader(fq.store, in, fq.dec)
-	if in.Open && errors.Is(err, os.ErrNotExist) {
-		if in, err = republished(fq.store, in.FirstSeq); err == nil {
-			if !in.Overlaps(fq.from, fq.to) {
-				return nil
-			}
-			rd, err = chunk.OpenReader(fq.store, in, fq.dec)
-		}
-	}
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) && removedByRetention(fq.store, in.FirstSeq) {
-			return nil // gone since the listing: the retention notice says so
-		}
-		ans.damaged = append(ans.damaged, fmt.Errorf("chunk %q skipped: %w", in.Name, err))
-		return nil
-	}
-	defer rd.Close()
-	unknown := false
-	for _, f := range rd.Table.Frames {
-		if f.Count == 0 {
-			unknown = true
-		}
-	}
-	if unknown && !in.Open && len(pl.covered) > 0 && coveredAny(pl.covered, in.FirstSeq, in.LastSeq) {
-		return &retryChunk{seqRange{in.FirstSeq, in.LastSeq}, in.Name, rd.Note}
-	}
-	var buf []byte
-	var must []seqRange
-	var p segment.Packet
-	ui := 0
-	for fi, f := range rd.Table.Frames {
-		if !f.Overlaps(fq.from, fq.to) {
-			continue
-		}
-		if f.Count > 0 {
-			if !pl.need(f.FirstSeq, f.LastSeq) {
-				continue
-			}
-			must = pl.must(f.FirstSeq, f.LastSeq, must)
-		}
-		buf, err = rd.ReadFrame(fi, buf)
-		if err != nil {
-			ans.damaged = append(ans.damaged, err)
-			continue
-		}
-		ans.frames++
-		switch {
-		case in.Open:
-			ans.openRead = true
-		case f.Count == 0:
-			ans.gapRead = true
-		default:
-			for _, r := range must {
-				if pl.covers(r.lo, r.hi) {
-					ans.cutRead = true
-				} else {
-					ans.gapRead = true
-				}
-			}
-		}
-		seq, next := f.FirstSeq, 0
-		perr := chunk.Packets(buf, fi == 0, func(pk chunk.Packet) bool {
-			s := seq
-			seq++
-			var u *segUse
-			if f.Count > 0 {
-				for next < len(must) && must[next].hi < s {
-					next++
-				}
-				if next == len(must) {
-					return false
-				}
-				if must[next].lo > s {
-					return true
-				}
-				for ui < len(uses) && uses[ui].last < s {
-					ui++
-				}
-				for ui > 0 && uses[ui-1].last >= s {
-					ui-- // frames come in seq order; this only steps back after a retry
-				}
-				if ui < len(uses) && uses[ui].first <= s {
-					u = uses[ui]
-				}
-			}
-			ts := chunk.ClampTS(pk.TS)
-			if ts < fq.from || ts >= fq.to {
-				return true
-			}
-			segment.DecodePacket(pk.Data, &p)
-			k, flags, ok := segment.KeyOf(&p)
-			if !ok || !fq.pl.MatchFlow(&k) {
-				return true
-			}
-			if u != nil && u.counted(s, &k) {
-				return true
-			}
-			ans.add(&k, 1, uint64(pk.WireLen), ts, ts, flags)
-			return true
-		})
-		if perr != nil {
-			ans.damaged = append(ans.damaged, &chunk.FrameError{Chunk: in.Name, Index: fi, Err: perr})
-		}
-	}
-	return nil
 }
 
 // coveredAny says whether any seq of lo..hi is in the sorted ranges rs.

@@ -36,9 +36,10 @@ type result struct {
 	chunks, frames, packets int
 	skipped                 int // frames in the range the index said to skip
 	decompressed            int64
-	damaged                 []error // frames or chunks skipped: the output is incomplete
-	repaired                []error // chunks whose tables were rebuilt, every frame found: complete
-	gone                    int     // chunks retention removed while the query ran
+	damaged                 []error      // frames or chunks skipped: the output is incomplete
+	repaired                []error      // chunks whose tables were rebuilt, every frame found: complete
+	rebuilt                 []chunk.Info // chunks whose tables were rebuilt: their frames' seqs are unknown
+	gone                    int          // chunks retention removed while the query ran
 }
 
 type sink interface {
@@ -89,6 +90,9 @@ func sliceList(q *query, list []chunk.Info, out sink, dec *zstd.Decoder) (*resul
 		case it.note != nil:
 			res.damaged = append(res.damaged, it.note)
 		}
+		if it.rebuilt {
+			res.rebuilt = append(res.rebuilt, it.rd.Info)
+		}
 		if it.done != nil {
 			r := <-it.done
 			if werr == nil {
@@ -116,6 +120,15 @@ func emitFrames(res *result, out sink, r frameResult) error {
 	res.frames += r.frames
 	res.decompressed += int64(len(r.buf))
 	res.damaged = append(res.damaged, r.errs...)
+	if ss, ok := out.(seqSink); ok {
+		for _, h := range r.hits {
+			if err := ss.writeSeq(h.seq, h.ts, h.wire, r.buf[h.off:h.off+h.n]); err != nil {
+				return err
+			}
+		}
+		res.packets += len(r.hits)
+		return nil
+	}
 	for _, h := range r.hits {
 		if err := out.write(h.ts, h.wire, r.buf[h.off:h.off+h.n]); err != nil {
 			return err
@@ -180,7 +193,9 @@ func feedChunks(q *query, list []chunk.Info, dec *zstd.Decoder, send func(item) 
 				want = append(want, fi)
 				ents = append(ents, *f)
 			}
-			if note != nil && !send(item{note: note, repaired: repaired}) {
+			// A rebuilt table's frames have unknown seqs (Count 0): rd is
+			// handed on with the note, for fmslice flows (see result.rebuilt).
+			if note != nil && !send(item{note: note, repaired: repaired, rebuilt: true, rd: rd}) {
 				rd.Close()
 				return
 			}
@@ -223,12 +238,23 @@ func republished(dir string, first uint64) (chunk.Info, error) {
 	return chunk.Info{}, fmt.Errorf("chunk with first seq %d vanished: %w", first, io.ErrUnexpectedEOF)
 }
 
-// hit is a packet picked from a frame: its time, wire length and where its
-// bytes are in the frame.
+// hit is a packet picked from a frame: its seq (unknownSeq in a frame whose
+// seqs are not known), time, wire length and where its bytes are in the
+// frame.
 type hit struct {
+	seq    uint64
 	ts     int64
 	wire   uint32
 	off, n uint32
+}
+
+// unknownSeq is the seq of packets of frames whose seqs are not known (a
+// frame table rebuilt from the seek table or by scanning).
+const unknownSeq = ^uint64(0)
+
+// seqSink is a sink that is also told each packet's seq (fmslice flows).
+type seqSink interface {
+	writeSeq(seq uint64, ts int64, wireLen uint32, data []byte) error
 }
 
 // picker chooses the packets of a frame that go out: in the range, among
@@ -277,7 +303,11 @@ func (pk *picker) pick(w int, f *chunk.Frame, buf []byte, first bool, hits []hit
 			return true
 		}
 		off := uint32(uintptr(unsafe.Pointer(unsafe.SliceData(p.Data))) - base)
-		hits = append(hits, hit{p.TS, p.WireLen, off, uint32(len(p.Data))})
+		hs := s
+		if f.Count == 0 {
+			hs = unknownSeq
+		}
+		hits = append(hits, hit{hs, p.TS, p.WireLen, off, uint32(len(p.Data))})
 		return true
 	})
 	if q.filter != nil && len(hits) > start {
@@ -329,6 +359,7 @@ type item struct {
 	skipped  int
 	note     error
 	repaired bool             // note: a table rebuilt with every frame found (a warning)
+	rebuilt  bool             // note: rd\'s table was rebuilt (its frames\' seqs are unknown)
 	gone     bool             // note: a chunk retention removed meanwhile (not damage)
 	b        frameResult      // the frame's buffers, taken by the feeder
 	done     chan frameResult // the worker's result
