@@ -74,6 +74,7 @@ func rebuild(store, dir string, from, to int64, segPackets int, quiet bool, log 
 	}
 	meter := progress.New(os.Stderr, quiet, "indexer --rebuild", "packets", total)
 	defer meter.Done()
+	log = slog.New(meter.Handler(log.Handler()))
 	// A segment runs on across chunks while the seqs do (fewer, larger
 	// segments: a smaller index), and ends at segPackets or a gap.
 	var b *segment.Builder

@@ -4,8 +4,10 @@
 package progress
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"time"
 
@@ -59,12 +61,42 @@ func (m *Meter) Update(done uint64, frac float64) {
 	m.drawn = true
 }
 
-// Done clears the line, so what follows starts on a clean one.
+// Done clears the line, so what follows starts on a clean one; the next
+// Update draws it again.
 func (m *Meter) Done() {
 	if m == nil || !m.drawn {
 		return
 	}
 	fmt.Fprint(m.w, "\r\x1b[K")
+	m.drawn = false
+}
+
+// Handler wraps h so that the line is cleared before each log record (and
+// drawn again by the next Update): a log line never starts in the middle
+// of the progress line. With a nil meter it is h.
+func (m *Meter) Handler(h slog.Handler) slog.Handler {
+	if m == nil {
+		return h
+	}
+	return clearing{h, m}
+}
+
+type clearing struct {
+	slog.Handler
+	m *Meter
+}
+
+func (c clearing) Handle(ctx context.Context, r slog.Record) error {
+	c.m.Done()
+	return c.Handler.Handle(ctx, r)
+}
+
+func (c clearing) WithAttrs(as []slog.Attr) slog.Handler {
+	return clearing{c.Handler.WithAttrs(as), c.m}
+}
+
+func (c clearing) WithGroup(name string) slog.Handler {
+	return clearing{c.Handler.WithGroup(name), c.m}
 }
 
 // Line is the text of a progress line: "NAME: DONE/TOTAL UNIT (P%), R UNIT/s, T left".
