@@ -13,8 +13,8 @@ package main
 //     the range's edges cut or that lie inside are read, and its packets in
 //     the range counted one by one (the same decoder as the indexer's);
 //   - seqs no valid segment covers (the open chunk, not indexed yet, missed
-//     by the indexer, a segment that fails its checksum or reaches into
-//     seqs retention removed) are read whole;
+//     by the indexer, a segment that fails its checksum, reaches into seqs
+//     retention removed or past the last seq stored yet) are read whole;
 //   - a frame that cannot be read makes the answer incomplete: it is named
 //     on stderr and the exit status is 3.
 //
@@ -300,8 +300,20 @@ func (fq *flowQuery) pass(exclude []seqRange) (*flowAnswer, *retryChunk, error) 
 	if len(chunks) == 0 {
 		return nil, nil, fmt.Errorf("store %q holds no chunks (is the writer running, and is this its --store?)", fq.store)
 	}
+	// The live indexer may be a little ahead of the writer (a frame is
+	// published after up to --flush): a segment reaching past the last
+	// stored seq would count packets fmslice does not find yet. Such a
+	// segment is not used; what is stored of its range is read.
+	var stored uint64
+	for _, in := range chunks {
+		if !in.Open {
+			stored = max(stored, in.LastSeq)
+		} else if fr := openFrames(fq.store, in); len(fr) > 0 {
+			stored = max(stored, fr[len(fr)-1].LastSeq)
+		}
+	}
 	ans := &flowAnswer{flows: map[segment.FlowKey]*segment.Flow{}}
-	uses, pl := fq.useSegments(ans, exclude)
+	uses, pl := fq.useSegments(ans, exclude, stored)
 	var read []chunk.Info
 	for _, in := range chunks {
 		if in.Overlaps(fq.from, fq.to) && pl.need(in.FirstSeq, in.LastSeq) {
@@ -377,7 +389,7 @@ func (k *flowSink) writeSeq(seq uint64, ts int64, wireLen uint32, data []byte) e
 // useSegments counts what the index answers exactly and returns the
 // segments used (in seq order), and as a plan the seqs they cover and the
 // groups to read.
-func (fq *flowQuery) useSegments(ans *flowAnswer, exclude []seqRange) ([]*segUse, *plan) {
+func (fq *flowQuery) useSegments(ans *flowAnswer, exclude []seqRange, stored uint64) ([]*segUse, *plan) {
 	pl := &plan{}
 	segs, _ := segment.List(fq.dir) // no index: everything is read
 	// A segment reaching into seqs retention removed (left by a writer that
@@ -388,7 +400,7 @@ func (fq *flowQuery) useSegments(ans *flowAnswer, exclude []seqRange) ([]*segUse
 	var uses []*segUse
 	var usedThrough uint64
 	for _, e := range segs {
-		if gone > 0 && e.First <= gone || len(uses) > 0 && e.First <= usedThrough || overlapsAny(exclude, e.First, e.Last) {
+		if gone > 0 && e.First <= gone || len(uses) > 0 && e.First <= usedThrough || overlapsAny(exclude, e.First, e.Last) || e.Last > stored {
 			continue // its seqs count as not indexed: read
 		}
 		u, err := fq.useSegment(ans, e)
