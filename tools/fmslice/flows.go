@@ -327,7 +327,7 @@ func (fq *flowQuery) pass(exclude []seqRange) (*flowAnswer, *retryChunk, error) 
 	// (decompressed on every core, picked by seq and time), into a sink
 	// that counts each packet the index did not.
 	q := &query{store: fq.store, from: fq.from, to: fq.to, need: pl.need, must: pl.must}
-	sk := &flowSink{fq: fq, ans: ans, uses: uses, pl: pl}
+	sk := &flowSink{fq: fq, ans: ans, uses: uses}
 	res, err := sliceList(q, read, sk, fq.dec)
 	if err != nil {
 		return nil, nil, err
@@ -350,7 +350,6 @@ type flowSink struct {
 	fq   *flowQuery
 	ans  *flowAnswer
 	uses []*segUse
-	pl   *plan
 	ui   int // uses[ui] is the first segment that may hold the next seq
 	p    segment.Packet
 }
@@ -534,21 +533,6 @@ func (fq *flowQuery) useSegment(ans *flowAnswer, e segment.Entry) (*segUse, erro
 func coveredAny(rs []seqRange, lo, hi uint64) bool {
 	i := sort.Search(len(rs), func(i int) bool { return rs[i].hi >= lo })
 	return i < len(rs) && rs[i].lo <= hi
-}
-
-// removedByRetention says whether the retention log (read now) says the
-// chunk starting at first was removed.
-func removedByRetention(store string, first uint64) bool {
-	gone, err := chunk.RemovedRanges(store)
-	if err != nil {
-		return false
-	}
-	for _, r := range gone {
-		if r.FirstSeq <= first && first <= r.LastSeq {
-			return true
-		}
-	}
-	return false
 }
 
 func protoName(p uint8) string {

@@ -225,6 +225,21 @@ func feedChunks(q *query, list []chunk.Info, dec *zstd.Decoder, send func(item) 
 	}
 }
 
+// removedByRetention says whether the retention log (read now) says the
+// chunk starting at first was removed.
+func removedByRetention(store string, first uint64) bool {
+	gone, err := chunk.RemovedRanges(store)
+	if err != nil {
+		return false
+	}
+	for _, r := range gone {
+		if r.FirstSeq <= first && first <= r.LastSeq {
+			return true
+		}
+	}
+	return false
+}
+
 func republished(dir string, first uint64) (chunk.Info, error) {
 	list, err := chunk.List(dir)
 	if err != nil {
