@@ -490,10 +490,7 @@ func (fq *flowQuery) useSegment(ans *flowAnswer, e segment.Entry) (*segUse, erro
 		if err := s.Err(); err != nil {
 			return nil, err
 		}
-		u.scan = make([]bool, s.Groups())
-		for g, c := range cat {
-			u.scan[g] = c == cut
-		}
+		u.scan = make([]bool, s.Groups()) // the groups of the flows that are not exact, below
 	}
 	var exact []*segment.Flow
 	u.exact = map[segment.FlowKey]struct{}{}
