@@ -27,6 +27,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -190,7 +191,7 @@ func (tp *topo) tcpTransfer(dst net.IP, port int, size int64, wantSrc net.IP, du
 }
 
 // tcpdump captures what arrives on dev in ns into a file until stopped.
-func (tp *topo) tcpdump(ns, dev string) (file string, stop func()) {
+func (tp *topo) tcpdump(ns, dev string) (file string, stop func() int) {
 	t := tp.t
 	file = filepath.Join(t.TempDir(), dev+".pcap")
 	pr, pw := io.Pipe()
@@ -206,8 +207,10 @@ func (tp *topo) tcpdump(ns, dev string) (file string, stop func()) {
 	sc := bufio.NewScanner(pr)
 	for sc.Scan() && !strings.Contains(sc.Text(), "listening on") {
 	}
-	go io.Copy(io.Discard, pr)
-	return file, func() {
+	var tail bytes.Buffer
+	copied := make(chan struct{})
+	go func() { io.Copy(&tail, pr); close(copied) }()
+	return file, func() int {
 		// On SIGINT tcpdump exits without reading what its buffer still
 		// holds: on a loaded machine that was part of the reference. Wait
 		// until the file has not grown for a while (at most 30 s).
@@ -222,7 +225,31 @@ func (tp *topo) tcpdump(ns, dev string) (file string, stop func()) {
 		}
 		cmd.Process.Signal(syscall.SIGINT)
 		cmd.Wait()
+		pw.Close()
+		<-copied
+		// "N packets dropped by kernel": what the reference lacks.
+		dropped := 0
+		for _, l := range strings.Split(tail.String(), "\n") {
+			if f := strings.Fields(l); len(f) >= 5 && strings.Join(f[1:], " ") == "packets dropped by kernel" {
+				dropped, _ = strconv.Atoi(f[0])
+			}
+		}
+		return dropped
 	}
+}
+
+// linkDrops is what the kernel counted as dropped on a device, both ways.
+func (tp *topo) linkDrops(ns, dev string) int {
+	n := 0
+	for _, f := range []string{"rx_dropped", "tx_dropped"} {
+		b, err := exec.Command("ip", "netns", "exec", ns, "cat", "/sys/class/net/"+dev+"/statistics/"+f).Output()
+		if err != nil {
+			tp.t.Fatal(err)
+		}
+		v, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		n += v
+	}
+	return n
 }
 
 // frames reads a pcap and returns the IP frames from src to dst (IPv4 or
@@ -257,32 +284,77 @@ func frames(t *testing.T, pcap []byte, src, dst net.IP) [][]byte {
 // different CPUs at the same moment can be queued to two packet sockets
 // (fwd's and tcpdump's) in different orders, so a frame may sit a few
 // places away from where the reference has it, never further.
-func sameFrames(t *testing.T, what string, got, want [][]byte) {
+// sameFrames checks that fwd's capture and the reference hold the same
+// frames, byte for byte, in the same order (a few places apart at most).
+// A frame may be missing from one side only where a loss was counted on
+// that side: refLost (tcpdump's own drops, the links' drops between fwd
+// and the reference) for frames the reference lacks, gotLost (fwd's
+// receive rings) for frames the capture lacks. On a loaded machine tcpdump
+// or a veth may drop; that is counted, never a silent difference.
+func sameFrames(t *testing.T, what string, got, want [][]byte, refLost, gotLost int) {
 	t.Helper()
 	if len(want) == 0 {
 		t.Fatalf("%s: the reference capture is empty", what)
 	}
-	if len(got) != len(want) {
-		t.Fatalf("%s: captured %d frames, reference has %d", what, len(got), len(want))
+	// Match the k-th copy of each frame in one list with the k-th in the
+	// other; unmatched copies are the losses.
+	type inst struct {
+		s string
+		k int
 	}
-	pos := map[string][]int{}
-	for i, w := range want {
-		pos[string(w)] = append(pos[string(w)], i)
-	}
-	moved := 0
-	for i, g := range got {
-		ps := pos[string(g)]
-		if len(ps) == 0 {
-			t.Fatalf("%s: captured frame %d is not in the reference (or more often than there)\n got %x\nnear %x", what, i, g, want[i])
+	index := func(l [][]byte) map[inst]int {
+		seen := map[string]int{}
+		m := make(map[inst]int, len(l))
+		for i, f := range l {
+			m[inst{string(f), seen[string(f)]}] = i
+			seen[string(f)]++
 		}
-		if d := ps[0] - i; d < -8 || d > 8 {
-			t.Fatalf("%s: captured frame %d is frame %d of the reference", what, i, ps[0])
+		return m
+	}
+	gi, wi := index(got), index(want)
+	var gotOnly, wantOnly []int
+	for in, i := range gi {
+		if _, ok := wi[in]; !ok {
+			gotOnly = append(gotOnly, i)
+		}
+	}
+	for in, i := range wi {
+		if _, ok := gi[in]; !ok {
+			wantOnly = append(wantOnly, i)
+		}
+	}
+	if len(gotOnly) > refLost {
+		sort.Ints(gotOnly)
+		t.Fatalf("%s: %d captured frames are not in the reference (%d losses counted there); first: frame %d %x", what, len(gotOnly), refLost, gotOnly[0], got[gotOnly[0]])
+	}
+	if len(wantOnly) > gotLost {
+		sort.Ints(wantOnly)
+		t.Fatalf("%s: %d reference frames were not captured (%d losses counted by fwd); first: frame %d %x", what, len(wantOnly), gotLost, wantOnly[0], want[wantOnly[0]])
+	}
+	// Order: rank the matched frames on each side; a frame's ranks differ
+	// by a few places at most.
+	type pair struct{ g, w int }
+	var matched []pair
+	for in, i := range gi {
+		if j, ok := wi[in]; ok {
+			matched = append(matched, pair{i, j})
+		}
+	}
+	sort.Slice(matched, func(a, b int) bool { return matched[a].g < matched[b].g })
+	wRank := make([]int, len(matched))
+	for i := range wRank {
+		wRank[i] = i
+	}
+	sort.Slice(wRank, func(a, b int) bool { return matched[wRank[a]].w < matched[wRank[b]].w })
+	moved := 0
+	for r, idx := range wRank {
+		if d := r - idx; d < -8 || d > 8 {
+			t.Fatalf("%s: captured frame %d is frame %d of the reference, %d places apart", what, matched[idx].g, matched[idx].w, d)
 		} else if d != 0 {
 			moved++
 		}
-		pos[string(g)] = ps[1:]
 	}
-	t.Logf("%s: %d frames byte-identical to tcpdump's (%d a few places apart)", what, len(got), moved)
+	t.Logf("%s: %d frames byte-identical to tcpdump's (%d a few places apart; %d only captured, %d only in the reference, each loss counted)", what, len(matched), moved, len(gotOnly), len(wantOnly))
 }
 
 func fwdConfig(t *testing.T, tp *topo, ring, backend string, eal []string, devs [2]string) string {
@@ -487,22 +559,19 @@ func forwarderSuite(t *testing.T, tp *topo, fwdBin, backend string, eal []string
 	}
 	s := waitStats(t, cfg, func(s ctl.Stats) bool { return s.Captured > 0 })
 	time.Sleep(300 * time.Millisecond)
-	stop1()
-	stop2()
-	stop3()
-	stop4()
+	// What each reference may lack: tcpdump's own drops, and for the
+	// references on the end hosts the drops on the links from fwd. What
+	// fwd's capture may lack: its receive rings' drops.
+	lostIn0, lostIn1 := stop1(), stop2()
+	lostOutB := stop3() + tp.linkDrops(tp.nsF, tp.f1) + tp.linkDrops(tp.nsB, tp.b0)
+	lostOutA := stop4() + tp.linkDrops(tp.nsF, tp.f0) + tp.linkDrops(tp.nsA, tp.a0)
 	mid := time.Now()
 	if s.CaptureDrops != 0 {
 		t.Fatalf("capture drops %d", s.CaptureDrops)
 	}
-	// The comparison below is exact, so it needs fwd to have seen every
-	// frame the veth delivered; a receive ring that overflowed is a
-	// different failure, and this says so.
-	for _, p := range s.Ports {
-		if p.NICDrops != 0 {
-			t.Fatalf("port %s: the receive ring dropped %d frames before fwd saw them", p.Name, p.NICDrops)
-		}
-	}
+	nicLost := [2]int{int(s.Ports[0].NICDrops), int(s.Ports[1].NICDrops)}
+	t.Logf("losses counted: tcpdump on %s %d, on %s %d; on the way to B %d, to A %d; fwd's receive rings %v",
+		tp.f0, lostIn0, tp.f1, lostIn1, lostOutB, lostOutA, nicLost)
 
 	// 100 MB with capture-mode changes in the middle.
 	tp.tcpTransfer(addrX, 5004, 100<<20, addrY, func() {
@@ -574,27 +643,38 @@ func forwarderSuite(t *testing.T, tp *topo, fwdBin, backend string, eal []string
 		}
 		return b
 	}
-	sameFrames(t, "ingress A→X", frames(t, got, addrA, addrX), frames(t, read(refIn0), addrA, addrX))
-	sameFrames(t, "ingress B→Y", frames(t, got, addrB, addrY), frames(t, read(refIn1), addrB, addrY))
-	sameFrames(t, "egress Y→B", frames(t, got, addrY, addrB), frames(t, read(refOutB), addrY, addrB))
-	sameFrames(t, "egress X→A", frames(t, got, addrX, addrA), frames(t, read(refOutA), addrX, addrA))
-	sameFrames(t, "IPv6 ingress A→X", frames(t, got, addrA6, addrX6), frames(t, read(refIn0), addrA6, addrX6))
-	sameFrames(t, "IPv6 ingress B→Y", frames(t, got, addrB6, addrY6), frames(t, read(refIn1), addrB6, addrY6))
-	sameFrames(t, "IPv6 egress Y→B", frames(t, got, addrY6, addrB6), frames(t, read(refOutB), addrY6, addrB6))
-	sameFrames(t, "IPv6 egress X→A", frames(t, got, addrX6, addrA6), frames(t, read(refOutA), addrX6, addrA6))
+	sameFrames(t, "ingress A→X", frames(t, got, addrA, addrX), frames(t, read(refIn0), addrA, addrX), lostIn0, nicLost[0])
+	sameFrames(t, "ingress B→Y", frames(t, got, addrB, addrY), frames(t, read(refIn1), addrB, addrY), lostIn1, nicLost[1])
+	sameFrames(t, "egress Y→B", frames(t, got, addrY, addrB), frames(t, read(refOutB), addrY, addrB), lostOutB, 0)
+	sameFrames(t, "egress X→A", frames(t, got, addrX, addrA), frames(t, read(refOutA), addrX, addrA), lostOutA, 0)
+	sameFrames(t, "IPv6 ingress A→X", frames(t, got, addrA6, addrX6), frames(t, read(refIn0), addrA6, addrX6), lostIn0, nicLost[0])
+	sameFrames(t, "IPv6 ingress B→Y", frames(t, got, addrB6, addrY6), frames(t, read(refIn1), addrB6, addrY6), lostIn1, nicLost[1])
+	sameFrames(t, "IPv6 egress Y→B", frames(t, got, addrY6, addrB6), frames(t, read(refOutB), addrY6, addrB6), lostOutB, 0)
+	sameFrames(t, "IPv6 egress X→A", frames(t, got, addrX6, addrA6), frames(t, read(refOutA), addrX6, addrA6), lostOutA, 0)
 	// Rule 2 is inline: its packets show A ↔ B, and as many as were sent.
 	ab, ba := frames(t, got, addrA, addrB), frames(t, got, addrB, addrA)
 	wantAB := frames(t, read(refOutB), addrY2, addrB)
 	wantBA := frames(t, read(refOutA), addrX2, addrA)
-	if len(ab) != len(wantAB) || len(ba) != len(wantBA) || len(ab) == 0 {
-		t.Fatalf("inline: %d A→B and %d B→A captured, %d and %d sent", len(ab), len(ba), len(wantAB), len(wantBA))
+	if len(ab) < len(wantAB) || len(ab) > len(wantAB)+lostOutB || len(ba) < len(wantBA) || len(ba) > len(wantBA)+lostOutA || len(ab) == 0 {
+		t.Fatalf("inline: %d A→B and %d B→A captured, %d and %d seen sent (losses counted on the way: %d, %d)", len(ab), len(ba), len(wantAB), len(wantBA), lostOutB, lostOutA)
 	}
-	for i := range ab { // the frame as sent but for the source address and the sums over it
-		g, w := ab[i], wantAB[i]
-		if len(g) != len(w) || !bytes.Equal(g[:24], w[:24]) || !bytes.Equal(g[30:50], w[30:50]) || !bytes.Equal(g[52:], w[52:]) {
-			t.Fatalf("inline frame %d: %x, sent %x", i, g, w)
+	// Each frame as sent, but for the source address and the sums over it
+	// (bytes 24..29: IP checksum and source; 50..51: TCP checksum): the
+	// captured ones are those sent, plus at most the losses counted on the
+	// way to B.
+	norm := func(l [][]byte) [][]byte {
+		out := make([][]byte, len(l))
+		for i, f := range l {
+			g := append([]byte(nil), f...)
+			if len(g) >= 52 {
+				clear(g[24:30])
+				clear(g[50:52])
+			}
+			out[i] = g
 		}
+		return out
 	}
+	sameFrames(t, "inline A→B (as sent to B, but for the source)", norm(ab), norm(wantAB), lostOutB, 0)
 	for _, in := range [][][]byte{frames(t, got, addrX2, addrA), frames(t, got, addrY2, addrB)} {
 		if len(in) != 0 {
 			t.Fatalf("inline rule captured %d frames with fwd's own addresses", len(in))
