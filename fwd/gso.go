@@ -297,10 +297,12 @@ func csumFinish(s uint32) uint16 { return ^csumFold(s) }
 //
 //   - A TCP packet longer than mtu did not come off a wire of that MTU: it
 //     is a super-frame (the sender's TSO or GRO on our port). Its segment
-//     size is the whole payload here; finish lowers it to what the egress
-//     port's MTU leaves after the IP and TCP headers (gsoPlan.clamp), and
-//     the segments' checksums are computed from scratch (gsoPlan.build),
-//     so the partial checksum such a frame carries does not matter.
+//     size is what mtu leaves after its IP and TCP headers (the sender's
+//     own MSS when its MTU is mtu, so the ingress copy shows the segments
+//     it meant); finish lowers it further if the egress port's MTU is
+//     smaller (gsoPlan.clamp). The segments' checksums are computed from
+//     scratch (gsoPlan.build), so the partial checksum such a frame
+//     carries does not matter.
 //     Longer UDP is left alone (dropped as larger_than_mtu): a UDP GSO
 //     frame's datagram boundaries cannot be told from its bytes.
 //   - A TCP or UDP packet whose checksum field holds the folded sum of its
@@ -337,8 +339,8 @@ func sniffOffload(f []byte, mtu int) vnet {
 		if p.v6 {
 			v.gsoType = gsoTCPv6
 		}
-		pay := p.end - p.l4 - int(f[p.l4+12]>>4)*4
-		v.gsoSize = uint16(max(pay, 8)) // planGSO refuses a bad header length
+		mss := mtu - (p.l4 - etherHdrLen) - int(f[p.l4+12]>>4)*4
+		v.gsoSize = uint16(max(mss, 0)) // planGSO refuses a size below 8 (headers that leave no room)
 		return v
 	}
 	ps := pseudo(f, &p, p.end-p.l4)

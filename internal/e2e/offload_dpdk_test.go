@@ -10,7 +10,7 @@ import (
 
 // TestOffloadsDPDK is TestOffloadsAFPacket on the DPDK backend: fwd built
 // with -tags dpdk, its ports net_af_packet vdevs over the same veths,
-// whose TPACKET frames hold a whole 64 KiB super-frame (framesz=65424,
+// whose TPACKET frames hold a whole 64 KiB super-frame (framesz=65408,
 // the largest whose data fits a 64 KiB mbuf; see fwd/dpdk.go). The PMD
 // gives fwd no offload metadata and offers no TSO: fwd recognises
 // super-frames and partial checksums from the frames and segments in
@@ -30,7 +30,7 @@ func TestOffloadsDPDK(t *testing.T) {
 	for _, gro := range []bool{false, true} {
 		t.Run(fmt.Sprintf("gro=%v", gro), func(t *testing.T) {
 			tp := newTopoWith(t, topoOpts{offloads: true, fwdGRO: gro})
-			const ring = "framesz=65424,blocksz=65536,framecnt=512"
+			const ring = "framesz=65408,blocksz=2093056,framecnt=512"
 			eal := []string{"--no-huge", "-m", "256", "--no-pci", "-l", "1", "--file-prefix=" + tp.nsF,
 				"--vdev=net_af_packet0,iface=" + tp.f0 + "," + ring, "--vdev=net_af_packet1,iface=" + tp.f1 + "," + ring}
 			offloadSuite(t, tp, fwdDPDK, "dpdk", eal, [2]string{"net_af_packet0", "net_af_packet1"})
