@@ -41,14 +41,26 @@ package main
 // room (65535 bytes, the field is 16 bits; 65407 after the headroom), and
 // a net_af_packet vdev that is to see super-frames is configured with
 //
-//	framesz=65424,blocksz=65536 (one frame a block)
+//	framesz=65408,blocksz=2093056
 //
-// (65424 is the largest multiple of 16 whose frame data, framesz - 32,
-// fits those mbufs; frames of up to 65358 bytes then arrive whole, and
-// Linux's TCP super-frames stay below 65 300). A frame cut by the ring
-// has an IP length longer than its bytes and is dropped as bad_ip_length;
-// a frame that arrives in several mbufs (nb_segs > 1, a PMD doing scatter)
+// framesz: a multiple of 16 whose frame data (framesz - 32) fits those
+// mbufs; frames of up to framesz - 66 = 65342 bytes then arrive whole
+// (Linux's TCP super-frames at an MSS of 1448 reach 65 226). blocksz: a
+// multiple of the page size that framesz divides (511 pages, 32 frames),
+// because the PMD looks for frame i at i*framesz while the kernel starts
+// each block afresh: with blocksz=65536 (one frame a block) the PMD reads
+// the wrong place after the first frame and receives nothing more. The rings then take 2 x framecnt x 64 KiB of locked memory per
+// port (framecnt=512: 64 MiB).
+//
+// A frame cut by the ring has an IP length longer than its bytes and is
+// dropped as bad_ip_length (a GRO frame above 65 342 bytes: cap GRO on
+// fwd's ports, `ip link set DEV gro_max_size 65000`, or turn it off); a
+// frame that arrives in several mbufs (nb_segs > 1, a PMD doing scatter)
 // is dropped as short_frame (only its first segment is visible here).
+// net_af_packet joins a fanout group with PACKET_FANOUT_FLAG_DEFRAG, so
+// the kernel reassembles IPv4 fragments before fwd sees them: a
+// fragmented packet arrives as one longer than the MTU and is dropped as
+// larger_than_mtu (TCP is unaffected; it sets DF).
 //
 // EAL arguments come from the configuration (fwd.dpdk.eal), so real NICs
 // (ENA, ixgbe, i40e, mlx5) and virtual devices (net_af_packet, net_tap,
@@ -432,7 +444,7 @@ func (b *dpdkBackend) setup(i int, id C.uint16_t, mac *[6]C.uint8_t, nports int)
 			b.jumbo = C.fm_pool(C.CString("fmcap_jumbo"), C.uint(jumboPerPort*nports), jumboRoom)
 		}
 		if b.jumbo == nil || C.fm_rxq(id, nrx, b.jumbo) < 0 {
-			return fmt.Errorf("receive queue: %s (with 2 KiB mbufs; with %d-byte ones too: a net_af_packet framesz above 65424?)", C.GoString(C.rte_strerror(-r)), jumboRoom)
+			return fmt.Errorf("receive queue: %s (with 2 KiB mbufs; with %d-byte ones too: a net_af_packet framesz above 65439?)", C.GoString(C.rte_strerror(-r)), jumboRoom)
 		}
 	}
 	if r := C.fm_port_start(id, ntx, &mac[0]); r < 0 {
