@@ -80,7 +80,10 @@ package main
 #include <rte_lcore.h>
 
 #define FM_BURST 32
-#define FM_SPARE 1024 // spare mbufs for software segmentation: 22 super-frames of 45 segments
+// FM_SPARE mbufs are kept for software segmentation: a burst of 32
+// super-frames from each of two ports, cut at an MSS of 1448 (45 segments
+// each). Past that, a super-frame is dropped and counted (tx_ring_full).
+#define FM_SPARE 4096
 
 // fm_txe is one entry of the transmit list: what becomes of one mbuf.
 struct fm_txe {
@@ -394,7 +397,11 @@ func newDPDKBackend(eal []string, ports []Port) (backend, error) {
 	for _, id := range b.ports {
 		room = max(room, int(C.RTE_PKTMBUF_HEADROOM)+int(C.fm_mtu(id))+etherHdrLen+4)
 	}
-	b.mp = C.fm_pool(C.CString("fmcap_mbufs"), 8191, C.uint(min(room, jumboRoom)))
+	// Enough for every port's receive and transmit descriptors (1024
+	// each), a burst in hand and the spares, with room for the per-core
+	// cache.
+	nmbufs := max(8191, len(b.ports)*(2048+fmBurst)+fmSpare+1024)
+	b.mp = C.fm_pool(C.CString("fmcap_mbufs"), C.uint(nmbufs), C.uint(min(room, jumboRoom)))
 	if b.mp == nil {
 		C.rte_eal_cleanup()
 		return nil, fmt.Errorf("dpdk: mbuf pool: %s (give EAL more memory: -m)", C.GoString(C.rte_strerror(C.rte_errno)))
