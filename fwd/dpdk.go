@@ -122,10 +122,15 @@ static unsigned fm_room(struct rte_mempool *mp) {
 
 // fm_tso_capa is the TX offloads fwd asks of port for TSO: TCP_TSO with the
 // IPv4 and TCP checksums it needs, or 0 when the PMD lacks one of them.
+// net_tap offers TSO but does it in software (rte_gso) and, in 22.11,
+// refuses a segment whose frame, Ethernet header included, is longer than
+// the MTU, i.e. every full-sized one: fwd's own segmentation does the
+// same work without the refusals.
 static uint64_t fm_tso_capa(uint16_t port) {
 	struct rte_eth_dev_info di;
 	const uint64_t want = RTE_ETH_TX_OFFLOAD_TCP_TSO | RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
 	if (rte_eth_dev_info_get(port, &di) != 0) return 0;
+	if (di.driver_name != NULL && strcmp(di.driver_name, "net_tap") == 0) return 0;
 	return (di.tx_offload_capa & want) == want ? want : 0;
 }
 
@@ -195,20 +200,24 @@ static void fm_refuse(struct rte_mbuf *m, uint16_t *refused, uint32_t *refusedBy
 	rte_pktmbuf_free(m);
 }
 
-// fm_flush transmits out[0:m] on port. A frame rte_eth_tx_prepare refuses
-// (an offload request the PMD cannot meet) is freed and the frames after it
-// still go; when the queue is full, what it did not take is freed.
+// fm_flush transmits out[0:m] on port. A frame the PMD refuses, in
+// rte_eth_tx_prepare (an offload request it cannot meet) or in
+// rte_eth_tx_burst (which stops at a frame it cannot send: net_tap at an
+// error), is freed and counted, and the frames after it still go; when
+// the PMD takes nothing twice running, its queue is full and the rest is
+// freed and counted too.
 static void fm_flush(uint16_t port, int tso, struct rte_mbuf **out, int m, uint16_t *refused, uint32_t *refusedBytes) {
-	int i = 0;
+	int i = 0, stuck = 0;
 	while (i < m) {
 		uint16_t ok = m - i;
 		if (tso) ok = rte_eth_tx_prepare(port, 0, out + i, m - i);
 		uint16_t s = rte_eth_tx_burst(port, 0, out + i, ok);
-		if (s < ok) {
-			for (int j = i + s; j < m; j++) fm_refuse(out[j], refused, refusedBytes);
+		i += s;
+		if (s == 0 && ++stuck == 2) {
+			while (i < m) fm_refuse(out[i++], refused, refusedBytes);
 			return;
 		}
-		i += ok;
+		if (s > 0) stuck = 0;
 		if (i < m) fm_refuse(out[i++], refused, refusedBytes);
 	}
 }
