@@ -516,6 +516,12 @@ func (b *dpdkBackend) queue(nt, k, out int, f []byte) int {
 		return nt
 	}
 	if !d.outGSO {
+		if mtu := d.ports[out].mtu; mtu > 0 && len(f) > mtu+etherHdrLen {
+			// An echo reply to a request the PMD reassembled (net_af_packet
+			// defragments): the PMD is never handed more than its MTU.
+			d.TxFailed(out, len(f))
+			return nt
+		}
 		e.port = C.int16_t(out)
 		return nt
 	}
