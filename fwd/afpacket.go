@@ -76,6 +76,7 @@ const (
 	txDataOff       = 32
 	pollTimeout     = 10 // ms
 	txStallAfter    = int64(2 * time.Second)
+	txSkipAfter     = int64(50 * time.Millisecond)
 	txStallLogEvery = int64(10 * time.Second)
 
 	tpStatusKernel      = 0
@@ -103,11 +104,16 @@ type afPort struct {
 	txTail   int  // oldest slot the kernel has not taken yet (when txQueued > 0)
 	txQueued int  // slots marked and not yet taken
 	txDirty  bool
+	// Slots reaped in the middle of a burst (mark), for service to report.
+	takenPkts, takenBytes uint64
+	txErr                 unix.Errno // the last sendto's error
+	txErrSince            int64      // when the kernel started failing at txTail (0: it is not)
 	// Stall watch: the time txTail last moved (or the ring was empty).
-	txProgress int64
-	txLogged   int64
-	txStalled  bool
-	drops      uint64 // kernel receive drops so far (PACKET_STATISTICS resets on read)
+	txProgress  int64
+	txLogged    int64
+	txErrLogged int64
+	txStalled   bool
+	drops       uint64 // kernel receive drops so far (PACKET_STATISTICS resets on read)
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
@@ -222,30 +228,36 @@ func (p *afPort) close() {
 func slot(i int) int { return i/txPerBlock*txBlockSize + i%txPerBlock*txFrameSize }
 
 // put copies a frame into the next TX slot, with the offload metadata m.
-// False when the ring is full or the frame does not fit a slot. A
+// It refuses (rTxRejected) what the kernel would refuse, so that nothing
+// is lost unseen inside the kernel: a frame shorter than an Ethernet
+// header, longer than the MTU without segmentation metadata, or with
+// metadata that does not fit the frame. rTxFull: no free slot. A
 // super-frame on a socket without PACKET_VNET_HDR takes one slot per
 // segment (g), all or none.
-func (p *afPort) put(f []byte, m *vnet, g *gsoPlan) bool {
+func (p *afPort) put(f []byte, m *vnet, g *gsoPlan) reason {
+	if rs := p.txCheck(f, m); rs != rOK {
+		return rs
+	}
 	if p.tx == nil {
-		return false
+		return rTxFull // the socket is being reopened
 	}
 	if m.gsoType != gsoNone && !p.txVnet {
 		if txFrames-p.txQueued < g.n {
-			return false
+			return rTxFull
 		}
 		for k := 0; k < g.n; k++ {
 			off := slot(p.txHead)
 			n := g.build(f, k, p.tx[off+txDataOff:off+txFrameSize])
 			p.mark(off, n)
 		}
-		return true
+		return rOK
 	}
 	n := len(f)
 	if p.txVnet {
 		n += vnetLen
 	}
-	if n > txFrameSize-txDataOff || p.txQueued == txFrames {
-		return false
+	if p.txQueued == txFrames {
+		return rTxFull
 	}
 	off := slot(p.txHead)
 	d := p.tx[off+txDataOff:]
@@ -255,7 +267,27 @@ func (p *afPort) put(f []byte, m *vnet, g *gsoPlan) bool {
 	}
 	copy(d, f)
 	p.mark(off, n)
-	return true
+	return rOK
+}
+
+// txCheck is the kernel's own check of a frame to send (tpacket_snd,
+// virtio_net_hdr_to_skb), made before the frame goes in.
+func (p *afPort) txCheck(f []byte, m *vnet) reason {
+	n := len(f)
+	if p.txVnet {
+		n += vnetLen
+	}
+	switch {
+	case len(f) < etherHdrLen || n > txFrameSize-txDataOff:
+		return rTxRejected
+	case m.gsoType == gsoNone && p.mtu > 0 && len(f)-etherHdrLen > p.mtu:
+		return rTxRejected
+	case m.flags&vnetNeedsCsum != 0 && int(m.csumStart)+int(m.csumOffset)+2 > len(f):
+		return rTxRejected
+	case m.gsoType != gsoNone && (m.gsoSize == 0 || int(m.hdrLen) > len(f) || m.flags&vnetNeedsCsum == 0):
+		return rTxRejected
+	}
+	return rOK
 }
 
 // mark hands the slot at off, holding n bytes, to the kernel.
@@ -269,7 +301,12 @@ func (p *afPort) mark(off, n int) {
 	p.txQueued++
 	p.txDirty = true
 	if p.txQueued >= txFrames/2 {
-		p.kick() // a receive block can hold thousands of small frames
+		// A receive block can hold thousands of small frames: send and
+		// free slots now rather than at the end of the burst.
+		p.kick()
+		pk, by := p.reap()
+		p.takenPkts += pk
+		p.takenBytes += by
 	}
 }
 
@@ -284,12 +321,61 @@ func (p *afPort) kick() {
 	for {
 		_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(p.txFD), 0, 0, unix.MSG_DONTWAIT, 0, 0)
 		if e != unix.EINTR {
+			p.txErr = e
 			if e != 0 {
 				p.txDirty = true // try again at the next kick
 			}
 			return
 		}
 	}
+}
+
+// service kicks the port's queue, counts what the kernel took (reap), and
+// skips a frame the device keeps refusing. A frame the device drops on
+// transmit (ENOBUFS: a busy queue, or a frame it cannot take) is left
+// marked by the kernel, which tries it again at every kick and sends
+// nothing after it meanwhile: one bad frame would hold the port. After
+// txSkipAfter of errors with no progress, fwd rewrites that slot's length
+// to one the kernel refuses outright, which PACKET_LOSS has it skip, and
+// counts the frame (skipped: tx_rejected).
+func (p *afPort) service(now int64) (pkts, bytes uint64, skipped int) {
+	p.kick()
+	pkts, bytes = p.reap()
+	pkts, bytes = pkts+p.takenPkts, bytes+p.takenBytes
+	p.takenPkts, p.takenBytes = 0, 0
+	switch {
+	case p.txErr == 0 || p.txQueued == 0 || pkts > 0:
+		p.txErrSince = 0
+	case p.txErrSince == 0:
+		p.txErrSince = now
+	case now-p.txErrSince >= txSkipAfter:
+		off := slot(p.txTail)
+		n := 1
+		if p.txVnet {
+			n += vnetLen
+		}
+		// The slot stays marked; the kernel reads the length after the
+		// store-release of the next mark, or at the next sendto.
+		le.PutUint32(p.tx[off+4:], uint32(n))
+		p.txDirty = true
+		p.kick()
+		pk, by := p.reap()
+		if pk > 0 { // the first slot taken is the skipped one: not a sent frame
+			pk--
+			by -= uint64(n - vnetLen*b2i(p.txVnet))
+			skipped = 1
+		}
+		pkts, bytes = pkts+pk, bytes+by
+		p.txErrSince = now
+	}
+	return pkts, bytes, skipped
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // reap counts the slots the kernel has taken since the last call (sent,
@@ -369,7 +455,7 @@ func (b *afBackend) halt() { b.stop.Store(true) }
 // packets): plain frames with complete checksums.
 func (b *afBackend) send(port int, f []byte) bool {
 	p := b.ports[port]
-	if !p.put(f, &vnet{}, nil) {
+	if p.put(f, &vnet{}, nil) != rOK {
 		return false
 	}
 	p.kick()
@@ -405,8 +491,10 @@ func (b *afBackend) rxBlock(i int) int {
 			if status&unix.TP_STATUS_VLAN_VALID != 0 {
 				d.c.ports[i].rxPkts++
 				d.drop(rVLAN)
-			} else if out := d.HandleMeta(i, f, wire, m); out >= 0 && !b.ports[out].put(f, &d.outMeta, &d.plan) {
-				d.TxFailed(out, len(f))
+			} else if out := d.HandleMeta(i, f, wire, m); out >= 0 {
+				if rs := b.ports[out].put(f, &d.outMeta, &d.plan); rs != rOK {
+					d.TxRefused(rs)
+				}
 			}
 		}
 		next := int(le.Uint32(h[0:]))
@@ -434,9 +522,13 @@ func (b *afBackend) run() {
 			got += b.rxBlock(i)
 		}
 		for i, p := range b.ports {
-			p.kick()
-			if pk, by := p.reap(); pk > 0 {
+			pk, by, skipped := p.service(now)
+			if pk > 0 {
 				b.d.TxTaken(i, pk, by)
+				p.txProgress = now
+			}
+			if skipped > 0 {
+				b.d.c.reasons[rTxRejected] += uint64(skipped)
 				p.txProgress = now
 			}
 		}
@@ -466,6 +558,9 @@ func (b *afBackend) run() {
 // queued there is dropped and counted, and the port transmits again.
 func (b *afBackend) watchTX(now int64) {
 	for i, p := range b.ports {
+		if p.tx == nil && !b.reopenTX(i, now) { // an earlier reopen failed: put refuses frames meanwhile
+			continue
+		}
 		if p.txQueued == 0 || p.txProgress == 0 {
 			p.txProgress = now
 			if p.txStalled {
@@ -489,11 +584,26 @@ func (b *afBackend) watchTX(now int64) {
 		p.txStalled = true
 		b.d.c.ports[i].txStalled = true
 		p.closeTX()
-		if err := p.openTX(); err != nil && now-p.txLogged < int64(time.Millisecond) {
-			b.log.Error("reopen transmit socket", "port", p.name, "err", err)
-		}
+		b.reopenTX(i, now)
 		p.txProgress = now
 	}
+}
+
+// reopenTX opens port i's transmit socket anew; on failure it is left
+// closed (put refuses frames, counted) and tried again at the next check.
+func (b *afBackend) reopenTX(i int, now int64) bool {
+	p := b.ports[i]
+	err := p.openTX()
+	if err == nil {
+		return true
+	}
+	p.closeTX()
+	p.txQueued = 0
+	if now-p.txErrLogged >= txStallLogEvery {
+		p.txErrLogged = now
+		b.log.Error("reopen transmit socket", "port", p.name, "err", err)
+	}
+	return false
 }
 
 // nicDrops is how many frames the kernel could not put in port's receive

@@ -381,8 +381,12 @@ func (d *Datapath) TxTaken(port int, pkts, bytes uint64) {
 // Handle, so that is exact. DPDK learns of refusals per burst and calls it
 // after the burst: the count per reason is then approximate, the total is
 // not.
-func (d *Datapath) TxFailed(out int, n int) {
-	d.c.reasons[rTxFull]++
+func (d *Datapath) TxFailed(out int, n int) { d.TxRefused(rTxFull) }
+
+// TxRefused is TxFailed with the backend's reason (a full queue, or a
+// frame the device would refuse).
+func (d *Datapath) TxRefused(r reason) {
+	d.c.reasons[r]++
 	if d.c.reasons[d.last] > 0 {
 		d.c.reasons[d.last]--
 	}

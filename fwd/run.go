@@ -27,6 +27,13 @@ type backend interface {
 }
 
 func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.Signal, benchGen int) error {
+	// Before the ring and the backend: a second fwd on these devices must
+	// change nothing, not even the ring's producer (see portlock.go).
+	locks, err := lockPorts(cfg.Fwd.Backend, cfg.Fwd.DPDK.EAL, ports)
+	if err != nil {
+		return err
+	}
+	defer locks.close()
 	var prod *shmring.Producer
 	var ring *shmring.Ring
 	if cfg.Ring.Path != "" {
@@ -47,7 +54,6 @@ func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.
 		log.Warn("no ring.path in the configuration: forwarding without capture")
 	}
 	var be backend
-	var err error
 	switch cfg.Fwd.Backend {
 	case "", "afpacket":
 		be, err = newAFBackend(ports, log)
@@ -62,6 +68,7 @@ func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.
 	for i, mtu := range be.mtus() {
 		d.SetMTU(i, mtu)
 	}
+	d.keepGSO = cfg.Fwd.CaptureGSO == "keep"
 	d.wd = sdnotify.NewWatchdog()
 	c := &control{cfg: cfg, ports: ports, d: d, log: log}
 	if cfg.Fwd.Control != "" {

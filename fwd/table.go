@@ -110,7 +110,7 @@ func buildTable(ports []Port, rules []Rule) *table {
 			return dst
 		}
 		c := crule{
-			idx: int32(i), id: r.ID, mode: r.Mode, snap: r.Snap,
+			idx: int32(i), id: r.ID, mode: r.Mode, snap: r.Snap, ipOptions: r.IPOptions,
 			outPort: [2]uint8{uint8(r.Out), uint8(r.In)},
 			nextHop: [2]netip.Addr{nh(r.Out, r.Target), nh(r.In, r.Peer)},
 		}

@@ -26,6 +26,9 @@ type Rule struct {
 	Target   string `yaml:"target" json:"target"`
 	Snap     uint32 `yaml:"snap,omitempty" json:"snap,omitempty"`
 	Capture  string `yaml:"capture,omitempty" json:"capture,omitempty"`
+	// IPOptions: "drop" (the default) or "pass" (forward IPv4 options other
+	// than a source route, which is always dropped).
+	IPOptions string `yaml:"ip_options,omitempty" json:"ip_options,omitempty"`
 }
 
 type Request struct {
