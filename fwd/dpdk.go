@@ -519,7 +519,7 @@ func (b *dpdkBackend) queue(nt, k, out int, f []byte) int {
 		if mtu := d.ports[out].mtu; mtu > 0 && len(f) > mtu+etherHdrLen {
 			// An echo reply to a request the PMD reassembled (net_af_packet
 			// defragments): the PMD is never handed more than its MTU.
-			d.TxFailed(out, len(f))
+			d.TxRefused(rTxRejected)
 			return nt
 		}
 		e.port = C.int16_t(out)
@@ -537,8 +537,12 @@ func (b *dpdkBackend) queue(nt, k, out int, f []byte) int {
 	}
 	// Software segmentation: the segments in spare mbufs, in order after
 	// the super-frame's own entry (which frees it).
-	if g.n > int(b.nspare) || g.hl+g.mss > b.room {
-		d.TxFailed(out, len(f)) // the spares ran out this burst, or a segment would not fit one
+	if g.hl+g.mss > b.room {
+		d.TxRefused(rTxRejected) // a segment would not fit an mbuf: an MTU unknown to DPDK
+		return nt
+	}
+	if g.n > int(b.nspare) {
+		d.TxRefused(rTxFull) // the spares ran out this burst
 		return nt
 	}
 	for s := 0; s < g.n; s++ {

@@ -10,8 +10,9 @@ import (
 
 // TestOffloadsDPDK is TestOffloadsAFPacket on the DPDK backend: fwd built
 // with -tags dpdk, its ports net_af_packet vdevs over the same veths,
-// whose TPACKET frames hold a whole 64 KiB super-frame (framesz=65408,
-// the largest whose data fits a 64 KiB mbuf; see fwd/dpdk.go). The PMD
+// whose TPACKET frames hold a whole 64 KiB super-frame (framesz and
+// blocksz as fwd/dpdk.go explains: a frame that fits the largest mbuf, a
+// block it tiles). The PMD
 // gives fwd no offload metadata and offers no TSO: fwd recognises
 // super-frames and partial checksums from the frames and segments in
 // software.
@@ -19,14 +20,7 @@ func TestOffloadsDPDK(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces (CI runs as root)")
 	}
-	if err := exec.Command("pkg-config", "--exists", "libdpdk").Run(); err != nil {
-		t.Skip("libdpdk-dev not installed (make test installs it as root)")
-	}
-	fwdDPDK := filepath.Join(t.TempDir(), "fwd-dpdk")
-	build := exec.Command("go", "build", "-tags", "dpdk", "-o", fwdDPDK, "github.com/fmcap/fmcap/fwd")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build fwd with DPDK: %v\n%s", err, out)
-	}
+	fwdDPDK := buildFwdDPDK(t)
 	for _, gro := range []bool{false, true} {
 		t.Run(fmt.Sprintf("gro=%v", gro), func(t *testing.T) {
 			tp := newTopoWith(t, topoOpts{offloads: true, fwdGRO: gro})
@@ -36,4 +30,19 @@ func TestOffloadsDPDK(t *testing.T) {
 			offloadSuite(t, tp, fwdDPDK, "dpdk", eal, [2]string{"net_af_packet0", "net_af_packet1"})
 		})
 	}
+}
+
+// buildFwdDPDK builds fwd with -tags dpdk for this test, or skips it where
+// DPDK's development files are missing.
+func buildFwdDPDK(t *testing.T) string {
+	t.Helper()
+	if err := exec.Command("pkg-config", "--exists", "libdpdk").Run(); err != nil {
+		t.Skip("libdpdk-dev not installed (make test installs it as root)")
+	}
+	fwdDPDK := filepath.Join(t.TempDir(), "fwd-dpdk")
+	build := exec.Command("go", "build", "-tags", "dpdk", "-o", fwdDPDK, "github.com/fmcap/fmcap/fwd")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build fwd with DPDK: %v\n%s", err, out)
+	}
+	return fwdDPDK
 }
