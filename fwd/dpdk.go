@@ -592,7 +592,9 @@ func (b *dpdkBackend) run() {
 		if nt > 0 {
 			C.fm_tx(np, &b.ports[0], &b.tso[0], &b.txe[0], C.int(nt), &b.refused[0], &b.refusedBytes[0])
 			// What the PMD took: every frame queued to a port, less those
-			// it refused (freed by fm_tx and counted as tx_ring_full).
+			// it refused (freed by fm_tx and counted as tx_ring_full). A
+			// super-frame sent with TSO counts once, as the PMD took it;
+			// one cut here counts once per segment.
 			for k := 0; k < nt; k++ {
 				if v := int(b.txe[k].port); v >= 0 && v < len(b.ports) {
 					d.TxTaken(v, 1, uint64(b.txe[k].len))
