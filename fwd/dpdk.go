@@ -22,6 +22,11 @@ package main
 //	        those the PMD refused: every mbuf is either transmitted or
 //	        freed, exactly once.
 //
+// Packets built outside a burst (ARP requests, packets released by ARP)
+// take fm_send, one call each: they are rare and never on the hot path.
+// The arrays live in C memory, so Go's collector never sees the pointers
+// and nothing is allocated per packet on the Go side.
+//
 // Offloads. DPDK hands fwd no virtio_net_hdr: a PMD over a kernel
 // interface (net_af_packet, net_tap) passes on the kernel's TSO/GRO
 // super-frames and partial checksums unmarked, so they are recognised
@@ -49,8 +54,9 @@ package main
 // multiple of the page size that framesz divides (511 pages, 32 frames),
 // because the PMD looks for frame i at i*framesz while the kernel starts
 // each block afresh: with blocksz=65536 (one frame a block) the PMD reads
-// the wrong place after the first frame and receives nothing more. The rings then take 2 x framecnt x 64 KiB of locked memory per
-// port (framecnt=512: 64 MiB).
+// the wrong place after the first frame and receives nothing more. The
+// rings then take 2 x framecnt x 64 KiB of locked memory per port
+// (framecnt=512: 64 MiB).
 //
 // A frame cut by the ring has an IP length longer than its bytes and is
 // dropped as bad_ip_length (a GRO frame above 65 342 bytes: cap GRO on
