@@ -532,7 +532,7 @@ func (b *dpdkBackend) queue(nt, k, out int, f []byte) int {
 		return nt
 	}
 	g := &d.plan
-	if b.tso[out] != 0 && g.typ != gsoUDPL4 {
+	if b.tso[out] != 0 && g.typ != gsoUDPL4 && g.p.l4-g.p.ip < 256 { // l3_len: 9 bits in the mbuf, 8 in fm_txe
 		e.port, e.mss = C.int16_t(out), C.uint16_t(g.mss)
 		e.l3, e.l4 = C.uint8_t(g.p.l4-g.p.ip), C.uint8_t(g.hl-g.p.l4)
 		e.v6 = 0
