@@ -568,8 +568,8 @@ func (b *dpdkBackend) run() {
 	const idleSpins, idleSleep = 20000, 20 * time.Microsecond
 	np := C.int(len(b.ports))
 	d := b.d
-	// The smallest MTU of the ports: a TCP frame longer than it is a
-	// super-frame (sniffOffload).
+	// The smallest MTU of the ports: a TCP frame longer than it is cut
+	// like a super-frame (sniffOffload).
 	minMTU := 0
 	for i := range d.ports {
 		if m := d.ports[i].mtu; m > 0 && (minMTU == 0 || m < minMTU) {
@@ -590,7 +590,7 @@ func (b *dpdkBackend) run() {
 		for i := range b.ports {
 			for j := 0; j < int(b.counts[i]); j++ {
 				f := unsafe.Slice((*byte)(b.data[k]), int(b.lens[k]))
-				out := d.HandleMeta(i, f, int(b.wire[k]), sniffOffload(f, minMTU))
+				out := d.HandleMeta(i, f, int(b.wire[k]), sniffOffload(f, minMTU, d.ports[i].mtu))
 				nt = b.queue(nt, k, out, f)
 				k++
 			}

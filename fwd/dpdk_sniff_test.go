@@ -25,25 +25,28 @@ func partial(f []byte) []byte {
 func TestSniffOffload(t *testing.T) {
 	big := strings.Repeat("x", 5000)
 	for _, c := range []struct {
-		name string
-		f    []byte
-		mtu  int
-		want vnet
+		name    string
+		f       []byte
+		min, in int // the smallest MTU of the ports, the ingress port's
+		want    vnet
 	}{
-		{"valid TCP", tcpFrame(macA, macP0, ipA, ipX, "hello"), 1500, vnet{}},
-		{"valid UDP", udpFrame(macA, macP0, ipA, ipX, "hello"), 1500, vnet{}},
-		{"partial TCP", partial(tcpFrame(macA, macP0, ipA, ipX, "hello")), 1500, vnet{flags: vnetNeedsCsum}},
-		{"partial UDP", partial(udpFrame(macA, macP0, ipA, ipX, "hello")), 1500, vnet{flags: vnetNeedsCsum}},
-		{"partial TCPv6", partial(tcp6Frame(macA, macP0, ip6A, ip6X, "hello")), 1500, vnet{flags: vnetNeedsCsum}},
-		{"partial UDPv6", partial(udp6Frame(macA, macP0, ip6A, ip6X, "hello")), 1500, vnet{flags: vnetNeedsCsum}},
+		{"valid TCP", tcpFrame(macA, macP0, ipA, ipX, "hello"), 1500, 1500, vnet{}},
+		{"valid UDP", udpFrame(macA, macP0, ipA, ipX, "hello"), 1500, 1500, vnet{}},
+		{"partial TCP", partial(tcpFrame(macA, macP0, ipA, ipX, "hello")), 1500, 1500, vnet{flags: vnetNeedsCsum}},
+		{"partial UDP", partial(udpFrame(macA, macP0, ipA, ipX, "hello")), 1500, 1500, vnet{flags: vnetNeedsCsum}},
+		{"partial TCPv6", partial(tcp6Frame(macA, macP0, ip6A, ip6X, "hello")), 1500, 1500, vnet{flags: vnetNeedsCsum}},
+		{"partial UDPv6", partial(udp6Frame(macA, macP0, ip6A, ip6X, "hello")), 1500, 1500, vnet{flags: vnetNeedsCsum}},
 		// 20 bytes of IP, 32 of TCP with timestamps: the sender's MSS at 1500.
-		{"TCP super-frame", partial(tcpFrame(macA, macP0, ipA, ipX, big)), 1500, vnet{gsoType: gsoTCPv4, gsoSize: 1448}},
-		{"TCPv6 super-frame", tcp6Frame(macA, macP0, ip6A, ip6X, big), 1500, vnet{gsoType: gsoTCPv6, gsoSize: 1440}},
-		{"TCP longer than no known MTU", tcpFrame(macA, macP0, ipA, ipX, big), 0, vnet{}},
-		{"UDP longer than the MTU", udpFrame(macA, macP0, ipA, ipX, big), 1500, vnet{}},
-		{"TCP at the MTU", tcpFrame(macA, macP0, ipA, ipX, big[:1448]), 1500, vnet{}},
+		{"TCP super-frame", partial(tcpFrame(macA, macP0, ipA, ipX, big)), 1500, 1500, vnet{gsoType: gsoTCPv4, gsoSize: 1448}},
+		{"TCPv6 super-frame", tcp6Frame(macA, macP0, ip6A, ip6X, big), 1500, 1500, vnet{gsoType: gsoTCPv6, gsoSize: 1440}},
+		// A jumbo frame from a 9001 link: one segment of up to 8949 bytes,
+		// which finish cuts to a 1500 egress port's size.
+		{"TCP from a jumbo link", tcpFrame(macA, macP0, ipA, ipX, big), 1500, 9001, vnet{gsoType: gsoTCPv4, gsoSize: 8949}},
+		{"TCP longer than no known MTU", tcpFrame(macA, macP0, ipA, ipX, big), 0, 0, vnet{}},
+		{"UDP longer than the MTU", udpFrame(macA, macP0, ipA, ipX, big), 1500, 1500, vnet{}},
+		{"TCP at the MTU", tcpFrame(macA, macP0, ipA, ipX, big[:1448]), 1500, 1500, vnet{}},
 	} {
-		if got := sniffOffload(c.f, c.mtu); got != c.want {
+		if got := sniffOffload(c.f, c.min, c.in); got != c.want {
 			t.Errorf("%s: got %+v, want %+v", c.name, got, c.want)
 		}
 	}
@@ -67,7 +70,7 @@ func TestSniffOffloadValidLookalike(t *testing.T) {
 	if errs := sumErrors(f); len(errs) != 0 {
 		t.Fatalf("the lookalike is not valid: %v", errs)
 	}
-	if got := sniffOffload(f, 1500); got != (vnet{}) {
+	if got := sniffOffload(f, 1500, 1500); got != (vnet{}) {
 		t.Fatalf("got %+v for a valid packet, want no metadata", got)
 	}
 }
@@ -80,14 +83,14 @@ func TestSniffedFramesForwarded(t *testing.T) {
 	h.d.SetMTU(0, 1500)
 	h.d.SetMTU(1, 1500)
 	f := partial(tcpFrame(macA, macP0, ipA, ipX, "hello"))
-	if out := h.d.HandleMeta(0, f, len(f), sniffOffload(f, 1500)); out != 1 || h.d.outGSO {
+	if out := h.d.HandleMeta(0, f, len(f), sniffOffload(f, 1500, 1500)); out != 1 || h.d.outGSO {
 		t.Fatalf("partial: got port %d, gso %v; want 1, false", out, h.d.outGSO)
 	}
 	checkSums(t, f)
 
 	payload := bytes.Repeat([]byte("0123456789"), 500)
 	f = partial(tcpFrame(macA, macP0, ipA, ipX, string(payload)))
-	out := h.d.HandleMeta(0, f, len(f), sniffOffload(f, 1500))
+	out := h.d.HandleMeta(0, f, len(f), sniffOffload(f, 1500, 1500))
 	if out != 1 || !h.d.outGSO {
 		t.Fatalf("super-frame: got port %d, gso %v; want 1, true", out, h.d.outGSO)
 	}
@@ -124,7 +127,22 @@ func TestSniffedFramesForwarded(t *testing.T) {
 
 func TestSniffOffloadAllocs(t *testing.T) {
 	f := partial(tcpFrame(macA, macP0, ipA, ipX, strings.Repeat("x", 1000)))
-	if n := testing.AllocsPerRun(100, func() { sniffOffload(f, 1500) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { sniffOffload(f, 1500, 1500) }); n != 0 {
 		t.Fatalf("%v allocations per frame, want 0", n)
+	}
+}
+
+// A TCP frame from a jumbo link going out on a 1500-byte one is cut to
+// the egress port's MSS.
+func TestSniffedJumboToSmallerMTU(t *testing.T) {
+	h := newHarness(t, false)
+	h.d.SetMTU(0, 9001)
+	h.d.SetMTU(1, 1500)
+	f := tcpFrame(macA, macP0, ipA, ipX, strings.Repeat("j", 8000))
+	if out := h.d.HandleMeta(0, f, len(f), sniffOffload(f, 1500, 9001)); out != 1 || !h.d.outGSO {
+		t.Fatalf("got port %d, gso %v; want 1, true", out, h.d.outGSO)
+	}
+	if g := &h.d.plan; g.n != 6 || g.mss != 1448 {
+		t.Fatalf("plan: %d segments of %d, want 6 of 1448", g.n, g.mss)
 	}
 }
