@@ -10,18 +10,63 @@ package main
 // The shim is called once per burst, never per packet:
 //
 //	fm_rx   receives up to fmBurst mbufs from every port into C arrays:
-//	        mbuf pointers, data pointers and lengths, a count per port.
+//	        mbuf pointers, data pointers and lengths, a count per port;
+//	        and tops up the spare mbufs software segmentation takes.
 //	Go      handles each frame in place, in the mbuf's own memory
-//	        (Datapath.Handle), and writes a verdict per mbuf: the port to
-//	        send it on, or -1.
-//	fm_tx   transmits each mbuf on its verdict's port (one tx_burst per
-//	        port) and frees the dropped ones and those the NIC refused:
-//	        every mbuf is either transmitted or freed, exactly once.
+//	        (Datapath.HandleMeta), and appends to the transmit list, in
+//	        order, what becomes of it: its mbuf with the port to send it
+//	        on, or to be freed; a super-frame the port cannot segment is
+//	        cut here into spare mbufs (gsoPlan.build) and freed.
+//	fm_tx   transmits the list (one tx_burst per port and up to 256
+//	        frames, in the list's order) and frees the dropped mbufs and
+//	        those the PMD refused: every mbuf is either transmitted or
+//	        freed, exactly once.
 //
 // Packets built outside a burst (ARP requests, packets released by ARP)
 // take fm_send, one call each: they are rare and never on the hot path.
 // The arrays live in C memory, so Go's collector never sees the pointers
 // and nothing is allocated per packet on the Go side.
+//
+// Offloads. DPDK hands fwd no virtio_net_hdr: a PMD over a kernel
+// interface (net_af_packet, net_tap) passes on the kernel's TSO/GRO
+// super-frames and partial checksums unmarked, so they are recognised
+// from their bytes (sniffOffload in gso.go). A super-frame goes out with
+// the mbuf's TSO request (RTE_MBUF_F_TX_TCP_SEG, l2/l3/l4_len, tso_segsz,
+// IP and TCP checksum flags, checked by rte_eth_tx_prepare) where the PMD
+// offers TCP_TSO (with IPV4_CKSUM and TCP_CKSUM) in tx_offload_capa, and
+// is cut into MTU-sized segments here otherwise: the PMD is never handed
+// a frame longer than its MTU. A frame the PMD refuses (prepare, or a
+// full queue) is freed and counted, and the frames after it still go.
+//
+// Receiving a super-frame whole takes a PMD that can put up to 64 KiB in
+// one mbuf. net_af_packet copies each frame of its TPACKET ring into one
+// mbuf, cut to its frame size (devarg framesz, default 2048), and refuses a
+// queue whose mbufs are smaller than its frames. So a port whose queue
+// refuses the standard 2 KiB mbufs is given mbufs of the largest data
+// room (65535 bytes, the field is 16 bits; 65407 after the headroom), and
+// a net_af_packet vdev that is to see super-frames is configured with
+//
+//	framesz=65408,blocksz=2093056
+//
+// framesz: a multiple of 16 whose frame data (framesz - 32) fits those
+// mbufs; frames of up to framesz - 66 = 65342 bytes then arrive whole
+// (Linux's TCP super-frames at an MSS of 1448 reach 65 226). blocksz: a
+// multiple of the page size that framesz divides (511 pages, 32 frames),
+// because the PMD looks for frame i at i*framesz while the kernel starts
+// each block afresh: with blocksz=65536 (one frame a block) the PMD reads
+// the wrong place after the first frame and receives nothing more. The
+// rings then take 2 x framecnt x 64 KiB of locked memory per port
+// (framecnt=512: 64 MiB).
+//
+// A frame cut by the ring has an IP length longer than its bytes and is
+// dropped as bad_ip_length (a GRO frame above 65 342 bytes: cap GRO on
+// fwd's ports, `ip link set DEV gro_max_size 65000`, or turn it off); a
+// frame that arrives in several mbufs (nb_segs > 1, a PMD doing scatter)
+// is dropped as short_frame (only its first segment is visible here).
+// net_af_packet joins a fanout group with PACKET_FANOUT_FLAG_DEFRAG, so
+// the kernel reassembles IPv4 fragments before fwd sees them: a
+// fragmented packet arrives as one longer than the MTU and is dropped as
+// larger_than_mtu (TCP is unaffected; it sets DF).
 //
 // EAL arguments come from the configuration (fwd.dpdk.eal), so real NICs
 // (ENA, ixgbe, i40e, mlx5) and virtual devices (net_af_packet, net_tap,
@@ -31,6 +76,7 @@ package main
 
 /*
 #cgo pkg-config: libdpdk
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <rte_eal.h>
@@ -40,6 +86,20 @@ package main
 #include <rte_lcore.h>
 
 #define FM_BURST 32
+// FM_SPARE mbufs are kept for software segmentation: a burst of 32
+// super-frames from each of two ports, cut at an MSS of 1448 (45 segments
+// each). Past that, a super-frame is dropped and counted (tx_ring_full).
+#define FM_SPARE 4096
+
+// fm_txe is one entry of the transmit list: what becomes of one mbuf.
+struct fm_txe {
+	struct rte_mbuf *m;
+	int16_t port;   // index into ports; negative: free the mbuf
+	uint16_t len;   // the frame's length (set as data_len and pkt_len of a one-segment mbuf)
+	uint16_t mss;   // non-zero: a super-frame the PMD segments (TSO) into this payload size
+	uint8_t l3, l4; // its IP and TCP header lengths
+	uint8_t v6;
+};
 
 static int fm_init(int argc, char **argv) {
 	int r = rte_eal_init(argc, argv);
@@ -57,20 +117,51 @@ static void fm_port_name(uint16_t port, char *buf) {
 	rte_eth_dev_get_name_by_port(port, buf);
 }
 
-static struct rte_mempool *fm_pool(unsigned n) {
-	return rte_pktmbuf_pool_create("fmcap_mbufs", n, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());
+static struct rte_mempool *fm_pool(const char *name, unsigned n, unsigned room) {
+	return rte_pktmbuf_pool_create(name, n, 256, 0, room, rte_socket_id());
 }
 
-static int fm_port_setup(uint16_t port, struct rte_mempool *mp, uint8_t *mac) {
+// fm_room is the bytes of frame an mbuf of mp holds (after the headroom).
+static unsigned fm_room(struct rte_mempool *mp) {
+	return rte_pktmbuf_data_room_size(mp) - RTE_PKTMBUF_HEADROOM;
+}
+
+// fm_tso_capa is the TX offloads fwd asks of port for TSO: TCP_TSO with the
+// IPv4 and TCP checksums it needs, or 0 when the PMD lacks one of them.
+// net_tap offers TSO but does it in software (rte_gso) and, in 22.11,
+// refuses a segment whose frame, Ethernet header included, is longer than
+// the MTU, i.e. every full-sized one: fwd's own segmentation does the
+// same work without the refusals.
+static uint64_t fm_tso_capa(uint16_t port) {
+	struct rte_eth_dev_info di;
+	const uint64_t want = RTE_ETH_TX_OFFLOAD_TCP_TSO | RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
+	if (rte_eth_dev_info_get(port, &di) != 0) return 0;
+	if (di.driver_name != NULL && strcmp(di.driver_name, "net_tap") == 0) return 0;
+	return (di.tx_offload_capa & want) == want ? want : 0;
+}
+
+static int fm_port_configure(uint16_t port, uint64_t txoff, uint16_t *nrx, uint16_t *ntx) {
 	struct rte_eth_conf conf;
 	memset(&conf, 0, sizeof conf);
+	conf.txmode.offloads = txoff;
 	int r = rte_eth_dev_configure(port, 1, 1, &conf);
 	if (r < 0) return r;
-	uint16_t nrx = 1024, ntx = 1024;
-	rte_eth_dev_adjust_nb_rx_tx_desc(port, &nrx, &ntx);
+	*nrx = 1024;
+	*ntx = 1024;
+	rte_eth_dev_adjust_nb_rx_tx_desc(port, nrx, ntx);
+	return 0;
+}
+
+static int fm_rxq(uint16_t port, uint16_t nrx, struct rte_mempool *mp) {
 	int sock = rte_eth_dev_socket_id(port);
 	if (sock < 0) sock = 0;
-	if ((r = rte_eth_rx_queue_setup(port, 0, nrx, sock, NULL, mp)) < 0) return r;
+	return rte_eth_rx_queue_setup(port, 0, nrx, sock, NULL, mp);
+}
+
+static int fm_port_start(uint16_t port, uint16_t ntx, uint8_t *mac) {
+	int sock = rte_eth_dev_socket_id(port);
+	if (sock < 0) sock = 0;
+	int r;
 	if ((r = rte_eth_tx_queue_setup(port, 0, ntx, sock, NULL)) < 0) return r;
 	if ((r = rte_eth_dev_start(port)) < 0) return r;
 	struct rte_ether_addr a;
@@ -79,10 +170,21 @@ static int fm_port_setup(uint16_t port, struct rte_mempool *mp, uint8_t *mac) {
 	return 0;
 }
 
-// fm_rx receives one burst per port. Frame k of the whole call is
+// fm_rx tops the spare mbufs up to FM_SPARE (as many as mp gives), then
+// receives one burst per port. Frame k of the whole call is
 // data[k][0:len[k]], wire length wire[k], held by mbufs[k].
 static int fm_rx(int nports, const uint16_t *ports, struct rte_mbuf **mbufs, void **data,
-		uint16_t *len, uint32_t *wire, uint16_t *counts) {
+		uint16_t *len, uint32_t *wire, uint16_t *counts,
+		struct rte_mempool *mp, struct rte_mbuf **spare, void **spareData, int *nspare) {
+	int s = *nspare;
+	if (s < FM_SPARE && rte_pktmbuf_alloc_bulk(mp, spare + s, FM_SPARE - s) == 0) {
+		s = FM_SPARE;
+	} else {
+		// All or nothing: when the pool runs low, take what it has a burst at a time.
+		while (s + FM_BURST <= FM_SPARE && rte_pktmbuf_alloc_bulk(mp, spare + s, FM_BURST) == 0) s += FM_BURST;
+	}
+	for (int j = *nspare; j < s; j++) spareData[j] = rte_pktmbuf_mtod(spare[j], void *);
+	*nspare = s;
 	int total = 0;
 	for (int i = 0; i < nports; i++) {
 		uint16_t n = rte_eth_rx_burst(ports[i], 0, mbufs + total, FM_BURST);
@@ -98,36 +200,75 @@ static int fm_rx(int nports, const uint16_t *ports, struct rte_mbuf **mbufs, voi
 	return total;
 }
 
-// fm_tx sends mbuf k on port index verdict[k], or frees it when the verdict
-// is negative. It returns how many the ports refused (freed, counted by Go
-// through refused[]).
-static void fm_tx(int nports, const uint16_t *ports, struct rte_mbuf **mbufs, const int16_t *verdict,
-		int n, uint16_t *refused, uint32_t *refusedBytes) {
+static void fm_refuse(struct rte_mbuf *m, uint16_t *refused, uint32_t *refusedBytes) {
+	(*refused)++;
+	*refusedBytes += m->pkt_len;
+	rte_pktmbuf_free(m);
+}
+
+// fm_flush transmits out[0:m] on port. A frame the PMD refuses, in
+// rte_eth_tx_prepare (an offload request it cannot meet) or in
+// rte_eth_tx_burst (which stops at a frame it cannot send: net_tap at an
+// error), is freed and counted, and the frames after it still go; when
+// the PMD takes nothing twice running, its queue is full and the rest is
+// freed and counted too.
+static void fm_flush(uint16_t port, int tso, struct rte_mbuf **out, int m, uint16_t *refused, uint32_t *refusedBytes) {
+	int i = 0, stuck = 0;
+	while (i < m) {
+		uint16_t ok = m - i;
+		if (tso) ok = rte_eth_tx_prepare(port, 0, out + i, m - i);
+		uint16_t s = rte_eth_tx_burst(port, 0, out + i, ok);
+		i += s;
+		if (s == 0 && ++stuck == 2) {
+			while (i < m) fm_refuse(out[i++], refused, refusedBytes);
+			return;
+		}
+		if (s > 0) stuck = 0;
+		if (i < m) fm_refuse(out[i++], refused, refusedBytes);
+	}
+}
+
+// fm_tx transmits the list txe[0:n], port by port, each in the list's
+// order, and frees the entries with no port. refused[p] and
+// refusedBytes[p] say what port p's PMD did not take (freed).
+static void fm_tx(int nports, const uint16_t *ports, const uint8_t *tso, const struct fm_txe *txe, int n,
+		uint16_t *refused, uint32_t *refusedBytes) {
 	struct rte_mbuf *out[FM_BURST * 8];
 	for (int p = 0; p < nports; p++) {
 		int m = 0;
 		refused[p] = 0;
 		refusedBytes[p] = 0;
 		for (int k = 0; k < n; k++) {
-			if (verdict[k] == p) {
-				out[m++] = mbufs[k];
-				if (m == FM_BURST * 8) {
-					uint16_t s = rte_eth_tx_burst(ports[p], 0, out, m);
-					for (int j = s; j < m; j++) { refusedBytes[p] += out[j]->pkt_len; rte_pktmbuf_free(out[j]); }
-					refused[p] += m - s;
-					m = 0;
-				}
+			const struct fm_txe *e = &txe[k];
+			if (e->port != p) continue;
+			struct rte_mbuf *mb = e->m;
+			if (mb->nb_segs == 1) {
+				mb->data_len = e->len;
+				mb->pkt_len = e->len;
+			}
+			if (e->mss) {
+				mb->l2_len = RTE_ETHER_HDR_LEN;
+				mb->l3_len = e->l3;
+				mb->l4_len = e->l4;
+				mb->tso_segsz = e->mss;
+				mb->ol_flags |= RTE_MBUF_F_TX_TCP_SEG | RTE_MBUF_F_TX_TCP_CKSUM |
+					(e->v6 ? RTE_MBUF_F_TX_IPV6 : RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM);
+			}
+			out[m++] = mb;
+			if (m == FM_BURST * 8) {
+				fm_flush(ports[p], tso[p], out, m, &refused[p], &refusedBytes[p]);
+				m = 0;
 			}
 		}
-		if (m > 0) {
-			uint16_t s = rte_eth_tx_burst(ports[p], 0, out, m);
-			for (int j = s; j < m; j++) { refusedBytes[p] += out[j]->pkt_len; rte_pktmbuf_free(out[j]); }
-			refused[p] += m - s;
-		}
+		if (m > 0) fm_flush(ports[p], tso[p], out, m, &refused[p], &refusedBytes[p]);
 	}
 	for (int k = 0; k < n; k++) {
-		if (verdict[k] < 0 || verdict[k] >= nports) rte_pktmbuf_free(mbufs[k]);
+		if (txe[k].port < 0 || txe[k].port >= nports) rte_pktmbuf_free(txe[k].m);
 	}
+}
+
+static void fm_free(struct rte_mbuf **m, int n) {
+	rte_pktmbuf_free_bulk(m, n);
 }
 
 static int fm_send(uint16_t port, struct rte_mempool *mp, const void *data, uint16_t len) {
@@ -182,13 +323,27 @@ import (
 	"unsafe"
 )
 
-const fmBurst = C.FM_BURST
+const (
+	fmBurst = C.FM_BURST
+	fmSpare = C.FM_SPARE
+
+	// jumboRoom is the data room of the mbufs for ports that refuse the
+	// standard ones (net_af_packet with a large framesz): the largest the
+	// 16-bit field holds, so that a 64 KiB super-frame fits one mbuf.
+	jumboRoom = 65535
+	// jumboPerPort mbufs of 64 KiB per port in the jumbo pool: a PMD that
+	// copies into mbufs (net_af_packet) holds none between bursts.
+	jumboPerPort = 512
+)
 
 type dpdkBackend struct {
 	ports        []C.uint16_t
 	names        []string
 	mac          [][6]byte
-	mp           *C.struct_rte_mempool
+	mp           *C.struct_rte_mempool // standard mbufs: receive, segments, fm_send
+	jumbo        *C.struct_rte_mempool // 64 KiB mbufs for ports that need them (nil: none does)
+	room         int                   // bytes of frame an mbuf of mp holds
+	tso          []C.uint8_t           // per port: the PMD segments super-frames (fm_tso_capa)
 	d            *Datapath
 	ready        func()
 	stop         atomic.Bool
@@ -198,7 +353,10 @@ type dpdkBackend struct {
 	lens         []C.uint16_t
 	wire         []C.uint32_t
 	counts       []C.uint16_t
-	verdict      []C.int16_t
+	txe          []C.struct_fm_txe // the transmit list of a burst
+	spare        []*C.struct_rte_mbuf
+	spareData    []unsafe.Pointer
+	nspare       C.int // spare[:nspare] are ours, allocated by fm_rx, taken by segment
 	refused      []C.uint16_t
 	refusedBytes []C.uint32_t
 	cmem         []unsafe.Pointer
@@ -248,16 +406,28 @@ func newDPDKBackend(eal []string, ports []Port) (backend, error) {
 		b.ports = append(b.ports, C.uint16_t(id))
 		b.names = append(b.names, p.Device)
 	}
-	b.mp = C.fm_pool(8191)
+	// Standard mbufs hold a frame of the largest MTU: a segment cut here
+	// (gsoPlan.build) fits one.
+	room := int(C.RTE_MBUF_DEFAULT_BUF_SIZE)
+	for _, id := range b.ports {
+		room = max(room, int(C.RTE_PKTMBUF_HEADROOM)+int(C.fm_mtu(id))+etherHdrLen+4)
+	}
+	// Enough for every port's receive and transmit descriptors (1024
+	// each), a burst in hand and the spares, with room for the per-core
+	// cache.
+	nmbufs := max(8191, len(b.ports)*(2048+fmBurst)+fmSpare+1024)
+	b.mp = C.fm_pool(C.CString("fmcap_mbufs"), C.uint(nmbufs), C.uint(min(room, jumboRoom)))
 	if b.mp == nil {
 		C.rte_eal_cleanup()
 		return nil, fmt.Errorf("dpdk: mbuf pool: %s (give EAL more memory: -m)", C.GoString(C.rte_strerror(C.rte_errno)))
 	}
+	b.room = int(C.fm_room(b.mp))
+	b.tso = carray[C.uint8_t](b, len(b.ports))
 	for i, id := range b.ports {
 		var mac [6]C.uint8_t
-		if r := C.fm_port_setup(id, b.mp, &mac[0]); r < 0 {
+		if err := b.setup(i, id, &mac, len(ports)); err != nil {
 			b.close()
-			return nil, fmt.Errorf("dpdk: port %s (%s): setup: %s", ports[i].Name, ports[i].Device, C.GoString(C.rte_strerror(-r)))
+			return nil, fmt.Errorf("dpdk: port %s (%s): %w", ports[i].Name, ports[i].Device, err)
 		}
 		var m [6]byte
 		for k := range m {
@@ -271,10 +441,38 @@ func newDPDKBackend(eal []string, ports []Port) (backend, error) {
 	b.lens = carray[C.uint16_t](b, np*fmBurst)
 	b.wire = carray[C.uint32_t](b, np*fmBurst)
 	b.counts = carray[C.uint16_t](b, np)
-	b.verdict = carray[C.int16_t](b, np*fmBurst)
+	b.txe = carray[C.struct_fm_txe](b, np*fmBurst+fmSpare)
+	b.spare = carray[*C.struct_rte_mbuf](b, fmSpare)
+	b.spareData = carray[unsafe.Pointer](b, fmSpare)
 	b.refused = carray[C.uint16_t](b, np)
 	b.refusedBytes = carray[C.uint32_t](b, np)
 	return b, nil
+}
+
+// setup configures port i (DPDK port id) with TSO where its PMD offers it,
+// its receive queue with standard mbufs or, when the PMD refuses them (its
+// frames are larger: net_af_packet's framesz), with 64 KiB ones.
+func (b *dpdkBackend) setup(i int, id C.uint16_t, mac *[6]C.uint8_t, nports int) error {
+	txoff := C.fm_tso_capa(id)
+	if txoff != 0 {
+		b.tso[i] = 1
+	}
+	var nrx, ntx C.uint16_t
+	if r := C.fm_port_configure(id, txoff, &nrx, &ntx); r < 0 {
+		return fmt.Errorf("configure: %s", C.GoString(C.rte_strerror(-r)))
+	}
+	if r := C.fm_rxq(id, nrx, b.mp); r < 0 {
+		if b.jumbo == nil {
+			b.jumbo = C.fm_pool(C.CString("fmcap_jumbo"), C.uint(jumboPerPort*nports), jumboRoom)
+		}
+		if b.jumbo == nil || C.fm_rxq(id, nrx, b.jumbo) < 0 {
+			return fmt.Errorf("receive queue: %s (with 2 KiB mbufs; with %d-byte ones too: a net_af_packet framesz above 65439?)", C.GoString(C.rte_strerror(-r)), jumboRoom)
+		}
+	}
+	if r := C.fm_port_start(id, ntx, &mac[0]); r < 0 {
+		return fmt.Errorf("start: %s", C.GoString(C.rte_strerror(-r)))
+	}
+	return nil
 }
 
 // setGen makes run inject n copies of frame into port 0 and return once
@@ -312,6 +510,57 @@ func (b *dpdkBackend) send(port int, f []byte) bool {
 	return true
 }
 
+// queue appends to the transmit list, from entry nt on, what becomes of
+// received mbuf k, whose frame f HandleMeta sent to port out (-1: drop).
+// It returns the new length of the list.
+func (b *dpdkBackend) queue(nt, k, out int, f []byte) int {
+	e := &b.txe[nt]
+	e.m, e.port, e.len, e.mss = b.mbufs[k], -1, C.uint16_t(len(f)), 0
+	nt++
+	d := b.d
+	if out < 0 {
+		return nt
+	}
+	if !d.outGSO {
+		if mtu := d.ports[out].mtu; mtu > 0 && len(f) > mtu+etherHdrLen {
+			// An echo reply to a request the PMD reassembled (net_af_packet
+			// defragments): the PMD is never handed more than its MTU.
+			d.TxRefused(rTxRejected)
+			return nt
+		}
+		e.port = C.int16_t(out)
+		return nt
+	}
+	g := &d.plan
+	if b.tso[out] != 0 && g.typ != gsoUDPL4 && g.p.l4-g.p.ip < 256 { // l3_len: 9 bits in the mbuf, 8 in fm_txe
+		e.port, e.mss = C.int16_t(out), C.uint16_t(g.mss)
+		e.l3, e.l4 = C.uint8_t(g.p.l4-g.p.ip), C.uint8_t(g.hl-g.p.l4)
+		e.v6 = 0
+		if g.p.v6 {
+			e.v6 = 1
+		}
+		return nt
+	}
+	// Software segmentation: the segments in spare mbufs, in order after
+	// the super-frame's own entry (which frees it).
+	if g.hl+g.mss > b.room {
+		d.TxRefused(rTxRejected) // a segment would not fit an mbuf: an MTU unknown to DPDK
+		return nt
+	}
+	if g.n > int(b.nspare) {
+		d.TxRefused(rTxFull) // the spares ran out this burst
+		return nt
+	}
+	for s := 0; s < g.n; s++ {
+		b.nspare--
+		n := g.build(f, s, unsafe.Slice((*byte)(b.spareData[b.nspare]), b.room))
+		t := &b.txe[nt]
+		t.m, t.port, t.len, t.mss = b.spare[b.nspare], C.int16_t(out), C.uint16_t(n), 0
+		nt++
+	}
+	return nt
+}
+
 // run polls every port; after idleSpins empty polls it sleeps idleSleep
 // between polls, so an idle forwarder does not hold a core at 100 % (a
 // busy one never sleeps).
@@ -319,6 +568,14 @@ func (b *dpdkBackend) run() {
 	const idleSpins, idleSleep = 20000, 20 * time.Microsecond
 	np := C.int(len(b.ports))
 	d := b.d
+	// The smallest MTU of the ports: a TCP frame longer than it is cut
+	// like a super-frame (sniffOffload).
+	minMTU := 0
+	for i := range d.ports {
+		if m := d.ports[i].mtu; m > 0 && (minMTU == 0 || m < minMTU) {
+			minMTU = m
+		}
+	}
 	empty := 0
 	first := true
 	for !b.stop.Load() {
@@ -327,22 +584,26 @@ func (b *dpdkBackend) run() {
 			k := C.fm_gen(b.ports[0], b.mp, g.cframe, C.uint16_t(len(g.frame)), C.int(min(g.left, fmBurst)))
 			g.left -= int(k)
 		}
-		n := int(C.fm_rx(np, &b.ports[0], &b.mbufs[0], &b.data[0], &b.lens[0], &b.wire[0], &b.counts[0]))
-		k := 0
+		n := int(C.fm_rx(np, &b.ports[0], &b.mbufs[0], &b.data[0], &b.lens[0], &b.wire[0], &b.counts[0],
+			b.mp, &b.spare[0], &b.spareData[0], &b.nspare))
+		k, nt := 0, 0
 		for i := range b.ports {
 			for j := 0; j < int(b.counts[i]); j++ {
 				f := unsafe.Slice((*byte)(b.data[k]), int(b.lens[k]))
-				b.verdict[k] = C.int16_t(d.Handle(i, f, int(b.wire[k])))
+				out := d.HandleMeta(i, f, int(b.wire[k]), sniffOffload(f, minMTU, d.ports[i].mtu))
+				nt = b.queue(nt, k, out, f)
 				k++
 			}
 		}
-		if n > 0 {
-			C.fm_tx(np, &b.ports[0], &b.mbufs[0], &b.verdict[0], C.int(n), &b.refused[0], &b.refusedBytes[0])
-			// What the PMD took: every frame sent to a port, less those it
-			// refused (freed by fm_tx and counted as tx_ring_full).
-			for k := 0; k < n; k++ {
-				if v := int(b.verdict[k]); v >= 0 && v < len(b.ports) {
-					d.TxTaken(v, 1, uint64(b.wire[k]))
+		if nt > 0 {
+			C.fm_tx(np, &b.ports[0], &b.tso[0], &b.txe[0], C.int(nt), &b.refused[0], &b.refusedBytes[0])
+			// What the PMD took: every frame queued to a port, less those
+			// it refused (freed by fm_tx and counted as tx_ring_full). A
+			// super-frame sent with TSO counts once, as the PMD took it;
+			// one cut here counts once per segment.
+			for k := 0; k < nt; k++ {
+				if v := int(b.txe[k].port); v >= 0 && v < len(b.ports) {
+					d.TxTaken(v, 1, uint64(b.txe[k].len))
 				}
 			}
 			for i := range b.ports {
@@ -383,6 +644,10 @@ func (b *dpdkBackend) close() {
 		return
 	}
 	b.closed = true
+	if b.nspare > 0 {
+		C.fm_free(&b.spare[0], b.nspare)
+		b.nspare = 0
+	}
 	C.fm_close(C.int(len(b.ports)), (*C.uint16_t)(unsafe.Pointer(unsafe.SliceData(b.ports))))
 	for _, p := range b.cmem {
 		C.free(p)

@@ -288,3 +288,67 @@ func sumBytes(b []byte, s uint32) uint32 {
 
 // csumFinish folds an unfolded sum and complements it: the checksum to store.
 func csumFinish(s uint32) uint16 { return ^csumFold(s) }
+
+// sniffOffload tells, from the frame alone, what metadata a backend that
+// has none would have been given: DPDK's net_af_packet and net_tap copy
+// frames from a kernel interface without their virtio_net_hdr, so they
+// pass on the kernel's super-frames and partial checksums unmarked. min
+// is the smallest MTU of fwd's ports, in the MTU of the port the frame
+// came in on (0: unknown; no super-frames without min).
+//
+//   - A TCP packet longer than min is a super-frame: longer than in, it
+//     did not come off a wire (the sender's TSO or GRO on our port);
+//     between min and in, it may have, but it is cut like one so that it
+//     fits a smaller egress port. Its segment size is what in leaves after
+//     its IP and TCP headers (the sender's own MSS when the sender is on
+//     that link, so the ingress copy shows the segments it meant); finish
+//     lowers it to what the egress port's MTU leaves (gsoPlan.clamp), and
+//     a frame that fits the egress port stays one segment. The segments'
+//     checksums are computed from scratch (gsoPlan.build), so the partial
+//     checksum such a frame carries does not matter.
+//     Longer UDP is left alone (dropped as larger_than_mtu): a UDP GSO
+//     frame's datagram boundaries cannot be told from its bytes.
+//   - A TCP or UDP packet whose checksum field holds the folded sum of its
+//     pseudo-header (what the kernel leaves for a NIC to finish, and what
+//     GRO leaves in a merged frame), and whose full checksum does not
+//     verify, has a partial checksum: it is marked NEEDS_CSUM, which
+//     HandleMeta finishes. A valid packet is never touched; only a
+//     corrupted one whose field happens to equal that sum (1 in 65 536 of
+//     them) is given a valid checksum.
+//
+// Cost per frame: a second header parse and a sum over the pseudo-header
+// (a dozen adds); the sum over the whole packet only for frames whose
+// field matches, which are those the kernel left partial.
+func sniffOffload(f []byte, min, in int) vnet {
+	var p ippkt
+	switch etherType(f) {
+	case etherIPv4:
+		if parseIPv4(f, &p) != rOK {
+			return vnet{}
+		}
+	case etherIPv6:
+		if parseIPv6(f, &p) != rOK {
+			return vnet{}
+		}
+	default:
+		return vnet{}
+	}
+	ck := l4CsumOff(p.proto)
+	if p.frag || p.l4 == 0 || ck < 0 || p.l4+ck+2 > p.end {
+		return vnet{}
+	}
+	if p.proto == protoTCP && min > 0 && p.end-etherHdrLen > min && p.l4+20 <= p.end {
+		v := vnet{gsoType: gsoTCPv4}
+		if p.v6 {
+			v.gsoType = gsoTCPv6
+		}
+		mss := max(in, min) - (p.l4 - etherHdrLen) - int(f[p.l4+12]>>4)*4
+		v.gsoSize = uint16(max(mss, 0)) // planGSO refuses a size below 8 (headers that leave no room)
+		return v
+	}
+	ps := pseudo(f, &p, p.end-p.l4)
+	if binary.BigEndian.Uint16(f[p.l4+ck:]) != csumFold(ps) || csumFold(sumBytes(f[p.l4:p.end], ps)) == 0xffff {
+		return vnet{}
+	}
+	return vnet{flags: vnetNeedsCsum}
+}

@@ -473,14 +473,7 @@ func TestForwarderAFPacket(t *testing.T) {
 // net_af_packet virtual devices over the same veths.
 func TestForwarderDPDK(t *testing.T) {
 	tp := newTopo(t)
-	if err := exec.Command("pkg-config", "--exists", "libdpdk").Run(); err != nil {
-		t.Skip("libdpdk-dev not installed (make test installs it as root)")
-	}
-	fwdDPDK := filepath.Join(t.TempDir(), "fwd-dpdk")
-	build := exec.Command("go", "build", "-tags", "dpdk", "-o", fwdDPDK, "github.com/fmcap/fmcap/fwd")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build fwd with DPDK: %v\n%s", err, out)
-	}
+	fwdDPDK := buildFwdDPDK(t)
 	eal := []string{"--no-huge", "-m", "256", "--no-pci", "-l", "1", "--file-prefix=" + tp.nsF,
 		"--vdev=net_af_packet0,iface=" + tp.f0 + ",framecnt=4096", "--vdev=net_af_packet1,iface=" + tp.f1 + ",framecnt=4096"}
 	forwarderSuite(t, tp, fwdDPDK, "dpdk", eal, [2]string{"net_af_packet0", "net_af_packet1"})
