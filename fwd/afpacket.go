@@ -77,6 +77,7 @@ const (
 	pollTimeout     = 10 // ms
 	txStallAfter    = int64(2 * time.Second)
 	txSkipAfter     = int64(50 * time.Millisecond)
+	txSkipped       = ^uint32(0)
 	txStallLogEvery = int64(10 * time.Second)
 
 	tpStatusKernel      = 0
@@ -106,8 +107,11 @@ type afPort struct {
 	txDirty  bool
 	// Slots reaped in the middle of a burst (mark), for service to report.
 	takenPkts, takenBytes uint64
-	txErr                 unix.Errno // the last sendto's error
-	txErrSince            int64      // when the kernel started failing at txTail (0: it is not)
+	// txLen is each slot's frame length as fwd wrote it (txSkipped: made
+	// for the kernel to skip), so that reap counts from fwd's own memory.
+	txLen      [txFrames]uint32
+	txErr      unix.Errno // the last sendto's error
+	txErrSince int64      // when the kernel started failing at txTail (0: it is not)
 	// Stall watch: the time txTail last moved (or the ring was empty).
 	txProgress  int64
 	txLogged    int64
@@ -188,6 +192,10 @@ func (p *afPort) openTX() error {
 		return fmt.Errorf("PACKET_LOSS: %w", err)
 	}
 	_ = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1)
+	// The pages of every slot in flight are charged to the send buffer; the
+	// default (about 200 KiB: three super-frames) would stall the ring on
+	// EAGAIN long before it is full.
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, txFrames*txFrameSize)
 	treq := unix.TpacketReq{Block_size: txBlockSize, Block_nr: txBlocks, Frame_size: txFrameSize, Frame_nr: txFrames}
 	if err = unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_TX_RING, &treq); err != nil {
 		return fmt.Errorf("tx ring: %w", err)
@@ -293,6 +301,10 @@ func (p *afPort) txCheck(f []byte, m *vnet) reason {
 // mark hands the slot at off, holding n bytes, to the kernel.
 func (p *afPort) mark(off, n int) {
 	le.PutUint32(p.tx[off+4:], uint32(n))
+	p.txLen[p.txHead] = uint32(n)
+	if p.txVnet {
+		p.txLen[p.txHead] -= vnetLen
+	}
 	atomic.StoreUint32(statusAt(p.tx, off), tpStatusSendRequest) // store-release: the kernel reads the frame after this
 	p.txHead++
 	if p.txHead == txFrames {
@@ -344,55 +356,65 @@ func (p *afPort) service(now int64) (pkts, bytes uint64, skipped int) {
 	pkts, bytes = pkts+p.takenPkts, bytes+p.takenBytes
 	p.takenPkts, p.takenBytes = 0, 0
 	switch {
-	case p.txErr == 0 || p.txQueued == 0 || pkts > 0:
+	case p.txErr != unix.ENOBUFS || p.txQueued == 0 || pkts > 0:
+		// Only ENOBUFS is the device refusing the frame at the kernel's
+		// head; EAGAIN is the socket's send buffer, which frees itself.
 		p.txErrSince = 0
 	case p.txErrSince == 0:
 		p.txErrSince = now
 	case now-p.txErrSince >= txSkipAfter:
-		off := slot(p.txTail)
-		n := 1
-		if p.txVnet {
-			n += vnetLen
-		}
-		// The slot stays marked; the kernel reads the length after the
-		// store-release of the next mark, or at the next sendto.
-		le.PutUint32(p.tx[off+4:], uint32(n))
-		p.txDirty = true
-		p.kick()
-		pk, by := p.reap()
-		if pk > 0 { // the first slot taken is the skipped one: not a sent frame
-			pk--
-			by -= uint64(n - vnetLen*b2i(p.txVnet))
+		if p.skipHead() {
 			skipped = 1
 		}
-		pkts, bytes = pkts+pk, bytes+by
 		p.txErrSince = now
 	}
 	return pkts, bytes, skipped
 }
 
-func b2i(b bool) int {
-	if b {
-		return 1
+// skipHead makes the kernel skip the first slot it has not taken (the one
+// it keeps retrying): its length is set to one the kernel refuses outright,
+// which PACKET_LOSS has it skip at the next sendto. The slot is remembered
+// as skipped, so reap does not count it as sent.
+func (p *afPort) skipHead() bool {
+	i := p.txTail
+	for k := 0; k < p.txQueued; k++ {
+		off := slot(i)
+		if atomic.LoadUint32(statusAt(p.tx, off)) == tpStatusSendRequest { // load-acquire, as in reap
+			n := 1
+			if p.txVnet {
+				n += vnetLen
+			}
+			// The slot stays marked; the kernel reads the length when it
+			// comes to the slot again, after the sendto below.
+			le.PutUint32(p.tx[off+4:], uint32(n))
+			p.txLen[i] = txSkipped
+			p.txDirty = true
+			p.kick()
+			return true
+		}
+		if i++; i == txFrames {
+			i = 0
+		}
 	}
-	return 0
+	return false
 }
 
-// reap counts the slots the kernel has taken since the last call (sent,
-// or skipped as malformed under PACKET_LOSS) and frees them for put.
+// reap counts the slots the kernel is done with since the last call (sent,
+// or skipped as malformed under PACKET_LOSS) and frees them for put. A
+// slot the kernel is still sending (TP_STATUS_SENDING: the device may not
+// have read its pages yet; its completion will write the status) is not
+// free: reap stops there.
 func (p *afPort) reap() (pkts, bytes uint64) {
 	for p.txQueued > 0 {
 		off := slot(p.txTail)
-		s := atomic.LoadUint32(statusAt(p.tx, off)) // load-acquire; pairs with the kernel's store when it takes the slot
-		if s == tpStatusSendRequest {
+		s := atomic.LoadUint32(statusAt(p.tx, off)) // load-acquire; pairs with the kernel's store when it is done with the slot
+		if s&(tpStatusSendRequest|tpStatusSending) != 0 {
 			break
 		}
-		n := int(le.Uint32(p.tx[off+4:]))
-		if p.txVnet {
-			n -= vnetLen
+		if n := p.txLen[p.txTail]; n != txSkipped {
+			pkts++
+			bytes += uint64(n)
 		}
-		pkts++
-		bytes += uint64(n)
 		p.txTail++
 		if p.txTail == txFrames {
 			p.txTail = 0

@@ -206,9 +206,15 @@ func (d *Datapath) HandleMeta(in int, f []byte, wire int, m vnet) int {
 	d.outMeta, d.outGSO = vnet{}, false
 	if m.flags&vnetNeedsCsum != 0 && m.gsoType == gsoNone {
 		// One packet whose checksum the sender left to a NIC that is not
-		// there: finish it, so the updates that follow are right and what
-		// is captured and sent is valid.
-		completeL4(f)
+		// there: finish it where the sender said (csum_start, csum_offset:
+		// an encapsulating sender points at the inner header), so the
+		// updates that follow are right and what is captured and sent is
+		// valid.
+		if !finishAt(f, int(m.csumStart), int(m.csumOffset)) {
+			d.c.ports[in].rxPkts++
+			d.c.ports[in].rxBytes += uint64(wire)
+			return d.drop(rBadGSO)
+		}
 	}
 	pc := &d.c.ports[in]
 	pc.rxPkts++
@@ -342,7 +348,9 @@ func (d *Datapath) finish(f []byte, r *crule, dir uint8, orig *[16]byte, p *ippk
 	}
 	copy(f[0:6], n.mac[:])
 	if g != nil {
-		g.clamp(d.ports[out].mtu)
+		if rs := g.clamp(d.ports[out].mtu); rs != rOK {
+			return d.drop(rs)
+		}
 		seedPartial(f, p, int(g.meta().csumOffset))
 		d.outMeta, d.outGSO = g.meta(), true
 	}

@@ -32,16 +32,20 @@ func TestSniffOffload(t *testing.T) {
 	}{
 		{"valid TCP", tcpFrame(macA, macP0, ipA, ipX, "hello"), 1500, 1500, vnet{}},
 		{"valid UDP", udpFrame(macA, macP0, ipA, ipX, "hello"), 1500, 1500, vnet{}},
-		{"partial TCP", partial(tcpFrame(macA, macP0, ipA, ipX, "hello")), 1500, 1500, vnet{flags: vnetNeedsCsum}},
-		{"partial UDP", partial(udpFrame(macA, macP0, ipA, ipX, "hello")), 1500, 1500, vnet{flags: vnetNeedsCsum}},
-		{"partial TCPv6", partial(tcp6Frame(macA, macP0, ip6A, ip6X, "hello")), 1500, 1500, vnet{flags: vnetNeedsCsum}},
-		{"partial UDPv6", partial(udp6Frame(macA, macP0, ip6A, ip6X, "hello")), 1500, 1500, vnet{flags: vnetNeedsCsum}},
+		{"partial TCP", partial(tcpFrame(macA, macP0, ipA, ipX, "hello")), 1500, 1500, vnet{flags: vnetNeedsCsum, csumStart: 34, csumOffset: 16}},
+		{"partial UDP", partial(udpFrame(macA, macP0, ipA, ipX, "hello")), 1500, 1500, vnet{flags: vnetNeedsCsum, csumStart: 34, csumOffset: 6}},
+		{"partial TCPv6", partial(tcp6Frame(macA, macP0, ip6A, ip6X, "hello")), 1500, 1500, vnet{flags: vnetNeedsCsum, csumStart: 54, csumOffset: 16}},
+		{"partial UDPv6", partial(udp6Frame(macA, macP0, ip6A, ip6X, "hello")), 1500, 1500, vnet{flags: vnetNeedsCsum, csumStart: 54, csumOffset: 6}},
 		// 20 bytes of IP, 32 of TCP with timestamps: the sender's MSS at 1500.
 		{"TCP super-frame", partial(tcpFrame(macA, macP0, ipA, ipX, big)), 1500, 1500, vnet{gsoType: gsoTCPv4, gsoSize: 1448}},
 		{"TCPv6 super-frame", tcp6Frame(macA, macP0, ip6A, ip6X, big), 1500, 1500, vnet{gsoType: gsoTCPv6, gsoSize: 1440}},
 		// A jumbo frame from a 9001 link: one segment of up to 8949 bytes,
 		// which finish cuts to a 1500 egress port's size.
 		{"TCP from a jumbo link", tcpFrame(macA, macP0, ipA, ipX, big), 1500, 9001, vnet{gsoType: gsoTCPv4, gsoSize: 8949}},
+		// The same packet damaged on the way: cutting it would give its
+		// segments valid checksums; it is left as it is (and refused as
+		// longer than the egress MTU).
+		{"damaged TCP from a jumbo link", func() []byte { f := tcpFrame(macA, macP0, ipA, ipX, big); f[len(f)-1] ^= 1; return f }(), 1500, 9001, vnet{}},
 		{"TCP longer than no known MTU", tcpFrame(macA, macP0, ipA, ipX, big), 0, 0, vnet{}},
 		{"UDP longer than the MTU", udpFrame(macA, macP0, ipA, ipX, big), 1500, 1500, vnet{}},
 		{"TCP at the MTU", tcpFrame(macA, macP0, ipA, ipX, big[:1448]), 1500, 1500, vnet{}},

@@ -87,6 +87,7 @@ type gsoPlan struct {
 	mss int // payload bytes per segment
 	n   int // segments
 	typ uint8
+	ecn uint8 // gsoECN when the sender set CWR and the NIC must keep it on the first segment only
 }
 
 // planGSO checks a super-frame's metadata against its headers and plans
@@ -95,7 +96,9 @@ type gsoPlan struct {
 // inside it, and the segment size must be sane.
 func planGSO(f []byte, p *ippkt, v *vnet, g *gsoPlan) reason {
 	typ := v.gsoType &^ gsoECN
-	if p.frag || p.l4 == 0 {
+	// A super-frame is one IP packet: bytes after it (Ethernet pads only
+	// short frames) would be sent as payload the capture never shows.
+	if p.frag || p.l4 == 0 || p.end != len(f) && len(f) > 60 {
 		return rBadGSO
 	}
 	switch typ {
@@ -119,7 +122,7 @@ func planGSO(f []byte, p *ippkt, v *vnet, g *gsoPlan) reason {
 	if v.gsoSize < 8 {
 		return rBadGSO
 	}
-	g.p, g.typ, g.mss = *p, typ, int(v.gsoSize)
+	g.p, g.typ, g.ecn, g.mss = *p, typ, v.gsoType&gsoECN, int(v.gsoSize)
 	g.setMSS(g.mss)
 	return rOK
 }
@@ -137,17 +140,24 @@ func (g *gsoPlan) setMSS(mss int) {
 }
 
 // clamp lowers the segment size so that every segment fits mtu (IP bytes).
-func (g *gsoPlan) clamp(mtu int) {
-	if mtu > 0 && g.hl-etherHdrLen+g.mss > mtu && mtu > g.hl-etherHdrLen+8 {
-		g.setMSS(mtu - (g.hl - etherHdrLen))
+// Only a TCP stream can be cut finer: each UDP segment is a datagram of
+// its own, and one that does not fit is refused (rTooBig).
+func (g *gsoPlan) clamp(mtu int) reason {
+	if mtu <= 0 || g.hl-etherHdrLen+g.mss <= mtu {
+		return rOK
 	}
+	if g.typ == gsoUDPL4 || mtu <= g.hl-etherHdrLen+8 {
+		return rTooBig
+	}
+	g.setMSS(mtu - (g.hl - etherHdrLen))
+	return rOK
 }
 
 // meta is the virtio_net_hdr that asks the kernel or the NIC to do what
 // this plan does, for a super-frame whose checksum field holds the
 // pseudo-header sum (seedPartial).
 func (g *gsoPlan) meta() vnet {
-	v := vnet{flags: vnetNeedsCsum, gsoType: g.typ, hdrLen: uint16(g.hl), gsoSize: uint16(g.mss), csumStart: uint16(g.p.l4)}
+	v := vnet{flags: vnetNeedsCsum, gsoType: g.typ | g.ecn, hdrLen: uint16(g.hl), gsoSize: uint16(g.mss), csumStart: uint16(g.p.l4)}
 	if g.typ == gsoUDPL4 {
 		v.csumOffset = 6
 	} else {
@@ -337,7 +347,18 @@ func sniffOffload(f []byte, min, in int) vnet {
 	if p.frag || p.l4 == 0 || ck < 0 || p.l4+ck+2 > p.end {
 		return vnet{}
 	}
+	ps := pseudo(f, &p, p.end-p.l4)
+	field := binary.BigEndian.Uint16(f[p.l4+ck:])
 	if p.proto == protoTCP && min > 0 && p.end-etherHdrLen > min && p.l4+20 <= p.end {
+		// A packet that fits its ingress link is one the wire carried
+		// whole: cutting it recomputes every checksum, so it is cut only
+		// when its own checksum is right (or is the sender's partial one);
+		// a damaged one stays as it came. Longer than the ingress link, it
+		// can only be a super-frame (TSO, or GRO, which joins only valid
+		// segments).
+		if p.end-etherHdrLen <= in && field != csumFold(ps) && csumFold(sumBytes(f[p.l4:p.end], ps)) != 0xffff {
+			return vnet{}
+		}
 		v := vnet{gsoType: gsoTCPv4}
 		if p.v6 {
 			v.gsoType = gsoTCPv6
@@ -346,9 +367,38 @@ func sniffOffload(f []byte, min, in int) vnet {
 		v.gsoSize = uint16(max(mss, 0)) // planGSO refuses a size below 8 (headers that leave no room)
 		return v
 	}
-	ps := pseudo(f, &p, p.end-p.l4)
-	if binary.BigEndian.Uint16(f[p.l4+ck:]) != csumFold(ps) || csumFold(sumBytes(f[p.l4:p.end], ps)) == 0xffff {
+	if field != csumFold(ps) || csumFold(sumBytes(f[p.l4:p.end], ps)) == 0xffff {
 		return vnet{}
 	}
-	return vnet{flags: vnetNeedsCsum}
+	return vnet{flags: vnetNeedsCsum, csumStart: uint16(p.l4), csumOffset: uint16(ck)}
+}
+
+// finishAt finishes a partial checksum as the kernel does
+// (skb_checksum_help): the sum of the bytes from start to the end of the
+// packet (the IP packet's end where the frame holds one: Ethernet padding
+// is not the sender's), whose checksum field holds the pseudo-header sum,
+// folded and complemented into start+offset. False when the place lies
+// outside the packet.
+func finishAt(f []byte, start, offset int) bool {
+	end := len(f)
+	var p ippkt
+	switch etherType(f) {
+	case etherIPv4:
+		if parseIPv4(f, &p) == rOK {
+			end = p.end
+		}
+	case etherIPv6:
+		if parseIPv6(f, &p) == rOK {
+			end = p.end
+		}
+	}
+	if start < etherHdrLen || offset < 0 || start+offset+2 > end {
+		return false
+	}
+	c := csumFinish(sumBytes(f[start:end], 0))
+	if c == 0 {
+		c = 0xffff // as the kernel does: 0 means "no checksum" to UDP
+	}
+	binary.BigEndian.PutUint16(f[start+offset:], c)
+	return true
 }
