@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/fmcap/fmcap/internal/cliutil"
+	"github.com/fmcap/fmcap/internal/version"
 )
 
 func main() {
@@ -77,6 +78,7 @@ func main() {
 			return run(cfg, ports, rules, log, sig, cc.Int("bench-gen"))
 		},
 	}
+	version.Setup(app)
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "fwd:", err)
 		os.Exit(1)

@@ -19,6 +19,7 @@ import (
 	"github.com/fmcap/fmcap/indexer/segment"
 	"github.com/fmcap/fmcap/internal/cliutil"
 	"github.com/fmcap/fmcap/internal/timespec"
+	"github.com/fmcap/fmcap/internal/version"
 )
 
 func main() {
@@ -89,6 +90,7 @@ func main() {
 			}, log)
 		},
 	}
+	version.Setup(app)
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "indexer:", err)
 		os.Exit(1)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fmcap/fmcap/internal/cliutil"
 	"github.com/fmcap/fmcap/internal/ctl"
+	"github.com/fmcap/fmcap/internal/version"
 )
 
 const defaultSocket = "/run/fmcap/fwd.sock"
@@ -83,6 +84,7 @@ func main() {
 			}},
 		},
 	}
+	version.Setup(app)
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "fmctl:", err)
 		os.Exit(1)

@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/fmcap/fmcap/internal/cliutil"
+	"github.com/fmcap/fmcap/internal/version"
 	"github.com/fmcap/fmcap/shmring"
 )
 
@@ -68,6 +69,7 @@ func main() {
 			return err
 		},
 	}
+	version.Setup(app)
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "fminject:", err)
 		os.Exit(1)

@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/fmcap/fmcap/internal/cliutil"
+	"github.com/fmcap/fmcap/internal/version"
 	"github.com/fmcap/fmcap/shmring"
 )
 
@@ -54,6 +55,7 @@ func main() {
 			},
 		},
 	}
+	version.Setup(app)
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "fmring:", err)
 		os.Exit(1)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/fmcap/fmcap/internal/cliutil"
 	"github.com/fmcap/fmcap/internal/timespec"
+	"github.com/fmcap/fmcap/internal/version"
 	"github.com/fmcap/fmcap/writer/chunk"
 )
 
@@ -70,6 +71,7 @@ func main() {
 		Action:         run,
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports and exits
 	}
+	version.Setup(app)
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "fmslice:", err)
 		var ex cli.ExitCoder
