@@ -28,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fmcap/fmcap/internal/cliutil"
 	"github.com/fmcap/fmcap/internal/metrics"
 	"github.com/fmcap/fmcap/internal/sdnotify"
 	"github.com/fmcap/fmcap/shmring"
@@ -98,12 +99,11 @@ const (
 // run wires the stages and returns when they are done: on ctx cancellation
 // (SIGTERM) after draining, or at the end of the ring with ExitOnClose.
 func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
-	if err := os.MkdirAll(cfg.Store, 0o755); err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
+	// The ring first: a missing ring or slot is an error that leaves nothing
+	// behind, not an empty store directory.
 	r, err := shmring.Open(cfg.Ring)
 	if err != nil {
-		return err
+		return cliutil.RingMissing(cfg.Ring, err)
 	}
 	defer r.Close()
 	c, err := r.Attach(cfg.Consumer)
@@ -113,6 +113,9 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	defer c.Close()
 	if c.Lossy() {
 		return fmt.Errorf("ring %q: consumer %q is lossy; the writer needs a lossless slot (fmring create --consumer %s:lossless)", cfg.Ring, cfg.Consumer, cfg.Consumer)
+	}
+	if err := os.MkdirAll(cfg.Store, 0o755); err != nil {
+		return fmt.Errorf("store: %w", err)
 	}
 	skipTo, err := resume(cfg, log, r)
 	if err != nil {

@@ -5,7 +5,8 @@ package cliutil
 // not given from, in this order of precedence:
 //
 //  1. the command line;
-//  2. the environment: FMCAP_<SECTION>_<FLAG>, e.g. FMCAP_WRITER_STORE;
+//  2. the environment: FMCAP_<SECTION>_<FLAG>, e.g. FMCAP_WRITER_STORE,
+//     which urfave/cli reads for the variables Env gave each flag (env.go);
 //  3. the file: the key named like the flag (frame-size → frame_size) in
 //     the command's section (writer:, indexer:, ...), and --ring from
 //     ring.path;
@@ -26,8 +27,8 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// ApplyConfig fills cc's unset flags from the environment and from the
-// file given by --config. rename maps file keys to flag names where they
+// ApplyConfig fills cc's unset flags from the file given by --config (the
+// environment was read by urfave/cli, see Env). rename maps file keys to flag names where they
 // differ (fmring's ring section: "path" → "ring", "consumers" → "consumer").
 func ApplyConfig(cc *cli.Context, section string, rename map[string]string) error {
 	known := map[string]bool{}
@@ -37,19 +38,6 @@ func ApplyConfig(cc *cli.Context, section string, rename map[string]string) erro
 	if len(cc.Command.Flags) == 0 {
 		for _, f := range cc.App.Flags {
 			known[f.Names()[0]] = true
-		}
-	}
-	envName := func(flag string) string {
-		return "FMCAP_" + strings.ToUpper(section+"_"+strings.ReplaceAll(flag, "-", "_"))
-	}
-	for name := range known {
-		if name == "config" || cc.IsSet(name) {
-			continue
-		}
-		if v, ok := os.LookupEnv(envName(name)); ok {
-			if err := cc.Set(name, v); err != nil {
-				return fmt.Errorf("%s=%q: %w", envName(name), v, err)
-			}
 		}
 	}
 	path := cc.String("config")
@@ -173,7 +161,7 @@ func ConfigValue(path, section, key string) (v string, ok bool, err error) {
 }
 
 // FromConfig sets flag from section.key of --config when the flag was not
-// given (nor its environment variable, which urfave handles).
+// given (nor its environment variables, which urfave/cli reads: see Env).
 func FromConfig(cc *cli.Context, flag, section, key string) error {
 	path := cc.String("config")
 	if path == "" || cc.IsSet(flag) {

@@ -22,13 +22,13 @@ import (
 const defaultSocket = "/run/fmcap/fwd.sock"
 
 func main() {
-	socket := &cli.StringFlag{Name: "socket", Value: defaultSocket, EnvVars: []string{"FMCAP_FWD_SOCKET"}, Usage: "fwd's control socket (default: fwd.control of --config)"}
-	config := &cli.StringFlag{Name: "config", EnvVars: []string{"FMCAP_CONFIG"}, Usage: "the fmcap configuration file: the socket, and for stats the ring and the writer's and indexer's metrics"}
+	socket := &cli.StringFlag{Name: "socket", Value: defaultSocket, Usage: "fwd's control socket (default: fwd.control of --config)"}
+	config := &cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: the socket, and for stats the ring and the writer's and indexer's metrics"}
 	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON for programs"}
 	app := &cli.App{
 		Name:  "fmctl",
 		Usage: "control a running fwd",
-		Flags: []cli.Flag{socket, config},
+		Flags: cliutil.Env("fmctl", []cli.Flag{socket, config}, map[string]string{"socket": "fwd.control"}),
 		Commands: []*cli.Command{
 			{
 				Name:  "rules",

@@ -21,9 +21,9 @@ func main() {
 		Name:      "fminject",
 		Usage:     "produce pcap/pcapng files into an fmcap ring",
 		ArgsUsage: "FILE...",
-		Flags: []cli.Flag{
+		Flags: cliutil.Env("fminject", []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: the ring is its ring.path unless --ring"},
-			&cli.StringFlag{Name: "ring", EnvVars: []string{"FMCAP_RING"}, Usage: "ring file"},
+			&cli.StringFlag{Name: "ring", Usage: "ring file"},
 			&cli.BoolFlag{Name: "now", Usage: "stamp packets with the current time instead of their capture time"},
 			&cli.Float64Flag{Name: "pps", Usage: "at most this many packets per second (0: as fast as possible)"},
 			&cli.IntFlag{Name: "loop", Value: 1, Usage: "read the files this many times (0: until interrupted)"},
@@ -31,7 +31,7 @@ func main() {
 			&cli.UintFlag{Name: "port", Usage: "port number recorded with each packet"},
 			&cli.BoolFlag{Name: "keep-open", Usage: "do not mark the ring closed at the end"},
 			&cli.BoolFlag{Name: "q", Usage: "no summary on stderr"},
-		},
+		}, map[string]string{"ring": "ring.path"}),
 		Action: func(cc *cli.Context) error {
 			if err := cliutil.FromConfig(cc, "ring", "ring", "path"); err != nil {
 				return err
@@ -57,7 +57,7 @@ func main() {
 			}
 			r, err := shmring.Open(cc.String("ring"))
 			if err != nil {
-				return err
+				return cliutil.RingMissing(cc.String("ring"), err)
 			}
 			defer r.Close()
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)

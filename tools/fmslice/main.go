@@ -27,6 +27,9 @@ import (
 
 const exitIncomplete = 3
 
+// The store is the writer's: FMCAP_FMSLICE_STORE, else FMCAP_WRITER_STORE.
+var storeKey = map[string]string{"store": "writer.store"}
+
 func main() {
 	// A query lives for milliseconds with a heap of a few MiB (frame buffers,
 	// the plan): collecting at 4 MiB as Go does by default cost a 50 M-packet
@@ -39,9 +42,9 @@ func main() {
 		ArgsUsage: "[tcpdump filter expression]",
 		Description: "The range is half-open: --from <= time < --to. Times: RFC 3339 (2026-11-25T10:00:00.5Z),\n" +
 			"Unix seconds (1764064800.5), now, or relative (-5m, now-1h). The filter has tcpdump's syntax and meaning.",
-		Flags: []cli.Flag{
+		Flags: cliutil.Env("fmslice", []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: the store is its writer.store unless --store"},
-			&cli.StringFlag{Name: "store", EnvVars: []string{"FMCAP_STORE"}, Usage: "store directory written by the writer (required)"},
+			&cli.StringFlag{Name: "store", Usage: "store directory written by the writer (required)"},
 			&cli.StringFlag{Name: "from", Usage: "start of the range (inclusive); default: the beginning"},
 			&cli.StringFlag{Name: "to", Usage: "end of the range (exclusive); default: the end"},
 			&cli.StringFlag{Name: "w", Aliases: []string{"write"}, Value: "-", Usage: "output file, - for stdout"},
@@ -51,21 +54,21 @@ func main() {
 			&cli.BoolFlag{Name: "no-index", Usage: "read every frame of the range (compare with the indexed answer)"},
 			&cli.BoolFlag{Name: "explain", Usage: "print the plan on stderr: segments consulted, frames read and skipped, bytes decompressed"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile to this file (for benchmarks)"},
-		},
+		}, storeKey),
 		Commands: []*cli.Command{{
 			Name:      "flows",
 			Usage:     "the flows of a range, top talkers first, from the index alone (no packet is read)",
 			ArgsUsage: "[filter: host, net, port, portrange, protocols, and/or/not]",
-			Flags: []cli.Flag{
+			Flags: cliutil.Env("fmslice", []cli.Flag{
 				&cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: the store is its writer.store unless --store"},
-				&cli.StringFlag{Name: "store", EnvVars: []string{"FMCAP_STORE"}, Usage: "store directory"},
+				&cli.StringFlag{Name: "store", Usage: "store directory"},
 				&cli.StringFlag{Name: "index", Usage: "index directory (default STORE/index)"},
 				&cli.StringFlag{Name: "from", Usage: "start of the range"},
 				&cli.StringFlag{Name: "to", Usage: "end of the range"},
 				&cli.StringFlag{Name: "by", Value: "bytes", Usage: "order by bytes or packets"},
 				&cli.IntFlag{Name: "n", Value: 20, Usage: "rows (0: all)"},
 				&cli.BoolFlag{Name: "json", Usage: "JSON for programs"},
-			},
+			}, storeKey),
 			Action: flows,
 		}},
 		Action:         run,
