@@ -41,7 +41,7 @@ func main() {
 						Name:  "add",
 						Usage: "add a rule: packets on --in to --local from --peer go out of --out from --out-local to --target",
 						Flags: []cli.Flag{
-							&cli.UintFlag{Name: "id", Required: true},
+							&cli.UintFlag{Name: "id", Required: true, Usage: "rule number, > 0"},
 							&cli.StringFlag{Name: "in", Required: true, Usage: "port where the peer's packets arrive"},
 							&cli.StringFlag{Name: "local", Required: true, Usage: "local address the peer sends to (X)"},
 							&cli.StringFlag{Name: "peer", Required: true, Usage: "the peer (A)"},

@@ -70,7 +70,7 @@ func main() {
 		},
 	}
 	version.Setup(app)
-	if err := app.Run(os.Args); err != nil {
+	if err := app.Run(cliutil.FlagsFirst(app, os.Args)); err != nil { // flags after the files too
 		fmt.Fprintln(os.Stderr, "fminject:", err)
 		os.Exit(1)
 	}

@@ -75,7 +75,7 @@ func main() {
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports and exits
 	}
 	version.Setup(app)
-	if err := app.Run(os.Args); err != nil {
+	if err := app.Run(cliutil.FlagsFirst(app, os.Args)); err != nil { // flags after the filter too
 		fmt.Fprintln(os.Stderr, "fmslice:", err)
 		var ex cli.ExitCoder
 		if errors.As(err, &ex) {
