@@ -9,7 +9,7 @@ import (
 
 func TestFlagsFirst(t *testing.T) {
 	app := &cli.App{
-		Flags: []cli.Flag{&cli.StringFlag{Name: "store"}, &cli.StringFlag{Name: "w", Aliases: []string{"write"}}, &cli.BoolFlag{Name: "q"}},
+		Flags:    []cli.Flag{&cli.StringFlag{Name: "store"}, &cli.StringFlag{Name: "w", Aliases: []string{"write"}}, &cli.BoolFlag{Name: "q"}},
 		Commands: []*cli.Command{{Name: "flows", Flags: []cli.Flag{&cli.StringFlag{Name: "store"}, &cli.BoolFlag{Name: "json"}}}},
 	}
 	for _, c := range []struct{ in, want string }{
