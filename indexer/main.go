@@ -18,6 +18,7 @@ import (
 
 	"github.com/fmcap/fmcap/indexer/segment"
 	"github.com/fmcap/fmcap/internal/cliutil"
+	"github.com/fmcap/fmcap/internal/fsmode"
 	"github.com/fmcap/fmcap/internal/timespec"
 	"github.com/fmcap/fmcap/internal/version"
 )
@@ -62,7 +63,8 @@ func main() {
 					return err // before creating the index directory
 				}
 			}
-			if err := os.MkdirAll(dir, 0o755); err != nil {
+			fsmode.SetUmask() // segments and gaps.log 0640, directories 0750, whatever the umask
+			if err := fsmode.MkdirAll(dir); err != nil {
 				return err
 			}
 			if cc.Int("segment-packets") < segment.DefaultGroupSize {

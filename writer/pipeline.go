@@ -23,12 +23,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/fmcap/fmcap/internal/cliutil"
+	"github.com/fmcap/fmcap/internal/fsmode"
 	"github.com/fmcap/fmcap/internal/metrics"
 	"github.com/fmcap/fmcap/internal/sdnotify"
 	"github.com/fmcap/fmcap/shmring"
@@ -99,6 +99,9 @@ const (
 // run wires the stages and returns when they are done: on ctx cancellation
 // (SIGTERM) after draining, or at the end of the ring with ExitOnClose.
 func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
+	// Chunks, frame tables and logs are 0640 in 0750 directories whatever
+	// umask the writer was started with (internal/fsmode).
+	fsmode.SetUmask()
 	// The ring first: a missing ring or slot is an error that leaves nothing
 	// behind, not an empty store directory.
 	r, err := shmring.Open(cfg.Ring)
@@ -114,7 +117,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if c.Lossy() {
 		return fmt.Errorf("ring %q: consumer %q is lossy; the writer needs a lossless slot (fmring create --consumer %s:lossless)", cfg.Ring, cfg.Consumer, cfg.Consumer)
 	}
-	if err := os.MkdirAll(cfg.Store, 0o755); err != nil {
+	if err := fsmode.MkdirAll(cfg.Store); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	skipTo, err := resume(cfg, log, r)

@@ -11,6 +11,8 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+
+	"github.com/fmcap/fmcap/internal/fsmode"
 )
 
 // Logger is the one logger a command builds in main and passes down: text to
@@ -59,7 +61,7 @@ func CPUProfile(path string) (stop func(), err error) {
 	if path == "" {
 		return func() {}, nil
 	}
-	f, err := os.Create(path)
+	f, err := fsmode.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("cpuprofile: %w", err)
 	}
