@@ -138,7 +138,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	ordered := make(chan *frame, nframes)
 	k := &consumer{cfg: cfg, c: c, skipTo: skipTo, free: free, work: work, ordered: ordered, st: st}
 	ret := &retention{dir: cfg.Store, maxBytes: cfg.RetainBytes, minFree: cfg.RetainFree, maxAge: cfg.RetainAge, log: log}
-	s := &store{cfg: cfg, log: log, c: c, ringID: r.ID(), free: free, st: st, ret: ret}
+	s := &store{cfg: cfg, log: log, c: c, ringID: r.ID(), free: free, st: st, ret: ret, ep: episode{every: 30 * time.Second}}
 	mctx, stopMetrics := context.WithCancel(context.Background())
 	defer stopMetrics()
 	if err := metrics.Serve(mctx, cfg.Metrics, log, func(w *metrics.Writer) { writeMetrics(w, cfg, st, ret, r) }); err != nil {

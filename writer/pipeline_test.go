@@ -229,6 +229,10 @@ func TestDiskFull(t *testing.T) {
 	if err := testpkt.CheckStore(store, n); err != nil {
 		t.Fatal(err)
 	}
+	// The episode is logged when it starts and when it ends.
+	if l := logs.String(); strings.Count(l, "store write failed") != 1 || !strings.Contains(l, "store writes resumed") {
+		t.Fatalf("want one start and one end of the disk-full episode in the log:\n%s", tail(l, 2000))
+	}
 }
 
 func tail(s string, n int) string {
