@@ -24,7 +24,7 @@ type store struct {
 	st     *stats
 	cw     *chunk.Writer
 	ret    *retention
-	ep     episode // a write failing, for the log
+	ep     episode       // a write failing, for the log
 	bs     [][]byte      // a batch's bytes, for AppendBatch
 	metas  []chunk.Frame // and entries
 }
