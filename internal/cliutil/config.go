@@ -134,10 +134,18 @@ func kindName(n *yaml.Node) string {
 	return "value"
 }
 
-// ConfigValue reads one scalar, section.key, from the configuration file
-// (for commands that take a setting of another process's section, such as
-// fmslice taking the writer's store). ok is false when it is not there.
+// ConfigValue reads one setting, section.key, for commands that take a
+// setting of another process's section (fmslice the writer's store, fmctl
+// stats the ring and the metrics addresses): its variable
+// (FMCAP_<SECTION>_<KEY>, see Env) when set, else the scalar in the
+// configuration file at path ("": none). ok is false when neither has it.
 func ConfigValue(path, section, key string) (v string, ok bool, err error) {
+	if v, ok := os.LookupEnv(EnvName(section, key)); ok {
+		return v, true, nil
+	}
+	if path == "" {
+		return "", false, nil
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", false, fmt.Errorf("config: %w", err)

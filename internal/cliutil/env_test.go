@@ -122,3 +122,27 @@ func TestEnvInHelp(t *testing.T) {
 		}
 	}
 }
+
+// ConfigValue, for settings of another section, honors the same variables.
+func TestConfigValueEnv(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "fmcap.yaml")
+	os.WriteFile(file, []byte("ring:\n  path: /file/ring\n"), 0o600)
+	for _, c := range []struct {
+		path, env, want string
+		ok              bool
+	}{
+		{file, "", "/file/ring", true},
+		{file, "/env/ring", "/env/ring", true},
+		{"", "/env/ring", "/env/ring", true},
+		{"", "", "", false},
+	} {
+		os.Unsetenv("FMCAP_RING_PATH")
+		if c.env != "" {
+			t.Setenv("FMCAP_RING_PATH", c.env)
+		}
+		v, ok, err := ConfigValue(c.path, "ring", "path")
+		if err != nil || v != c.want || ok != c.ok {
+			t.Errorf("file %q, FMCAP_RING_PATH %q: got %q %v %v, want %q %v", c.path, c.env, v, ok, err, c.want, c.ok)
+		}
+	}
+}

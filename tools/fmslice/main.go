@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fmcap/fmcap/internal/cliutil"
+	"github.com/fmcap/fmcap/internal/fsmode"
 	"github.com/fmcap/fmcap/internal/timespec"
 	"github.com/fmcap/fmcap/internal/version"
 	"github.com/fmcap/fmcap/writer/chunk"
@@ -36,6 +37,7 @@ func main() {
 	// query about 5 ms of 55 (bench/RESULTS.md). Let it grow to five times
 	// what is live instead.
 	debug.SetGCPercent(400)
+	fsmode.SetUmask() // queries.log in the store, and -w output, 0640: captures are not for every local user
 	app := &cli.App{
 		Name:      "fmslice",
 		Usage:     "extract packets from an fmcap store as pcap",
