@@ -21,7 +21,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 2
 fi
 W=$(mktemp -d /tmp/fmcap-readme.XXXXXX)
-trap 'cp "$W/out" /tmp/hyg-readme.out 2>/dev/null; rm -rf --one-file-system "$W"' EXIT
+trap 'rm -rf --one-file-system "$W"' EXIT
 start=$SECONDS
 awk '/^## Using it by hand/ {on = 1; next} /^## / {on = 0}
      on && /^```sh/ {b = 1; next} on && /^```/ {b = 0; next} on && b' README.md > "$W/commands"
