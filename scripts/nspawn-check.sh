@@ -72,6 +72,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 echo $$ > "$T/.fmcap-owner"
 cp -a --reflink=auto "$B/." "$T/"
+chmod 0755 "$T"   # the container's /: mktemp made it 0700, which locks out the fmcap user
 # Binaries built for this run only: another run may be building bin/ now.
 make -s install DESTDIR="$T" BIN="$T/.fmcap-bin" >/dev/null
 cat > "$T/etc/fmcap/fmcap.yaml" <<'EOF'
