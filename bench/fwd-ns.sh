@@ -9,16 +9,26 @@
 #             rule capture inline, ring on huge pages, writer (zstd) storing it
 #
 # iperf3 from A to 198.18.1.1: TCP, UDP with 64-byte and 1400-byte payloads
-# (unlimited rate: the figure is what B receives). Offloads as in the tests:
-# tx checksum off on the end hosts, GRO off on F's veths, for all three.
+# (unlimited rate: the figure is what B receives). Every device keeps the
+# kernel's default offloads (TSO, GSO, checksum offload; veth GRO off), as
+# real hosts do; OFFLOADS=off turns tx checksumming off on the end hosts
+# and GRO off on F's veths (the lab settings of earlier runs); FWDGRO=on
+# turns GRO on on F's veths.
 # CAPTURE=none runs fwd without capture and without the writer: the ceiling
 # of the forwarding path itself (default: inline, the goal's condition).
-# Usage: T=5 [CAPTURE=none] bench/fwd-ns.sh
+# BACKENDS picks fwd's backends (default: afpacket dpdk).
+# TCPRATES="1 2 4" adds, for fwd, TCP runs paced at each rate (Gbit/s) and
+# the capture copies lost at that rate (fwd's capture drops, the ring's
+# drops): the highest rate with none is what fwd captures and stores whole.
+# Usage: T=5 [CAPTURE=none] [OFFLOADS=off] [FWDGRO=on] [BACKENDS=afpacket] bench/fwd-ns.sh
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 T=${T:-5}
 CAPTURE=${CAPTURE:-inline}
-go build -o "$B/" ./fwd ./writer ./tools/fmring
+OFFLOADS=${OFFLOADS:-on}
+FWDGRO=${FWDGRO:-off}
+BACKENDS=${BACKENDS:-afpacket dpdk}
+go build -o "$B/" ./fwd ./writer ./tools/fmring ./tools/fmctl
 go build -tags dpdk -o "$B/fwd-dpdk" ./fwd
 P=fmb$$
 A=${P}A F=${P}F Bn=${P}B
@@ -35,8 +45,14 @@ ip link add ${P}f1 netns $F type veth peer name ${P}b0 netns $Bn
 ip netns exec $F sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 ip -n $A addr add 198.18.1.2/24 dev ${P}a0; ip -n $Bn addr add 198.18.2.2/24 dev ${P}b0
 ip -n $A route add 198.18.2.0/24 via 198.18.1.1 2>/dev/null || true
-ip netns exec $A ethtool -K ${P}a0 tx off >/dev/null; ip netns exec $Bn ethtool -K ${P}b0 tx off >/dev/null
-ip netns exec $F ethtool -K ${P}f0 gro off >/dev/null; ip netns exec $F ethtool -K ${P}f1 gro off >/dev/null
+if [ "$OFFLOADS" = off ]; then
+  ip netns exec $A ethtool -K ${P}a0 tx off >/dev/null; ip netns exec $Bn ethtool -K ${P}b0 tx off >/dev/null
+  ip netns exec $F ethtool -K ${P}f0 gro off >/dev/null; ip netns exec $F ethtool -K ${P}f1 gro off >/dev/null
+fi
+if [ "$FWDGRO" = on ]; then
+  ip netns exec $F ethtool -K ${P}f0 gro on >/dev/null; ip netns exec $F ethtool -K ${P}f1 gro on >/dev/null
+fi
+echo "offloads $OFFLOADS, GRO on F's veths $FWDGRO, capture $CAPTURE"
 for d in "$A ${P}a0" "$Bn ${P}b0" "$F ${P}f0" "$F ${P}f1"; do set -- $d; ip -n "$1" link set "$2" up; done
 
 iperf() { # label args...
@@ -73,7 +89,7 @@ ip -n $A neigh flush all; ip -n $Bn neigh flush all
 
 rd=$(ringdir 1100)
 RING=$rd/fmcap-nsbench
-for be in afpacket dpdk; do
+for be in $BACKENDS; do
   rm -f "$RING"; rm -rf "$W/ns-store"
   "$B/fmring" create --ring "$RING" --size 1GiB --consumer writer:lossless >/dev/null
   bin=$B/fwd; devs=(${P}f0 ${P}f1)
@@ -100,6 +116,14 @@ EOF
   ip netns exec $F "$bin" --config "$W/ns.yaml" --log-level warn 2>/dev/null & FWDPID=$!
   sleep 2
   suite "fwd-$be"
+  for r in ${TCPRATES:-}; do
+    c0=$("$B/fmctl" --socket "$W/ns.sock" stats --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["capture_drops"])')
+    d0=$("$B/fmring" info --ring "$RING" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["Drops"])')
+    iperf "fwd-$be tcp-paced-${r}G" -b "${r}G"
+    c1=$("$B/fmctl" --socket "$W/ns.sock" stats --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["capture_drops"])')
+    d1=$("$B/fmring" info --ring "$RING" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["Drops"])')
+    echo "fwd-$be tcp-paced-${r}G capture drops $((c1 - c0)), ring drops $((d1 - d0))"
+  done
   "$B/fmctl" --socket "$W/ns.sock" stats | sed -n '1,3p' | sed "s/^/fwd-$be /"
   kill $FWDPID; wait $FWDPID 2>/dev/null || true; FWDPID=
   if [ -n "${WPID:-}" ]; then kill $WPID; wait $WPID 2>/dev/null || true; WPID=; fi

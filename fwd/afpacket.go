@@ -10,8 +10,28 @@ package main
 //     transmissions are not looped back (PACKET_IGNORE_OUTGOING).
 //   - transmit: TPACKET_V2 with a TX ring of txFrames slots. A frame is
 //     copied into the next free slot and marked; one sendto per port per
-//     burst makes the kernel send every marked slot, bypassing the qdisc.
-//     The socket is bound with protocol 0, so it receives nothing.
+//     burst (or when half the ring is marked) makes the kernel send every
+//     marked slot, bypassing the qdisc. The socket is bound with protocol
+//     0, so it receives nothing.
+//
+// Both sockets use PACKET_VNET_HDR (gso.go): a virtio_net_hdr precedes
+// every frame, so super-frames (TSO/GSO from the sender, GRO on our ports)
+// and partial checksums come in as they are, are rewritten once, and go
+// out with the metadata that has the kernel segment and checksum them.
+// Ports are used with the kernel's default offloads; nothing is changed
+// with ethtool. Where the kernel refuses PACKET_VNET_HDR on a socket, fwd
+// does without: partial checksums are finished from TP_STATUS_CSUMNOTREADY
+// and super-frames are cut into segments here (gsoPlan.build) on transmit.
+//
+// The transmit path never stalls silently. PACKET_LOSS makes the kernel
+// skip a frame it refuses instead of stopping the ring at it (without it
+// one bad frame stops the port for good); fwd checks each frame first
+// (length against the MTU, metadata against the headers) and counts what
+// it does not send. TX counters count the slots the kernel has taken
+// (reap), not what was queued. A port whose ring holds frames the kernel
+// has not taken for txStallAfter is reported (log, metric, fmctl stats)
+// and its transmit socket opened anew, dropping (and counting) what was
+// queued, so that one wedged socket cannot hold the port.
 //
 // A full TX ring drops the frame with a counted reason; the loop never
 // waits on transmit. When no port has a block ready the loop sleeps in
@@ -23,13 +43,16 @@ package main
 //	  block_status u32 @8, num_pkts u32 @12, offset_to_first_pkt u32 @16,
 //	  blk_len u32 @20, seq_num u64 @24
 //	tpacket3_hdr: tp_next_offset u32 @0, tp_sec u32 @4, tp_nsec u32 @8,
-//	  tp_snaplen u32 @12, tp_len u32 @16, tp_status u32 @20, tp_mac u16 @24
+//	  tp_snaplen u32 @12, tp_len u32 @16, tp_status u32 @20, tp_mac u16 @24;
+//	  with PACKET_VNET_HDR the 10-byte virtio_net_hdr ends at tp_mac
 //	tpacket2_hdr (TX): tp_status u32 @0, tp_len u32 @4, tp_snaplen u32 @8,
-//	  tp_mac u16 @12, ...; data at offset 32 = TPACKET2_HDRLEN - sizeof(sockaddr_ll)
+//	  tp_mac u16 @12, ...; data at offset 32 = TPACKET2_HDRLEN - sizeof(sockaddr_ll),
+//	  starting with the virtio_net_hdr when the socket has PACKET_VNET_HDR
 
 import (
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync/atomic"
 	"time"
@@ -42,31 +65,55 @@ const (
 	rxBlockSize    = 1 << 20
 	rxBlocks       = 16
 	rxBlockTimeout = 1 // ms: bounds the latency a quiet link adds
-	txFrameSize    = 1 << 14
-	txFrames       = 1024
-	txDataOff      = 32
-	pollTimeout    = 10 // ms
+	// TX slots hold a whole super-frame and its virtio_net_hdr: 17 pages,
+	// 15 to a 1 MiB block (the kernel allocates each block contiguously,
+	// so blocks stay small), 18 blocks: 18 MiB a port.
+	txFrameSize     = 17 << 12
+	txBlockSize     = 1 << 20
+	txPerBlock      = txBlockSize / txFrameSize
+	txBlocks        = 18
+	txFrames        = txPerBlock * txBlocks
+	txDataOff       = 32
+	pollTimeout     = 10 // ms
+	txStallAfter    = int64(2 * time.Second)
+	txSkipAfter     = int64(50 * time.Millisecond)
+	txStallLogEvery = int64(10 * time.Second)
 
 	tpStatusKernel      = 0
 	tpStatusUser        = 1
 	tpStatusSendRequest = 1
+	tpStatusSending     = 2
 	tpStatusWrongFormat = 4
 )
 
 var le = binary.LittleEndian
 
 type afPort struct {
-	name    string
-	ifindex int
-	mac     [6]byte
-	rxFD    int
-	rx      []byte
-	rxBlk   int
-	txFD    int
-	tx      []byte
-	txHead  int
-	txDirty bool
-	drops   uint64 // kernel receive drops so far (PACKET_STATISTICS resets on read)
+	name     string
+	ifindex  int
+	mac      [6]byte
+	mtu      int
+	rxFD     int
+	rx       []byte
+	rxBlk    int
+	rxVnet   bool // the receive socket has PACKET_VNET_HDR
+	txFD     int
+	tx       []byte
+	txVnet   bool // the transmit socket has PACKET_VNET_HDR
+	txHead   int  // next slot to fill
+	txTail   int  // oldest slot the kernel has not taken yet (when txQueued > 0)
+	txQueued int  // slots marked and not yet taken
+	txDirty  bool
+	// Slots reaped in the middle of a burst (mark), for service to report.
+	takenPkts, takenBytes uint64
+	txErr                 unix.Errno // the last sendto's error
+	txErrSince            int64      // when the kernel started failing at txTail (0: it is not)
+	// Stall watch: the time txTail last moved (or the ring was empty).
+	txProgress  int64
+	txLogged    int64
+	txErrLogged int64
+	txStalled   bool
+	drops       uint64 // kernel receive drops so far (PACKET_STATISTICS resets on read)
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
@@ -86,7 +133,7 @@ func openAFPacket(dev string) (*afPort, error) {
 	if len(ifi.HardwareAddr) != 6 {
 		return nil, fmt.Errorf("interface %q has no Ethernet address", dev)
 	}
-	p := &afPort{name: dev, ifindex: ifi.Index, rxFD: -1, txFD: -1}
+	p := &afPort{name: dev, ifindex: ifi.Index, mtu: ifi.MTU, rxFD: -1, txFD: -1}
 	copy(p.mac[:], ifi.HardwareAddr)
 	fail := func(what string, err error) (*afPort, error) {
 		p.close()
@@ -102,6 +149,8 @@ func openAFPacket(dev string) (*afPort, error) {
 	if err = unix.SetsockoptInt(p.rxFD, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
 		return fail("TPACKET_V3", err)
 	}
+	// Before the ring: the kernel fixes the frame layout when it is made.
+	p.rxVnet = unix.SetsockoptInt(p.rxFD, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1) == nil
 	req := unix.TpacketReq3{
 		Block_size: rxBlockSize, Block_nr: rxBlocks, Frame_size: 2048,
 		Frame_nr: rxBlockSize / 2048 * rxBlocks, Retire_blk_tov: rxBlockTimeout,
@@ -118,80 +167,239 @@ func openAFPacket(dev string) (*afPort, error) {
 	if err = unix.Bind(p.rxFD, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: p.ifindex}); err != nil {
 		return fail("bind", err)
 	}
-	// Transmit socket.
-	if p.txFD, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0); err != nil {
-		return fail("socket", err)
-	}
-	if err = unix.SetsockoptInt(p.txFD, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V2); err != nil {
-		return fail("TPACKET_V2", err)
-	}
-	_ = unix.SetsockoptInt(p.txFD, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1)
-	treq := unix.TpacketReq{Block_size: txFrameSize * 64, Block_nr: txFrames / 64, Frame_size: txFrameSize, Frame_nr: txFrames}
-	if err = unix.SetsockoptTpacketReq(p.txFD, unix.SOL_PACKET, unix.PACKET_TX_RING, &treq); err != nil {
-		return fail("tx ring", err)
-	}
-	if p.tx, err = unix.Mmap(p.txFD, 0, txFrameSize*txFrames, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
-		return fail("mmap tx ring", err)
-	}
-	if err = unix.Bind(p.txFD, &unix.SockaddrLinklayer{Protocol: 0, Ifindex: p.ifindex}); err != nil {
-		return fail("bind tx", err)
+	if err = p.openTX(); err != nil {
+		return fail("transmit", err)
 	}
 	return p, nil
+}
+
+// openTX opens the transmit socket and its ring.
+func (p *afPort) openTX() error {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("socket: %w", err)
+	}
+	p.txFD = fd
+	if err = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V2); err != nil {
+		return fmt.Errorf("TPACKET_V2: %w", err)
+	}
+	p.txVnet = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1) == nil
+	if err = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_LOSS, 1); err != nil {
+		return fmt.Errorf("PACKET_LOSS: %w", err)
+	}
+	_ = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1)
+	treq := unix.TpacketReq{Block_size: txBlockSize, Block_nr: txBlocks, Frame_size: txFrameSize, Frame_nr: txFrames}
+	if err = unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_TX_RING, &treq); err != nil {
+		return fmt.Errorf("tx ring: %w", err)
+	}
+	if p.tx, err = unix.Mmap(fd, 0, txBlockSize*txBlocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
+		return fmt.Errorf("mmap tx ring: %w", err)
+	}
+	if err = unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: 0, Ifindex: p.ifindex}); err != nil {
+		return fmt.Errorf("bind tx: %w", err)
+	}
+	p.txHead, p.txTail, p.txQueued, p.txDirty = 0, 0, 0, false
+	return nil
+}
+
+func (p *afPort) closeTX() {
+	if p.tx != nil {
+		unix.Munmap(p.tx)
+		p.tx = nil
+	}
+	if p.txFD >= 0 {
+		unix.Close(p.txFD)
+		p.txFD = -1
+	}
 }
 
 func (p *afPort) close() {
 	if p.rx != nil {
 		unix.Munmap(p.rx)
 	}
-	if p.tx != nil {
-		unix.Munmap(p.tx)
-	}
 	if p.rxFD >= 0 {
 		unix.Close(p.rxFD)
 	}
-	if p.txFD >= 0 {
-		unix.Close(p.txFD)
-	}
+	p.closeTX()
 }
 
-// put copies a frame into the next TX slot. False when the ring is full or
-// the frame does not fit a slot.
-func (p *afPort) put(f []byte) bool {
-	if len(f) > txFrameSize-txDataOff {
-		return false
+// slot is the offset of TX slot i in the ring (slots do not straddle
+// blocks, and a block has room left over).
+func slot(i int) int { return i/txPerBlock*txBlockSize + i%txPerBlock*txFrameSize }
+
+// put copies a frame into the next TX slot, with the offload metadata m.
+// It refuses (rTxRejected) what the kernel would refuse, so that nothing
+// is lost unseen inside the kernel: a frame shorter than an Ethernet
+// header, longer than the MTU without segmentation metadata, or with
+// metadata that does not fit the frame. rTxFull: no free slot. A
+// super-frame on a socket without PACKET_VNET_HDR takes one slot per
+// segment (g), all or none.
+func (p *afPort) put(f []byte, m *vnet, g *gsoPlan) reason {
+	if rs := p.txCheck(f, m); rs != rOK {
+		return rs
 	}
-	off := p.txHead * txFrameSize
-	st := statusAt(p.tx, off)
-	s := atomic.LoadUint32(st) // load-acquire; pairs with the kernel's store when it frees the slot
-	if s == tpStatusWrongFormat {
-		s = tpStatusKernel // the kernel refused it; the slot is ours again
+	if p.tx == nil {
+		return rTxFull // the socket is being reopened
 	}
-	if s != 0 {
-		return false
+	if m.gsoType != gsoNone && !p.txVnet {
+		if txFrames-p.txQueued < g.n {
+			return rTxFull
+		}
+		for k := 0; k < g.n; k++ {
+			off := slot(p.txHead)
+			n := g.build(f, k, p.tx[off+txDataOff:off+txFrameSize])
+			p.mark(off, n)
+		}
+		return rOK
 	}
-	copy(p.tx[off+txDataOff:], f)
-	le.PutUint32(p.tx[off+4:], uint32(len(f)))
-	atomic.StoreUint32(st, tpStatusSendRequest) // store-release: the kernel reads the frame after this
+	n := len(f)
+	if p.txVnet {
+		n += vnetLen
+	}
+	if p.txQueued == txFrames {
+		return rTxFull
+	}
+	off := slot(p.txHead)
+	d := p.tx[off+txDataOff:]
+	if p.txVnet {
+		m.encode(d)
+		d = d[vnetLen:]
+	}
+	copy(d, f)
+	p.mark(off, n)
+	return rOK
+}
+
+// txCheck is the kernel's own check of a frame to send (tpacket_snd,
+// virtio_net_hdr_to_skb), made before the frame goes in.
+func (p *afPort) txCheck(f []byte, m *vnet) reason {
+	n := len(f)
+	if p.txVnet {
+		n += vnetLen
+	}
+	switch {
+	case len(f) < etherHdrLen || n > txFrameSize-txDataOff:
+		return rTxRejected
+	case m.gsoType == gsoNone && p.mtu > 0 && len(f)-etherHdrLen > p.mtu:
+		return rTxRejected
+	case m.flags&vnetNeedsCsum != 0 && int(m.csumStart)+int(m.csumOffset)+2 > len(f):
+		return rTxRejected
+	case m.gsoType != gsoNone && (m.gsoSize == 0 || int(m.hdrLen) > len(f) || m.flags&vnetNeedsCsum == 0):
+		return rTxRejected
+	}
+	return rOK
+}
+
+// mark hands the slot at off, holding n bytes, to the kernel.
+func (p *afPort) mark(off, n int) {
+	le.PutUint32(p.tx[off+4:], uint32(n))
+	atomic.StoreUint32(statusAt(p.tx, off), tpStatusSendRequest) // store-release: the kernel reads the frame after this
 	p.txHead++
 	if p.txHead == txFrames {
 		p.txHead = 0
 	}
+	p.txQueued++
 	p.txDirty = true
-	return true
+	if p.txQueued >= txFrames/2 {
+		// A receive block can hold thousands of small frames: send and
+		// free slots now rather than at the end of the burst.
+		p.kick()
+		pk, by := p.reap()
+		p.takenPkts += pk
+		p.takenBytes += by
+	}
 }
 
-// kick makes the kernel send the marked slots.
+// kick makes the kernel send the marked slots. The kernel sends them in
+// order and leaves a slot marked when it could not send it now (no send
+// buffer, a busy device): the next kick starts there.
 func (p *afPort) kick() {
-	if !p.txDirty {
+	if !p.txDirty || p.txFD < 0 {
 		return
 	}
 	p.txDirty = false
 	for {
 		_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(p.txFD), 0, 0, unix.MSG_DONTWAIT, 0, 0)
 		if e != unix.EINTR {
+			p.txErr = e
+			if e != 0 {
+				p.txDirty = true // try again at the next kick
+			}
 			return
 		}
 	}
+}
+
+// service kicks the port's queue, counts what the kernel took (reap), and
+// skips a frame the device keeps refusing. A frame the device drops on
+// transmit (ENOBUFS: a busy queue, or a frame it cannot take) is left
+// marked by the kernel, which tries it again at every kick and sends
+// nothing after it meanwhile: one bad frame would hold the port. After
+// txSkipAfter of errors with no progress, fwd rewrites that slot's length
+// to one the kernel refuses outright, which PACKET_LOSS has it skip, and
+// counts the frame (skipped: tx_rejected).
+func (p *afPort) service(now int64) (pkts, bytes uint64, skipped int) {
+	p.kick()
+	pkts, bytes = p.reap()
+	pkts, bytes = pkts+p.takenPkts, bytes+p.takenBytes
+	p.takenPkts, p.takenBytes = 0, 0
+	switch {
+	case p.txErr == 0 || p.txQueued == 0 || pkts > 0:
+		p.txErrSince = 0
+	case p.txErrSince == 0:
+		p.txErrSince = now
+	case now-p.txErrSince >= txSkipAfter:
+		off := slot(p.txTail)
+		n := 1
+		if p.txVnet {
+			n += vnetLen
+		}
+		// The slot stays marked; the kernel reads the length after the
+		// store-release of the next mark, or at the next sendto.
+		le.PutUint32(p.tx[off+4:], uint32(n))
+		p.txDirty = true
+		p.kick()
+		pk, by := p.reap()
+		if pk > 0 { // the first slot taken is the skipped one: not a sent frame
+			pk--
+			by -= uint64(n - vnetLen*b2i(p.txVnet))
+			skipped = 1
+		}
+		pkts, bytes = pkts+pk, bytes+by
+		p.txErrSince = now
+	}
+	return pkts, bytes, skipped
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// reap counts the slots the kernel has taken since the last call (sent,
+// or skipped as malformed under PACKET_LOSS) and frees them for put.
+func (p *afPort) reap() (pkts, bytes uint64) {
+	for p.txQueued > 0 {
+		off := slot(p.txTail)
+		s := atomic.LoadUint32(statusAt(p.tx, off)) // load-acquire; pairs with the kernel's store when it takes the slot
+		if s == tpStatusSendRequest {
+			break
+		}
+		n := int(le.Uint32(p.tx[off+4:]))
+		if p.txVnet {
+			n -= vnetLen
+		}
+		pkts++
+		bytes += uint64(n)
+		p.txTail++
+		if p.txTail == txFrames {
+			p.txTail = 0
+		}
+		p.txQueued--
+	}
+	return pkts, bytes
 }
 
 // afBackend drives all ports from one goroutine.
@@ -201,10 +409,12 @@ type afBackend struct {
 	pfds  []unix.PollFd
 	stop  atomic.Bool
 	ready func() // called once the loop runs (service readiness)
+	log   *slog.Logger
+	next  int64 // next transmit check
 }
 
-func newAFBackend(ports []Port) (*afBackend, error) {
-	b := &afBackend{}
+func newAFBackend(ports []Port, log *slog.Logger) (*afBackend, error) {
+	b := &afBackend{log: log}
 	for _, p := range ports {
 		ap, err := openAFPacket(p.Device)
 		if err != nil {
@@ -212,6 +422,9 @@ func newAFBackend(ports []Port) (*afBackend, error) {
 			return nil, fmt.Errorf("port %s: %w", p.Name, err)
 		}
 		b.ports = append(b.ports, ap)
+		if !ap.rxVnet || !ap.txVnet {
+			log.Warn("the kernel refused PACKET_VNET_HDR: super-frames are segmented in software", "port", p.Name)
+		}
 	}
 	return b, nil
 }
@@ -224,15 +437,25 @@ func (b *afBackend) macs() [][6]byte {
 	return m
 }
 
+func (b *afBackend) mtus() []int {
+	m := make([]int, len(b.ports))
+	for i, p := range b.ports {
+		m[i] = p.mtu
+	}
+	return m
+}
+
 func (b *afBackend) setDatapath(d *Datapath, ready func()) {
 	b.d, b.ready = d, ready
 	d.nic = b.nicDrops
 }
 func (b *afBackend) halt() { b.stop.Store(true) }
 
+// send transmits a frame built outside a burst (ARP, NDP, released
+// packets): plain frames with complete checksums.
 func (b *afBackend) send(port int, f []byte) bool {
 	p := b.ports[port]
-	if !p.put(f) {
+	if p.put(f, &vnet{}, nil) != rOK {
 		return false
 	}
 	p.kick()
@@ -256,18 +479,21 @@ func (b *afBackend) rxBlock(i int) int {
 		snap, wire := int(le.Uint32(h[12:])), int(le.Uint32(h[16:]))
 		mac := int(le.Uint16(h[24:]))
 		status := le.Uint32(h[20:])
-		if off+mac+snap <= rxBlockSize {
+		if off+mac+snap <= rxBlockSize && mac >= vnetLen {
 			d.now = int64(le.Uint32(h[4:]))*1e9 + int64(le.Uint32(h[8:]))
 			f := blk[off+mac : off+mac+snap]
+			var m vnet
+			if p.rxVnet {
+				m.decode(blk[off+mac-vnetLen:])
+			} else if status&unix.TP_STATUS_CSUMNOTREADY != 0 {
+				m.flags = vnetNeedsCsum
+			}
 			if status&unix.TP_STATUS_VLAN_VALID != 0 {
 				d.c.ports[i].rxPkts++
 				d.drop(rVLAN)
-			} else {
-				if status&unix.TP_STATUS_CSUMNOTREADY != 0 {
-					completeL4(f)
-				}
-				if out := d.Handle(i, f, wire); out >= 0 && !b.ports[out].put(f) {
-					d.TxFailed(out, len(f))
+			} else if out := d.HandleMeta(i, f, wire, m); out >= 0 {
+				if rs := b.ports[out].put(f, &d.outMeta, &d.plan); rs != rOK {
+					d.TxRefused(rs)
 				}
 			}
 		}
@@ -284,19 +510,31 @@ func (b *afBackend) rxBlock(i int) int {
 
 // run is the poll loop. It returns when stop is set.
 func (b *afBackend) run() {
-	for i, p := range b.ports {
+	for _, p := range b.ports {
 		b.pfds = append(b.pfds, unix.PollFd{Fd: int32(p.rxFD), Events: unix.POLLIN})
-		_ = i
 	}
 	first := true
 	for !b.stop.Load() {
-		b.d.Begin(time.Now().UnixNano())
+		now := time.Now().UnixNano()
+		b.d.Begin(now)
 		got := 0
 		for i := range b.ports {
 			got += b.rxBlock(i)
 		}
-		for _, p := range b.ports {
-			p.kick()
+		for i, p := range b.ports {
+			pk, by, skipped := p.service(now)
+			if pk > 0 {
+				b.d.TxTaken(i, pk, by)
+				p.txProgress = now
+			}
+			if skipped > 0 {
+				b.d.c.reasons[rTxRejected] += uint64(skipped)
+				p.txProgress = now
+			}
+		}
+		if now >= b.next {
+			b.next = now + int64(100*time.Millisecond)
+			b.watchTX(now)
 		}
 		b.d.End()
 		if first && b.ready != nil {
@@ -304,9 +542,68 @@ func (b *afBackend) run() {
 			first = false
 		}
 		if got == 0 {
-			unix.Poll(b.pfds, pollTimeout)
+			pt := pollTimeout
+			for _, p := range b.ports {
+				if p.txQueued > 0 {
+					pt = 1 // come back soon to see the kernel take them
+				}
+			}
+			unix.Poll(b.pfds, pt)
 		}
 	}
+}
+
+// watchTX reports a port whose transmit ring holds frames the kernel has
+// not taken for txStallAfter, and opens its transmit socket anew: what was
+// queued there is dropped and counted, and the port transmits again.
+func (b *afBackend) watchTX(now int64) {
+	for i, p := range b.ports {
+		if p.tx == nil && !b.reopenTX(i, now) { // an earlier reopen failed: put refuses frames meanwhile
+			continue
+		}
+		if p.txQueued == 0 || p.txProgress == 0 {
+			p.txProgress = now
+			if p.txStalled {
+				p.txStalled = false
+				b.d.c.ports[i].txStalled = false
+				b.log.Info("transmit resumed", "port", p.name)
+			}
+			continue
+		}
+		if now-p.txProgress < txStallAfter {
+			continue
+		}
+		lost := p.txQueued
+		b.d.c.ports[i].txStalls++
+		b.d.c.reasons[rTxRejected] += uint64(lost)
+		if now-p.txLogged >= txStallLogEvery {
+			p.txLogged = now
+			b.log.Warn("transmit stalled: the kernel took no frame for 2 s; reopening the transmit socket",
+				"port", p.name, "dropped", lost, "stalls", b.d.c.ports[i].txStalls)
+		}
+		p.txStalled = true
+		b.d.c.ports[i].txStalled = true
+		p.closeTX()
+		b.reopenTX(i, now)
+		p.txProgress = now
+	}
+}
+
+// reopenTX opens port i's transmit socket anew; on failure it is left
+// closed (put refuses frames, counted) and tried again at the next check.
+func (b *afBackend) reopenTX(i int, now int64) bool {
+	p := b.ports[i]
+	err := p.openTX()
+	if err == nil {
+		return true
+	}
+	p.closeTX()
+	p.txQueued = 0
+	if now-p.txErrLogged >= txStallLogEvery {
+		p.txErrLogged = now
+		b.log.Error("reopen transmit socket", "port", p.name, "err", err)
+	}
+	return false
 }
 
 // nicDrops is how many frames the kernel could not put in port's receive
@@ -325,38 +622,44 @@ func (b *afBackend) close() {
 	}
 }
 
-// completeL4 replaces a partial L4 checksum (TP_STATUS_CSUMNOTREADY: the
-// sender's kernel left it for a NIC that is not there) by the full one, so
-// the incremental updates that follow are right and the receiver gets a
-// valid packet.
+// completeL4 replaces a partial L4 checksum (TP_STATUS_CSUMNOTREADY,
+// VIRTIO_NET_HDR_F_NEEDS_CSUM: the sender's kernel left it for a NIC that
+// is not there) by the full one, so the incremental updates that follow
+// are right and the receiver gets a valid packet.
 func completeL4(f []byte) {
 	var p ippkt
-	var ck int
-	var s uint32
 	switch etherType(f) {
 	case etherIPv4:
-		if parseIPv4(f, &p) != rOK || p.frag || p.l4 == 0 {
+		if parseIPv4(f, &p) != rOK {
 			return
 		}
-		ck = l4CsumOff(p.proto)
 	case etherIPv6:
-		if parseIPv6(f, &p) != rOK || p.frag || p.l4 == 0 {
+		if parseIPv6(f, &p) != rOK {
 			return
 		}
-		ck = l4CsumOff6(p.proto)
 	default:
 		return
+	}
+	finishL4(f, &p)
+}
+
+// finishL4 computes the TCP or UDP checksum of the whole packet p from
+// scratch (not for fragments, whose checksum covers bytes not here).
+func finishL4(f []byte, p *ippkt) {
+	if p.frag || p.l4 == 0 {
+		return
+	}
+	var ck int
+	if p.v6 {
+		ck = l4CsumOff6(p.proto)
+	} else {
+		ck = l4CsumOff(p.proto)
 	}
 	if ck < 0 || p.l4+ck+2 > p.end {
 		return
 	}
 	f[p.l4+ck], f[p.l4+ck+1] = 0, 0
-	if p.v6 {
-		s = pseudoSum6(f, &p)
-	} else {
-		s = pseudoSum(f, &p)
-	}
-	c := csum(f[p.l4:p.end], s)
+	c := csumFinish(sumBytes(f[p.l4:p.end], pseudo(f, p, p.end-p.l4)))
 	if c == 0 && p.proto == protoUDP {
 		c = 0xffff
 	}
@@ -364,9 +667,4 @@ func completeL4(f []byte) {
 }
 
 // pseudoSum is the unfolded sum of the IPv4 pseudo-header.
-func pseudoSum(f []byte, p *ippkt) uint32 {
-	ip := p.ip
-	s := uint32(be.Uint16(f[ip+12:])) + uint32(be.Uint16(f[ip+14:])) +
-		uint32(be.Uint16(f[ip+16:])) + uint32(be.Uint16(f[ip+18:]))
-	return s + uint32(p.proto) + uint32(p.end-p.l4)
-}
+func pseudoSum(f []byte, p *ippkt) uint32 { return pseudo(f, p, p.end-p.l4) }

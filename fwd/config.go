@@ -3,9 +3,12 @@ package main
 // The configuration file is YAML (go.yaml.in/yaml/v3, chosen because its
 // node tree keeps line numbers and comments: errors can name the line, and
 // rule edits made through the control socket are written back without
-// destroying the operator's comments). Every fmcap process reads its own
-// section of the same file; fwd reads `ring` and `fwd`, and ignores the
-// sections of the others.
+// destroying the operator's comments or hand edits: writeback.go). Every
+// fmcap process reads its own section of the same file; fwd reads `ring`
+// and `fwd`, and checks of the others' sections (writer, indexer, slice)
+// only that they are mappings. Any other top-level key is refused with its
+// line, as every command refuses it (cliutil.Sections). Rule checks are
+// in rules.go.
 //
 //	ring:
 //	  path: /dev/hugepages/fmcap     # created by fmring create (see systemd/)
@@ -30,16 +33,21 @@ package main
 //	      target: 198.18.2.2         # to B
 //	      snap: 65535                # bytes kept per captured packet
 //	      capture: inline            # ingress, egress, inline, both or none
+//	      ip_options: drop           # drop (default) or pass: IPv4 options other
+//	                                 # than source routes (always dropped)
+//	  capture_gso: segment           # a super-frame (TSO/GRO) is captured as its
+//	                                 # on-wire segments (segment, the default) or
+//	                                 # as one record (keep)
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -89,7 +97,11 @@ type Config struct {
 	Slice   yaml.Node  `yaml:"slice"`
 
 	path string
-	root *yaml.Node // the document, for line numbers and write-back
+	root *yaml.Node // the document, for line numbers
+	// hash is the SHA-256 of the file as fwd last read or wrote it: a
+	// write-back that finds other bytes on disk knows the file was edited
+	// by hand meanwhile (see writeback.go).
+	hash [sha256.Size]byte
 }
 
 // RingConfig is the ring section. fwd uses the path; the rest is fmring's
@@ -103,12 +115,14 @@ type RingConfig struct {
 }
 
 type FwdConfig struct {
-	Backend string       `yaml:"backend"`
-	Control string       `yaml:"control"`
-	Metrics *string      `yaml:"metrics"` // Prometheus address; default 127.0.0.1:9561, "" for none
-	DPDK    DPDKConfig   `yaml:"dpdk"`
-	Ports   []PortConfig `yaml:"ports"`
-	Rules   []RuleConfig `yaml:"rules"`
+	Backend string     `yaml:"backend"`
+	Control string     `yaml:"control"`
+	Metrics *string    `yaml:"metrics"` // Prometheus address; default 127.0.0.1:9561, "" for none
+	DPDK    DPDKConfig `yaml:"dpdk"`
+	// CaptureGSO: "segment" (default) or "keep" (gso.go).
+	CaptureGSO string       `yaml:"capture_gso"`
+	Ports      []PortConfig `yaml:"ports"`
+	Rules      []RuleConfig `yaml:"rules"`
 }
 
 type DPDKConfig struct {
@@ -148,6 +162,7 @@ type Rule struct {
 	OutLocal, Target netip.Addr
 	Snap             uint32
 	Mode             Mode
+	IPOptions        bool // forward IPv4 options other than source routes
 }
 
 const defaultSnap = 65535
@@ -191,7 +206,14 @@ func parseConfig(path string, b []byte) (*Config, []Port, []Rule, error) {
 		}
 		return nil, nil, nil, yamlErr(path, err)
 	}
+	// The write-back re-encodes the first document only: a second one
+	// would be lost silently, so it is refused here.
+	var more yaml.Node
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		return nil, nil, nil, &ConfigError{File: path, Line: more.Line, Msg: "a second YAML document (after ---): keep the whole configuration in one"}
+	}
 	c.root = &root
+	c.hash = sha256.Sum256(b)
 	ports, rules, err := c.check()
 	if err != nil {
 		return nil, nil, nil, err
@@ -267,11 +289,26 @@ func (c *Config) errAt(msg string, path ...any) error {
 // check validates everything fwd needs and returns the checked ports and
 // rules, or the first error with its line.
 func (c *Config) check() ([]Port, []Rule, error) {
+	// The other processes' sections are theirs to check, but each is a
+	// mapping of settings: anything else is a mistake of indentation.
+	for _, sec := range []struct {
+		name string
+		n    *yaml.Node
+	}{{"writer", &c.Writer}, {"indexer", &c.Indexer}, {"slice", &c.Slice}} {
+		if k := sec.n.Kind; k != 0 && k != yaml.MappingNode && sec.n.Tag != "!!null" {
+			return nil, nil, c.errAt(sec.name+": expected a mapping of settings (key: value lines indented under it)", sec.name)
+		}
+	}
 	f := &c.Fwd
 	switch f.Backend {
 	case "", "afpacket", "dpdk":
 	default:
 		return nil, nil, c.errAt(fmt.Sprintf("backend %q: use afpacket or dpdk", f.Backend), "fwd", "backend")
+	}
+	switch f.CaptureGSO {
+	case "", "segment", "keep":
+	default:
+		return nil, nil, c.errAt(fmt.Sprintf("capture_gso %q: use segment (a record per on-wire segment) or keep (a record per super-frame)", f.CaptureGSO), "fwd", "capture_gso")
 	}
 	if len(f.Ports) == 0 {
 		return nil, nil, c.errAt("no ports: fwd needs at least one entry under fwd.ports", "fwd")
@@ -282,6 +319,7 @@ func (c *Config) check() ([]Port, []Rule, error) {
 	ports := make([]Port, len(f.Ports))
 	byName := map[string]int{}
 	locals := map[netip.Addr]string{}
+	devices := map[string]string{}
 	for i, pc := range f.Ports {
 		at := func(k string) []any { return []any{"fwd", "ports", i, k} }
 		if pc.Name == "" {
@@ -293,6 +331,10 @@ func (c *Config) check() ([]Port, []Rule, error) {
 		if pc.Device == "" {
 			return nil, nil, c.errAt(fmt.Sprintf("port %q has no device: add device: (an interface, or a DPDK port name)", pc.Name), "fwd", "ports", i)
 		}
+		if other, dup := devices[pc.Device]; dup {
+			return nil, nil, c.errAt(fmt.Sprintf("port %q: device %s is port %q's already: a device is one port", pc.Name, pc.Device, other), at("device")...)
+		}
+		devices[pc.Device] = pc.Name
 		if len(pc.Addresses) == 0 {
 			return nil, nil, c.errAt(fmt.Sprintf("port %q has no addresses: add addresses: [ADDR/LEN]", pc.Name), "fwd", "ports", i)
 		}
@@ -342,16 +384,9 @@ func (c *Config) check() ([]Port, []Rule, error) {
 		byName[pc.Name] = i
 		ports[i] = p
 	}
-	rules := make([]Rule, 0, len(f.Rules))
-	for i, rc := range f.Rules {
-		r, field, err := checkRule(rc, ports, byName)
-		if err != nil {
-			return nil, nil, c.errAt(err.Error(), "fwd", "rules", i, field)
-		}
-		if err := overlaps(rules, r); err != nil {
-			return nil, nil, c.errAt(err.Error(), "fwd", "rules", i)
-		}
-		rules = append(rules, r)
+	rules, i, field, err := checkRules(f.Rules, ports)
+	if err != nil {
+		return nil, nil, c.errAt(err.Error(), "fwd", "rules", i, field)
 	}
 	return ports, rules, nil
 }
@@ -380,204 +415,4 @@ func (p *Port) isLocal(a netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-// checkRule checks one rule against the ports. On error it also names the
-// field at fault, for the line number.
-func checkRule(rc RuleConfig, ports []Port, byName map[string]int) (Rule, string, error) {
-	r := Rule{ID: rc.ID, Snap: rc.Snap}
-	if rc.ID == 0 {
-		return r, "id", fmt.Errorf("rule without an id: add id: N (N > 0, unique)")
-	}
-	pre := fmt.Sprintf("rule %d: ", rc.ID)
-	var ok bool
-	if r.In, ok = byName[rc.In]; !ok {
-		return r, "in", fmt.Errorf("%sin: port %q is not defined under fwd.ports", pre, rc.In)
-	}
-	if r.Out, ok = byName[rc.Out]; !ok {
-		return r, "out", fmt.Errorf("%sout: port %q is not defined under fwd.ports", pre, rc.Out)
-	}
-	addr := func(field, s string) (netip.Addr, error) {
-		a, err := netip.ParseAddr(s)
-		if err != nil || a.Is4In6() || a.Zone() != "" {
-			return a, fmt.Errorf("%s%s: %q is not an IP address", pre, field, s)
-		}
-		return a, nil
-	}
-	var err error
-	if r.Local, err = addr("local", rc.Local); err != nil {
-		return r, "local", err
-	}
-	if r.Peer, err = addr("peer", rc.Peer); err != nil {
-		return r, "peer", err
-	}
-	if r.OutLocal, err = addr("out_local", rc.OutLocal); err != nil {
-		return r, "out_local", err
-	}
-	if r.Target, err = addr("target", rc.Target); err != nil {
-		return r, "target", err
-	}
-	if v6 := r.Local.Is6(); r.Peer.Is6() != v6 || r.OutLocal.Is6() != v6 || r.Target.Is6() != v6 {
-		return r, "local", fmt.Errorf("%slocal, peer, out_local and target must all be IPv4 or all IPv6", pre)
-	}
-	in, out := &ports[r.In], &ports[r.Out]
-	if !in.isLocal(r.Local) {
-		return r, "local", fmt.Errorf("%slocal %s is not an address of port %q: add it to its addresses or fix the rule", pre, r.Local, in.Name)
-	}
-	if !out.isLocal(r.OutLocal) {
-		return r, "out_local", fmt.Errorf("%sout_local %s is not an address of port %q: add it to its addresses or fix the rule", pre, r.OutLocal, out.Name)
-	}
-	if !in.onLink(r.Peer) && !in.gateway(r.Peer.Is6()).IsValid() {
-		return r, "peer", fmt.Errorf("%speer %s is off port %q's subnets and the port has no gateway", pre, r.Peer, in.Name)
-	}
-	if !out.onLink(r.Target) && !out.gateway(r.Target.Is6()).IsValid() {
-		return r, "target", fmt.Errorf("%starget %s is off port %q's subnets and the port has no gateway", pre, r.Target, out.Name)
-	}
-	if r.Peer == r.Local || r.Target == r.OutLocal {
-		return r, "peer", fmt.Errorf("%sa rule cannot forward to or from its own local address", pre)
-	}
-	if r.Snap == 0 {
-		r.Snap = defaultSnap
-	}
-	if r.Snap < 14 || r.Snap > 65535 {
-		return r, "snap", fmt.Errorf("%ssnap %d: use 14..65535", pre, r.Snap)
-	}
-	if rc.Capture == "" {
-		rc.Capture = "both"
-	}
-	if r.Mode, err = ParseMode(rc.Capture); err != nil {
-		return r, "capture", fmt.Errorf("%s%w", pre, err)
-	}
-	return r, "", nil
-}
-
-// overlaps refuses a rule whose id, or either of whose match keys, another
-// rule already has: the table is a 1-1 mapping, so a packet must match at
-// most one rule in one direction.
-func overlaps(rules []Rule, r Rule) error {
-	for _, o := range rules {
-		switch {
-		case o.ID == r.ID:
-			return fmt.Errorf("rule %d: id already used by another rule", r.ID)
-		case o.In == r.In && o.Local == r.Local && o.Peer == r.Peer,
-			o.Out == r.In && o.OutLocal == r.Local && o.Target == r.Peer:
-			return fmt.Errorf("rule %d overlaps rule %d: packets to %s from %s on that port would match both", r.ID, o.ID, r.Local, r.Peer)
-		case o.Out == r.Out && o.OutLocal == r.OutLocal && o.Target == r.Target,
-			o.In == r.Out && o.Local == r.OutLocal && o.Peer == r.Target:
-			return fmt.Errorf("rule %d overlaps rule %d: replies to %s from %s on that port would match both", r.ID, o.ID, r.OutLocal, r.Target)
-		}
-	}
-	return nil
-}
-
-// Rule editing (control socket). Each edit is checked as a whole new rule
-// set, applied to the node tree and written back atomically, so the file on
-// disk always holds a valid configuration equal to the running table.
-
-// SetRules returns the checked rules that result from an edit of the
-// RuleConfig list, and writes the file. The edit function changes both the
-// list and the node sequence.
-func (c *Config) editRules(ports []Port, edit func(list []RuleConfig, seq *yaml.Node) ([]RuleConfig, error)) ([]Rule, error) {
-	seq, err := c.rulesNode()
-	if err != nil {
-		return nil, err
-	}
-	backup := *seq
-	backup.Content = append([]*yaml.Node(nil), seq.Content...)
-	list, err := edit(append([]RuleConfig(nil), c.Fwd.Rules...), seq)
-	if err != nil {
-		*seq = backup
-		return nil, err
-	}
-	byName := map[string]int{}
-	for i, p := range ports {
-		byName[p.Name] = i
-	}
-	rules := make([]Rule, 0, len(list))
-	for _, rc := range list {
-		r, _, err := checkRule(rc, ports, byName)
-		if err == nil {
-			err = overlaps(rules, r)
-		}
-		if err != nil {
-			*seq = backup
-			return nil, err
-		}
-		rules = append(rules, r)
-	}
-	if err := c.save(); err != nil {
-		*seq = backup
-		return nil, err
-	}
-	c.Fwd.Rules = list
-	return rules, nil
-}
-
-// rulesNode finds (or adds) the fwd.rules sequence in the document.
-func (c *Config) rulesNode() (*yaml.Node, error) {
-	if c.root == nil || len(c.root.Content) == 0 || c.root.Content[0].Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%s: not a mapping at the top", c.path)
-	}
-	fwd := mapGet(c.root.Content[0], "fwd")
-	if fwd == nil || fwd.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%s: no fwd section", c.path)
-	}
-	rules := mapGet(fwd, "rules")
-	if rules == nil || rules.Kind != yaml.SequenceNode {
-		rules = &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
-		if old := mapGet(fwd, "rules"); old != nil {
-			*old = *rules
-			return old, nil
-		}
-		fwd.Content = append(fwd.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "rules"}, rules)
-	}
-	return rules, nil
-}
-
-func mapGet(m *yaml.Node, key string) *yaml.Node {
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
-		}
-	}
-	return nil
-}
-
-// save writes the document back: temporary file, fsync, rename, fsync dir.
-func (c *Config) save() error {
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(c.root); err != nil {
-		return fmt.Errorf("encode %s: %w", c.path, err)
-	}
-	enc.Close()
-	dir := filepath.Dir(c.path)
-	tmp := filepath.Join(dir, "."+filepath.Base(c.path)+".tmp")
-	mode := os.FileMode(0o600)
-	if st, err := os.Stat(c.path); err == nil {
-		mode = st.Mode().Perm()
-	}
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return fmt.Errorf("save config: %w", err)
-	}
-	if _, err = f.Write(buf.Bytes()); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, c.path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("save config %s: %w", c.path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

@@ -3,12 +3,16 @@ package main
 import (
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/fmcap/fmcap/internal/cliutil"
 	"github.com/fmcap/fmcap/internal/ctl"
 )
 
@@ -52,6 +56,15 @@ fwd:
 		{"overlap", "      target: 198.18.2.2\n", "      target: 198.18.2.2\n    - {id: 2, in: p0, local: 198.18.1.1, peer: 198.18.1.2, out: p1, out_local: 198.18.2.1, target: 198.18.2.3}\n", 19, "rule 2 overlaps rule 1"},
 		{"duplicate id", "      target: 198.18.2.2\n", "      target: 198.18.2.2\n    - {id: 1, in: p0, local: 198.18.1.1, peer: 198.18.1.5, out: p1, out_local: 198.18.2.1, target: 198.18.2.5}\n", 19, "id already used"},
 		{"bad yaml", "  rules:", "  rules: [", 0, "f.yaml"},
+		{"unknown section at the end", "      target: 198.18.2.2\n", "      target: 198.18.2.2\nindexr:\n  store: /x\n", 19, "unknown key indexr"},
+		{"section not a mapping", "ring:", "writer: 3\nring:", 1, "writer: expected a mapping"},
+		{"second document", "      target: 198.18.2.2\n", "      target: 198.18.2.2\n---\nfwd: {}\n", 19, "a second YAML document"},
+		{"device twice", "device: eth2", "device: eth1", 9, "device eth1 is port \"p0\"'s already"},
+		{"peer network address", "peer: 198.18.1.2", "peer: 198.18.1.0", 15, "peer 198.18.1.0 is the network address of port \"p0\"'s subnet 198.18.1.0/24"},
+		{"peer broadcast address", "peer: 198.18.1.2", "peer: 198.18.1.255", 15, "peer 198.18.1.255 is the broadcast address of port \"p0\"'s subnet 198.18.1.0/24"},
+		{"target broadcast address", "target: 198.18.2.2", "target: 198.18.2.255", 18, "target 198.18.2.255 is the broadcast address of port \"p1\"'s subnet 198.18.2.0/24"},
+		{"target network address", "target: 198.18.2.2", "target: 198.18.2.0", 18, "target 198.18.2.0 is the network address"},
+		{"peer is target on one port", "      out: p1\n      out_local: 198.18.2.1\n      target: 198.18.2.2", "      out: p0\n      out_local: 198.18.1.1\n      target: 198.18.1.2", 18, "peer and target are both 198.18.1.2 on port \"p0\""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := strings.Replace(base, tc.from, tc.to, 1)
@@ -158,3 +171,44 @@ func TestControlEditsPersist(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// No host has a subnet's network or broadcast address, except on the
+// point-to-point lengths that have neither.
+func TestSubnetEdge(t *testing.T) {
+	for _, tc := range []struct {
+		prefix, addr, want string
+	}{
+		{"198.18.1.1/24", "198.18.1.0", "network address"},
+		{"198.18.1.1/24", "198.18.1.255", "broadcast address"},
+		{"198.18.1.1/24", "198.18.1.254", ""},
+		{"198.18.1.1/24", "198.18.2.255", ""}, // not on the subnet: the gateway's business
+		{"198.18.1.1/30", "198.18.1.3", "broadcast address"},
+		{"198.18.1.1/30", "198.18.1.2", ""},
+		{"198.18.1.0/31", "198.18.1.1", ""}, // RFC 3021
+		{"198.18.1.0/31", "198.18.1.0", ""},
+		{"198.18.0.1/15", "198.19.255.255", "broadcast address"},
+		{"2001:2:0:1::1/64", "2001:2:0:1::", "subnet-router anycast (network) address"},
+		{"2001:2:0:1::1/64", "2001:2:0:1:ffff:ffff:ffff:ffff", ""}, // IPv6 has no broadcast
+		{"2001:2:0:1::1/127", "2001:2:0:1::", ""},                  // RFC 6164
+	} {
+		p := Port{Prefixes: []netip.Prefix{netip.MustParsePrefix(tc.prefix)}}
+		if _, got := p.subnetEdge(netip.MustParseAddr(tc.addr)); got != tc.want {
+			t.Errorf("%s in %s: got %q, want %q", tc.addr, tc.prefix, got, tc.want)
+		}
+	}
+}
+
+// fwd's Config has a field for each section every other command accepts
+// (cliutil.Sections), so that one file passes everywhere or nowhere.
+func TestConfigSections(t *testing.T) {
+	var got []string
+	ty := reflect.TypeOf(Config{})
+	for i := 0; i < ty.NumField(); i++ {
+		if tag := ty.Field(i).Tag.Get("yaml"); tag != "" {
+			got = append(got, tag)
+		}
+	}
+	if !slices.Equal(got, cliutil.Sections) {
+		t.Errorf("fwd's sections %v, cliutil.Sections %v", got, cliutil.Sections)
+	}
+}

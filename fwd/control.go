@@ -15,8 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/fmcap/fmcap/internal/ctl"
 )
 
@@ -91,7 +89,7 @@ func (c *control) handle(conn net.Conn) {
 func (c *control) do(req *ctl.Request, resp *ctl.Response) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var edit func([]RuleConfig, *yaml.Node) ([]RuleConfig, error)
+	var e ruleEdit
 	switch req.Cmd {
 	case "rules.list":
 		resp.Rules = c.cfg.Fwd.Rules
@@ -104,57 +102,29 @@ func (c *control) do(req *ctl.Request, resp *ctl.Response) error {
 		if req.Rule == nil {
 			return fmt.Errorf("rules.add needs a rule")
 		}
-		r := *req.Rule
-		edit = func(list []RuleConfig, seq *yaml.Node) ([]RuleConfig, error) {
-			var n yaml.Node
-			if err := n.Encode(r); err != nil {
-				return nil, err
-			}
-			seq.Content = append(seq.Content, &n)
-			return append(list, r), nil
-		}
+		e = ruleEdit{cmd: req.Cmd, id: req.Rule.ID, rule: *req.Rule}
 	case "rules.del":
-		edit = func(list []RuleConfig, seq *yaml.Node) ([]RuleConfig, error) {
-			i := find(list, req.ID)
-			if i < 0 {
-				return nil, fmt.Errorf("no rule with id %d", req.ID)
-			}
-			if i < len(seq.Content) {
-				seq.Content = append(seq.Content[:i:i], seq.Content[i+1:]...)
-			}
-			return append(list[:i:i], list[i+1:]...), nil
-		}
+		e = ruleEdit{cmd: req.Cmd, id: req.ID}
 	case "rules.set-mode":
 		if _, err := ParseMode(req.Mode); err != nil {
 			return err
 		}
-		edit = func(list []RuleConfig, seq *yaml.Node) ([]RuleConfig, error) {
-			i := find(list, req.ID)
-			if i < 0 {
-				return nil, fmt.Errorf("no rule with id %d", req.ID)
-			}
-			list[i].Capture = req.Mode
-			if i < len(seq.Content) && seq.Content[i].Kind == yaml.MappingNode {
-				m := seq.Content[i]
-				if v := mapGet(m, "capture"); v != nil {
-					v.Value = req.Mode
-				} else {
-					m.Content = append(m.Content,
-						&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "capture"},
-						&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: req.Mode})
-				}
-			}
-			return list, nil
-		}
+		e = ruleEdit{cmd: req.Cmd, id: req.ID, mode: req.Mode}
 	default:
 		return fmt.Errorf("unknown command %q (rules.list, rules.add, rules.del, rules.set-mode, stats)", req.Cmd)
 	}
-	rules, err := c.cfg.editRules(c.ports, edit)
+	rules, handEdited, err := c.cfg.editRules(c.ports, e)
 	if err != nil {
+		c.log.Warn("rule edit refused", "cmd", req.Cmd, "id", e.id, "err", err)
 		return err
 	}
+	if handEdited {
+		// Not an error: the edit went into the current file. But the
+		// operator should know that fwd runs other rules than the file's.
+		c.log.Warn("the configuration file had been edited by hand: the rule edit was made to it, keeping the hand edits, which take effect when fwd restarts", "file", c.cfg.path)
+	}
 	c.d.Swap(buildTable(c.ports, rules))
-	c.log.Info("rules changed", "cmd", req.Cmd, "rules", len(rules))
+	c.log.Info("rules changed", "cmd", req.Cmd, "id", e.id, "rules", len(rules))
 	resp.Rules = c.cfg.Fwd.Rules
 	return nil
 }

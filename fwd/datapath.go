@@ -12,7 +12,8 @@ package main
 //     loaded once per burst (table.go). No rule: an echo request to a local
 //     address is answered; an ICMP error is matched by the header it
 //     quotes; everything else is counted by reason and dropped.
-//  4. The ingress copy goes into the ring (the frame exactly as received).
+//  4. The ingress copy goes into the ring (the frame as it crossed the
+//     wire: a super-frame becomes one record per segment, gso.go).
 //  5. Addresses and TTL are rewritten in place (rewrite.go), MACs set from
 //     the neighbor entry; an unresolved neighbor queues a copy (neigh.go).
 //  6. The egress copy (exactly as sent) or the inline copy (the egress frame
@@ -45,12 +46,15 @@ type ruleCounters struct {
 
 type portCounters struct {
 	rxPkts, rxBytes, txPkts, txBytes uint64
+	txStalls                         uint64 // episodes of a transmit queue the device took nothing from (backend)
+	txStalled                        bool   // in one now
 }
 
 type counters struct {
 	reasons      [rMax]uint64
 	captured     uint64
 	captureDrops uint64
+	superFrames  uint64 // frames received with GSO metadata (gso.go)
 	ports        []portCounters
 }
 
@@ -68,7 +72,18 @@ type Datapath struct {
 	tx      txer
 	pool    *framePool
 	scratch []byte
+	seg     []byte // captured segments of a super-frame are built here
 	arpBuf  []byte // ARP requests and NDP messages are built here
+
+	// Offloads (gso.go). outMeta is the virtio_net_hdr the frame Handle
+	// returned must be sent with (zero: none); when outGSO is set, plan
+	// says how it is to be segmented where the backend cannot hand the
+	// kernel or the NIC the metadata. keepGSO: capture a super-frame as
+	// one record (capture_gso: keep) instead of its segments.
+	outMeta vnet
+	outGSO  bool
+	plan    gsoPlan
+	keepGSO bool
 	now     int64
 	next    int64 // next housekeeping
 	c       counters
@@ -85,6 +100,7 @@ type Datapath struct {
 
 type dpPort struct {
 	mac   [6]byte
+	mtu   int // IP bytes the port sends in one frame; 0: unknown (no check)
 	cfg   Port
 	neigh neighTable
 }
@@ -97,7 +113,8 @@ func NewDatapath(ports []Port, macs [][6]byte, t *table, ring *shmring.Producer,
 		ring:    ring,
 		tx:      tx,
 		pool:    newFramePool(poolFrames),
-		scratch: make([]byte, 1<<16+64), // inline copies of frames up to 64 KiB (GRO, loopback)
+		scratch: make([]byte, maxSuper+64), // inline copies of frames up to 64 KiB (super-frames)
+		seg:     make([]byte, maxSuper+64),
 		arpBuf:  make([]byte, 90),
 		byID:    map[uint32]*ruleCounters{},
 	}
@@ -112,6 +129,11 @@ func NewDatapath(ports []Port, macs [][6]byte, t *table, ring *shmring.Producer,
 	d.tbl.Store(t)
 	return d
 }
+
+// SetMTU sets the largest IP packet port sends in one frame (the device's
+// MTU). Longer frames without offload metadata are dropped and counted;
+// super-frames are segmented to fit.
+func (d *Datapath) SetMTU(port, mtu int) { d.ports[port].mtu = mtu }
 
 // Swap installs a new table. The datapath picks it up at its next burst.
 func (d *Datapath) Swap(t *table) { d.tbl.Store(t) }
@@ -174,6 +196,20 @@ func (d *Datapath) drop(r reason) int {
 // frame's length on the wire (len(f) unless the backend cut it). It
 // returns the port to transmit f on, or -1 when f is not to be sent.
 func (d *Datapath) Handle(in int, f []byte, wire int) int {
+	return d.HandleMeta(in, f, wire, vnet{})
+}
+
+// HandleMeta is Handle for a frame received with offload metadata m (a
+// super-frame, or a partial checksum). The frame to send then carries
+// d.outMeta.
+func (d *Datapath) HandleMeta(in int, f []byte, wire int, m vnet) int {
+	d.outMeta, d.outGSO = vnet{}, false
+	if m.flags&vnetNeedsCsum != 0 && m.gsoType == gsoNone {
+		// One packet whose checksum the sender left to a NIC that is not
+		// there: finish it, so the updates that follow are right and what
+		// is captured and sent is valid.
+		completeL4(f)
+	}
 	pc := &d.c.ports[in]
 	pc.rxPkts++
 	pc.rxBytes += uint64(wire)
@@ -185,7 +221,7 @@ func (d *Datapath) Handle(in int, f []byte, wire int) int {
 	case etherARP:
 		return d.arp(in, f)
 	case etherIPv6:
-		return d.handle6(in, f)
+		return d.handle6(in, f, m)
 	case etherVLAN, etherQinQ:
 		return d.drop(rVLAN)
 	case 0:
@@ -196,6 +232,9 @@ func (d *Datapath) Handle(in int, f []byte, wire int) int {
 	var p ippkt
 	if r := parseIPv4(f, &p); r != rOK {
 		return d.drop(r)
+	}
+	if rs := d.ourMAC(in, f); rs != rOK {
+		return d.drop(rs)
 	}
 	if p.proto == protoICMP && p.l4 != 0 && !p.frag && p.l4+8 <= p.end && f[p.l4] == icmpRedirect {
 		// A redirect names a better first hop on the sender's own link. Passed
@@ -237,30 +276,77 @@ func (d *Datapath) Handle(in int, f []byte, wire int) int {
 	if f[p.ip+8] <= 1 {
 		return d.drop(rTTL)
 	}
+	if p.ihl > 20 {
+		if rs := ipOptions(f, &p); rs == rSourceRoute || rs == rBadIPHeader || rs == rIPOptions && !r.ipOptions {
+			return d.drop(rs)
+		}
+	}
+	g, rs := d.offload(f, &p, r, dir, m)
+	if rs != rOK {
+		return d.drop(rs)
+	}
 	if r.mode == ModeIngress || r.mode == ModeBoth {
-		d.capture(f, wire, in, shmring.DirIngress, r)
+		d.capture(f, wire, in, shmring.DirIngress, r, g)
 	}
 	if rs := rewrite(f, &p, r, dir, outer); rs != rOK {
 		return d.drop(rs)
 	}
 	var orig [16]byte
 	be.PutUint32(orig[:], src)
-	return d.finish(f, r, dir, &orig, &p)
+	return d.finish(f, r, dir, &orig, &p, g)
+}
+
+// ourMAC refuses a frame to be routed that was not addressed to port in's
+// own MAC: a router forwards neither link-layer broadcasts and multicasts
+// nor frames meant for another host on the link (RFC 1812 §5.3.4).
+func (d *Datapath) ourMAC(in int, f []byte) reason {
+	if [6]byte(f[0:6]) == d.ports[in].mac {
+		return rOK
+	}
+	if f[0]&1 != 0 {
+		return rL2Multicast
+	}
+	return rForeignMAC
+}
+
+// offload checks a frame against the egress port's MTU, and a super-frame's
+// metadata against its headers (planning its segments). It returns the plan
+// for a super-frame, nil for a plain frame.
+func (d *Datapath) offload(f []byte, p *ippkt, r *crule, dir uint8, m vnet) (*gsoPlan, reason) {
+	if m.gsoType == gsoNone {
+		if mtu := d.ports[r.outPort[dir]].mtu; mtu > 0 && p.end-etherHdrLen > mtu {
+			return nil, rTooBig
+		}
+		return nil, rOK
+	}
+	if rs := planGSO(f, p, &m, &d.plan); rs != rOK {
+		return nil, rs
+	}
+	d.c.superFrames++
+	return &d.plan, rOK
 }
 
 // finish sends a rewritten frame towards its next hop (or queues it) and
-// puts its egress copy.
-func (d *Datapath) finish(f []byte, r *crule, dir uint8, orig *[16]byte, p *ippkt) int {
+// puts its egress copy. g is the plan of a super-frame (nil for others).
+func (d *Datapath) finish(f []byte, r *crule, dir uint8, orig *[16]byte, p *ippkt, g *gsoPlan) int {
 	idx := r.idx
 	ctr := d.bind[idx]
 	out := int(r.outPort[dir])
 	n := d.nh[idx][dir]
 	copy(f[6:12], d.ports[out].mac[:])
 	if !n.usable() {
+		if g != nil {
+			return d.drop(rNeighFull) // the queue holds MTU-sized frames; TCP sends it again
+		}
 		return d.enqueue(out, n, f, r, ctr, dir, orig)
 	}
 	copy(f[0:6], n.mac[:])
-	d.egress(f, out, r, dir, orig, p)
+	if g != nil {
+		g.clamp(d.ports[out].mtu)
+		seedPartial(f, p, int(g.meta().csumOffset))
+		d.outMeta, d.outGSO = g.meta(), true
+	}
+	d.egress(f, out, r, dir, orig, p, g)
 	ctr.pkts[dir]++
 	ctr.bytes[dir] += uint64(len(f))
 	d.answered(rOK)
@@ -274,11 +360,17 @@ func (d *Datapath) answered(r reason) {
 	d.last = r
 }
 
-func (d *Datapath) sent(out int, f []byte) int {
-	pc := &d.c.ports[out]
-	pc.txPkts++
-	pc.txBytes += uint64(len(f))
-	return out
+// sent returns out, the port f is to be sent on. It counts nothing: a
+// port's TX counters count what the device took, which the backend reports
+// (TxTaken) when it knows.
+func (d *Datapath) sent(out int, f []byte) int { return out }
+
+// TxTaken counts frames the device (kernel or PMD) took from port's
+// transmit queue.
+func (d *Datapath) TxTaken(port int, pkts, bytes uint64) {
+	pc := &d.c.ports[port]
+	pc.txPkts += pkts
+	pc.txBytes += bytes
 }
 
 // TxFailed is called by the backend when a frame of n bytes that Handle
@@ -289,11 +381,12 @@ func (d *Datapath) sent(out int, f []byte) int {
 // Handle, so that is exact. DPDK learns of refusals per burst and calls it
 // after the burst: the count per reason is then approximate, the total is
 // not.
-func (d *Datapath) TxFailed(out int, n int) {
-	pc := &d.c.ports[out]
-	pc.txPkts--
-	pc.txBytes -= uint64(n)
-	d.c.reasons[rTxFull]++
+func (d *Datapath) TxFailed(out int, n int) { d.TxRefused(rTxFull) }
+
+// TxRefused is TxFailed with the backend's reason (a full queue, or a
+// frame the device would refuse).
+func (d *Datapath) TxRefused(r reason) {
+	d.c.reasons[r]++
 	if d.c.reasons[d.last] > 0 {
 		d.c.reasons[d.last]--
 	}
@@ -303,10 +396,10 @@ func (d *Datapath) TxFailed(out int, n int) {
 // orig is the packet's original source address (IPv4 in its first 4 bytes).
 // p is f's parse when the caller has it (nil: parse again); the frame's
 // length and headers are the same after the rewrite, so its offsets hold.
-func (d *Datapath) egress(f []byte, out int, r *crule, dir uint8, orig *[16]byte, p *ippkt) {
+func (d *Datapath) egress(f []byte, out int, r *crule, dir uint8, orig *[16]byte, p *ippkt, g *gsoPlan) {
 	switch r.mode {
 	case ModeEgress, ModeBoth:
-		d.capture(f, len(f), out, shmring.DirEgress, r)
+		d.capture(f, len(f), out, shmring.DirEgress, r, g)
 	case ModeInline:
 		if d.ring == nil {
 			return
@@ -337,14 +430,35 @@ func (d *Datapath) egress(f []byte, out int, r *crule, dir uint8, orig *[16]byte
 				setSrc(s, p, be.Uint32(orig[:]))
 			}
 		}
-		d.capture(s, len(s), out, shmring.DirInline, r)
+		d.capture(s, len(s), out, shmring.DirInline, r, g)
 	}
 }
 
-func (d *Datapath) capture(f []byte, wire, port int, dir shmring.Dir, r *crule) {
+// capture puts a copy of f into the ring: a plain frame as it is, a
+// super-frame (g) as the segments that cross the wire, or as one record
+// with its checksum finished when keepGSO is set.
+func (d *Datapath) capture(f []byte, wire, port int, dir shmring.Dir, r *crule, g *gsoPlan) {
 	if d.ring == nil {
 		return
 	}
+	if g == nil {
+		d.capture1(f, wire, port, dir, r)
+		return
+	}
+	if d.keepGSO {
+		s := d.seg[:len(f)]
+		copy(s, f)
+		finishL4(s, &g.p)
+		d.capture1(s, len(s), port, dir, r)
+		return
+	}
+	for k := 0; k < g.n; k++ {
+		n := g.build(f, k, d.seg)
+		d.capture1(d.seg[:n], n, port, dir, r)
+	}
+}
+
+func (d *Datapath) capture1(f []byte, wire, port int, dir shmring.Dir, r *crule) {
 	if uint32(len(f)) > r.snap {
 		f = f[:r.snap]
 	}
@@ -379,12 +493,11 @@ func (d *Datapath) release(port int, n *neigh) {
 	for i := 0; i < n.qn; i++ {
 		q := &n.q[i]
 		copy(q.buf[0:6], n.mac[:])
-		d.egress(q.buf, port, q.rule, q.dir, &q.orig, nil)
+		d.egress(q.buf, port, q.rule, q.dir, &q.orig, nil, nil)
 		if d.tx.send(port, q.buf) {
 			q.ctr.pkts[q.dir]++
 			q.ctr.bytes[q.dir] += uint64(len(q.buf))
 			d.c.reasons[rOK]++
-			d.sent(port, q.buf)
 		} else {
 			d.c.reasons[rTxFull]++
 		}

@@ -160,6 +160,12 @@ static void fm_close(int nports, const uint16_t *ports) {
 	rte_eal_cleanup();
 }
 
+static int fm_mtu(uint16_t port) {
+	uint16_t mtu;
+	if (rte_eth_dev_get_mtu(port, &mtu) != 0) return 0;
+	return mtu;
+}
+
 static uint64_t fm_imissed(uint16_t port) {
 	struct rte_eth_stats s;
 	if (rte_eth_stats_get(port, &s) != 0) return 0;
@@ -281,6 +287,14 @@ func (b *dpdkBackend) setGen(frame []byte, n int) *genState {
 }
 
 func (b *dpdkBackend) macs() [][6]byte { return b.mac }
+
+func (b *dpdkBackend) mtus() []int {
+	m := make([]int, len(b.ports))
+	for i, p := range b.ports {
+		m[i] = int(C.fm_mtu(p))
+	}
+	return m
+}
 func (b *dpdkBackend) setDatapath(d *Datapath, ready func()) {
 	b.d, b.ready = d, ready
 	d.nic = func(port int) uint64 { return uint64(C.fm_imissed(b.ports[port])) }
@@ -291,7 +305,11 @@ func (b *dpdkBackend) send(port int, f []byte) bool {
 	if len(f) == 0 || len(f) > 0xffff {
 		return false
 	}
-	return C.fm_send(b.ports[port], b.mp, unsafe.Pointer(&f[0]), C.uint16_t(len(f))) == 0
+	if C.fm_send(b.ports[port], b.mp, unsafe.Pointer(&f[0]), C.uint16_t(len(f))) != 0 {
+		return false
+	}
+	b.d.TxTaken(port, 1, uint64(len(f)))
+	return true
 }
 
 // run polls every port; after idleSpins empty polls it sleeps idleSleep
@@ -320,10 +338,18 @@ func (b *dpdkBackend) run() {
 		}
 		if n > 0 {
 			C.fm_tx(np, &b.ports[0], &b.mbufs[0], &b.verdict[0], C.int(n), &b.refused[0], &b.refusedBytes[0])
+			// What the PMD took: every frame sent to a port, less those it
+			// refused (freed by fm_tx and counted as tx_ring_full).
+			for k := 0; k < n; k++ {
+				if v := int(b.verdict[k]); v >= 0 && v < len(b.ports) {
+					d.TxTaken(v, 1, uint64(b.wire[k]))
+				}
+			}
 			for i := range b.ports {
 				for r := 0; r < int(b.refused[i]); r++ {
 					d.TxFailed(i, 0)
 				}
+				d.c.ports[i].txPkts -= uint64(b.refused[i])
 				d.c.ports[i].txBytes -= uint64(b.refusedBytes[i])
 			}
 		}

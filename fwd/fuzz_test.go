@@ -17,6 +17,7 @@ func transplant(f []byte) []byte {
 	if etherType(f) != etherIPv4 || parseIPv4(f, &p) != rOK {
 		return f
 	}
+	copy(f[0:6], macP0[:]) // addressed to fwd's port, as a routed frame is
 	copy(f[p.ip+12:], ipA)
 	copy(f[p.ip+16:], ipX)
 	f[p.ip+10], f[p.ip+11] = 0, 0

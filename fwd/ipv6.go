@@ -16,7 +16,7 @@ import (
 	"github.com/fmcap/fmcap/shmring"
 )
 
-func (d *Datapath) handle6(in int, f []byte) int {
+func (d *Datapath) handle6(in int, f []byte, m vnet) int {
 	var p ippkt
 	if r := parseIPv6(f, &p); r != rOK {
 		return d.drop(r)
@@ -32,6 +32,9 @@ func (d *Datapath) handle6(in int, f []byte) int {
 		case 137: // redirect: as for IPv4 (Handle)
 			return d.drop(rICMPRedirect)
 		}
+	}
+	if rs := d.ourMAC(in, f); rs != rOK {
+		return d.drop(rs)
 	}
 	dst, src := f[p.ip+24:p.ip+40], f[p.ip+8:p.ip+24]
 	t := d.cur
@@ -65,14 +68,18 @@ func (d *Datapath) handle6(in int, f []byte) int {
 	if f[p.ip+7] <= 1 {
 		return d.drop(rTTL)
 	}
+	g, rs := d.offload(f, &p, r, dir, m)
+	if rs != rOK {
+		return d.drop(rs)
+	}
 	if r.mode == ModeIngress || r.mode == ModeBoth {
-		d.capture(f, len(f), in, shmring.DirIngress, r)
+		d.capture(f, len(f), in, shmring.DirIngress, r, g)
 	}
 	orig := [16]byte(src)
 	if rs := rewrite6(f, &p, r, dir, outer); rs != rOK {
 		return d.drop(rs)
 	}
-	return d.finish(f, r, dir, &orig, &p)
+	return d.finish(f, r, dir, &orig, &p, g)
 }
 
 // rewrite6 is rewrite for IPv6.
@@ -263,11 +270,4 @@ func (d *Datapath) solicit6(port int, n *neigh) {
 }
 
 // pseudoSum6 is the unfolded sum of the IPv6 pseudo-header.
-func pseudoSum6(f []byte, p *ippkt) uint32 {
-	var s uint32
-	for i := p.ip + 8; i < p.ip+40; i += 2 {
-		s += uint32(be.Uint16(f[i:]))
-	}
-	n := uint32(p.end - p.l4)
-	return s + n>>16 + n&0xffff + uint32(p.proto)
-}
+func pseudoSum6(f []byte, p *ippkt) uint32 { return pseudo(f, p, p.end-p.l4) }

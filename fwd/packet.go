@@ -68,6 +68,13 @@ const (
 	rNDPOther
 	rBadNDP
 	rICMPRedirect
+	rBadGSO
+	rTooBig
+	rIPOptions
+	rSourceRoute
+	rL2Multicast
+	rForeignMAC
+	rTxRejected
 	rMax
 )
 
@@ -79,7 +86,9 @@ var reasonNames = [rMax]string{
 	rNeighFull: "arp_queue_full", rNeighFailed: "arp_unresolved", rTxFull: "tx_ring_full",
 	rEchoLocal: "echo_answered", rARPReplied: "arp_answered", rBadICMPError: "bad_icmp_error",
 	rNDPReplied: "ndp_answered", rNDPOther: "ndp_not_for_us", rBadNDP: "bad_ndp",
-	rICMPRedirect: "icmp_redirect",
+	rICMPRedirect: "icmp_redirect", rBadGSO: "bad_offload_metadata", rTooBig: "larger_than_mtu",
+	rIPOptions: "ip_options", rSourceRoute: "ip_source_route", rL2Multicast: "link_broadcast_or_multicast",
+	rForeignMAC: "foreign_mac", rTxRejected: "tx_rejected",
 }
 
 // ippkt is a parsed IPv4 or IPv6 packet inside a frame. Offsets are from
@@ -286,4 +295,34 @@ func csum(b []byte, initial uint32) uint16 {
 		s = (s >> 16) + (s & 0xffff)
 	}
 	return ^uint16(s)
+}
+
+// ipOptions classifies the options of the IPv4 header p: rOK when it has
+// none (or only padding), rSourceRoute when one of them is a loose or
+// strict source route, rIPOptions for any other, rBadIPHeader when their
+// lengths do not add up. Options are a leak through an address rewrite:
+// Record Route and Timestamp collect the addresses the rule hides, and a
+// source route names a next hop fwd would not choose.
+func ipOptions(f []byte, p *ippkt) reason {
+	r := rOK
+	end := p.ip + p.ihl
+	for i := p.ip + 20; i < end; {
+		switch t := f[i]; t {
+		case 0: // end of options
+			return r
+		case 1: // no-op
+			i++
+			continue
+		default:
+			if i+1 >= end || f[i+1] < 2 || i+int(f[i+1]) > end {
+				return rBadIPHeader
+			}
+			if t == 0x83 || t == 0x89 { // LSRR, SSRR
+				return rSourceRoute
+			}
+			r = rIPOptions
+			i += int(f[i+1])
+		}
+	}
+	return r
 }

@@ -19,6 +19,7 @@ import (
 type backend interface {
 	txer
 	macs() [][6]byte
+	mtus() []int
 	setDatapath(d *Datapath, ready func())
 	run()
 	halt()
@@ -26,6 +27,13 @@ type backend interface {
 }
 
 func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.Signal, benchGen int) error {
+	// Before the ring and the backend: a second fwd on these devices must
+	// change nothing, not even the ring's producer (see portlock.go).
+	locks, err := lockPorts(cfg.Fwd.Backend, cfg.Fwd.DPDK.EAL, ports)
+	if err != nil {
+		return err
+	}
+	defer locks.close()
 	var prod *shmring.Producer
 	var ring *shmring.Ring
 	if cfg.Ring.Path != "" {
@@ -46,10 +54,9 @@ func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.
 		log.Warn("no ring.path in the configuration: forwarding without capture")
 	}
 	var be backend
-	var err error
 	switch cfg.Fwd.Backend {
 	case "", "afpacket":
-		be, err = newAFBackend(ports)
+		be, err = newAFBackend(ports, log)
 	case "dpdk":
 		be, err = newDPDKBackend(cfg.Fwd.DPDK.EAL, ports)
 	}
@@ -58,6 +65,10 @@ func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.
 	}
 	defer be.close()
 	d := NewDatapath(ports, be.macs(), buildTable(ports, rules), prod, be)
+	for i, mtu := range be.mtus() {
+		d.SetMTU(i, mtu)
+	}
+	d.keepGSO = cfg.Fwd.CaptureGSO == "keep"
 	d.wd = sdnotify.NewWatchdog()
 	c := &control{cfg: cfg, ports: ports, d: d, log: log}
 	if cfg.Fwd.Control != "" {

@@ -27,11 +27,13 @@ func (d *Datapath) publish() {
 	s.Forwarded = d.c.reasons[rOK]
 	s.Captured = d.c.captured
 	s.CaptureDrops = d.c.captureDrops
+	s.SuperFrames = d.c.superFrames
 	for i := range d.ports {
 		pc := d.c.ports[i]
 		s.Ports = append(s.Ports, ctl.PortStats{
 			Name: d.ports[i].cfg.Name, RxPackets: pc.rxPkts, RxBytes: pc.rxBytes,
 			TxPackets: pc.txPkts, TxBytes: pc.txBytes, NICDrops: d.nicDrops(i),
+			TxStalls: pc.txStalls, TxStalled: pc.txStalled,
 		})
 		for _, n := range d.ports[i].neigh.m {
 			s.Neighbors = append(s.Neighbors, ctl.Neighbor{
@@ -80,6 +82,7 @@ func writeMetrics(w *metrics.Writer, s Stats, ring *shmring.Ring) {
 	w.Counter("fmcap_fwd_forwarded_packets_total", "Packets forwarded.", s.Forwarded)
 	w.Counter("fmcap_fwd_captured_packets_total", "Capture copies put into the ring.", s.Captured)
 	w.Counter("fmcap_fwd_drops_total", "Capture copies dropped because the ring was full.", s.CaptureDrops, "stage", "ring_full")
+	w.Counter("fmcap_fwd_super_frames_total", "Frames received with offload (GSO/GRO) metadata, forwarded whole and captured as segments.", s.SuperFrames)
 	for _, k := range metrics.SortedKeys(s.Drops) {
 		w.Counter("fmcap_fwd_not_forwarded_total", "Frames not forwarded, by reason (answered ARP/NDP/echo included).", s.Drops[k], "reason", k)
 	}
@@ -89,6 +92,8 @@ func writeMetrics(w *metrics.Writer, s Stats, ring *shmring.Ring) {
 		w.Counter("fmcap_fwd_port_tx_packets_total", "Frames sent per port.", p.TxPackets, "port", p.Name)
 		w.Counter("fmcap_fwd_port_tx_bytes_total", "Bytes sent per port.", p.TxBytes, "port", p.Name)
 		w.Counter("fmcap_fwd_drops_total", "Frames lost by the port's receive ring (NIC) before fwd saw them.", p.NICDrops, "stage", "nic", "port", p.Name)
+		w.Counter("fmcap_fwd_port_tx_stalls_total", "Times the port's transmit queue made no progress for 2 s and was started anew.", p.TxStalls, "port", p.Name)
+		w.Gauge("fmcap_fwd_port_tx_stalled", "1 while the port's transmit queue makes no progress.", float64(b2u(p.TxStalled)), "port", p.Name)
 	}
 	for _, r := range s.Rules {
 		id := fmt.Sprint(r.ID)
@@ -100,4 +105,11 @@ func writeMetrics(w *metrics.Writer, s Stats, ring *shmring.Ring) {
 	if ring != nil {
 		metrics.Ring(w, ring.Info())
 	}
+}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
 }

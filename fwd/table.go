@@ -23,16 +23,19 @@ const (
 // crule is a rule compiled for the datapath. Per direction d it holds the
 // port the packet leaves on and the addresses it leaves with.
 type crule struct {
-	idx     int32 // index in table.rules
-	id      uint32
-	mode    Mode
-	snap    uint32
-	outPort [2]uint8
-	newSrc  [2]uint32 // d=0: Y, d=1: X (IPv4 rules)
-	newDst  [2]uint32 // d=0: B, d=1: A
-	v6      bool
-	newSrc6 [2][16]byte // the same for IPv6 rules
-	newDst6 [2][16]byte
+	idx  int32 // index in table.rules
+	id   uint32
+	mode Mode
+	snap uint32
+	// ipOptions: forward IPv4 packets with options other than a source
+	// route (ip_options: pass); by default they are dropped and counted.
+	ipOptions bool
+	outPort   [2]uint8
+	newSrc    [2]uint32 // d=0: Y, d=1: X (IPv4 rules)
+	newDst    [2]uint32 // d=0: B, d=1: A
+	v6        bool
+	newSrc6   [2][16]byte // the same for IPv6 rules
+	newDst6   [2][16]byte
 	// nextHop is the neighbor to send to per direction: the destination,
 	// or the port's gateway when the destination is off the subnet.
 	nextHop [2]netip.Addr
@@ -107,7 +110,7 @@ func buildTable(ports []Port, rules []Rule) *table {
 			return dst
 		}
 		c := crule{
-			idx: int32(i), id: r.ID, mode: r.Mode, snap: r.Snap,
+			idx: int32(i), id: r.ID, mode: r.Mode, snap: r.Snap, ipOptions: r.IPOptions,
 			outPort: [2]uint8{uint8(r.Out), uint8(r.In)},
 			nextHop: [2]netip.Addr{nh(r.Out, r.Target), nh(r.In, r.Peer)},
 		}

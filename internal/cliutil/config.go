@@ -21,15 +21,23 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 	"go.yaml.in/yaml/v3"
 )
 
+// Sections are the file's top-level keys, one per process. Any other key
+// is a mistake (a misspelt section is otherwise ignored, and with it every
+// setting under it), refused with its line by every command that reads
+// the file; fwd's Config has a field for each (a test keeps them equal).
+var Sections = []string{"ring", "fwd", "writer", "indexer", "slice"}
+
 // ApplyConfig fills cc's unset flags from the file given by --config (the
-// environment was read by urfave/cli, see Env). rename maps file keys to flag names where they
-// differ (fmring's ring section: "path" → "ring", "consumers" → "consumer").
+// environment was read by urfave/cli, see Env). rename maps file keys to
+// flag names where they differ (fmring's ring section: "path" → "ring",
+// "consumers" → "consumer").
 func ApplyConfig(cc *cli.Context, section string, rename map[string]string) error {
 	known := map[string]bool{}
 	for _, f := range cc.Command.Flags {
@@ -59,6 +67,9 @@ func ApplyConfig(cc *cli.Context, section string, rename map[string]string) erro
 		return fmt.Errorf("%s:%d: the file must be a mapping of sections (ring:, fwd:, writer:, ...)", path, root.Line)
 	}
 	top := root.Content[0]
+	if err := checkSections(path, top); err != nil {
+		return err
+	}
 	set := func(flag string, v *yaml.Node, key string) error {
 		if cc.IsSet(flag) {
 			return nil
@@ -107,6 +118,17 @@ func ApplyConfig(cc *cli.Context, section string, rename map[string]string) erro
 		}
 		if err := set(flag, sec.Content[i+1], section+"."+k.Value); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// checkSections refuses a top-level key that is not one of Sections.
+func checkSections(path string, top *yaml.Node) error {
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		k := top.Content[i]
+		if !slices.Contains(Sections, k.Value) {
+			return fmt.Errorf("%s:%d: unknown section %s: remove it or check its spelling (sections: %s)", path, k.Line, k.Value, strings.Join(Sections, ", "))
 		}
 	}
 	return nil

@@ -11,8 +11,8 @@ import (
 // FMCAP_<SECTION>_<KEY>, named like its key in the configuration file
 // (FMCAP_WRITER_STORE for writer.store, FMCAP_RING_SIZE for ring.size).
 // A command's own flags are in its section (writer, indexer, fwd, ring for
-// fmring); a command without a section of the file uses its name
-// (FMCAP_FMSLICE_FROM, FMCAP_FMINJECT_PPS, FMCAP_FMCTL_SOCKET). A flag that
+// fmring, slice for fmslice); a command without a section of the file uses
+// its name (FMCAP_FMINJECT_PPS, FMCAP_FMCTL_SOCKET). A flag that
 // takes its value from another section's key in the file (fmslice --store
 // from writer.store, a consumer's --ring from ring.path, fmctl --socket from
 // fwd.control) also reads that key's variable, after its own. --config is
@@ -32,7 +32,7 @@ func EnvName(section, key string) string {
 // "<section>.<flag>": in the command's own section the key's variable
 // replaces the flag's (fmring's --ring is ring.path: FMCAP_RING_PATH); in
 // another section it is read after the flag's own (fmslice --store:
-// FMCAP_FMSLICE_STORE, then FMCAP_WRITER_STORE). Flags that already name
+// FMCAP_SLICE_STORE, then FMCAP_WRITER_STORE). Flags that already name
 // their variables keep them; single-letter output switches (-w, -q, -n)
 // and help/version get none.
 func Env(section string, flags []cli.Flag, keys map[string]string) []cli.Flag {

@@ -15,7 +15,7 @@ func TestEnvName(t *testing.T) {
 		{"writer", "store", "FMCAP_WRITER_STORE"},
 		{"writer", "frame-size", "FMCAP_WRITER_FRAME_SIZE"},
 		{"ring", "max_caplen", "FMCAP_RING_MAX_CAPLEN"},
-		{"fmslice", "no-index", "FMCAP_FMSLICE_NO_INDEX"},
+		{"slice", "no-index", "FMCAP_SLICE_NO_INDEX"},
 	} {
 		if got := EnvName(c.section, c.key); got != c.want {
 			t.Errorf("EnvName(%q, %q): got %s, want %s", c.section, c.key, got, c.want)
@@ -38,7 +38,7 @@ func TestEnvPrecedence(t *testing.T) {
 	fmring := cmd{"ring", map[string]string{"ring": "ring.path", "consumer": "ring.consumers"}, func(cc *cli.Context) error {
 		return ApplyConfig(cc, "ring", map[string]string{"path": "ring", "consumers": "consumer"})
 	}}
-	fmslice := cmd{"fmslice", map[string]string{"store": "writer.store"}, func(cc *cli.Context) error { return FromConfig(cc, "store", "writer", "store") }}
+	fmslice := cmd{"slice", map[string]string{"store": "writer.store"}, func(cc *cli.Context) error { return FromConfig(cc, "store", "writer", "store") }}
 	for _, c := range []struct {
 		name string
 		cmd  cmd
@@ -61,7 +61,7 @@ func TestEnvPrecedence(t *testing.T) {
 		{"fmring size file", fmring, []string{"--config", file}, nil, "size", "1GiB"},
 		{"fmring consumers", fmring, nil, map[string]string{"FMCAP_RING_CONSUMERS": "writer:lossless,indexer:lossy"}, "consumer", "[writer:lossless indexer:lossy]"},
 		{"fmslice store from the writer's variable", fmslice, []string{"--config", file}, map[string]string{"FMCAP_WRITER_STORE": "/env/store"}, "store", "/env/store"},
-		{"fmslice's own variable first", fmslice, nil, map[string]string{"FMCAP_WRITER_STORE": "/env/store", "FMCAP_FMSLICE_STORE": "/env/mine"}, "store", "/env/mine"},
+		{"fmslice's own variable first", fmslice, nil, map[string]string{"FMCAP_WRITER_STORE": "/env/store", "FMCAP_SLICE_STORE": "/env/mine"}, "store", "/env/mine"},
 		{"fmslice store from the file", fmslice, []string{"--config", file}, nil, "store", "/file/store"},
 		{"fmslice flag over all", fmslice, []string{"--config", file, "--store", "/flag"}, map[string]string{"FMCAP_WRITER_STORE": "/env/store"}, "store", "/flag"},
 	} {
@@ -113,8 +113,8 @@ func TestEnvPrecedence(t *testing.T) {
 
 // Every variable a command reads is listed in its help.
 func TestEnvInHelp(t *testing.T) {
-	flags := Env("fmslice", []cli.Flag{&cli.StringFlag{Name: "store"}, &cli.StringFlag{Name: "w"}, &cli.StringFlag{Name: "config"}}, map[string]string{"store": "writer.store"})
-	want := []string{"[$FMCAP_FMSLICE_STORE, $FMCAP_WRITER_STORE]", "", "[$FMCAP_CONFIG]"}
+	flags := Env("slice", []cli.Flag{&cli.StringFlag{Name: "store"}, &cli.StringFlag{Name: "w"}, &cli.StringFlag{Name: "config"}}, map[string]string{"store": "writer.store"})
+	want := []string{"[$FMCAP_SLICE_STORE, $FMCAP_WRITER_STORE]", "", "[$FMCAP_CONFIG]"}
 	for i, f := range flags {
 		s := f.String()
 		if want[i] == "" && strings.Contains(s, "$") || want[i] != "" && !strings.Contains(s, want[i]) {

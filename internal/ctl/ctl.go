@@ -26,6 +26,9 @@ type Rule struct {
 	Target   string `yaml:"target" json:"target"`
 	Snap     uint32 `yaml:"snap,omitempty" json:"snap,omitempty"`
 	Capture  string `yaml:"capture,omitempty" json:"capture,omitempty"`
+	// IPOptions: "drop" (the default) or "pass" (forward IPv4 options other
+	// than a source route, which is always dropped).
+	IPOptions string `yaml:"ip_options,omitempty" json:"ip_options,omitempty"`
 }
 
 type Request struct {
@@ -47,6 +50,7 @@ type Stats struct {
 	Drops        map[string]uint64 `json:"drops"`
 	Captured     uint64            `json:"captured"`
 	CaptureDrops uint64            `json:"capture_drops"`
+	SuperFrames  uint64            `json:"super_frames"` // received with GSO/GRO metadata
 	Ports        []PortStats       `json:"ports"`
 	Rules        []RuleStats       `json:"rules"`
 	Neighbors    []Neighbor        `json:"neighbors"`
@@ -59,6 +63,11 @@ type PortStats struct {
 	TxPackets uint64 `json:"tx_packets"`
 	TxBytes   uint64 `json:"tx_bytes"`
 	NICDrops  uint64 `json:"nic_drops"` // frames the port's receive ring lost before fwd saw them
+	// TxStalls counts episodes of frames queued for transmit that the
+	// device took none of for 2 s (the queue was then dropped, counted
+	// under tx_rejected, and transmit started anew); TxStalled: in one now.
+	TxStalls  uint64 `json:"tx_stalls"`
+	TxStalled bool   `json:"tx_stalled"`
 }
 
 type RuleStats struct {

@@ -54,8 +54,8 @@ func TestEnvironment(t *testing.T) {
 		{[]string{"fmring", "create", "--help"}, []string{"$FMCAP_RING_PATH", "$FMCAP_RING_SIZE", "$FMCAP_RING_CONSUMERS"}},
 		{[]string{"fmring", "info", "--help"}, []string{"$FMCAP_RING_PATH"}},
 		{[]string{"fminject", "--help"}, []string{"$FMCAP_FMINJECT_RING, $FMCAP_RING_PATH", "$FMCAP_FMINJECT_PPS"}},
-		{[]string{"fmslice", "--help"}, []string{"$FMCAP_FMSLICE_STORE, $FMCAP_WRITER_STORE", "$FMCAP_FMSLICE_FROM"}},
-		{[]string{"fmslice", "flows", "--help"}, []string{"$FMCAP_FMSLICE_STORE, $FMCAP_WRITER_STORE"}},
+		{[]string{"fmslice", "--help"}, []string{"$FMCAP_SLICE_STORE, $FMCAP_WRITER_STORE", "$FMCAP_SLICE_FROM"}},
+		{[]string{"fmslice", "flows", "--help"}, []string{"$FMCAP_SLICE_STORE, $FMCAP_WRITER_STORE"}},
 		{[]string{"fmctl", "--help"}, []string{"$FMCAP_FMCTL_SOCKET, $FMCAP_FWD_CONTROL", "$FMCAP_CONFIG"}},
 		{[]string{"fwd", "--help"}, []string{"$FMCAP_FWD_CONTROL", "$FMCAP_FWD_RING, $FMCAP_RING_PATH", "$FMCAP_CONFIG"}},
 	} {

@@ -67,6 +67,11 @@ func runRole(role string, args []string) int {
 			if err != nil {
 				return err
 			}
+			// Room for every datagram even when this process is not run
+			// for a while (the default buffer holds about a hundred).
+			if rc, err := c.(*net.UDPConn).SyscallConn(); err == nil {
+				rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, 16<<20) })
+			}
 			fmt.Println("listening")
 			buf := make([]byte, 2048)
 			seen := map[uint32]bool{}

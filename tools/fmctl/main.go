@@ -1,7 +1,10 @@
 // Command fmctl talks to a running fwd through its control socket: list,
 // add and delete forwarding rules, change a rule's capture mode, and print
 // statistics. Edits take effect at once, without pausing traffic, and are
-// written to fwd's configuration file.
+// written to fwd's configuration file first: to the file as it is then, so
+// hand edits made while fwd runs are kept. fwd refuses an edit (and says
+// why; nothing changes) when the file no longer passes its checks or was
+// edited by hand on the same rule (see fwd/writeback.go).
 package main
 
 import (
@@ -50,13 +53,14 @@ func main() {
 							&cli.StringFlag{Name: "target", Required: true, Usage: "the target (B)"},
 							&cli.UintFlag{Name: "snap", Value: 65535, Usage: "bytes kept per captured packet"},
 							&cli.StringFlag{Name: "mode", Value: "both", Usage: "capture mode: ingress, egress, inline, both, none"},
+							&cli.StringFlag{Name: "ip-options", Usage: "IPv4 options other than source routes: drop (default) or pass (source routes are always dropped)"},
 							jsonFlag,
 						},
 						Action: func(cc *cli.Context) error {
 							return call(cc, ctl.Request{Cmd: "rules.add", Rule: &ctl.Rule{
 								ID: uint32(cc.Uint("id")), In: cc.String("in"), Local: cc.String("local"), Peer: cc.String("peer"),
 								Out: cc.String("out"), OutLocal: cc.String("out-local"), Target: cc.String("target"),
-								Snap: uint32(cc.Uint("snap")), Capture: cc.String("mode"),
+								Snap: uint32(cc.Uint("snap")), Capture: cc.String("mode"), IPOptions: cc.String("ip-options"),
 							}})
 						},
 					},
@@ -160,9 +164,13 @@ func printStats(w *tabwriter.Writer, s *ctl.Stats) {
 			fmt.Fprintf(w, "  %s\t%d\n", strings.ReplaceAll(k, "_", " "), s.Drops[k])
 		}
 	}
-	fmt.Fprintln(w, "\nPORT\tRX PKTS\tRX BYTES\tTX PKTS\tTX BYTES\tNIC DROPS")
+	fmt.Fprintln(w, "\nPORT\tRX PKTS\tRX BYTES\tTX PKTS\tTX BYTES\tNIC DROPS\tTX STALLS")
 	for _, p := range s.Ports {
-		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\n", p.Name, p.RxPackets, p.RxBytes, p.TxPackets, p.TxBytes, p.NICDrops)
+		stalled := ""
+		if p.TxStalled {
+			stalled = " (stalled now)"
+		}
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%d%s\n", p.Name, p.RxPackets, p.RxBytes, p.TxPackets, p.TxBytes, p.NICDrops, p.TxStalls, stalled)
 	}
 	fmt.Fprintln(w, "\nRULE\tCAPTURE\tA→B PKTS\tA→B BYTES\tB→A PKTS\tB→A BYTES")
 	for _, r := range s.Rules {

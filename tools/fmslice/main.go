@@ -28,7 +28,7 @@ import (
 
 const exitIncomplete = 3
 
-// The store is the writer's: FMCAP_FMSLICE_STORE, else FMCAP_WRITER_STORE.
+// The store is the writer's: FMCAP_SLICE_STORE, else FMCAP_WRITER_STORE.
 var storeKey = map[string]string{"store": "writer.store"}
 
 func main() {
@@ -44,7 +44,7 @@ func main() {
 		ArgsUsage: "[tcpdump filter expression]",
 		Description: "The range is half-open: --from <= time < --to. Times: RFC 3339 (2026-11-25T10:00:00.5Z),\n" +
 			"Unix seconds (1764064800.5), now, or relative (-5m, now-1h). The filter has tcpdump's syntax and meaning.",
-		Flags: cliutil.Env("fmslice", []cli.Flag{
+		Flags: cliutil.Env("slice", []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: the store is its writer.store unless --store"},
 			&cli.StringFlag{Name: "store", Usage: "store directory written by the writer (required)"},
 			&cli.StringFlag{Name: "from", Usage: "start of the range (inclusive); default: the beginning"},
@@ -61,7 +61,7 @@ func main() {
 			Name:      "flows",
 			Usage:     "the flows of a range, top talkers first, from the index alone (no packet is read)",
 			ArgsUsage: "[filter: host, net, port, portrange, protocols, and/or/not]",
-			Flags: cliutil.Env("fmslice", []cli.Flag{
+			Flags: cliutil.Env("slice", []cli.Flag{
 				&cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: the store is its writer.store unless --store"},
 				&cli.StringFlag{Name: "store", Usage: "store directory"},
 				&cli.StringFlag{Name: "index", Usage: "index directory (default STORE/index)"},
