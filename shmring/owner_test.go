@@ -45,6 +45,9 @@ func TestOwnerReusedPID(t *testing.T) {
 	if err != nil || start == 0 {
 		t.Skipf("start time of pid %d: %d, %v", pid, start, err)
 	}
+	if slotOwner != 40 || offProdOwner != 160 { // as doc.go says
+		t.Fatalf("owner words at slot offset %d and header offset %d, documented at 40 and 160", slotOwner, offProdOwner)
+	}
 	r, _ := newRing(t, Config{DataSize: 1 << 16, MaxCaplen: 2048, Consumers: []ConsumerSpec{{"writer", Lossless}}})
 	le := binary.LittleEndian
 	slotOwnerAt, prodOwnerAt := r.mem[offSlots+slotOwner:], r.mem[offProdOwner:]

@@ -25,7 +25,7 @@ import (
 const defaultSocket = "/run/fmcap/fwd.sock"
 
 func main() {
-	socket := &cli.StringFlag{Name: "socket", Value: defaultSocket, Usage: "fwd's control socket (default: fwd.control of --config)"}
+	socket := &cli.StringFlag{Name: "socket", Value: defaultSocket, Usage: "fwd's control socket; without it, fwd.control of --config, else the default"}
 	config := &cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: the socket, and for stats the ring and the writer's and indexer's metrics"}
 	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON for programs"}
 	app := &cli.App{
