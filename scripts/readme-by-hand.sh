@@ -51,11 +51,11 @@ umask 022   # a person's shell
 pids=()
 stop() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done; }
 trap stop EXIT
-while IFS= read -r line; do
+while IFS= read -r line <&3; do
   [ -n "$line" ] || continue
   printf '[%3ds] $ %s\n' "$SECONDS" "$line"
   if [[ $line == *'&' ]]; then
-    eval "$line"
+    eval "$line" </dev/null
     pids+=($!)
     sleep 1
     # fwd takes a moment to open its ports and map the ring: a person
@@ -64,9 +64,9 @@ while IFS= read -r line; do
       for i in $(seq 300); do [ -S /run/fmcap/fwd.sock ] && break; sleep 0.1; done
     fi
   else
-    eval "$line" || { echo "readme-by-hand: FAILED: $line" >&2; exit 1; }
+    eval "$line" </dev/null || { echo "readme-by-hand: FAILED: $line" >&2; exit 1; }
   fi
-done < "$W/commands"
+done 3< "$W/commands"   # the commands' own stdin is /dev/null, as in CI
 # Stopped as the README says: fwd detaches, the writer drains the ring.
 printf '[%3ds] stop\n' "$SECONDS"
 stop
