@@ -20,7 +20,9 @@
 # TCPRATES="1 2 4" adds, for fwd, TCP runs paced at each rate (Gbit/s) and
 # the capture copies lost at that rate (fwd's capture drops, the ring's
 # drops): the highest rate with none is what fwd captures and stores whole.
-# Usage: T=5 [CAPTURE=none] [OFFLOADS=off] [FWDGRO=on] [BACKENDS=afpacket] bench/fwd-ns.sh
+# ROUNDS=N alternates kernel and fwd N times. DPDK_VDEV_ARGS is appended
+# to each net_af_packet vdev (e.g. ",framesz=...,blocksz=...").
+# Usage: T=5 [ROUNDS=3] [CAPTURE=none] [OFFLOADS=off] [FWDGRO=on] [BACKENDS=afpacket] bench/fwd-ns.sh
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 T=${T:-5}
@@ -77,26 +79,29 @@ suite() { # mode
 }
 
 # The kernel: addresses on F's veths, forwarding, DNAT/SNAT.
-ip -n $F addr add 198.18.1.1/24 dev ${P}f0; ip -n $F addr add 198.18.2.1/24 dev ${P}f1
-ip netns exec $F sysctl -qw net.ipv4.ip_forward=1
-ip netns exec $F iptables -t nat -A PREROUTING -s 198.18.1.2 -d 198.18.1.1 -j DNAT --to-destination 198.18.2.2
-ip netns exec $F iptables -t nat -A POSTROUTING -d 198.18.2.2 -j SNAT --to-source 198.18.2.1
-suite kernel
-ip netns exec $F iptables -t nat -F
-ip netns exec $F sysctl -qw net.ipv4.ip_forward=0
-ip -n $F addr flush dev ${P}f0; ip -n $F addr flush dev ${P}f1
-ip -n $A neigh flush all; ip -n $Bn neigh flush all
+kernel_round() {
+  ip -n $F addr add 198.18.1.1/24 dev ${P}f0; ip -n $F addr add 198.18.2.1/24 dev ${P}f1
+  ip netns exec $F sysctl -qw net.ipv4.ip_forward=1
+  ip netns exec $F iptables -t nat -A PREROUTING -s 198.18.1.2 -d 198.18.1.1 -j DNAT --to-destination 198.18.2.2
+  ip netns exec $F iptables -t nat -A POSTROUTING -d 198.18.2.2 -j SNAT --to-source 198.18.2.1
+  suite kernel
+  ip netns exec $F iptables -t nat -F
+  ip netns exec $F sysctl -qw net.ipv4.ip_forward=0
+  ip -n $F addr flush dev ${P}f0; ip -n $F addr flush dev ${P}f1
+  ip -n $A neigh flush all; ip -n $Bn neigh flush all
+}
 
 rd=$(ringdir 1100)
 RING=$rd/fmcap-nsbench
-for be in $BACKENDS; do
+fwd_round() { # backend
+  local be=$1
   rm -f "$RING"; rm -rf "$W/ns-store"
   "$B/fmring" create --ring "$RING" --size 1GiB --consumer writer:lossless >/dev/null
   bin=$B/fwd; devs=(${P}f0 ${P}f1)
   eal=""
   if [ $be = dpdk ]; then
     bin=$B/fwd-dpdk; devs=(net_af_packet0 net_af_packet1)
-    eal="\"--no-huge\", \"-m\", \"512\", \"--no-pci\", \"-l\", \"1\", \"--file-prefix=$P\", \"--vdev=net_af_packet0,iface=${P}f0\", \"--vdev=net_af_packet1,iface=${P}f1\""
+    eal="\"--no-huge\", \"-m\", \"512\", \"--no-pci\", \"-l\", \"1\", \"--file-prefix=$P\", \"--vdev=net_af_packet0,iface=${P}f0${DPDK_VDEV_ARGS:-}\", \"--vdev=net_af_packet1,iface=${P}f1${DPDK_VDEV_ARGS:-}\""
   fi
   cat > "$W/ns.yaml" <<EOF
 ring:
@@ -124,8 +129,16 @@ EOF
     d1=$("$B/fmring" info --ring "$RING" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["Drops"])')
     echo "fwd-$be tcp-paced-${r}G capture drops $((c1 - c0)), ring drops $((d1 - d0))"
   done
-  "$B/fmctl" --socket "$W/ns.sock" stats | sed -n '1,3p' | sed "s/^/fwd-$be /"
+  "$B/fmctl" --socket "$W/ns.sock" stats | sed -n '1,4p' | sed "s/^/fwd-$be /"
   kill $FWDPID; wait $FWDPID 2>/dev/null || true; FWDPID=
   if [ -n "${WPID:-}" ]; then kill $WPID; wait $WPID 2>/dev/null || true; WPID=; fi
   ip -n $A neigh flush all; ip -n $Bn neigh flush all
+}
+
+# Kernel and fwd take turns, ROUNDS times, so that what else the shared
+# machine does weighs on both alike; compare medians.
+for round in $(seq "${ROUNDS:-1}"); do
+  echo "round $round"
+  kernel_round
+  for be in $BACKENDS; do fwd_round "$be"; done
 done

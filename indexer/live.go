@@ -26,6 +26,7 @@ import (
 	"github.com/fmcap/fmcap/internal/metrics"
 	"github.com/fmcap/fmcap/internal/sdnotify"
 	"github.com/fmcap/fmcap/shmring"
+	"github.com/fmcap/fmcap/writer/chunk"
 )
 
 const (
@@ -116,7 +117,10 @@ func live(ctx context.Context, cfg liveConfig, log *slog.Logger) error {
 				continue // indexed before a restart
 			}
 			e := &ix.batch[ix.n]
-			e.seq, e.ts = rec.Seq, rec.TS
+			// The writer stores the time clamped to what pcap can hold;
+			// the index must say the same time, or a query by time would
+			// look for the packet where it is not.
+			e.seq, e.ts = rec.Seq, chunk.ClampTS(rec.TS)
 			segment.DecodePacket(rec.Data, &e.p)
 			e.p.Wire = rec.WireLen
 			ix.n++

@@ -39,6 +39,7 @@ func main() {
 			&cli.BoolFlag{Name: "rebuild", Usage: "index the store's chunks (all, or --from/--to) instead of the ring"},
 			&cli.StringFlag{Name: "from", Usage: "rebuild: start of the range"},
 			&cli.StringFlag{Name: "to", Usage: "rebuild: end of the range"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "rebuild: no progress line on stderr (it is drawn only on a terminal)"},
 			&cli.StringFlag{Name: "metrics", Value: "127.0.0.1:9563", Usage: "serve Prometheus metrics on this address (\"\" for none)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile to this file (for benchmarks)"},
@@ -78,7 +79,7 @@ func main() {
 				if err != nil {
 					return err
 				}
-				return rebuild(cc.String("store"), dir, from, to, cc.Int("segment-packets"), log)
+				return rebuild(cc.String("store"), dir, from, to, cc.Int("segment-packets"), cc.Bool("quiet"), log)
 			}
 			if cc.String("ring") == "" {
 				return fmt.Errorf("--ring is required (or --rebuild --store DIR)")

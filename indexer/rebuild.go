@@ -4,7 +4,10 @@ package main
 // gaps a live indexer left or to re-index a range. Every chunk overlapping
 // the time range is indexed into segments of its own seqs; existing
 // segments overlapping them are replaced (and chunks they overlap are
-// indexed too, so nothing that was indexed becomes unindexed).
+// indexed too, so nothing that was indexed becomes unindexed). What it
+// leaves out it says, with the reason: the chunk being written (the live
+// indexer indexes it, or a rebuild once the writer has published it),
+// chunks and frames it cannot read (queries read around them).
 
 import (
 	"log/slog"
@@ -12,10 +15,11 @@ import (
 	"path/filepath"
 
 	"github.com/fmcap/fmcap/indexer/segment"
+	"github.com/fmcap/fmcap/internal/progress"
 	"github.com/fmcap/fmcap/writer/chunk"
 )
 
-func rebuild(store, dir string, from, to int64, segPackets int, log *slog.Logger) error {
+func rebuild(store, dir string, from, to int64, segPackets int, quiet bool, log *slog.Logger) error {
 	cleanTemp(dir)
 	chunks, err := chunk.List(store)
 	if err != nil {
@@ -27,6 +31,9 @@ func rebuild(store, dir string, from, to int64, segPackets int, log *slog.Logger
 	}
 	pick := map[int]bool{}
 	for i, c := range chunks {
+		if c.Open && c.Overlaps(from, to) {
+			log.Warn("chunk skipped: still being written (the live indexer indexes it; or run --rebuild again once the writer has published it)", "chunk", c.Name, "first_seq", c.FirstSeq)
+		}
 		if !c.Open && c.Overlaps(from, to) {
 			pick[i] = true
 		}
@@ -60,7 +67,14 @@ func rebuild(store, dir string, from, to int64, segPackets int, log *slog.Logger
 	dec := chunk.NewDecoder()
 	defer dec.Close()
 	var buf []byte
-	var packets, written int
+	var packets, written, skipped int
+	var total uint64
+	for ci := range pick {
+		total += chunks[ci].LastSeq - chunks[ci].FirstSeq + 1
+	}
+	meter := progress.New(os.Stderr, quiet, "indexer --rebuild", "packets", total)
+	defer meter.Done()
+	log = slog.New(meter.Handler(log.Handler()))
 	// A segment runs on across chunks while the seqs do (fewer, larger
 	// segments: a smaller index), and ends at segPackets or a gap.
 	var b *segment.Builder
@@ -85,10 +99,15 @@ func rebuild(store, dir string, from, to int64, segPackets int, log *slog.Logger
 		}
 		rd, err := chunk.OpenReader(store, c, dec)
 		if err != nil {
-			log.Warn("chunk skipped", "chunk", c.Name, "err", err)
+			if os.IsNotExist(err) {
+				log.Warn("chunk skipped: removed (by retention) while rebuilding", "chunk", c.Name)
+			} else {
+				log.Warn("chunk skipped: unreadable, its seqs stay unindexed (queries read around it)", "chunk", c.Name, "err", err)
+			}
+			skipped++
 			continue
 		}
-		if err := indexChunk(rd, &b, flush, segPackets, &buf, &packets, log); err != nil {
+		if err := indexChunk(rd, &b, flush, segPackets, &buf, &packets, log, func() { meter.Update(uint64(packets), -1) }); err != nil {
 			rd.Close()
 			return err
 		}
@@ -97,7 +116,8 @@ func rebuild(store, dir string, from, to int64, segPackets int, log *slog.Logger
 	if err := flush(); err != nil {
 		return err
 	}
-	log.Info("rebuilt", "chunks", len(pick), "packets", packets, "segments", written, "replaced", len(drop))
+	meter.Done()
+	log.Info("rebuilt", "chunks", len(pick)-skipped, "chunks_skipped", skipped, "packets", packets, "segments", written, "replaced", len(drop))
 	return nil
 }
 
@@ -105,7 +125,7 @@ func rebuild(store, dir string, from, to int64, segPackets int, log *slog.Logger
 // seqs do not follow on), flushing at segPackets, at a damaged frame and at
 // a frame whose seqs are unknown (its table rebuilt from the seek table or
 // by scanning: its packets stay unindexed, and queries scan them).
-func indexChunk(rd *chunk.Reader, b **segment.Builder, flush func() error, segPackets int, buf *[]byte, packets *int, log *slog.Logger) error {
+func indexChunk(rd *chunk.Reader, b **segment.Builder, flush func() error, segPackets int, buf *[]byte, packets *int, log *slog.Logger, tick func()) error {
 	name := rd.Info.Name
 	for fi, f := range rd.Table.Frames {
 		if f.Count == 0 {
@@ -136,7 +156,7 @@ func indexChunk(rd *chunk.Reader, b **segment.Builder, flush func() error, segPa
 			}
 			segment.DecodePacket(pk.Data, &p)
 			p.Wire = pk.WireLen
-			(*b).Add(seq, pk.TS, &p)
+			(*b).Add(seq, chunk.ClampTS(pk.TS), &p) // stored clamped already: the same clamp as live, whatever a chunk holds
 			seq++
 			*packets++
 			if (*b).Count() >= uint64(segPackets) {
@@ -149,6 +169,7 @@ func indexChunk(rd *chunk.Reader, b **segment.Builder, flush func() error, segPa
 		if ferr != nil {
 			return ferr
 		}
+		tick()
 		if perr != nil {
 			log.Warn("frame damaged: its seqs stay unindexed", "chunk", name, "frame", fi, "err", perr)
 			if err := flush(); err != nil {

@@ -90,6 +90,21 @@ func (b *Builder) Prefetch(ps []*Packet) {
 	}
 }
 
+// KeyOf is the flow a decoded packet counts in, exactly as Builder.Add
+// counts it (ok is false for a packet in no flow: not IP, or its addresses
+// cut off), and the TCP flags it adds to the flow. fmslice flows counts the
+// packets the index cannot answer for with it, so that its figures and the
+// index's add up.
+func KeyOf(p *Packet) (k FlowKey, flags uint8, ok bool) {
+	if p.Kind != IPv4 && p.Kind != IPv6 || !p.Addrs {
+		return FlowKey{}, 0, false
+	}
+	if p.Proto == 6 && p.Ports {
+		flags = p.TCPFlags
+	}
+	return flowKey(p), flags, true
+}
+
 func (b *Builder) flow(g uint32, ts int64, p *Packet) {
 	if p.Kind != IPv4 && p.Kind != IPv6 {
 		return

@@ -153,6 +153,12 @@ func TestCorruptSegmentsFallBack(t *testing.T) {
 			t.Fatalf("segment %s not reported: %s", s.Name, stderr)
 		}
 	}
+	// flows reads what the refused segments covered: still exact, exit 0.
+	// (Segment 0's damage is in a posting list, which flows does not read.)
+	stderr = checkFlows(t, st, nil, "udp")
+	if !strings.Contains(stderr, segs[1].Name) {
+		t.Fatalf("flows: segment %s not reported: %s", segs[1].Name, stderr)
+	}
 }
 
 // TestIndexerKilledMidStream: the indexer is killed while capture goes on
@@ -206,6 +212,8 @@ func TestIndexerKilledMidStream(t *testing.T) {
 		t.Fatalf("no gap recorded: %v %q", err, gaps)
 	}
 	filters := append(firstFlow(t, gen), "udp and portrange 1-100")
+	si := storeInfo(t, st)
+	mid := []string{"--from", unixArg(si.FirstNS + (si.LastNS-si.FirstNS)/4), "--to", unixArg(si.FirstNS + 3*(si.LastNS-si.FirstNS)/4)}
 	check := func(stage string) {
 		for _, f := range filters {
 			want := run(t, bin("fmslice"), "--store", st, "--no-index", "-q", f)
@@ -214,6 +222,9 @@ func TestIndexerKilledMidStream(t *testing.T) {
 				t.Fatalf("%s: %q: indexed answer differs (%d vs %d bytes)", stage, f, len(got), len(want))
 			}
 		}
+		// flows reads the gap: exact, exit 0.
+		checkFlows(t, st, nil, "")
+		checkFlows(t, st, mid, "udp")
 	}
 	check("with the gap")
 	if covered(t, st) == 200000 {
@@ -222,6 +233,9 @@ func TestIndexerKilledMidStream(t *testing.T) {
 	run(t, bin("indexer"), "--rebuild", "--store", st, "--log-level", "warn")
 	if n := covered(t, st); n != 200000 {
 		t.Fatalf("after rebuild %d of 200000 seqs indexed", n)
+	}
+	if after := storeInfo(t, st); si.Index.GapPackets == 0 || si.Index.Packets+si.Index.GapPackets != 200000 || after.Index.GapPackets != 0 || after.Index.Packets != 200000 {
+		t.Fatalf("info: index before rebuild %+v, after %+v", si.Index, after.Index)
 	}
 	check("after rebuild")
 }
@@ -267,6 +281,17 @@ func TestRetentionRemovesIndex(t *testing.T) {
 		t.Fatalf("nothing removed: %v", err)
 	}
 	last := gone[len(gone)-1].LastSeq
+	// fmslice info: what is stored and what retention removed add up to
+	// what was captured.
+	si := storeInfo(t, st)
+	var removed uint64
+	for _, r := range gone {
+		removed += r.LastSeq - r.FirstSeq + 1
+	}
+	if n, _ := countPcap(t, run(t, bin("fmslice"), "--store", st, "--no-index", "-q")); si.Retention.Chunks != len(gone) ||
+		si.Retention.Packets != removed || si.Packets != n || si.Packets+removed != 40000 {
+		t.Fatalf("info %+v; retention log: %d chunks, %d packets; stored %d packets", si, len(gone), removed, n)
+	}
 	segs, _ := segment.List(filepath.Join(st, "index"))
 	if len(segs) == 0 {
 		t.Fatal("every segment went")

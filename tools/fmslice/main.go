@@ -1,10 +1,14 @@
 // Command fmslice extracts a time range of a store, optionally filtered by a
 // tcpdump expression, as pcap (or pcapng) that tcpdump and Wireshark read.
 //
-// Exit status: 0 when the output is complete; 3 when damaged frames or
-// chunks were skipped (each is reported on stderr and the rest is still
-// extracted); 1 on any other error (bad arguments, missing or empty store,
-// unwritable output).
+// Exit status (exitHelp): 0 when the output holds every stored packet of
+// the range, including when retention removed part of the range (a notice
+// on stderr names it) and when a damaged chunk table was rebuilt with
+// every frame found (a warning); 3 when packets of the range are missing
+// (each damaged frame or chunk is named on stderr and the rest is still
+// extracted), and for fmslice flows when its answer is incomplete; 1 on
+// any other error (bad arguments, missing or empty store, unwritable
+// output).
 package main
 
 import (
@@ -21,6 +25,7 @@ import (
 
 	"github.com/fmcap/fmcap/internal/cliutil"
 	"github.com/fmcap/fmcap/internal/fsmode"
+	"github.com/fmcap/fmcap/internal/progress"
 	"github.com/fmcap/fmcap/internal/timespec"
 	"github.com/fmcap/fmcap/internal/version"
 	"github.com/fmcap/fmcap/writer/chunk"
@@ -30,6 +35,11 @@ const exitIncomplete = 3
 
 // The store is the writer's: FMCAP_SLICE_STORE, else FMCAP_WRITER_STORE.
 var storeKey = map[string]string{"store": "writer.store"}
+
+const exitHelp = "Exit status: 0 complete (also when retention removed part of the range: a notice on stderr says which;\n" +
+	"and when a damaged chunk table was rebuilt and every packet recovered: a warning); 3 packets of the range are\n" +
+	"missing (damaged frames or chunks, each named on stderr; the rest is output), or flows could not count all of\n" +
+	"the range; 1 any other error."
 
 func main() {
 	// A query lives for milliseconds with a heap of a few MiB (frame buffers,
@@ -43,7 +53,7 @@ func main() {
 		Usage:     "extract packets from an fmcap store as pcap",
 		ArgsUsage: "[tcpdump filter expression]",
 		Description: "The range is half-open: --from <= time < --to. Times: RFC 3339 (2026-11-25T10:00:00.5Z),\n" +
-			"Unix seconds (1764064800.5), now, or relative (-5m, now-1h). The filter has tcpdump's syntax and meaning.",
+			"Unix seconds (1764064800.5), now, or relative (-5m, now-1h). The filter has tcpdump's syntax and meaning.\n" + exitHelp,
 		Flags: cliutil.Env("slice", []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: the store is its writer.store unless --store"},
 			&cli.StringFlag{Name: "store", Usage: "store directory written by the writer (required)"},
@@ -51,15 +61,18 @@ func main() {
 			&cli.StringFlag{Name: "to", Usage: "end of the range (exclusive); default: the end"},
 			&cli.StringFlag{Name: "w", Aliases: []string{"write"}, Value: "-", Usage: "output file, - for stdout"},
 			&cli.StringFlag{Name: "format", Value: "pcap", Usage: "pcap (nanosecond) or pcapng"},
-			&cli.BoolFlag{Name: "q", Usage: "no summary on stderr"},
+			&cli.BoolFlag{Name: "q", Aliases: []string{"quiet"}, Usage: "no summary or progress on stderr"},
 			&cli.StringFlag{Name: "index", Usage: "index directory (default STORE/index, when there is one)"},
 			&cli.BoolFlag{Name: "no-index", Usage: "read every frame of the range (compare with the indexed answer)"},
 			&cli.BoolFlag{Name: "explain", Usage: "print the plan on stderr: segments consulted, frames read and skipped, bytes decompressed"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile to this file (for benchmarks)"},
 		}, storeKey),
 		Commands: []*cli.Command{{
-			Name:      "flows",
-			Usage:     "the flows of a range, top talkers first, from the index alone (no packet is read)",
+			Name:  "flows",
+			Usage: "the flows of exactly a range, top talkers first: from the index where it is exact, from the frames elsewhere",
+			Description: "Packets and bytes are tcpdump's for the same range: flows whose index groups lie wholly inside the\n" +
+				"range are counted by the index; groups cut by the range's edges, the open chunk and seqs no valid index\n" +
+				"segment covers are read. Exit status 3 when part of the range could not be read (named on stderr).",
 			ArgsUsage: "[filter: host, net, port, portrange, protocols, and/or/not]",
 			Flags: cliutil.Env("slice", []cli.Flag{
 				&cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: the store is its writer.store unless --store"},
@@ -70,8 +83,19 @@ func main() {
 				&cli.StringFlag{Name: "by", Value: "bytes", Usage: "order by bytes or packets"},
 				&cli.IntFlag{Name: "n", Value: 20, Usage: "rows (0: all)"},
 				&cli.BoolFlag{Name: "json", Usage: "JSON for programs"},
+				&cli.BoolFlag{Name: "q", Aliases: []string{"quiet"}, Usage: "no summary on stderr"},
 			}, storeKey),
 			Action: flows,
+		}, {
+			Name:  "info",
+			Usage: "what a store holds: time span, packets, pcap and stored bytes, chunks, index coverage, retention removals",
+			Flags: cliutil.Env("slice", []cli.Flag{
+				&cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: the store is its writer.store unless --store"},
+				&cli.StringFlag{Name: "store", Usage: "store directory"},
+				&cli.StringFlag{Name: "index", Usage: "index directory (default STORE/index)"},
+				&cli.BoolFlag{Name: "json", Usage: "JSON for programs"},
+			}, storeKey),
+			Action: info,
 		}},
 		Action:         run,
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports and exits
@@ -126,11 +150,13 @@ func run(cc *cli.Context) error {
 		return fmt.Errorf("--format %q: use pcap or pcapng", format)
 	}
 	w := os.Stdout
+	var meter *progress.Meter // drawn only for -w FILE: stdout is for the pcap
 	if path := cc.String("w"); path != "-" {
 		if w, err = os.Create(path); err != nil {
 			return err
 		}
 		defer w.Close()
+		meter = sliceMeter(q, cc.Bool("q"))
 	} else if _, err := unix.IoctlGetTermios(int(w.Fd()), unix.TCGETS); err == nil {
 		return fmt.Errorf("refusing to write pcap to a terminal: use -w FILE, or pipe into tcpdump -r -")
 	}
@@ -149,6 +175,7 @@ func run(cc *cli.Context) error {
 	dec := chunk.NewDecoder()
 	defer dec.Close()
 	res, err := slice(q, out, dec)
+	meter.Done()
 	if err != nil {
 		return err
 	}
@@ -159,12 +186,18 @@ func run(cc *cli.Context) error {
 	for _, d := range res.damaged {
 		fmt.Fprintln(os.Stderr, "fmslice: damaged, skipped:", d)
 	}
+	for _, d := range res.repaired {
+		fmt.Fprintln(os.Stderr, "fmslice: warning: damaged, repaired (every frame found):", d)
+	}
 	// Retention removed part of the range: say which, always (even -q).
 	gone, _ := chunk.RemovedRanges(q.store) // unreadable: nothing to say
 	retentionNotice(gone, q.from, q.to)
 	if !cc.Bool("q") {
 		fmt.Fprintf(os.Stderr, "fmslice: %d packets from %d frames in %d chunks (%d bytes decompressed)\n",
 			res.packets, res.frames, res.chunks, res.decompressed)
+	}
+	if res.packets == 0 {
+		emptyNotice(q.store, q.from, q.to, q.filter != nil)
 	}
 	if cc.Bool("explain") {
 		if pl != nil {

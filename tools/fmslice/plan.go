@@ -8,8 +8,10 @@ package main
 // because libpcap still applies the whole filter to every packet read.
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"sort"
 	"sync"
@@ -56,6 +58,9 @@ func loadPlan(dir, expr string, from, to int64, warn io.Writer) *plan {
 	wg.Wait()
 	p := &plan{}
 	for _, r := range results {
+		if errors.Is(r.err, os.ErrNotExist) {
+			continue // removed since the listing (retention, a rebuild): its seqs are read
+		}
 		if r.err != nil {
 			p.refused = append(p.refused, r.err.Error())
 			fmt.Fprintf(warn, "fmslice: index segment refused, its range is scanned instead: %v\n", r.err)
@@ -140,18 +145,23 @@ func appendRange(rs []seqRange, lo, hi uint64) []seqRange {
 	return append(rs, seqRange{lo, hi})
 }
 
-// need says whether a frame with seqs first..last must be read.
-func (p *plan) need(first, last uint64) bool {
-	// Read it unless valid segments cover every one of its seqs...
+// covers says whether valid segments cover every seq of first..last.
+func (p *plan) covers(first, last uint64) bool {
 	at := first
 	i := sort.Search(len(p.covered), func(i int) bool { return p.covered[i].hi >= first })
 	for ; i < len(p.covered) && at <= last; i++ {
 		if p.covered[i].lo > at {
-			return true
+			return false
 		}
 		at = p.covered[i].hi + 1
 	}
-	if at <= last {
+	return at > last
+}
+
+// need says whether a frame with seqs first..last must be read.
+func (p *plan) need(first, last uint64) bool {
+	// Read it unless valid segments cover every one of its seqs...
+	if !p.covers(first, last) {
 		return true
 	}
 	// ...and none of them is a candidate.

@@ -26,6 +26,9 @@ type query struct {
 	// must gives the seqs of first..last that may hold a match (appended to
 	// out); nil: every one.
 	must func(first, last uint64, out []seqRange) []seqRange
+	// tick, when set, is told how far the slice has got: the packets
+	// written and the capture time of the last frame read (for progress).
+	tick func(packets int, ts int64)
 }
 
 // result says what a query read, and what it could not.
@@ -33,7 +36,10 @@ type result struct {
 	chunks, frames, packets int
 	skipped                 int // frames in the range the index said to skip
 	decompressed            int64
-	damaged                 []error // frames or chunks skipped: the output is incomplete
+	damaged                 []error      // frames or chunks skipped: the output is incomplete
+	repaired                []error      // chunks whose tables were rebuilt, every frame found: complete
+	rebuilt                 []chunk.Info // chunks whose tables were rebuilt: their frames' seqs are unknown
+	gone                    int          // chunks retention removed while the query ran
 }
 
 type sink interface {
@@ -60,6 +66,12 @@ func slice(q *query, out sink, dec *zstd.Decoder) (*result, error) {
 	if len(list) == 0 {
 		return nil, fmt.Errorf("store %q holds no chunks (is the writer running, and is this its --store?)", q.store)
 	}
+	return sliceList(q, list, out, dec)
+}
+
+// sliceList is slice over the chunks of list (the store's listing, which
+// may be out of date by the time a chunk is opened).
+func sliceList(q *query, list []chunk.Info, out sink, dec *zstd.Decoder) (*result, error) {
 	res := &result{}
 	pk := newPicker(q)
 	p := newPipeline(pk)
@@ -70,8 +82,16 @@ func slice(q *query, out sink, dec *zstd.Decoder) (*result, error) {
 			res.chunks++
 			res.skipped += it.skipped
 		}
-		if it.note != nil {
+		switch {
+		case it.gone:
+			res.gone++
+		case it.note != nil && it.repaired:
+			res.repaired = append(res.repaired, it.note)
+		case it.note != nil:
 			res.damaged = append(res.damaged, it.note)
+		}
+		if it.rebuilt {
+			res.rebuilt = append(res.rebuilt, it.rd.Info)
 		}
 		if it.done != nil {
 			r := <-it.done
@@ -80,6 +100,9 @@ func slice(q *query, out sink, dec *zstd.Decoder) (*result, error) {
 				if werr != nil {
 					p.stop()
 				}
+			}
+			if q.tick != nil && len(it.ents) > 0 {
+				q.tick(res.packets, it.ents[len(it.ents)-1].MaxTS)
 			}
 			p.release(r)
 		}
@@ -97,6 +120,15 @@ func emitFrames(res *result, out sink, r frameResult) error {
 	res.frames += r.frames
 	res.decompressed += int64(len(r.buf))
 	res.damaged = append(res.damaged, r.errs...)
+	if ss, ok := out.(seqSink); ok {
+		for _, h := range r.hits {
+			if err := ss.writeSeq(h.seq, h.ts, h.wire, r.buf[h.off:h.off+h.n]); err != nil {
+				return err
+			}
+		}
+		res.packets += len(r.hits)
+		return nil
+	}
 	for _, h := range r.hits {
 		if err := out.write(h.ts, h.wire, r.buf[h.off:h.off+h.n]); err != nil {
 			return err
@@ -136,7 +168,10 @@ func feedChunks(q *query, list []chunk.Info, dec *zstd.Decoder, send func(item) 
 				}
 			}
 			if err != nil {
-				if !send(item{note: fmt.Errorf("chunk %q skipped: %w", in.Name, err)}) {
+				// A chunk retention removed since the listing is not damage:
+				// the retention notice names what is gone.
+				gone := errors.Is(err, os.ErrNotExist) && removedByRetention(q.store, in.FirstSeq)
+				if !send(item{note: fmt.Errorf("chunk %q skipped: %w", in.Name, err), gone: gone}) {
 					return
 				}
 				continue
@@ -145,6 +180,7 @@ func feedChunks(q *query, list []chunk.Info, dec *zstd.Decoder, send func(item) 
 			if rd.Note != "" {
 				note = fmt.Errorf("chunk %q: %s", in.Name, rd.Note)
 			}
+			repaired := !rd.Lost // every frame known: a frame that reads gives all its packets
 			for fi := range rd.Table.Frames {
 				f := &rd.Table.Frames[fi]
 				if !f.Overlaps(q.from, q.to) {
@@ -157,7 +193,9 @@ func feedChunks(q *query, list []chunk.Info, dec *zstd.Decoder, send func(item) 
 				want = append(want, fi)
 				ents = append(ents, *f)
 			}
-			if note != nil && !send(item{note: note}) {
+			// A rebuilt table's frames have unknown seqs (Count 0): rd is
+			// handed on with the note, for fmslice flows (see result.rebuilt).
+			if note != nil && !send(item{note: note, repaired: repaired, rebuilt: true, rd: rd}) {
 				rd.Close()
 				return
 			}
@@ -187,6 +225,21 @@ func feedChunks(q *query, list []chunk.Info, dec *zstd.Decoder, send func(item) 
 	}
 }
 
+// removedByRetention says whether the retention log (read now) says the
+// chunk starting at first was removed.
+func removedByRetention(store string, first uint64) bool {
+	gone, err := chunk.RemovedRanges(store)
+	if err != nil {
+		return false
+	}
+	for _, r := range gone {
+		if r.FirstSeq <= first && first <= r.LastSeq {
+			return true
+		}
+	}
+	return false
+}
+
 func republished(dir string, first uint64) (chunk.Info, error) {
 	list, err := chunk.List(dir)
 	if err != nil {
@@ -200,12 +253,23 @@ func republished(dir string, first uint64) (chunk.Info, error) {
 	return chunk.Info{}, fmt.Errorf("chunk with first seq %d vanished: %w", first, io.ErrUnexpectedEOF)
 }
 
-// hit is a packet picked from a frame: its time, wire length and where its
-// bytes are in the frame.
+// hit is a packet picked from a frame: its seq (unknownSeq in a frame whose
+// seqs are not known), time, wire length and where its bytes are in the
+// frame.
 type hit struct {
+	seq    uint64
 	ts     int64
 	wire   uint32
 	off, n uint32
+}
+
+// unknownSeq is the seq of packets of frames whose seqs are not known (a
+// frame table rebuilt from the seek table or by scanning).
+const unknownSeq = ^uint64(0)
+
+// seqSink is a sink that is also told each packet's seq (fmslice flows).
+type seqSink interface {
+	writeSeq(seq uint64, ts int64, wireLen uint32, data []byte) error
 }
 
 // picker chooses the packets of a frame that go out: in the range, among
@@ -254,7 +318,11 @@ func (pk *picker) pick(w int, f *chunk.Frame, buf []byte, first bool, hits []hit
 			return true
 		}
 		off := uint32(uintptr(unsafe.Pointer(unsafe.SliceData(p.Data))) - base)
-		hits = append(hits, hit{p.TS, p.WireLen, off, uint32(len(p.Data))})
+		hs := s
+		if f.Count == 0 {
+			hs = unknownSeq
+		}
+		hits = append(hits, hit{hs, p.TS, p.WireLen, off, uint32(len(p.Data))})
 		return true
 	})
 	if q.filter != nil && len(hits) > start {
@@ -295,18 +363,21 @@ func frameSize(f chunk.Frame) int { return int(min(f.DSize, chunk.MaxFrame)) }
 // maybe with its skipped frames), something to report, or a batch of
 // frames to read. last: the consumer closes rd after this item.
 type item struct {
-	rd      *chunk.Reader
-	fis     []int         // frames to read, in order
-	ents    []chunk.Frame // their table entries
-	size    int           // the bytes they decompress to, as far as believed (frameSize)
-	frame   bool
-	last    bool
-	force   bool // sent after a stop: close rd, nothing else
-	chunk   bool
-	skipped int
-	note    error
-	b       frameResult      // the frame's buffers, taken by the feeder
-	done    chan frameResult // the worker's result
+	rd       *chunk.Reader
+	fis      []int         // frames to read, in order
+	ents     []chunk.Frame // their table entries
+	size     int           // the bytes they decompress to, as far as believed (frameSize)
+	frame    bool
+	last     bool
+	force    bool // sent after a stop: close rd, nothing else
+	chunk    bool
+	skipped  int
+	note     error
+	repaired bool             // note: a table rebuilt with every frame found (a warning)
+	rebuilt  bool             // note: rd\'s table was rebuilt (its frames\' seqs are unknown)
+	gone     bool             // note: a chunk retention removed meanwhile (not damage)
+	b        frameResult      // the frame's buffers, taken by the feeder
+	done     chan frameResult // the worker's result
 }
 
 // frameResult is what a worker made of a batch: the frames' bytes one

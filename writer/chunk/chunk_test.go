@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -432,4 +433,21 @@ func FuzzPackets(f *testing.F) {
 			return true
 		})
 	})
+}
+
+func TestClampTS(t *testing.T) {
+	for _, c := range []struct{ in, want int64 }{
+		{-1, 0}, {math.MinInt64, 0}, {0, 0}, {1, 1}, {MaxTS, MaxTS}, {MaxTS + 1, MaxTS}, {math.MaxInt64, MaxTS},
+		{int64(1<<32) * 1e9, MaxTS}, {int64(1<<32-1) * 1e9, int64(1<<32-1) * 1e9},
+	} {
+		if got := ClampTS(c.in); got != c.want {
+			t.Errorf("ClampTS(%d) = %d, want %d", c.in, got, c.want)
+		}
+		b, ts := AppendPacket(nil, c.in, 60, make([]byte, 60))
+		var back int64
+		Packets(append(PcapHeader(), b...), true, func(p Packet) bool { back = p.TS; return true })
+		if ts != c.want || back != c.want {
+			t.Errorf("AppendPacket(%d): returned %d, stored %d, want %d", c.in, ts, back, c.want)
+		}
+	}
 }

@@ -229,15 +229,11 @@ func PcapHeader() []byte {
 	return h[:]
 }
 
-// AppendPacket appends one pcap record (nanosecond timestamp) to b. Times
-// before 1970 or after 2106 cannot be written in pcap and are clamped; the
-// clamped value is returned so frame tables agree with the bytes.
+// AppendPacket appends one pcap record (nanosecond timestamp) to b. The
+// time is clamped (ClampTS) and the clamped value returned, so that frame
+// tables agree with the bytes.
 func AppendPacket(b []byte, ts int64, wireLen uint32, data []byte) ([]byte, int64) {
-	if ts < 0 {
-		ts = 0
-	} else if ts > maxPcapTS {
-		ts = maxPcapTS
-	}
+	ts = ClampTS(ts)
 	var h [pcapRecSize]byte
 	le := binary.LittleEndian
 	le.PutUint32(h[0:], uint32(ts/1e9))
@@ -250,6 +246,20 @@ func AppendPacket(b []byte, ts int64, wireLen uint32, data []byte) ([]byte, int6
 	b = append(b, h[:]...)
 	return append(b, data...), ts
 }
+
+// ClampTS is the capture time (Unix ns) a packet is stored, indexed and
+// queried at: pcap's seconds are a u32, so a time before 1970 becomes
+// 1970-01-01T00:00:00Z and one after 2106-02-07T06:28:15.999999999Z
+// becomes that instant (MaxTS). It is the one clamp of fmcap: the writer
+// (through AppendPacket), the live indexer and indexer --rebuild all call
+// it, so that a packet's time in the index is the time in its chunk, and
+// an indexed query finds what a scan finds.
+func ClampTS(ts int64) int64 {
+	return min(max(ts, 0), MaxTS)
+}
+
+// MaxTS is the latest time pcap can hold: 2106-02-07T06:28:15.999999999Z.
+const MaxTS = maxPcapTS
 
 const maxPcapTS = int64(1<<32-1)*1e9 + 999_999_999
 

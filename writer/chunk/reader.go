@@ -88,6 +88,11 @@ type Reader struct {
 	// Note says how the frame table was obtained when it was not the normal
 	// way (a damaged table rebuilt from the seek table or by scanning).
 	Note string
+	// Lost is set with Note when the rebuilt table may miss frames (a scan
+	// of the frames stopped at damage before the tables): packets of the
+	// chunk may be missing. Otherwise every frame is known, and a frame
+	// that reads and checks out gives all its packets.
+	Lost bool
 	ra   io.ReaderAt
 	size int64
 	f    *os.File
@@ -147,11 +152,11 @@ func openSized(dir, name string) (*os.File, int64, error) {
 func NewReader(in Info, ra io.ReaderAt, size int64, side []byte, dec *zstd.Decoder) (*Reader, error) {
 	r := &Reader{Info: in, ra: ra, size: size, dec: dec}
 	if in.Zstd && !in.Open {
-		t, note, err := embeddedTable(ra, size)
+		t, note, lost, err := embeddedTable(ra, size)
 		if err != nil {
 			return nil, err
 		}
-		r.Table, r.Note = t, note
+		r.Table, r.Note, r.Lost = t, note, lost
 		return r, nil
 	}
 	t, err := ParseTable(side)
@@ -187,8 +192,9 @@ func readAt(ra io.ReaderAt, off, n int64, size int64) ([]byte, error) {
 }
 
 // embeddedTable finds the frame table of a finished compressed chunk,
-// falling back to the seek table and then to a scan of the zstd frames.
-func embeddedTable(ra io.ReaderAt, size int64) (*Table, string, error) {
+// falling back to the seek table and then to a scan of the zstd frames;
+// lost says the scan stopped at damage, so frames after it are missing.
+func embeddedTable(ra io.ReaderAt, size int64) (*Table, string, bool, error) {
 	le := binary.LittleEndian
 	seek, serr := seekTable(ra, size)
 	if serr == nil {
@@ -200,17 +206,20 @@ func embeddedTable(ra io.ReaderAt, size int64) (*Table, string, error) {
 		if err == nil && le.Uint32(hdr) == skipFtab {
 			if body, err := readAt(ra, int64(end)+8, int64(le.Uint32(hdr[4:])), size); err == nil {
 				if t, err := ParseTable(body); err == nil && !t.Cut && matches(t.Frames, seek) {
-					return t, "", nil
+					return t, "", false, nil
 				}
 			}
 		}
-		return &Table{Zstd: true, Frames: seek}, "frame table damaged: using the seek table (times unknown, every frame is read)", nil
+		return &Table{Zstd: true, Frames: seek}, "frame table damaged: using the seek table (times unknown, every frame is read)", false, nil
 	}
 	frames, err := scanFrames(ra, size)
 	if len(frames) == 0 {
-		return nil, "", fmt.Errorf("%w: no seek table (%v) and no readable frame (%v)", ErrCorrupt, serr, err)
+		return nil, "", true, fmt.Errorf("%w: no seek table (%v) and no readable frame (%v)", ErrCorrupt, serr, err)
 	}
-	return &Table{Zstd: true, Frames: frames}, fmt.Sprintf("seek table damaged (%v): %d frames found by scanning", serr, len(frames)), nil
+	if err != nil {
+		return &Table{Zstd: true, Frames: frames}, fmt.Sprintf("seek table damaged (%v): %d frames found by scanning, which stopped at %v", serr, len(frames), err), true, nil
+	}
+	return &Table{Zstd: true, Frames: frames}, fmt.Sprintf("seek table damaged (%v): %d frames found by scanning", serr, len(frames)), false, nil
 }
 
 func matches(t, seek []Frame) bool {
@@ -346,7 +355,9 @@ func scanFrames(ra io.ReaderAt, size int64) ([]Frame, error) {
 		out = append(out, unknownFrame(uint64(off), uint32(pos-off), uint32(dsize), 0))
 		off = pos
 	}
-	return out, nil
+	// A finished chunk ends with its tables: without them, frames may
+	// have been cut off too.
+	return out, fmt.Errorf("%w: the file ends at %d without its tables", ErrCorrupt, off)
 }
 
 // FrameError reports one frame that cannot be read; the rest of the chunk can.

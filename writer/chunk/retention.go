@@ -146,9 +146,13 @@ func (i *Info) Size(dir string) uint64 {
 	return n
 }
 
-// Files are the file names that make up a finished chunk (the chunk, and
-// for uncompressed chunks its frame table).
+// Files are the file names that make up a chunk: the chunk, and its frame
+// table when that is a file of its own (uncompressed chunks, and the open
+// compressed chunk's live table).
 func (i *Info) Files() []string {
+	if i.Open && i.Zstd {
+		return []string{i.Name, ftabName(i.FirstSeq, true)}
+	}
 	if i.Zstd {
 		return []string{i.Name}
 	}

@@ -1,0 +1,352 @@
+package main
+
+// fmslice info: what a store holds. The span and packet counts come from
+// the chunks' names (finished chunks) and frame tables (the chunk being
+// written, and pcap bytes); index coverage from the segments' headers;
+// removals from STORE/retention.log. Nothing is decompressed.
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/fmcap/fmcap/indexer/segment"
+	"github.com/fmcap/fmcap/internal/progress"
+	"github.com/fmcap/fmcap/writer/chunk"
+)
+
+// storeInfo is fmslice info's answer (also its JSON).
+type storeInfo struct {
+	Store string `json:"store"`
+	// First and Last are the earliest and latest capture times stored
+	// (absent for a store without packets).
+	First   *time.Time `json:"first,omitempty"`
+	Last    *time.Time `json:"last,omitempty"`
+	FirstNS int64      `json:"first_ns"`
+	LastNS  int64      `json:"last_ns"`
+	// FirstSeq..LastSeq are the seqs stored.
+	FirstSeq uint64 `json:"first_seq"`
+	LastSeq  uint64 `json:"last_seq"`
+	Packets  uint64 `json:"packets"`
+	// PcapBytes is the size of the whole store as one pcap file (what
+	// fmslice -w writes for it): a 24-byte header and each packet's
+	// record. StoredBytes is what the chunks take on disk.
+	PcapBytes   uint64  `json:"pcap_bytes"`
+	StoredBytes uint64  `json:"stored_bytes"`
+	Ratio       float64 `json:"ratio"`
+	Chunks      int     `json:"chunks"`
+	OpenChunk   bool    `json:"open_chunk"`
+	// Damaged names chunks whose tables had to be rebuilt or could not be read.
+	Damaged []string  `json:"damaged,omitempty"`
+	Index   indexInfo `json:"index"`
+	Removed removals  `json:"retention"`
+}
+
+type indexInfo struct {
+	Segments int    `json:"segments"`
+	Refused  int    `json:"refused"` // fail their checks: queries read their range instead
+	Bytes    uint64 `json:"bytes"`
+	Packets  uint64 `json:"packets"` // stored packets the index covers
+	// Gaps are stored seq ranges no valid segment covers (not indexed
+	// yet, missed by the live indexer, or refused segments): queries read
+	// them; indexer --rebuild indexes them.
+	Gaps       [][2]uint64 `json:"gaps,omitempty"`
+	GapPackets uint64      `json:"gap_packets"`
+}
+
+type removals struct {
+	Chunks  int            `json:"chunks"`
+	Packets uint64         `json:"packets"`
+	First   *time.Time     `json:"first,omitempty"` // earliest capture time removed
+	Last    *time.Time     `json:"last,omitempty"`  // latest capture time removed
+	Reasons map[string]int `json:"reasons,omitempty"`
+	LastAt  *time.Time     `json:"last_removal,omitempty"`
+}
+
+func info(cc *cli.Context) error {
+	store, dir, err := storeArgs(cc)
+	if err != nil {
+		return err
+	}
+	si, err := readStoreInfo(store, dir)
+	if err != nil {
+		return err
+	}
+	if cc.Bool("json") {
+		e := json.NewEncoder(os.Stdout)
+		e.SetIndent("", "  ")
+		return e.Encode(si)
+	}
+	si.print(os.Stdout)
+	return nil
+}
+
+func tp(ns int64) *time.Time { t := time.Unix(0, ns).UTC(); return &t }
+
+// storeSpan is the capture times and seqs a store's chunks hold, from
+// their names and (for the open chunk) its frame table; ok is false for a
+// store without packets.
+type storeSpan struct {
+	first, last       int64
+	firstSeq, lastSeq uint64
+	ok                bool
+}
+
+func (sp *storeSpan) add(minTS, maxTS int64, lo, hi uint64) {
+	if !sp.ok {
+		*sp = storeSpan{minTS, maxTS, lo, hi, true}
+		return
+	}
+	sp.first, sp.last = min(sp.first, minTS), max(sp.last, maxTS)
+	sp.firstSeq, sp.lastSeq = min(sp.firstSeq, lo), max(sp.lastSeq, hi)
+}
+
+// openFrames is the frames of the open chunk in (those whose bytes are
+// written), or nil.
+func openFrames(store string, in chunk.Info) []chunk.Frame {
+	rd, err := chunk.OpenReader(store, in, nil)
+	if err != nil {
+		return nil // published or removed meanwhile: the next listing has it
+	}
+	defer rd.Close()
+	return rd.Table.Frames
+}
+
+// span reads a store's span cheaply: chunk names, and the open chunk's
+// frame table.
+func span(store string) storeSpan {
+	var sp storeSpan
+	list, _ := chunk.List(store)
+	for _, in := range list {
+		if !in.Open {
+			sp.add(in.MinTS, in.MaxTS, in.FirstSeq, in.LastSeq)
+			continue
+		}
+		for _, f := range openFrames(store, in) {
+			sp.add(f.MinTS, f.MaxTS, f.FirstSeq, f.LastSeq)
+		}
+	}
+	return sp
+}
+
+func readStoreInfo(store, dir string) (*storeInfo, error) {
+	list, err := chunk.List(store)
+	if err != nil {
+		return nil, err
+	}
+	si := &storeInfo{Store: store}
+	var sp storeSpan
+	var stored []seqRange
+	dec := chunk.NewDecoder()
+	defer dec.Close()
+	for _, in := range list {
+		var frames []chunk.Frame
+		var lo, hi uint64
+		if in.Open {
+			frames = openFrames(store, in)
+			if len(frames) == 0 {
+				continue
+			}
+			si.OpenChunk = true
+			lo, hi = frames[0].FirstSeq, frames[len(frames)-1].LastSeq
+			for _, f := range frames {
+				sp.add(f.MinTS, f.MaxTS, f.FirstSeq, f.LastSeq)
+			}
+		} else {
+			rd, err := chunk.OpenReader(store, in, dec)
+			if err != nil {
+				si.Damaged = append(si.Damaged, fmt.Sprintf("%s: %v", in.Name, err))
+			} else {
+				if rd.Note != "" {
+					si.Damaged = append(si.Damaged, fmt.Sprintf("%s: %s", in.Name, rd.Note))
+				}
+				frames = rd.Table.Frames
+				rd.Close()
+			}
+			lo, hi = in.FirstSeq, in.LastSeq
+			sp.add(in.MinTS, in.MaxTS, lo, hi)
+		}
+		si.Chunks++
+		si.Packets += hi - lo + 1
+		stored = append(stored, seqRange{lo, hi})
+		for _, f := range frames {
+			si.PcapBytes += uint64(f.DSize)
+		}
+		si.PcapBytes -= 24 // each chunk's pcap header; the file has one
+		si.StoredBytes += in.Size(store)
+	}
+	if si.Chunks > 0 {
+		si.PcapBytes += 24
+	}
+	if sp.ok {
+		si.First, si.Last, si.FirstNS, si.LastNS = tp(sp.first), tp(sp.last), sp.first, sp.last
+		si.FirstSeq, si.LastSeq = sp.firstSeq, sp.lastSeq
+	}
+	if si.StoredBytes > 0 {
+		si.Ratio = float64(si.PcapBytes) / float64(si.StoredBytes)
+	}
+	// Index coverage: the stored seqs valid segments hold, and the rest.
+	segs, _ := segment.List(dir)
+	var covered []seqRange
+	for _, e := range segs {
+		si.Index.Bytes += fileSize(filepath.Join(dir, e.Name))
+		s, err := segment.Open(dir, e)
+		if err != nil {
+			si.Index.Refused++
+			continue
+		}
+		si.Index.Segments++
+		at := s.First
+		for _, g := range s.Gaps {
+			if g[0] > at {
+				covered = append(covered, seqRange{at, g[0] - 1})
+			}
+			at = g[1] + 1
+		}
+		if at <= s.Last {
+			covered = append(covered, seqRange{at, s.Last})
+		}
+		s.Close()
+	}
+	covered = merge(covered)
+	for _, r := range merge(stored) {
+		at := r.lo
+		i := sort.Search(len(covered), func(i int) bool { return covered[i].hi >= r.lo })
+		for ; i < len(covered) && covered[i].lo <= r.hi; i++ {
+			c := covered[i]
+			if c.lo > at {
+				si.Index.Gaps = append(si.Index.Gaps, [2]uint64{at, c.lo - 1})
+			}
+			si.Index.Packets += min(c.hi, r.hi) - max(c.lo, at) + 1
+			at = c.hi + 1
+		}
+		if at <= r.hi {
+			si.Index.Gaps = append(si.Index.Gaps, [2]uint64{at, r.hi})
+		}
+	}
+	for _, g := range si.Index.Gaps {
+		si.Index.GapPackets += g[1] - g[0] + 1
+	}
+	gone, _ := chunk.RemovedRanges(store)
+	for i, r := range gone {
+		rm := &si.Removed
+		rm.Chunks++
+		rm.Packets += r.LastSeq - r.FirstSeq + 1
+		if i == 0 || r.MinTS < rm.First.UnixNano() {
+			rm.First = tp(r.MinTS)
+		}
+		if i == 0 || r.MaxTS > rm.Last.UnixNano() {
+			rm.Last = tp(r.MaxTS)
+		}
+		if rm.Reasons == nil {
+			rm.Reasons = map[string]int{}
+		}
+		rm.Reasons[r.Reason]++
+		if i == 0 || r.At > rm.LastAt.UnixNano() {
+			rm.LastAt = tp(r.At)
+		}
+	}
+	return si, nil
+}
+
+func fileSize(p string) uint64 {
+	st, err := os.Stat(p)
+	if err != nil {
+		return 0
+	}
+	return uint64(st.Size())
+}
+
+func (si *storeInfo) print(w io.Writer) {
+	f := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
+	ts := func(t *time.Time) string { return t.Format(time.RFC3339Nano) }
+	f("store        %s\n", si.Store)
+	if si.First == nil {
+		f("span         no packets stored\n")
+	} else {
+		f("span         %s .. %s (%s)\n", ts(si.First), ts(si.Last), si.Last.Sub(*si.First).Round(time.Millisecond))
+		f("seqs         %d .. %d\n", si.FirstSeq, si.LastSeq)
+	}
+	open := ""
+	if si.OpenChunk {
+		open = ", one being written"
+	}
+	f("packets      %d\n", si.Packets)
+	f("pcap bytes   %d\n", si.PcapBytes)
+	f("stored bytes %d (ratio %.2f)\n", si.StoredBytes, si.Ratio)
+	f("chunks       %d%s\n", si.Chunks, open)
+	for _, d := range si.Damaged {
+		f("damaged      %s\n", d)
+	}
+	pct := 0.0
+	if si.Packets > 0 {
+		pct = 100 * float64(si.Index.Packets) / float64(si.Packets)
+	}
+	f("index        %d segments (%d refused), %d bytes, %d packets covered (%.1f%%)\n", si.Index.Segments, si.Index.Refused, si.Index.Bytes, si.Index.Packets, pct)
+	if len(si.Index.Gaps) > 0 {
+		f("index gaps   %d packets in %d ranges (read by queries; indexer --rebuild indexes them):", si.Index.GapPackets, len(si.Index.Gaps))
+		for i, g := range si.Index.Gaps {
+			if i == 5 {
+				f(" ...")
+				break
+			}
+			f(" %d..%d", g[0], g[1])
+		}
+		f("\n")
+	}
+	if rm := si.Removed; rm.Chunks == 0 {
+		f("retention    nothing removed\n")
+	} else {
+		var reasons []string
+		for r, n := range rm.Reasons {
+			reasons = append(reasons, fmt.Sprintf("%s %d", r, n))
+		}
+		sort.Strings(reasons)
+		f("retention    %d chunks removed, %d packets captured %s .. %s (by %v), last removal %s\n",
+			rm.Chunks, rm.Packets, ts(rm.First), ts(rm.Last), reasons, ts(rm.LastAt))
+	}
+}
+
+// emptyNotice says on stderr why a query found nothing: the range lies
+// outside what the store holds (and what it holds), or the store holds
+// that time but no traffic matching.
+func emptyNotice(store string, from, to int64, filtered bool) {
+	sp := span(store)
+	switch {
+	case !sp.ok:
+		fmt.Fprintln(os.Stderr, "fmslice: the store holds no packets")
+	case to <= sp.first || from > sp.last:
+		fmt.Fprintf(os.Stderr, "fmslice: the range lies outside the stored span %s .. %s\n",
+			time.Unix(0, sp.first).UTC().Format(time.RFC3339Nano), time.Unix(0, sp.last).UTC().Format(time.RFC3339Nano))
+	case filtered:
+		fmt.Fprintln(os.Stderr, "fmslice: the stored span covers this range, but no stored packet in it matches the filter")
+	default:
+		fmt.Fprintln(os.Stderr, "fmslice: the stored span covers this range, but no packet was captured in it")
+	}
+}
+
+// sliceMeter sets q.tick to draw progress on stderr (when it is a
+// terminal and not quiet): packets written, and how far into the range,
+// by capture time, the frames read have got.
+func sliceMeter(q *query, quiet bool) *progress.Meter {
+	m := progress.New(os.Stderr, quiet, "fmslice", "packets", 0)
+	if m == nil {
+		return nil
+	}
+	sp := span(q.store)
+	lo, hi := max(q.from, sp.first), min(q.to, sp.last)
+	q.tick = func(packets int, ts int64) {
+		frac := -1.0
+		if sp.ok && hi > lo {
+			frac = min(max(float64(ts-lo)/float64(hi-lo), 0), 1)
+		}
+		m.Update(uint64(packets), frac)
+	}
+	return m
+}
