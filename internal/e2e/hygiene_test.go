@@ -56,6 +56,7 @@ func TestEnvironment(t *testing.T) {
 		{[]string{"fminject", "--help"}, []string{"$FMCAP_FMINJECT_RING, $FMCAP_RING_PATH", "$FMCAP_FMINJECT_PPS"}},
 		{[]string{"fmslice", "--help"}, []string{"$FMCAP_SLICE_STORE, $FMCAP_WRITER_STORE", "$FMCAP_SLICE_FROM"}},
 		{[]string{"fmslice", "flows", "--help"}, []string{"$FMCAP_SLICE_STORE, $FMCAP_WRITER_STORE"}},
+		{[]string{"fmslice", "info", "--help"}, []string{"$FMCAP_SLICE_STORE, $FMCAP_WRITER_STORE"}},
 		{[]string{"fmctl", "--help"}, []string{"$FMCAP_FMCTL_SOCKET, $FMCAP_FWD_CONTROL", "$FMCAP_CONFIG"}},
 		{[]string{"fwd", "--help"}, []string{"$FMCAP_FWD_CONTROL", "$FMCAP_FWD_RING, $FMCAP_RING_PATH", "$FMCAP_CONFIG"}},
 	} {
