@@ -8,6 +8,13 @@ FUZZTIME ?= 20s
 # default is 60 s each: on whole-chunk inputs the fuzzer then spent its time
 # minimizing and reported 0 execs/s).
 FUZZMIN ?= 1000x
+# --version: the toolchain stamps the commit itself (internal/version), but
+# not in a git worktree nor under GOFLAGS=-buildvcs=false; then these -X
+# values, read from git here, say the same thing.
+VPKG    := github.com/fmcap/fmcap/internal/version
+GITREV  := $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := $(if $(GITREV),-X $(VPKG).revision=$(GITREV) -X $(VPKG).vcsTime=$(shell TZ=UTC git log -1 --date=format-local:%Y-%m-%dT%H:%M:%SZ --format=%cd) -X $(VPKG).modified=$(shell git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo true || echo false))
+GOBUILD := $(GO) build -ldflags '$(LDFLAGS)'
 
 .PHONY: all build build-dpdk install uninstall test test-short race fuzz bench demo clean deps-build deps-test deps-demo deps-bench
 
@@ -18,11 +25,11 @@ deps-build deps-dpdk deps-test deps-demo deps-bench: deps-%:
 
 build: deps-build
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ $(CMDS)
+	$(GOBUILD) -o $(BIN)/ $(CMDS)
 
 # fwd with the DPDK backend (cgo over Debian's libdpdk-dev 22.11).
 build-dpdk: deps-dpdk build
-	$(GO) build -tags dpdk -o $(BIN)/fwd-dpdk ./fwd
+	$(GOBUILD) -tags dpdk -o $(BIN)/fwd-dpdk ./fwd
 
 # The full suite: unit, fuzz seeds, cross-process, crash and end-to-end tests
 # (the ones that need root or missing tools skip and say why), then the ring

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"math/rand"
 	"os"
 	"os/exec"
 	"runtime"
@@ -10,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fmcap/fmcap/internal/testnet"
 )
 
 // inNetns runs f on a thread inside a new network namespace holding a
@@ -18,7 +18,7 @@ func inNetns(t *testing.T, f func()) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for a network namespace (CI runs as root)")
 	}
-	ns := fmt.Sprintf("fmt%04x", rand.Intn(1<<16))
+	ns := testnet.Prefix("fmt")
 	for _, c := range [][]string{
 		{"ip", "netns", "add", ns},
 		{"ip", "-n", ns, "link", "add", "va", "type", "veth", "peer", "name", "vb"},

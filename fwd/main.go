@@ -18,23 +18,24 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/fmcap/fmcap/internal/cliutil"
+	"github.com/fmcap/fmcap/internal/version"
 )
 
 func main() {
 	app := &cli.App{
 		Name:  "fwd",
 		Usage: "forward packets by a 1-1 rule table and capture them into the ring",
-		Flags: []cli.Flag{
+		Flags: cliutil.Env("fwd", []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "configuration file (YAML, see fwd/config.go)"},
 			&cli.StringFlag{Name: "check-config", Usage: "check this configuration file, explain any error, and exit"},
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"FMCAP_FWD_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
 			// Overrides of the file's settings (flag > environment > file).
-			&cli.StringFlag{Name: "ring", EnvVars: []string{"FMCAP_FWD_RING"}, Usage: "override ring.path"},
+			&cli.StringFlag{Name: "ring", EnvVars: []string{"FMCAP_FWD_RING", "FMCAP_RING_PATH"}, Usage: "override ring.path"},
 			&cli.StringFlag{Name: "control", EnvVars: []string{"FMCAP_FWD_CONTROL"}, Usage: "override fwd.control"},
 			&cli.StringFlag{Name: "metrics", EnvVars: []string{"FMCAP_FWD_METRICS"}, Usage: "override fwd.metrics (\"\" for none)"},
 			&cli.StringFlag{Name: "backend", EnvVars: []string{"FMCAP_FWD_BACKEND"}, Usage: "override fwd.backend"},
 			&cli.IntFlag{Name: "bench-gen", Usage: "benchmark: inject this many packets into port 0 (DPDK net_ring loopback), exit when done (see gen.go)"},
-		},
+		}, nil),
 		Action: func(cc *cli.Context) error {
 			if f := cc.String("check-config"); f != "" {
 				_, ports, rules, err := LoadConfig(f)
@@ -80,6 +81,7 @@ func main() {
 			return run(cfg, ports, rules, log, sig, cc.Int("bench-gen"))
 		},
 	}
+	version.Setup(app)
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "fwd:", err)
 		os.Exit(1)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fmcap/fmcap/internal/ctl"
+	"github.com/fmcap/fmcap/internal/testnet"
 )
 
 func TestLockName(t *testing.T) {
@@ -98,7 +99,7 @@ func TestSecondFwdRefused(t *testing.T) {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("needs the ip command (iproute2)")
 	}
-	ns := fmt.Sprintf("fmlk%04x", rand.Intn(1<<16))
+	ns := testnet.Prefix("fmlk")
 	ipc := func(args ...string) {
 		t.Helper()
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {

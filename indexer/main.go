@@ -18,14 +18,16 @@ import (
 
 	"github.com/fmcap/fmcap/indexer/segment"
 	"github.com/fmcap/fmcap/internal/cliutil"
+	"github.com/fmcap/fmcap/internal/fsmode"
 	"github.com/fmcap/fmcap/internal/timespec"
+	"github.com/fmcap/fmcap/internal/version"
 )
 
 func main() {
 	app := &cli.App{
 		Name:  "indexer",
 		Usage: "index the capture ring (or, with --rebuild, a store) for fast filtered slices",
-		Flags: []cli.Flag{
+		Flags: cliutil.Env("indexer", []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: settings not given as flags or FMCAP_INDEXER_* come from its indexer: section (and ring.path)"},
 			&cli.StringFlag{Name: "ring", Usage: "ring file (live mode)"},
 			&cli.StringFlag{Name: "consumer", Value: "indexer", Usage: "consumer slot name declared in the ring (lossy)"},
@@ -41,7 +43,7 @@ func main() {
 			&cli.StringFlag{Name: "metrics", Value: "127.0.0.1:9563", Usage: "serve Prometheus metrics on this address (\"\" for none)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile to this file (for benchmarks)"},
-		},
+		}, map[string]string{"ring": "ring.path"}),
 		Action: func(cc *cli.Context) error {
 			if err := cliutil.ApplyConfig(cc, "indexer", nil); err != nil {
 				return err
@@ -57,7 +59,13 @@ func main() {
 			if dir == "" {
 				return fmt.Errorf("--index DIR or --store DIR is required")
 			}
-			if err := os.MkdirAll(dir, 0o755); err != nil {
+			if !cc.Bool("rebuild") && cc.String("ring") != "" {
+				if err := cliutil.CheckRing(cc.String("ring")); err != nil {
+					return err // before creating the index directory
+				}
+			}
+			fsmode.SetUmask() // segments and gaps.log 0640, directories 0750, whatever the umask
+			if err := fsmode.MkdirAll(dir); err != nil {
 				return err
 			}
 			if cc.Int("segment-packets") < segment.DefaultGroupSize {
@@ -90,6 +98,7 @@ func main() {
 			}, log)
 		},
 	}
+	version.Setup(app)
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "indexer:", err)
 		os.Exit(1)

@@ -57,7 +57,7 @@ type Consumer struct {
 	cursorF, curSeqF        *atomicU64
 	deliveredF, overrunsF   *atomicU64
 	missedF, missLo, missHi *atomicU64
-	pidF                    *atomicU32
+	own                     owner
 }
 
 // Attach takes the consumer slot declared under name and resumes from its
@@ -84,9 +84,9 @@ func (r *Ring) Attach(name string) (*Consumer, error) {
 		headF: u64(r.mem, offHead), reserveF: u64(r.mem, offReserve), closedF: u32(r.mem, offClosed),
 		cursorF: s.field(slotCursor), curSeqF: s.field(slotCurSeq), deliveredF: s.field(slotDeliv),
 		overrunsF: s.field(slotOverr), missedF: s.field(slotMissed), missLo: s.field(slotMissLo),
-		missHi: s.field(slotMissHi), pidF: u32(r.mem, s.base+slotPID),
+		missHi: s.field(slotMissHi), own: s.owner(),
 	}
-	if err := claimPID(c.pidF, "consumer "+name, r.path); err != nil {
+	if err := c.own.claim("consumer "+name, r.path); err != nil {
 		return nil, err
 	}
 	c.pos = c.cursorF.Load()
@@ -95,7 +95,7 @@ func (r *Ring) Attach(name string) (*Consumer, error) {
 	c.verified, c.verifiedSeq = c.pos, c.seq
 	c.delivered = c.deliveredF.Load()
 	if h := c.headF.Load(); c.pos > h || c.pos&7 != 0 {
-		c.pidF.Store(0)
+		c.own.release()
 		return nil, &CorruptError{Path: r.path, Pos: c.pos, What: fmt.Sprintf("consumer %q cursor beyond head %d or misaligned", name, h)}
 	}
 	return c, nil
@@ -286,7 +286,7 @@ func (c *Consumer) CommitAt(pos, nextSeq uint64) {
 }
 
 // Close releases the slot for another process. It does not commit.
-func (c *Consumer) Close() { c.pidF.Store(0) }
+func (c *Consumer) Close() { c.own.release() }
 
 // prefetchAhead is how far ahead of the record being read Next prefetches:
 // a few records, so that the lines have arrived when their turn comes.

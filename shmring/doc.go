@@ -53,12 +53,18 @@
 //	128   8  drops: packets refused because a lossless consumer had not freed room
 //	136   8  dropped bytes (captured length of those packets)
 //	144   4  closed: 1 after Producer.Close, 0 while a producer is attached
-//	148   4  producer pid (0 when none is attached)
+//	148   4  producer pid (0 when none is attached): a copy of the owner's
+//	         pid, for display; written after the claim, cleared before release
 //	152   8  records written (total, since creation)
+//	160   8  producer owner: pid | start<<32 (see OWNERS below), 0 when none;
+//	         claimed by CAS, cleared by the holder
 //	consumer slots: slot i at offset 256 + 128*i, 128 bytes each
 //	  0  32  name, NUL padded ([a-zA-Z0-9_.-], 1..31 bytes)
 //	 32   4  mode: 1 lossless, 2 lossy
-//	 36   4  pid of the attached process (0 when none); claimed by CAS
+//	 36   4  pid of the attached process (0 when none): a copy of the
+//	         owner's pid, for display
+//	 40   8  owner: pid | start<<32 (see OWNERS below), 0 when none;
+//	         claimed by CAS, cleared by the holder
 //	 64   8  cursor: absolute byte position of the next record to read.
 //	         store-release in Consumer.Commit; the producer load-acquires it
 //	         (lossless slots only) when it runs short of room.
@@ -68,6 +74,18 @@
 //	 96   8  first seq of the last missed range
 //	104   8  last seq of the last missed range
 //	112   8  records delivered, in total
+//
+// OWNERS: a role (the producer, each consumer slot) is held by the process
+// its owner word names: its pid in the low 32 bits and the low 32 bits of
+// its start time in the high 32 (clock ticks after boot, field 22 of
+// /proc/PID/stat). A claimant takes the role by CAS when the word is 0 or
+// names a process that is gone: no process has that pid, or the one that has
+// it started at another time (the pid was reused after the holder died
+// without releasing the role). Where /proc cannot tell (not mounted,
+// hidepid, a start time of 0) a live pid counts as the holder. Bytes
+// 40..63 of a slot and 160..167 of the header were reserved zero in rings
+// made before owner words, which reads as "no owner": such rings work as
+// they are.
 //
 // Absolute positions only grow; the byte of the data area that holds absolute
 // position p is p mod DataSize. A record never wraps: when it does not fit

@@ -33,12 +33,14 @@ const (
 	offClosed    = 144
 	offProdPID   = 148
 	offWritten   = 152
+	offProdOwner = 160
 
 	offSlots   = 256
 	slotSize   = 128
 	slotName   = 0
 	slotMode   = 32
 	slotPID    = 36
+	slotOwner  = 40
 	slotCursor = 64
 	slotCurSeq = 72
 	slotOverr  = 80

@@ -56,7 +56,7 @@ type Producer struct {
 // NewProducer attaches the (single) producer. A producer left attached by a
 // process that died is taken over: the ring's head and seq continue.
 func (r *Ring) NewProducer(mode ProducerMode) (*Producer, error) {
-	if err := claimPID(u32(r.mem, offProdPID), "producer", r.path); err != nil {
+	if err := r.producerOwner().claim("producer", r.path); err != nil {
 		return nil, err
 	}
 	p := &Producer{
@@ -205,12 +205,12 @@ func (p *Producer) NextSeq() uint64 { return p.seq }
 func (p *Producer) Close() {
 	p.Publish()
 	u32(p.r.mem, offClosed).Store(1)
-	u32(p.r.mem, offProdPID).Store(0)
+	p.r.producerOwner().release()
 }
 
 // Detach releases the producer role without marking the ring closed (a
 // producer that will come back, such as a restarting forwarder).
 func (p *Producer) Detach() {
 	p.Publish()
-	u32(p.r.mem, offProdPID).Store(0)
+	p.r.producerOwner().release()
 }

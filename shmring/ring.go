@@ -9,7 +9,6 @@ import (
 	"math/bits"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/edsrzf/mmap-go"
@@ -357,29 +356,6 @@ func (s slot) mode() ConsumerMode {
 }
 func (s slot) field(off int) *atomicU64 { return u64(s.mem, s.base+off) }
 
-// claimPID takes a role (producer or consumer slot) for this process. A pid
-// left behind by a process that died is taken over; a live holder is an error.
-func claimPID(p *atomicU32, role string, path string) error {
-	me := uint32(os.Getpid())
-	for {
-		old := p.Load()
-		if old != 0 && old != me && alive(old) {
-			return fmt.Errorf("ring %q: %s: %w by pid %d", path, role, ErrAttached, old)
-		}
-		if old == me {
-			return fmt.Errorf("ring %q: %s: %w by this process", path, role, ErrAttached)
-		}
-		if p.CompareAndSwap(old, me) {
-			return nil
-		}
-	}
-}
-
-func alive(pid uint32) bool {
-	err := syscall.Kill(int(pid), 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
-}
-
 // ConsumerInfo is one consumer's state as fmring info shows it.
 type ConsumerInfo struct {
 	Name       string
@@ -453,14 +429,13 @@ func Remove(path string) error {
 	if err != nil {
 		return err
 	}
-	in := r.Info()
-	r.Close()
-	if in.ProducerPID != 0 && alive(in.ProducerPID) {
-		return fmt.Errorf("ring %q: producer pid %d is attached; stop it first", path, in.ProducerPID)
+	defer r.Close()
+	if pid := r.producerOwner().holder(); pid != 0 {
+		return fmt.Errorf("ring %q: producer pid %d is attached; stop it first", path, pid)
 	}
-	for _, c := range in.Consumers {
-		if c.PID != 0 && alive(c.PID) {
-			return fmt.Errorf("ring %q: consumer %s (pid %d) is attached; stop it first", path, c.Name, c.PID)
+	for i := 0; i < r.nslots; i++ {
+		if pid := r.slot(i).owner().holder(); pid != 0 {
+			return fmt.Errorf("ring %q: consumer %s (pid %d) is attached; stop it first", path, r.slot(i).name(), pid)
 		}
 	}
 	return os.Remove(path)

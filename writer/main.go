@@ -13,13 +13,14 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/fmcap/fmcap/internal/cliutil"
+	"github.com/fmcap/fmcap/internal/version"
 )
 
 func main() {
 	app := &cli.App{
 		Name:  "writer",
 		Usage: "store the capture ring as compressed pcap chunks",
-		Flags: []cli.Flag{
+		Flags: cliutil.Env("writer", []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: settings not given as flags or FMCAP_WRITER_* variables come from its writer: section (and ring.path)"},
 			&cli.StringFlag{Name: "ring", Usage: "ring file (see fmring create)"},
 			&cli.StringFlag{Name: "consumer", Value: "writer", Usage: "consumer slot name declared in the ring (lossless)"},
@@ -38,7 +39,7 @@ func main() {
 			&cli.BoolFlag{Name: "exit-on-close", Usage: "exit once the producer has closed the ring and everything is stored"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile to this file (for benchmarks)"},
-		},
+		}, map[string]string{"ring": "ring.path"}),
 		Action: func(cc *cli.Context) error {
 			if err := cliutil.ApplyConfig(cc, "writer", nil); err != nil {
 				return err
@@ -64,6 +65,7 @@ func main() {
 			return run(ctx, cfg, log)
 		},
 	}
+	version.Setup(app)
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "writer:", err)
 		os.Exit(1)

@@ -23,11 +23,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/fmcap/fmcap/internal/cliutil"
+	"github.com/fmcap/fmcap/internal/fsmode"
 	"github.com/fmcap/fmcap/internal/metrics"
 	"github.com/fmcap/fmcap/internal/sdnotify"
 	"github.com/fmcap/fmcap/shmring"
@@ -98,12 +99,14 @@ const (
 // run wires the stages and returns when they are done: on ctx cancellation
 // (SIGTERM) after draining, or at the end of the ring with ExitOnClose.
 func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
-	if err := os.MkdirAll(cfg.Store, 0o755); err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
+	// Chunks, frame tables and logs are 0640 in 0750 directories whatever
+	// umask the writer was started with (internal/fsmode).
+	fsmode.SetUmask()
+	// The ring first: a missing ring or slot is an error that leaves nothing
+	// behind, not an empty store directory.
 	r, err := shmring.Open(cfg.Ring)
 	if err != nil {
-		return err
+		return cliutil.RingMissing(cfg.Ring, err)
 	}
 	defer r.Close()
 	c, err := r.Attach(cfg.Consumer)
@@ -113,6 +116,9 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	defer c.Close()
 	if c.Lossy() {
 		return fmt.Errorf("ring %q: consumer %q is lossy; the writer needs a lossless slot (fmring create --consumer %s:lossless)", cfg.Ring, cfg.Consumer, cfg.Consumer)
+	}
+	if err := fsmode.MkdirAll(cfg.Store); err != nil {
+		return fmt.Errorf("store: %w", err)
 	}
 	skipTo, err := resume(cfg, log, r)
 	if err != nil {
@@ -132,7 +138,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	ordered := make(chan *frame, nframes)
 	k := &consumer{cfg: cfg, c: c, skipTo: skipTo, free: free, work: work, ordered: ordered, st: st}
 	ret := &retention{dir: cfg.Store, maxBytes: cfg.RetainBytes, minFree: cfg.RetainFree, maxAge: cfg.RetainAge, log: log}
-	s := &store{cfg: cfg, log: log, c: c, ringID: r.ID(), free: free, st: st, ret: ret}
+	s := &store{cfg: cfg, log: log, c: c, ringID: r.ID(), free: free, st: st, ret: ret, ep: episode{every: 30 * time.Second}}
 	mctx, stopMetrics := context.WithCancel(context.Background())
 	defer stopMetrics()
 	if err := metrics.Serve(mctx, cfg.Metrics, log, func(w *metrics.Writer) { writeMetrics(w, cfg, st, ret, r) }); err != nil {

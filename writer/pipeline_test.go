@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/fmcap/fmcap/internal/testpkt"
 	"github.com/fmcap/fmcap/shmring"
@@ -226,6 +229,10 @@ func TestDiskFull(t *testing.T) {
 	if err := testpkt.CheckStore(store, n); err != nil {
 		t.Fatal(err)
 	}
+	// The episode is logged when it starts and when it ends.
+	if l := logs.String(); strings.Count(l, "store write failed") != 1 || !strings.Contains(l, "store writes resumed") {
+		t.Fatalf("want one start and one end of the disk-full episode in the log:\n%s", tail(l, 2000))
+	}
 }
 
 func tail(s string, n int) string {
@@ -369,5 +376,47 @@ func TestDiskFullRetention(t *testing.T) {
 	}
 	if removed := checkRetained(t, store, n); removed == 0 {
 		t.Fatal("nothing removed")
+	}
+}
+
+// TestStoreModes: started with umask 0, the writer still makes its store
+// 0750 and every file in it 0640 (chunks, frame tables, the retention log).
+func TestStoreModes(t *testing.T) {
+	old := unix.Umask(0)
+	defer unix.Umask(old)
+	ring := newTestRing(t, 1<<20, 1)
+	store := filepath.Join(t.TempDir(), "new", "store")
+	cfg := testConfig(t, ring, store)
+	cfg.ChunkSize = 64 << 10 // several chunks
+	cfg.RetainBytes = 16 << 10
+	go produce(t, ring, 0, 5000, true)
+	if err := run(context.Background(), cfg, quiet); err != nil {
+		t.Fatal(err)
+	}
+	var files int
+	err := filepath.WalkDir(filepath.Dir(store), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		want := os.FileMode(0o640)
+		if d.IsDir() {
+			want = 0o750
+		} else {
+			files++
+		}
+		if got := st.Mode().Perm(); got != want {
+			t.Errorf("%s: got mode %o, want %o", p, got, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(store, chunk.RetentionLog)); err != nil || files < 3 {
+		t.Fatalf("want chunks and a retention log; %d files: %v", files, err)
 	}
 }

@@ -24,6 +24,7 @@ type store struct {
 	st     *stats
 	cw     *chunk.Writer
 	ret    *retention
+	ep     episode       // a write failing, for the log
 	bs     [][]byte      // a batch's bytes, for AppendBatch
 	metas  []chunk.Frame // and entries
 }
@@ -148,6 +149,9 @@ func (s *store) put(ctx context.Context, batch []*frame) error {
 		for delay := 10 * time.Millisecond; ; delay = min(2*delay, time.Second) {
 			err := s.append(batch)
 			if err == nil {
+				if ended, lasted, fails := s.ep.ok(time.Now()); ended {
+					s.log.Warn("store writes resumed", "failed_for", lasted.Round(time.Millisecond), "retries", fails)
+				}
 				break
 			}
 			s.st.retries.Add(1)
@@ -158,8 +162,10 @@ func (s *store) put(ctx context.Context, batch []*frame) error {
 					s.log.Error("retention could not make room", "err", rerr)
 				}
 			}
-			if n := s.st.retries.Load(); n == 1 || n%100 == 0 {
-				s.log.Error("store write failed; retrying, capture drops will be counted by the ring", "err", err, "retries", s.st.retries.Load())
+			if log, first := s.ep.fail(time.Now()); first {
+				s.log.Error("store write failed; retrying, capture drops will be counted by the ring", "err", err)
+			} else if log {
+				s.log.Error("store write still failing; retrying", "err", err, "for", s.ep.failing(time.Now()).Round(time.Second), "retries", s.ep.fails)
 			}
 			if ctx.Err() != nil {
 				return fmt.Errorf("stopping with a frame unstored (it stays in the ring): %w", err)

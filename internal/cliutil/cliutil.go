@@ -3,12 +3,16 @@
 package cliutil
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"runtime/pprof"
 	"strconv"
 	"strings"
+
+	"github.com/fmcap/fmcap/internal/fsmode"
 )
 
 // Logger is the one logger a command builds in main and passes down: text to
@@ -57,7 +61,7 @@ func CPUProfile(path string) (stop func(), err error) {
 	if path == "" {
 		return func() {}, nil
 	}
-	f, err := os.Create(path)
+	f, err := fsmode.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("cpuprofile: %w", err)
 	}
@@ -66,4 +70,23 @@ func CPUProfile(path string) (stop func(), err error) {
 		return nil, fmt.Errorf("cpuprofile: %w", err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// RingMissing turns a ring that does not exist into an error that says how
+// to make one; other errors pass unchanged. Every command that opens a ring
+// checks it before creating anything (the writer's store, the indexer's
+// directory), so a mistyped path leaves nothing behind.
+func RingMissing(path string, err error) error {
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return fmt.Errorf("ring %s does not exist: create it first with\n"+
+		"  fmring create --ring %s --size 256MiB --consumer writer:lossless --consumer indexer:lossy\n"+
+		"(or fmring create --config FILE, whose ring: section declares them)", path, path)
+}
+
+// CheckRing fails with RingMissing's hint when there is no file at path.
+func CheckRing(path string) error {
+	_, err := os.Stat(path)
+	return RingMissing(path, err)
 }

@@ -5,7 +5,8 @@ package cliutil
 // not given from, in this order of precedence:
 //
 //  1. the command line;
-//  2. the environment: FMCAP_<SECTION>_<FLAG>, e.g. FMCAP_WRITER_STORE;
+//  2. the environment: FMCAP_<SECTION>_<FLAG>, e.g. FMCAP_WRITER_STORE,
+//     which urfave/cli reads for the variables Env gave each flag (env.go);
 //  3. the file: the key named like the flag (frame-size → frame_size) in
 //     the command's section (writer:, indexer:, ...), and --ring from
 //     ring.path;
@@ -33,9 +34,10 @@ import (
 // the file; fwd's Config has a field for each (a test keeps them equal).
 var Sections = []string{"ring", "fwd", "writer", "indexer", "slice"}
 
-// ApplyConfig fills cc's unset flags from the environment and from the
-// file given by --config. rename maps file keys to flag names where they
-// differ (fmring's ring section: "path" → "ring", "consumers" → "consumer").
+// ApplyConfig fills cc's unset flags from the file given by --config (the
+// environment was read by urfave/cli, see Env). rename maps file keys to
+// flag names where they differ (fmring's ring section: "path" → "ring",
+// "consumers" → "consumer").
 func ApplyConfig(cc *cli.Context, section string, rename map[string]string) error {
 	known := map[string]bool{}
 	for _, f := range cc.Command.Flags {
@@ -44,19 +46,6 @@ func ApplyConfig(cc *cli.Context, section string, rename map[string]string) erro
 	if len(cc.Command.Flags) == 0 {
 		for _, f := range cc.App.Flags {
 			known[f.Names()[0]] = true
-		}
-	}
-	envName := func(flag string) string {
-		return "FMCAP_" + strings.ToUpper(section+"_"+strings.ReplaceAll(flag, "-", "_"))
-	}
-	for name := range known {
-		if name == "config" || cc.IsSet(name) {
-			continue
-		}
-		if v, ok := os.LookupEnv(envName(name)); ok {
-			if err := cc.Set(name, v); err != nil {
-				return fmt.Errorf("%s=%q: %w", envName(name), v, err)
-			}
 		}
 	}
 	path := cc.String("config")
@@ -167,10 +156,18 @@ func kindName(n *yaml.Node) string {
 	return "value"
 }
 
-// ConfigValue reads one scalar, section.key, from the configuration file
-// (for commands that take a setting of another process's section, such as
-// fmslice taking the writer's store). ok is false when it is not there.
+// ConfigValue reads one setting, section.key, for commands that take a
+// setting of another process's section (fmslice the writer's store, fmctl
+// stats the ring and the metrics addresses): its variable
+// (FMCAP_<SECTION>_<KEY>, see Env) when set, else the scalar in the
+// configuration file at path ("": none). ok is false when neither has it.
 func ConfigValue(path, section, key string) (v string, ok bool, err error) {
+	if v, ok := os.LookupEnv(EnvName(section, key)); ok {
+		return v, true, nil
+	}
+	if path == "" {
+		return "", false, nil
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", false, fmt.Errorf("config: %w", err)
@@ -194,7 +191,7 @@ func ConfigValue(path, section, key string) (v string, ok bool, err error) {
 }
 
 // FromConfig sets flag from section.key of --config when the flag was not
-// given (nor its environment variable, which urfave handles).
+// given (nor its environment variables, which urfave/cli reads: see Env).
 func FromConfig(cc *cli.Context, flag, section, key string) error {
 	path := cc.String("config")
 	if path == "" || cc.IsSet(flag) {

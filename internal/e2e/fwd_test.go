@@ -20,7 +20,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand"
 	"net"
 	"net/http"
 	"os"
@@ -37,6 +36,7 @@ import (
 	"github.com/google/gopacket/pcapgo"
 
 	"github.com/fmcap/fmcap/internal/ctl"
+	"github.com/fmcap/fmcap/internal/testnet"
 )
 
 var (
@@ -88,7 +88,7 @@ func newTopoWith(t *testing.T, o topoOpts) *topo {
 		t.Skip("needs root for network namespaces (CI runs as root)")
 	}
 	need(t, "ip", "ethtool", "tcpdump", "ping")
-	p := fmt.Sprintf("fm%04x", rand.Intn(1<<16))
+	p := testnet.Prefix("fm") // unique among live processes: two test runs at once
 	tp := &topo{t: t, nsA: p + "A", nsF: p + "F", nsB: p + "B", a0: p + "a0", f0: p + "f0", f1: p + "f1", b0: p + "b0"}
 	for _, ns := range []string{tp.nsA, tp.nsF, tp.nsB} {
 		sh(t, "ip", "netns", "add", ns)

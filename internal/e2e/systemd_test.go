@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,7 +111,7 @@ func TestServiceUnderSystemd(t *testing.T) {
 	}
 	out, err := exec.Command("../../scripts/nspawn-check.sh").CombinedOutput()
 	if err != nil {
-		t.Fatalf("%v:\n%s", err, out)
+		t.Fatalf("scripts/nspawn-check.sh: %v; the end of what it printed:\n%s", err, lastLines(string(out), 30))
 	}
 	s := string(out)
 	fwdStop, writerStop := strings.Index(s, "msg=stopped"), strings.Index(s, "writer stopped")
@@ -118,4 +119,13 @@ func TestServiceUnderSystemd(t *testing.T) {
 		t.Fatalf("stopping the target did not stop fwd before the writer:\n%s", s)
 	}
 	t.Logf("\n%s", s)
+}
+
+// lastLines keeps a failure message short: the last n lines of out.
+func lastLines(out string, n int) string {
+	l := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(l) > n {
+		l = append([]string{fmt.Sprintf("[%d lines before these]", len(l)-n)}, l[len(l)-n:]...)
+	}
+	return strings.Join(l, "\n")
 }

@@ -19,18 +19,19 @@ import (
 
 	"github.com/fmcap/fmcap/internal/cliutil"
 	"github.com/fmcap/fmcap/internal/ctl"
+	"github.com/fmcap/fmcap/internal/version"
 )
 
 const defaultSocket = "/run/fmcap/fwd.sock"
 
 func main() {
-	socket := &cli.StringFlag{Name: "socket", Value: defaultSocket, EnvVars: []string{"FMCAP_FWD_SOCKET"}, Usage: "fwd's control socket (default: fwd.control of --config)"}
-	config := &cli.StringFlag{Name: "config", EnvVars: []string{"FMCAP_CONFIG"}, Usage: "the fmcap configuration file: the socket, and for stats the ring and the writer's and indexer's metrics"}
+	socket := &cli.StringFlag{Name: "socket", Value: defaultSocket, Usage: "fwd's control socket; without it, fwd.control of --config, else the default"}
+	config := &cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: the socket, and for stats the ring and the writer's and indexer's metrics"}
 	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON for programs"}
 	app := &cli.App{
 		Name:  "fmctl",
 		Usage: "control a running fwd",
-		Flags: []cli.Flag{socket, config},
+		Flags: cliutil.Env("fmctl", []cli.Flag{socket, config}, map[string]string{"socket": "fwd.control"}),
 		Commands: []*cli.Command{
 			{
 				Name:  "rules",
@@ -43,7 +44,7 @@ func main() {
 						Name:  "add",
 						Usage: "add a rule: packets on --in to --local from --peer go out of --out from --out-local to --target",
 						Flags: []cli.Flag{
-							&cli.UintFlag{Name: "id", Required: true},
+							&cli.UintFlag{Name: "id", Required: true, Usage: "rule number, > 0"},
 							&cli.StringFlag{Name: "in", Required: true, Usage: "port where the peer's packets arrive"},
 							&cli.StringFlag{Name: "local", Required: true, Usage: "local address the peer sends to (X)"},
 							&cli.StringFlag{Name: "peer", Required: true, Usage: "the peer (A)"},
@@ -87,6 +88,7 @@ func main() {
 			}},
 		},
 	}
+	version.Setup(app)
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "fmctl:", err)
 		os.Exit(1)

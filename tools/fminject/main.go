@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/fmcap/fmcap/internal/cliutil"
+	"github.com/fmcap/fmcap/internal/version"
 	"github.com/fmcap/fmcap/shmring"
 )
 
@@ -21,9 +22,9 @@ func main() {
 		Name:      "fminject",
 		Usage:     "produce pcap/pcapng files into an fmcap ring",
 		ArgsUsage: "FILE... (- for standard input)",
-		Flags: []cli.Flag{
+		Flags: cliutil.Env("fminject", []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: the ring is its ring.path unless --ring"},
-			&cli.StringFlag{Name: "ring", EnvVars: []string{"FMCAP_RING"}, Usage: "ring file"},
+			&cli.StringFlag{Name: "ring", Usage: "ring file"},
 			&cli.BoolFlag{Name: "now", Usage: "stamp packets with the current time instead of their capture time"},
 			&cli.Float64Flag{Name: "pps", Usage: "at most this many packets per second (0: as fast as possible)"},
 			&cli.IntFlag{Name: "loop", Value: 1, Usage: "read the files this many times (0: until interrupted)"},
@@ -31,10 +32,11 @@ func main() {
 			&cli.UintFlag{Name: "port", Usage: "port number recorded with each packet"},
 			&cli.BoolFlag{Name: "keep-open", Usage: "do not mark the ring closed at the end"},
 			&cli.BoolFlag{Name: "q", Aliases: []string{"quiet"}, Usage: "no progress and no summary on stderr (notes about changed packets still)"},
-		},
+		}, map[string]string{"ring": "ring.path"}),
 		Action: run,
 	}
-	if err := app.Run(os.Args); err != nil {
+	version.Setup(app)
+	if err := app.Run(cliutil.FlagsFirst(app, os.Args)); err != nil { // flags after the files too
 		fmt.Fprintln(os.Stderr, "fminject:", err)
 		os.Exit(1)
 	}
@@ -96,7 +98,7 @@ func run(cc *cli.Context) error {
 
 	r, err := shmring.Open(cc.String("ring"))
 	if err != nil {
-		return err
+		return cliutil.RingMissing(cc.String("ring"), err)
 	}
 	defer r.Close()
 	pr := startProgress(os.Stderr, showProgress, "injected", total, false)

@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/fmcap/fmcap/internal/cliutil"
+	"github.com/fmcap/fmcap/internal/version"
 	"github.com/fmcap/fmcap/shmring"
 )
 
@@ -24,7 +25,7 @@ func main() {
 			{
 				Name:  "create",
 				Usage: "create a ring and declare its consumers",
-				Flags: []cli.Flag{
+				Flags: cliutil.Env("ring", []cli.Flag{
 					configFlag,
 					&cli.StringFlag{Name: "ring", Usage: "path (on /dev/hugepages for huge pages, or e.g. /dev/shm)"},
 					&cli.StringFlag{Name: "size", Value: "256MiB", Usage: "data area size, a power of two"},
@@ -32,33 +33,38 @@ func main() {
 					&cli.UintFlag{Name: "max-caplen", Value: shmring.DefaultMaxCaplen, Usage: "largest packet kept whole"},
 					&cli.Uint64Flag{Name: "first-seq", Value: 1, Usage: "seq of the first packet"},
 					&cli.BoolFlag{Name: "exist-ok", Usage: "succeed when a ring with the same geometry and consumers exists (service start)"},
-				},
+				}, ringKeys),
 				Action: create,
 			},
 			{
 				Name:   "info",
 				Usage:  "print geometry, producer position, consumer cursors, lag and drops",
-				Flags:  []cli.Flag{configFlag, &cli.StringFlag{Name: "ring"}, &cli.BoolFlag{Name: "json"}},
+				Flags:  cliutil.Env("ring", []cli.Flag{configFlag, &cli.StringFlag{Name: "ring", Usage: "ring file"}, &cli.BoolFlag{Name: "json", Usage: "JSON for programs"}}, ringKeys),
 				Action: info,
 			},
 			{
 				Name:  "destroy",
 				Usage: "remove a ring (refused while a process is attached)",
-				Flags: []cli.Flag{configFlag, &cli.StringFlag{Name: "ring"}},
+				Flags: cliutil.Env("ring", []cli.Flag{configFlag, &cli.StringFlag{Name: "ring", Usage: "ring file"}}, ringKeys),
 				Action: func(cc *cli.Context) error {
 					if err := ringFlag(cc, true); err != nil {
 						return err
 					}
-					return shmring.Remove(cc.String("ring"))
+					return cliutil.RingMissing(cc.String("ring"), shmring.Remove(cc.String("ring")))
 				},
 			},
 		},
 	}
+	version.Setup(app)
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "fmring:", err)
 		os.Exit(1)
 	}
 }
+
+// The flags' keys in the ring: section, where they are named otherwise
+// (and so their variables: FMCAP_RING_PATH, FMCAP_RING_CONSUMERS).
+var ringKeys = map[string]string{"ring": "ring.path", "consumer": "ring.consumers"}
 
 var configFlag = &cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: its ring: section (path, size, consumers, max_caplen, first_seq) gives what the flags do not"}
 
@@ -136,7 +142,7 @@ func info(cc *cli.Context) error {
 	}
 	r, err := shmring.Open(cc.String("ring"))
 	if err != nil {
-		return err
+		return cliutil.RingMissing(cc.String("ring"), err)
 	}
 	defer r.Close()
 	in := r.Info()

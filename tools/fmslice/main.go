@@ -24,12 +24,17 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fmcap/fmcap/internal/cliutil"
+	"github.com/fmcap/fmcap/internal/fsmode"
 	"github.com/fmcap/fmcap/internal/progress"
 	"github.com/fmcap/fmcap/internal/timespec"
+	"github.com/fmcap/fmcap/internal/version"
 	"github.com/fmcap/fmcap/writer/chunk"
 )
 
 const exitIncomplete = 3
+
+// The store is the writer's: FMCAP_SLICE_STORE, else FMCAP_WRITER_STORE.
+var storeKey = map[string]string{"store": "writer.store"}
 
 const exitHelp = "Exit status: 0 complete (also when retention removed part of the range: a notice on stderr says which;\n" +
 	"and when a damaged chunk table was rebuilt and every packet recovered: a warning); 3 packets of the range are\n" +
@@ -42,15 +47,16 @@ func main() {
 	// query about 5 ms of 55 (bench/RESULTS.md). Let it grow to five times
 	// what is live instead.
 	debug.SetGCPercent(400)
+	fsmode.SetUmask() // queries.log in the store, and -w output, 0640: captures are not for every local user
 	app := &cli.App{
 		Name:      "fmslice",
 		Usage:     "extract packets from an fmcap store as pcap",
 		ArgsUsage: "[tcpdump filter expression]",
 		Description: "The range is half-open: --from <= time < --to. Times: RFC 3339 (2026-11-25T10:00:00.5Z),\n" +
 			"Unix seconds (1764064800.5), now, or relative (-5m, now-1h). The filter has tcpdump's syntax and meaning.\n" + exitHelp,
-		Flags: []cli.Flag{
+		Flags: cliutil.Env("slice", []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: the store is its writer.store unless --store"},
-			&cli.StringFlag{Name: "store", EnvVars: []string{"FMCAP_STORE"}, Usage: "store directory written by the writer (required)"},
+			&cli.StringFlag{Name: "store", Usage: "store directory written by the writer (required)"},
 			&cli.StringFlag{Name: "from", Usage: "start of the range (inclusive); default: the beginning"},
 			&cli.StringFlag{Name: "to", Usage: "end of the range (exclusive); default: the end"},
 			&cli.StringFlag{Name: "w", Aliases: []string{"write"}, Value: "-", Usage: "output file, - for stdout"},
@@ -60,7 +66,7 @@ func main() {
 			&cli.BoolFlag{Name: "no-index", Usage: "read every frame of the range (compare with the indexed answer)"},
 			&cli.BoolFlag{Name: "explain", Usage: "print the plan on stderr: segments consulted, frames read and skipped, bytes decompressed"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile to this file (for benchmarks)"},
-		},
+		}, storeKey),
 		Commands: []*cli.Command{{
 			Name:  "flows",
 			Usage: "the flows of exactly a range, top talkers first: from the index where it is exact, from the frames elsewhere",
@@ -68,9 +74,9 @@ func main() {
 				"range are counted by the index; groups cut by the range's edges, the open chunk and seqs no valid index\n" +
 				"segment covers are read. Exit status 3 when part of the range could not be read (named on stderr).",
 			ArgsUsage: "[filter: host, net, port, portrange, protocols, and/or/not]",
-			Flags: []cli.Flag{
+			Flags: cliutil.Env("slice", []cli.Flag{
 				&cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: the store is its writer.store unless --store"},
-				&cli.StringFlag{Name: "store", EnvVars: []string{"FMCAP_STORE"}, Usage: "store directory"},
+				&cli.StringFlag{Name: "store", Usage: "store directory"},
 				&cli.StringFlag{Name: "index", Usage: "index directory (default STORE/index)"},
 				&cli.StringFlag{Name: "from", Usage: "start of the range"},
 				&cli.StringFlag{Name: "to", Usage: "end of the range"},
@@ -78,23 +84,24 @@ func main() {
 				&cli.IntFlag{Name: "n", Value: 20, Usage: "rows (0: all)"},
 				&cli.BoolFlag{Name: "json", Usage: "JSON for programs"},
 				&cli.BoolFlag{Name: "q", Aliases: []string{"quiet"}, Usage: "no summary on stderr"},
-			},
+			}, storeKey),
 			Action: flows,
 		}, {
 			Name:  "info",
 			Usage: "what a store holds: time span, packets, pcap and stored bytes, chunks, index coverage, retention removals",
-			Flags: []cli.Flag{
+			Flags: cliutil.Env("slice", []cli.Flag{
 				&cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: the store is its writer.store unless --store"},
-				&cli.StringFlag{Name: "store", EnvVars: []string{"FMCAP_STORE"}, Usage: "store directory"},
+				&cli.StringFlag{Name: "store", Usage: "store directory"},
 				&cli.StringFlag{Name: "index", Usage: "index directory (default STORE/index)"},
 				&cli.BoolFlag{Name: "json", Usage: "JSON for programs"},
-			},
+			}, storeKey),
 			Action: info,
 		}},
 		Action:         run,
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports and exits
 	}
-	if err := app.Run(os.Args); err != nil {
+	version.Setup(app)
+	if err := app.Run(cliutil.FlagsFirst(app, os.Args)); err != nil { // flags after the filter too
 		fmt.Fprintln(os.Stderr, "fmslice:", err)
 		var ex cli.ExitCoder
 		if errors.As(err, &ex) {
