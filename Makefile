@@ -34,9 +34,12 @@ build-dpdk: deps-dpdk build
 # The full suite: unit, fuzz seeds, cross-process, crash and end-to-end tests
 # (the ones that need root or missing tools skip and say why), then the ring
 # and the writer again under the race detector.
+# -timeout: the end-to-end package runs for minutes on a loaded machine (a
+# debootstrap, 100 MB transfers through fwd on both backends); Go's default
+# of 10 minutes per package would fail it there.
 test: deps-test
 	$(GO) vet ./...
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 50m ./...
 	$(GO) test -count=1 -race -short ./shmring ./writer/...
 
 test-short: deps-test
@@ -44,7 +47,7 @@ test-short: deps-test
 
 # Run every fuzz target for FUZZTIME each.
 fuzz: deps-test
-	@set -e; for p in ./shmring ./writer/chunk ./internal/timespec ./fwd ./indexer/segment; do \
+	@set -e; for p in ./shmring ./writer/chunk ./internal/timespec ./fwd ./indexer/segment ./internal/libpcap; do \
 	  for f in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
 	    echo "== $$p $$f"; $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMIN) $$p; \
 	  done; done
