@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/fmcap/fmcap/indexer/segment"
+	"github.com/fmcap/fmcap/internal/fsmode"
 	"github.com/fmcap/fmcap/internal/metrics"
 	"github.com/fmcap/fmcap/internal/sdnotify"
 	"github.com/fmcap/fmcap/shmring"
@@ -256,7 +257,7 @@ func (ix *indexer) stop() error {
 // ("missed FIRST LAST UNIX_NS"), for operators; queries need only the
 // segments.
 func appendGapLog(dir string, lo, hi uint64) {
-	f, err := os.OpenFile(filepath.Join(dir, "gaps.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := fsmode.OpenFile(filepath.Join(dir, "gaps.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE)
 	if err != nil {
 		return
 	}

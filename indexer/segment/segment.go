@@ -94,7 +94,9 @@ import (
 	"strings"
 
 	"github.com/edsrzf/mmap-go"
+	"golang.org/x/sys/unix"
 
+	"github.com/fmcap/fmcap/internal/fsmode"
 	"github.com/fmcap/fmcap/writer/chunk"
 )
 
@@ -844,7 +846,10 @@ func ParseName(name string) (first, last uint64, ok bool) {
 func (b *Builder) Write(dir string) (string, error) {
 	name := FileName(b.seg.First, b.seg.Last)
 	tmp := filepath.Join(dir, ".seg-"+strconv.FormatUint(b.seg.First, 10)+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	// A temporary left by a killed indexer is ours to replace; the new one
+	// is created exclusively, never through a planted link.
+	os.Remove(tmp)
+	f, err := fsmode.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW)
 	if err != nil {
 		return "", err
 	}

@@ -19,6 +19,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/fmcap/fmcap/internal/fsmode"
 )
 
 // # Query count
@@ -31,7 +33,7 @@ const QueriesLog = "queries.log"
 
 // CountQuery records one query served.
 func CountQuery(dir string) {
-	f, err := os.OpenFile(filepath.Join(dir, QueriesLog), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o666)
+	f, err := fsmode.OpenFile(filepath.Join(dir, QueriesLog), os.O_WRONLY|os.O_APPEND|os.O_CREATE)
 	if err != nil {
 		return
 	}
@@ -61,7 +63,7 @@ type Removed struct {
 
 // LogRemoved records that chunk in is about to be removed, durably.
 func LogRemoved(dir string, in Info, reason string, at int64) error {
-	f, err := os.OpenFile(filepath.Join(dir, RetentionLog), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := fsmode.OpenFile(filepath.Join(dir, RetentionLog), os.O_WRONLY|os.O_APPEND|os.O_CREATE)
 	if err != nil {
 		return err
 	}

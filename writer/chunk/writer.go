@@ -12,6 +12,8 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
+
+	"github.com/fmcap/fmcap/internal/fsmode"
 )
 
 const (
@@ -71,11 +73,11 @@ func Create(dir string, first uint64, zstd bool, ringID uint64) (*Writer, error)
 	w := &Writer{dir: dir, zstd: zstd, ringID: ringID, firstSeq: first}
 	var err error
 	dp := filepath.Join(dir, openName(first, zstd))
-	if w.data, err = os.OpenFile(dp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
+	if w.data, err = fsmode.OpenFile(dp, os.O_RDWR|os.O_CREATE|os.O_TRUNC); err != nil {
 		return nil, fmt.Errorf("create chunk: %w", err)
 	}
 	fp := filepath.Join(dir, ftabName(first, zstd))
-	if w.ftab, err = os.OpenFile(fp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
+	if w.ftab, err = fsmode.OpenFile(fp, os.O_RDWR|os.O_CREATE|os.O_TRUNC); err != nil {
 		w.data.Close()
 		os.Remove(dp)
 		return nil, fmt.Errorf("create frame table: %w", err)
@@ -329,7 +331,7 @@ func repairOne(dir, name string, dec *zstd.Decoder) (RepairResult, error) {
 		return res, fmt.Errorf("recover %q: %w", name, err)
 	}
 	fp := filepath.Join(dir, ftabName(first, zst))
-	if w.ftab, err = os.OpenFile(fp, os.O_RDWR|os.O_CREATE, 0o644); err != nil {
+	if w.ftab, err = fsmode.OpenFile(fp, os.O_RDWR|os.O_CREATE); err != nil {
 		w.data.Close()
 		return res, fmt.Errorf("recover %q: %w", name, err)
 	}
