@@ -3,11 +3,20 @@ package main
 // The AF_PACKET backend (pure Go, the default build). Per port, two sockets
 // share nothing but the interface:
 //
-//   - receive: TPACKET_V3, a ring of rxBlocks blocks of rxBlockSize bytes
-//     mmap'd from the kernel. The kernel fills a block with many frames and
-//     hands it over when full or after rxBlockTimeout; we walk its frames
-//     in place (rewriting them there) and hand the block back. Our own
-//     transmissions are not looped back (PACKET_IGNORE_OUTGOING).
+//   - receive: recvmmsg, up to rxBatch frames a call, each into a buffer
+//     of its own that holds a whole super-frame, with its receive time
+//     (SO_TIMESTAMPNS) and the kernel's packet status (PACKET_AUXDATA:
+//     VLAN tag, lengths). Frames are rewritten in those buffers and copied
+//     once, into the transmit ring. A TPACKET_V3 receive ring would save
+//     that copy but hands a block over only when it is full or its timer
+//     fires, and the timer runs in jiffies: 4 ms at HZ=250. Every frame of
+//     a quiet direction (TCP's ACKs) then waited up to 4 ms, the round
+//     trip through fwd grew to 3-8 ms, and TCP through fwd ran at a third
+//     of the kernel's speed (bench/RESULTS.md). recvmmsg hands frames over
+//     as they come. The socket's receive buffer (SO_RCVBUFFORCE, rxBuffer)
+//     holds what arrives while fwd is busy; what overflows it is counted
+//     (PACKET_STATISTICS). Our own transmissions are not looped back
+//     (PACKET_IGNORE_OUTGOING).
 //   - transmit: TPACKET_V2 with a TX ring of txFrames slots. A frame is
 //     copied into the next free slot and marked; one sendto per port per
 //     burst (or when half the ring is marked) makes the kernel send every
@@ -34,17 +43,17 @@ package main
 // queued, so that one wedged socket cannot hold the port.
 //
 // A full TX ring drops the frame with a counted reason; the loop never
-// waits on transmit. When no port has a block ready the loop sleeps in
+// waits on transmit. When no port has a frame waiting the loop sleeps in
 // poll(2) on the receive sockets (at most pollTimeout, for housekeeping).
 //
-// The frame layouts used (linux/if_packet.h):
+// The layouts used (linux/if_packet.h, linux/socket.h):
 //
-//	tpacket_block_desc: version u32 @0, offset_to_priv u32 @4,
-//	  block_status u32 @8, num_pkts u32 @12, offset_to_first_pkt u32 @16,
-//	  blk_len u32 @20, seq_num u64 @24
-//	tpacket3_hdr: tp_next_offset u32 @0, tp_sec u32 @4, tp_nsec u32 @8,
-//	  tp_snaplen u32 @12, tp_len u32 @16, tp_status u32 @20, tp_mac u16 @24;
-//	  with PACKET_VNET_HDR the 10-byte virtio_net_hdr ends at tp_mac
+//	received buffer: the 10-byte virtio_net_hdr (with PACKET_VNET_HDR), then
+//	  the frame; recvmmsg's length with MSG_TRUNC is the whole frame's
+//	control messages: cmsghdr (len u64 @0, level i32 @8, type i32 @12, data
+//	  @16, next at len rounded up to 8); SCM_TIMESTAMPNS: tv_sec i64, tv_nsec
+//	  i64; PACKET_AUXDATA: tp_status u32 @0, tp_len u32 @4, tp_snaplen u32 @8,
+//	  tp_mac u16 @12, tp_net u16 @14, tp_vlan_tci u16 @16, tp_vlan_tpid u16 @18
 //	tpacket2_hdr (TX): tp_status u32 @0, tp_len u32 @4, tp_snaplen u32 @8,
 //	  tp_mac u16 @12, ...; data at offset 32 = TPACKET2_HDRLEN - sizeof(sockaddr_ll),
 //	  starting with the virtio_net_hdr when the socket has PACKET_VNET_HDR
@@ -62,9 +71,10 @@ import (
 )
 
 const (
-	rxBlockSize    = 1 << 20
-	rxBlocks       = 16
-	rxBlockTimeout = 1 // ms: bounds the latency a quiet link adds
+	rxBatch   = 64                      // frames a recvmmsg call takes
+	rxBufSize = vnetLen + maxSuper + 64 // a super-frame and its header, rounded
+	rxCtlSize = 128                     // room for the timestamp and auxdata messages
+	rxBuffer  = 32 << 20                // the socket's receive buffer
 	// TX slots hold a whole super-frame and its virtio_net_hdr: 17 pages,
 	// 15 to a 1 MiB block (the kernel allocates each block contiguously,
 	// so blocks stay small), 18 blocks: 18 MiB a port.
@@ -90,14 +100,17 @@ const (
 var le = binary.LittleEndian
 
 type afPort struct {
-	name     string
-	ifindex  int
-	mac      [6]byte
-	mtu      int
-	rxFD     int
-	rx       []byte
-	rxBlk    int
-	rxVnet   bool // the receive socket has PACKET_VNET_HDR
+	name    string
+	ifindex int
+	mac     [6]byte
+	mtu     int
+	rxFD    int
+	rxVnet  bool // the receive socket has PACKET_VNET_HDR
+	// recvmmsg's messages, their buffers and control buffers, made once.
+	rxMsgs   []mmsghdr
+	rxIov    []unix.Iovec
+	rxBuf    []byte
+	rxCtl    []byte
 	txFD     int
 	tx       []byte
 	txVnet   bool // the transmit socket has PACKET_VNET_HDR
@@ -150,24 +163,25 @@ func openAFPacket(dev string) (*afPort, error) {
 	if p.rxFD, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL))); err != nil {
 		return fail("socket", err)
 	}
-	if err = unix.SetsockoptInt(p.rxFD, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
-		return fail("TPACKET_V3", err)
-	}
-	// Before the ring: the kernel fixes the frame layout when it is made.
 	p.rxVnet = unix.SetsockoptInt(p.rxFD, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1) == nil
-	req := unix.TpacketReq3{
-		Block_size: rxBlockSize, Block_nr: rxBlocks, Frame_size: 2048,
-		Frame_nr: rxBlockSize / 2048 * rxBlocks, Retire_blk_tov: rxBlockTimeout,
+	if err = unix.SetsockoptInt(p.rxFD, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
+		return fail("PACKET_AUXDATA", err)
 	}
-	if err = unix.SetsockoptTpacketReq3(p.rxFD, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
-		return fail("rx ring", err)
+	if err = unix.SetsockoptInt(p.rxFD, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+		return fail("SO_TIMESTAMPNS", err)
 	}
-	if p.rx, err = unix.Mmap(p.rxFD, 0, rxBlockSize*rxBlocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_LOCKED|unix.MAP_POPULATE); err != nil {
-		if p.rx, err = unix.Mmap(p.rxFD, 0, rxBlockSize*rxBlocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
-			return fail("mmap rx ring", err)
-		}
+	if err = unix.SetsockoptInt(p.rxFD, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rxBuffer); err != nil {
+		_ = unix.SetsockoptInt(p.rxFD, unix.SOL_SOCKET, unix.SO_RCVBUF, rxBuffer) // without CAP_NET_ADMIN: what rmem_max allows
 	}
 	_ = unix.SetsockoptInt(p.rxFD, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1)
+	p.rxMsgs = make([]mmsghdr, rxBatch)
+	p.rxIov = make([]unix.Iovec, rxBatch)
+	p.rxBuf = make([]byte, rxBatch*rxBufSize)
+	p.rxCtl = make([]byte, rxBatch*rxCtlSize)
+	for i := range p.rxMsgs {
+		p.rxIov[i].Base = &p.rxBuf[i*rxBufSize]
+		p.rxIov[i].SetLen(rxBufSize)
+	}
 	if err = unix.Bind(p.rxFD, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: p.ifindex}); err != nil {
 		return fail("bind", err)
 	}
@@ -222,9 +236,6 @@ func (p *afPort) closeTX() {
 }
 
 func (p *afPort) close() {
-	if p.rx != nil {
-		unix.Munmap(p.rx)
-	}
 	if p.rxFD >= 0 {
 		unix.Close(p.rxFD)
 	}
@@ -484,50 +495,104 @@ func (b *afBackend) send(port int, f []byte) bool {
 	return true
 }
 
-// rxBlock handles the next ready block of port i, if any.
-func (b *afBackend) rxBlock(i int) int {
+// mmsghdr is struct mmsghdr (linux/socket.h), which x/sys/unix lacks.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	len uint32
+	_   [4]byte
+}
+
+// rxBatch receives what port i has (up to rxBatch frames, without
+// waiting) and handles each frame. It returns how many it took.
+func (b *afBackend) rxBatch(i int) int {
 	p := b.ports[i]
-	base := p.rxBlk * rxBlockSize
-	st := statusAt(p.rx, base+8)
-	if atomic.LoadUint32(st)&tpStatusUser == 0 { // load-acquire; pairs with the kernel's block retire
+	for k := range p.rxMsgs {
+		m := &p.rxMsgs[k]
+		m.hdr.Iov = &p.rxIov[k]
+		m.hdr.Iovlen = 1
+		m.hdr.Control = &p.rxCtl[k*rxCtlSize]
+		m.hdr.SetControllen(rxCtlSize)
+		m.hdr.Flags = 0
+		m.len = 0
+	}
+	// MSG_TRUNC: a frame longer than its buffer reports its real length.
+	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(p.rxFD), uintptr(unsafe.Pointer(&p.rxMsgs[0])), rxBatch,
+		unix.MSG_DONTWAIT|unix.MSG_TRUNC, 0, 0)
+	if e != 0 || int(n) <= 0 {
 		return 0
 	}
-	blk := p.rx[base : base+rxBlockSize]
-	n := int(le.Uint32(blk[12:]))
-	off := int(le.Uint32(blk[16:]))
 	d := b.d
-	for k := 0; k < n && off > 0 && off < rxBlockSize; k++ {
-		h := blk[off:]
-		snap, wire := int(le.Uint32(h[12:])), int(le.Uint32(h[16:]))
-		mac := int(le.Uint16(h[24:]))
-		status := le.Uint32(h[20:])
-		if off+mac+snap <= rxBlockSize && mac >= vnetLen {
-			d.now = int64(le.Uint32(h[4:]))*1e9 + int64(le.Uint32(h[8:]))
-			f := blk[off+mac : off+mac+snap]
-			var m vnet
-			if p.rxVnet {
-				m.decode(blk[off+mac-vnetLen:])
-			} else if status&unix.TP_STATUS_CSUMNOTREADY != 0 {
-				m.flags = vnetNeedsCsum
+	for k := 0; k < int(n); k++ {
+		m := &p.rxMsgs[k]
+		buf := p.rxBuf[k*rxBufSize : (k+1)*rxBufSize]
+		got := int(m.len) // the whole frame's length (MSG_TRUNC), header included
+		snap := min(got, rxBufSize)
+		var aux auxdata
+		ctlLen := int(m.hdr.Controllen)
+		if !parseControl(p.rxCtl[k*rxCtlSize:k*rxCtlSize+min(ctlLen, rxCtlSize)], &aux) {
+			aux.ts = time.Now().UnixNano() // no timestamp message: the kernel always sends one when asked
+		}
+		d.now = aux.ts
+		var v vnet
+		off := 0
+		if p.rxVnet {
+			if snap < vnetLen {
+				continue
 			}
-			if status&unix.TP_STATUS_VLAN_VALID != 0 {
-				d.c.ports[i].rxPkts++
-				d.drop(rVLAN)
-			} else if out := d.HandleMeta(i, f, wire, m); out >= 0 {
-				if rs := b.ports[out].put(f, &d.outMeta, &d.plan); rs != rOK {
-					d.TxRefused(rs)
-				}
+			v.decode(buf)
+			off = vnetLen
+		} else if aux.status&unix.TP_STATUS_CSUMNOTREADY != 0 {
+			v.flags = vnetNeedsCsum
+		}
+		f := buf[off:snap]
+		wire := got - off
+		if aux.status&unix.TP_STATUS_VLAN_VALID != 0 {
+			d.c.ports[i].rxPkts++
+			d.drop(rVLAN)
+			continue
+		}
+		if out := d.HandleMeta(i, f, wire, v); out >= 0 {
+			if rs := b.ports[out].put(f, &d.outMeta, &d.plan); rs != rOK {
+				d.TxRefused(rs)
 			}
 		}
-		next := int(le.Uint32(h[0:]))
-		if next == 0 {
+	}
+	return int(n)
+}
+
+// auxdata is what fwd takes from a received frame's control messages.
+type auxdata struct {
+	ts     int64  // receive time, Unix ns (SCM_TIMESTAMPNS)
+	status uint32 // tp_status (PACKET_AUXDATA)
+}
+
+// parseControl reads the control messages of one received frame: the
+// timestamp and the packet status. Every length is checked against the
+// buffer. False when no timestamp was found.
+func parseControl(c []byte, a *auxdata) bool {
+	const hdr = 16 // struct cmsghdr: len u64, level i32, type i32
+	found := false
+	for len(c) >= hdr {
+		l := int(le.Uint64(c))
+		if l < hdr || l > len(c) {
+			return found
+		}
+		level, typ := int32(le.Uint32(c[8:])), int32(le.Uint32(c[12:]))
+		data := c[hdr:l]
+		switch {
+		case level == unix.SOL_SOCKET && typ == unix.SCM_TIMESTAMPNS && len(data) >= 16:
+			a.ts = int64(le.Uint64(data))*1e9 + int64(le.Uint64(data[8:]))
+			found = true
+		case level == unix.SOL_PACKET && typ == unix.PACKET_AUXDATA && len(data) >= 4:
+			a.status = le.Uint32(data)
+		}
+		next := (l + 7) &^ 7
+		if next >= len(c) {
 			break
 		}
-		off += next
+		c = c[next:]
 	}
-	atomic.StoreUint32(st, tpStatusKernel) // store-release: the block is the kernel's again
-	p.rxBlk = (p.rxBlk + 1) % rxBlocks
-	return n
+	return found
 }
 
 // run is the poll loop. It returns when stop is set.
@@ -541,7 +606,7 @@ func (b *afBackend) run() {
 		b.d.Begin(now)
 		got := 0
 		for i := range b.ports {
-			got += b.rxBlock(i)
+			got += b.rxBatch(i)
 		}
 		for i, p := range b.ports {
 			pk, by, skipped := p.service(now)
@@ -632,7 +697,7 @@ func (b *afBackend) reopenTX(i int, now int64) bool {
 // ring (it was full).
 func (b *afBackend) nicDrops(port int) uint64 {
 	p := b.ports[port]
-	if st, err := unix.GetsockoptTpacketStatsV3(p.rxFD, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
+	if st, err := unix.GetsockoptTpacketStats(p.rxFD, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
 		p.drops += uint64(st.Drops)
 	}
 	return p.drops
