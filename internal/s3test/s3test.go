@@ -122,12 +122,13 @@ func Start(t testing.TB) *Server {
 }
 
 // Start starts the server again after Stop or Kill, on the same directory
-// and port.
-func (s *Server) Start() {
-	s.t.Helper()
+// and port. It returns an error rather than failing the test so that a
+// fault test may call it from another goroutine.
+func (s *Server) Start() error {
 	if err := s.start(); err != nil {
-		s.t.Fatalf("s3test: restart versitygw on %s: %v", s.Addr, err)
+		return fmt.Errorf("s3test: restart versitygw on %s: %w", s.Addr, err)
 	}
+	return nil
 }
 
 func (s *Server) start() error {
