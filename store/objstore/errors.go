@@ -48,14 +48,12 @@ func (s *Store) classify(op, key string, err error) error {
 	switch {
 	case code == "InvalidAccessKeyId", code == "SignatureDoesNotMatch",
 		code == "InvalidToken", code == "ExpiredToken", code == "TokenRefreshRequired",
-		code == "InvalidClientTokenId", code == "AuthorizationHeaderMalformed":
+		code == "InvalidClientTokenId", code == "AuthorizationHeaderMalformed",
+		// versitygw's answer (404) for an access key it does not know.
+		code == "XAdminUserNotFound":
 		kind = ErrCredentials
 		hint = fmt.Sprintf("the server refused the credentials (%s, access key %s from %s): check %s",
 			code, keyHint(s.creds.AccessKeyID), s.creds.Source, s.credSettings())
-	case code == "AccessDenied" || status == http.StatusForbidden:
-		kind = ErrCredentials
-		hint = fmt.Sprintf("access denied to s3://%s/%s with access key %s from %s: check %s, or the key's policy on bucket %q",
-			s.cfg.Bucket, s.cfg.Prefix, keyHint(s.creds.AccessKeyID), s.creds.Source, s.credSettings(), s.cfg.Bucket)
 	case code == "NoSuchBucket" || op == "HeadBucket" && status == http.StatusNotFound:
 		kind = ErrNoBucket
 		hint = fmt.Sprintf("bucket %q does not exist at %s: check bucket in %s (or create the bucket)",
@@ -64,6 +62,10 @@ func (s *Store) classify(op, key string, err error) error {
 		kind = ErrClockSkew
 		hint = "the server says this machine's clock is too far from its own (" + code +
 			"; S3 allows 15 minutes): fix the clock (enable NTP: timedatectl set-ntp true, or chrony)"
+	case code == "AccessDenied" || status == http.StatusForbidden:
+		kind = ErrCredentials
+		hint = fmt.Sprintf("access denied to s3://%s/%s with access key %s from %s: check %s, or the key's policy on bucket %q",
+			s.cfg.Bucket, s.cfg.Prefix, keyHint(s.creds.AccessKeyID), s.creds.Source, s.credSettings(), s.cfg.Bucket)
 	case code == "NoSuchKey" || code == "NotFound" || status == http.StatusNotFound:
 		kind = ErrNotFound
 	case isCredentialsMissing(err):

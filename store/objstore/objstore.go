@@ -99,9 +99,6 @@ func newStore(ctx context.Context, cfg Config, log *slog.Logger, hc HTTPClient) 
 		opts = append(opts, config.WithCredentialsProvider(
 			credentials.NewStaticCredentialsProvider(cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken)))
 	}
-	if hc != nil {
-		opts = append(opts, config.WithHTTPClient(hc))
-	}
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		// The shared files are parsed here: their errors name the file.
@@ -124,6 +121,13 @@ func newStore(ctx context.Context, cfg Config, log *slog.Logger, hc HTTPClient) 
 		o.UsePathStyle = cfg.PathStyle || endpoint != ""
 		// Put computes and sends its own CRC-32C; other requests need none.
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		// Range reads have no whole-object checksum to validate; without
+		// this the SDK would print a line per read to stderr saying so.
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		o.DisableLogOutputChecksumValidationSkipped = true
+		if hc != nil {
+			o.HTTPClient = hc
+		}
 	})
 	creds, err := awsCfg.Credentials.Retrieve(ctx)
 	if err != nil {
@@ -157,12 +161,17 @@ func endpointOrAWS(e string) string {
 
 func (s *Store) full(key string) string { return s.cfg.Prefix + key }
 
-// Check asks the server for the bucket: a wrong endpoint, refused
+// Check lists one key under the prefix: a wrong endpoint, refused
 // credentials, a missing bucket or a skewed clock show here, before any
-// upload.
+// upload. (Not HeadBucket: an answer to HEAD has no body, so the server
+// cannot say which of these it is.)
 func (s *Store) Check(ctx context.Context) error {
-	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.cfg.Bucket)})
-	return s.classify("HeadBucket", "", err)
+	_, err := s.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+		Bucket:  aws.String(s.cfg.Bucket),
+		Prefix:  aws.String(s.cfg.Prefix),
+		MaxKeys: aws.Int32(1),
+	})
+	return s.classify("ListObjectsV2", "", err)
 }
 
 // crcTable is CRC-32C (Castagnoli), computed with SSE4.2/ARMv8 instructions

@@ -46,6 +46,7 @@ func testConfig(srv *s3test.Server) Config {
 		AccessKeyID:     srv.AccessKey,
 		SecretAccessKey: srv.SecretKey,
 		PartSize:        minPartSize, // 5 MiB: the sizes below cross it
+		RetryFor:        time.Second, // the fault tests need no long retries
 		Source:          "test.yaml (objstore:)",
 	}
 }
@@ -180,7 +181,7 @@ func TestGetRangeEdges(t *testing.T) {
 		{0, 0, false},
 		{0, 1, false},
 		{size - 1, 1, false},
-		{size - 32 << 10, 32 << 10, false},
+		{size - 32<<10, 32 << 10, false},
 		{12345, 32 << 10, false},
 		{0, size, false},
 		{size, 1, true},        // starts at the end
@@ -359,6 +360,7 @@ func TestErrorsNameTheSetting(t *testing.T) {
 		if !errors.Is(err, want) {
 			t.Fatalf("got %v, want %v", err, want)
 		}
+		t.Logf("says: %v", err)
 		for _, w := range says {
 			if !strings.Contains(err.Error(), w) {
 				t.Errorf("error %q does not say %q", err, w)
@@ -389,7 +391,7 @@ func TestErrorsNameTheSetting(t *testing.T) {
 		t.Setenv("AWS_ACCESS_KEY_ID", "NOSUCHKEY0000000")
 		t.Setenv("AWS_SECRET_ACCESS_KEY", wrongSecret)
 		t.Setenv("AWS_ENDPOINT_URL_S3", srv.Endpoint)
-		check(t, cfg, ErrCredentials, "InvalidAccessKeyId", "AWS_ACCESS_KEY_ID", "the environment")
+		check(t, cfg, ErrCredentials, "AWS_ACCESS_KEY_ID", "the environment", "NOSU****")
 	})
 	t.Run("no credentials", func(t *testing.T) {
 		cfg := testConfig(srv)
