@@ -90,6 +90,7 @@ func clients(b *testing.B, srv *s3test.Server) map[string]client {
 	mc, err := minio.New(u.Host, &minio.Options{
 		Creds:  credentials.NewStaticV4(srv.AccessKey, srv.SecretKey, ""),
 		Region: srv.Region, BucketLookup: minio.BucketLookupPath,
+		TrailingHeaders: true, // minio-go sends its CRC-32C as a trailer, and requires this for it
 	})
 	if err != nil {
 		b.Fatal(err)
