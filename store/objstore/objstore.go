@@ -289,21 +289,21 @@ func (s *Store) putMultipart(ctx context.Context, key string, r io.Reader, size 
 		errOnce.Do(func() { firstErr = e; cancel() })
 	}
 	// Concurrency parts upload while the next one is read: Concurrency+1
-	// buffers, reused.
+	// buffers, reused, and Concurrency uploads at most.
 	free := make(chan []byte, s.cfg.Concurrency+1)
 	for i := 0; i < cap(free); i++ {
 		free <- nil
 	}
+	inFlight := make(chan struct{}, s.cfg.Concurrency)
 	whole := uint32(0)
+parts:
 	for i := 0; i < nparts; i++ {
 		n := min(partSize, size-int64(i)*partSize)
 		var buf []byte
 		select {
 		case buf = <-free:
 		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
+			break parts
 		}
 		if int64(cap(buf)) < partSize {
 			buf = make([]byte, partSize)
@@ -317,10 +317,15 @@ func (s *Store) putMultipart(ctx context.Context, key string, r io.Reader, size 
 		whole = crc32.Update(whole, crcTable, buf)
 		partSum := crcString(crc32.Checksum(buf, crcTable))
 		num := int32(i + 1)
+		select {
+		case inFlight <- struct{}{}:
+		case <-ctx.Done():
+			break parts
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { free <- buf }()
+			defer func() { <-inFlight; free <- buf }()
 			var etag string
 			err := s.retry(ctx, func() error {
 				out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{

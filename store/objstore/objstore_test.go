@@ -312,6 +312,9 @@ func TestPutSurvivesServerRestart(t *testing.T) {
 	if st, err := s.Stat(ctx, "chunks/restart"); err != nil || st.CRC32C != put.CRC32C {
 		t.Errorf("Stat: %+v %v, want CRC-32C %s", st, err, put.CRC32C)
 	}
+	if n, err := s.AbortIncomplete(ctx, "", 0); err != nil || n != 0 {
+		t.Errorf("uploads left behind: %d (%v), want 0", n, err)
+	}
 }
 
 // A short outage with no retry budget fails the Put, and the upload it
@@ -480,5 +483,72 @@ func TestConfigChecks(t *testing.T) {
 	c, err := Config{Bucket: "b", Prefix: "/p/n"}.withDefaults()
 	if err != nil || c.Prefix != "p/n/" {
 		t.Errorf("prefix: got %q %v, want p/n/", c.Prefix, err)
+	}
+}
+
+// countingClient counts the GETs that reach the server.
+type countingClient struct {
+	mu   sync.Mutex
+	gets int
+}
+
+func (c *countingClient) Do(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodGet && req.Header.Get("Range") != "" {
+		c.mu.Lock()
+		c.gets++
+		c.mu.Unlock()
+	}
+	return http.DefaultClient.Do(req)
+}
+
+func TestReadRanges(t *testing.T) {
+	isolate(t)
+	srv := s3test.Start(t)
+	cc := &countingClient{}
+	s, err := newStore(context.Background(), testConfig(srv), nil, cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const size = 4 << 20
+	data := randomBytes(11, size)
+	if _, err := s.Put(ctx, "chunk", bytes.NewReader(data), size); err != nil {
+		t.Fatal(err)
+	}
+	const gap = 64 << 10
+	for _, tc := range []struct {
+		name   string
+		ranges []Range
+		gets   int
+	}{
+		{"none", nil, 0},
+		{"empty range", []Range{{100, 0}}, 0},
+		{"one", []Range{{1000, 32 << 10}}, 1},
+		{"adjacent", []Range{{0, 100}, {100, 100}, {200, 50}}, 1},
+		{"overlapping, unsorted", []Range{{5000, 3000}, {1000, 5000}, {4000, 10}}, 1},
+		{"within the gap", []Range{{0, 32 << 10}, {32<<10 + gap - 1, 10}}, 1},
+		{"past the gap", []Range{{0, 32 << 10}, {32<<10 + gap + 1, 10}}, 2},
+		{"far apart, out of order", []Range{{3 << 20, 32 << 10}, {0, 32 << 10}, {1 << 20, 32 << 10}, {2 << 20, 32 << 10}, {size - 1, 1}}, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cc.mu.Lock()
+			cc.gets = 0
+			cc.mu.Unlock()
+			got, err := s.ReadRanges(ctx, "chunk", tc.ranges, gap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range tc.ranges {
+				if !bytes.Equal(got[i], data[r.Off:r.Off+r.N]) {
+					t.Errorf("range %d (%d+%d): wrong bytes", i, r.Off, r.N)
+				}
+			}
+			if cc.gets != tc.gets {
+				t.Errorf("GETs: got %d, want %d", cc.gets, tc.gets)
+			}
+		})
+	}
+	if _, err := s.ReadRanges(ctx, "chunk", []Range{{0, 10}, {size - 5, 10}}, 0); !errors.Is(err, ErrShort) {
+		t.Errorf("a range past the end: got %v, want ErrShort", err)
 	}
 }
