@@ -67,7 +67,31 @@
 // HeadBucket, minus the same program with net/http only; modules: the
 // dependencies `go version -m` lists in that binary, minus net/http's.
 //
-// TABLE
+// Figures (ranges are over the runs; 2026-11-30, Go 1.26.8, versitygw
+// v1.8.0, aws-sdk-go-v2/service/s3 v1.114.10, minio-go/v7 v7.4.1):
+//
+//	                                   aws-sdk-go-v2          minio-go
+//	upload 256 MiB, MB/s (8 / 6 runs)  110-202, median 140    98-149, median 124
+//	client CPU per GiB uploaded        1.9-2.4 s              1.8-2.3 s
+//	32 KiB range GET, p50 (6 runs)     1.9-3.8 ms, median 2.5 1.6-2.8 ms, median 2.1
+//	32 KiB range GET, p99              9-58 ms                11-26 ms
+//	client CPU per range GET           0.9-1.1 ms             0.7-0.8 ms
+//	allocations per range GET          538, 77 KB             263, 61 KB
+//	binary size added, stripped        +4.3 MB (+6.1 MB)      +1.6 MB (+2.1 MB)
+//	  (unstripped in parentheses)
+//	modules added to the binary        18, all aws-sdk-go-v2  19, of which 15 new
+//	                                   and smithy-go          to fmcap
+//	checksummed multipart upload       full-object CRC-32C    trailing CRC-32C
+//	  to versitygw                     accepted               refused ("did not
+//	                                                          match"): measured
+//	                                                          without it
+//
+// Both clients are equal within the noise on throughput (the server and
+// the SHA-256 that SigV4 needs over plain HTTP dominate both); minio-go is
+// about 0.4 ms faster a range GET and allocates half as much, and is
+// 2.7 MB smaller. Neither difference matters next to a network round trip
+// to S3 (10-30 ms a GET), and neither moves the query's cost, which is the
+// number of GETs (hence ReadRanges's coalescing).
 //
 // aws-sdk-go-v2 is the client. The figures above do not decide it on
 // speed; what decides it is the standard AWS chain the issue requires: the
