@@ -373,22 +373,36 @@ func build() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer os.RemoveAll(tmpBin)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	defer cancel()
 	// go install pkg@version builds versitygw as its own main module (its
 	// go.mod, its go.sum checked against the checksum database), outside
-	// any work tree: fmcap's go.mod is neither read nor changed.
-	cmd := exec.CommandContext(ctx, goTool, "install", "-trimpath", Module+"/cmd/versitygw@"+Version)
+	// any work tree: fmcap's go.mod is neither read nor changed. The build
+	// takes minutes on a loaded 2-core machine; it runs in its own process
+	// group and moves the binary into place itself, so that a test binary
+	// stopped by its -timeout meanwhile does not waste it: the next run
+	// finds the binary (or the build cache) ready.
+	cmd := exec.Command("/bin/sh", "-c", `"$S3TEST_GO" install -trimpath "$S3TEST_PKG" && mv -f "$GOBIN/versitygw" "$S3TEST_DEST" && rm -rf "$GOBIN"`)
 	cmd.Dir = tmpBin
-	cmd.Env = append(os.Environ(), "GOBIN="+tmpBin, "GOWORK=off", "GOFLAGS=-buildvcs=false")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("build versitygw %s from the module proxy (go install %s/cmd/versitygw@%s): %v\n%s",
-			Version, Module, Version, err, out)
+	cmd.Env = append(os.Environ(), "GOBIN="+tmpBin, "GOWORK=off", "GOFLAGS=-buildvcs=false",
+		"S3TEST_GO="+goTool, "S3TEST_PKG="+Module+"/cmd/versitygw@"+Version, "S3TEST_DEST="+bin)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return "", fmt.Errorf("build versitygw: %w", err)
 	}
-	if err := os.Rename(filepath.Join(tmpBin, "versitygw"), bin); err != nil {
-		return "", fmt.Errorf("install versitygw into %s: %w", dir, err)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Minute):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		err = <-done
+		err = fmt.Errorf("not done after 30 minutes (%v)", err)
+	}
+	if err != nil {
+		os.RemoveAll(tmpBin)
+		return "", fmt.Errorf("build versitygw %s from the module proxy (go install %s/cmd/versitygw@%s): %v\n%s",
+			Version, Module, Version, err, out.String())
 	}
 	return bin, nil
 }

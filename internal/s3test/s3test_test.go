@@ -69,3 +69,10 @@ func TestServer(t *testing.T) {
 		t.Errorf("CreateBucket with the server killed: no error")
 	}
 }
+
+func TestPrebuiltBinaryMissing(t *testing.T) {
+	t.Setenv("FMCAP_VERSITYGW", filepath.Join(t.TempDir(), "nothing-here"))
+	if _, err := build(); err == nil || !strings.Contains(err.Error(), "FMCAP_VERSITYGW") {
+		t.Errorf("got %v, want an error naming FMCAP_VERSITYGW", err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -295,10 +296,12 @@ func TestPutSurvivesServerRestart(t *testing.T) {
 			restarted <- srv.Start()
 		}()
 	}}
+	before := ownGoroutines()
 	put, err := s.Put(ctx, "chunks/restart", r, size)
 	if rerr := <-restarted; rerr != nil {
 		t.Fatal(rerr)
 	}
+	checkNoLeak(t, before)
 	if err != nil {
 		t.Fatalf("Put across a server restart: %v\nserver log:\n%s", err, srv.Log())
 	}
@@ -329,9 +332,11 @@ func TestPutFailsCleanly(t *testing.T) {
 	ctx := context.Background()
 	data := randomBytes(5, 20<<20)
 	r := &hookReader{r: bytes.NewReader(data), at: minPartSize, hook: srv.Kill}
+	before := ownGoroutines()
 	if _, err := s.Put(ctx, "chunks/broken", r, int64(len(data))); !errors.Is(err, ErrUnreachable) {
 		t.Errorf("Put with the server gone: got %v, want ErrUnreachable", err)
 	}
+	checkNoLeak(t, before)
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -548,7 +553,38 @@ func TestReadRanges(t *testing.T) {
 			}
 		})
 	}
-	if _, err := s.ReadRanges(ctx, "chunk", []Range{{0, 10}, {size - 5, 10}}, 0); !errors.Is(err, ErrShort) {
+	before := ownGoroutines()
+	if _, err := s.ReadRanges(ctx, "chunk", []Range{{0, 10}, {size - 5, 10}, {1 << 20, 10}, {2 << 20, 10}, {3 << 20, 10}, {3<<20 + 100, 10}}, 0); !errors.Is(err, ErrShort) {
 		t.Errorf("a range past the end: got %v, want ErrShort", err)
+	}
+	checkNoLeak(t, before)
+}
+
+// ownGoroutines counts the goroutines that are not idle HTTP connections
+// (the SDK's transport keeps those for reuse, as it should).
+func ownGoroutines() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if !strings.Contains(g, "net/http.(*persistConn)") && !strings.Contains(g, "net/http.(*Transport).dialConnFor") {
+			n++
+		}
+	}
+	return n
+}
+
+// checkNoLeak fails the test if goroutines the package started outlive
+// the calls that started them.
+func checkNoLeak(t *testing.T, before int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for ownGoroutines() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Errorf("goroutines: %d after, %d before:\n%s", ownGoroutines(), before, buf[:runtime.Stack(buf, true)])
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
