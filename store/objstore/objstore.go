@@ -505,6 +505,9 @@ func (s *Store) GetRange(ctx context.Context, key string, off, n int64) ([]byte,
 }
 
 // Stat returns what the server knows of key (ErrNotFound when absent).
+// An answer to HEAD has no body, so a missing bucket is ErrNotFound here
+// too and refused credentials are a bare 403 (ErrCredentials even when the
+// cause is the clock): Check tells these apart.
 func (s *Store) Stat(ctx context.Context, key string) (Info, error) {
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{
 		Bucket:       aws.String(s.cfg.Bucket),

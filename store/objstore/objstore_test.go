@@ -52,13 +52,21 @@ func testConfig(srv *s3test.Server) Config {
 	}
 }
 
-func newTestStore(t *testing.T, cfg Config) *Store {
+// setup starts a server and a Store on it, with the test's AWS setup only;
+// edit, if not nil, changes the configuration first.
+func setup(t *testing.T, edit func(*Config)) (*s3test.Server, *Store) {
 	t.Helper()
+	isolate(t)
+	srv := s3test.Start(t)
+	cfg := testConfig(srv)
+	if edit != nil {
+		edit(&cfg)
+	}
 	s, err := New(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	return s
+	return srv, s
 }
 
 func randomBytes(seed uint64, n int) []byte {
@@ -77,9 +85,7 @@ func randomBytes(seed uint64, n int) []byte {
 }
 
 func TestRoundTrip(t *testing.T) {
-	isolate(t)
-	srv := s3test.Start(t)
-	s := newTestStore(t, testConfig(srv))
+	srv, s := setup(t, nil)
 	ctx := context.Background()
 	if err := s.Check(ctx); err != nil {
 		t.Fatalf("Check: %v", err)
@@ -136,9 +142,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestPutSizeMismatch(t *testing.T) {
-	isolate(t)
-	srv := s3test.Start(t)
-	s := newTestStore(t, testConfig(srv))
+	_, s := setup(t, nil)
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name      string
@@ -166,9 +170,7 @@ func TestPutSizeMismatch(t *testing.T) {
 }
 
 func TestGetRangeEdges(t *testing.T) {
-	isolate(t)
-	srv := s3test.Start(t)
-	s := newTestStore(t, testConfig(srv))
+	_, s := setup(t, nil)
 	ctx := context.Background()
 	const size = 1<<20 + 7
 	data := randomBytes(42, size)
@@ -212,9 +214,7 @@ func TestGetRangeEdges(t *testing.T) {
 // An upload begun and not completed (a writer that crashed mid-chunk) is
 // not an object: List and Stat do not see it, AbortIncomplete removes it.
 func TestListExcludesIncompleteUpload(t *testing.T) {
-	isolate(t)
-	srv := s3test.Start(t)
-	s := newTestStore(t, testConfig(srv))
+	srv, s := setup(t, nil)
 	ctx := context.Background()
 	if _, err := s.Put(ctx, "chunks/a", bytes.NewReader([]byte("complete")), 8); err != nil {
 		t.Fatal(err)
@@ -280,11 +280,7 @@ func (h *hookReader) Read(p []byte) (int, error) {
 // and comes back 2 s later on the same directory and port: Put retries,
 // completes, and the object is whole.
 func TestPutSurvivesServerRestart(t *testing.T) {
-	isolate(t)
-	srv := s3test.Start(t)
-	cfg := testConfig(srv)
-	cfg.RetryFor = 30 * time.Second
-	s := newTestStore(t, cfg)
+	srv, s := setup(t, func(c *Config) { c.RetryFor = 30 * time.Second })
 	ctx := context.Background()
 	const size = 70 << 20
 	data := randomBytes(99, size)
@@ -324,11 +320,7 @@ func TestPutSurvivesServerRestart(t *testing.T) {
 // began is aborted once the server is back, so nothing half-uploaded
 // remains.
 func TestPutFailsCleanly(t *testing.T) {
-	isolate(t)
-	srv := s3test.Start(t)
-	cfg := testConfig(srv)
-	cfg.RetryFor = time.Millisecond
-	s := newTestStore(t, cfg)
+	srv, s := setup(t, func(c *Config) { c.RetryFor = time.Millisecond })
 	ctx := context.Background()
 	data := randomBytes(5, 20<<20)
 	r := &hookReader{r: bytes.NewReader(data), at: minPartSize, hook: srv.Kill}
