@@ -73,7 +73,7 @@ func (s *Store) classify(op, key string, err error) error {
 		hint = "no credentials found: set " + s.credSettings()
 	case isNetError(err):
 		kind = ErrUnreachable
-		url, setting := s.cfg.endpoint()
+		url, setting := s.endpoint, s.endpointSetting
 		if url == "" {
 			hint = fmt.Sprintf("cannot reach S3 for region %q (AWS_REGION or region in %s)", s.region, s.cfg.source())
 		} else {
@@ -113,8 +113,8 @@ func (s *Store) where(key string) string {
 }
 
 func (s *Store) endpointName() string {
-	if url, setting := s.cfg.endpoint(); url != "" {
-		return url + " (" + setting + ")"
+	if s.endpoint != "" {
+		return s.endpoint + " (" + s.endpointSetting + ")"
 	}
 	return "AWS region " + s.region
 }

@@ -34,6 +34,9 @@ type Store struct {
 	client *s3.Client
 	creds  credInfo
 	log    *slog.Logger
+	// endpoint is the custom endpoint in force ("" for AWS's own), and
+	// endpointSetting the setting it came from, for error messages.
+	endpoint, endpointSetting string
 }
 
 // credInfo is what error messages may say about the credentials (the key
@@ -112,13 +115,18 @@ func newStore(ctx context.Context, cfg Config, log *slog.Logger, hc HTTPClient) 
 		awsCfg.Region = "us-east-1"
 	}
 	s := &Store{cfg: cfg, region: awsCfg.Region, log: log}
+	s.endpoint, s.endpointSetting = cfg.endpoint()
 	s.client = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 		}
+		if s.endpoint == "" && o.BaseEndpoint != nil {
+			// Set by the SDK from endpoint_url in the shared config.
+			s.endpoint, s.endpointSetting = *o.BaseEndpoint, "endpoint_url in the shared AWS config"
+		}
 		// A custom endpoint (a MinIO, Ceph or versitygw server) rarely has
 		// the wildcard DNS that virtual-host addressing needs.
-		o.UsePathStyle = cfg.PathStyle || endpoint != ""
+		o.UsePathStyle = cfg.PathStyle || s.endpoint != ""
 		// Put computes and sends its own CRC-32C; other requests need none.
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		// Range reads have no whole-object checksum to validate; without
@@ -135,7 +143,7 @@ func newStore(ctx context.Context, cfg Config, log *slog.Logger, hc HTTPClient) 
 	}
 	s.creds = credInfo{AccessKeyID: creds.AccessKeyID, Source: credSource(cfg, creds.Source),
 		SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken}
-	log.Info("object store", "config", cfg, "region", s.region, "endpoint", endpointOrAWS(endpoint),
+	log.Info("object store", "config", cfg, "region", s.region, "endpoint", endpointOrAWS(s.endpoint),
 		"credentials", s.creds.Source, "access_key", keyHint(s.creds.AccessKeyID))
 	return s, nil
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -579,4 +580,49 @@ func checkNoLeak(t *testing.T, before int) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// The standard chain's shared files: a profile gives the region, the
+// endpoint (endpoint_url, S3-specific in a services section) and the keys;
+// the Config names only the bucket and the profile.
+func TestSharedConfigProfile(t *testing.T) {
+	isolate(t)
+	srv := s3test.Start(t)
+	writeFile := func(env, text string) {
+		t.Helper()
+		if err := os.WriteFile(os.Getenv(env), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile("AWS_CONFIG_FILE", fmt.Sprintf(`[profile fleet]
+region = %s
+services = fleet-s3
+
+[services fleet-s3]
+s3 =
+  endpoint_url = %s
+`, srv.Region, srv.Endpoint))
+	writeFile("AWS_SHARED_CREDENTIALS_FILE", fmt.Sprintf("[fleet]\naws_access_key_id = %s\naws_secret_access_key = %s\n",
+		srv.AccessKey, srv.SecretKey))
+	ctx := context.Background()
+	s, err := New(ctx, Config{Bucket: srv.Bucket, Profile: "fleet"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(ctx); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	if _, err := s.Put(ctx, "k", strings.NewReader("via the profile"), 15); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	if got, err := s.GetRange(ctx, "k", 4, 3); err != nil || string(got) != "the" {
+		t.Errorf("GetRange: %q %v, want \"the\"", got, err)
+	}
+
+	srv.Stop()
+	err = s.Check(ctx)
+	if !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), srv.Endpoint+" (endpoint_url in the shared AWS config)") {
+		t.Errorf("with the server stopped: got %v, want ErrUnreachable naming endpoint_url", err)
+	}
+	t.Logf("says: %v", err)
 }
