@@ -167,3 +167,29 @@ func checkStore(t *testing.T, dir string, n int) {
 		t.Fatal(err)
 	}
 }
+
+// TestGoInstall runs the README's install line (into a temporary GOBIN):
+// the module path is one go install takes, and every command builds.
+func TestGoInstall(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const line = "GOBIN=/usr/local/bin go install ./fwd ./writer ./indexer ./tools/..."
+	if !strings.Contains(string(readme), line) {
+		t.Fatalf("README.md no longer shows %q: update this test with it", line)
+	}
+	gobin := t.TempDir()
+	cmd := exec.Command("go", strings.Fields(line)[1:]...)
+	cmd.Dir = filepath.Join("..", "..")
+	cmd.Env = append(os.Environ(), "GOBIN="+gobin)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", line, err, out)
+	}
+	for _, name := range []string{"fwd", "writer", "indexer", "fmring", "fminject", "fmslice", "fmctl"} {
+		out, _, code := runCode(t, filepath.Join(gobin, name), "--version")
+		if code != 0 || !strings.Contains(string(out), name) {
+			t.Errorf("%s --version: exit %d: %s", name, code, out)
+		}
+	}
+}
