@@ -20,6 +20,7 @@
 # TCPRATES="1 2 4" adds, for fwd, TCP runs paced at each rate (Gbit/s) and
 # the capture copies lost at that rate (fwd's capture drops, the ring's
 # drops): the highest rate with none is what fwd captures and stores whole.
+# FWD_BIN runs another fwd binary (an older build, as the peer of a change).
 # ROUNDS=N alternates kernel and fwd N times. DPDK_VDEV_ARGS is appended
 # to each net_af_packet vdev (e.g. ",framesz=...,blocksz=...").
 # Usage: T=5 [ROUNDS=3] [CAPTURE=none] [OFFLOADS=off] [FWDGRO=on] [BACKENDS=afpacket] bench/fwd-ns.sh
@@ -97,7 +98,7 @@ fwd_round() { # backend
   local be=$1
   rm -f "$RING"; rm -rf "$W/ns-store"
   "$B/fmring" create --ring "$RING" --size 1GiB --consumer writer:lossless >/dev/null
-  bin=$B/fwd; devs=(${P}f0 ${P}f1)
+  bin=${FWD_BIN:-$B/fwd}; devs=(${P}f0 ${P}f1)
   eal=""
   if [ $be = dpdk ]; then
     bin=$B/fwd-dpdk; devs=(net_af_packet0 net_af_packet1)
