@@ -486,15 +486,7 @@ func forwarderSuite(t *testing.T, tp *topo, fwdBin, backend string, eal []string
 	cfg := fwdConfig(t, tp, ring, backend, eal, devs)
 	run(t, fwdBin, "--check-config", cfg)
 	fwd := tp.start(tp.nsF, nil, fwdBin, "--config", cfg, "--log-level", "debug")
-	for i := 0; ; i++ {
-		if _, _, code := runCode(t, bin("fmctl"), "--socket", socketOf(t, cfg), "stats"); code == 0 {
-			break
-		}
-		if i == 100 {
-			t.Fatal("fwd did not open its control socket in 10 s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitControl(t, cfg)
 	metricsAddr := freeAddr(t)
 	writer := exec.Command(bin("writer"), "--ring", ring, "--store", store, "--flush", "100ms", "--log-level", "warn", "--metrics", metricsAddr)
 	writer.Stderr = os.Stderr

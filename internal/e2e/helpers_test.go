@@ -180,7 +180,7 @@ func TestGoInstall(t *testing.T) {
 		t.Fatalf("README.md no longer shows %q: update this test with it", line)
 	}
 	gobin := t.TempDir()
-	cmd := exec.Command("go", strings.Fields(line)[1:]...)
+	cmd := exec.Command("go", strings.Fields(line)[2:]...) // after "GOBIN=… go"
 	cmd.Dir = filepath.Join("..", "..")
 	cmd.Env = append(os.Environ(), "GOBIN="+gobin)
 	if out, err := cmd.CombinedOutput(); err != nil {
