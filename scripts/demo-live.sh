@@ -38,10 +38,8 @@ ip link add ${P}f1 netns $F type veth peer name ${P}b0 netns $H
 ip netns exec $F sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 ip -n $A addr add 198.18.1.2/24 dev ${P}a0
 ip -n $H addr add 198.18.2.2/24 dev ${P}b0
-ip netns exec $A ethtool -K ${P}a0 tx off >/dev/null
-ip netns exec $H ethtool -K ${P}b0 tx off >/dev/null
-ip netns exec $F ethtool -K ${P}f0 gro off >/dev/null
-ip netns exec $F ethtool -K ${P}f1 gro off >/dev/null
+# Every device keeps the kernel's default offloads (TSO, checksum offload),
+# as real hosts do: fwd takes the hosts' super-frames as they come.
 for d in "$A ${P}a0" "$H ${P}b0" "$F ${P}f0" "$F ${P}f1"; do set -- $d; ip -n $1 link set $2 up; done
 echo "A 198.18.1.2 ── ${P}f0 [fwd 198.18.1.1 | 198.18.2.1] ${P}f1 ── B 198.18.2.2"
 
@@ -68,7 +66,10 @@ echo "(written back to $out/fmcap.yaml, comments kept)"
 step "B serves a 20 MB file over HTTP; A pings 198.18.1.1 and downloads through fwd"
 head -c 20000000 /dev/urandom > "$out/www/file.bin"
 ip netns exec $H python3 -m http.server 8080 --bind 198.18.2.2 --directory "$out/www" >/dev/null 2>&1 & pids+=($!)
-sleep 0.5
+for i in $(seq 100); do # until it listens (a loaded machine takes its time)
+  [ -n "$(ip netns exec $H ss -Hltn 'sport = :8080')" ] && break
+  sleep 0.1
+done
 start=$(date +%s.%N)
 ip netns exec $A ping -c 3 -i 0.2 198.18.1.1
 ip netns exec $A curl -s -o "$out/download.bin" -w 'downloaded %{size_download} bytes at %{speed_download} B/s\n' http://198.18.1.1:8080/file.bin
