@@ -55,6 +55,7 @@ type counters struct {
 	captured     uint64
 	captureDrops uint64
 	superFrames  uint64 // frames received with GSO metadata (gso.go)
+	tooBigSent   uint64 // ICMP "too big" messages sent (toobig.go)
 	ports        []portCounters
 }
 
@@ -74,6 +75,10 @@ type Datapath struct {
 	scratch []byte
 	seg     []byte // captured segments of a super-frame are built here
 	arpBuf  []byte // ARP requests and NDP messages are built here
+	icmpBuf []byte // ICMP "too big" messages are built here (toobig.go)
+	// tooBigTokens: "too big" messages still allowed in this housekeeping
+	// interval.
+	tooBigTokens int
 
 	// Offloads (gso.go). outMeta is the virtio_net_hdr the frame Handle
 	// returned must be sent with (zero: none); when outGSO is set, plan
@@ -116,6 +121,7 @@ func NewDatapath(ports []Port, macs [][6]byte, t *table, ring *shmring.Producer,
 		scratch: make([]byte, maxSuper+64), // inline copies of frames up to 64 KiB (super-frames)
 		seg:     make([]byte, maxSuper+64),
 		arpBuf:  make([]byte, 90),
+		icmpBuf: make([]byte, etherHdrLen+minMTU6),
 		byID:    map[uint32]*ruleCounters{},
 	}
 	for i := range ports {
@@ -289,6 +295,9 @@ func (d *Datapath) HandleMeta(in int, f []byte, wire int, m vnet) int {
 	}
 	g, rs := d.offload(f, &p, r, dir, m)
 	if rs != rOK {
+		if rs == rTooBig {
+			d.tooBig(in, f, &p, d.ports[r.outPort[dir]].mtu)
+		}
 		return d.drop(rs)
 	}
 	if r.mode == ModeIngress || r.mode == ModeBoth {
@@ -598,6 +607,7 @@ func (d *Datapath) solicit(port int, n *neigh) {
 
 // housekeep retries and ages neighbor entries, then publishes statistics.
 func (d *Datapath) housekeep() {
+	d.tooBigTokens = tooBigBurst
 	for pi := range d.ports {
 		pt := &d.ports[pi]
 		for _, n := range pt.neigh.m {

@@ -407,3 +407,84 @@ func TestOffloadAndOptionSettings(t *testing.T) {
 		t.Fatalf("capture_gso: keep: %v %+v", err, c)
 	}
 }
+
+func TestTooBigAnswered(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		h := newHarness(t, false)
+		h.d.SetMTU(1, 1500)
+		var f []byte
+		if v6 {
+			f = tcp6Frame(macA, macP0, ip6A, ip6X, strings.Repeat("y", 3000))
+		} else {
+			ip4 := ip(ipA, ipX, layers.IPProtocolTCP)
+			ip4.Flags = layers.IPv4DontFragment
+			tcp := &layers.TCP{SrcPort: 40000, DstPort: 443, Seq: 7, ACK: true, Window: 9}
+			tcp.SetNetworkLayerForChecksum(ip4)
+			f = build(eth(macA, macP0), ip4, tcp, gopacket.Payload(strings.Repeat("y", 3000)))
+		}
+		for i := 0; i < 3*tooBigBurst; i++ {
+			if out, _ := h.in(0, f); out != -1 {
+				t.Fatalf("v6=%v: a packet longer than the egress MTU was forwarded", v6)
+			}
+		}
+		if got := h.d.c.reasons[rTooBig]; got != 3*tooBigBurst {
+			t.Fatalf("v6=%v: %d counted as larger_than_mtu, want %d", v6, got, 3*tooBigBurst)
+		}
+		if len(h.tx.sent) != tooBigBurst || h.d.c.tooBigSent != tooBigBurst {
+			t.Fatalf("v6=%v: %d messages sent for %d packets, want the burst limit %d", v6, len(h.tx.sent), 3*tooBigBurst, tooBigBurst)
+		}
+		m := h.tx.sent[0]
+		if m.port != 0 {
+			t.Fatalf("sent on port %d, want the sender's port 0", m.port)
+		}
+		pk := gopacket.NewPacket(m.frame, layers.LayerTypeEthernet, gopacket.Default)
+		if v6 {
+			i6, _ := pk.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+			ic, _ := pk.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6)
+			if i6 == nil || ic == nil || ic.TypeCode.Type() != icmp6TooBig || !i6.SrcIP.Equal(ip6X) || !i6.DstIP.Equal(ip6A) {
+				t.Fatalf("packet too big: %v", pk)
+			}
+			if mtu := be.Uint32(ic.Payload[0:4]); mtu != 1500 {
+				t.Fatalf("packet too big: MTU %d", mtu)
+			}
+			var p ippkt
+			if parseIPv6(m.frame, &p) != rOK || csum(m.frame[p.l4:p.end], pseudoSum6(m.frame, &p)) != 0 {
+				t.Fatal("packet too big: bad ICMPv6 checksum")
+			}
+			if len(m.frame)-etherHdrLen > minMTU6 {
+				t.Fatalf("packet too big is %d bytes", len(m.frame))
+			}
+		} else {
+			i4, _ := pk.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+			ic, _ := pk.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+			if i4 == nil || ic == nil || ic.TypeCode.Type() != icmpUnreach || ic.TypeCode.Code() != 4 || !i4.SrcIP.Equal(ipX) || !i4.DstIP.Equal(ipA) {
+				t.Fatalf("fragmentation needed: %v", pk)
+			}
+			if ic.Seq != 1500 { // gopacket reads bytes 6-7 as the sequence number
+				t.Fatalf("fragmentation needed: next-hop MTU %d", ic.Seq)
+			}
+			if csum(m.frame[14:34], 0) != 0 || csum(m.frame[34:], 0) != 0 {
+				t.Fatal("fragmentation needed: bad checksum")
+			}
+			if !bytes.Equal(m.frame[42:42+28], f[14:14+28]) {
+				t.Fatal("fragmentation needed: the quote is not the packet's header and first 8 bytes")
+			}
+		}
+		if !bytes.Equal(m.frame[0:6], macA[:]) || !bytes.Equal(m.frame[6:12], macP0[:]) {
+			t.Fatal("not addressed back to the sender's MAC")
+		}
+		// The next interval allows another burst.
+		h.d.Begin(h.d.now + int64(time.Second))
+		h.in(0, f)
+		if len(h.tx.sent) != tooBigBurst+1 {
+			t.Fatalf("after housekeeping: %d messages", len(h.tx.sent))
+		}
+	}
+	// Without DF an IPv4 packet is dropped and counted only.
+	h := newHarness(t, false)
+	h.d.SetMTU(1, 1500)
+	h.in(0, tcpFrame(macA, macP0, ipA, ipX, strings.Repeat("y", 3000)))
+	if len(h.tx.sent) != 0 || h.d.c.reasons[rTooBig] != 1 {
+		t.Fatalf("no DF: %d messages, %d counted", len(h.tx.sent), h.d.c.reasons[rTooBig])
+	}
+}

@@ -70,6 +70,9 @@ func (d *Datapath) handle6(in int, f []byte, m vnet) int {
 	}
 	g, rs := d.offload(f, &p, r, dir, m)
 	if rs != rOK {
+		if rs == rTooBig {
+			d.tooBig(in, f, &p, d.ports[r.outPort[dir]].mtu)
+		}
 		return d.drop(rs)
 	}
 	if r.mode == ModeIngress || r.mode == ModeBoth {

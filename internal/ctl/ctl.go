@@ -50,7 +50,8 @@ type Stats struct {
 	Drops        map[string]uint64 `json:"drops"`
 	Captured     uint64            `json:"captured"`
 	CaptureDrops uint64            `json:"capture_drops"`
-	SuperFrames  uint64            `json:"super_frames"` // received with GSO/GRO metadata
+	SuperFrames  uint64            `json:"super_frames"`      // received with GSO/GRO metadata
+	TooBigSent   uint64            `json:"icmp_too_big_sent"` // fragmentation needed / packet too big, to senders
 	Ports        []PortStats       `json:"ports"`
 	Rules        []RuleStats       `json:"rules"`
 	Neighbors    []Neighbor        `json:"neighbors"`
