@@ -127,20 +127,6 @@ func writeFile(t *testing.T, b []byte) string {
 	return p
 }
 
-func diffText(t *testing.T, what, got, want string) {
-	t.Helper()
-	if got == want {
-		return
-	}
-	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
-	for i := 0; i < len(g) && i < len(w); i++ {
-		if g[i] != w[i] {
-			t.Fatalf("%s: line %d differs (got %d lines, want %d)\n got: %s\nwant: %s", what, i+1, len(g), len(w), g[i], w[i])
-		}
-	}
-	t.Fatalf("%s: got %d lines, want %d", what, len(g), len(w))
-}
-
 // packetTimes returns each packet's capture time (ns) as tcpdump reads them.
 func packetTimes(t *testing.T, file string) []int64 {
 	out := run(t, "tcpdump", "--time-stamp-precision=nano", "-tt", "-nn", "-q", "-r", file)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fmcap/fmcap/internal/testpkt"
 	"github.com/fmcap/fmcap/writer/chunk"
 )
 
@@ -35,7 +36,7 @@ func TestRoundTripRealCaptures(t *testing.T) {
 				in := testdata(name)
 				st := store(t, []string{in}, args...)
 				got := run(t, bin("fmslice"), "--store", st, "-q")
-				diffText(t, "whole slice", tcpdumpText(t, writeFile(t, got)), tcpdumpText(t, in))
+				testpkt.DiffText(t, "whole slice", tcpdumpText(t, writeFile(t, got)), tcpdumpText(t, in))
 			})
 		}
 	}
@@ -50,7 +51,7 @@ func TestPcapngOutput(t *testing.T) {
 	if string(got[:4]) != "\x0a\x0d\x0d\x0a" {
 		t.Fatalf("not pcapng: % x", got[:4])
 	}
-	diffText(t, "pcapng slice", tcpdumpText(t, writeFile(t, got)), tcpdumpText(t, in))
+	testpkt.DiffText(t, "pcapng slice", tcpdumpText(t, writeFile(t, got)), tcpdumpText(t, in))
 }
 
 // TestStockZstdReadsChunks: zstd -dc CHUNK | tcpdump -r - needs no other step.
@@ -63,7 +64,7 @@ func TestStockZstdReadsChunks(t *testing.T) {
 		t.Fatalf("%d chunks", len(list))
 	}
 	raw := run(t, "zstd", "-dc", filepath.Join(st, list[0].Name))
-	diffText(t, "zstd -dc chunk", tcpdumpText(t, writeFile(t, raw)), tcpdumpText(t, in))
+	testpkt.DiffText(t, "zstd -dc chunk", tcpdumpText(t, writeFile(t, raw)), tcpdumpText(t, in))
 }
 
 // TestTimeSliceMatchesEditcap: for random ranges (bounds on, between and
@@ -88,7 +89,7 @@ func TestTimeSliceMatchesEditcap(t *testing.T) {
 			ref := filepath.Join(t.TempDir(), "ref.pcap")
 			run(t, "editcap", "-A", from, "-B", to, in, ref)
 			got := run(t, bin("fmslice"), "--store", st, "-q", "--from", from, "--to", to)
-			diffText(t, name+" ["+from+", "+to+")", tcpdumpText(t, writeFile(t, got)), tcpdumpText(t, ref))
+			testpkt.DiffText(t, name+" ["+from+", "+to+")", tcpdumpText(t, writeFile(t, got)), tcpdumpText(t, ref))
 		}
 	}
 }
@@ -115,7 +116,7 @@ func TestFilteredSliceMatchesTcpdump(t *testing.T) {
 			run(t, "tcpdump", "--time-stamp-precision=nano", "-r", ranged, "-w", ref, f)
 			got := run(t, bin("fmslice"), "--store", st, "-q", "--from", from, "--to", to, f)
 			want := tcpdumpText(t, ref)
-			diffText(t, name+" "+f, tcpdumpText(t, writeFile(t, got)), want)
+			testpkt.DiffText(t, name+" "+f, tcpdumpText(t, writeFile(t, got)), want)
 			if want != "" {
 				matched++
 			}
@@ -179,7 +180,7 @@ func TestCorruptFrameIsSkipped(t *testing.T) {
 	skipFrom, skipTo := frames[2].FirstSeq, frames[2].LastSeq
 	ref := filepath.Join(t.TempDir(), "ref.pcap")
 	run(t, "editcap", "-r", in, ref, "1-"+itoa(skipFrom-1), itoa(skipTo+1)+"-"+itoa(uint64(len(packetTimes(t, in)))))
-	diffText(t, "slice around a damaged frame", tcpdumpText(t, writeFile(t, out)), tcpdumpText(t, ref))
+	testpkt.DiffText(t, "slice around a damaged frame", tcpdumpText(t, writeFile(t, out)), tcpdumpText(t, ref))
 
 	// A chunk whose tables are cut off is still read, by scanning, and said so.
 	os.WriteFile(path, b[:len(b)-20], 0o644)

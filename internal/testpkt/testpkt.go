@@ -120,3 +120,25 @@ func CheckStoreFrom(dir string, from uint64, n int) error {
 	}
 	return nil
 }
+
+// TB is the part of testing.TB the helpers here use.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
+// DiffText fails t unless got and want are the same text, naming the first
+// line that differs (tests compare tcpdump's text of two captures with it).
+func DiffText(t TB, what, got, want string) {
+	t.Helper()
+	if got == want {
+		return
+	}
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
+	for i := 0; i < len(g) && i < len(w); i++ {
+		if g[i] != w[i] {
+			t.Fatalf("%s: line %d differs (got %d lines, want %d)\n got: %s\nwant: %s", what, i+1, len(g), len(w), g[i], w[i])
+		}
+	}
+	t.Fatalf("%s: got %d lines, want %d", what, len(g), len(w))
+}

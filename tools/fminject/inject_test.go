@@ -15,6 +15,7 @@ import (
 
 	"github.com/fmcap/fmcap/internal/libpcap"
 	"github.com/fmcap/fmcap/internal/libpcap/pcapcraft"
+	"github.com/fmcap/fmcap/internal/testpkt"
 	"github.com/fmcap/fmcap/shmring"
 )
 
@@ -125,20 +126,6 @@ func tcpdumpText(t *testing.T, file string) string {
 	return string(out)
 }
 
-func diffText(t *testing.T, what, got, want string) {
-	t.Helper()
-	if got == want {
-		return
-	}
-	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
-	for i := 0; i < len(g) && i < len(w); i++ {
-		if g[i] != w[i] {
-			t.Fatalf("%s: line %d differs (got %d lines, want %d)\n got: %s\nwant: %s", what, i+1, len(g), len(w), g[i], w[i])
-		}
-	}
-	t.Fatalf("%s: got %d lines, want %d", what, len(g), len(w))
-}
-
 // TestRingHoldsWhatTcpdumpReads: for crafted and real captures, what
 // fminject puts into the ring is, packet for packet, what tcpdump reads
 // from the file (bytes, lengths, times as tcpdump shows them), and the
@@ -178,7 +165,7 @@ func TestRingHoldsWhatTcpdumpReads(t *testing.T) {
 			if want == "" {
 				t.Fatal("tcpdump reads nothing")
 			}
-			diffText(t, "ring", tcpdumpText(t, asPcap(t, ringRecords(t, ring))), want)
+			testpkt.DiffText(t, "ring", tcpdumpText(t, asPcap(t, ringRecords(t, ring))), want)
 		})
 	}
 }
@@ -298,7 +285,7 @@ func TestStdinSaysWhatWasProduced(t *testing.T) {
 		!strings.Contains(stderr, "2 packets of standard input were produced before this error (2 in all)") {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
-	diffText(t, "ring", tcpdumpText(t, asPcap(t, ringRecords(t, ring))), tcpdumpText(t, intake("truncated.pcap")))
+	testpkt.DiffText(t, "ring", tcpdumpText(t, asPcap(t, ringRecords(t, ring))), tcpdumpText(t, intake("truncated.pcap")))
 
 	stderr, code = fminject(t, b, "--ring", ring, "--loop", "2", "-")
 	if code != 1 || !strings.Contains(stderr, "standard input is not a regular file and can be read only once") {
@@ -402,7 +389,7 @@ func TestMixedHintWorks(t *testing.T) {
 	if len(recs) != 2 {
 		t.Fatalf("%d packets, want the 2 Ethernet ones", len(recs))
 	}
-	diffText(t, "ring", tcpdumpText(t, asPcap(t, recs)), tcpdumpText(t, out))
+	testpkt.DiffText(t, "ring", tcpdumpText(t, asPcap(t, recs)), tcpdumpText(t, out))
 }
 
 // TestFCSNoted: a pcap whose link type field says frames end with an FCS
