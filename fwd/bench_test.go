@@ -18,23 +18,7 @@ func BenchmarkDatapath(b *testing.B) {
 		b.Run(mode.String(), func(b *testing.B) {
 			h := newHarnessRing(b, true, 64<<20)
 			h.setMode(b, 1, mode)
-			var stop atomic.Bool
-			done := make(chan struct{})
-			go func() { // the consumer
-				defer close(done)
-				for !stop.Load() {
-					n := 0
-					for ; ; n++ {
-						if _, err := h.cons.Next(); err != nil {
-							break
-						}
-					}
-					h.cons.Commit()
-					if n == 0 {
-						time.Sleep(20 * time.Microsecond) // as the writer's poll does
-					}
-				}
-			}()
+			stopConsumer := h.consume()
 			// A 64-byte frame (no FCS): Ethernet, IPv4, TCP, 10 bytes of data.
 			tmpl := build(eth(macA, macP0), ip(ipA, ipX, layers.IPProtocolTCP),
 				&layers.TCP{SrcPort: 40000, DstPort: 443, Seq: 7, Ack: 9, ACK: true, Window: 500}, gopacket.Payload("0123456789"))
@@ -60,9 +44,31 @@ func BenchmarkDatapath(b *testing.B) {
 				h.d.End()
 			}
 			b.StopTimer()
-			stop.Store(true)
-			<-done
+			stopConsumer()
 			b.ReportMetric(float64(h.d.c.captureDrops), "capture-drops")
 		})
 	}
+}
+
+// consume drains the harness's ring on another goroutine, as the writer
+// would, until the returned function is called.
+func (h *harness) consume() (stop func()) {
+	var halt atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for !halt.Load() {
+			n := 0
+			for ; ; n++ {
+				if _, err := h.cons.Next(); err != nil {
+					break
+				}
+			}
+			h.cons.Commit()
+			if n == 0 {
+				time.Sleep(20 * time.Microsecond) // as the writer's poll does
+			}
+		}
+	}()
+	return func() { halt.Store(true); <-done }
 }

@@ -6,7 +6,6 @@ import (
 	"math/rand"
 	"net"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -338,23 +337,7 @@ func BenchmarkSuperFrame(b *testing.B) {
 			h.d.SetMTU(0, 1500)
 			h.d.SetMTU(1, 1500)
 			h.setMode(b, 1, mode)
-			var stop atomic.Bool
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				for !stop.Load() {
-					n := 0
-					for ; ; n++ {
-						if _, err := h.cons.Next(); err != nil {
-							break
-						}
-					}
-					h.cons.Commit()
-					if n == 0 {
-						time.Sleep(20 * time.Microsecond)
-					}
-				}
-			}()
+			stopConsumer := h.consume()
 			payload := make([]byte, 65000)
 			rand.New(rand.NewSource(2)).Read(payload)
 			tmpl, m := superTCP(b, false, payload, 1448, 0)
@@ -371,8 +354,7 @@ func BenchmarkSuperFrame(b *testing.B) {
 				h.d.End()
 			}
 			b.StopTimer()
-			stop.Store(true)
-			<-done
+			stopConsumer()
 			b.ReportMetric(float64(h.d.c.captureDrops)/float64(b.N), "capture-drops/op")
 		})
 	}
