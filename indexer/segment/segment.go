@@ -94,8 +94,8 @@ import (
 	"strings"
 
 	"github.com/edsrzf/mmap-go"
-	"golang.org/x/sys/unix"
 
+	"github.com/fmcap/fmcap/internal/atomicfile"
 	"github.com/fmcap/fmcap/internal/fsmode"
 	"github.com/fmcap/fmcap/writer/chunk"
 )
@@ -841,35 +841,14 @@ func ParseName(name string) (first, last uint64, ok bool) {
 	return f, l, e1 == nil && e2 == nil && l >= f
 }
 
-// Write publishes the segment in dir: temporary file, fsync, rename, fsync
-// of the directory. It returns the file name.
+// Write publishes the segment in dir (internal/atomicfile: an exclusive,
+// unpredictably named temporary ".seg-….tmp-…", fsync, rename, fsync of the
+// directory, every error reported; a killed indexer's temporaries are
+// removed at its next start). It returns the file name.
 func (b *Builder) Write(dir string) (string, error) {
 	name := FileName(b.seg.First, b.seg.Last)
-	tmp := filepath.Join(dir, ".seg-"+strconv.FormatUint(b.seg.First, 10)+".tmp")
-	// A temporary left by a killed indexer is ours to replace; the new one
-	// is created exclusively, never through a planted link.
-	os.Remove(tmp)
-	f, err := fsmode.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW)
-	if err != nil {
-		return "", err
-	}
-	_, err = f.Write(b.Encode())
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, name))
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.Write(filepath.Join(dir, name), b.Encode(), atomicfile.Options{Mode: fsmode.File}); err != nil {
 		return "", fmt.Errorf("write segment %s: %w", name, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return name, nil
 }
