@@ -90,11 +90,8 @@ const (
 	txSkipped       = ^uint32(0)
 	txStallLogEvery = int64(10 * time.Second)
 
-	tpStatusKernel      = 0
-	tpStatusUser        = 1
 	tpStatusSendRequest = 1
 	tpStatusSending     = 2
-	tpStatusWrongFormat = 4
 )
 
 var le = binary.LittleEndian
@@ -181,6 +178,11 @@ func openAFPacket(dev string) (*afPort, error) {
 	for i := range p.rxMsgs {
 		p.rxIov[i].Base = &p.rxBuf[i*rxBufSize]
 		p.rxIov[i].SetLen(rxBufSize)
+		m := &p.rxMsgs[i]
+		m.hdr.Iov = &p.rxIov[i]
+		m.hdr.Iovlen = 1
+		m.hdr.Control = &p.rxCtl[i*rxCtlSize]
+		m.hdr.SetControllen(rxCtlSize)
 	}
 	if err = unix.Bind(p.rxFD, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: p.ifindex}); err != nil {
 		return fail("bind", err)
@@ -506,15 +508,6 @@ type mmsghdr struct {
 // waiting) and handles each frame. It returns how many it took.
 func (b *afBackend) rxBatch(i int) int {
 	p := b.ports[i]
-	for k := range p.rxMsgs {
-		m := &p.rxMsgs[k]
-		m.hdr.Iov = &p.rxIov[k]
-		m.hdr.Iovlen = 1
-		m.hdr.Control = &p.rxCtl[k*rxCtlSize]
-		m.hdr.SetControllen(rxCtlSize)
-		m.hdr.Flags = 0
-		m.len = 0
-	}
 	// MSG_TRUNC: a frame longer than its buffer reports its real length.
 	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(p.rxFD), uintptr(unsafe.Pointer(&p.rxMsgs[0])), rxBatch,
 		unix.MSG_DONTWAIT|unix.MSG_TRUNC, 0, 0)
@@ -529,6 +522,7 @@ func (b *afBackend) rxBatch(i int) int {
 		snap := min(got, rxBufSize)
 		var aux auxdata
 		ctlLen := int(m.hdr.Controllen)
+		m.hdr.SetControllen(rxCtlSize) // the kernel wrote what it used; the next call may use it all
 		if !parseControl(p.rxCtl[k*rxCtlSize:k*rxCtlSize+min(ctlLen, rxCtlSize)], &aux) {
 			aux.ts = time.Now().UnixNano() // no timestamp message: the kernel always sends one when asked
 		}
@@ -708,50 +702,3 @@ func (b *afBackend) close() {
 		p.close()
 	}
 }
-
-// completeL4 replaces a partial L4 checksum (TP_STATUS_CSUMNOTREADY,
-// VIRTIO_NET_HDR_F_NEEDS_CSUM: the sender's kernel left it for a NIC that
-// is not there) by the full one, so the incremental updates that follow
-// are right and the receiver gets a valid packet.
-func completeL4(f []byte) {
-	var p ippkt
-	switch etherType(f) {
-	case etherIPv4:
-		if parseIPv4(f, &p) != rOK {
-			return
-		}
-	case etherIPv6:
-		if parseIPv6(f, &p) != rOK {
-			return
-		}
-	default:
-		return
-	}
-	finishL4(f, &p)
-}
-
-// finishL4 computes the TCP or UDP checksum of the whole packet p from
-// scratch (not for fragments, whose checksum covers bytes not here).
-func finishL4(f []byte, p *ippkt) {
-	if p.frag || p.l4 == 0 {
-		return
-	}
-	var ck int
-	if p.v6 {
-		ck = l4CsumOff6(p.proto)
-	} else {
-		ck = l4CsumOff(p.proto)
-	}
-	if ck < 0 || p.l4+ck+2 > p.end {
-		return
-	}
-	f[p.l4+ck], f[p.l4+ck+1] = 0, 0
-	c := csumFinish(sumBytes(f[p.l4:p.end], pseudo(f, p, p.end-p.l4)))
-	if c == 0 && p.proto == protoUDP {
-		c = 0xffff
-	}
-	be.PutUint16(f[p.l4+ck:], c)
-}
-
-// pseudoSum is the unfolded sum of the IPv4 pseudo-header.
-func pseudoSum(f []byte, p *ippkt) uint32 { return pseudo(f, p, p.end-p.l4) }

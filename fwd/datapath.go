@@ -210,18 +210,6 @@ func (d *Datapath) Handle(in int, f []byte, wire int) int {
 // d.outMeta.
 func (d *Datapath) HandleMeta(in int, f []byte, wire int, m vnet) int {
 	d.outMeta, d.outGSO = vnet{}, false
-	if m.flags&vnetNeedsCsum != 0 && m.gsoType == gsoNone {
-		// One packet whose checksum the sender left to a NIC that is not
-		// there: finish it where the sender said (csum_start, csum_offset:
-		// an encapsulating sender points at the inner header), so the
-		// updates that follow are right and what is captured and sent is
-		// valid.
-		if !finishAt(f, int(m.csumStart), int(m.csumOffset)) {
-			d.c.ports[in].rxPkts++
-			d.c.ports[in].rxBytes += uint64(wire)
-			return d.drop(rBadGSO)
-		}
-	}
 	pc := &d.c.ports[in]
 	pc.rxPkts++
 	pc.rxBytes += uint64(wire)
@@ -246,6 +234,9 @@ func (d *Datapath) HandleMeta(in int, f []byte, wire int, m vnet) int {
 		return d.drop(r)
 	}
 	if rs := d.ourMAC(in, f); rs != rOK {
+		return d.drop(rs)
+	}
+	if rs := finishPartial(f, &p, &m); rs != rOK {
 		return d.drop(rs)
 	}
 	if p.proto == protoICMP && p.l4 != 0 && !p.frag && p.l4+8 <= p.end && f[p.l4] == icmpRedirect {
@@ -360,8 +351,8 @@ func (d *Datapath) finish(f []byte, r *crule, dir uint8, orig *[16]byte, p *ippk
 		if rs := g.clamp(d.ports[out].mtu); rs != rOK {
 			return d.drop(rs)
 		}
-		seedPartial(f, p, int(g.meta().csumOffset))
 		d.outMeta, d.outGSO = g.meta(), true
+		seedPartial(f, p, int(d.outMeta.csumOffset))
 	}
 	d.egress(f, out, r, dir, orig, p, g)
 	ctr.pkts[dir]++

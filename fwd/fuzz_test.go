@@ -181,3 +181,22 @@ func FuzzConfig(f *testing.F) {
 		buildTable(ports, rules)
 	})
 }
+
+// completeL4 gives a test frame a right TCP or UDP checksum, computed from
+// scratch (finishL4) after the test changed the packet.
+func completeL4(f []byte) {
+	var p ippkt
+	switch etherType(f) {
+	case etherIPv4:
+		if parseIPv4(f, &p) != rOK {
+			return
+		}
+	case etherIPv6:
+		if parseIPv6(f, &p) != rOK {
+			return
+		}
+	default:
+		return
+	}
+	finishL4(f, &p)
+}

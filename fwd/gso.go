@@ -261,30 +261,9 @@ func sumBytes(b []byte, s uint32) uint32 {
 	if acc < c {
 		acc++
 	}
-	var tail uint64
-	switch len(b) {
-	case 7:
-		tail |= uint64(b[6]) << 48
-		fallthrough
-	case 6:
-		tail |= uint64(b[5]) << 40
-		fallthrough
-	case 5:
-		tail |= uint64(b[4]) << 32
-		fallthrough
-	case 4:
-		tail |= uint64(b[3]) << 24
-		fallthrough
-	case 3:
-		tail |= uint64(b[2]) << 16
-		fallthrough
-	case 2:
-		tail |= uint64(b[1]) << 8
-		fallthrough
-	case 1:
-		tail |= uint64(b[0])
-	}
-	acc, c = bits.Add64(acc, tail, 0)
+	var last [8]byte // the 0 to 7 bytes left, zero-padded as RFC 1071 pads an odd one
+	copy(last[:], b)
+	acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(last[:]), 0)
 	acc += c
 	// Fold 64 → 16 bits in the host's (little-endian) order, then swap to
 	// network order before adding the caller's big-endian sum.
@@ -373,25 +352,28 @@ func sniffOffload(f []byte, min, in int) vnet {
 	return vnet{flags: vnetNeedsCsum, csumStart: uint16(p.l4), csumOffset: uint16(ck)}
 }
 
-// finishAt finishes a partial checksum as the kernel does
-// (skb_checksum_help): the sum of the bytes from start to the end of the
-// packet (the IP packet's end where the frame holds one: Ethernet padding
-// is not the sender's), whose checksum field holds the pseudo-header sum,
-// folded and complemented into start+offset. False when the place lies
-// outside the packet.
-func finishAt(f []byte, start, offset int) bool {
-	end := len(f)
-	var p ippkt
-	switch etherType(f) {
-	case etherIPv4:
-		if parseIPv4(f, &p) == rOK {
-			end = p.end
-		}
-	case etherIPv6:
-		if parseIPv6(f, &p) == rOK {
-			end = p.end
-		}
+// finishPartial finishes the checksum of one packet (p in f) that its
+// sender left to a NIC that is not there (metadata m: NEEDS_CSUM without
+// GSO), where the sender said (csum_start, csum_offset: an encapsulating
+// sender points at the inner header), so that the updates that follow are
+// right and what is captured and sent is valid. rBadGSO when the place
+// lies outside the packet.
+func finishPartial(f []byte, p *ippkt, m *vnet) reason {
+	if m.flags&vnetNeedsCsum == 0 || m.gsoType != gsoNone {
+		return rOK
 	}
+	if !finishAt(f, int(m.csumStart), int(m.csumOffset), p.end) {
+		return rBadGSO
+	}
+	return rOK
+}
+
+// finishAt finishes a partial checksum as the kernel does
+// (skb_checksum_help): the sum of the bytes from start to end (the IP
+// packet's end: Ethernet padding is not the sender's), whose checksum
+// field holds the pseudo-header sum, folded and complemented into
+// start+offset. False when the place lies outside the packet.
+func finishAt(f []byte, start, offset, end int) bool {
 	if start < etherHdrLen || offset < 0 || start+offset+2 > end {
 		return false
 	}
@@ -402,3 +384,29 @@ func finishAt(f []byte, start, offset int) bool {
 	binary.BigEndian.PutUint16(f[start+offset:], c)
 	return true
 }
+
+// finishL4 computes the TCP or UDP checksum of the whole packet p from
+// scratch (not for fragments, whose checksum covers bytes not here).
+func finishL4(f []byte, p *ippkt) {
+	if p.frag || p.l4 == 0 {
+		return
+	}
+	var ck int
+	if p.v6 {
+		ck = l4CsumOff6(p.proto)
+	} else {
+		ck = l4CsumOff(p.proto)
+	}
+	if ck < 0 || p.l4+ck+2 > p.end {
+		return
+	}
+	f[p.l4+ck], f[p.l4+ck+1] = 0, 0
+	c := csumFinish(sumBytes(f[p.l4:p.end], pseudo(f, p, p.end-p.l4)))
+	if c == 0 && p.proto == protoUDP {
+		c = 0xffff
+	}
+	be.PutUint16(f[p.l4+ck:], c)
+}
+
+// pseudoSum is the unfolded sum of the IPv4 pseudo-header.
+func pseudoSum(f []byte, p *ippkt) uint32 { return pseudo(f, p, p.end-p.l4) }

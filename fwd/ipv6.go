@@ -36,6 +36,9 @@ func (d *Datapath) handle6(in int, f []byte, m vnet) int {
 	if rs := d.ourMAC(in, f); rs != rOK {
 		return d.drop(rs)
 	}
+	if rs := finishPartial(f, &p, &m); rs != rOK {
+		return d.drop(rs)
+	}
 	dst, src := f[p.ip+24:p.ip+40], f[p.ip+8:p.ip+24]
 	t := d.cur
 	r, dir, ok := t.lookup6(uint8(in), dst, src)
