@@ -357,9 +357,11 @@ func sameFrames(t *testing.T, what string, got, want [][]byte, refLost, gotLost 
 	t.Logf("%s: %d frames byte-identical to tcpdump's (%d a few places apart; %d only captured, %d only in the reference, each loss counted)", what, len(matched), moved, len(gotOnly), len(wantOnly))
 }
 
-func fwdConfig(t *testing.T, tp *topo, ring, backend string, eal []string, devs [2]string) string {
-	sock := filepath.Join(t.TempDir(), "fwd.sock")
-	y := fmt.Sprintf(`# e2e test configuration
+// configHead is how every test configuration starts: the ring, and fwd's
+// backend, control socket (in a fresh directory) and EAL arguments; ports
+// and rules follow.
+func configHead(t *testing.T, ring, backend string, eal []string) string {
+	return fmt.Sprintf(`# e2e test configuration
 ring:
   path: %s
 fwd:
@@ -367,7 +369,20 @@ fwd:
   control: %s
   dpdk:
     eal: [%s]
-  ports:
+`, ring, backend, filepath.Join(t.TempDir(), "fwd.sock"), quoteAll(eal))
+}
+
+// writeConfig writes a test configuration to a fresh directory.
+func writeConfig(t *testing.T, y string) string {
+	p := filepath.Join(t.TempDir(), "fmcap.yaml")
+	if err := os.WriteFile(p, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func fwdConfig(t *testing.T, tp *topo, ring, backend string, eal []string, devs [2]string) string {
+	return writeConfig(t, configHead(t, ring, backend, eal)+fmt.Sprintf(`  ports:
     - name: p0
       device: %s
       addresses: [198.18.1.1/24, 198.18.1.3/24, 198.18.1.4/24, "2001:2:0:1::1/64"]
@@ -399,12 +414,7 @@ fwd:
       out_local: "2001:2:0:2::1"
       target: "2001:2:0:2::2"
       capture: both
-`, ring, backend, sock, quoteAll(eal), devs[0], devs[1])
-	p := filepath.Join(t.TempDir(), "fmcap.yaml")
-	if err := os.WriteFile(p, []byte(y), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+`, devs[0], devs[1]))
 }
 
 // freeAddr is a localhost address with a port nobody listens on now.

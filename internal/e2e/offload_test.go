@@ -50,23 +50,11 @@ func offloadConfig(t *testing.T, ring, backend string, eal []string, devs [2]str
 		x = append(x, fmt.Sprintf("198.18.1.%d/24", 10+i))
 		y = append(y, fmt.Sprintf("198.18.2.%d/24", 10+i))
 	}
-	cfg := fmt.Sprintf(`ring:
-  path: %s
-fwd:
-  backend: %s
-  control: %s
-  dpdk:
-    eal: [%s]
-  ports:
+	return writeConfig(t, configHead(t, ring, backend, eal)+fmt.Sprintf(`  ports:
     - {name: p0, device: %s, addresses: [%s]}
     - {name: p1, device: %s, addresses: [%s]}
   rules:
-%s`, ring, backend, filepath.Join(t.TempDir(), "fwd.sock"), quoteAll(eal), devs[0], strings.Join(x, ", "), devs[1], strings.Join(y, ", "), rules.String())
-	p := filepath.Join(t.TempDir(), "fmcap.yaml")
-	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+%s`, devs[0], strings.Join(x, ", "), devs[1], strings.Join(y, ", "), rules.String()))
 }
 
 func offloadSuite(t *testing.T, tp *topo, fwdBin, backend string, eal []string, devs [2]string) {
