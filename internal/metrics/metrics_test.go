@@ -58,7 +58,7 @@ func parseExposition(body string) (map[string]*family, []string, error) {
 			}
 			f := fams[name]
 			if f == nil {
-				if len(fams[cur].samplesOrNil()) == 0 && cur != "" && cur != name {
+				if cur != "" && len(fams[cur].samples) == 0 {
 					return nil, nil, fmt.Errorf("line %d: metric %s has HELP/TYPE and no sample", n, cur)
 				}
 				f = &family{}

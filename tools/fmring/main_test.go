@@ -174,7 +174,7 @@ func TestInfo(t *testing.T) {
 	pkt := make([]byte, 64)
 	write := func(n int) {
 		for i := 0; i < n; i++ {
-			if _, ok := p.Write(1, 64, 0, shmring.DirIngress, 1, pkt); !ok {
+			if _, written := p.Write(1, 64, 0, shmring.DirIngress, 1, pkt); !written {
 				t.Fatal("ring full")
 			}
 			p.Publish()
