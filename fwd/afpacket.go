@@ -1,4 +1,4 @@
-package main
+package fwd
 
 // The AF_PACKET backend (pure Go, the default build). Per port, two sockets
 // share nothing but the interface:

@@ -1,4 +1,4 @@
-package main
+package fwd
 
 // The configuration file is YAML (go.yaml.in/yaml/v3, chosen because its
 // node tree keeps line numbers and comments: errors can name the line, and

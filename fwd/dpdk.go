@@ -1,6 +1,6 @@
 //go:build dpdk
 
-package main
+package fwd
 
 // The DPDK backend: a small cgo shim of our own over DPDK 22.11 (Debian's
 // libdpdk-dev; github.com/yerden/go-dpdk is not available here). It is

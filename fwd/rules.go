@@ -1,4 +1,4 @@
-package main
+package fwd
 
 // The rule table's checks: each rule against the ports, and the rule set
 // as a whole (a 1-1 mapping: no two rules may match the same packet).

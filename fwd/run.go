@@ -1,4 +1,4 @@
-package main
+package fwd
 
 // Wiring: ring producer, backend ports, datapath, control socket, and the
 // poll loop on the calling (locked) goroutine until a signal.
@@ -6,8 +6,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/fmcap/fmcap/internal/metrics"
@@ -26,7 +28,26 @@ type backend interface {
 	close()
 }
 
-func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.Signal, benchGen int) error {
+// Options are what Run takes besides the checked configuration.
+type Options struct {
+	Log *slog.Logger
+	// Stop ends forwarding when a signal arrives on it (fwd's main
+	// relays SIGTERM and SIGINT); the signal is logged.
+	Stop <-chan os.Signal
+	// BenchGen > 0 injects that many packets and stops when all came
+	// back through (gen.go); the report line goes to BenchOut.
+	BenchGen int
+	BenchOut io.Writer
+}
+
+// Run forwards by the configuration's ports and rules (as LoadConfig
+// checked them) until opts.Stop delivers a signal.
+func Run(cfg *Config, ports []Port, rules []Rule, opts Options) error {
+	log, benchGen := opts.Log, opts.BenchGen
+	// The backends poll from this goroutine and DPDK pins its thread to a
+	// core, so it stays locked to it (not unlocked on return: a pinned
+	// thread should not go back to serve other goroutines).
+	runtime.LockOSThread()
 	// Before the ring and the backend: a second fwd on these devices must
 	// change nothing, not even the ring's producer (see portlock.go).
 	locks, err := lockPorts(cfg.Fwd.Backend, cfg.Fwd.DPDK.EAL, ports)
@@ -99,7 +120,7 @@ func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.
 		gen = g.setGen(benchFrame(rules[0], be.macs()[rules[0].In]), benchGen)
 	}
 	go func() {
-		s := <-sig
+		s := <-opts.Stop
 		log.Info("stopping", "signal", s)
 		be.halt()
 	}()
@@ -108,7 +129,7 @@ func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.
 	d.publish()
 	s := d.Stats()
 	if gen != nil {
-		fmt.Println(genReport(gen, benchGen, s))
+		fmt.Fprintln(opts.BenchOut, genReport(gen, benchGen, s))
 	}
 	log.Info("stopped", "uptime", time.Since(start).Round(time.Millisecond), "forwarded", s.Forwarded,
 		"captured", s.Captured, "capture_drops", s.CaptureDrops)

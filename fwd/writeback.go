@@ -1,4 +1,4 @@
-package main
+package fwd
 
 // Rule edits through the control socket (fmctl rules add, del, set-mode)
 // are written back into the configuration file before they take effect,

@@ -1,22 +1,18 @@
-// Command fwd is the Layer-3 bump in the wire: it owns its ports, answers
-// ARP and ping for its own addresses, forwards packets by a 1-1 rule table
-// (rewriting addresses, see rewrite.go) and puts a copy of what it forwards
-// into the capture ring. datapath.go explains the per-packet pipeline,
-// afpacket.go and dpdk.go the two backends, config.go the file,
-// writeback.go how fmctl's rule edits reach the file (hand edits made
-// meanwhile are kept; an edit that clashes with one is refused), and
-// portlock.go why a second fwd on a device refuses to start.
+// Command fwd is the Layer-3 bump in the wire: it forwards packets by a
+// 1-1 rule table and puts a copy of them into the capture ring. This is
+// only its command line; the forwarder is package fwd (../../fwd), whose
+// doc says where each part is.
 package main
 
 import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/fmcap/fmcap/fwd"
 	"github.com/fmcap/fmcap/internal/cliutil"
 	"github.com/fmcap/fmcap/internal/version"
 )
@@ -38,7 +34,7 @@ func main() {
 		}, nil),
 		Action: func(cc *cli.Context) error {
 			if f := cc.String("check-config"); f != "" {
-				_, ports, rules, err := LoadConfig(f)
+				_, ports, rules, err := fwd.LoadConfig(f)
 				if err != nil {
 					return err
 				}
@@ -52,7 +48,7 @@ func main() {
 			if err != nil {
 				return err
 			}
-			cfg, ports, rules, err := LoadConfig(cc.String("config"))
+			cfg, ports, rules, err := fwd.LoadConfig(cc.String("config"))
 			if err != nil {
 				return err
 			}
@@ -74,11 +70,9 @@ func main() {
 					return fmt.Errorf("--backend %q: use afpacket or dpdk", b)
 				}
 			}
-			// The backends poll from this goroutine; DPDK pins it.
-			runtime.LockOSThread()
 			sig := make(chan os.Signal, 1)
 			signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-			return run(cfg, ports, rules, log, sig, cc.Int("bench-gen"))
+			return fwd.Run(cfg, ports, rules, fwd.Options{Log: log, Stop: sig, BenchGen: cc.Int("bench-gen"), BenchOut: os.Stdout})
 		},
 	}
 	version.Setup(app)
