@@ -11,12 +11,10 @@ package fwd
 import (
 	"fmt"
 	"time"
-	"unsafe"
 )
 
 type genState struct {
 	frame       []byte
-	cframe      unsafe.Pointer
 	left        int
 	first, last time.Time
 }
