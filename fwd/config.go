@@ -4,11 +4,12 @@ package fwd
 // node tree keeps line numbers and comments: errors can name the line, and
 // rule edits made through the control socket are written back without
 // destroying the operator's comments or hand edits: writeback.go). Every
-// fmcap process reads its own section of the same file; fwd reads `ring`
-// and `fwd`, and checks of the others' sections (writer, indexer, slice)
-// only that they are mappings. Any other top-level key is refused with its
-// line, as every command refuses it (cliutil.Sections). Rule checks are
-// in rules.go.
+// fmcap process reads its own section of the same file through
+// internal/cliutil, which refuses what every command refuses (a top-level
+// key that is no process's section, a section that is not a mapping, a
+// second document) and decodes fwd's `ring` and `fwd` sections into
+// Config, naming the line of a key Config has no field for or of a value
+// its field cannot hold. Rule checks are in rules.go.
 //
 //	ring:
 //	  path: /dev/hugepages/fmcap     # created by fmring create (see systemd/)
@@ -40,20 +41,16 @@ package fwd
 //	                                 # as one record (keep)
 
 import (
-	"bytes"
 	"crypto/sha256"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
-	"regexp"
 	"strconv"
-	"strings"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/fmcap/fmcap/internal/cliutil"
 	"github.com/fmcap/fmcap/internal/ctl"
 )
 
@@ -97,7 +94,7 @@ type Config struct {
 	Slice   yaml.Node  `yaml:"slice"`
 
 	path string
-	root *yaml.Node // the document, for line numbers
+	file *cliutil.File // the document, for line numbers and write-back
 	// hash is the SHA-256 of the file as fwd last read or wrote it: a
 	// write-back that finds other bytes on disk knows the file was edited
 	// by hand meanwhile (see writeback.go).
@@ -168,20 +165,7 @@ type Rule struct {
 const defaultSnap = 65535
 
 // ConfigError is an error in the file, with the line it is on.
-type ConfigError struct {
-	File string
-	Line int
-	Msg  string
-}
-
-func (e *ConfigError) Error() string {
-	if e.Line > 0 {
-		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
-	}
-	return fmt.Sprintf("%s: %s", e.File, e.Msg)
-}
-
-var yamlLine = regexp.MustCompile(`line (\d+): (.*)`)
+type ConfigError = cliutil.Error
 
 // LoadConfig reads and checks the file.
 func LoadConfig(path string) (*Config, []Port, []Rule, error) {
@@ -193,27 +177,14 @@ func LoadConfig(path string) (*Config, []Port, []Rule, error) {
 }
 
 func parseConfig(path string, b []byte) (*Config, []Port, []Rule, error) {
-	c := &Config{path: path}
-	var root yaml.Node
-	if err := yaml.Unmarshal(b, &root); err != nil {
-		return nil, nil, nil, yamlErr(path, err)
+	f, err := cliutil.ParseFile(path, b)
+	if err != nil {
+		return nil, nil, nil, err
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, nil, nil, &ConfigError{File: path, Msg: "empty file: see fwd/config.go or systemd/fmcap.yaml for an example"}
-		}
-		return nil, nil, nil, yamlErr(path, err)
+	c := &Config{path: path, file: f, hash: sha256.Sum256(b)}
+	if err := f.Decode(c); err != nil {
+		return nil, nil, nil, err
 	}
-	// The write-back re-encodes the first document only: a second one
-	// would be lost silently, so it is refused here.
-	var more yaml.Node
-	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
-		return nil, nil, nil, &ConfigError{File: path, Line: more.Line, Msg: "a second YAML document (after ---): keep the whole configuration in one"}
-	}
-	c.root = &root
-	c.hash = sha256.Sum256(b)
 	ports, rules, err := c.check()
 	if err != nil {
 		return nil, nil, nil, err
@@ -221,84 +192,13 @@ func parseConfig(path string, b []byte) (*Config, []Port, []Rule, error) {
 	return c, ports, rules, nil
 }
 
-// yamlErr turns the library's "yaml: line N: msg" (one or many) into
-// ConfigErrors naming the file, with a hint for unknown keys.
-func yamlErr(path string, err error) error {
-	var te *yaml.TypeError
-	msgs := []string{err.Error()}
-	if errors.As(err, &te) {
-		msgs = te.Errors
-	}
-	var out []string
-	for _, m := range msgs {
-		m = strings.TrimPrefix(m, "yaml: ")
-		if sm := yamlLine.FindStringSubmatch(m); sm != nil {
-			line, _ := strconv.Atoi(sm[1])
-			msg := sm[2]
-			if strings.Contains(msg, "not found in type") {
-				msg = strings.Replace(msg, "field ", "unknown key ", 1)
-				msg = msg[:strings.Index(msg, " not found")] + ": remove it or check its spelling and indentation"
-			}
-			out = append(out, (&ConfigError{File: path, Line: line, Msg: msg}).Error())
-		} else {
-			out = append(out, (&ConfigError{File: path, Msg: m}).Error())
-		}
-	}
-	return errors.New(strings.Join(out, "\n"))
-}
-
-// lineOf finds the line of the value at a path of mapping keys and sequence
-// indexes in the document ("fwd", "rules", 2, "peer"); 0 when absent. The
-// deepest node found is used, so a missing key points at its parent.
-func (c *Config) lineOf(path ...any) int {
-	if c.root == nil || len(c.root.Content) == 0 {
-		return 0
-	}
-	n := c.root.Content[0]
-	line := n.Line
-	for _, p := range path {
-		var next *yaml.Node
-		switch k := p.(type) {
-		case string:
-			if n.Kind == yaml.MappingNode {
-				for i := 0; i+1 < len(n.Content); i += 2 {
-					if n.Content[i].Value == k {
-						next = n.Content[i+1]
-						line = n.Content[i].Line
-					}
-				}
-			}
-		case int:
-			if n.Kind == yaml.SequenceNode && k < len(n.Content) {
-				next = n.Content[k]
-				line = next.Line
-			}
-		}
-		if next == nil {
-			return line
-		}
-		n = next
-	}
-	return n.Line
-}
-
 func (c *Config) errAt(msg string, path ...any) error {
-	return &ConfigError{File: c.path, Line: c.lineOf(path...), Msg: msg}
+	return &ConfigError{File: c.path, Line: c.file.Line(path...), Msg: msg}
 }
 
 // check validates everything fwd needs and returns the checked ports and
 // rules, or the first error with its line.
 func (c *Config) check() ([]Port, []Rule, error) {
-	// The other processes' sections are theirs to check, but each is a
-	// mapping of settings: anything else is a mistake of indentation.
-	for _, sec := range []struct {
-		name string
-		n    *yaml.Node
-	}{{"writer", &c.Writer}, {"indexer", &c.Indexer}, {"slice", &c.Slice}} {
-		if k := sec.n.Kind; k != 0 && k != yaml.MappingNode && sec.n.Tag != "!!null" {
-			return nil, nil, c.errAt(sec.name+": expected a mapping of settings (key: value lines indented under it)", sec.name)
-		}
-	}
 	f := &c.Fwd
 	switch f.Backend {
 	case "", "afpacket", "dpdk":

@@ -17,6 +17,10 @@ import (
 	"github.com/fmcap/fmcap/internal/version"
 )
 
+// keys: the flags that stand for a key other than fwd.<flag> (cliutil.Env
+// names their variables after it, cliutil.Override sets it).
+var keys = map[string]string{"ring": "ring.path"}
+
 func main() {
 	app := &cli.App{
 		Name:  "fwd",
@@ -24,14 +28,14 @@ func main() {
 		Flags: cliutil.Env("fwd", []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "configuration file (YAML, see fwd/config.go)"},
 			&cli.StringFlag{Name: "check-config", Usage: "check this configuration file, explain any error, and exit"},
-			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"FMCAP_FWD_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			// Overrides of the file's settings (flag > environment > file).
-			&cli.StringFlag{Name: "ring", EnvVars: []string{"FMCAP_FWD_RING", "FMCAP_RING_PATH"}, Usage: "override ring.path"},
-			&cli.StringFlag{Name: "control", EnvVars: []string{"FMCAP_FWD_CONTROL"}, Usage: "override fwd.control"},
-			&cli.StringFlag{Name: "metrics", EnvVars: []string{"FMCAP_FWD_METRICS"}, Usage: "override fwd.metrics (\"\" for none)"},
-			&cli.StringFlag{Name: "backend", EnvVars: []string{"FMCAP_FWD_BACKEND"}, Usage: "override fwd.backend"},
+			&cli.StringFlag{Name: "ring", Usage: "override ring.path"},
+			&cli.StringFlag{Name: "control", Usage: "override fwd.control"},
+			&cli.StringFlag{Name: "metrics", Usage: "override fwd.metrics (\"\" for none)"},
+			&cli.StringFlag{Name: "backend", Usage: "override fwd.backend"},
 			&cli.IntFlag{Name: "bench-gen", Usage: "benchmark: inject this many packets into port 0 (DPDK net_ring loopback), exit when done (see gen.go)"},
-		}, nil),
+		}, keys),
 		Action: func(cc *cli.Context) error {
 			if f := cc.String("check-config"); f != "" {
 				_, ports, rules, err := fwd.LoadConfig(f)
@@ -52,23 +56,13 @@ func main() {
 			if err != nil {
 				return err
 			}
-			if cc.IsSet("ring") {
-				cfg.Ring.Path = cc.String("ring")
+			// The file was checked; what the flags and variables replace
+			// in it is checked here.
+			if b := cc.String("backend"); cc.IsSet("backend") && b != "afpacket" && b != "dpdk" {
+				return fmt.Errorf("--backend %q: use afpacket or dpdk", b)
 			}
-			if cc.IsSet("control") {
-				cfg.Fwd.Control = cc.String("control")
-			}
-			if cc.IsSet("metrics") {
-				m := cc.String("metrics")
-				cfg.Fwd.Metrics = &m
-			}
-			if cc.IsSet("backend") {
-				switch b := cc.String("backend"); b {
-				case "afpacket", "dpdk":
-					cfg.Fwd.Backend = b
-				default:
-					return fmt.Errorf("--backend %q: use afpacket or dpdk", b)
-				}
+			if err := cliutil.Override(cc, "fwd", keys, cfg); err != nil {
+				return err
 			}
 			sig := make(chan os.Signal, 1)
 			signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
