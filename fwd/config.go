@@ -9,7 +9,8 @@ package fwd
 // key that is no process's section, a section that is not a mapping, a
 // second document) and decodes fwd's `ring` and `fwd` sections into
 // Config, naming the line of a key Config has no field for or of a value
-// its field cannot hold. Rule checks are in rules.go.
+// its field cannot hold. This file is the schema; check.go checks the
+// settings and ports, rules.go the rules.
 //
 //	ring:
 //	  path: /dev/hugepages/fmcap     # created by fmring create (see systemd/)
@@ -43,10 +44,7 @@ package fwd
 import (
 	"crypto/sha256"
 	"fmt"
-	"net"
-	"net/netip"
 	"os"
-	"strconv"
 
 	"go.yaml.in/yaml/v3"
 
@@ -54,38 +52,9 @@ import (
 	"github.com/fmcap/fmcap/internal/ctl"
 )
 
-// Mode is a rule's capture mode.
-type Mode uint8
-
-const (
-	ModeNone Mode = iota
-	ModeIngress
-	ModeEgress
-	ModeInline
-	ModeBoth // ingress and egress
-)
-
-var modeNames = [...]string{"none", "ingress", "egress", "inline", "both"}
-
-func (m Mode) String() string {
-	if int(m) < len(modeNames) {
-		return modeNames[m]
-	}
-	return "mode(" + strconv.Itoa(int(m)) + ")"
-}
-
-// ParseMode reads a capture mode name.
-func ParseMode(s string) (Mode, error) {
-	for i, n := range modeNames {
-		if s == n {
-			return Mode(i), nil
-		}
-	}
-	return 0, fmt.Errorf("capture mode %q: use ingress, egress, inline, both or none", s)
-}
-
-// Config is the whole file. Sections of other processes are kept as nodes
-// so that fwd accepts a shared file without knowing their keys.
+// Config is the whole file. Sections of other processes are kept as
+// written (nodes): their keys are theirs to check. A test keeps the
+// sections here and cliutil.Sections equal.
 type Config struct {
 	Ring    RingConfig `yaml:"ring"`
 	Fwd     FwdConfig  `yaml:"fwd"`
@@ -141,29 +110,6 @@ type PortConfig struct {
 // RuleConfig is one rule as written in the file and on the control socket.
 type RuleConfig = ctl.Rule
 
-// Port is a checked port.
-type Port struct {
-	Name     string
-	Device   string
-	Prefixes []netip.Prefix
-	Gateway  netip.Addr // IPv4 next hop off the subnets; invalid when none
-	Gateway6 netip.Addr // the same for IPv6
-	Static   map[netip.Addr][6]byte
-}
-
-// Rule is a checked rule.
-type Rule struct {
-	ID               uint32
-	In, Out          int // port indexes
-	Local, Peer      netip.Addr
-	OutLocal, Target netip.Addr
-	Snap             uint32
-	Mode             Mode
-	IPOptions        bool // forward IPv4 options other than source routes
-}
-
-const defaultSnap = 65535
-
 // ConfigError is an error in the file, with the line it is on.
 type ConfigError = cliutil.Error
 
@@ -190,129 +136,4 @@ func parseConfig(path string, b []byte) (*Config, []Port, []Rule, error) {
 		return nil, nil, nil, err
 	}
 	return c, ports, rules, nil
-}
-
-func (c *Config) errAt(msg string, path ...any) error {
-	return &ConfigError{File: c.path, Line: c.file.Line(path...), Msg: msg}
-}
-
-// check validates everything fwd needs and returns the checked ports and
-// rules, or the first error with its line.
-func (c *Config) check() ([]Port, []Rule, error) {
-	f := &c.Fwd
-	switch f.Backend {
-	case "", "afpacket", "dpdk":
-	default:
-		return nil, nil, c.errAt(fmt.Sprintf("backend %q: use afpacket or dpdk", f.Backend), "fwd", "backend")
-	}
-	switch f.CaptureGSO {
-	case "", "segment", "keep":
-	default:
-		return nil, nil, c.errAt(fmt.Sprintf("capture_gso %q: use segment (a record per on-wire segment) or keep (a record per super-frame)", f.CaptureGSO), "fwd", "capture_gso")
-	}
-	if len(f.Ports) == 0 {
-		return nil, nil, c.errAt("no ports: fwd needs at least one entry under fwd.ports", "fwd")
-	}
-	if len(f.Ports) > 255 {
-		return nil, nil, c.errAt("more than 255 ports", "fwd", "ports")
-	}
-	ports := make([]Port, len(f.Ports))
-	byName := map[string]int{}
-	locals := map[netip.Addr]string{}
-	devices := map[string]string{}
-	for i, pc := range f.Ports {
-		at := func(k string) []any { return []any{"fwd", "ports", i, k} }
-		if pc.Name == "" {
-			return nil, nil, c.errAt("port without a name: add name: (rules refer to it)", "fwd", "ports", i)
-		}
-		if _, dup := byName[pc.Name]; dup {
-			return nil, nil, c.errAt(fmt.Sprintf("port %q defined twice", pc.Name), at("name")...)
-		}
-		if pc.Device == "" {
-			return nil, nil, c.errAt(fmt.Sprintf("port %q has no device: add device: (an interface, or a DPDK port name)", pc.Name), "fwd", "ports", i)
-		}
-		if other, dup := devices[pc.Device]; dup {
-			return nil, nil, c.errAt(fmt.Sprintf("port %q: device %s is port %q's already: a device is one port", pc.Name, pc.Device, other), at("device")...)
-		}
-		devices[pc.Device] = pc.Name
-		if len(pc.Addresses) == 0 {
-			return nil, nil, c.errAt(fmt.Sprintf("port %q has no addresses: add addresses: [ADDR/LEN]", pc.Name), "fwd", "ports", i)
-		}
-		p := Port{Name: pc.Name, Device: pc.Device}
-		for j, a := range pc.Addresses {
-			pf, err := netip.ParsePrefix(a)
-			if err != nil || pf.Addr().Is4In6() || pf.Addr().Zone() != "" {
-				return nil, nil, c.errAt(fmt.Sprintf("port %q address %q: write an address with its subnet length, e.g. 198.18.1.1/24 or 2001:2::1/64", pc.Name, a), "fwd", "ports", i, "addresses", j)
-			}
-			if other, dup := locals[pf.Addr()]; dup {
-				return nil, nil, c.errAt(fmt.Sprintf("address %s is already a local address of port %q", pf.Addr(), other), "fwd", "ports", i, "addresses", j)
-			}
-			locals[pf.Addr()] = pc.Name
-			p.Prefixes = append(p.Prefixes, pf)
-		}
-		for _, gw := range []struct {
-			key, val string
-			v6       bool
-			dst      *netip.Addr
-		}{{"gateway", pc.Gateway, false, &p.Gateway}, {"gateway6", pc.Gateway6, true, &p.Gateway6}} {
-			if gw.val == "" {
-				continue
-			}
-			g, err := netip.ParseAddr(gw.val)
-			if err != nil || g.Is6() != gw.v6 {
-				return nil, nil, c.errAt(fmt.Sprintf("port %q %s %q: not an IPv%s address", pc.Name, gw.key, gw.val, map[bool]string{false: "4", true: "6"}[gw.v6]), at(gw.key)...)
-			}
-			if !p.onLink(g) {
-				return nil, nil, c.errAt(fmt.Sprintf("port %q %s %s is not on any of the port's subnets", pc.Name, gw.key, g), at(gw.key)...)
-			}
-			*gw.dst = g
-		}
-		for ipS, macS := range pc.Neighbors {
-			a, err := netip.ParseAddr(ipS)
-			if err != nil || a.Zone() != "" {
-				return nil, nil, c.errAt(fmt.Sprintf("port %q neighbor %q: not an IP address", pc.Name, ipS), at("neighbors")...)
-			}
-			hw, err := net.ParseMAC(macS)
-			if err != nil || len(hw) != 6 {
-				return nil, nil, c.errAt(fmt.Sprintf("port %q neighbor %s: MAC %q: write it as 02:00:00:00:00:01", pc.Name, ipS, macS), at("neighbors")...)
-			}
-			if p.Static == nil {
-				p.Static = map[netip.Addr][6]byte{}
-			}
-			p.Static[a] = [6]byte(hw)
-		}
-		byName[pc.Name] = i
-		ports[i] = p
-	}
-	rules, i, field, err := checkRules(f.Rules, ports)
-	if err != nil {
-		return nil, nil, c.errAt(err.Error(), "fwd", "rules", i, field)
-	}
-	return ports, rules, nil
-}
-
-func (p *Port) onLink(a netip.Addr) bool {
-	for _, pf := range p.Prefixes {
-		if pf.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-// gateway is the port's next hop for off-subnet destinations of a family.
-func (p *Port) gateway(v6 bool) netip.Addr {
-	if v6 {
-		return p.Gateway6
-	}
-	return p.Gateway
-}
-
-func (p *Port) isLocal(a netip.Addr) bool {
-	for _, pf := range p.Prefixes {
-		if pf.Addr() == a {
-			return true
-		}
-	}
-	return false
 }
