@@ -55,32 +55,12 @@ func Run(cfg *Config, ports []Port, rules []Rule, opts Options) error {
 		return err
 	}
 	defer locks.close()
-	var prod *shmring.Producer
-	var ring *shmring.Ring
-	if cfg.Ring.Path != "" {
-		r, err := shmring.Open(cfg.Ring.Path)
-		if err != nil {
-			return fmt.Errorf("%w (create it first: fmring create --ring %s ...)", err, cfg.Ring.Path)
-		}
-		defer r.Close()
-		ring = r
-		if err := r.Prefault(); err != nil {
-			log.Warn("capture may page-fault at first", "err", err)
-		}
-		if prod, err = r.NewProducer(shmring.Live); err != nil {
-			return err
-		}
-		defer prod.Detach() // a restarting fwd continues the ring; it does not close it
-	} else {
-		log.Warn("no ring.path in the configuration: forwarding without capture")
+	ring, prod, closeRing, err := openRing(cfg.Ring.Path, log)
+	if err != nil {
+		return err
 	}
-	var be backend
-	switch cfg.Fwd.Backend {
-	case "", "afpacket":
-		be, err = newAFBackend(ports, log)
-	case "dpdk":
-		be, err = newDPDKBackend(cfg.Fwd.DPDK.EAL, ports)
-	}
+	defer closeRing()
+	be, err := newBackend(cfg, ports, log)
 	if err != nil {
 		return err
 	}
@@ -134,4 +114,33 @@ func Run(cfg *Config, ports []Port, rules []Rule, opts Options) error {
 	log.Info("stopped", "uptime", time.Since(start).Round(time.Millisecond), "forwarded", s.Forwarded,
 		"captured", s.Captured, "capture_drops", s.CaptureDrops)
 	return nil
+}
+
+// openRing maps the ring and becomes its producer; close detaches and
+// unmaps. Without a path there is no ring: forwarding without capture.
+func openRing(path string, log *slog.Logger) (ring *shmring.Ring, prod *shmring.Producer, close func(), err error) {
+	if path == "" {
+		log.Warn("no ring.path in the configuration: forwarding without capture")
+		return nil, nil, func() {}, nil
+	}
+	r, err := shmring.Open(path)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w (create it first: fmring create --ring %s ...)", err, path)
+	}
+	if err := r.Prefault(); err != nil {
+		log.Warn("capture may page-fault at first", "err", err)
+	}
+	if prod, err = r.NewProducer(shmring.Live); err != nil {
+		r.Close()
+		return nil, nil, nil, err
+	}
+	// A restarting fwd continues the ring; it does not close it.
+	return r, prod, func() { prod.Detach(); r.Close() }, nil
+}
+
+func newBackend(cfg *Config, ports []Port, log *slog.Logger) (backend, error) {
+	if cfg.Fwd.Backend == "dpdk" {
+		return newDPDKBackend(cfg.Fwd.DPDK.EAL, ports)
+	}
+	return newAFBackend(ports, log) // "" or "afpacket": Config.check allowed no other
 }
