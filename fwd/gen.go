@@ -1,4 +1,4 @@
-package main
+package fwd
 
 // fwd --bench-gen N: the no-kernel benchmark. With the DPDK backend and a
 // net_ring loopback as port 0 (and, say, net_null as port 1), fwd injects
@@ -11,12 +11,10 @@ package main
 import (
 	"fmt"
 	"time"
-	"unsafe"
 )
 
 type genState struct {
 	frame       []byte
-	cframe      unsafe.Pointer
 	left        int
 	first, last time.Time
 }
