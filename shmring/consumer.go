@@ -4,9 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"unsafe"
-
-	"github.com/fmcap/fmcap/internal/prefetch"
 )
 
 // Record is one packet as read from the ring. Data points into the shared
@@ -184,7 +181,7 @@ func (c *Consumer) Next() (Record, error) {
 		// waits for memory at every record, the next one's place being
 		// known only from this one's length.
 		if a := off + prefetchAhead; a+rl <= c.size {
-			prefetch.Lines(unsafe.Pointer(&c.data[a]), uintptr(rl))
+			prefetchBytes(c.data[a : a+rl])
 		}
 		c.pos = rec.End
 		c.seq = rec.Seq + 1
@@ -221,7 +218,19 @@ func (c *Consumer) fill() error {
 
 // lapped reports whether the producer may have written over [verified, pos).
 // Data at absolute position x is intact while reserve <= x + size.
-func (c *Consumer) lapped() bool { return c.reserveF.Load() > c.verified+c.size }
+//
+// The store before the load is what makes a "no" true of plain reads:
+// every read of the records since verified (this package's and the
+// caller's) is sequenced before it, and a producer that stores a reserve
+// this load does not see then loads delivered (Producer.fenceLossy), sees
+// this store, and so writes over those records only after they were read.
+// Without it nothing orders the plain reads before the load of reserve:
+// arm64 may satisfy them after it, and the Go memory model allows them to
+// see the overwrite. The proof is in MEMORY ORDERING (doc.go).
+func (c *Consumer) lapped() bool {
+	c.deliveredF.Store(c.delivered)              // pairs with the load in Producer.fenceLossy
+	return c.reserveF.Load() > c.verified+c.size // pairs with the store in Producer.Write
+}
 
 // bad handles a record that fails a check. For a lossy consumer whose data
 // was overwritten under it that is an overrun; otherwise it is corruption.
