@@ -66,6 +66,8 @@ func (r *Ring) NewProducer(mode ProducerMode) (*Producer, error) {
 		headF: u64(r.mem, offHead), reserveF: u64(r.mem, offReserve), nextSeqF: u64(r.mem, offNextSeq),
 		writtenF: u64(r.mem, offWritten), dropsF: u64(r.mem, offDrops), dropBF: u64(r.mem, offDropBytes),
 	}
+	// What the previous producer last published: the claim above observed
+	// its release (or it is dead, its stores all done).
 	p.head = p.headF.Load()
 	p.reserve = p.reserveF.Load()
 	if p.reserve < p.head {
@@ -90,7 +92,7 @@ func (r *Ring) NewProducer(mode ProducerMode) (*Producer, error) {
 	// writes after the lossy consumers' checks are made here instead.
 	p.fenceLossy()
 	p.refreshTail()
-	u32(r.mem, offClosed).Store(0)
+	u32(r.mem, offClosed).Store(0) // attached again; pairs with the load in Consumer.fill
 	return p, nil
 }
 
@@ -208,6 +210,8 @@ func (p *Producer) Abort() { p.abort.Store(1) }
 
 // Publish makes every record written so far visible to consumers.
 func (p *Producer) Publish() {
+	// Before head: whoever loads head, then these, sees them at least as
+	// new as that head (NewProducer, Info).
 	p.nextSeqF.Store(p.seq)
 	p.writtenF.Store(p.written)
 	p.dropsF.Store(p.drops)
@@ -225,7 +229,7 @@ func (p *Producer) NextSeq() uint64 { return p.seq }
 // releases the producer role.
 func (p *Producer) Close() {
 	p.Publish()
-	u32(p.r.mem, offClosed).Store(1)
+	u32(p.r.mem, offClosed).Store(1) // after the Publish; pairs with the load in Consumer.fill
 	p.r.producerOwner().release()
 }
 
