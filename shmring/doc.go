@@ -172,21 +172,23 @@
 //     reserve; the producer loads every lossy slot's delivered just after
 //     it stores reserve (fenceLossy), before it writes beyond the old value.
 //
-// Why that suffices, for records read from [verified, pos): let L be the
-// consumer's load of reserve, seeing no more than verified + DataSize, and S
-// the producer's first store of a reserve above verified + DataSize: the
-// producer writes over none of those records before S. All four operations are atomic, so they have one
-// total order consistent with each side's program order. L saw a value
-// older than S's, so L precedes S; the consumer's store D of delivered
-// precedes L, the producer's load F of delivered follows S: D precedes F,
-// so F observes D (or a later store of that consumer) and D is synchronized
-// before F. Then every read of those records (sequenced before D) happens
-// before every overwrite (sequenced after F): the reads saw the records as
-// published. If L sees more, the records may be torn: they are void and the
-// consumer resynchronises (ErrOverrun); no value read is trusted before a
-// check, and every one is bounds-checked, so a torn read is never a panic.
-// A producer taking over from one that died writes up to the reserve it
-// finds without storing it again, so NewProducer runs fenceLossy too.
+// Why that suffices, for records read from [verified, pos): let D be the
+// consumer's store of delivered and L its load of reserve just after,
+// seeing no more than verified + DataSize; S the producer's first store of
+// a reserve above that (it writes over none of those records before S) and
+// F its loads of delivered just after. All four are atomic, so they fall in
+// one total order consistent with each side's program order. L saw a value
+// older than S's, so L precedes S; D precedes L and F follows S, so D
+// precedes F: F observes D (or a later store of that consumer), and D is
+// synchronized before F. Every read of those records is sequenced before
+// D, every overwrite after F: the reads happen before the overwrites and
+// saw the records as published. If L sees more, the records may be torn:
+// they are void and the consumer resynchronises (ErrOverrun); no value
+// read is trusted before a check, and every one is bounds-checked, so a
+// torn read is never a panic. A producer taking over from one that died
+// writes up to the reserve it finds without storing it again: its load of
+// reserve, which follows S, stands in for S, so NewProducer runs fenceLossy
+// after it.
 //
 // The cost is one atomic store per check on the consumer (once per batch:
 // Verify, and fill when it finds new records) and one load per lossy slot
