@@ -24,8 +24,9 @@ cd "$(dirname "$0")/.."
 # and segment round trips). ./indexer/segment is not here: its tests import
 # gopacket/pcap, which needs cgo and so an arm64 libpcap this host does not
 # have; once the format moves to ./store/segment, without that import, it
-# joins, and ./writer/chunk becomes ./store/chunk.
-TEST_PKGS=(./shmring ./writer/chunk)
+# joins, and ./writer/chunk becomes ./store/chunk. ./internal/prefetch has
+# arm64 assembly of its own.
+TEST_PKGS=(./shmring ./writer/chunk ./internal/prefetch)
 [ $# -gt 0 ] && TEST_PKGS=("$@")
 
 GO=${GO:-go}
