@@ -37,10 +37,13 @@ build-dpdk: deps-dpdk build
 # -timeout: the end-to-end package runs for minutes on a loaded machine (a
 # debootstrap, 100 MB transfers through fwd on both backends); Go's default
 # of 10 minutes per package would fail it there.
+# Last, arm64: every pure-Go package built for it, and the ring's and the
+# store formats' tests run as arm64 binaries under qemu-user.
 test: deps-test
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 50m ./...
 	$(GO) test -count=1 -race -short ./shmring ./writer/...
+	GO=$(GO) scripts/arm64-test.sh
 
 test-short: deps-test
 	$(GO) test -count=1 -short ./...

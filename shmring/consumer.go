@@ -4,9 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"unsafe"
-
-	"github.com/fmcap/fmcap/internal/prefetch"
 )
 
 // Record is one packet as read from the ring. Data points into the shared
@@ -89,6 +86,9 @@ func (r *Ring) Attach(name string) (*Consumer, error) {
 	if err := c.own.claim("consumer "+name, r.path); err != nil {
 		return nil, err
 	}
+	// As the slot's last holder committed them: the claim above observed
+	// its release (or it is dead, its stores all done). Cursor first: it is
+	// stored last (CommitAt).
 	c.pos = c.cursorF.Load()
 	c.seq = c.curSeqF.Load()
 	c.head = c.pos
@@ -163,7 +163,7 @@ func (c *Consumer) Next() (Record, error) {
 			}
 			if rec.Seq > c.seq {
 				c.gap, c.gapLo, c.gapHi = true, c.seq, rec.Seq-1
-				c.missedF.Add(rec.Seq - c.seq)
+				c.missedF.Add(rec.Seq - c.seq) // these three for Info only: no pair
 				c.missLo.Store(c.gapLo)
 				c.missHi.Store(c.gapHi)
 				// The gap is reported: a later overrun before the next
@@ -184,7 +184,7 @@ func (c *Consumer) Next() (Record, error) {
 		// waits for memory at every record, the next one's place being
 		// known only from this one's length.
 		if a := off + prefetchAhead; a+rl <= c.size {
-			prefetch.Lines(unsafe.Pointer(&c.data[a]), uintptr(rl))
+			prefetchBytes(c.data[a : a+rl])
 		}
 		c.pos = rec.End
 		c.seq = rec.Seq + 1
@@ -197,10 +197,10 @@ func (c *Consumer) Next() (Record, error) {
 
 // fill loads the producer's head once per batch.
 func (c *Consumer) fill() error {
-	c.deliveredF.Store(c.delivered)
-	h := c.headF.Load() // load-acquire; pairs with the store in Producer.Publish
+	c.deliveredF.Store(c.delivered) // for Info
+	h := c.headF.Load()             // load-acquire; pairs with the store in Producer.Publish
 	if h == c.pos {
-		if c.closedF.Load() == 0 {
+		if c.closedF.Load() == 0 { // pairs with the store in Producer.Close
 			return ErrEmpty
 		}
 		// Closed is set after the last Publish: look at head once more.
@@ -221,7 +221,19 @@ func (c *Consumer) fill() error {
 
 // lapped reports whether the producer may have written over [verified, pos).
 // Data at absolute position x is intact while reserve <= x + size.
-func (c *Consumer) lapped() bool { return c.reserveF.Load() > c.verified+c.size }
+//
+// The store before the load is what makes a "no" true of plain reads:
+// every read of the records since verified (this package's and the
+// caller's) is sequenced before it, and a producer that stores a reserve
+// this load does not see then loads delivered (Producer.fenceLossy), sees
+// this store, and so writes over those records only after they were read.
+// Without it nothing orders the plain reads before the load of reserve:
+// arm64 may satisfy them after it, and the Go memory model allows them to
+// see the overwrite. The proof is in MEMORY ORDERING (doc.go).
+func (c *Consumer) lapped() bool {
+	c.deliveredF.Store(c.delivered)              // pairs with the load in Producer.fenceLossy
+	return c.reserveF.Load() > c.verified+c.size // pairs with the store in Producer.Write
+}
 
 // bad handles a record that fails a check. For a lossy consumer whose data
 // was overwritten under it that is an overrun; otherwise it is corruption.
@@ -235,9 +247,9 @@ func (c *Consumer) bad(what string) error {
 
 // overrun voids what was read since the last Verify and jumps to the head.
 func (c *Consumer) overrun() {
-	c.overrunsF.Add(1)
+	c.overrunsF.Add(1) // for Info
 	c.seq = c.verifiedSeq
-	c.head = c.headF.Load()
+	c.head = c.headF.Load() // pairs with the store in Producer.Publish
 	c.pos = c.head
 	c.verified = c.pos
 	c.jumped = true
@@ -281,8 +293,8 @@ func (c *Consumer) Commit() {
 // CommitAt stores the cursor at pos (a Record.End) with nextSeq the seq of
 // the record there. A writer calls it once the records before pos are stored.
 func (c *Consumer) CommitAt(pos, nextSeq uint64) {
-	c.curSeqF.Store(nextSeq)
-	c.cursorF.Store(pos) // store-release; pairs with the load in Producer.refreshTail
+	c.curSeqF.Store(nextSeq) // before cursor, which Attach loads first
+	c.cursorF.Store(pos)     // store-release; pairs with the load in Producer.refreshTail
 }
 
 // Close releases the slot for another process. It does not commit.

@@ -33,7 +33,8 @@
 //	  0   8  magic "FMCRING\x00"
 //	  8   4  version (1); another version is refused with ErrVersion
 //	 12   4  header size (4096)
-//	 16   8  data size, a power of two, >= 2*(40+max caplen)
+//	 16   8  data size, a power of two, >= 4*align8(40+max caplen): four
+//	         records of the largest size (Config.check, checkHeader)
 //	 24   4  max caplen: the largest record payload accepted
 //	 28   4  consumer count (1..16)
 //	 32   8  ring id: random, fixed at creation (the store remembers it)
@@ -48,6 +49,8 @@
 //	         now (>= head). Advanced before any byte beyond it is written, in
 //	         steps of DataSize/16; lossy consumers compare it to their read
 //	         position to know whether what they read can have been overwritten.
+//	         Stored in Producer.Write, loaded in Consumer.lapped: one half of
+//	         the pair argued in MEMORY ORDERING.
 //	 80   8  next seq: seq the next record will get (published with head)
 //	producer cold line, offset 128 (written by the producer, read by fmring info)
 //	128   8  drops: packets refused because a lossless consumer had not freed room
@@ -73,7 +76,10 @@
 //	 88   8  missed: records missed through overruns, in total
 //	 96   8  first seq of the last missed range
 //	104   8  last seq of the last missed range
-//	112   8  records delivered, in total
+//	112   8  records delivered, in total. Also the lossy consumer's half of
+//	         the overrun check's ordering: stored in Consumer.lapped just
+//	         before reserve is loaded, loaded by Producer.fenceLossy just after
+//	         reserve is stored (MEMORY ORDERING)
 //
 // OWNERS: a role (the producer, each consumer slot) is held by the process
 // its owner word names: its pid in the low 32 bits and the low 32 bits of
@@ -108,4 +114,83 @@
 //
 // Every value read from the shared file is bounds-checked before use; a
 // violated invariant is a *CorruptError, never a panic.
+//
+// # MEMORY ORDERING
+//
+// The rules are the Go memory model's: sync/atomic operations are
+// sequentially consistent and an atomic load that observes an atomic store
+// is synchronized after it; plain reads and writes are ordered only by
+// happens-before. The processes sharing the ring are taken to be bound by
+// the same rules as goroutines: true wherever sync/atomic is made of
+// instructions alone (not on 32-bit MIPS, nor on ARM before GOARM=7, where
+// 64-bit atomics may take a lock private to the process; atomic64_refuse.go
+// stops those builds). Every shared field, with who writes it, who reads it
+// and what orders it:
+//
+//	field              written by (how)                 read by (how)
+//	header line 0      Create (plain, before the        Open (plain); the rename
+//	                   rename)                          orders it before any open
+//	slot name, mode    Create (plain, idem)             Open, Attach, NewProducer
+//	data area          Producer.Write (plain)           Consumer.Next and the caller,
+//	                                                    through Record.Data (plain)
+//	head               Producer.Publish (store, last)   Consumer.fill, overrun,
+//	                                                    Attach, NewProducer, Info
+//	reserve            Producer.Write (store, before    Consumer.lapped, NewProducer
+//	                   writing beyond the old value)
+//	next seq, written, Producer.Publish (stores,        NewProducer, Info (loads;
+//	drops, drop bytes  before head)                     a monitoring view)
+//	closed             Producer.Close (store 1 after    Consumer.fill (load, then
+//	                   its Publish), NewProducer (0)    head again), Info
+//	cursor             Consumer.CommitAt (store, after  Producer.refreshTail (lossless
+//	                   cursor seq)                      slots), NewProducer, Attach,
+//	                                                    Info
+//	cursor seq         Consumer.CommitAt (store)        Attach (after cursor), Info
+//	delivered          Consumer.fill, Commit, lapped    Info; Producer.fenceLossy
+//	                   (stores)                         (lossy slots; value unused)
+//	overruns, missed,  Consumer.overrun, Next           Info (loads)
+//	last missed range  (atomic add, stores)
+//	owner words, pids  claim (CAS), release (stores)    claim, holder, Info; see OWNERS
+//
+// The pairs that carry records from the producer to a consumer and back:
+//
+//   - Publishing: the producer writes records (plain), then stores head. A
+//     consumer that loads that head is synchronized after the store, so
+//     every byte of the records before it happens before its reads.
+//   - Freeing, lossless: the consumer reads records, then stores its cursor
+//     (CommitAt; a caller committing from another goroutine must have its
+//     reads happen before the call). The producer loads the cursor before
+//     writing over what lies behind it, so the reads happen before the
+//     overwrite. The producer never overtakes a lossless cursor.
+//   - Validating, lossy: the producer does not wait for a lossy consumer; it
+//     stores reserve before it writes beyond the old value, and the consumer
+//     checks, after reading, that reserve has not passed verified + DataSize
+//     (lapped). Reserve alone proves nothing about plain reads: they may be
+//     satisfied after the load of reserve (arm64 does it; the Go memory
+//     model allows it), and see bytes of the next lap while reserve still
+//     reads old. So each side adds an atomic operation, a store-buffering
+//     pair with reserve: the consumer stores delivered just before it loads
+//     reserve; the producer loads every lossy slot's delivered just after
+//     it stores reserve (fenceLossy), before it writes beyond the old value.
+//
+// Why that suffices, for records read from [verified, pos): let D be the
+// consumer's store of delivered and L its load of reserve just after,
+// seeing no more than verified + DataSize; S the producer's first store of
+// a reserve above that (it writes over none of those records before S) and
+// F its loads of delivered just after. All four are atomic, so they fall in
+// one total order consistent with each side's program order. L saw a value
+// older than S's, so L precedes S; D precedes L and F follows S, so D
+// precedes F: F observes D (or a later store of that consumer), and D is
+// synchronized before F. Every read of those records is sequenced before
+// D, every overwrite after F: the reads happen before the overwrites and
+// saw the records as published. If L sees more, the records may be torn:
+// they are void and the consumer resynchronises (ErrOverrun); no value
+// read is trusted before a check, and every one is bounds-checked, so a
+// torn read is never a panic. A producer taking over from one that died
+// writes up to the reserve it finds without storing it again: its load of
+// reserve, which follows S, stands in for S, so NewProducer runs fenceLossy
+// after it.
+//
+// The cost is one atomic store per check on the consumer (once per batch:
+// Verify, and fill when it finds new records) and one load per lossy slot
+// on the producer each DataSize/16 bytes; nothing on the per-record path.
 package shmring

@@ -3,12 +3,15 @@ package shmring
 import (
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/fmcap/fmcap/internal/prefetch"
 )
 
-// This is the only file of the package that uses unsafe. Shared fields are
-// reached through these accessors so that every cross-process access is an
-// atomic one; plain bytes (names, record headers, packet data) go through
-// encoding/binary in the other files.
+// This is the only file of the package that uses unsafe (TestUnsafeInOneFile
+// holds it to that). Shared fields are reached through these accessors so
+// that every cross-process access to them is an atomic one; plain bytes
+// (names, record headers, packet data) go through encoding/binary in the
+// other files, ordered as MEMORY ORDERING in doc.go says.
 
 // Byte offsets of the header fields (see FORMAT in doc.go).
 const (
@@ -65,6 +68,12 @@ func u64(mem []byte, off int) *atomic.Uint64 {
 func u32(mem []byte, off int) *atomic.Uint32 {
 	_ = mem[off+3]
 	return (*atomic.Uint32)(unsafe.Pointer(&mem[off]))
+}
+
+// prefetchBytes starts loading b's cache lines (internal/prefetch takes an
+// address, hence here).
+func prefetchBytes(b []byte) {
+	prefetch.Lines(unsafe.Pointer(unsafe.SliceData(b)), uintptr(len(b)))
 }
 
 // Aliases so that the other files name the atomic views without importing

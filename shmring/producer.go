@@ -42,6 +42,8 @@ type Producer struct {
 	seq     uint64 // seq of the next record
 
 	lossless []*atomicU64 // cursors of the lossless slots
+	lossyDel []*atomicU64 // delivered words of the lossy slots: see fenceLossy
+	sink     uint64       // what fenceLossy loaded; kept so the loads are not dead code
 	headF    *atomicU64
 	reserveF *atomicU64
 	nextSeqF *atomicU64
@@ -64,6 +66,8 @@ func (r *Ring) NewProducer(mode ProducerMode) (*Producer, error) {
 		headF: u64(r.mem, offHead), reserveF: u64(r.mem, offReserve), nextSeqF: u64(r.mem, offNextSeq),
 		writtenF: u64(r.mem, offWritten), dropsF: u64(r.mem, offDrops), dropBF: u64(r.mem, offDropBytes),
 	}
+	// What the previous producer last published: the claim above observed
+	// its release (or it is dead, its stores all done).
 	p.head = p.headF.Load()
 	p.reserve = p.reserveF.Load()
 	if p.reserve < p.head {
@@ -79,10 +83,16 @@ func (r *Ring) NewProducer(mode ProducerMode) (*Producer, error) {
 				return nil, &CorruptError{Path: r.path, Pos: cur, What: fmt.Sprintf("consumer %q cursor beyond head %d", s.name(), p.head)}
 			}
 			p.lossless = append(p.lossless, c)
+		} else {
+			p.lossyDel = append(p.lossyDel, s.field(slotDeliv))
 		}
 	}
+	// This producer writes up to the reserve a predecessor announced
+	// (loaded above) without storing it again: the loads that order those
+	// writes after the lossy consumers' checks are made here instead.
+	p.fenceLossy()
 	p.refreshTail()
-	u32(r.mem, offClosed).Store(0)
+	u32(r.mem, offClosed).Store(0) // attached again; pairs with the load in Consumer.fill
 	return p, nil
 }
 
@@ -135,7 +145,8 @@ func (p *Producer) Write(ts int64, wireLen uint32, port uint16, dir Dir, rule ui
 			r = end
 		}
 		p.reserve = r
-		p.reserveF.Store(r)
+		p.reserveF.Store(r) // pairs with the load in Consumer.lapped
+		p.fenceLossy()
 	}
 	le := binary.LittleEndian
 	if pad != 0 {
@@ -160,6 +171,18 @@ func (p *Producer) Write(ts int64, wireLen uint32, port uint16, dir Dir, rule ui
 	p.seq++
 	p.written++
 	return seq, true
+}
+
+// fenceLossy loads each lossy slot's delivered word, which its consumer
+// stores just before it loads reserve (Consumer.lapped). It comes after
+// every store to reserve and before any byte under the new reserve is
+// written: the producer's half of the overrun check's ordering, argued in
+// MEMORY ORDERING (doc.go). The values do not matter, the loads do. Called
+// once per DataSize/16 bytes written, with one load per lossy slot.
+func (p *Producer) fenceLossy() {
+	for _, d := range p.lossyDel {
+		p.sink += d.Load() // pairs with the store in Consumer.lapped
+	}
 }
 
 // waitRoom is one step of waiting for a lossless consumer to free room: the
@@ -187,6 +210,8 @@ func (p *Producer) Abort() { p.abort.Store(1) }
 
 // Publish makes every record written so far visible to consumers.
 func (p *Producer) Publish() {
+	// Before head: whoever loads head, then these, sees them at least as
+	// new as that head (NewProducer, Info).
 	p.nextSeqF.Store(p.seq)
 	p.writtenF.Store(p.written)
 	p.dropsF.Store(p.drops)
@@ -204,7 +229,7 @@ func (p *Producer) NextSeq() uint64 { return p.seq }
 // releases the producer role.
 func (p *Producer) Close() {
 	p.Publish()
-	u32(p.r.mem, offClosed).Store(1)
+	u32(p.r.mem, offClosed).Store(1) // after the Publish; pairs with the load in Consumer.fill
 	p.r.producerOwner().release()
 }
 

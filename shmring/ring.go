@@ -177,7 +177,9 @@ func Create(path string, cfg Config) error {
 	}
 	total := int64(headerSize + cfg.DataSize)
 	var st unix.Statfs_t
-	if unix.Fstatfs(int(f.Fd()), &st) == nil && st.Type == hugetlbfs && st.Bsize > 0 {
+	// uint32: f_type is an int32 on 32-bit targets, where the magic would
+	// not fit, and an int64 elsewhere.
+	if unix.Fstatfs(int(f.Fd()), &st) == nil && uint32(st.Type) == hugetlbfs && st.Bsize > 0 {
 		// hugetlbfs maps whole huge pages only.
 		hp := int64(st.Bsize)
 		total = (total + hp - 1) / hp * hp

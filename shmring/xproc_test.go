@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -144,6 +145,13 @@ func slotIndex(r *Ring, name string) int {
 
 func startRole(t testing.TB, path, name string, maxLen int, check bool) (*exec.Cmd, *bytes.Buffer) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	// An arm64 test binary under qemu-user on another host
+	// (scripts/arm64-test.sh): the kernel cannot run the child itself
+	// without binfmt_misc, so the runner names the emulator, and the
+	// child runs, in another process, under it.
+	if w := strings.Fields(os.Getenv("FMCAP_TEST_EXEC_WRAPPER")); len(w) > 0 {
+		cmd = exec.Command(w[0], append(w[1:], os.Args[0], "-test.run=^$")...)
+	}
 	chk := "1"
 	if !check {
 		chk = "0"
@@ -172,6 +180,25 @@ func waitRole(t testing.TB, cmd *exec.Cmd, out *bytes.Buffer) roleResult {
 	return res
 }
 
+// waitAttached waits until every consumer slot of r is held. A child that
+// fails before attaching prints its error where waitRole reads it; here it
+// is seen as a slot still free after half a minute.
+func waitAttached(t testing.TB, r *Ring) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		all := true
+		for _, ci := range r.Info().Consumers {
+			all = all && ci.PID != 0
+		}
+		if all {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumers not attached after 30 s: %+v", r.Info().Consumers)
+		}
+	}
+}
+
 // TestCrossProcessStress: millions of checksummed records from a Live
 // producer in this process to a lossless and a lossy consumer in two other
 // processes. The lossless one must get every record written, in order,
@@ -187,6 +214,10 @@ func TestCrossProcessStress(t *testing.T) {
 	r, path := newRing(t, Config{DataSize: 1 << 20, MaxCaplen: 4096, Consumers: []ConsumerSpec{{"writer", Lossless}, {"indexer", Lossy}}})
 	wc, wout := startRole(t, path, "writer", maxLen, true)
 	ic, iout := startRole(t, path, "indexer", maxLen, true)
+	// Produce only once both have attached: a child slow to start (under
+	// qemu, on a loaded machine) otherwise finds the ring closed, and the
+	// lossy one, lapped before its first read, reads nothing at all.
+	waitAttached(t, r)
 	p, err := r.NewProducer(Live)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,7 @@
 #include "textflag.h"
 
 // func Lines(p unsafe.Pointer, n uintptr)
-// PREFETCHT0 every 64-byte line of p[0:n] (see prefetch_amd64.go).
+// PREFETCHT0 every 64-byte line of p[0:n] (see prefetch_asm.go).
 TEXT ·Lines(SB), NOSPLIT, $0-16
 	MOVQ p+0(FP), AX
 	MOVQ n+8(FP), CX

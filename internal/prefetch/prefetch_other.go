@@ -1,6 +1,6 @@
-//go:build !amd64
+//go:build !amd64 && !arm64
 
-// Package prefetch: see prefetch_amd64.go.
+// Package prefetch: see prefetch_asm.go.
 package prefetch
 
 import "unsafe"
