@@ -139,6 +139,9 @@ type PortConfig struct {
 	// links where nobody answers ARP (net_null benchmarks) or where the
 	// operator wants them pinned.
 	Neighbors map[string]string `yaml:"neighbors"`
+	// GWLB and Mirror give the port an appliance role (appliance_config.go).
+	GWLB   *GWLBConfig   `yaml:"gwlb"`
+	Mirror *MirrorConfig `yaml:"mirror"`
 }
 
 // RuleConfig is one rule as written in the file and on the control socket.
@@ -152,6 +155,9 @@ type Port struct {
 	Gateway  netip.Addr // IPv4 next hop off the subnets; invalid when none
 	Gateway6 netip.Addr // the same for IPv6
 	Static   map[netip.Addr][6]byte
+	// Appliance: the port is a GWLB appliance or a mirror target
+	// (appliance.go) instead of an end of rules; nil: rules.
+	Appliance *Appliance
 }
 
 // Rule is a checked rule.
@@ -381,8 +387,18 @@ func (c *Config) check() ([]Port, []Rule, error) {
 			}
 			p.Static[a] = [6]byte(hw)
 		}
+		if pc.GWLB != nil || pc.Mirror != nil {
+			a, key, err := checkAppliance(&pc)
+			if err != nil {
+				return nil, nil, c.errAt(err.Error(), at(key)...)
+			}
+			p.Appliance = a
+		}
 		byName[pc.Name] = i
 		ports[i] = p
+	}
+	if err := checkAppliancePorts(ports); err != nil {
+		return nil, nil, c.errAt(err.Error(), "fwd", "ports")
 	}
 	rules, i, field, err := checkRules(f.Rules, ports)
 	if err != nil {
