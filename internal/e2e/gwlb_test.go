@@ -58,8 +58,8 @@ func geneveProbe(local, appliance string) error {
 	ep, att, ck := opt(0x0108, 1, u64(0x1111)), opt(0x0108, 2, u64(0x2222)), opt(0x0108, 3, []byte{0, 0, 0x33, 0x33})
 	for _, d := range [][]byte{
 		datagram(ep, att, ck, opt(0x0101, 0x05, []byte{1, 2, 3, 4})), // unknown, not critical: echoed
-		datagram(ep, att),                                            // no flow cookie
-		datagram(ep, att, opt(0x0109, 3, []byte{0, 0, 0x33, 0x33})),  // cookie under another class
+		datagram(ep, att), // no flow cookie
+		datagram(ep, att, opt(0x0109, 3, []byte{0, 0, 0x33, 0x33})), // cookie under another class
 	} {
 		if _, err := c.WriteToUDP(d, to); err != nil {
 			return err
