@@ -208,6 +208,23 @@ func (g *gwlbTopo) health(url string) string {
 // client and server; see the file comment.
 func TestGWLBAppliance(t *testing.T) {
 	g := newGWLBTopo(t)
+	gwlbSuite(t, g, bin("fwd"), "afpacket", nil, "va")
+}
+
+// TestGWLBApplianceDPDK is the same with fwd's DPDK backend, its port a
+// net_af_packet vdev on the veth whose frames hold GWLB's jumbo frames.
+func TestGWLBApplianceDPDK(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces (CI runs as root)")
+	}
+	fwdDPDK := buildFwdDPDK(t)
+	g := newGWLBTopo(t)
+	eal := []string{"--no-huge", "-m", "256", "--no-pci", "-l", "1", "--file-prefix=" + g.A,
+		"--vdev=net_af_packet0,iface=va,framesz=65408,blocksz=2093056,framecnt=512"}
+	gwlbSuite(t, g, fwdDPDK, "dpdk", eal, "net_af_packet0")
+}
+
+func gwlbSuite(t *testing.T, g *gwlbTopo, fwdBin, backend string, eal []string, dev string) {
 	sim := filepath.Join(t.TempDir(), "gwlbsim")
 	if out, err := exec.Command("go", "build", "-o", sim, "github.com/fmcap/fmcap/bench/gwlbsim").CombinedOutput(); err != nil {
 		t.Fatalf("build gwlbsim: %v\n%s", err, out)
@@ -215,17 +232,17 @@ func TestGWLBAppliance(t *testing.T) {
 	ring := makeRing(t, "256MiB")
 	store := filepath.Join(t.TempDir(), "store")
 	cfg := filepath.Join(t.TempDir(), "fmcap.yaml")
-	os.WriteFile(cfg, []byte(configHead(t, ring, "afpacket", nil)+`  metrics: ""
+	os.WriteFile(cfg, []byte(configHead(t, ring, backend, eal)+`  metrics: ""
   ports:
     - name: g0
-      device: va
+      device: `+dev+`
       addresses: [198.18.1.2/24]
       gwlb:
         rule: 50
         health_check: {protocol: http, port: 80, path: /healthz}
 `), 0o600)
-	run(t, bin("fwd"), "--check-config", cfg)
-	fwd := (&topo{t: t}).start(g.A, nil, bin("fwd"), "--config", cfg)
+	run(t, fwdBin, "--check-config", cfg)
+	fwd := (&topo{t: t}).start(g.A, nil, fwdBin, "--config", cfg)
 	waitControl(t, cfg)
 	writer := exec.Command(bin("writer"), "--ring", ring, "--store", store, "--flush", "100ms", "--log-level", "warn", "--metrics", "")
 	writer.Stderr = os.Stderr
