@@ -51,6 +51,10 @@ import (
 	"github.com/fmcap/fmcap/shmring"
 )
 
+// gwlbMinMTU is the MTU a GWLB appliance's port needs: GWLB's 8500 and the
+// 68 bytes it wraps them in.
+const gwlbMinMTU = 8500 + gwlbOverhead
+
 // Role is what a port does.
 type Role uint8
 

@@ -139,6 +139,9 @@ type PortConfig struct {
 	// links where nobody answers ARP (net_null benchmarks) or where the
 	// operator wants them pinned.
 	Neighbors map[string]string `yaml:"neighbors"`
+	// MTU (DPDK ports only): the largest IP packet the port takes and sends;
+	// 0: the PMD's default (1500). An AF_PACKET port has its device's.
+	MTU int `yaml:"mtu"`
 	// GWLB and Mirror give the port an appliance role (appliance_config.go).
 	GWLB   *GWLBConfig   `yaml:"gwlb"`
 	Mirror *MirrorConfig `yaml:"mirror"`
@@ -155,6 +158,7 @@ type Port struct {
 	Gateway  netip.Addr // IPv4 next hop off the subnets; invalid when none
 	Gateway6 netip.Addr // the same for IPv6
 	Static   map[netip.Addr][6]byte
+	MTU      int // DPDK: configured MTU (0: the PMD's default)
 	// Appliance: the port is a GWLB appliance or a mirror target
 	// (appliance.go) instead of an end of rules; nil: rules.
 	Appliance *Appliance
@@ -344,7 +348,10 @@ func (c *Config) check() ([]Port, []Rule, error) {
 		if len(pc.Addresses) == 0 {
 			return nil, nil, c.errAt(fmt.Sprintf("port %q has no addresses: add addresses: [ADDR/LEN]", pc.Name), "fwd", "ports", i)
 		}
-		p := Port{Name: pc.Name, Device: pc.Device}
+		p := Port{Name: pc.Name, Device: pc.Device, MTU: pc.MTU}
+		if pc.MTU != 0 && (pc.MTU < 68 || pc.MTU > 65535-etherHdrLen) {
+			return nil, nil, c.errAt(fmt.Sprintf("port %q mtu %d: use 68..65521 (DPDK ports; an AF_PACKET port has its device's)", pc.Name, pc.MTU), at("mtu")...)
+		}
 		for j, a := range pc.Addresses {
 			pf, err := netip.ParsePrefix(a)
 			if err != nil || pf.Addr().Is4In6() || pf.Addr().Zone() != "" {

@@ -67,6 +67,10 @@ func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.
 	d := NewDatapath(ports, be.macs(), buildTable(ports, rules), prod, be)
 	for i, mtu := range be.mtus() {
 		d.SetMTU(i, mtu)
+		if a := ports[i].Appliance; a != nil && a.Role == RoleGWLB && mtu > 0 && mtu < gwlbMinMTU {
+			log.Warn("a GWLB appliance port needs an MTU of 8568 (GWLB's 8500 and its 68 bytes): larger packets will be lost on the way in",
+				"port", ports[i].Name, "mtu", mtu)
+		}
 	}
 	d.keepGSO = cfg.Fwd.CaptureGSO == "keep"
 	d.wd = sdnotify.NewWatchdog()

@@ -232,10 +232,14 @@ func gwlbSuite(t *testing.T, g *gwlbTopo, fwdBin, backend string, eal []string, 
 	ring := makeRing(t, "256MiB")
 	store := filepath.Join(t.TempDir(), "store")
 	cfg := filepath.Join(t.TempDir(), "fmcap.yaml")
+	mtu := "" // AF_PACKET: the veth's 9000
+	if backend == "dpdk" {
+		mtu = "\n      mtu: 9000"
+	}
 	os.WriteFile(cfg, []byte(configHead(t, ring, backend, eal)+`  metrics: ""
   ports:
     - name: g0
-      device: `+dev+`
+      device: `+dev+mtu+`
       addresses: [198.18.1.2/24]
       gwlb:
         rule: 50

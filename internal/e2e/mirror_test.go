@@ -102,7 +102,11 @@ func TestMirrorTarget(t *testing.T) {
 		sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
 	}
 	sh(t, "ip", "-n", M, "link", "add", "vm", "mtu", "9000", "type", "veth", "peer", "name", "vt", "mtu", "9000", "netns", T)
-	sh(t, "ip", "netns", "exec", T, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+	// No IPv6 on either side: the VXLAN devices would mirror their own
+	// router solicitations and MLD reports.
+	for _, ns := range []string{M, T} {
+		sh(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+	}
 	sh(t, "ip", "-n", M, "addr", "add", "198.18.3.1/24", "dev", "vm")
 	sh(t, "ip", "-n", M, "link", "set", "vm", "up")
 	sh(t, "ip", "-n", T, "link", "set", "vt", "up")
