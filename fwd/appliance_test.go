@@ -324,3 +324,17 @@ func BenchmarkGWLB(b *testing.B) {
 		})
 	}
 }
+
+// The benchmark's GENEVE frame is one the appliance takes and returns.
+func TestGWLBBenchFrame(t *testing.T) {
+	h := newApplianceHarness(t)
+	f := gwlbBenchFrame(h.d.ports[0].cfg, macApp)
+	var g geneveInfo
+	if r := parseGeneve(f, &g); r != tunOK {
+		t.Fatalf("parseGeneve: %v", r)
+	}
+	checkSums(t, f)
+	if out, _ := h.in(0, f); out != 0 {
+		t.Fatalf("bench frame not returned (%d): %v", out, h.d.Stats().Drops)
+	}
+}

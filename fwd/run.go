@@ -97,10 +97,14 @@ func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.
 	var gen *genState
 	if benchGen > 0 {
 		g, ok := be.(genner)
-		if !ok || len(rules) == 0 {
-			return fmt.Errorf("--bench-gen needs the dpdk backend (port 0 a net_ring loopback) and a rule")
+		switch {
+		case ok && ports[0].Appliance != nil && ports[0].Appliance.Role == RoleGWLB:
+			gen = g.setGen(gwlbBenchFrame(ports[0], be.macs()[0]), benchGen)
+		case ok && len(rules) > 0:
+			gen = g.setGen(benchFrame(rules[0], be.macs()[rules[0].In]), benchGen)
+		default:
+			return fmt.Errorf("--bench-gen needs the dpdk backend (port 0 a net_ring loopback) and a rule, or port 0 a gwlb port")
 		}
-		gen = g.setGen(benchFrame(rules[0], be.macs()[rules[0].In]), benchGen)
 	}
 	go func() {
 		s := <-sig
