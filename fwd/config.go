@@ -96,8 +96,9 @@ type Config struct {
 	Indexer yaml.Node  `yaml:"indexer"`
 	Slice   yaml.Node  `yaml:"slice"`
 
-	path string
-	root *yaml.Node // the document, for line numbers
+	path   string
+	routes []Route    // checked fwd.routes (route.go)
+	root   *yaml.Node // the document, for line numbers
 	// hash is the SHA-256 of the file as fwd last read or wrote it: a
 	// write-back that finds other bytes on disk knows the file was edited
 	// by hand meanwhile (see writeback.go).
@@ -120,9 +121,10 @@ type FwdConfig struct {
 	Metrics *string    `yaml:"metrics"` // Prometheus address; default 127.0.0.1:9561, "" for none
 	DPDK    DPDKConfig `yaml:"dpdk"`
 	// CaptureGSO: "segment" (default) or "keep" (gso.go).
-	CaptureGSO string       `yaml:"capture_gso"`
-	Ports      []PortConfig `yaml:"ports"`
-	Rules      []RuleConfig `yaml:"rules"`
+	CaptureGSO string        `yaml:"capture_gso"`
+	Ports      []PortConfig  `yaml:"ports"`
+	Rules      []RuleConfig  `yaml:"rules"`
+	Routes     []RouteConfig `yaml:"routes"` // route.go
 }
 
 type DPDKConfig struct {
@@ -410,6 +412,18 @@ func (c *Config) check() ([]Port, []Rule, error) {
 	rules, i, field, err := checkRules(f.Rules, ports)
 	if err != nil {
 		return nil, nil, c.errAt(err.Error(), "fwd", "rules", i, field)
+	}
+	taken := map[uint32]string{}
+	for _, r := range rules {
+		taken[r.ID] = fmt.Sprintf("rule %d", r.ID)
+	}
+	for _, p := range ports {
+		if p.Appliance != nil {
+			taken[p.Appliance.Rule] = fmt.Sprintf("%s port %q", p.Appliance.Role, p.Name)
+		}
+	}
+	if c.routes, i, field, err = checkRoutes(f.Routes, ports, taken); err != nil {
+		return nil, nil, c.errAt(err.Error(), "fwd", "routes", i, field)
 	}
 	return ports, rules, nil
 }

@@ -271,10 +271,13 @@ func (d *Datapath) HandleMeta(in int, f []byte, wire int, m vnet) int {
 	t := d.cur
 	r, dir, ok := t.lookup(uint8(in), dst, src)
 	outer := true
-	if !ok {
-		if !t.isLocal(uint8(in), dst) {
+	if !ok && !t.isLocal(uint8(in), dst) {
+		if r, ok = t.route(uint8(in), dst); !ok {
 			return d.drop(rNotLocal)
 		}
+		dir = dirForward
+	}
+	if !ok {
 		if p.proto != protoICMP || p.l4 == 0 || p.frag || p.l4+8 > p.end {
 			return d.drop(rNoRule)
 		}
@@ -315,7 +318,9 @@ func (d *Datapath) HandleMeta(in int, f []byte, wire int, m vnet) int {
 	if r.mode == ModeIngress || r.mode == ModeBoth {
 		d.capture(f, wire, in, shmring.DirIngress, r, g)
 	}
-	if rs := rewrite(f, &p, r, dir, outer); rs != rOK {
+	if r.route {
+		decTTL(f, &p)
+	} else if rs := rewrite(f, &p, r, dir, outer); rs != rOK {
 		return d.drop(rs)
 	}
 	var orig [16]byte

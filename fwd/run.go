@@ -64,7 +64,7 @@ func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.
 		return err
 	}
 	defer be.close()
-	d := NewDatapath(ports, be.macs(), buildTable(ports, rules), prod, be)
+	d := NewDatapath(ports, be.macs(), buildTable(ports, rules).withRoutes(cfg.routes), prod, be)
 	for i, mtu := range be.mtus() {
 		d.SetMTU(i, mtu)
 		if a := ports[i].Appliance; a != nil && a.Role == RoleGWLB && mtu > 0 && mtu < gwlbMinMTU {
