@@ -147,7 +147,7 @@ func (d *Datapath) appliance(in int, f []byte, m vnet) int {
 	switch {
 	case !l4ok:
 	case a.Role == RoleGWLB && p.proto == protoUDP && be.Uint16(f[p.l4+2:]) == geneveUDPPort:
-		return d.gwlb(in, f, a)
+		return d.gwlb(in, f, &p, a)
 	case a.Role == RoleMirror && p.proto == protoUDP && be.Uint16(f[p.l4+2:]) == vxlanUDPPort:
 		return d.mirror(in, f, a)
 	case a.Role == RoleGWLB && p.proto == protoTCP && be.Uint16(f[p.l4+2:]) == a.Health.Port && !p.v6:
@@ -169,9 +169,9 @@ func (d *Datapath) isUDPTo(f []byte, port uint16) bool {
 }
 
 // gwlb captures the inner packet of a GENEVE frame and returns the frame.
-func (d *Datapath) gwlb(in int, f []byte, a *Appliance) int {
+func (d *Datapath) gwlb(in int, f []byte, p *ippkt, a *Appliance) int {
 	var g geneveInfo
-	if res := parseGeneve(f, &g); res != tunOK {
+	if res := parseGeneveIP(f, p, &g); res != tunOK {
 		d.c.tunnel[res]++
 		return -1
 	}

@@ -604,7 +604,11 @@ func (b *dpdkBackend) run() {
 		for i := range b.ports {
 			for j := 0; j < int(b.counts[i]); j++ {
 				f := unsafe.Slice((*byte)(b.data[k]), int(b.lens[k]))
-				out := d.HandleMeta(i, f, int(b.wire[k]), sniffOffload(f, minMTU, d.ports[i].mtu))
+				var m vnet
+				if d.ports[i].cfg.Appliance == nil { // tunnel ports take no super-frames
+					m = sniffOffload(f, minMTU, d.ports[i].mtu)
+				}
+				out := d.HandleMeta(i, f, int(b.wire[k]), m)
 				nt = b.queue(nt, k, out, f)
 				k++
 			}
