@@ -338,3 +338,35 @@ func TestGWLBBenchFrame(t *testing.T) {
 		t.Fatalf("bench frame not returned (%d): %v", out, h.d.Stats().Drops)
 	}
 }
+
+// FuzzAppliance feeds arbitrary frames to a GWLB port and a mirror port
+// (GENEVE, VXLAN, health-check segments, anything): nothing panics, a frame
+// sent back is the received one returned (its length unchanged), and a
+// health-check answer is a well-formed IPv4 TCP segment with right sums.
+func FuzzAppliance(f *testing.F) {
+	for _, c := range geneveCases() {
+		f.Add(c.frame, uint8(0))
+	}
+	for _, c := range vxlanCases() {
+		f.Add(c.frame, uint8(1))
+	}
+	f.Add(healthSeg("S", 1, 0, ""), uint8(0))
+	f.Add(healthSeg("AP", 2, 3, "GET /healthz HTTP/1.1\r\n\r\n"), uint8(0))
+	f.Add(healthSeg("AP", 2, 3, "GET\r\n\r\n"), uint8(0))
+	f.Fuzz(func(t *testing.T, frame []byte, port uint8) {
+		h := newApplianceHarness(t)
+		in := int(port % 2)
+		b := append([]byte(nil), frame...)
+		out := h.d.Handle(in, b, len(b))
+		h.d.End()
+		if out != -1 && out != in {
+			t.Fatalf("sent on port %d, came in on %d", out, in)
+		}
+		for _, s := range h.tx.sent {
+			if errs := sumErrors(s.frame); len(errs) > 0 && etherType(s.frame) == etherIPv4 && s.frame[14+9] == protoTCP {
+				t.Fatalf("health answer with bad sums: %v", errs)
+			}
+		}
+		h.drain(t)
+	})
+}
