@@ -2,7 +2,7 @@
 # first (scripts/deps.sh: apt-get as root, a clear message otherwise).
 GO      ?= go
 BIN     := bin
-CMDS    := ./fwd ./writer ./indexer ./tools/fmring ./tools/fminject ./tools/fmslice ./tools/fmctl
+CMDS    := ./cmd/fwd ./writer ./indexer ./tools/fmring ./tools/fminject ./tools/fmslice ./tools/fmctl
 FUZZTIME ?= 20s
 # Executions spent minimizing each input that finds new coverage (Go's
 # default is 60 s each: on whole-chunk inputs the fuzzer then spent its time
@@ -29,7 +29,7 @@ build: deps-build
 
 # fwd with the DPDK backend (cgo over Debian's libdpdk-dev 22.11).
 build-dpdk: deps-dpdk build
-	$(GOBUILD) -tags dpdk -o $(BIN)/fwd-dpdk ./fwd
+	$(GOBUILD) -tags dpdk -o $(BIN)/fwd-dpdk ./cmd/fwd
 
 # The full suite: unit, fuzz seeds, cross-process, crash and end-to-end tests
 # (the ones that need root or missing tools skip and say why), then the ring

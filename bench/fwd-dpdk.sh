@@ -9,7 +9,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 N=${N:-20000000}; RUNS=${RUNS:-3}
-go build -tags dpdk -o "$B/fwd-dpdk" ./fwd
+go build -tags dpdk -o "$B/fwd-dpdk" ./cmd/fwd
 go build -o "$B/fwdverify" ./bench/fwdverify
 rd=$(ringdir 4200)
 ring=$rd/fmcap-fwdbench

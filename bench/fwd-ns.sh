@@ -31,8 +31,8 @@ CAPTURE=${CAPTURE:-inline}
 OFFLOADS=${OFFLOADS:-on}
 FWDGRO=${FWDGRO:-off}
 BACKENDS=${BACKENDS:-afpacket dpdk}
-go build -o "$B/" ./fwd ./writer ./tools/fmring ./tools/fmctl
-go build -tags dpdk -o "$B/fwd-dpdk" ./fwd
+go build -o "$B/" ./cmd/fwd ./writer ./tools/fmring ./tools/fmctl
+go build -tags dpdk -o "$B/fwd-dpdk" ./cmd/fwd
 P=fmb$$
 A=${P}A F=${P}F Bn=${P}B
 cleanup() {

@@ -1,4 +1,4 @@
-package main
+package fwd
 
 // The AF_PACKET backend (pure Go, the default build). Per port, two sockets
 // share nothing but the interface:
@@ -65,7 +65,6 @@ import (
 	"net"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -131,9 +130,6 @@ type afPort struct {
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
-// status words are shared with the kernel: read and written atomically.
-func statusAt(b []byte, off int) *uint32 { return (*uint32)(unsafe.Pointer(&b[off])) }
 
 // openAFPacket opens the two sockets and rings of one interface.
 func openAFPacket(dev string) (*afPort, error) {
@@ -509,13 +505,12 @@ type mmsghdr struct {
 func (b *afBackend) rxBatch(i int) int {
 	p := b.ports[i]
 	// MSG_TRUNC: a frame longer than its buffer reports its real length.
-	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(p.rxFD), uintptr(unsafe.Pointer(&p.rxMsgs[0])), rxBatch,
-		unix.MSG_DONTWAIT|unix.MSG_TRUNC, 0, 0)
-	if e != 0 || int(n) <= 0 {
+	n, e := recvmmsg(p.rxFD, p.rxMsgs, unix.MSG_DONTWAIT|unix.MSG_TRUNC)
+	if e != 0 || n <= 0 {
 		return 0
 	}
 	d := b.d
-	for k := 0; k < int(n); k++ {
+	for k := 0; k < n; k++ {
 		m := &p.rxMsgs[k]
 		buf := p.rxBuf[k*rxBufSize : (k+1)*rxBufSize]
 		got := int(m.len) // the whole frame's length (MSG_TRUNC), header included
@@ -551,7 +546,7 @@ func (b *afBackend) rxBatch(i int) int {
 			}
 		}
 	}
-	return int(n)
+	return n
 }
 
 // auxdata is what fwd takes from a received frame's control messages.

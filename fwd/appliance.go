@@ -1,4 +1,4 @@
-package main
+package fwd
 
 // Appliance roles: a port can be, instead of one end of 1-1 rules, a
 // Gateway Load Balancer appliance (GENEVE in, the same packet back) or a

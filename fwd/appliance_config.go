@@ -1,4 +1,4 @@
-package main
+package fwd
 
 // The appliance roles in the configuration file: a port takes one of
 //

@@ -1,4 +1,4 @@
-package main
+package fwd
 
 import (
 	"io"
@@ -42,7 +42,7 @@ fwd:
 		line           int
 		want           string
 	}{
-		{"unknown key", "      device: eth1", "      device: eth1\n      mtu: 9000", 7, "unknown key mtu: remove it"},
+		{"unknown key", "      device: eth1", "      device: eth1\n      speed: 10G", 7, "unknown key speed: remove it"},
 		{"misspelt section", "fwd:", "fwdd:\n  x: 1\nfwd:", 3, "unknown key fwdd"},
 		{"bad address", "addresses: [198.18.1.1/24]", "addresses: [198.18.1.300/24]", 7, "198.18.1.300/24"},
 		{"address without length", "addresses: [198.18.1.1/24]", "addresses: [198.18.1.1]", 7, "with its subnet length"},
@@ -64,6 +64,16 @@ fwd:
 		{"peer broadcast address", "peer: 198.18.1.2", "peer: 198.18.1.255", 15, "peer 198.18.1.255 is the broadcast address of port \"p0\"'s subnet 198.18.1.0/24"},
 		{"target broadcast address", "target: 198.18.2.2", "target: 198.18.2.255", 18, "target 198.18.2.255 is the broadcast address of port \"p1\"'s subnet 198.18.2.0/24"},
 		{"target network address", "target: 198.18.2.2", "target: 198.18.2.0", 18, "target 198.18.2.0 is the network address"},
+		{"bad backend", "fwd:\n  ports:", "fwd:\n  backend: xdp\n  ports:", 4, "backend \"xdp\": use afpacket or dpdk"},
+		{"bad capture_gso", "fwd:\n  ports:", "fwd:\n  capture_gso: all\n  ports:", 4, "capture_gso \"all\": use segment"},
+		{"gateway of the other family", "      device: eth1", "      device: eth1\n      gateway: \"2001:2::1\"", 7, "port \"p0\" gateway \"2001:2::1\": not an IPv4 address"},
+		{"gateway off the subnets", "      device: eth1", "      device: eth1\n      gateway: 198.18.9.1", 7, "gateway 198.18.9.1 is not on any of the port's subnets"},
+		{"neighbor's MAC", "      device: eth1", "      device: eth1\n      neighbors: {198.18.1.2: zz}", 7, "neighbor 198.18.1.2: MAC \"zz\""},
+		{"neighbor not an address", "      device: eth1", "      device: eth1\n      neighbors: {host: \"02:00:00:00:00:01\"}", 7, "neighbor \"host\": not an IP address"},
+		{"port name twice", "    - name: p1", "    - name: p0", 8, "port \"p0\" defined twice"},
+		{"local address twice", "addresses: [198.18.2.1/24]", "addresses: [198.18.1.1/24]", 10, "address 198.18.1.1 is already a local address of port \"p0\""},
+		{"not a number", "    - id: 1", "    - id: one", 12, "id \"one\": expected a whole number"},
+		{"key twice", "      peer: 198.18.1.2", "      peer: 198.18.1.2\n      peer: 198.18.1.3", 16, "peer given twice (first at line 15)"},
 		{"peer is target on one port", "      out: p1\n      out_local: 198.18.2.1\n      target: 198.18.2.2", "      out: p0\n      out_local: 198.18.1.1\n      target: 198.18.1.2", 18, "peer and target are both 198.18.1.2 on port \"p0\""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

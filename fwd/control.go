@@ -1,4 +1,4 @@
-package main
+package fwd
 
 // The control socket: run-time edits of the rule table and statistics.
 // Each edit is checked as a whole rule set, written to the configuration

@@ -1,4 +1,4 @@
-package main
+package fwd
 
 // The datapath is what happens to one received frame, independent of the
 // backend that received it (afpacket.go, dpdk.go). It runs on one goroutine,

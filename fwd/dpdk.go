@@ -1,6 +1,6 @@
 //go:build dpdk
 
-package main
+package fwd
 
 // The DPDK backend: a small cgo shim of our own over DPDK 22.11 (Debian's
 // libdpdk-dev; github.com/yerden/go-dpdk is not available here). It is
@@ -329,6 +329,10 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+	// unsafe here, not in unsafe.go: it is the cgo boundary itself (C
+	// arrays viewed as Go slices, mbuf data as frames, pointers handed to
+	// the shim), written in C's types that only this file, behind the
+	// dpdk tag, can name.
 	"unsafe"
 )
 
@@ -370,7 +374,8 @@ type dpdkBackend struct {
 	refused      []C.uint16_t
 	refusedBytes []C.uint32_t
 	cmem         []unsafe.Pointer
-	gen          *genState // benchmark generator (gen.go)
+	gen          *genState      // benchmark generator (gen.go)
+	genFrame     unsafe.Pointer // its frame, in C memory for fm_gen
 }
 
 // calloc'd C arrays, viewed as Go slices.
@@ -489,8 +494,9 @@ func (b *dpdkBackend) setup(i int, id C.uint16_t, mtu int, mac *[6]C.uint8_t, np
 // setGen makes run inject n copies of frame into port 0 and return once
 // they are all handled (fwd --bench-gen).
 func (b *dpdkBackend) setGen(frame []byte, n int) *genState {
-	g := &genState{frame: frame, left: n, cframe: C.CBytes(frame)}
-	b.cmem = append(b.cmem, g.cframe)
+	g := &genState{frame: frame, left: n}
+	b.genFrame = C.CBytes(frame)
+	b.cmem = append(b.cmem, b.genFrame)
 	b.gen = g
 	return g
 }
@@ -595,7 +601,7 @@ func (b *dpdkBackend) run() {
 	for !b.stop.Load() {
 		d.Begin(time.Now().UnixNano())
 		if g := b.gen; g != nil && g.left > 0 {
-			k := C.fm_gen(b.ports[0], b.mp, g.cframe, C.uint16_t(len(g.frame)), C.int(min(g.left, fmBurst)))
+			k := C.fm_gen(b.ports[0], b.mp, b.genFrame, C.uint16_t(len(g.frame)), C.int(min(g.left, fmBurst)))
 			g.left -= int(k)
 		}
 		n := int(C.fm_rx(np, &b.ports[0], &b.mbufs[0], &b.data[0], &b.lens[0], &b.wire[0], &b.counts[0],

@@ -1,4 +1,4 @@
-package main
+package fwd
 
 // sniffOffload (gso.go) is what the DPDK backend has in place of the
 // kernel's offload metadata; these tests need no DPDK.

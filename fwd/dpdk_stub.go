@@ -1,6 +1,6 @@
 //go:build !dpdk
 
-package main
+package fwd
 
 import "errors"
 

@@ -1,4 +1,4 @@
-package main
+package fwd
 
 // fwd --bench-gen N: the no-kernel benchmark. With the DPDK backend and a
 // net_ring loopback as port 0 (and, say, net_null as port 1), fwd injects
@@ -12,12 +12,10 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
-	"unsafe"
 )
 
 type genState struct {
 	frame       []byte
-	cframe      unsafe.Pointer
 	left        int
 	first, last time.Time
 }

@@ -1,4 +1,4 @@
-package main
+package fwd
 
 // Offloads. A Linux host (and every cloud NIC driver) hands its NIC TCP
 // super-frames of up to 64 KiB with a partial checksum, trusting the NIC to

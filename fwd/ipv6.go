@@ -1,4 +1,4 @@
-package main
+package fwd
 
 // The IPv6 path: the same steps as IPv4 (datapath.go) with NDP in place of
 // ARP. Neighbor solicitations for our addresses are answered, neighbor

@@ -1,4 +1,4 @@
-package main
+package fwd
 
 // Neighbor resolution (ARP for IPv4, NDP for IPv6), as a host on the subnet would do it. fwd owns
 // its ports, so the kernel does none of this for it.

@@ -1,4 +1,4 @@
-package main
+package fwd
 
 // The parser finds what the datapath needs in a frame and nothing more: the
 // offsets of the IPv4 header and of the L4 header, the protocol and whether

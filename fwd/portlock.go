@@ -1,4 +1,4 @@
-package main
+package fwd
 
 // A port is owned by one process. Two fwds on one interface would each
 // receive every frame and answer ARP twice, and both transmit: traffic

@@ -1,4 +1,4 @@
-package main
+package fwd
 
 // Address rewriting with incremental checksum updates (RFC 1624). Only the
 // words that change are touched: the IPv4 header checksum for the addresses

@@ -1,4 +1,4 @@
-package main
+package fwd
 
 // Routes: the transparent-router role. A packet addressed to fwd's MAC but
 // to none of its addresses and no rule's, whose destination falls in a

@@ -1,7 +1,8 @@
-package main
+package fwd
 
-// The rule table's checks: each rule against the ports, and the rule set
-// as a whole (a 1-1 mapping: no two rules may match the same packet).
+// Checked rules, their capture modes, and the rule table's checks: each
+// rule against the ports, and the rule set as a whole (a 1-1 mapping: no
+// two rules may match the same packet).
 // Used alike for the file at start (fwd --check-config) and for every
 // edit through the control socket (fmctl rules add/del/set-mode).
 
@@ -9,7 +10,51 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"strconv"
 )
+
+// Rule is a checked rule.
+type Rule struct {
+	ID               uint32
+	In, Out          int // port indexes
+	Local, Peer      netip.Addr
+	OutLocal, Target netip.Addr
+	Snap             uint32
+	Mode             Mode
+	IPOptions        bool // forward IPv4 options other than source routes
+}
+
+const defaultSnap = 65535
+
+// Mode is a rule's capture mode.
+type Mode uint8
+
+const (
+	ModeNone Mode = iota
+	ModeIngress
+	ModeEgress
+	ModeInline
+	ModeBoth // ingress and egress
+)
+
+var modeNames = [...]string{"none", "ingress", "egress", "inline", "both"}
+
+func (m Mode) String() string {
+	if int(m) < len(modeNames) {
+		return modeNames[m]
+	}
+	return "mode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// ParseMode reads a capture mode name.
+func ParseMode(s string) (Mode, error) {
+	for i, n := range modeNames {
+		if s == n {
+			return Mode(i), nil
+		}
+	}
+	return 0, fmt.Errorf("capture mode %q: use ingress, egress, inline, both or none", s)
+}
 
 // checkRules checks a whole rule list. On error it returns the index of
 // the rule at fault and, when one field is, its key, for the line number.

@@ -1,4 +1,4 @@
-package main
+package fwd
 
 // Wiring: ring producer, backend ports, datapath, control socket, and the
 // poll loop on the calling (locked) goroutine until a signal.
@@ -6,8 +6,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/fmcap/fmcap/internal/metrics"
@@ -26,7 +28,26 @@ type backend interface {
 	close()
 }
 
-func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.Signal, benchGen int) error {
+// Options are what Run takes besides the checked configuration.
+type Options struct {
+	Log *slog.Logger
+	// Stop ends forwarding when a signal arrives on it (fwd's main
+	// relays SIGTERM and SIGINT); the signal is logged.
+	Stop <-chan os.Signal
+	// BenchGen > 0 injects that many packets and stops when all came
+	// back through (gen.go); the report line goes to BenchOut.
+	BenchGen int
+	BenchOut io.Writer
+}
+
+// Run forwards by the configuration's ports and rules (as LoadConfig
+// checked them) until opts.Stop delivers a signal.
+func Run(cfg *Config, ports []Port, rules []Rule, opts Options) error {
+	log, benchGen := opts.Log, opts.BenchGen
+	// The backends poll from this goroutine and DPDK pins its thread to a
+	// core, so it stays locked to it (not unlocked on return: a pinned
+	// thread should not go back to serve other goroutines).
+	runtime.LockOSThread()
 	// Before the ring and the backend: a second fwd on these devices must
 	// change nothing, not even the ring's producer (see portlock.go).
 	locks, err := lockPorts(cfg.Fwd.Backend, cfg.Fwd.DPDK.EAL, ports)
@@ -34,32 +55,12 @@ func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.
 		return err
 	}
 	defer locks.close()
-	var prod *shmring.Producer
-	var ring *shmring.Ring
-	if cfg.Ring.Path != "" {
-		r, err := shmring.Open(cfg.Ring.Path)
-		if err != nil {
-			return fmt.Errorf("%w (create it first: fmring create --ring %s ...)", err, cfg.Ring.Path)
-		}
-		defer r.Close()
-		ring = r
-		if err := r.Prefault(); err != nil {
-			log.Warn("capture may page-fault at first", "err", err)
-		}
-		if prod, err = r.NewProducer(shmring.Live); err != nil {
-			return err
-		}
-		defer prod.Detach() // a restarting fwd continues the ring; it does not close it
-	} else {
-		log.Warn("no ring.path in the configuration: forwarding without capture")
+	ring, prod, closeRing, err := openRing(cfg.Ring.Path, log)
+	if err != nil {
+		return err
 	}
-	var be backend
-	switch cfg.Fwd.Backend {
-	case "", "afpacket":
-		be, err = newAFBackend(ports, log)
-	case "dpdk":
-		be, err = newDPDKBackend(cfg.Fwd.DPDK.EAL, ports)
-	}
+	defer closeRing()
+	be, err := newBackend(cfg, ports, log)
 	if err != nil {
 		return err
 	}
@@ -107,7 +108,7 @@ func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.
 		}
 	}
 	go func() {
-		s := <-sig
+		s := <-opts.Stop
 		log.Info("stopping", "signal", s)
 		be.halt()
 	}()
@@ -116,9 +117,38 @@ func run(cfg *Config, ports []Port, rules []Rule, log *slog.Logger, sig chan os.
 	d.publish()
 	s := d.Stats()
 	if gen != nil {
-		fmt.Println(genReport(gen, benchGen, s))
+		fmt.Fprintln(opts.BenchOut, genReport(gen, benchGen, s))
 	}
 	log.Info("stopped", "uptime", time.Since(start).Round(time.Millisecond), "forwarded", s.Forwarded,
 		"captured", s.Captured, "capture_drops", s.CaptureDrops)
 	return nil
+}
+
+// openRing maps the ring and becomes its producer; close detaches and
+// unmaps. Without a path there is no ring: forwarding without capture.
+func openRing(path string, log *slog.Logger) (ring *shmring.Ring, prod *shmring.Producer, close func(), err error) {
+	if path == "" {
+		log.Warn("no ring.path in the configuration: forwarding without capture")
+		return nil, nil, func() {}, nil
+	}
+	r, err := shmring.Open(path)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w (create it first: fmring create --ring %s ...)", err, path)
+	}
+	if err := r.Prefault(); err != nil {
+		log.Warn("capture may page-fault at first", "err", err)
+	}
+	if prod, err = r.NewProducer(shmring.Live); err != nil {
+		r.Close()
+		return nil, nil, nil, err
+	}
+	// A restarting fwd continues the ring; it does not close it.
+	return r, prod, func() { prod.Detach(); r.Close() }, nil
+}
+
+func newBackend(cfg *Config, ports []Port, log *slog.Logger) (backend, error) {
+	if cfg.Fwd.Backend == "dpdk" {
+		return newDPDKBackend(cfg.Fwd.DPDK.EAL, ports)
+	}
+	return newAFBackend(ports, log) // "" or "afpacket": Config.check allowed no other
 }

@@ -1,4 +1,4 @@
-package main
+package fwd
 
 // Statistics: the datapath counts in plain fields it alone writes, and
 // copies them under a mutex into Stats at every housekeeping (10 times a

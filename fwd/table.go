@@ -1,4 +1,4 @@
-package main
+package fwd
 
 // The forwarding table is immutable once built. An edit builds a whole new
 // table and swaps the pointer (atomic.Pointer in Datapath): the datapath

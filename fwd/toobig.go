@@ -1,4 +1,4 @@
-package main
+package fwd
 
 // Path MTU discovery through fwd. A packet longer than the egress port's
 // MTU, and not a super-frame that can be cut, is dropped (larger_than_mtu);

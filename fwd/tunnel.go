@@ -1,4 +1,4 @@
-package main
+package fwd
 
 // Cloud intake: the two tunnels a cloud hands packets to an appliance in.
 //

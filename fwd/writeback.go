@@ -1,4 +1,4 @@
-package main
+package fwd
 
 // Rule edits through the control socket (fmctl rules add, del, set-mode)
 // are written back into the configuration file before they take effect,
@@ -42,6 +42,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/fmcap/fmcap/internal/atomicfile"
+	"github.com/fmcap/fmcap/internal/cliutil"
 )
 
 // ruleEdit is one edit of the rule table, made alike to the running list
@@ -96,7 +97,7 @@ func (e ruleEdit) applyNode(path string, seq *yaml.Node, list []RuleConfig) erro
 	if m.Kind != yaml.MappingNode {
 		return fmt.Errorf("%s:%d: rule %d is not written as a mapping (an alias?): make the edit by hand", path, m.Line, e.id)
 	}
-	if v := mapGet(m, "capture"); v != nil {
+	if v := cliutil.Key(m, "capture"); v != nil {
 		if v.Kind != yaml.ScalarNode {
 			return fmt.Errorf("%s:%d: rule %d: capture is not a plain value: make the edit by hand", path, v.Line, e.id)
 		}
@@ -184,7 +185,7 @@ func (c *Config) editRules(ports []Port, e ruleEdit) (rules []Rule, handEdited b
 	if err := e.applyNode(c.path, seq, disk.Fwd.Rules); err != nil {
 		return nil, handEdited, err
 	}
-	out, err := encodeDoc(disk.root)
+	out, err := encodeDoc(disk.file.Root)
 	if err != nil {
 		return nil, handEdited, fmt.Errorf("encode %s: %w", c.path, err)
 	}
@@ -214,7 +215,7 @@ func (c *Config) editRules(ports []Port, e ruleEdit) (rules []Rule, handEdited b
 	if err != nil {
 		return nil, handEdited, fmt.Errorf("%w; the edit was not made", err)
 	}
-	c.root, c.hash, c.Fwd.Rules = disk.root, sha256.Sum256(out), list
+	c.file, c.hash, c.Fwd.Rules = disk.file, sha256.Sum256(out), list
 	return rules, handEdited, nil
 }
 
@@ -233,14 +234,11 @@ func encodeDoc(root *yaml.Node) ([]byte, error) {
 
 // rulesNode finds (or adds) the fwd.rules sequence in the document.
 func (c *Config) rulesNode() (*yaml.Node, error) {
-	if c.root == nil || len(c.root.Content) == 0 || c.root.Content[0].Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%s: not a mapping at the top", c.path)
-	}
-	fwd := mapGet(c.root.Content[0], "fwd")
+	fwd := c.file.Lookup("fwd")
 	if fwd == nil || fwd.Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("%s: no fwd section", c.path)
 	}
-	rules := mapGet(fwd, "rules")
+	rules := cliutil.Key(fwd, "rules")
 	if rules == nil || rules.Kind != yaml.SequenceNode {
 		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
 		if rules != nil { // rules: with no value
@@ -251,13 +249,4 @@ func (c *Config) rulesNode() (*yaml.Node, error) {
 		return seq, nil
 	}
 	return rules, nil
-}
-
-func mapGet(m *yaml.Node, key string) *yaml.Node {
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
-		}
-	}
-	return nil
 }

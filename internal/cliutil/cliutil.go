@@ -1,5 +1,7 @@
-// Package cliutil holds what every fmcap command's main shares: the logger
-// and the parsing of sizes.
+// Package cliutil holds what every fmcap command's main shares: the one
+// configuration loader (config.go: precedence; file.go: the file and its
+// keys; decode.go: typed sections), the environment's names (env.go), the
+// logger and the parsing of sizes.
 package cliutil
 
 import (

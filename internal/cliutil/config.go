@@ -1,8 +1,8 @@
 package cliutil
 
-// One configuration file for every process (the YAML file fwd reads, see
-// fwd/config.go). A command with a --config flag takes the settings it was
-// not given from, in this order of precedence:
+// One configuration file for every process (systemd/fmcap.yaml shows one;
+// fwd/config.go has fwd's keys). A command with a --config flag takes the
+// settings it was not given from, in this order of precedence:
 //
 //  1. the command line;
 //  2. the environment: FMCAP_<SECTION>_<FLAG>, e.g. FMCAP_WRITER_STORE,
@@ -14,146 +14,163 @@ package cliutil
 //
 // A key in the section that is not one of the command's flags is an error
 // naming the file and line, as is a value the flag refuses.
+//
+// Every command reads the file through ReadFile (file.go: its shape, and
+// one lookup of keys), then either fills its unset flags from its section
+// (ApplyConfig: writer, indexer, fmring) or decodes the file into its
+// config struct and lets the flags given override it (Decode and Override:
+// fwd). Commands that take a setting of another section read it with
+// ConfigValue (fmslice, fmctl).
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"os"
-	"slices"
+	"reflect"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 	"go.yaml.in/yaml/v3"
 )
 
-// Sections are the file's top-level keys, one per process. Any other key
-// is a mistake (a misspelt section is otherwise ignored, and with it every
-// setting under it), refused with its line by every command that reads
-// the file; fwd's Config has a field for each (a test keeps them equal).
-var Sections = []string{"ring", "fwd", "writer", "indexer", "slice"}
-
 // ApplyConfig fills cc's unset flags from the file given by --config (the
 // environment was read by urfave/cli, see Env). rename maps file keys to
 // flag names where they differ (fmring's ring section: "path" → "ring",
-// "consumers" → "consumer").
+// "consumers" → "consumer"); a key renamed to "" is one this command
+// does not use.
 func ApplyConfig(cc *cli.Context, section string, rename map[string]string) error {
-	known := map[string]bool{}
-	for _, f := range cc.Command.Flags {
-		known[f.Names()[0]] = true
-	}
-	if len(cc.Command.Flags) == 0 {
-		for _, f := range cc.App.Flags {
-			known[f.Names()[0]] = true
-		}
-	}
 	path := cc.String("config")
 	if path == "" {
 		return nil
 	}
-	b, err := os.ReadFile(path)
+	f, err := ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	var root yaml.Node
-	if err := yaml.NewDecoder(bytes.NewReader(b)).Decode(&root); err != nil {
-		if errors.Is(err, io.EOF) {
-			return fmt.Errorf("%s: empty file", path)
-		}
-		return fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	if len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
-		return fmt.Errorf("%s:%d: the file must be a mapping of sections (ring:, fwd:, writer:, ...)", path, root.Line)
-	}
-	top := root.Content[0]
-	if err := checkSections(path, top); err != nil {
 		return err
 	}
-	set := func(flag string, v *yaml.Node, key string) error {
-		if cc.IsSet(flag) {
-			return nil
-		}
-		vals := []*yaml.Node{v}
-		if v.Kind == yaml.SequenceNode {
-			vals = v.Content
-		}
-		for _, x := range vals {
-			if x.Kind != yaml.ScalarNode {
-				return fmt.Errorf("%s:%d: %s: give a value, not a %s", path, x.Line, key, kindName(x))
-			}
-			if err := cc.Set(flag, x.Value); err != nil {
-				return fmt.Errorf("%s:%d: %s %q: %v", path, x.Line, key, x.Value, err)
-			}
-		}
-		return nil
-	}
+	known := flagNames(cc)
 	if known["ring"] && section != "ring" {
-		if ring := get(top, "ring"); ring != nil {
-			if p := get(ring, "path"); p != nil {
-				if err := set("ring", p, "ring.path"); err != nil {
-					return err
-				}
+		if p := f.Lookup("ring", "path"); p != nil {
+			if err := setFlag(cc, f, "ring", p, "ring.path"); err != nil {
+				return err
 			}
 		}
 	}
-	sec := get(top, section)
-	if sec == nil {
+	sec := resolve(f.Lookup(section))
+	if sec == nil || sec.Kind != yaml.MappingNode { // absent or empty (ParseFile refused anything else)
 		return nil
 	}
-	if sec.Kind != yaml.MappingNode {
-		return fmt.Errorf("%s:%d: %s: expected a mapping of settings", path, sec.Line, section)
-	}
+	first := map[string]int{}
+	d := decoder{file: f.Path}
 	for i := 0; i+1 < len(sec.Content); i += 2 {
 		k := sec.Content[i]
+		if err := d.once(first, k); err != nil {
+			return err
+		}
 		flag := strings.ReplaceAll(k.Value, "_", "-")
 		if r, ok := rename[k.Value]; ok {
 			if r == "" {
-				continue // a key of this section that this command does not use
+				continue
 			}
 			flag = r
 		}
 		if !known[flag] || flag == "config" {
-			return fmt.Errorf("%s:%d: unknown key %s.%s: remove it or check its spelling (see %s --help; flag --x-y is key x_y)", path, k.Line, section, k.Value, cc.App.Name)
+			return &Error{File: f.Path, Line: k.Line, Msg: fmt.Sprintf("unknown key %s.%s: remove it or check its spelling (see %s --help; flag --x-y is key x_y)", section, k.Value, cc.App.Name)}
 		}
-		if err := set(flag, sec.Content[i+1], section+"."+k.Value); err != nil {
+		if err := setFlag(cc, f, flag, sec.Content[i+1], section+"."+k.Value); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// checkSections refuses a top-level key that is not one of Sections.
-func checkSections(path string, top *yaml.Node) error {
-	for i := 0; i+1 < len(top.Content); i += 2 {
-		k := top.Content[i]
-		if !slices.Contains(Sections, k.Value) {
-			return fmt.Errorf("%s:%d: unknown section %s: remove it or check its spelling (sections: %s)", path, k.Line, k.Value, strings.Join(Sections, ", "))
-		}
+// flagNames are the flags of cc's command (or of the app, when the
+// command is the app itself).
+func flagNames(cc *cli.Context) map[string]bool {
+	flags := cc.Command.Flags
+	if len(flags) == 0 {
+		flags = cc.App.Flags
 	}
-	return nil
+	known := map[string]bool{}
+	for _, f := range flags {
+		known[f.Names()[0]] = true
+	}
+	return known
 }
 
-func get(m *yaml.Node, key string) *yaml.Node {
-	if m.Kind != yaml.MappingNode {
+// setFlag sets flag from the file's value v (each item of a list, for a
+// flag given many times) unless the command line or the environment set
+// it already.
+func setFlag(cc *cli.Context, f *File, flag string, v *yaml.Node, key string) error {
+	if cc.IsSet(flag) {
 		return nil
 	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
+	vals := []*yaml.Node{resolve(v)}
+	if vals[0].Kind == yaml.SequenceNode {
+		vals = vals[0].Content
+	}
+	for _, x := range vals {
+		if x = resolve(x); x.Kind != yaml.ScalarNode {
+			return &Error{File: f.Path, Line: x.Line, Msg: fmt.Sprintf("%s: give a value, not a %s", key, kindName(x))}
+		}
+		if err := cc.Set(flag, x.Value); err != nil {
+			return &Error{File: f.Path, Line: x.Line, Msg: fmt.Sprintf("%s %q: %v", key, x.Value, err)}
 		}
 	}
 	return nil
 }
 
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "mapping"
-	case yaml.SequenceNode:
-		return "list"
+// Override is ApplyConfig's counterpart for a command that decoded the
+// file into cfg (File.Decode): every flag set on the command line or in
+// the environment replaces the setting it stands for in cfg, so the
+// precedence is the same. A flag stands for "<section>.<flag>" (frame-size
+// is frame_size) or for what keys says (the keys given to Env, e.g.
+// "ring": "ring.path"); flags that stand for no field of cfg (--config,
+// --log-level) are left alone. A value the field cannot hold is refused,
+// naming the flag.
+func Override(cc *cli.Context, section string, keys map[string]string, cfg any) error {
+	rv := reflect.ValueOf(cfg)
+	if rv.Kind() != reflect.Pointer || rv.Elem().Kind() != reflect.Struct {
+		panic("cliutil: Override needs a pointer to a struct")
 	}
-	return "value"
+	for name := range flagNames(cc) {
+		if name == "config" || !cc.IsSet(name) {
+			continue
+		}
+		sec, key := section, strings.ReplaceAll(name, "-", "_")
+		if k, ok := keys[name]; ok {
+			sec, key, _ = strings.Cut(k, ".")
+		}
+		field, ok := fieldAt(rv.Elem(), sec, key)
+		if !ok {
+			continue
+		}
+		// A string takes the value as it is ("" too: fwd's --metrics ""
+		// means none, not unset); anything else reads it as YAML would.
+		n := &yaml.Node{Kind: yaml.ScalarNode, Value: fmt.Sprint(cc.Value(name))}
+		if t := field.Type(); t.Kind() == reflect.String || t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.String {
+			n.Tag = "!!str"
+		}
+		if err := (decoder{}).decode(n, field, "--"+name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fieldAt is the field of cfg's section sec for key.
+func fieldAt(cfg reflect.Value, sec, key string) (reflect.Value, bool) {
+	i, ok := fieldsOf(cfg.Type())[sec]
+	if !ok {
+		return reflect.Value{}, false
+	}
+	s := cfg.Field(i)
+	if s.Kind() != reflect.Struct || s.Type() == nodeType {
+		return reflect.Value{}, false
+	}
+	j, ok := fieldsOf(s.Type())[key]
+	if !ok {
+		return reflect.Value{}, false
+	}
+	return s.Field(j), true
 }
 
 // ConfigValue reads one setting, section.key, for commands that take a
@@ -168,22 +185,11 @@ func ConfigValue(path, section, key string) (v string, ok bool, err error) {
 	if path == "" {
 		return "", false, nil
 	}
-	b, err := os.ReadFile(path)
+	f, err := ReadFile(path)
 	if err != nil {
-		return "", false, fmt.Errorf("config: %w", err)
+		return "", false, err
 	}
-	var root yaml.Node
-	if err := yaml.Unmarshal(b, &root); err != nil {
-		return "", false, fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	if len(root.Content) == 0 {
-		return "", false, nil
-	}
-	sec := get(root.Content[0], section)
-	if sec == nil {
-		return "", false, nil
-	}
-	n := get(sec, key)
+	n := resolve(f.Lookup(section, key))
 	if n == nil || n.Kind != yaml.ScalarNode {
 		return "", false, nil
 	}

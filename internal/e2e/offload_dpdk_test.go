@@ -40,7 +40,7 @@ func buildFwdDPDK(t *testing.T) string {
 		t.Skip("libdpdk-dev not installed (make test installs it as root)")
 	}
 	fwdDPDK := filepath.Join(t.TempDir(), "fwd-dpdk")
-	build := exec.Command("go", "build", "-tags", "dpdk", "-o", fwdDPDK, "github.com/fmcap/fmcap/fwd")
+	build := exec.Command("go", "build", "-tags", "dpdk", "-o", fwdDPDK, "github.com/fmcap/fmcap/cmd/fwd")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build fwd with DPDK: %v\n%s", err, out)
 	}

@@ -7,10 +7,11 @@
 package metrics
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,31 +21,55 @@ import (
 	"github.com/fmcap/fmcap/shmring"
 )
 
-// Writer writes one scrape.
+// Writer writes one scrape. The format wants each metric's samples
+// together, after its HELP and TYPE lines; callers write figures in the
+// order they have them (per port, then per rule), which interleaves
+// metrics, and strict readers (the Python client, OpenMetrics parsers)
+// take a metric's second group for another, untyped family. So each
+// metric's lines are kept apart and written out together at the end, the
+// metrics in the order they first appeared.
 type Writer struct {
-	w    *bufio.Writer
-	seen map[string]bool
+	byName map[string]*bytes.Buffer
+	order  []*bytes.Buffer
 }
+
+func newWriter() *Writer { return &Writer{byName: map[string]*bytes.Buffer{}} }
 
 // Metric writes one sample; the HELP and TYPE lines the first time a name
 // appears. typ is "counter" or "gauge"; labels alternate name, value.
 func (m *Writer) Metric(name, typ, help string, v float64, labels ...string) {
-	if !m.seen[name] {
-		m.seen[name] = true
-		fmt.Fprintf(m.w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+	b := m.byName[name]
+	if b == nil {
+		b = new(bytes.Buffer)
+		m.byName[name] = b
+		m.order = append(m.order, b)
+		fmt.Fprintf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
 	}
-	m.w.WriteString(name)
+	b.WriteString(name)
 	if len(labels) > 0 {
-		m.w.WriteByte('{')
+		b.WriteByte('{')
 		for i := 0; i+1 < len(labels); i += 2 {
 			if i > 0 {
-				m.w.WriteByte(',')
+				b.WriteByte(',')
 			}
-			fmt.Fprintf(m.w, "%s=%q", labels[i], labels[i+1])
+			fmt.Fprintf(b, "%s=%q", labels[i], labels[i+1])
 		}
-		m.w.WriteByte('}')
+		b.WriteByte('}')
 	}
-	fmt.Fprintf(m.w, " %s\n", formatFloat(v))
+	fmt.Fprintf(b, " %s\n", formatFloat(v))
+}
+
+// writeTo writes the scrape, metric by metric.
+func (m *Writer) writeTo(w io.Writer) (int64, error) {
+	var n int64
+	for _, b := range m.order {
+		k, err := w.Write(b.Bytes())
+		n += int64(k)
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // Counter and Gauge are Metric with the type.
@@ -78,9 +103,9 @@ func Serve(ctx context.Context, addr string, log *slog.Logger, collect func(*Wri
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		bw := bufio.NewWriter(w)
-		collect(&Writer{w: bw, seen: map[string]bool{}})
-		bw.Flush()
+		m := newWriter()
+		collect(m)
+		m.writeTo(w)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {

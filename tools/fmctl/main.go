@@ -124,6 +124,11 @@ func call(cc *cli.Context, req ctl.Request) error {
 		if resp.Stats != nil {
 			return e.Encode(resp.Stats)
 		}
+		if resp.Rules == nil {
+			// fwd leaves an empty rule set out of its answer (omitempty);
+			// a program reading the list gets an empty list, not null.
+			return e.Encode([]ctl.Rule{})
+		}
 		return e.Encode(resp.Rules)
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
