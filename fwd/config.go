@@ -63,7 +63,7 @@ type Config struct {
 	Slice   yaml.Node  `yaml:"slice"`
 
 	path   string
-	routes []Route        // checked fwd.routes (route.go)
+	routes []Route       // checked fwd.routes (route.go)
 	file   *cliutil.File // the document, for line numbers and write-back
 	// hash is the SHA-256 of the file as fwd last read or wrote it: a
 	// write-back that finds other bytes on disk knows the file was edited
