@@ -20,6 +20,10 @@ type Port struct {
 	Gateway  netip.Addr // IPv4 next hop off the subnets; invalid when none
 	Gateway6 netip.Addr // the same for IPv6
 	Static   map[netip.Addr][6]byte
+	MTU      int // DPDK: configured MTU (0: the PMD's default)
+	// Appliance: the port is a GWLB appliance or a mirror target
+	// (appliance.go) instead of an end of rules; nil: rules.
+	Appliance *Appliance
 }
 
 // check validates everything fwd needs and returns the checked ports and
@@ -32,9 +36,24 @@ func (c *Config) check() ([]Port, []Rule, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := checkAppliancePorts(ports); err != nil {
+		return nil, nil, c.errAt(err.Error(), "fwd", "ports")
+	}
 	rules, i, field, err := checkRules(c.Fwd.Rules, ports)
 	if err != nil {
 		return nil, nil, c.errAt(err.Error(), "fwd", "rules", i, field)
+	}
+	taken := map[uint32]string{}
+	for _, r := range rules {
+		taken[r.ID] = fmt.Sprintf("rule %d", r.ID)
+	}
+	for _, p := range ports {
+		if p.Appliance != nil {
+			taken[p.Appliance.Rule] = fmt.Sprintf("%s port %q", p.Appliance.Role, p.Name)
+		}
+	}
+	if c.routes, i, field, err = checkRoutes(c.Fwd.Routes, ports, taken); err != nil {
+		return nil, nil, c.errAt(err.Error(), "fwd", "routes", i, field)
 	}
 	return ports, rules, nil
 }
@@ -104,7 +123,10 @@ func (c *Config) checkPort(i int, seen *portsSeen) (Port, error) {
 	if len(pc.Addresses) == 0 {
 		return Port{}, c.errAt(fmt.Sprintf("port %q has no addresses: add addresses: [ADDR/LEN]", pc.Name), "fwd", "ports", i)
 	}
-	p := Port{Name: pc.Name, Device: pc.Device}
+	p := Port{Name: pc.Name, Device: pc.Device, MTU: pc.MTU}
+	if pc.MTU != 0 && (pc.MTU < 68 || pc.MTU > 65535-etherHdrLen) {
+		return Port{}, c.errAt(fmt.Sprintf("port %q mtu %d: use 68..65521 (DPDK ports; an AF_PACKET port has its device's)", pc.Name, pc.MTU), at("mtu")...)
+	}
 	for j, a := range pc.Addresses {
 		pf, err := netip.ParsePrefix(a)
 		if err != nil || pf.Addr().Is4In6() || pf.Addr().Zone() != "" {
@@ -121,6 +143,13 @@ func (c *Config) checkPort(i int, seen *portsSeen) (Port, error) {
 	}
 	if err := c.checkNeighbors(i, &p); err != nil {
 		return Port{}, err
+	}
+	if pc.GWLB != nil || pc.Mirror != nil {
+		a, key, err := checkAppliance(&pc)
+		if err != nil {
+			return Port{}, c.errAt(err.Error(), at(key)...)
+		}
+		p.Appliance = a
 	}
 	seen.names[pc.Name] = true
 	return p, nil

@@ -62,8 +62,9 @@ type Config struct {
 	Indexer yaml.Node  `yaml:"indexer"`
 	Slice   yaml.Node  `yaml:"slice"`
 
-	path string
-	file *cliutil.File // the document, for line numbers and write-back
+	path   string
+	routes []Route       // checked fwd.routes (route.go)
+	file   *cliutil.File // the document, for line numbers and write-back
 	// hash is the SHA-256 of the file as fwd last read or wrote it: a
 	// write-back that finds other bytes on disk knows the file was edited
 	// by hand meanwhile (see writeback.go).
@@ -86,9 +87,10 @@ type FwdConfig struct {
 	Metrics *string    `yaml:"metrics"` // Prometheus address; default 127.0.0.1:9561, "" for none
 	DPDK    DPDKConfig `yaml:"dpdk"`
 	// CaptureGSO: "segment" (default) or "keep" (gso.go).
-	CaptureGSO string       `yaml:"capture_gso"`
-	Ports      []PortConfig `yaml:"ports"`
-	Rules      []RuleConfig `yaml:"rules"`
+	CaptureGSO string        `yaml:"capture_gso"`
+	Ports      []PortConfig  `yaml:"ports"`
+	Rules      []RuleConfig  `yaml:"rules"`
+	Routes     []RouteConfig `yaml:"routes"` // route.go
 }
 
 type DPDKConfig struct {
@@ -105,6 +107,12 @@ type PortConfig struct {
 	// links where nobody answers ARP (net_null benchmarks) or where the
 	// operator wants them pinned.
 	Neighbors map[string]string `yaml:"neighbors"`
+	// MTU (DPDK ports only): the largest IP packet the port takes and sends;
+	// 0: the PMD's default (1500). An AF_PACKET port has its device's.
+	MTU int `yaml:"mtu"`
+	// GWLB and Mirror give the port an appliance role (appliance_config.go).
+	GWLB   *GWLBConfig   `yaml:"gwlb"`
+	Mirror *MirrorConfig `yaml:"mirror"`
 }
 
 // RuleConfig is one rule as written in the file and on the control socket.

@@ -42,7 +42,7 @@ fwd:
 		line           int
 		want           string
 	}{
-		{"unknown key", "      device: eth1", "      device: eth1\n      mtu: 9000", 7, "unknown key mtu: remove it"},
+		{"unknown key", "      device: eth1", "      device: eth1\n      speed: 10G", 7, "unknown key speed: remove it"},
 		{"misspelt section", "fwd:", "fwdd:\n  x: 1\nfwd:", 3, "unknown key fwdd"},
 		{"bad address", "addresses: [198.18.1.1/24]", "addresses: [198.18.1.300/24]", 7, "198.18.1.300/24"},
 		{"address without length", "addresses: [198.18.1.1/24]", "addresses: [198.18.1.1]", 7, "with its subnet length"},

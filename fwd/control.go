@@ -123,7 +123,7 @@ func (c *control) do(req *ctl.Request, resp *ctl.Response) error {
 		// operator should know that fwd runs other rules than the file's.
 		c.log.Warn("the configuration file had been edited by hand: the rule edit was made to it, keeping the hand edits, which take effect when fwd restarts", "file", c.cfg.path)
 	}
-	c.d.Swap(buildTable(c.ports, rules))
+	c.d.Swap(buildTable(c.ports, rules).withRoutes(c.cfg.routes))
 	c.log.Info("rules changed", "cmd", req.Cmd, "id", e.id, "rules", len(rules))
 	resp.Rules = c.cfg.Fwd.Rules
 	return nil

@@ -57,6 +57,8 @@ type counters struct {
 	superFrames  uint64 // frames received with GSO metadata (gso.go)
 	tooBigSent   uint64 // ICMP "too big" messages sent (toobig.go)
 	ports        []portCounters
+	appliance    [aMax]uint64   // appliance roles (appliance.go)
+	tunnel       [tunMax]uint64 // tunnel frames refused, by reason (tunnel.go)
 }
 
 // Datapath is the per-frame engine. Handle and the methods it calls belong
@@ -76,6 +78,15 @@ type Datapath struct {
 	seg     []byte // captured segments of a super-frame are built here
 	arpBuf  []byte // ARP requests and NDP messages are built here
 	icmpBuf []byte // ICMP "too big" messages are built here (toobig.go)
+	// healthBuf: health-check answers are built here (appliance.go).
+	healthBuf []byte
+	// captureFailing: some captures were dropped in the last second (the
+	// ring is full: its lossless consumer stopped or is slow);
+	// lastDrops/dropsAt: the capture drops at the last housekeeping that saw
+	// them grow, and when.
+	captureFailing bool
+	lastDrops      uint64
+	dropsAt        int64
 	// tooBigTokens: "too big" messages still allowed in this housekeeping
 	// interval.
 	tooBigTokens int
@@ -104,28 +115,35 @@ type Datapath struct {
 }
 
 type dpPort struct {
-	mac   [6]byte
-	mtu   int // IP bytes the port sends in one frame; 0: unknown (no check)
-	cfg   Port
-	neigh neighTable
+	// capRule: the id and snap length an appliance port (cfg.Appliance)
+	// captures its tunnels' inner packets with.
+	capRule crule
+	mac     [6]byte
+	mtu     int // IP bytes the port sends in one frame; 0: unknown (no check)
+	cfg     Port
+	neigh   neighTable
 }
 
 // NewDatapath makes a datapath for the ports (their MACs from the backend)
 // with an initial table. ring may be nil.
 func NewDatapath(ports []Port, macs [][6]byte, t *table, ring *shmring.Producer, tx txer) *Datapath {
 	d := &Datapath{
-		ports:   make([]dpPort, len(ports)),
-		ring:    ring,
-		tx:      tx,
-		pool:    newFramePool(poolFrames),
-		scratch: make([]byte, maxSuper+64), // inline copies of frames up to 64 KiB (super-frames)
-		seg:     make([]byte, maxSuper+64),
-		arpBuf:  make([]byte, 90),
-		icmpBuf: make([]byte, etherHdrLen+minMTU6),
-		byID:    map[uint32]*ruleCounters{},
+		ports:     make([]dpPort, len(ports)),
+		ring:      ring,
+		tx:        tx,
+		pool:      newFramePool(poolFrames),
+		scratch:   make([]byte, maxSuper+64), // inline copies of frames up to 64 KiB (super-frames)
+		seg:       make([]byte, maxSuper+64),
+		arpBuf:    make([]byte, 90),
+		icmpBuf:   make([]byte, etherHdrLen+minMTU6),
+		healthBuf: make([]byte, etherHdrLen+20+20+256),
+		byID:      map[uint32]*ruleCounters{},
 	}
 	for i := range ports {
 		d.ports[i] = dpPort{mac: macs[i], cfg: ports[i], neigh: neighTable{m: map[netip.Addr]*neigh{}}}
+		if a := ports[i].Appliance; a != nil {
+			d.ports[i].capRule = crule{id: a.Rule, snap: a.Snap, mode: ModeIngress}
+		}
 		for a, mac := range ports[i].Static {
 			n := d.ports[i].neigh.entry(a)
 			n.mac, n.state, n.static = mac, nReachable, true
@@ -216,6 +234,9 @@ func (d *Datapath) HandleMeta(in int, f []byte, wire int, m vnet) int {
 	if wire != len(f) {
 		return d.drop(rShort) // cut by the receive ring: cannot forward a part
 	}
+	if d.ports[in].cfg.Appliance != nil {
+		return d.appliance(in, f, m)
+	}
 	switch etherType(f) {
 	case etherIPv4:
 	case etherARP:
@@ -250,10 +271,13 @@ func (d *Datapath) HandleMeta(in int, f []byte, wire int, m vnet) int {
 	t := d.cur
 	r, dir, ok := t.lookup(uint8(in), dst, src)
 	outer := true
-	if !ok {
-		if !t.isLocal(uint8(in), dst) {
+	if !ok && !t.isLocal(uint8(in), dst) {
+		if r, ok = t.route(uint8(in), dst); !ok {
 			return d.drop(rNotLocal)
 		}
+		dir = dirForward
+	}
+	if !ok {
 		if p.proto != protoICMP || p.l4 == 0 || p.frag || p.l4+8 > p.end {
 			return d.drop(rNoRule)
 		}
@@ -294,7 +318,9 @@ func (d *Datapath) HandleMeta(in int, f []byte, wire int, m vnet) int {
 	if r.mode == ModeIngress || r.mode == ModeBoth {
 		d.capture(f, wire, in, shmring.DirIngress, r, g)
 	}
-	if rs := rewrite(f, &p, r, dir, outer); rs != rOK {
+	if r.route {
+		decTTL(f, &p)
+	} else if rs := rewrite(f, &p, r, dir, outer); rs != rOK {
 		return d.drop(rs)
 	}
 	var orig [16]byte
@@ -599,6 +625,10 @@ func (d *Datapath) solicit(port int, n *neigh) {
 // housekeep retries and ages neighbor entries, then publishes statistics.
 func (d *Datapath) housekeep() {
 	d.tooBigTokens = tooBigBurst
+	if d.c.captureDrops != d.lastDrops {
+		d.lastDrops, d.dropsAt = d.c.captureDrops, d.now
+	}
+	d.captureFailing = d.dropsAt != 0 && d.now-d.dropsAt < int64(time.Second)
 	for pi := range d.ports {
 		pt := &d.ports[pi]
 		for _, n := range pt.neigh.m {

@@ -91,24 +91,7 @@ func newHarnessRing(t testing.TB, capture bool, ringSize uint64) *harness {
 	h := &harness{tx: &sink{}}
 	var prod *shmring.Producer
 	if capture {
-		path := filepath.Join(t.TempDir(), "ring")
-		if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() { // memory, as in production
-			path = filepath.Join("/dev/shm", fmt.Sprintf("fwd-test-%d-%d", os.Getpid(), ringSeq.Add(1)))
-			t.Cleanup(func() { os.Remove(path) })
-		}
-		if err := shmring.Create(path, shmring.Config{DataSize: ringSize, MaxCaplen: 65535, Consumers: []shmring.ConsumerSpec{{Name: "t", Mode: shmring.Lossless}}}); err != nil {
-			t.Fatal(err)
-		}
-		if h.ring, err = shmring.Open(path); err != nil {
-			t.Fatal(err)
-		}
-		if prod, err = h.ring.NewProducer(shmring.Live); err != nil {
-			t.Fatal(err)
-		}
-		if h.cons, err = h.ring.Attach("t"); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { h.ring.Close() })
+		h.ring, prod, h.cons = testRing(t, ringSize)
 	}
 	h.d = NewDatapath(ports, [][6]byte{macP0, macP1}, buildTable(ports, rules), prod, h.tx)
 	h.d.Begin(1e9)
@@ -119,6 +102,33 @@ func newHarnessRing(t testing.TB, capture bool, ringSize uint64) *harness {
 	h.in(1, naFrame(macB, ip6B, macP1))
 	h.tx.sent = nil
 	return h
+}
+
+// testRing is a real ring of ringSize data bytes (in /dev/shm when there
+// is one, as in production), its producer and a lossless consumer "t".
+func testRing(t testing.TB, ringSize uint64) (*shmring.Ring, *shmring.Producer, *shmring.Consumer) {
+	path := filepath.Join(t.TempDir(), "ring")
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		path = filepath.Join("/dev/shm", fmt.Sprintf("fwd-test-%d-%d", os.Getpid(), ringSeq.Add(1)))
+		t.Cleanup(func() { os.Remove(path) })
+	}
+	if err := shmring.Create(path, shmring.Config{DataSize: ringSize, MaxCaplen: 65535, Consumers: []shmring.ConsumerSpec{{Name: "t", Mode: shmring.Lossless}}}); err != nil {
+		t.Fatal(err)
+	}
+	ring, err := shmring.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ring.Close() })
+	prod, err := ring.NewProducer(shmring.Live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := ring.Attach("t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ring, prod, cons
 }
 
 func (h *harness) in(port int, f []byte) (int, []byte) {

@@ -140,10 +140,19 @@ static uint64_t fm_tso_capa(uint16_t port) {
 	return (di.tx_offload_capa & want) == want ? want : 0;
 }
 
-static int fm_port_configure(uint16_t port, uint64_t txoff, uint16_t *nrx, uint16_t *ntx) {
+// fm_port_configure configures port with one queue each way; an MTU (0:
+// the PMD's default, 1500) is asked for only where the PMD says its frames
+// can be that long, which net_af_packet never does (1518) while it carries
+// frames up to its framesz: fwd then checks frames against the configured
+// MTU itself (mtus).
+static int fm_port_configure(uint16_t port, uint64_t txoff, uint16_t mtu, uint16_t *nrx, uint16_t *ntx) {
 	struct rte_eth_conf conf;
 	memset(&conf, 0, sizeof conf);
 	conf.txmode.offloads = txoff;
+	struct rte_eth_dev_info di;
+	if (mtu && rte_eth_dev_info_get(port, &di) == 0 && (uint32_t)mtu + RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN <= di.max_rx_pktlen) {
+		conf.rxmode.mtu = mtu;
+	}
 	int r = rte_eth_dev_configure(port, 1, 1, &conf);
 	if (r < 0) return r;
 	*nrx = 1024;
@@ -348,6 +357,7 @@ type dpdkBackend struct {
 	jumbo        *C.struct_rte_mempool // 64 KiB mbufs for ports that need them (nil: none does)
 	room         int                   // bytes of frame an mbuf of mp holds
 	tso          []C.uint8_t           // per port: the PMD segments super-frames (fm_tso_capa)
+	cfgMTU       []int                 // per port: the configured MTU (0: none)
 	d            *Datapath
 	ready        func()
 	stop         atomic.Bool
@@ -409,13 +419,14 @@ func newDPDKBackend(eal []string, ports []Port) (backend, error) {
 			return nil, fmt.Errorf("dpdk: port %s: no DPDK port named %q (ports: %v; did its --vdev/-a probe? see the EAL messages above)", p.Name, p.Device, have)
 		}
 		b.ports = append(b.ports, C.uint16_t(id))
+		b.cfgMTU = append(b.cfgMTU, p.MTU)
 		b.names = append(b.names, p.Device)
 	}
 	// Standard mbufs hold a frame of the largest MTU: a segment cut here
 	// (gsoPlan.build) fits one.
 	room := int(C.RTE_MBUF_DEFAULT_BUF_SIZE)
-	for _, id := range b.ports {
-		room = max(room, int(C.RTE_PKTMBUF_HEADROOM)+int(C.fm_mtu(id))+etherHdrLen+4)
+	for i, id := range b.ports {
+		room = max(room, int(C.RTE_PKTMBUF_HEADROOM)+max(int(C.fm_mtu(id)), ports[i].MTU)+etherHdrLen+4)
 	}
 	// Enough for every port's receive and transmit descriptors (1024
 	// each), a burst in hand and the spares, with room for the per-core
@@ -430,7 +441,7 @@ func newDPDKBackend(eal []string, ports []Port) (backend, error) {
 	b.tso = carray[C.uint8_t](b, len(b.ports))
 	for i, id := range b.ports {
 		var mac [6]C.uint8_t
-		if err := b.setup(i, id, &mac, len(ports)); err != nil {
+		if err := b.setup(i, id, ports[i].MTU, &mac, len(ports)); err != nil {
 			b.close()
 			return nil, fmt.Errorf("dpdk: port %s (%s): %w", ports[i].Name, ports[i].Device, err)
 		}
@@ -457,13 +468,13 @@ func newDPDKBackend(eal []string, ports []Port) (backend, error) {
 // setup configures port i (DPDK port id) with TSO where its PMD offers it,
 // its receive queue with standard mbufs or, when the PMD refuses them (its
 // frames are larger: net_af_packet's framesz), with 64 KiB ones.
-func (b *dpdkBackend) setup(i int, id C.uint16_t, mac *[6]C.uint8_t, nports int) error {
+func (b *dpdkBackend) setup(i int, id C.uint16_t, mtu int, mac *[6]C.uint8_t, nports int) error {
 	txoff := C.fm_tso_capa(id)
 	if txoff != 0 {
 		b.tso[i] = 1
 	}
 	var nrx, ntx C.uint16_t
-	if r := C.fm_port_configure(id, txoff, &nrx, &ntx); r < 0 {
+	if r := C.fm_port_configure(id, txoff, C.uint16_t(mtu), &nrx, &ntx); r < 0 {
 		return fmt.Errorf("configure: %s", C.GoString(C.rte_strerror(-r)))
 	}
 	if r := C.fm_rxq(id, nrx, b.mp); r < 0 {
@@ -492,10 +503,13 @@ func (b *dpdkBackend) setGen(frame []byte, n int) *genState {
 
 func (b *dpdkBackend) macs() [][6]byte { return b.mac }
 
+// mtus is each port's MTU: the PMD's, or the configured one when larger
+// (a PMD that cannot be told, as net_af_packet, may still carry it; what it
+// refuses is counted as tx_rejected).
 func (b *dpdkBackend) mtus() []int {
 	m := make([]int, len(b.ports))
 	for i, p := range b.ports {
-		m[i] = int(C.fm_mtu(p))
+		m[i] = max(int(C.fm_mtu(p)), b.cfgMTU[i])
 	}
 	return m
 }
@@ -596,7 +610,11 @@ func (b *dpdkBackend) run() {
 		for i := range b.ports {
 			for j := 0; j < int(b.counts[i]); j++ {
 				f := unsafe.Slice((*byte)(b.data[k]), int(b.lens[k]))
-				out := d.HandleMeta(i, f, int(b.wire[k]), sniffOffload(f, minMTU, d.ports[i].mtu))
+				var m vnet
+				if d.ports[i].cfg.Appliance == nil { // tunnel ports take no super-frames
+					m = sniffOffload(f, minMTU, d.ports[i].mtu)
+				}
+				out := d.HandleMeta(i, f, int(b.wire[k]), m)
 				nt = b.queue(nt, k, out, f)
 				k++
 			}

@@ -10,6 +10,7 @@ package fwd
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -47,6 +48,45 @@ func benchFrame(r Rule, mac [6]byte) []byte {
 	var p ippkt
 	parseIPv4(f, &p)
 	be.PutUint16(tcp[16:], csum(f[p.l4:p.end], pseudoSum(f, &p)))
+	return f
+}
+
+// gwlbBenchFrame is a GENEVE frame as GWLB sends it to port p (a GWLB
+// appliance port, at mac): outer IPv4 from the next address of the port's
+// subnet, UDP 6081 (checksum 0), the three GWLB options, and inside a
+// 50-byte TCP packet (a 64-byte frame's). The appliance returns it on the
+// same port: on a net_ring loopback it comes back in, to another MAC, and
+// is dropped as foreign_mac, so each generated frame costs two receives.
+func gwlbBenchFrame(p Port, mac [6]byte) []byte {
+	inner := benchFrame(Rule{Peer: netip.AddrFrom4([4]byte{198, 18, 0, 2}), Local: netip.AddrFrom4([4]byte{198, 18, 2, 2})}, mac)[etherHdrLen:]
+	opts := []byte{
+		0x01, 0x08, gwlbOptEndpoint, 2, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef,
+		0x01, 0x08, gwlbOptAttachment, 2, 0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54, 0x32, 0x10,
+		0x01, 0x08, gwlbOptCookie, 1, 0x5e, 0xed, 0x12, 0x34,
+	}
+	n := etherHdrLen + 20 + udpHdrLen + geneveHdrLen + len(opts) + len(inner)
+	f := make([]byte, n)
+	copy(f[0:6], mac[:])
+	copy(f[6:12], []byte{0x02, 0, 0, 0, 0, 0xaa})
+	be.PutUint16(f[12:], etherIPv4)
+	ip := f[etherHdrLen:]
+	ip[0], ip[8], ip[9] = 0x45, 64, protoUDP
+	be.PutUint16(ip[2:], uint16(n-etherHdrLen))
+	x := p.Prefixes[0].Addr().As4()
+	g := x
+	g[3]++
+	copy(ip[12:], g[:])
+	copy(ip[16:], x[:])
+	be.PutUint16(ip[10:], csum(ip[:20], 0))
+	u := ip[20:]
+	be.PutUint16(u[0:], geneveUDPPort)
+	be.PutUint16(u[2:], geneveUDPPort)
+	be.PutUint16(u[4:], uint16(n-etherHdrLen-20))
+	gh := u[udpHdrLen:]
+	gh[0] = byte(len(opts) / 4)
+	be.PutUint16(gh[2:], etherIPv4)
+	copy(gh[geneveHdrLen:], opts)
+	copy(gh[geneveHdrLen+len(opts):], inner)
 	return f
 }
 

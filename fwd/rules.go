@@ -72,6 +72,9 @@ func checkRules(list []RuleConfig, ports []Port) (rules []Rule, at int, field st
 		if err := overlaps(rules, r); err != nil {
 			return nil, i, "", err
 		}
+		if field, err := applianceConflict(ports, r); err != nil {
+			return nil, i, field, err
+		}
 		rules = append(rules, r)
 	}
 	return rules, 0, "", nil

@@ -65,9 +65,13 @@ func Run(cfg *Config, ports []Port, rules []Rule, opts Options) error {
 		return err
 	}
 	defer be.close()
-	d := NewDatapath(ports, be.macs(), buildTable(ports, rules), prod, be)
+	d := NewDatapath(ports, be.macs(), buildTable(ports, rules).withRoutes(cfg.routes), prod, be)
 	for i, mtu := range be.mtus() {
 		d.SetMTU(i, mtu)
+		if a := ports[i].Appliance; a != nil && a.Role == RoleGWLB && mtu > 0 && mtu < gwlbMinMTU {
+			log.Warn("a GWLB appliance port needs an MTU of 8568 (GWLB's 8500 and its 68 bytes): larger packets will be lost on the way in",
+				"port", ports[i].Name, "mtu", mtu)
+		}
 	}
 	d.keepGSO = cfg.Fwd.CaptureGSO == "keep"
 	d.wd = sdnotify.NewWatchdog()
@@ -94,10 +98,14 @@ func Run(cfg *Config, ports []Port, rules []Rule, opts Options) error {
 	var gen *genState
 	if benchGen > 0 {
 		g, ok := be.(genner)
-		if !ok || len(rules) == 0 {
-			return fmt.Errorf("--bench-gen needs the dpdk backend (port 0 a net_ring loopback) and a rule")
+		switch {
+		case ok && ports[0].Appliance != nil && ports[0].Appliance.Role == RoleGWLB:
+			gen = g.setGen(gwlbBenchFrame(ports[0], be.macs()[0]), benchGen)
+		case ok && len(rules) > 0:
+			gen = g.setGen(benchFrame(rules[0], be.macs()[rules[0].In]), benchGen)
+		default:
+			return fmt.Errorf("--bench-gen needs the dpdk backend (port 0 a net_ring loopback) and a rule, or port 0 a gwlb port")
 		}
-		gen = g.setGen(benchFrame(rules[0], be.macs()[rules[0].In]), benchGen)
 	}
 	go func() {
 		s := <-opts.Stop

@@ -24,6 +24,16 @@ func (d *Datapath) publish() {
 			s.Drops[reasonNames[r]] = v
 		}
 	}
+	for a := range d.c.appliance {
+		if v := d.c.appliance[a]; v != 0 {
+			s.Drops[applianceNames[a]] = v
+		}
+	}
+	for r := tunOK + 1; r < tunMax; r++ {
+		if v := d.c.tunnel[r]; v != 0 {
+			s.Drops[tunResultNames[r]] = v
+		}
+	}
 	s.Forwarded = d.c.reasons[rOK]
 	s.Captured = d.c.captured
 	s.CaptureDrops = d.c.captureDrops

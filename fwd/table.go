@@ -30,12 +30,14 @@ type crule struct {
 	// ipOptions: forward IPv4 packets with options other than a source
 	// route (ip_options: pass); by default they are dropped and counted.
 	ipOptions bool
-	outPort   [2]uint8
-	newSrc    [2]uint32 // d=0: Y, d=1: X (IPv4 rules)
-	newDst    [2]uint32 // d=0: B, d=1: A
-	v6        bool
-	newSrc6   [2][16]byte // the same for IPv6 rules
-	newDst6   [2][16]byte
+	// route: a route (route.go): forwarded without rewriting, direction 0 only.
+	route   bool
+	outPort [2]uint8
+	newSrc  [2]uint32 // d=0: Y, d=1: X (IPv4 rules)
+	newDst  [2]uint32 // d=0: B, d=1: A
+	v6      bool
+	newSrc6 [2][16]byte // the same for IPv6 rules
+	newDst6 [2][16]byte
 	// nextHop is the neighbor to send to per direction: the destination,
 	// or the port's gateway when the destination is off the subnet.
 	nextHop [2]netip.Addr
@@ -67,7 +69,8 @@ type table struct {
 	locals  [][]uint32 // per port: local IPv4 addresses
 	locals6 [][][16]byte
 	map6    map[key6]val6
-	src     []Rule // the rules as checked, for listing
+	src     []Rule   // the rules as checked, for listing
+	routes  []rroute // longest prefix first (route.go)
 }
 
 func ip4(a netip.Addr) uint32 { b := a.As4(); return binary.BigEndian.Uint32(b[:]) }

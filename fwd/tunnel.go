@@ -224,6 +224,13 @@ func parseOuterUDP(f []byte, v6ok bool, port uint16, hdrLen int, p *ippkt) (hdr,
 		}
 		return 0, 0, tunBadUDPLength
 	}
+	return udpTunnel(f, p, port, hdrLen)
+}
+
+// udpTunnel is parseOuterUDP after the IP header's parse: the UDP header
+// and the room for the tunnel header. The datapath, which has parsed the
+// IP header already, starts here.
+func udpTunnel(f []byte, p *ippkt, port uint16, hdrLen int) (hdr, end int, res tunResult) {
 	if p.frag {
 		return 0, 0, tunFragment
 	}
@@ -254,7 +261,16 @@ func parseOuterUDP(f []byte, v6ok bool, port uint16, hdrLen int, p *ippkt) (hdr,
 // are counted (g.unknown) and left for geneveReturn to echo.
 func parseGeneve(f []byte, g *geneveInfo) tunResult {
 	var p ippkt
-	h, end, r := parseOuterUDP(f, false, geneveUDPPort, geneveHdrLen, &p)
+	if _, _, r := parseOuterUDP(f, false, geneveUDPPort, geneveHdrLen, &p); r != tunOK {
+		return r
+	}
+	return parseGeneveIP(f, &p, g)
+}
+
+// parseGeneveIP is parseGeneve for a frame whose outer IPv4 header the
+// caller has parsed (p), without error: the datapath's path.
+func parseGeneveIP(f []byte, p *ippkt, g *geneveInfo) tunResult {
+	h, end, r := udpTunnel(f, p, geneveUDPPort, geneveHdrLen)
 	if r != tunOK {
 		return r
 	}

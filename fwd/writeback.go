@@ -152,6 +152,13 @@ func (c *Config) editRules(ports []Port, e ruleEdit) (rules []Rule, handEdited b
 	if rules, _, _, err = checkRules(list, ports); err != nil {
 		return nil, false, err
 	}
+	for _, r := range rules {
+		for _, rt := range c.routes {
+			if rt.ID == r.ID {
+				return nil, false, fmt.Errorf("rule %d: id %d is a route's", r.ID, r.ID)
+			}
+		}
+	}
 	real, err := filepath.EvalSymlinks(c.path)
 	if err != nil {
 		return nil, false, fmt.Errorf("configuration file: %w; the edit was not made", err)

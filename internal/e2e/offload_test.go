@@ -107,7 +107,7 @@ func offloadSuite(t *testing.T, tp *topo, fwdBin, backend string, eal []string, 
 	for i, mode := range offloadModes {
 		port := 5100 + i
 		out := run(t, bin("fmslice"), "--store", store, "--from", "0", "--to", "now", fmt.Sprintf("tcp port %d", port))
-		streams := checkSegments(t, mode, out, uint16(port))
+		streams := checkSegments(t, mode, out, uint16(port), offloadMTU)
 		want := map[string]int{"none": 0, "ingress": 1, "egress": 1, "inline": 1, "both": 2}[mode]
 		if len(streams) != want {
 			t.Fatalf("%s: %d captured streams towards port %d, want %d", mode, len(streams), port, want)
@@ -208,7 +208,7 @@ func (s *stream) bytes(size int) ([]byte, error) {
 // checkSegments reads a pcap of TCP packets, checks each record (length
 // within the MTU, IPv4 length and checksums right) and gathers the
 // payloads sent to dport by (source, destination) address pair.
-func checkSegments(t *testing.T, mode string, pcap []byte, dport uint16) map[string]*stream {
+func checkSegments(t *testing.T, mode string, pcap []byte, dport uint16, mtu int) map[string]*stream {
 	t.Helper()
 	if len(pcap) < 24 || binary.LittleEndian.Uint32(pcap) != 0xa1b23c4d && binary.LittleEndian.Uint32(pcap) != 0xa1b2c3d4 {
 		t.Fatalf("%s: not a little-endian pcap", mode)
@@ -223,7 +223,7 @@ func checkSegments(t *testing.T, mode string, pcap []byte, dport uint16) map[str
 		if incl != orig {
 			t.Fatalf("%s: record %d cut (%d of %d bytes)", mode, n, incl, orig)
 		}
-		if len(f) > 14+offloadMTU {
+		if len(f) > 14+mtu {
 			t.Fatalf("%s: record %d has %d bytes, more than the MTU allows", mode, n, len(f))
 		}
 		if binary.BigEndian.Uint16(f[12:]) != 0x0800 {

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -23,7 +24,7 @@ const roleEnv = "FMCAP_E2E_ROLE"
 
 // roleArgs is how many trailing arguments each role takes.
 func roleArgs(role string) int {
-	return map[string]int{"http-get": 1, "tcp-sink": 1, "tcp-source": 2, "udp-sink": 2, "udp-source": 2, "udp-refused": 1}[role]
+	return map[string]int{"inject": 2, "vxlan-cut": 3, "health": 1, "geneve-probe": 2, "http-get": 1, "tcp-sink": 1, "tcp-source": 2, "udp-sink": 2, "udp-source": 2, "udp-refused": 1}[role]
 }
 
 // runRole runs a role and prints its result on stdout.
@@ -115,6 +116,23 @@ func runRole(role string, args []string) int {
 			defer resp.Body.Close()
 			_, err = io.Copy(os.Stdout, resp.Body)
 			return err
+		case "health": // URL: a health check as a load balancer makes it (3 s timeout): print "STATUS BODY" or "down"
+			c := &http.Client{Timeout: 3 * time.Second}
+			resp, err := c.Get(args[0])
+			if err != nil {
+				fmt.Println("down")
+				return nil
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			fmt.Printf("%d %s\n", resp.StatusCode, strings.TrimSpace(string(b)))
+			return err
+		case "inject": // PCAP DEV: send every frame of PCAP on DEV with a packet socket, in order; print the count
+			return inject(args[0], args[1])
+		case "vxlan-cut": // REMOTE VNI IPLEN: one VXLAN datagram to REMOTE:4789 carrying the first 100 bytes of an IPv4 frame whose IP length says IPLEN
+			return vxlanCut(args[0], args[1], args[2])
+		case "geneve-probe": // LOCAL APPLIANCE: GENEVE datagrams from LOCAL:6081 to APPLIANCE:6081; print what came back of each
+			return geneveProbe(args[0], args[1])
 		case "udp-refused": // ADDR: a datagram to a closed port must come back as "connection refused"
 			c, err := net.Dial("udp", args[0])
 			if err != nil {

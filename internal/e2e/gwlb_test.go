@@ -1,0 +1,367 @@
+package e2e
+
+// fwd as an AWS Gateway Load Balancer appliance, in namespaces:
+//
+//	C (client 198.18.0.2) ── G (gwlbsim: GWLB stand-in, 198.18.1.1) ── A (fwd, port gwlb at 198.18.1.2, MTU 9000)
+//	                          └── S (server 198.18.2.2)
+//
+// gwlbsim (bench/gwlbsim) wraps every packet between C and S in GENEVE with
+// GWLB's options, as GWLB does, sends it to fwd, and checks each returned
+// datagram against what it sent (options and outer 5-tuple); fwd captures
+// the inner packets into the ring, the writer stores them.
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fmcap/fmcap/internal/testnet"
+)
+
+// geneveProbe sends three GENEVE datagrams from local:6081 to the
+// appliance, one at a time, and prints for each "echoed", "changed" or
+// "none" (nothing back in a second): a GWLB datagram with an extra option
+// (to be echoed unchanged), one without its flow cookie and one whose
+// cookie has another class (to be dropped).
+func geneveProbe(local, appliance string) error {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(local), Port: 6081})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	to := &net.UDPAddr{IP: net.ParseIP(appliance), Port: 6081}
+	opt := func(class uint16, typ byte, data []byte) []byte {
+		b := binary.BigEndian.AppendUint16(nil, class)
+		return append(append(b, typ, byte(len(data)/4)), data...)
+	}
+	u64 := func(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+	// An inner IPv4/UDP packet (its checksums do not matter to the appliance).
+	inner := []byte{0x45, 0, 0, 32, 0, 1, 0, 0, 64, 17, 0, 0, 198, 18, 0, 2, 198, 18, 2, 2, 0x30, 0x39, 0, 53, 0, 12, 0, 0, 'p', 'r', 'o', 'b'}
+	datagram := func(opts ...[]byte) []byte {
+		var o []byte
+		for _, x := range opts {
+			o = append(o, x...)
+		}
+		h := []byte{byte(len(o) / 4), 0, 0x08, 0x00, 0, 0, 0, 0}
+		return append(append(h, o...), inner...)
+	}
+	ep, att, ck := opt(0x0108, 1, u64(0x1111)), opt(0x0108, 2, u64(0x2222)), opt(0x0108, 3, []byte{0, 0, 0x33, 0x33})
+	for _, d := range [][]byte{
+		datagram(ep, att, ck, opt(0x0101, 0x05, []byte{1, 2, 3, 4})), // unknown, not critical: echoed
+		datagram(ep, att), // no flow cookie
+		datagram(ep, att, opt(0x0109, 3, []byte{0, 0, 0x33, 0x33})), // cookie under another class
+	} {
+		if _, err := c.WriteToUDP(d, to); err != nil {
+			return err
+		}
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		buf := make([]byte, 2048)
+		n, from, err := c.ReadFromUDP(buf)
+		switch {
+		case err != nil:
+			fmt.Println("none")
+		case from.Port == 6081 && from.IP.Equal(to.IP) && string(buf[:n]) == string(d):
+			fmt.Println("echoed")
+		default:
+			fmt.Printf("changed from %v: %x\n", from, buf[:n])
+		}
+	}
+	return nil
+}
+
+// pcapRecords splits a little-endian pcap into its records' bytes.
+func pcapRecords(t *testing.T, pcap []byte) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for off := 24; off < len(pcap); {
+		if off+16 > len(pcap) {
+			t.Fatalf("pcap cut in a record header at %d", off)
+		}
+		incl := int(binary.LittleEndian.Uint32(pcap[off+8:]))
+		if off+16+incl > len(pcap) {
+			t.Fatalf("pcap cut in a record at %d", off)
+		}
+		out = append(out, pcap[off+16:off+16+incl])
+		off += 16 + incl
+	}
+	return out
+}
+
+type gwlbTopo struct {
+	t          *testing.T
+	C, G, A, S string
+}
+
+// newGWLBTopo builds the namespaces of the file comment, with the kernel's
+// default offloads everywhere; A's kernel has no address on the veth (fwd
+// answers for 198.18.1.2).
+func newGWLBTopo(t *testing.T) *gwlbTopo {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces (CI runs as root)")
+	}
+	need(t, "ip")
+	p := testnet.Prefix("gw")
+	g := &gwlbTopo{t: t, C: p + "c", G: p + "g", A: p + "a", S: p + "s"}
+	for _, ns := range []string{g.C, g.G, g.A, g.S} {
+		sh(t, "ip", "netns", "add", ns)
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+		sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	}
+	sh(t, "ip", "-n", g.G, "link", "add", "vc", "type", "veth", "peer", "name", "vc", "netns", g.C)
+	sh(t, "ip", "-n", g.G, "link", "add", "va", "mtu", "9000", "type", "veth", "peer", "name", "va", "mtu", "9000", "netns", g.A)
+	sh(t, "ip", "-n", g.G, "link", "add", "vs", "type", "veth", "peer", "name", "vs", "netns", g.S)
+	sh(t, "ip", "netns", "exec", g.A, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+	for _, a := range []struct{ ns, dev, addr, via string }{
+		{g.C, "vc", "198.18.0.2/24", "198.18.0.1"},
+		{g.G, "vc", "198.18.0.1/24", ""},
+		{g.G, "va", "198.18.1.1/24", ""},
+		{g.A, "va", "", ""},
+		{g.G, "vs", "198.18.2.1/24", ""},
+		{g.S, "vs", "198.18.2.2/24", "198.18.2.1"},
+	} {
+		if a.addr != "" {
+			sh(t, "ip", "-n", a.ns, "addr", "add", a.addr, "dev", a.dev)
+		}
+		sh(t, "ip", "-n", a.ns, "link", "set", a.dev, "up")
+		if a.via != "" {
+			sh(t, "ip", "-n", a.ns, "route", "add", "default", "via", a.via)
+		}
+	}
+	sh(t, "ip", "netns", "exec", g.G, "sysctl", "-qw", "net.ipv4.ip_forward=1",
+		"net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0")
+	return g
+}
+
+// startSim starts gwlbsim in G, waits for "ready", and routes C's and S's
+// traffic into its TUN. stop sends it SIGTERM and returns its counters.
+func (g *gwlbTopo) startSim(sim string) (stop func() (map[string]uint64, string)) {
+	t := g.t
+	cmd := exec.Command("ip", "netns", "exec", g.G, sim, "--tun", "gwlb0", "--local", "198.18.1.1", "--appliance", "198.18.1.2")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := false
+	t.Cleanup(func() {
+		if !done {
+			cmd.Process.Kill() // by its PID: ip netns exec execs gwlbsim in place
+			cmd.Wait()
+		}
+	})
+	lines := bufio.NewScanner(out)
+	ready := make(chan bool, 1)
+	go func() { ready <- lines.Scan() && lines.Text() == "ready" }()
+	select {
+	case ok := <-ready:
+		if !ok {
+			t.Fatalf("gwlbsim did not say ready: %q", lines.Text())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("gwlbsim not ready after 60 s")
+	}
+	sh(t, "ip", "-n", g.G, "rule", "add", "iif", "vc", "lookup", "100")
+	sh(t, "ip", "-n", g.G, "rule", "add", "iif", "vs", "lookup", "100")
+	sh(t, "ip", "-n", g.G, "route", "add", "default", "dev", "gwlb0", "table", "100")
+	return func() (map[string]uint64, string) {
+		cmd.Process.Signal(syscall.SIGTERM)
+		counters := map[string]uint64{}
+		var report strings.Builder
+		for lines.Scan() {
+			report.WriteString(lines.Text() + "\n")
+			if k, v, ok := strings.Cut(lines.Text(), " "); ok {
+				counters[k], _ = strconv.ParseUint(v, 10, 64)
+			}
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("gwlbsim: %v\n%s", err, report.String())
+		}
+		done = true
+		return counters, report.String()
+	}
+}
+
+// role is topo.role for these namespaces.
+func (g *gwlbTopo) role(ns, role string, args ...string) *bufio.Scanner {
+	_, sc := (&topo{t: g.t}).role(ns, role, args...)
+	return sc
+}
+
+func (g *gwlbTopo) health(url string) string {
+	return line(g.t, g.role(g.G, "health", url), "health")
+}
+
+// TestGWLBAppliance: fwd's gwlb port between a GWLB stand-in and its
+// client and server; see the file comment.
+func TestGWLBAppliance(t *testing.T) {
+	g := newGWLBTopo(t)
+	gwlbSuite(t, g, bin("fwd"), "afpacket", nil, "va")
+}
+
+// TestGWLBApplianceDPDK is the same with fwd's DPDK backend, its port a
+// net_af_packet vdev on the veth whose frames hold GWLB's jumbo frames.
+func TestGWLBApplianceDPDK(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces (CI runs as root)")
+	}
+	fwdDPDK := buildFwdDPDK(t)
+	g := newGWLBTopo(t)
+	eal := []string{"--no-huge", "-m", "256", "--no-pci", "-l", "1", "--file-prefix=" + g.A,
+		"--vdev=net_af_packet0,iface=va,framesz=65408,blocksz=2093056,framecnt=512"}
+	gwlbSuite(t, g, fwdDPDK, "dpdk", eal, "net_af_packet0")
+}
+
+func gwlbSuite(t *testing.T, g *gwlbTopo, fwdBin, backend string, eal []string, dev string) {
+	sim := filepath.Join(t.TempDir(), "gwlbsim")
+	if out, err := exec.Command("go", "build", "-o", sim, "github.com/fmcap/fmcap/bench/gwlbsim").CombinedOutput(); err != nil {
+		t.Fatalf("build gwlbsim: %v\n%s", err, out)
+	}
+	ring := makeRing(t, "256MiB")
+	store := filepath.Join(t.TempDir(), "store")
+	cfg := filepath.Join(t.TempDir(), "fmcap.yaml")
+	mtu := "" // AF_PACKET: the veth's 9000
+	if backend == "dpdk" {
+		mtu = "\n      mtu: 9000"
+	}
+	os.WriteFile(cfg, []byte(configHead(t, ring, backend, eal)+`  metrics: ""
+  ports:
+    - name: g0
+      device: `+dev+mtu+`
+      addresses: [198.18.1.2/24]
+      gwlb:
+        rule: 50
+        health_check: {protocol: http, port: 80, path: /healthz}
+`), 0o600)
+	run(t, fwdBin, "--check-config", cfg)
+	fwd := (&topo{t: t}).start(g.A, nil, fwdBin, "--config", cfg)
+	waitControl(t, cfg)
+	writer := exec.Command(bin("writer"), "--ring", ring, "--store", store, "--flush", "100ms", "--log-level", "warn", "--metrics", "")
+	writer.Stderr = os.Stderr
+	if err := writer.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { writer.Process.Kill(); writer.Wait() })
+
+	// Health checks as GWLB makes them, from its side.
+	if got := g.health("http://198.18.1.2/healthz"); got != "200 healthy" {
+		t.Fatalf("health check: %q", got)
+	}
+	if got := g.health("http://198.18.1.2/other"); got != "404 not found" {
+		t.Errorf("health check of another path: %q", got)
+	}
+	// Frames GWLB would not send: dropped and counted; an unknown option
+	// echoed unchanged.
+	probe := g.role(g.G, "geneve-probe", "198.18.1.1", "198.18.1.2")
+	for i, want := range []string{"echoed", "none", "none"} {
+		if got := line(t, probe, "geneve-probe"); got != want {
+			t.Errorf("probe %d: %s, want %s", i, got, want)
+		}
+	}
+	s := stats(t, cfg)
+	if s.Drops["gwlb_option_missing"] != 1 || s.Drops["gwlb_option_wrong_class"] != 1 || s.Drops["gwlb_returned"] != 1 {
+		t.Errorf("after the probes: %v", s.Drops)
+	}
+
+	// 100 MB of TCP and a UDP stream from C to S through the appliance.
+	stopSim := g.startSim(sim)
+	const size = 100 << 20
+	sink := g.role(g.S, "tcp-sink", "198.18.2.2:5001")
+	line(t, sink, "tcp-sink")
+	sent := line(t, g.role(g.C, "tcp-source", "198.18.2.2:5001", fmt.Sprint(size)), "tcp-source")
+	got := line(t, sink, "tcp-sink")
+	if !strings.HasPrefix(got, sent+" ") {
+		t.Fatalf("TCP through the appliance: sent %q, received %q", sent, got)
+	}
+	tcpSum := strings.Fields(got)[1]
+	usink := g.role(g.S, "udp-sink", "198.18.2.2:5002", "2000")
+	line(t, usink, "udp-sink")
+	line(t, g.role(g.C, "udp-source", "198.18.2.2:5002", "2000"), "udp-source")
+	var good, bad int
+	fmt.Sscanf(line(t, usink, "udp-sink"), "%d %d", &good, &bad)
+	if bad != 0 || good != 2000 {
+		t.Errorf("UDP through the appliance: %d of 2000 datagrams received, %d corrupt", good, bad)
+	}
+	counters, report := stopSim()
+	t.Logf("gwlbsim:\n%s", report)
+	if counters["mismatches"] != 0 || counters["received"] == 0 {
+		t.Errorf("returned datagrams differ from those sent:\n%s", report)
+	}
+	s = stats(t, cfg)
+	if s.CaptureDrops != 0 {
+		t.Fatalf("capture drops %d", s.CaptureDrops)
+	}
+	if s.Drops["gwlb_returned"] < counters["received"] {
+		t.Errorf("fwd returned %d, gwlbsim received %d", s.Drops["gwlb_returned"], counters["received"])
+	}
+	waitStored(t, ring)
+
+	// The capture holds the inner packets: the TCP stream reassembles to
+	// the bytes transferred, each record behind fwd's Ethernet header.
+	out := run(t, bin("fmslice"), "--store", store, "--from", "0", "--to", "now", "tcp port 5001")
+	for i, f := range pcapRecords(t, out) {
+		if string(f[:12]) != string(make([]byte, 12)) || binary.BigEndian.Uint16(f[12:]) != 0x0800 {
+			t.Fatalf("record %d: Ethernet header %x", i, f[:14])
+		}
+	}
+	streams := checkSegments(t, "gwlb", out, 5001, 8500)
+	st := streams["198.18.0.2->198.18.2.2"]
+	if st == nil {
+		t.Fatalf("no captured stream from the client: %v", streams)
+	}
+	data, err := st.bytes(size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum := fmt.Sprintf("%x", sha256.Sum256(data)); sum != tcpSum {
+		t.Fatalf("captured stream has SHA-256 %s, the transfer %s", sum, tcpSum)
+	}
+	udp := run(t, bin("fmslice"), "--store", store, "--from", "0", "--to", "now", "-q", "udp port 5002")
+	if n := len(pcapRecords(t, udp)); n != good {
+		t.Errorf("captured %d UDP datagrams, %d went through", n, good)
+	}
+
+	// The writer gone: forwarding goes on, captures are dropped and counted,
+	// and the HTTP health check says so (503) while they are.
+	writer.Process.Kill()
+	writer.Wait()
+	stopSim = g.startSim(sim)
+	sink = g.role(g.S, "tcp-sink", "198.18.2.2:5003")
+	line(t, sink, "tcp-sink")
+	src := g.role(g.C, "tcp-source", "198.18.2.2:5003", fmt.Sprint(600<<20))
+	saw503 := false
+	for i := 0; i < 600 && !saw503; i++ {
+		saw503 = g.health("http://198.18.1.2/healthz") == "503 forwarding; captures are dropped"
+		time.Sleep(100 * time.Millisecond)
+	}
+	sent = line(t, src, "tcp-source")
+	if got := line(t, sink, "tcp-sink"); !strings.HasPrefix(got, sent+" ") {
+		t.Fatalf("TCP with the writer gone: sent %q, received %q", sent, got)
+	}
+	if !saw503 {
+		t.Errorf("the health check never said 503 while captures were dropped (%d dropped)", stats(t, cfg).CaptureDrops)
+	}
+	if s := stats(t, cfg); s.CaptureDrops == 0 {
+		t.Errorf("no capture drops counted with the writer gone")
+	}
+	stopSim()
+
+	// fwd stopped: nothing answers the health check.
+	fwd.Process.Signal(syscall.SIGTERM)
+	fwd.Wait()
+	if got := g.health("http://198.18.1.2/healthz"); got != "down" {
+		t.Errorf("health check with fwd stopped: %q", got)
+	}
+}

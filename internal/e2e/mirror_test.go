@@ -1,0 +1,190 @@
+package e2e
+
+// fwd as a VPC Traffic Mirroring target, in namespaces: the mirror source M
+// has the kernel's VXLAN devices (VNI 123, and VNI 999 that fwd is not
+// configured for) towards fwd's mirror port in T; a real capture written
+// into the VXLAN device comes out of the store byte for byte.
+//
+//	M (198.18.3.1; vx123, vx999 over vm) ──veth (MTU 9000)── T (fwd, port m0 at 198.18.3.2)
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/google/gopacket/pcapgo"
+
+	"github.com/fmcap/fmcap/internal/ctl"
+	"github.com/fmcap/fmcap/internal/testnet"
+)
+
+// inject writes every frame of a capture to dev, as a mirror source's
+// kernel would hand it to its VXLAN device.
+func inject(file, dev string) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	r, err := pcapgo.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	ifi, err := net.InterfaceByName(dev)
+	if err != nil {
+		return err
+	}
+	fd, err := syscall.Socket(syscall.AF_PACKET, syscall.SOCK_RAW, 0)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fd)
+	to := &syscall.SockaddrLinklayer{Ifindex: ifi.Index}
+	n := 0
+	for {
+		f, _, err := r.ReadPacketData()
+		if err != nil {
+			break
+		}
+		if err := syscall.Sendto(fd, f, 0, to); err != nil {
+			return fmt.Errorf("frame %d: %v", n, err)
+		}
+		n++
+	}
+	fmt.Println(n)
+	return nil
+}
+
+// vxlanCut sends what a mirror session with a packet length of 100 sends
+// for a longer packet: the first 100 bytes of the frame, headers unchanged.
+func vxlanCut(remote, vni, ipLen string) error {
+	v, _ := strconv.Atoi(vni)
+	n, _ := strconv.Atoi(ipLen)
+	frame := make([]byte, 14+n)
+	copy(frame, []byte{0x02, 0, 0, 0, 0, 0xb, 0x02, 0, 0, 0, 0, 0xa, 0x08, 0x00})
+	ip := frame[14:]
+	ip[0], ip[8], ip[9] = 0x45, 64, 17
+	binary.BigEndian.PutUint16(ip[2:], uint16(n))
+	copy(ip[12:], []byte{198, 18, 0, 2, 198, 18, 2, 2})
+	for i := 28; i < n; i++ {
+		ip[i] = byte(i)
+	}
+	hdr := []byte{0x08, 0, 0, 0, byte(v >> 16), byte(v >> 8), byte(v), 0}
+	c, err := net.Dial("udp4", net.JoinHostPort(remote, "4789"))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if _, err := c.Write(append(hdr, frame[:100]...)); err != nil {
+		return err
+	}
+	fmt.Println("sent")
+	return nil
+}
+
+func TestMirrorTarget(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces (CI runs as root)")
+	}
+	need(t, "ip", "tcpdump")
+	p := testnet.Prefix("mi")
+	M, T := p+"m", p+"t"
+	for _, ns := range []string{M, T} {
+		sh(t, "ip", "netns", "add", ns)
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+		sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	}
+	sh(t, "ip", "-n", M, "link", "add", "vm", "mtu", "9000", "type", "veth", "peer", "name", "vt", "mtu", "9000", "netns", T)
+	// No IPv6 on either side: the VXLAN devices would mirror their own
+	// router solicitations and MLD reports.
+	for _, ns := range []string{M, T} {
+		sh(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+	}
+	sh(t, "ip", "-n", M, "addr", "add", "198.18.3.1/24", "dev", "vm")
+	sh(t, "ip", "-n", M, "link", "set", "vm", "up")
+	sh(t, "ip", "-n", T, "link", "set", "vt", "up")
+	for _, vni := range []string{"123", "999"} {
+		sh(t, "ip", "-n", M, "link", "add", "vx"+vni, "mtu", "8900", "type", "vxlan", "id", vni, "remote", "198.18.3.2",
+			"local", "198.18.3.1", "dstport", "4789", "dev", "vm")
+		sh(t, "ip", "-n", M, "link", "set", "vx"+vni, "up")
+	}
+
+	ring := makeRing(t, "64MiB")
+	store := filepath.Join(t.TempDir(), "store")
+	cfg := filepath.Join(t.TempDir(), "fmcap.yaml")
+	os.WriteFile(cfg, []byte(configHead(t, ring, "afpacket", nil)+`  metrics: ""
+  ports:
+    - name: m0
+      device: vt
+      addresses: [198.18.3.2/24]
+      mirror: {rule: 7, vni: [123]}
+`), 0o600)
+	run(t, bin("fwd"), "--check-config", cfg)
+	fwd := (&topo{t: t}).start(T, nil, bin("fwd"), "--config", cfg)
+	waitControl(t, cfg)
+	writer := exec.Command(bin("writer"), "--ring", ring, "--store", store, "--flush", "100ms", "--log-level", "warn", "--metrics", "")
+	writer.Stderr = os.Stderr
+	if err := writer.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { writer.Process.Kill(); writer.Wait() })
+
+	tp := &topo{t: t}
+	src := testdata("ns-mix-nano.pcap")
+	_, out := tp.role(M, "inject", src, "vx123")
+	want := line(t, out, "inject")
+	_, out = tp.role(M, "inject", src, "vx999") // not configured: counted, not stored
+	line(t, out, "inject")
+	_, out = tp.role(M, "vxlan-cut", "198.18.3.2", "123", "1000")
+	line(t, out, "vxlan-cut")
+	n, _ := strconv.Atoi(want)
+	s := waitStats(t, cfg, func(s ctl.Stats) bool {
+		return s.Drops["mirror_captured"] >= uint64(n+1) && s.Drops["mirror_vni_not_configured"] >= uint64(n)
+	})
+	if s.Drops["mirror_captured"] != uint64(n+1) || s.Drops["mirror_vni_not_configured"] != uint64(n) || s.CaptureDrops != 0 {
+		t.Fatalf("mirror counters: captured %d (want %d), other VNI %d (want %d), capture drops %d",
+			s.Drops["mirror_captured"], n+1, s.Drops["mirror_vni_not_configured"], n, s.CaptureDrops)
+	}
+	fwd.Process.Signal(syscall.SIGTERM)
+	fwd.Wait()
+	waitStored(t, ring)
+
+	got := run(t, bin("fmslice"), "--store", store, "--from", "0", "--to", "now", "-q")
+	recs := pcapRecords(t, got)
+	if len(recs) != n+1 {
+		t.Fatalf("stored %d records, want %d", len(recs), n+1)
+	}
+	// The replayed capture, byte for byte and as tcpdump reads it (but for
+	// the times: the store has when fwd received each frame).
+	gotFile := filepath.Join(t.TempDir(), "got.pcap")
+	os.WriteFile(gotFile, got, 0o600)
+	strip := func(s string) string {
+		var b strings.Builder
+		for _, l := range strings.Split(s, "\n") {
+			if l != "" && l[0] != '\t' && l[0] != ' ' {
+				if _, rest, ok := strings.Cut(l, " "); ok {
+					l = rest // the time stamp
+				}
+			}
+			b.WriteString(l + "\n")
+		}
+		return b.String()
+	}
+	wantText := strip(tcpdumpText(t, src))
+	gotText := strip(string(run(t, "tcpdump", "--time-stamp-precision=nano", "-nn", "-tt", "-e", "-x", "-c", want, "-r", gotFile)))
+	if gotText != wantText {
+		t.Fatalf("stored inner frames differ from the capture replayed:\n%s\nwant\n%s", gotText, wantText)
+	}
+	// The cut packet: 100 bytes kept, its wire length from its IP header.
+	last := got[len(got)-16-100:]
+	if incl, orig := binary.LittleEndian.Uint32(last[8:]), binary.LittleEndian.Uint32(last[12:]); incl != 100 || orig != 1014 {
+		t.Errorf("cut mirror packet stored with %d of %d bytes, want 100 of 1014", incl, orig)
+	}
+}
