@@ -40,21 +40,21 @@ build-dpdk: deps-dpdk build
 test: deps-test
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 50m ./...
-	$(GO) test -count=1 -race -short ./shmring ./writer/...
+	$(GO) test -count=1 -race -short ./shmring ./writer/... ./store/chunk
 
 test-short: deps-test
 	$(GO) test -count=1 -short ./...
 
 # Run every fuzz target for FUZZTIME each.
 fuzz: deps-test
-	@set -e; for p in ./shmring ./writer/chunk ./internal/timespec ./fwd ./indexer/segment ./internal/libpcap; do \
+	@set -e; for p in ./shmring ./store/chunk ./internal/timespec ./fwd ./store/segment ./internal/libpcap; do \
 	  for f in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
 	    echo "== $$p $$f"; $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMIN) $$p; \
 	  done; done
 
 # Go benchmarks beside the code; whole-pipeline comparisons are in bench/.
 bench: deps-bench build
-	$(GO) test -run '^$$' -bench . -benchmem ./shmring ./writer/... ./fwd ./indexer/...
+	$(GO) test -run '^$$' -bench . -benchmem ./shmring ./writer/... ./fwd ./indexer/... ./store/chunk ./store/segment
 	bench/run.sh
 
 demo: deps-demo build

@@ -3,7 +3,7 @@
 // lossy consumer (it can never slow capture or cause a drop; when it falls
 // behind it is overrun and records the seqs it missed); with --rebuild it
 // indexes stored chunks instead, to fill such gaps or re-index a range.
-// live.go and rebuild.go are the two modes; indexer/segment the format.
+// live.go and rebuild.go are the two modes; store/segment the format.
 package main
 
 import (
@@ -16,11 +16,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/fmcap/fmcap/indexer/segment"
 	"github.com/fmcap/fmcap/internal/cliutil"
 	"github.com/fmcap/fmcap/internal/fsmode"
 	"github.com/fmcap/fmcap/internal/timespec"
 	"github.com/fmcap/fmcap/internal/version"
+	"github.com/fmcap/fmcap/store/segment"
 )
 
 func main() {

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fmcap/fmcap/indexer/segment"
-	"github.com/fmcap/fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/store/chunk"
+	"github.com/fmcap/fmcap/store/segment"
 )
 
 func segmentOver(first, last uint64) *segment.Builder {

@@ -1,5 +1,5 @@
 // Command writer consumes the capture ring into a store of compressed pcap
-// chunks. See pipeline.go for how it works and writer/chunk for the format.
+// chunks. See pipeline.go for how it works and store/chunk for the format.
 package main
 
 import (

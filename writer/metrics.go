@@ -7,7 +7,7 @@ package main
 import (
 	"github.com/fmcap/fmcap/internal/metrics"
 	"github.com/fmcap/fmcap/shmring"
-	"github.com/fmcap/fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/store/chunk"
 )
 
 func writeMetrics(w *metrics.Writer, cfg *Config, st *stats, ret *retention, r *shmring.Ring) {

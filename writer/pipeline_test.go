@@ -17,7 +17,7 @@ import (
 
 	"github.com/fmcap/fmcap/internal/testpkt"
 	"github.com/fmcap/fmcap/shmring"
-	"github.com/fmcap/fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/store/chunk"
 )
 
 func testConfig(t *testing.T, ring, store string) *Config {

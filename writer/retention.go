@@ -5,7 +5,7 @@ package main
 // (--retain-age, by each chunk's newest packet). The oldest finished chunks
 // go first; the chunk being written is never touched. Each removal is
 // logged in the store's retention.log before the files go (see
-// writer/chunk/retention.go), so fmslice can tell a query that the range
+// store/chunk/retention.go), so fmslice can tell a query that the range
 // it asks for was removed. When a write fails because the disk is full and
 // any retention is set, the oldest finished chunk is removed at once to
 // make room; without retention the writer waits for room and the ring
@@ -25,8 +25,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/fmcap/fmcap/indexer/segment"
-	"github.com/fmcap/fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/store/chunk"
+	"github.com/fmcap/fmcap/store/segment"
 )
 
 const retainEvery = 5 * time.Second

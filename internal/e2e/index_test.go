@@ -16,8 +16,8 @@ import (
 
 	"github.com/google/gopacket/pcapgo"
 
-	"github.com/fmcap/fmcap/indexer/segment"
-	"github.com/fmcap/fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/store/chunk"
+	"github.com/fmcap/fmcap/store/segment"
 )
 
 // indexedStore runs fminject → ring → writer and indexer (live, as a lossy

@@ -16,9 +16,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/fmcap/fmcap/indexer/segment"
 	"github.com/fmcap/fmcap/internal/progress"
-	"github.com/fmcap/fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/store/chunk"
+	"github.com/fmcap/fmcap/store/segment"
 )
 
 // storeInfo is fmslice info's answer (also its JSON).

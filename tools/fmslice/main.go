@@ -28,7 +28,7 @@ import (
 	"github.com/fmcap/fmcap/internal/progress"
 	"github.com/fmcap/fmcap/internal/timespec"
 	"github.com/fmcap/fmcap/internal/version"
-	"github.com/fmcap/fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/store/chunk"
 )
 
 const exitIncomplete = 3

@@ -1,6 +1,6 @@
 package main
 
-// Using the index. The planner (indexer/segment) turns the filter into
+// Using the index. The planner (store/segment) turns the filter into
 // the groups of seqs each segment says may match; frames holding none of
 // them are not decompressed. Seqs no valid segment covers — not indexed
 // yet, missed by the indexer, or in a segment that fails its checksum —
@@ -17,7 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/fmcap/fmcap/indexer/segment"
+	"github.com/fmcap/fmcap/store/segment"
 )
 
 type seqRange struct{ lo, hi uint64 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/fmcap/fmcap/internal/testpkt"
-	"github.com/fmcap/fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/store/chunk"
 )
 
 // testStore writes chunks uncompressed chunks of n testpkt packets each

@@ -2,7 +2,7 @@
 // indexer writes, and fmslice reads to choose which frames a query must
 // decompress. Sequence numbers are the join key: a segment says in which
 // groups of GroupSize consecutive seqs an address, a port or a protocol
-// appears, and the writer's frame tables (writer/chunk) turn groups into
+// appears, and the writer's frame tables (store/chunk) turn groups into
 // frames. Groups are aligned on seqs, not on the segment: group boundaries
 // are the multiples of GroupSize, where the writer prefers to cut frames
 // (chunk.SeqGroup), so that a candidate group is one frame to read, not two.
@@ -97,7 +97,7 @@ import (
 
 	"github.com/fmcap/fmcap/internal/atomicfile"
 	"github.com/fmcap/fmcap/internal/fsmode"
-	"github.com/fmcap/fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/store/chunk"
 )
 
 const (

@@ -76,7 +76,7 @@ import (
 
 // SeqGroup is where the writer prefers to cut frames: before a packet whose
 // seq is a multiple of SeqGroup, the boundary of the index's seq groups
-// (indexer/segment), so that a group the index says may match is in one
+// (store/segment), so that a group the index says may match is in one
 // frame. At each boundary the writer ends the frame (if at least half full)
 // when the coming group, judged by the size of the last one, would not fit;
 // a frame that fills up mid-group all the same is cut at the packet, as are
