@@ -2,7 +2,7 @@
 # first (scripts/deps.sh: apt-get as root, a clear message otherwise).
 GO      ?= go
 BIN     := bin
-CMDS    := ./fwd ./writer ./indexer ./tools/fmring ./tools/fminject ./tools/fmslice ./tools/fmctl
+CMDS    := ./fwd ./cmd/writer ./cmd/indexer ./tools/fmring ./tools/fminject ./tools/fmslice ./tools/fmctl
 FUZZTIME ?= 20s
 # Executions spent minimizing each input that finds new coverage (Go's
 # default is 60 s each: on whole-chunk inputs the fuzzer then spent its time

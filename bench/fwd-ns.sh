@@ -31,7 +31,7 @@ CAPTURE=${CAPTURE:-inline}
 OFFLOADS=${OFFLOADS:-on}
 FWDGRO=${FWDGRO:-off}
 BACKENDS=${BACKENDS:-afpacket dpdk}
-go build -o "$B/" ./fwd ./writer ./tools/fmring ./tools/fmctl
+go build -o "$B/" ./fwd ./cmd/writer ./tools/fmring ./tools/fmctl
 go build -tags dpdk -o "$B/fwd-dpdk" ./fwd
 P=fmb$$
 A=${P}A F=${P}F Bn=${P}B

@@ -1,4 +1,10 @@
-package main
+// Package indexer is the engine of the indexer process: it builds the time
+// and flow-key index segments (store/segment) that let a query read only
+// the frames it needs. Live reads the capture ring as a lossy consumer (it
+// can never slow capture or cause a drop; when it falls behind it is
+// overrun and records the seqs it missed); Rebuild indexes stored chunks
+// instead, to fill such gaps or re-index a range. cmd/indexer is its main.
+package indexer
 
 // Live indexing from the ring. The indexer is a lossy consumer: records
 // are decoded into a batch, and the batch goes into the segment only once
@@ -31,20 +37,22 @@ import (
 )
 
 const (
-	defaultSegmentAge = 10 * time.Second
+	DefaultSegmentAge = 10 * time.Second // the default of LiveConfig.SegAge
 	batchSize         = 4096
 	prefetch          = 16 // packets whose flow entries are loaded together (segment.Builder.Prefetch)
 	// A gap longer than this ends the segment; the next starts after it.
 	maxGapInSegment = 64 * segment.DefaultGroupSize
 )
 
-type liveConfig struct {
-	ring, consumer, dir string
-	store               string // the writer's store, whose retention.log publish reads
-	segPackets          uint64
-	segAge              time.Duration
-	exitOnClose         bool
-	metrics             string
+// LiveConfig is the live indexer's configuration.
+type LiveConfig struct {
+	Ring, Consumer string // the ring file and the (lossy) consumer slot
+	Dir            string // the index directory segments go in
+	Store          string // the writer's store, whose retention.log publish reads
+	SegPackets     uint64 // seqs per segment at most
+	SegAge         time.Duration
+	ExitOnClose    bool
+	Metrics        string // Prometheus address ("" for none)
 }
 
 type entry struct {
@@ -54,7 +62,7 @@ type entry struct {
 }
 
 type indexer struct {
-	cfg     liveConfig
+	cfg     LiveConfig
 	log     *slog.Logger
 	c       *shmring.Consumer
 	b       *segment.Builder
@@ -70,30 +78,30 @@ type indexer struct {
 	missed   atomic.Uint64
 }
 
-func live(ctx context.Context, cfg liveConfig, log *slog.Logger) error {
-	r, err := shmring.Open(cfg.ring)
+func Live(ctx context.Context, cfg LiveConfig, log *slog.Logger) error {
+	r, err := shmring.Open(cfg.Ring)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	c, err := r.Attach(cfg.consumer)
+	c, err := r.Attach(cfg.Consumer)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	if !c.Lossy() {
-		return fmt.Errorf("consumer slot %q of %s is lossless: the indexer must never hold capture back; declare it NAME:lossy", cfg.consumer, cfg.ring)
+		return fmt.Errorf("consumer slot %q of %s is lossless: the indexer must never hold capture back; declare it NAME:lossy", cfg.Consumer, cfg.Ring)
 	}
-	cleanTemp(cfg.dir)
+	cleanTemp(cfg.Dir)
 	ix := &indexer{cfg: cfg, log: log, c: c, batch: make([]entry, batchSize)}
 	// Resume after the last segment (a crash between writing a segment and
 	// committing the cursor re-reads records already indexed).
 	next := c.NextSeq()
-	if segs, err := segment.List(cfg.dir); err == nil && len(segs) > 0 && segs[len(segs)-1].Last+1 > next {
+	if segs, err := segment.List(cfg.Dir); err == nil && len(segs) > 0 && segs[len(segs)-1].Last+1 > next {
 		next = segs[len(segs)-1].Last + 1
 	}
 	ix.reset(next)
-	if err := metrics.Serve(ctx, cfg.metrics, log, func(w *metrics.Writer) {
+	if err := metrics.Serve(ctx, cfg.Metrics, log, func(w *metrics.Writer) {
 		w.Counter("fmcap_indexer_packets_total", "Packets indexed.", ix.indexed.Load())
 		w.Counter("fmcap_indexer_segments_total", "Segments written.", ix.segments.Load())
 		w.Counter("fmcap_indexer_segments_dropped_total", "Segments removed right after writing: retention had removed their chunks meanwhile.", ix.dropped.Load())
@@ -104,7 +112,7 @@ func live(ctx context.Context, cfg liveConfig, log *slog.Logger) error {
 	}
 	sdnotify.Ready()
 	wd := sdnotify.NewWatchdog()
-	log.Info("indexer started", "ring", cfg.ring, "consumer", cfg.consumer, "index", cfg.dir, "resume_seq", next)
+	log.Info("indexer started", "ring", cfg.Ring, "consumer", cfg.Consumer, "index", cfg.Dir, "resume_seq", next)
 	idle := 0
 	for {
 		if ctx.Err() != nil {
@@ -136,7 +144,7 @@ func live(ctx context.Context, cfg liveConfig, log *slog.Logger) error {
 			continue
 		case errors.Is(err, shmring.ErrEmpty):
 		case err == io.EOF:
-			if cfg.exitOnClose {
+			if cfg.ExitOnClose {
 				if err := ix.apply(); err != nil {
 					return err
 				}
@@ -150,7 +158,7 @@ func live(ctx context.Context, cfg liveConfig, log *slog.Logger) error {
 		}
 		now := time.Now()
 		wd.Ping(now)
-		if ix.b.Count() > 0 && now.Sub(ix.started) >= cfg.segAge {
+		if ix.b.Count() > 0 && now.Sub(ix.started) >= cfg.SegAge {
 			if err := ix.flush(); err != nil {
 				return err
 			}
@@ -198,7 +206,7 @@ func (ix *indexer) apply() error {
 		}
 		ix.b.Add(e.seq, e.ts, &e.p)
 		ix.indexed.Add(1)
-		if ix.b.Count() >= ix.cfg.segPackets {
+		if ix.b.Count() >= ix.cfg.SegPackets {
 			if err := ix.flush(); err != nil {
 				return err
 			}
@@ -213,8 +221,8 @@ func (ix *indexer) gap(lo, hi uint64) error {
 	ix.gaps += hi - lo + 1
 	ix.missed.Add(hi - lo + 1)
 	ix.log.Warn("indexer missed records (overrun or down); queries scan them until indexer --rebuild", "first_seq", lo, "last_seq", hi)
-	appendGapLog(ix.cfg.dir, lo, hi)
-	if hi-lo+1 <= maxGapInSegment && ix.b.Count()+(hi-lo+1) < ix.cfg.segPackets {
+	appendGapLog(ix.cfg.Dir, lo, hi)
+	if hi-lo+1 <= maxGapInSegment && ix.b.Count()+(hi-lo+1) < ix.cfg.SegPackets {
 		ix.b.Gap(lo, hi)
 		return nil
 	}
@@ -232,7 +240,7 @@ func (ix *indexer) flush() error {
 	if ix.b.Count() == 0 {
 		return nil
 	}
-	kept, err := publish(ix.b, ix.cfg.dir, ix.cfg.store)
+	kept, err := publish(ix.b, ix.cfg.Dir, ix.cfg.Store)
 	if err != nil {
 		return err
 	}

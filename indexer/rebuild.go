@@ -1,4 +1,4 @@
-package main
+package indexer
 
 // indexer --rebuild: index stored chunks instead of the ring, to fill the
 // gaps a live indexer left or to re-index a range. Every chunk overlapping
@@ -19,7 +19,10 @@ import (
 	"github.com/fmcap/fmcap/store/segment"
 )
 
-func rebuild(store, dir string, from, to int64, segPackets int, quiet bool, log *slog.Logger) error {
+// Rebuild indexes the chunks of store that overlap [from, to] (Unix ns)
+// into segments in dir, replacing the segments they overlap; quiet draws
+// no progress line.
+func Rebuild(store, dir string, from, to int64, segPackets int, quiet bool, log *slog.Logger) error {
 	cleanTemp(dir)
 	chunks, err := chunk.List(store)
 	if err != nil {

@@ -1,4 +1,4 @@
-package main
+package writer
 
 // Prometheus metrics (--metrics, 127.0.0.1:9562 by default): what was
 // stored, how well it compressed, the store's size, retention, and this

@@ -1,4 +1,7 @@
-package main
+// Package writer is the engine of the writer process: the ring's lossless
+// consumer, storing every packet in compressed pcap chunks (store/chunk)
+// and keeping the store under its retention limits. cmd/writer is its main.
+package writer
 
 // The writer is three stages joined by channels:
 //
@@ -79,8 +82,8 @@ func (f *frame) reset() {
 	f.end, f.nextSeq, f.last = 0, 0, false
 }
 
-// stats are the writer's counters, read by the periodic log line and at exit.
-// stats are written by the stages and read by the metrics endpoint.
+// stats are the writer's counters: written by the stages (consume, store),
+// read by the metrics endpoint (metrics.go) and by Run's line at exit.
 type stats struct {
 	packets  atomic.Uint64 // packets stored
 	skipped  atomic.Uint64 // packets found already stored after a restart
@@ -91,14 +94,15 @@ type stats struct {
 	retries  atomic.Uint64 // failed writes (disk full …) retried
 }
 
+// Defaults of the flags that set Config.FlushInterval and Config.ChunkAge.
 const (
-	defaultFlush    = 500 * time.Millisecond
-	defaultChunkAge = time.Minute
+	DefaultFlush    = 500 * time.Millisecond
+	DefaultChunkAge = time.Minute
 )
 
-// run wires the stages and returns when they are done: on ctx cancellation
+// Run wires the stages and returns when they are done: on ctx cancellation
 // (SIGTERM) after draining, or at the end of the ring with ExitOnClose.
-func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
+func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	// Chunks, frame tables and logs are 0640 in 0750 directories whatever
 	// umask the writer was started with (internal/fsmode).
 	fsmode.SetUmask()

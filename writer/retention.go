@@ -1,4 +1,4 @@
-package main
+package writer
 
 // Retention: the store is kept under a quota of bytes (--retain-bytes),
 // above a minimum of free disk (--retain-free) and younger than an age
