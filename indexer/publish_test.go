@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	fmstore "github.com/fmcap/fmcap/store"
 	"github.com/fmcap/fmcap/store/chunk"
 	"github.com/fmcap/fmcap/store/segment"
 )
@@ -29,7 +30,7 @@ func TestPublishAfterRetention(t *testing.T) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := chunk.LogRemoved(store, chunk.Info{FirstSeq: 1, LastSeq: 1000, MinTS: 1, MaxTS: 2}, "bytes", 3); err != nil {
+	if err := fmstore.LogRemoved(store, chunk.Info{FirstSeq: 1, LastSeq: 1000, MinTS: 1, MaxTS: 2}, "bytes", 3); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -64,14 +65,14 @@ func TestRemovedThrough(t *testing.T) {
 		fmt.Fprintf(&b, "removed %d %d 1767225600000000000 1767225700000000000 age 1767225800000000000\n", i*100+1, i*100+100)
 	}
 	b.WriteString("removed 100001 2000") // cut by a crash
-	if err := os.WriteFile(filepath.Join(dir, chunk.RetentionLog), []byte(b.String()), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, fmstore.RetentionLog), []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got, err := chunk.RemovedThrough(dir)
+	got, err := fmstore.RemovedThrough(dir)
 	if err != nil || got != 100000 {
 		t.Fatalf("RemovedThrough = %d, %v; want 100000", got, err)
 	}
-	if got, err := chunk.RemovedThrough(t.TempDir()); got != 0 || err != nil {
+	if got, err := fmstore.RemovedThrough(t.TempDir()); got != 0 || err != nil {
 		t.Fatalf("no log: %d, %v", got, err)
 	}
 }

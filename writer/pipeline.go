@@ -35,6 +35,7 @@ import (
 	"github.com/fmcap/fmcap/internal/metrics"
 	"github.com/fmcap/fmcap/internal/sdnotify"
 	"github.com/fmcap/fmcap/shmring"
+	"github.com/fmcap/fmcap/store"
 	"github.com/fmcap/fmcap/store/chunk"
 )
 
@@ -141,20 +142,20 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	work := make(chan *frame, nframes)
 	ordered := make(chan *frame, nframes)
 	k := &consumer{cfg: cfg, c: c, skipTo: skipTo, free: free, work: work, ordered: ordered, st: st}
-	ret := &retention{dir: cfg.Store, maxBytes: cfg.RetainBytes, minFree: cfg.RetainFree, maxAge: cfg.RetainAge, log: log}
-	s := &store{cfg: cfg, log: log, c: c, ringID: r.ID(), free: free, st: st, ret: ret, ep: episode{every: 30 * time.Second}}
+	ret := &store.Retention{Dir: cfg.Store, MaxBytes: cfg.RetainBytes, MinFree: cfg.RetainFree, MaxAge: cfg.RetainAge, Log: log}
+	s := &storer{cfg: cfg, log: log, c: c, ringID: r.ID(), free: free, st: st, ret: ret, ep: episode{every: 30 * time.Second}}
 	mctx, stopMetrics := context.WithCancel(context.Background())
 	defer stopMetrics()
 	if err := metrics.Serve(mctx, cfg.Metrics, log, func(w *metrics.Writer) { writeMetrics(w, cfg, st, ret, r) }); err != nil {
 		log.Warn("no metrics", "err", err) // storing matters more than its figures
 	}
-	if ret.enabled() {
-		if _, err := ret.enforce(time.Now(), false); err != nil { // at once: a store over its quota at start
+	if ret.Enabled() {
+		if _, err := ret.Enforce(time.Now(), false); err != nil { // at once: a store over its quota at start
 			log.Error("retention", "err", err)
 		}
 		stopRet := make(chan struct{})
 		defer close(stopRet)
-		go ret.run(stopRet)
+		go ret.Run(stopRet)
 	}
 	var wg sync.WaitGroup
 	for i := 0; i < cfg.Workers; i++ {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/fmcap/fmcap/internal/testpkt"
 	"github.com/fmcap/fmcap/shmring"
+	fmstore "github.com/fmcap/fmcap/store"
 	"github.com/fmcap/fmcap/store/chunk"
 )
 
@@ -265,7 +266,7 @@ func (l *lockedBuf) String() string {
 // later seq exactly once, each with its own packet.
 func checkRetained(t *testing.T, store string, n int) (removed int) {
 	t.Helper()
-	gone, err := chunk.RemovedRanges(store)
+	gone, err := fmstore.RemovedRanges(store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +327,7 @@ func TestRetentionAge(t *testing.T) {
 		t.Fatal(err)
 	}
 	list, _ := chunk.List(store)
-	gone, _ := chunk.RemovedRanges(store)
+	gone, _ := fmstore.RemovedRanges(store)
 	// Every finished chunk is old; the last one is removed once finished,
 	// by the next enforcement.
 	if len(gone) == 0 || len(list) > 1 {
@@ -416,7 +417,7 @@ func TestStoreModes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(store, chunk.RetentionLog)); err != nil || files < 3 {
+	if _, err := os.Stat(filepath.Join(store, fmstore.RetentionLog)); err != nil || files < 3 {
 		t.Fatalf("want chunks and a retention log; %d files: %v", files, err)
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -22,6 +21,7 @@ import (
 	"github.com/fmcap/fmcap/internal/fsmode"
 	"github.com/fmcap/fmcap/internal/timespec"
 	"github.com/fmcap/fmcap/internal/version"
+	"github.com/fmcap/fmcap/store"
 	"github.com/fmcap/fmcap/store/segment"
 )
 
@@ -56,7 +56,7 @@ func main() {
 			}
 			dir := cc.String("index")
 			if dir == "" && cc.String("store") != "" {
-				dir = filepath.Join(cc.String("store"), "index")
+				dir = store.Index(cc.String("store"))
 			}
 			if dir == "" {
 				return fmt.Errorf("--index DIR or --store DIR is required")
@@ -94,7 +94,7 @@ func main() {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			return indexer.Live(ctx, indexer.LiveConfig{
-				Ring: cc.String("ring"), Consumer: cc.String("consumer"), Dir: dir, Store: store(cc.String("store"), dir),
+				Ring: cc.String("ring"), Consumer: cc.String("consumer"), Dir: dir, Store: storeOf(cc.String("store"), dir),
 				SegPackets: uint64(cc.Int("segment-packets")), SegAge: cc.Duration("segment-age"),
 				ExitOnClose: cc.Bool("exit-on-close"), Metrics: cc.String("metrics"),
 			}, log)
@@ -107,11 +107,10 @@ func main() {
 	}
 }
 
-// store is the writer's store: --store, or the index directory's parent (the
-// writer keeps the index in STORE/index).
-func store(flag, index string) string {
+// storeOf is the writer's store: --store, or the index directory's parent.
+func storeOf(flag, index string) string {
 	if flag != "" {
 		return flag
 	}
-	return filepath.Dir(index)
+	return store.OfIndex(index)
 }

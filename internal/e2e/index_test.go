@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/gopacket/pcapgo"
 
+	fmstore "github.com/fmcap/fmcap/store"
 	"github.com/fmcap/fmcap/store/chunk"
 	"github.com/fmcap/fmcap/store/segment"
 )
@@ -276,7 +277,7 @@ func TestRetentionRemovesIndex(t *testing.T) {
 	}
 	// A writer restarted with a quota: it removes the oldest chunks at once.
 	run(t, bin("writer"), "--ring", ring, "--store", st, "--exit-on-close", "--log-level", "warn", "--metrics", "", "--retain-bytes", "8MiB")
-	gone, err := chunk.RemovedRanges(st)
+	gone, err := fmstore.RemovedRanges(st)
 	if err != nil || len(gone) == 0 {
 		t.Fatalf("nothing removed: %v", err)
 	}

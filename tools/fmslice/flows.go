@@ -27,7 +27,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -38,6 +37,7 @@ import (
 
 	"github.com/fmcap/fmcap/internal/cliutil"
 	"github.com/fmcap/fmcap/internal/timespec"
+	fmstore "github.com/fmcap/fmcap/store"
 	"github.com/fmcap/fmcap/store/chunk"
 	"github.com/fmcap/fmcap/store/segment"
 )
@@ -68,7 +68,7 @@ func storeArgs(cc *cli.Context) (store, index string, err error) {
 	}
 	index = cc.String("index")
 	if index == "" {
-		index = filepath.Join(store, "index")
+		index = fmstore.Index(store)
 	}
 	return store, index, checkStore(store)
 }
@@ -113,9 +113,9 @@ func flows(cc *cli.Context) error {
 	for _, d := range ans.damaged {
 		fmt.Fprintln(os.Stderr, "fmslice: damaged, not counted:", d)
 	}
-	removed, _ := chunk.RemovedRanges(store) // unreadable: nothing removed as far as we know
+	removed, _ := fmstore.RemovedRanges(store) // unreadable: nothing removed as far as we know
 	retentionNotice(removed, from, to)
-	chunk.CountQuery(store)
+	fmstore.CountQuery(store)
 	if !cc.Bool("q") {
 		fmt.Fprintf(os.Stderr, "fmslice flows: %d packets in %d flows: %d counted by the index, %d read from %d frames (%s)\n",
 			ans.packets, len(ans.flows), ans.fromIndex, ans.packets-ans.fromIndex, ans.frames, ans.why())
@@ -395,7 +395,7 @@ func (fq *flowQuery) useSegments(ans *flowAnswer, exclude []seqRange, stored uin
 	// died between removing a chunk and its segments) would count packets
 	// that are gone: it is not used, and what is still stored of its range
 	// is read.
-	gone, _ := chunk.RemovedThrough(fq.store)
+	gone, _ := fmstore.RemovedThrough(fq.store)
 	var uses []*segUse
 	var usedThrough uint64
 	for _, e := range segs {

@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/fmcap/fmcap/internal/progress"
+	fmstore "github.com/fmcap/fmcap/store"
 	"github.com/fmcap/fmcap/store/chunk"
 	"github.com/fmcap/fmcap/store/segment"
 )
@@ -233,7 +234,7 @@ func readStoreInfo(store, dir string) (*storeInfo, error) {
 	for _, g := range si.Index.Gaps {
 		si.Index.GapPackets += g[1] - g[0] + 1
 	}
-	gone, _ := chunk.RemovedRanges(store)
+	gone, _ := fmstore.RemovedRanges(store)
 	for i, r := range gone {
 		rm := &si.Removed
 		rm.Chunks++

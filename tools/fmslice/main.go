@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -28,6 +27,7 @@ import (
 	"github.com/fmcap/fmcap/internal/progress"
 	"github.com/fmcap/fmcap/internal/timespec"
 	"github.com/fmcap/fmcap/internal/version"
+	fmstore "github.com/fmcap/fmcap/store"
 	"github.com/fmcap/fmcap/store/chunk"
 )
 
@@ -138,7 +138,7 @@ func run(cc *cli.Context) error {
 		if !cc.Bool("no-index") {
 			dir := cc.String("index")
 			if dir == "" {
-				dir = filepath.Join(q.store, "index")
+				dir = fmstore.Index(q.store)
 			}
 			if pl = loadPlan(dir, expr, q.from, q.to, os.Stderr); pl != nil {
 				q.need, q.must = pl.need, pl.must
@@ -179,7 +179,7 @@ func run(cc *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	chunk.CountQuery(q.store)
+	fmstore.CountQuery(q.store)
 	if err := out.flush(); err != nil {
 		return fmt.Errorf("write output: %w", err)
 	}
@@ -190,7 +190,7 @@ func run(cc *cli.Context) error {
 		fmt.Fprintln(os.Stderr, "fmslice: warning: damaged, repaired (every frame found):", d)
 	}
 	// Retention removed part of the range: say which, always (even -q).
-	gone, _ := chunk.RemovedRanges(q.store) // unreadable: nothing to say
+	gone, _ := fmstore.RemovedRanges(q.store) // unreadable: nothing to say
 	retentionNotice(gone, q.from, q.to)
 	if !cc.Bool("q") {
 		fmt.Fprintf(os.Stderr, "fmslice: %d packets from %d frames in %d chunks (%d bytes decompressed)\n",
@@ -214,7 +214,7 @@ func run(cc *cli.Context) error {
 
 // retentionNotice says on stderr which part of [from, to) retention removed
 // (gone, from the store's retention log), if any.
-func retentionNotice(gone []chunk.Removed, from, to int64) {
+func retentionNotice(gone []fmstore.Removed, from, to int64) {
 	var n int
 	var lo, hi int64
 	var first, last uint64

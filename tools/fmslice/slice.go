@@ -11,6 +11,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	fmstore "github.com/fmcap/fmcap/store"
 	"github.com/fmcap/fmcap/store/chunk"
 )
 
@@ -228,7 +229,7 @@ func feedChunks(q *query, list []chunk.Info, dec *zstd.Decoder, send func(item) 
 // removedByRetention says whether the retention log (read now) says the
 // chunk starting at first was removed.
 func removedByRetention(store string, first uint64) bool {
-	gone, err := chunk.RemovedRanges(store)
+	gone, err := fmstore.RemovedRanges(store)
 	if err != nil {
 		return false
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/fmcap/fmcap/internal/testpkt"
+	fmstore "github.com/fmcap/fmcap/store"
 	"github.com/fmcap/fmcap/store/chunk"
 )
 
@@ -66,7 +67,7 @@ func TestChunkRemovedMidQuery(t *testing.T) {
 		dir := t.TempDir()
 		list := testStore(t, dir, 3, 100)
 		if logged {
-			if err := chunk.LogRemoved(dir, list[0], "bytes", 1); err != nil {
+			if err := fmstore.LogRemoved(dir, list[0], "bytes", 1); err != nil {
 				t.Fatal(err)
 			}
 		}
