@@ -26,6 +26,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/fmcap/fmcap/internal/atomicfile"
 	"github.com/fmcap/fmcap/store/chunk"
 	"github.com/fmcap/fmcap/store/segment"
 )
@@ -125,26 +126,13 @@ func (r *Retention) Enforce(now time.Time, full bool) (int, error) {
 		// The removals survive a crash only once the directory is synced; a
 		// failure is said, since a chunk the log calls removed could come
 		// back after one.
-		if err := syncDir(r.Dir); err != nil {
+		if err := atomicfile.SyncDir(r.Dir); err != nil {
 			return removed, fmt.Errorf("retention removed %d chunks: %w", removed, err)
 		}
 	}
 	return removed, nil
 }
 
-// syncDir fsyncs directory dir, so that removals and renames in it survive
-// a crash.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
-	}
-	return nil
-}
 
 // dropSegments removes the index segments (STORE/index) that reach into
 // seqs up to last: the chunks are removed oldest first, so every earlier
