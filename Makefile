@@ -47,14 +47,14 @@ test-short: deps-test
 
 # Run every fuzz target for FUZZTIME each.
 fuzz: deps-test
-	@set -e; for p in ./shmring ./store/chunk ./internal/timespec ./fwd ./store/segment ./internal/libpcap; do \
+	@set -e; for p in ./shmring ./store/chunk ./internal/timespec ./fwd ./store/segment ./query ./internal/libpcap; do \
 	  for f in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
 	    echo "== $$p $$f"; $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMIN) $$p; \
 	  done; done
 
 # Go benchmarks beside the code; whole-pipeline comparisons are in bench/.
 bench: deps-bench build
-	$(GO) test -run '^$$' -bench . -benchmem ./shmring ./writer/... ./fwd ./indexer/... ./store/chunk ./store/segment
+	$(GO) test -run '^$$' -bench . -benchmem ./shmring ./writer/... ./fwd ./indexer/... ./store/chunk ./store/segment ./query
 	bench/run.sh
 
 demo: deps-demo build

@@ -31,6 +31,7 @@ import (
 	"github.com/fmcap/fmcap/internal/fsmode"
 	"github.com/fmcap/fmcap/internal/metrics"
 	"github.com/fmcap/fmcap/internal/sdnotify"
+	"github.com/fmcap/fmcap/query"
 	"github.com/fmcap/fmcap/shmring"
 	"github.com/fmcap/fmcap/store/chunk"
 	"github.com/fmcap/fmcap/store/segment"
@@ -130,7 +131,7 @@ func Live(ctx context.Context, cfg LiveConfig, log *slog.Logger) error {
 			// the index must say the same time, or a query by time would
 			// look for the packet where it is not.
 			e.seq, e.ts = rec.Seq, chunk.ClampTS(rec.TS)
-			segment.DecodePacket(rec.Data, &e.p)
+			query.DecodePacket(rec.Data, &e.p)
 			e.p.Wire = rec.WireLen
 			ix.n++
 			if ix.n == len(ix.batch) {

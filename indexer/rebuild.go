@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 
 	"github.com/fmcap/fmcap/internal/progress"
+	"github.com/fmcap/fmcap/query"
 	"github.com/fmcap/fmcap/store/chunk"
 	"github.com/fmcap/fmcap/store/segment"
 )
@@ -157,7 +158,7 @@ func indexChunk(rd *chunk.Reader, b **segment.Builder, flush func() error, segPa
 				}
 				*b = segment.NewBuilder(seq, segment.DefaultGroupSize)
 			}
-			segment.DecodePacket(pk.Data, &p)
+			query.DecodePacket(pk.Data, &p)
 			p.Wire = pk.WireLen
 			(*b).Add(seq, chunk.ClampTS(pk.TS), &p) // stored clamped already: the same clamp as live, whatever a chunk holds
 			seq++

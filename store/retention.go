@@ -133,7 +133,6 @@ func (r *Retention) Enforce(now time.Time, full bool) (int, error) {
 	return removed, nil
 }
 
-
 // dropSegments removes the index segments (STORE/index) that reach into
 // seqs up to last: the chunks are removed oldest first, so every earlier
 // seq is gone, and no segment may point at frames that no longer exist.

@@ -6,6 +6,8 @@
 // frames. Groups are aligned on seqs, not on the segment: group boundaries
 // are the multiples of GroupSize, where the writer prefers to cut frames
 // (chunk.SeqGroup), so that a candidate group is one frame to read, not two.
+// This package is the format only: the decoder that makes a Packet from a
+// frame, and the filters evaluated on segments, are package query.
 //
 // # Directory
 //
@@ -387,11 +389,11 @@ func (b *Builder) termLists(flowGroups [][]uint32) (addrs, ports [][]uint32, n i
 					clear(words.W)
 				}
 				for _, x := range d {
-					words.set(x)
+					words.Set(x)
 				}
 				for _, f := range fs {
 					for _, x := range flowGroups[f] {
-						words.set(x)
+						words.Set(x)
 					}
 				}
 				c := 0
@@ -756,11 +758,11 @@ func (s *Segment) Postings(kind byte, key []byte) (groups []uint32, ok bool) {
 	return l, s.err == nil
 }
 
-// postingsInto sets in out the groups of one term (nothing if the segment
+// PostingsInto sets in out the groups of one term (nothing if the segment
 // has none), decoding straight into the bits. Damage: see Err.
-func (s *Segment) postingsInto(kind byte, key []byte, out Bits) {
+func (s *Segment) PostingsInto(kind byte, key []byte, out Bits) {
 	if i := s.find(kind, key); i >= 0 {
-		s.decodeList(i, func(g uint32) { out.set(g) })
+		s.decodeList(i, func(g uint32) { out.Set(g) })
 	}
 }
 

@@ -18,7 +18,7 @@ package main
 //   - a frame that cannot be read makes the answer incomplete: it is named
 //     on stderr and the exit status is 3.
 //
-// The filter is evaluated on each flow's key (segment.Plan.MatchFlow). A
+// The filter is evaluated on each flow's key (query.Plan.MatchFlow). A
 // flow holds both directions, so src and dst mean either end here; its
 // protocol is the last IPv6 extension header's next header.
 
@@ -38,6 +38,7 @@ import (
 	"github.com/fmcap/fmcap/internal/cliutil"
 	"github.com/fmcap/fmcap/internal/timespec"
 	fmstore "github.com/fmcap/fmcap/store"
+	"github.com/fmcap/fmcap/query"
 	"github.com/fmcap/fmcap/store/chunk"
 	"github.com/fmcap/fmcap/store/segment"
 )
@@ -86,7 +87,7 @@ func flows(cc *cli.Context) error {
 		return timespec.EmptyRange(cc.String("from"), cc.String("to"))
 	}
 	expr := strings.TrimSpace(strings.Join(cc.Args().Slice(), " "))
-	pl, ok := segment.ParseFilter(expr)
+	pl, ok := query.ParseFilter(expr)
 	if !ok {
 		return fmt.Errorf("filter %q: flows answer host, net, port, portrange, tcp/udp/icmp/icmp6/sctp, ip/ip6, ip proto N with and, or, not and parentheses; for anything else extract the packets (fmslice ... FILTER) and use tshark -z conv", expr)
 	}
@@ -189,7 +190,7 @@ func checkStore(store string) error {
 type flowQuery struct {
 	store, dir string
 	from, to   int64
-	pl         *segment.Plan
+	pl         *query.Plan
 	dec        *zstd.Decoder
 }
 
@@ -326,7 +327,7 @@ func (fq *flowQuery) pass(exclude []seqRange) (*flowAnswer, *retryChunk, error) 
 	// The frames holding seqs to read go through fmslice's own pipeline
 	// (decompressed on every core, picked by seq and time), into a sink
 	// that counts each packet the index did not.
-	q := &query{store: fq.store, from: fq.from, to: fq.to, need: pl.need, must: pl.must}
+	q := &sliceReq{store: fq.store, from: fq.from, to: fq.to, need: pl.need, must: pl.must}
 	sk := &flowSink{fq: fq, ans: ans, uses: uses}
 	res, err := sliceList(q, read, sk, fq.dec)
 	if err != nil {
@@ -359,7 +360,7 @@ func (k *flowSink) write(ts int64, wireLen uint32, data []byte) error {
 }
 
 func (k *flowSink) writeSeq(seq uint64, ts int64, wireLen uint32, data []byte) error {
-	segment.DecodePacket(data, &k.p)
+	query.DecodePacket(data, &k.p)
 	key, flags, ok := segment.KeyOf(&k.p)
 	if !ok || !k.fq.pl.MatchFlow(&key) {
 		return nil

@@ -335,7 +335,7 @@ func emptyNotice(store string, from, to int64, filtered bool) {
 // sliceMeter sets q.tick to draw progress on stderr (when it is a
 // terminal and not quiet): packets written, and how far into the range,
 // by capture time, the frames read have got.
-func sliceMeter(q *query, quiet bool) *progress.Meter {
+func sliceMeter(q *sliceReq, quiet bool) *progress.Meter {
 	m := progress.New(os.Stderr, quiet, "fmslice", "packets", 0)
 	if m == nil {
 		return nil

@@ -123,7 +123,7 @@ func run(cc *cli.Context) error {
 		return err
 	}
 	defer stopProfile()
-	q := &query{store: cc.String("store")}
+	q := &sliceReq{store: cc.String("store")}
 	var pl *plan
 	if q.from, q.to, err = timespec.Range(cc.String("from"), cc.String("to")); err != nil {
 		return err

@@ -1,6 +1,6 @@
 package main
 
-// Using the index. The planner (store/segment) turns the filter into
+// Using the index. The planner (package query) turns the filter into
 // the groups of seqs each segment says may match; frames holding none of
 // them are not decompressed. Seqs no valid segment covers — not indexed
 // yet, missed by the indexer, or in a segment that fails its checksum —
@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/fmcap/fmcap/query"
 	"github.com/fmcap/fmcap/store/segment"
 )
 
@@ -34,7 +35,7 @@ type plan struct {
 // loadPlan reads the segments of dir that overlap [from, to) and evaluates
 // the filter on them. It returns nil when there is nothing to use.
 func loadPlan(dir, expr string, from, to int64, warn io.Writer) *plan {
-	pl := segment.ParsePlan(expr)
+	pl := query.ParsePlan(expr)
 	if !pl.Indexed() {
 		return nil
 	}
@@ -86,7 +87,7 @@ type segResult struct {
 }
 
 // evalSegment opens segment e and evaluates the plan on it.
-func evalSegment(dir string, e segment.Entry, pl *segment.Plan, from, to int64) segResult {
+func evalSegment(dir string, e segment.Entry, pl *query.Plan, from, to int64) segResult {
 	s, err := segment.Open(dir, e)
 	if err != nil {
 		return segResult{err: err}

@@ -15,8 +15,8 @@ import (
 	"github.com/fmcap/fmcap/store/chunk"
 )
 
-// query is one extraction: a half-open time range and an optional filter.
-type query struct {
+// sliceReq is one extraction: a half-open time range and an optional filter.
+type sliceReq struct {
 	store  string
 	from   int64
 	to     int64
@@ -52,7 +52,7 @@ type sink interface {
 // times overlap it; packets come out in capture (seq) order. A damaged frame
 // or chunk is reported in the result and skipped; only trouble with the
 // output or the store as a whole is an error.
-func slice(q *query, out sink, dec *zstd.Decoder) (*result, error) {
+func slice(q *sliceReq, out sink, dec *zstd.Decoder) (*result, error) {
 	st, err := os.Stat(q.store)
 	if err != nil {
 		return nil, fmt.Errorf("store %q: %w", q.store, err)
@@ -72,7 +72,7 @@ func slice(q *query, out sink, dec *zstd.Decoder) (*result, error) {
 
 // sliceList is slice over the chunks of list (the store's listing, which
 // may be out of date by the time a chunk is opened).
-func sliceList(q *query, list []chunk.Info, out sink, dec *zstd.Decoder) (*result, error) {
+func sliceList(q *sliceReq, list []chunk.Info, out sink, dec *zstd.Decoder) (*result, error) {
 	res := &result{}
 	pk := newPicker(q)
 	p := newPipeline(pk)
@@ -142,7 +142,7 @@ func emitFrames(res *result, out sink, r frameResult) error {
 // feedChunks opens the chunks of list that overlap q's range, in order,
 // chooses their frames and sends them (and what it has to report) down the
 // pipeline. send returning false means stop.
-func feedChunks(q *query, list []chunk.Info, dec *zstd.Decoder, send func(item) bool) {
+func feedChunks(q *sliceReq, list []chunk.Info, dec *zstd.Decoder, send func(item) bool) {
 	for _, in := range list {
 		if !in.Overlaps(q.from, q.to) {
 			continue
@@ -277,12 +277,12 @@ type seqSink interface {
 // the index's candidates, matching the filter (one compiled filter, read
 // concurrently). Each worker has its own scratch buffers (pick's w).
 type picker struct {
-	q       *query
+	q       *sliceReq
 	batches []batch      // one per worker
 	must    [][]seqRange // one per worker
 }
 
-func newPicker(q *query) *picker {
+func newPicker(q *sliceReq) *picker {
 	n := runtime.GOMAXPROCS(0)
 	return &picker{q: q, batches: make([]batch, n), must: make([][]seqRange, n)}
 }
@@ -514,7 +514,7 @@ func (p *pipeline) wait() { p.wg.Wait() }
 // many it skips. rd is nil when the chunk cannot be read that way or an
 // entry it looked at is damaged: the caller then reads the chunk the
 // ordinary way, which reports and works around the damage.
-func lazyFrames(q *query, in chunk.Info, dec *zstd.Decoder) (rd *chunk.Reader, want []int, ents []chunk.Frame, skipped int) {
+func lazyFrames(q *sliceReq, in chunk.Info, dec *zstd.Decoder) (rd *chunk.Reader, want []int, ents []chunk.Frame, skipped int) {
 	rd, err := chunk.OpenLazy(q.store, in, dec)
 	if err != nil {
 		return nil, nil, nil, 0

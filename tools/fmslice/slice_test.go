@@ -76,7 +76,7 @@ func TestChunkRemovedMidQuery(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		q := &query{store: dir, from: math.MinInt64, to: math.MaxInt64}
+		q := &sliceReq{store: dir, from: math.MinInt64, to: math.MaxInt64}
 		var out countSink
 		dec := chunk.NewDecoder()
 		res, err := sliceList(q, list, &out, dec)
