@@ -272,7 +272,7 @@ func (u *segUse) counted(seq uint64, k *segment.FlowKey) bool {
 // reaching into it are then set aside and its seqs read whole (a second
 // pass, rarely needed).
 func (fq *flowQuery) run() (*flowAnswer, error) {
-	var exclude []seqRange
+	var exclude []query.SeqRange
 	var notes []string
 	for {
 		ans, retry, err := fq.pass(exclude)
@@ -289,11 +289,11 @@ func (fq *flowQuery) run() (*flowAnswer, error) {
 
 // retryChunk is a chunk whose frames cannot be matched with the index.
 type retryChunk struct {
-	seqs      seqRange
+	seqs      query.SeqRange
 	name, why string
 }
 
-func (fq *flowQuery) pass(exclude []seqRange) (*flowAnswer, *retryChunk, error) {
+func (fq *flowQuery) pass(exclude []query.SeqRange) (*flowAnswer, *retryChunk, error) {
 	chunks, err := chunk.List(fq.store)
 	if err != nil {
 		return nil, nil, err
@@ -317,7 +317,7 @@ func (fq *flowQuery) pass(exclude []seqRange) (*flowAnswer, *retryChunk, error) 
 	uses, pl := fq.useSegments(ans, exclude, stored)
 	var read []chunk.Info
 	for _, in := range chunks {
-		if in.Overlaps(fq.from, fq.to) && pl.need(in.FirstSeq, in.LastSeq) {
+		if in.Overlaps(fq.from, fq.to) && pl.Need(in.FirstSeq, in.LastSeq) {
 			read = append(read, in) // else the index answered for all of it
 		}
 	}
@@ -327,15 +327,15 @@ func (fq *flowQuery) pass(exclude []seqRange) (*flowAnswer, *retryChunk, error) 
 	// The frames holding seqs to read go through fmslice's own pipeline
 	// (decompressed on every core, picked by seq and time), into a sink
 	// that counts each packet the index did not.
-	q := &sliceReq{store: fq.store, from: fq.from, to: fq.to, need: pl.need, must: pl.must}
+	q := &sliceReq{store: fq.store, from: fq.from, to: fq.to, need: pl.Need, must: pl.Must}
 	sk := &flowSink{fq: fq, ans: ans, uses: uses}
 	res, err := sliceList(q, read, sk, fq.dec)
 	if err != nil {
 		return nil, nil, err
 	}
 	for _, in := range res.rebuilt {
-		if coveredAny(pl.covered, in.FirstSeq, in.LastSeq) {
-			return nil, &retryChunk{seqRange{in.FirstSeq, in.LastSeq}, in.Name, "its frame table was rebuilt"}, nil
+		if coveredAny(pl.Covered, in.FirstSeq, in.LastSeq) {
+			return nil, &retryChunk{query.SeqRange{Lo: in.FirstSeq, Hi: in.LastSeq}, in.Name, "its frame table was rebuilt"}, nil
 		}
 	}
 	ans.frames = res.frames
@@ -389,8 +389,8 @@ func (k *flowSink) writeSeq(seq uint64, ts int64, wireLen uint32, data []byte) e
 // useSegments counts what the index answers exactly and returns the
 // segments used (in seq order), and as a plan the seqs they cover and the
 // groups to read.
-func (fq *flowQuery) useSegments(ans *flowAnswer, exclude []seqRange, stored uint64) ([]*segUse, *plan) {
-	pl := &plan{}
+func (fq *flowQuery) useSegments(ans *flowAnswer, exclude []query.SeqRange, stored uint64) ([]*segUse, *query.Index) {
+	pl := &query.Index{}
 	segs, _ := segment.List(fq.dir) // no index: everything is read
 	// A segment reaching into seqs retention removed (left by a writer that
 	// died between removing a chunk and its segments) would count packets
@@ -416,22 +416,22 @@ func (fq *flowQuery) useSegments(ans *flowAnswer, exclude []seqRange, stored uin
 		at := u.first
 		for _, g := range u.gaps {
 			if g[0] > at {
-				pl.covered = append(pl.covered, seqRange{at, g[0] - 1})
+				pl.Covered = append(pl.Covered, query.SeqRange{Lo: at, Hi: g[0] - 1})
 			}
 			at = g[1] + 1
 		}
 		if at <= u.last {
-			pl.covered = append(pl.covered, seqRange{at, u.last})
+			pl.Covered = append(pl.Covered, query.SeqRange{Lo: at, Hi: u.last})
 		}
 		for g, read := range u.scan {
 			if read {
 				lo, hi := groupSeqs(u, g)
-				pl.candidate = appendRange(pl.candidate, lo, hi)
+				pl.Candidate = query.AppendRange(pl.Candidate, lo, hi)
 			}
 		}
 	}
-	pl.covered = merge(pl.covered)
-	pl.candidate = merge(pl.candidate)
+	pl.Covered = query.Merge(pl.Covered)
+	pl.Candidate = query.Merge(pl.Candidate)
 	return uses, pl
 }
 
@@ -441,9 +441,9 @@ func groupSeqs(u *segUse, g int) (lo, hi uint64) {
 	return max(lo, u.first), min(lo+G-1, u.last)
 }
 
-func overlapsAny(rs []seqRange, lo, hi uint64) bool {
+func overlapsAny(rs []query.SeqRange, lo, hi uint64) bool {
 	for _, r := range rs {
-		if r.lo <= hi && lo <= r.hi {
+		if r.Lo <= hi && lo <= r.Hi {
 			return true
 		}
 	}
@@ -527,10 +527,10 @@ func (fq *flowQuery) useSegment(ans *flowAnswer, e segment.Entry) (*segUse, erro
 	return u, nil
 }
 
-// coveredAny says whether any seq of lo..hi is in the sorted ranges rs.
-func coveredAny(rs []seqRange, lo, hi uint64) bool {
-	i := sort.Search(len(rs), func(i int) bool { return rs[i].hi >= lo })
-	return i < len(rs) && rs[i].lo <= hi
+// coveredAny says whether any seq of lo..Hi is in the sorted ranges rs.
+func coveredAny(rs []query.SeqRange, lo, hi uint64) bool {
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].Hi >= lo })
+	return i < len(rs) && rs[i].Lo <= hi
 }
 
 func protoName(p uint8) string {

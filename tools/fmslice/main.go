@@ -14,6 +14,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -27,6 +28,7 @@ import (
 	"github.com/fmcap/fmcap/internal/progress"
 	"github.com/fmcap/fmcap/internal/timespec"
 	"github.com/fmcap/fmcap/internal/version"
+	"github.com/fmcap/fmcap/query"
 	fmstore "github.com/fmcap/fmcap/store"
 	"github.com/fmcap/fmcap/store/chunk"
 )
@@ -124,7 +126,7 @@ func run(cc *cli.Context) error {
 	}
 	defer stopProfile()
 	q := &sliceReq{store: cc.String("store")}
-	var pl *plan
+	var pl *query.Index
 	if q.from, q.to, err = timespec.Range(cc.String("from"), cc.String("to")); err != nil {
 		return err
 	}
@@ -140,8 +142,11 @@ func run(cc *cli.Context) error {
 			if dir == "" {
 				dir = fmstore.Index(q.store)
 			}
-			if pl = loadPlan(dir, expr, q.from, q.to, os.Stderr); pl != nil {
-				q.need, q.must = pl.need, pl.must
+			refused := func(err error) {
+				fmt.Fprintf(os.Stderr, "fmslice: index segment refused, its range is scanned instead: %v\n", err)
+			}
+			if pl = query.LoadIndex(dir, expr, q.from, q.to, refused); pl != nil {
+				q.need, q.must = pl.Need, pl.Must
 			}
 		}
 	}
@@ -201,7 +206,7 @@ func run(cc *cli.Context) error {
 	}
 	if cc.Bool("explain") {
 		if pl != nil {
-			pl.explain(os.Stderr, res)
+			explain(pl, os.Stderr, res)
 		} else {
 			fmt.Fprintf(os.Stderr, "plan: no index used (no filter the index can answer, or no segments): %d frames read\n", res.frames)
 		}
@@ -233,4 +238,16 @@ func retentionNotice(gone []fmstore.Removed, from, to int64) {
 		fmt.Fprintf(os.Stderr, "fmslice: part of this range was removed by retention: %d chunks, packets from %s to %s (seq %d..%d) are no longer stored\n",
 			n, time.Unix(0, lo).UTC().Format(time.RFC3339Nano), time.Unix(0, hi).UTC().Format(time.RFC3339Nano), first, last)
 	}
+}
+
+// explain prints, for --explain, what the index saved.
+func explain(p *query.Index, w io.Writer, res *result) {
+	total := res.frames + res.skipped
+	frac := 0.0
+	if total > 0 {
+		frac = float64(res.skipped) / float64(total)
+	}
+	fmt.Fprintf(w, "plan: %d index segments consulted, %d refused; %d of %d seq groups may match\n", p.Segs, len(p.Refused), p.Kept, p.Groups)
+	fmt.Fprintf(w, "plan: %d frames read, %d skipped of %d in the range (%.1f%% skipped), %d bytes decompressed\n",
+		res.frames, res.skipped, total, 100*frac, res.decompressed)
 }

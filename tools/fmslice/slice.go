@@ -11,6 +11,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/fmcap/fmcap/query"
 	fmstore "github.com/fmcap/fmcap/store"
 	"github.com/fmcap/fmcap/store/chunk"
 )
@@ -22,11 +23,11 @@ type sliceReq struct {
 	to     int64
 	filter *bpf // nil: every packet
 	// need says whether a frame holding seqs first..last may hold a match
-	// (the index's answer, see plan.go); nil: every frame in the range.
+	// (the index's answer, query.LoadIndex); nil: every frame in the range.
 	need func(first, last uint64) bool
 	// must gives the seqs of first..last that may hold a match (appended to
 	// out); nil: every one.
-	must func(first, last uint64, out []seqRange) []seqRange
+	must func(first, last uint64, out []query.SeqRange) []query.SeqRange
 	// tick, when set, is told how far the slice has got: the packets
 	// written and the capture time of the last frame read (for progress).
 	tick func(packets int, ts int64)
@@ -278,13 +279,13 @@ type seqSink interface {
 // concurrently). Each worker has its own scratch buffers (pick's w).
 type picker struct {
 	q       *sliceReq
-	batches []batch      // one per worker
-	must    [][]seqRange // one per worker
+	batches []batch            // one per worker
+	must    [][]query.SeqRange // one per worker
 }
 
 func newPicker(q *sliceReq) *picker {
 	n := runtime.GOMAXPROCS(0)
-	return &picker{q: q, batches: make([]batch, n), must: make([][]seqRange, n)}
+	return &picker{q: q, batches: make([]batch, n), must: make([][]query.SeqRange, n)}
 }
 
 // pick appends to hits the packets of frame f (decompressed in buf; first:
@@ -292,7 +293,7 @@ func newPicker(q *sliceReq) *picker {
 // the damage and the error.
 func (pk *picker) pick(w int, f *chunk.Frame, buf []byte, first bool, hits []hit) ([]hit, error) {
 	q := pk.q
-	var must []seqRange
+	var must []query.SeqRange
 	useIndex := q.must != nil && f.Count > 0 // Count 0: a frame whose seqs are unknown (table rebuilt from the seek table)
 	if useIndex {
 		pk.must[w] = q.must(f.FirstSeq, f.LastSeq, pk.must[w])
@@ -305,13 +306,13 @@ func (pk *picker) pick(w int, f *chunk.Frame, buf []byte, first bool, hits []hit
 		s := seq
 		seq++
 		if useIndex {
-			for next < len(must) && must[next].hi < s {
+			for next < len(must) && must[next].Hi < s {
 				next++
 			}
 			if next == len(must) {
 				return false // no candidate left in this frame
 			}
-			if must[next].lo > s {
+			if must[next].Lo > s {
 				return true // no filter term the index knows can match it
 			}
 		}
@@ -520,17 +521,17 @@ func lazyFrames(q *sliceReq, in chunk.Info, dec *zstd.Decoder) (rd *chunk.Reader
 		return nil, nil, nil, 0
 	}
 	for _, r := range q.must(in.FirstSeq, in.LastSeq, nil) {
-		i, err := rd.SearchSeq(r.lo)
+		i, err := rd.SearchSeq(r.Lo)
 		for ; err == nil && i < rd.NumFrames(); i++ {
 			var f chunk.Frame
-			if f, err = rd.Frame(i); err != nil || f.FirstSeq > r.hi {
+			if f, err = rd.Frame(i); err != nil || f.FirstSeq > r.Hi {
 				break
 			}
 			if (len(want) == 0 || want[len(want)-1] < i) && f.Overlaps(q.from, q.to) {
 				want = append(want, i)
 				ents = append(ents, f)
 			}
-			if f.LastSeq >= r.hi {
+			if f.LastSeq >= r.Hi {
 				break // the range ends in this frame: no need to look at the next
 			}
 		}
