@@ -33,6 +33,7 @@ import (
 	"github.com/fmcap/fmcap/internal/sdnotify"
 	"github.com/fmcap/fmcap/query"
 	"github.com/fmcap/fmcap/shmring"
+	"github.com/fmcap/fmcap/store"
 	"github.com/fmcap/fmcap/store/chunk"
 	"github.com/fmcap/fmcap/store/segment"
 )
@@ -266,7 +267,7 @@ func (ix *indexer) stop() error {
 // ("missed FIRST LAST UNIX_NS"), for operators; queries need only the
 // segments.
 func appendGapLog(dir string, lo, hi uint64) {
-	f, err := fsmode.OpenFile(filepath.Join(dir, "gaps.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE)
+	f, err := fsmode.OpenFile(filepath.Join(dir, store.GapsLog), os.O_WRONLY|os.O_APPEND|os.O_CREATE)
 	if err != nil {
 		return
 	}

@@ -14,7 +14,7 @@
 //	                            the chunk being written and its live frame
 //	                            table (store/chunk: Writer, Recover)
 //	  index/seg-*               index segments (IndexDir; store/segment)
-//	  index/gaps.log            seqs the live indexer missed (indexer)
+//	  index/gaps.log            seqs the live indexer missed (GapsLog)
 //	  retention.log             what retention removed (RetentionLog, logs.go)
 //	  queries.log               one line per query served (QueriesLog)
 //
@@ -31,6 +31,9 @@ const (
 	RetentionLog = "retention.log"
 	// QueriesLog counts the queries served from the store.
 	QueriesLog = "queries.log"
+	// GapsLog, in the index directory, lists the seqs the live indexer
+	// missed, one "missed FIRST LAST UNIX_NS" line each, for operators.
+	GapsLog = "gaps.log"
 )
 
 // Index is the index directory of the store in dir.
