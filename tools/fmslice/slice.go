@@ -7,7 +7,6 @@ import (
 	"os"
 	"runtime"
 	"sync"
-	"unsafe"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -300,7 +299,6 @@ func (pk *picker) pick(w int, f *chunk.Frame, buf []byte, first bool, hits []hit
 		must = pk.must[w]
 	}
 	seq, next := f.FirstSeq, 0
-	base := uintptr(unsafe.Pointer(&buf[0]))
 	start := len(hits)
 	perr := chunk.Packets(buf, first, func(p chunk.Packet) bool {
 		s := seq
@@ -319,7 +317,7 @@ func (pk *picker) pick(w int, f *chunk.Frame, buf []byte, first bool, hits []hit
 		if p.TS < q.from || p.TS >= q.to {
 			return true
 		}
-		off := uint32(uintptr(unsafe.Pointer(unsafe.SliceData(p.Data))) - base)
+		off := uint32(p.Off)
 		hs := s
 		if f.Count == 0 {
 			hs = unknownSeq
