@@ -80,6 +80,8 @@ type indexer struct {
 	missed   atomic.Uint64
 }
 
+// Live indexes the ring until ctx is cancelled (or, with ExitOnClose, the
+// producer has closed the ring and everything is indexed).
 func Live(ctx context.Context, cfg LiveConfig, log *slog.Logger) error {
 	r, err := shmring.Open(cfg.Ring)
 	if err != nil {
@@ -96,49 +98,51 @@ func Live(ctx context.Context, cfg LiveConfig, log *slog.Logger) error {
 	}
 	cleanTemp(cfg.Dir)
 	ix := &indexer{cfg: cfg, log: log, c: c, batch: make([]entry, batchSize)}
-	// Resume after the last segment (a crash between writing a segment and
-	// committing the cursor re-reads records already indexed).
-	next := c.NextSeq()
-	if segs, err := segment.List(cfg.Dir); err == nil && len(segs) > 0 && segs[len(segs)-1].Last+1 > next {
-		next = segs[len(segs)-1].Last + 1
-	}
+	next := resumeSeq(c, cfg.Dir)
 	ix.reset(next)
-	if err := metrics.Serve(ctx, cfg.Metrics, log, func(w *metrics.Writer) {
-		w.Counter("fmcap_indexer_packets_total", "Packets indexed.", ix.indexed.Load())
-		w.Counter("fmcap_indexer_segments_total", "Segments written.", ix.segments.Load())
-		w.Counter("fmcap_indexer_segments_dropped_total", "Segments removed right after writing: retention had removed their chunks meanwhile.", ix.dropped.Load())
-		w.Counter("fmcap_indexer_missed_total", "Seqs the indexer missed (overrun or down); scanned by queries until --rebuild.", ix.missed.Load())
-		metrics.Ring(w, r.Info())
-	}); err != nil {
+	if err := metrics.Serve(ctx, cfg.Metrics, log, func(w *metrics.Writer) { ix.writeMetrics(w, r) }); err != nil {
 		log.Warn("no metrics", "err", err)
 	}
 	sdnotify.Ready()
-	wd := sdnotify.NewWatchdog()
 	log.Info("indexer started", "ring", cfg.Ring, "consumer", cfg.Consumer, "index", cfg.Dir, "resume_seq", next)
+	return ix.run(ctx)
+}
+
+// resumeSeq is where indexing resumes: after the last segment (a crash
+// between writing a segment and committing the cursor re-reads records
+// already indexed), or at the consumer's cursor.
+func resumeSeq(c *shmring.Consumer, dir string) uint64 {
+	next := c.NextSeq()
+	if segs, err := segment.List(dir); err == nil && len(segs) > 0 && segs[len(segs)-1].Last+1 > next {
+		next = segs[len(segs)-1].Last + 1
+	}
+	return next
+}
+
+func (ix *indexer) writeMetrics(w *metrics.Writer, r *shmring.Ring) {
+	w.Counter("fmcap_indexer_packets_total", "Packets indexed.", ix.indexed.Load())
+	w.Counter("fmcap_indexer_segments_total", "Segments written.", ix.segments.Load())
+	w.Counter("fmcap_indexer_segments_dropped_total", "Segments removed right after writing: retention had removed their chunks meanwhile.", ix.dropped.Load())
+	w.Counter("fmcap_indexer_missed_total", "Seqs the indexer missed (overrun or down); scanned by queries until --rebuild.", ix.missed.Load())
+	metrics.Ring(w, r.Info())
+}
+
+// run reads the ring into batches until ctx is cancelled or, with
+// ExitOnClose, the ring is closed and drained. When the ring is empty it
+// applies the batch, writes a segment that has reached its age, and naps.
+func (ix *indexer) run(ctx context.Context) error {
+	wd := sdnotify.NewWatchdog()
 	idle := 0
 	for {
 		if ctx.Err() != nil {
 			return ix.stop()
 		}
-		rec, err := c.Next()
+		rec, err := ix.c.Next()
 		switch {
 		case err == nil:
 			idle = 0
-			if rec.Seq < ix.b.Next() {
-				continue // indexed before a restart
-			}
-			e := &ix.batch[ix.n]
-			// The writer stores the time clamped to what pcap can hold;
-			// the index must say the same time, or a query by time would
-			// look for the packet where it is not.
-			e.seq, e.ts = rec.Seq, chunk.ClampTS(rec.TS)
-			query.DecodePacket(rec.Data, &e.p)
-			e.p.Wire = rec.WireLen
-			ix.n++
-			if ix.n == len(ix.batch) {
-				if err := ix.apply(); err != nil {
-					return err
-				}
+			if err := ix.take(rec); err != nil {
+				return err
 			}
 			continue
 		case errors.Is(err, shmring.ErrOverrun):
@@ -146,7 +150,7 @@ func Live(ctx context.Context, cfg LiveConfig, log *slog.Logger) error {
 			continue
 		case errors.Is(err, shmring.ErrEmpty):
 		case err == io.EOF:
-			if cfg.ExitOnClose {
+			if ix.cfg.ExitOnClose {
 				if err := ix.apply(); err != nil {
 					return err
 				}
@@ -160,7 +164,7 @@ func Live(ctx context.Context, cfg LiveConfig, log *slog.Logger) error {
 		}
 		now := time.Now()
 		wd.Ping(now)
-		if ix.b.Count() > 0 && now.Sub(ix.started) >= cfg.SegAge {
+		if ix.b.Count() > 0 && now.Sub(ix.started) >= ix.cfg.SegAge {
 			if err := ix.flush(); err != nil {
 				return err
 			}
@@ -172,6 +176,25 @@ func Live(ctx context.Context, cfg LiveConfig, log *slog.Logger) error {
 			time.Sleep(2 * time.Millisecond)
 		}
 	}
+}
+
+// take decodes one record into the batch, and applies a full batch.
+func (ix *indexer) take(rec shmring.Record) error {
+	if rec.Seq < ix.b.Next() {
+		return nil // indexed before a restart
+	}
+	e := &ix.batch[ix.n]
+	// The writer stores the time clamped to what pcap can hold; the index
+	// must say the same time, or a query by time would look for the packet
+	// where it is not.
+	e.seq, e.ts = rec.Seq, chunk.ClampTS(rec.TS)
+	query.DecodePacket(rec.Data, &e.p)
+	e.p.Wire = rec.WireLen
+	ix.n++
+	if ix.n == len(ix.batch) {
+		return ix.apply()
+	}
+	return nil
 }
 
 func (ix *indexer) reset(first uint64) {

@@ -33,36 +33,7 @@ func Rebuild(store, dir string, from, to int64, segPackets int, quiet bool, log 
 	if err != nil {
 		return err
 	}
-	pick := map[int]bool{}
-	for i, c := range chunks {
-		if c.Open && c.Overlaps(from, to) {
-			log.Warn("chunk skipped: still being written (the live indexer indexes it; or run --rebuild again once the writer has published it)", "chunk", c.Name, "first_seq", c.FirstSeq)
-		}
-		if !c.Open && c.Overlaps(from, to) {
-			pick[i] = true
-		}
-	}
-	// Close over segments: a replaced segment's chunks are rebuilt too.
-	drop := map[int]bool{}
-	for changed := true; changed; {
-		changed = false
-		for si, s := range segs {
-			if drop[si] {
-				continue
-			}
-			for ci := range pick {
-				if s.First <= chunks[ci].LastSeq && chunks[ci].FirstSeq <= s.Last {
-					drop[si], changed = true, true
-					for cj, c := range chunks {
-						if !c.Open && !pick[cj] && s.First <= c.LastSeq && c.FirstSeq <= s.Last {
-							pick[cj] = true
-						}
-					}
-					break
-				}
-			}
-		}
-	}
+	pick, drop := choose(chunks, segs, from, to, log)
 	for si := range drop {
 		if err := os.Remove(filepath.Join(dir, segs[si].Name)); err != nil && !os.IsNotExist(err) {
 			return err
@@ -123,6 +94,44 @@ func Rebuild(store, dir string, from, to int64, segPackets int, quiet bool, log 
 	meter.Done()
 	log.Info("rebuilt", "chunks", len(pick)-skipped, "chunks_skipped", skipped, "packets", packets, "segments", written, "replaced", len(drop))
 	return nil
+}
+
+// choose picks the finished chunks overlapping [from, to] and the segments
+// to replace (drop: those overlapping a picked chunk), closing over both:
+// a replaced segment's other chunks are picked too, so that nothing that
+// was indexed becomes unindexed.
+func choose(chunks []chunk.Info, segs []segment.Entry, from, to int64, log *slog.Logger) (pick, drop map[int]bool) {
+	pick = map[int]bool{}
+	for i, c := range chunks {
+		if c.Open && c.Overlaps(from, to) {
+			log.Warn("chunk skipped: still being written (the live indexer indexes it; or run --rebuild again once the writer has published it)", "chunk", c.Name, "first_seq", c.FirstSeq)
+		}
+		if !c.Open && c.Overlaps(from, to) {
+			pick[i] = true
+		}
+	}
+	// Close over segments: a replaced segment's chunks are rebuilt too.
+	drop = map[int]bool{}
+	for changed := true; changed; {
+		changed = false
+		for si, s := range segs {
+			if drop[si] {
+				continue
+			}
+			for ci := range pick {
+				if s.First <= chunks[ci].LastSeq && chunks[ci].FirstSeq <= s.Last {
+					drop[si], changed = true, true
+					for cj, c := range chunks {
+						if !c.Open && !pick[cj] && s.First <= c.LastSeq && c.FirstSeq <= s.Last {
+							pick[cj] = true
+						}
+					}
+					break
+				}
+			}
+		}
+	}
+	return pick, drop
 }
 
 // indexChunk adds the packets of rd's frames to *b (a new builder when the
