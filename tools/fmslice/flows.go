@@ -102,6 +102,20 @@ func flows(cc *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	ans.report(store, from, to, expr, cc.Bool("q"))
+	if err := writeFlows(topFlows(ans.flows, by, cc.Int("n")), cc.Bool("json")); err != nil {
+		return err
+	}
+	if len(ans.damaged) > 0 {
+		return cli.Exit(fmt.Sprintf("flows incomplete: %d damaged parts of the range were not counted (named above)", len(ans.damaged)), exitIncomplete)
+	}
+	return nil
+}
+
+// report tells stderr what the answer rests on: segments refused, chunks
+// damaged or repaired, retention's removals, the counts (unless quiet), and
+// why a range with no packet is empty.
+func (ans *flowAnswer) report(store string, from, to int64, expr string, quiet bool) {
 	for _, r := range ans.refused {
 		fmt.Fprintf(os.Stderr, "fmslice: index segment refused, its range was read instead: %s\n", r)
 	}
@@ -117,15 +131,20 @@ func flows(cc *cli.Context) error {
 	removed, _ := fmstore.RemovedRanges(store) // unreadable: nothing removed as far as we know
 	retentionNotice(removed, from, to)
 	fmstore.CountQuery(store)
-	if !cc.Bool("q") {
+	if !quiet {
 		fmt.Fprintf(os.Stderr, "fmslice flows: %d packets in %d flows: %d counted by the index, %d read from %d frames (%s)\n",
 			ans.packets, len(ans.flows), ans.fromIndex, ans.packets-ans.fromIndex, ans.frames, ans.why())
 	}
 	if ans.packets == 0 {
 		emptyNotice(store, from, to, expr != "")
 	}
-	rows := make([]*segment.Flow, 0, len(ans.flows))
-	for _, f := range ans.flows {
+}
+
+// topFlows is the flows, most bytes (or packets, by) first, at most n
+// (0: all).
+func topFlows(flows map[segment.FlowKey]*segment.Flow, by string, n int) []*segment.Flow {
+	rows := make([]*segment.Flow, 0, len(flows))
+	for _, f := range flows {
 		rows = append(rows, f)
 	}
 	sort.Slice(rows, func(i, j int) bool {
@@ -141,9 +160,14 @@ func flows(cc *cli.Context) error {
 		}
 		return a.First < b.First
 	})
-	if n := cc.Int("n"); n > 0 && len(rows) > n {
+	if n > 0 && len(rows) > n {
 		rows = rows[:n]
 	}
+	return rows
+}
+
+// writeFlows prints the rows as a table, or JSON.
+func writeFlows(rows []*segment.Flow, asJSON bool) error {
 	out := make([]flowRow, len(rows))
 	for i, f := range rows {
 		out[i] = flowRow{
@@ -152,26 +176,18 @@ func flows(cc *cli.Context) error {
 			First: time.Unix(0, f.First).UTC(), Last: time.Unix(0, f.Last).UTC(), Flags: tcpFlags(f.Proto, f.Flags),
 		}
 	}
-	if cc.Bool("json") {
+	if asJSON {
 		e := json.NewEncoder(os.Stdout)
 		e.SetIndent("", "  ")
-		err = e.Encode(out)
-	} else {
-		w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(w, "PROTO\tA\tPORT\tB\tPORT\tPACKETS\tBYTES\tFIRST\tLAST\tFLAGS\t")
-		for _, r := range out {
-			fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t\n", r.Proto, r.A, r.APort, r.B, r.BPort, r.Packets, r.Bytes,
-				r.First.Format("15:04:05.000"), r.Last.Format("15:04:05.000"), r.Flags)
-		}
-		err = w.Flush()
+		return e.Encode(out)
 	}
-	if err != nil {
-		return err
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "PROTO\tA\tPORT\tB\tPORT\tPACKETS\tBYTES\tFIRST\tLAST\tFLAGS\t")
+	for _, r := range out {
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t\n", r.Proto, r.A, r.APort, r.B, r.BPort, r.Packets, r.Bytes,
+			r.First.Format("15:04:05.000"), r.Last.Format("15:04:05.000"), r.Flags)
 	}
-	if len(ans.damaged) > 0 {
-		return cli.Exit(fmt.Sprintf("flows incomplete: %d damaged parts of the range were not counted (named above)", len(ans.damaged)), exitIncomplete)
-	}
-	return nil
+	return w.Flush()
 }
 
 // checkStore says what is wrong with a store directory, if anything.
