@@ -125,30 +125,9 @@ func run(cc *cli.Context) error {
 		return err
 	}
 	defer stopProfile()
-	q := &sliceReq{store: cc.String("store")}
-	var pl *query.Index
-	if q.from, q.to, err = timespec.Range(cc.String("from"), cc.String("to")); err != nil {
+	q, pl, err := newSliceReq(cc)
+	if err != nil {
 		return err
-	}
-	if q.from == q.to {
-		return timespec.EmptyRange(cc.String("from"), cc.String("to"))
-	}
-	if expr := strings.TrimSpace(strings.Join(cc.Args().Slice(), " ")); expr != "" {
-		if q.filter, err = compileBPF(expr, chunk.Snaplen); err != nil {
-			return fmt.Errorf("filter %q: %w", expr, err)
-		}
-		if !cc.Bool("no-index") {
-			dir := cc.String("index")
-			if dir == "" {
-				dir = fmstore.Index(q.store)
-			}
-			refused := func(err error) {
-				fmt.Fprintf(os.Stderr, "fmslice: index segment refused, its range is scanned instead: %v\n", err)
-			}
-			if pl = query.LoadIndex(dir, expr, q.from, q.to, refused); pl != nil {
-				q.need, q.must = pl.Need, pl.Must
-			}
-		}
 	}
 	format := cc.String("format")
 	if format != "pcap" && format != "pcapng" {
@@ -188,29 +167,7 @@ func run(cc *cli.Context) error {
 	if err := out.flush(); err != nil {
 		return fmt.Errorf("write output: %w", err)
 	}
-	for _, d := range res.damaged {
-		fmt.Fprintln(os.Stderr, "fmslice: damaged, skipped:", d)
-	}
-	for _, d := range res.repaired {
-		fmt.Fprintln(os.Stderr, "fmslice: warning: damaged, repaired (every frame found):", d)
-	}
-	// Retention removed part of the range: say which, always (even -q).
-	gone, _ := fmstore.RemovedRanges(q.store) // unreadable: nothing to say
-	retentionNotice(gone, q.from, q.to)
-	if !cc.Bool("q") {
-		fmt.Fprintf(os.Stderr, "fmslice: %d packets from %d frames in %d chunks (%d bytes decompressed)\n",
-			res.packets, res.frames, res.chunks, res.decompressed)
-	}
-	if res.packets == 0 {
-		emptyNotice(q.store, q.from, q.to, q.filter != nil)
-	}
-	if cc.Bool("explain") {
-		if pl != nil {
-			explain(pl, os.Stderr, res)
-		} else {
-			fmt.Fprintf(os.Stderr, "plan: no index used (no filter the index can answer, or no segments): %d frames read\n", res.frames)
-		}
-	}
+	res.report(q, pl, cc.Bool("q"), cc.Bool("explain"))
 	if len(res.damaged) > 0 {
 		return cli.Exit(fmt.Sprintf("output incomplete: %d damaged parts skipped", len(res.damaged)), exitIncomplete)
 	}
@@ -237,6 +194,65 @@ func retentionNotice(gone []fmstore.Removed, from, to int64) {
 	if n > 0 {
 		fmt.Fprintf(os.Stderr, "fmslice: part of this range was removed by retention: %d chunks, packets from %s to %s (seq %d..%d) are no longer stored\n",
 			n, time.Unix(0, lo).UTC().Format(time.RFC3339Nano), time.Unix(0, hi).UTC().Format(time.RFC3339Nano), first, last)
+	}
+}
+
+// newSliceReq reads the range and the filter, and consults the index (unless
+// --no-index): pl is nil when the index has nothing to say.
+func newSliceReq(cc *cli.Context) (q *sliceReq, pl *query.Index, err error) {
+	q = &sliceReq{store: cc.String("store")}
+	if q.from, q.to, err = timespec.Range(cc.String("from"), cc.String("to")); err != nil {
+		return nil, nil, err
+	}
+	if q.from == q.to {
+		return nil, nil, timespec.EmptyRange(cc.String("from"), cc.String("to"))
+	}
+	if expr := strings.TrimSpace(strings.Join(cc.Args().Slice(), " ")); expr != "" {
+		if q.filter, err = compileBPF(expr, chunk.Snaplen); err != nil {
+			return nil, nil, fmt.Errorf("filter %q: %w", expr, err)
+		}
+		if !cc.Bool("no-index") {
+			dir := cc.String("index")
+			if dir == "" {
+				dir = fmstore.Index(q.store)
+			}
+			refused := func(err error) {
+				fmt.Fprintf(os.Stderr, "fmslice: index segment refused, its range is scanned instead: %v\n", err)
+			}
+			if pl = query.LoadIndex(dir, expr, q.from, q.to, refused); pl != nil {
+				q.need, q.must = pl.Need, pl.Must
+			}
+		}
+	}
+	return q, pl, nil
+}
+
+// report tells stderr what the slice rests on: damaged and repaired parts,
+// retention's removals, the counts (unless quiet), why nothing matched, and
+// with explainPlan what the index saved.
+func (res *result) report(q *sliceReq, pl *query.Index, quiet, explainPlan bool) {
+	for _, d := range res.damaged {
+		fmt.Fprintln(os.Stderr, "fmslice: damaged, skipped:", d)
+	}
+	for _, d := range res.repaired {
+		fmt.Fprintln(os.Stderr, "fmslice: warning: damaged, repaired (every frame found):", d)
+	}
+	// Retention removed part of the range: say which, always (even -q).
+	gone, _ := fmstore.RemovedRanges(q.store) // unreadable: nothing to say
+	retentionNotice(gone, q.from, q.to)
+	if !quiet {
+		fmt.Fprintf(os.Stderr, "fmslice: %d packets from %d frames in %d chunks (%d bytes decompressed)\n",
+			res.packets, res.frames, res.chunks, res.decompressed)
+	}
+	if res.packets == 0 {
+		emptyNotice(q.store, q.from, q.to, q.filter != nil)
+	}
+	if explainPlan {
+		if pl != nil {
+			explain(pl, os.Stderr, res)
+		} else {
+			fmt.Fprintf(os.Stderr, "plan: no index used (no filter the index can answer, or no segments): %d frames read\n", res.frames)
+		}
 	}
 }
 
