@@ -1,8 +1,10 @@
 // Package query answers questions about the store from its index: the
 // tcpdump-filter planner (plan.go), which turns a filter into the index
-// groups that may hold a match; flow evaluation (flows.go), a filter
-// decided on a flow's key; and the packet decoder (decode.go) both the
-// indexer and the queries use, so that they agree on what a packet is.
+// groups that may hold a match; the index plan over a directory (index.go);
+// flow evaluation, a filter decided on a flow's key (flows.go) and the
+// flows of a range counted from the segments' flow tables and the packets
+// read (flowcount.go); and the packet decoder (decode.go) both the indexer
+// and the queries use, so that they agree on what a packet is.
 // fmslice, the indexer and a later query server share it; the formats it
 // reads are store/segment's.
 package query
