@@ -2,7 +2,7 @@
 # first (scripts/deps.sh: apt-get as root, a clear message otherwise).
 GO      ?= go
 BIN     := bin
-CMDS    := ./cmd/fwd ./writer ./indexer ./tools/fmring ./tools/fminject ./tools/fmslice ./tools/fmctl
+CMDS    := ./cmd/fwd ./cmd/writer ./cmd/indexer ./tools/fmring ./tools/fminject ./tools/fmslice ./tools/fmctl
 FUZZTIME ?= 20s
 # Executions spent minimizing each input that finds new coverage (Go's
 # default is 60 s each: on whole-chunk inputs the fuzzer then spent its time
@@ -42,7 +42,7 @@ build-dpdk: deps-dpdk build
 test: deps-test
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 50m ./...
-	$(GO) test -count=1 -race -short ./shmring ./writer/...
+	$(GO) test -count=1 -race -short ./shmring ./writer/... ./store ./store/chunk
 	GO=$(GO) scripts/arm64-test.sh
 
 test-short: deps-test
@@ -50,14 +50,14 @@ test-short: deps-test
 
 # Run every fuzz target for FUZZTIME each.
 fuzz: deps-test
-	@set -e; for p in ./shmring ./writer/chunk ./internal/timespec ./fwd ./indexer/segment ./internal/libpcap; do \
+	@set -e; for p in ./shmring ./store/chunk ./internal/timespec ./fwd ./store/segment ./query ./internal/libpcap; do \
 	  for f in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
 	    echo "== $$p $$f"; $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMIN) $$p; \
 	  done; done
 
 # Go benchmarks beside the code; whole-pipeline comparisons are in bench/.
 bench: deps-bench build
-	$(GO) test -run '^$$' -bench . -benchmem ./shmring ./writer/... ./fwd ./indexer/...
+	$(GO) test -run '^$$' -bench . -benchmem ./shmring ./writer/... ./fwd ./indexer/... ./store/chunk ./store/segment ./query
 	bench/run.sh
 
 demo: deps-demo build

@@ -31,7 +31,7 @@ CAPTURE=${CAPTURE:-inline}
 OFFLOADS=${OFFLOADS:-on}
 FWDGRO=${FWDGRO:-off}
 BACKENDS=${BACKENDS:-afpacket dpdk}
-go build -o "$B/" ./cmd/fwd ./writer ./tools/fmring ./tools/fmctl
+go build -o "$B/" ./cmd/fwd ./cmd/writer ./tools/fmring ./tools/fmctl
 go build -tags dpdk -o "$B/fwd-dpdk" ./cmd/fwd
 P=fmb$$
 A=${P}A F=${P}F Bn=${P}B

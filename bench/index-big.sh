@@ -18,7 +18,7 @@ SIZES=${SIZES:-"12500000 25000000 50000000"}
 RUNS=${RUNS:-5}
 FLOWS=${FLOWS:-20000}
 sfx=; [ "$FLOWS" = 20000 ] || sfx=-f$FLOWS
-go build -o "$B/" ./bench/gen ./indexer ./writer ./tools/fmring ./tools/fminject ./tools/fmslice
+go build -o "$B/" ./bench/gen ./cmd/indexer ./cmd/writer ./tools/fmring ./tools/fminject ./tools/fmslice
 largest=$(printf '%s\n' $SIZES | sort -n | tail -1)
 store() { # packets
   local n=$1 in=$W/big-$1$sfx.pcap st=$W/big-$1$sfx.store

@@ -23,7 +23,7 @@ MIX=${MIX:-web}       # bench/gen -mix: web or imix
 sfx=; [ "$BURST" = 1 ] || sfx=-b$BURST
 [ "$FLOWS" = 20000 ] || sfx=$sfx-f$FLOWS
 [ "$MIX" = web ] || sfx=$sfx-$MIX
-go build -o "$B/" ./bench/gen ./indexer ./writer ./tools/fmring ./tools/fminject ./tools/fmslice
+go build -o "$B/" ./bench/gen ./cmd/indexer ./cmd/writer ./tools/fmring ./tools/fminject ./tools/fmslice
 for n in $SIZES; do
   in=$W/idx-$n$sfx.pcap st=$W/idx-$n$sfx.store
   [ -f "$in" ] || "$B/gen" -o "$in" -n "$n" -flows "$FLOWS" -duration "$(( n / 200000 ))m" -burst "$BURST" -mix "$MIX"

@@ -1,4 +1,10 @@
-package main
+// Package indexer is the engine of the indexer process: it builds the time
+// and flow-key index segments (store/segment) that let a query read only
+// the frames it needs. Live reads the capture ring as a lossy consumer (it
+// can never slow capture or cause a drop; when it falls behind it is
+// overrun and records the seqs it missed); Rebuild indexes stored chunks
+// instead, to fill such gaps or re-index a range. cmd/indexer is its main.
+package indexer
 
 // Live indexing from the ring. The indexer is a lossy consumer: records
 // are decoded into a batch, and the batch goes into the segment only once
@@ -22,29 +28,33 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fmcap/fmcap/indexer/segment"
 	"github.com/fmcap/fmcap/internal/fsmode"
 	"github.com/fmcap/fmcap/internal/metrics"
 	"github.com/fmcap/fmcap/internal/sdnotify"
+	"github.com/fmcap/fmcap/query"
 	"github.com/fmcap/fmcap/shmring"
-	"github.com/fmcap/fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/store"
+	"github.com/fmcap/fmcap/store/chunk"
+	"github.com/fmcap/fmcap/store/segment"
 )
 
 const (
-	defaultSegmentAge = 10 * time.Second
+	DefaultSegmentAge = 10 * time.Second // the default of LiveConfig.SegAge
 	batchSize         = 4096
 	prefetch          = 16 // packets whose flow entries are loaded together (segment.Builder.Prefetch)
 	// A gap longer than this ends the segment; the next starts after it.
 	maxGapInSegment = 64 * segment.DefaultGroupSize
 )
 
-type liveConfig struct {
-	ring, consumer, dir string
-	store               string // the writer's store, whose retention.log publish reads
-	segPackets          uint64
-	segAge              time.Duration
-	exitOnClose         bool
-	metrics             string
+// LiveConfig is the live indexer's configuration.
+type LiveConfig struct {
+	Ring, Consumer string // the ring file and the (lossy) consumer slot
+	Dir            string // the index directory segments go in
+	Store          string // the writer's store, whose retention.log publish reads
+	SegPackets     uint64 // seqs per segment at most
+	SegAge         time.Duration
+	ExitOnClose    bool
+	Metrics        string // Prometheus address ("" for none)
 }
 
 type entry struct {
@@ -54,7 +64,7 @@ type entry struct {
 }
 
 type indexer struct {
-	cfg     liveConfig
+	cfg     LiveConfig
 	log     *slog.Logger
 	c       *shmring.Consumer
 	b       *segment.Builder
@@ -70,65 +80,69 @@ type indexer struct {
 	missed   atomic.Uint64
 }
 
-func live(ctx context.Context, cfg liveConfig, log *slog.Logger) error {
-	r, err := shmring.Open(cfg.ring)
+// Live indexes the ring until ctx is cancelled (or, with ExitOnClose, the
+// producer has closed the ring and everything is indexed).
+func Live(ctx context.Context, cfg LiveConfig, log *slog.Logger) error {
+	r, err := shmring.Open(cfg.Ring)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	c, err := r.Attach(cfg.consumer)
+	c, err := r.Attach(cfg.Consumer)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	if !c.Lossy() {
-		return fmt.Errorf("consumer slot %q of %s is lossless: the indexer must never hold capture back; declare it NAME:lossy", cfg.consumer, cfg.ring)
+		return fmt.Errorf("consumer slot %q of %s is lossless: the indexer must never hold capture back; declare it NAME:lossy", cfg.Consumer, cfg.Ring)
 	}
-	cleanTemp(cfg.dir)
+	cleanTemp(cfg.Dir)
 	ix := &indexer{cfg: cfg, log: log, c: c, batch: make([]entry, batchSize)}
-	// Resume after the last segment (a crash between writing a segment and
-	// committing the cursor re-reads records already indexed).
-	next := c.NextSeq()
-	if segs, err := segment.List(cfg.dir); err == nil && len(segs) > 0 && segs[len(segs)-1].Last+1 > next {
-		next = segs[len(segs)-1].Last + 1
-	}
+	next := resumeSeq(c, cfg.Dir)
 	ix.reset(next)
-	if err := metrics.Serve(ctx, cfg.metrics, log, func(w *metrics.Writer) {
-		w.Counter("fmcap_indexer_packets_total", "Packets indexed.", ix.indexed.Load())
-		w.Counter("fmcap_indexer_segments_total", "Segments written.", ix.segments.Load())
-		w.Counter("fmcap_indexer_segments_dropped_total", "Segments removed right after writing: retention had removed their chunks meanwhile.", ix.dropped.Load())
-		w.Counter("fmcap_indexer_missed_total", "Seqs the indexer missed (overrun or down); scanned by queries until --rebuild.", ix.missed.Load())
-		metrics.Ring(w, r.Info())
-	}); err != nil {
+	if err := metrics.Serve(ctx, cfg.Metrics, log, func(w *metrics.Writer) { ix.writeMetrics(w, r) }); err != nil {
 		log.Warn("no metrics", "err", err)
 	}
 	sdnotify.Ready()
+	log.Info("indexer started", "ring", cfg.Ring, "consumer", cfg.Consumer, "index", cfg.Dir, "resume_seq", next)
+	return ix.run(ctx)
+}
+
+// resumeSeq is where indexing resumes: after the last segment (a crash
+// between writing a segment and committing the cursor re-reads records
+// already indexed), or at the consumer's cursor.
+func resumeSeq(c *shmring.Consumer, dir string) uint64 {
+	next := c.NextSeq()
+	if segs, err := segment.List(dir); err == nil && len(segs) > 0 && segs[len(segs)-1].Last+1 > next {
+		next = segs[len(segs)-1].Last + 1
+	}
+	return next
+}
+
+func (ix *indexer) writeMetrics(w *metrics.Writer, r *shmring.Ring) {
+	w.Counter("fmcap_indexer_packets_total", "Packets indexed.", ix.indexed.Load())
+	w.Counter("fmcap_indexer_segments_total", "Segments written.", ix.segments.Load())
+	w.Counter("fmcap_indexer_segments_dropped_total", "Segments removed right after writing: retention had removed their chunks meanwhile.", ix.dropped.Load())
+	w.Counter("fmcap_indexer_missed_total", "Seqs the indexer missed (overrun or down); scanned by queries until --rebuild.", ix.missed.Load())
+	metrics.Ring(w, r.Info())
+}
+
+// run reads the ring into batches until ctx is cancelled or, with
+// ExitOnClose, the ring is closed and drained. When the ring is empty it
+// applies the batch, writes a segment that has reached its age, and naps.
+func (ix *indexer) run(ctx context.Context) error {
 	wd := sdnotify.NewWatchdog()
-	log.Info("indexer started", "ring", cfg.ring, "consumer", cfg.consumer, "index", cfg.dir, "resume_seq", next)
 	idle := 0
 	for {
 		if ctx.Err() != nil {
 			return ix.stop()
 		}
-		rec, err := c.Next()
+		rec, err := ix.c.Next()
 		switch {
 		case err == nil:
 			idle = 0
-			if rec.Seq < ix.b.Next() {
-				continue // indexed before a restart
-			}
-			e := &ix.batch[ix.n]
-			// The writer stores the time clamped to what pcap can hold;
-			// the index must say the same time, or a query by time would
-			// look for the packet where it is not.
-			e.seq, e.ts = rec.Seq, chunk.ClampTS(rec.TS)
-			segment.DecodePacket(rec.Data, &e.p)
-			e.p.Wire = rec.WireLen
-			ix.n++
-			if ix.n == len(ix.batch) {
-				if err := ix.apply(); err != nil {
-					return err
-				}
+			if err := ix.take(rec); err != nil {
+				return err
 			}
 			continue
 		case errors.Is(err, shmring.ErrOverrun):
@@ -136,7 +150,7 @@ func live(ctx context.Context, cfg liveConfig, log *slog.Logger) error {
 			continue
 		case errors.Is(err, shmring.ErrEmpty):
 		case err == io.EOF:
-			if cfg.exitOnClose {
+			if ix.cfg.ExitOnClose {
 				if err := ix.apply(); err != nil {
 					return err
 				}
@@ -150,7 +164,7 @@ func live(ctx context.Context, cfg liveConfig, log *slog.Logger) error {
 		}
 		now := time.Now()
 		wd.Ping(now)
-		if ix.b.Count() > 0 && now.Sub(ix.started) >= cfg.segAge {
+		if ix.b.Count() > 0 && now.Sub(ix.started) >= ix.cfg.SegAge {
 			if err := ix.flush(); err != nil {
 				return err
 			}
@@ -162,6 +176,25 @@ func live(ctx context.Context, cfg liveConfig, log *slog.Logger) error {
 			time.Sleep(2 * time.Millisecond)
 		}
 	}
+}
+
+// take decodes one record into the batch, and applies a full batch.
+func (ix *indexer) take(rec shmring.Record) error {
+	if rec.Seq < ix.b.Next() {
+		return nil // indexed before a restart
+	}
+	e := &ix.batch[ix.n]
+	// The writer stores the time clamped to what pcap can hold; the index
+	// must say the same time, or a query by time would look for the packet
+	// where it is not.
+	e.seq, e.ts = rec.Seq, chunk.ClampTS(rec.TS)
+	query.DecodePacket(rec.Data, &e.p)
+	e.p.Wire = rec.WireLen
+	ix.n++
+	if ix.n == len(ix.batch) {
+		return ix.apply()
+	}
+	return nil
 }
 
 func (ix *indexer) reset(first uint64) {
@@ -198,7 +231,7 @@ func (ix *indexer) apply() error {
 		}
 		ix.b.Add(e.seq, e.ts, &e.p)
 		ix.indexed.Add(1)
-		if ix.b.Count() >= ix.cfg.segPackets {
+		if ix.b.Count() >= ix.cfg.SegPackets {
 			if err := ix.flush(); err != nil {
 				return err
 			}
@@ -213,8 +246,8 @@ func (ix *indexer) gap(lo, hi uint64) error {
 	ix.gaps += hi - lo + 1
 	ix.missed.Add(hi - lo + 1)
 	ix.log.Warn("indexer missed records (overrun or down); queries scan them until indexer --rebuild", "first_seq", lo, "last_seq", hi)
-	appendGapLog(ix.cfg.dir, lo, hi)
-	if hi-lo+1 <= maxGapInSegment && ix.b.Count()+(hi-lo+1) < ix.cfg.segPackets {
+	appendGapLog(ix.cfg.Dir, lo, hi)
+	if hi-lo+1 <= maxGapInSegment && ix.b.Count()+(hi-lo+1) < ix.cfg.SegPackets {
 		ix.b.Gap(lo, hi)
 		return nil
 	}
@@ -232,7 +265,7 @@ func (ix *indexer) flush() error {
 	if ix.b.Count() == 0 {
 		return nil
 	}
-	kept, err := publish(ix.b, ix.cfg.dir, ix.cfg.store)
+	kept, err := publish(ix.b, ix.cfg.Dir, ix.cfg.Store)
 	if err != nil {
 		return err
 	}
@@ -257,7 +290,7 @@ func (ix *indexer) stop() error {
 // ("missed FIRST LAST UNIX_NS"), for operators; queries need only the
 // segments.
 func appendGapLog(dir string, lo, hi uint64) {
-	f, err := fsmode.OpenFile(filepath.Join(dir, "gaps.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE)
+	f, err := fsmode.OpenFile(filepath.Join(dir, store.GapsLog), os.O_WRONLY|os.O_APPEND|os.O_CREATE)
 	if err != nil {
 		return
 	}

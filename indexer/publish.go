@@ -1,11 +1,11 @@
-package main
+package indexer
 
 import (
 	"os"
 	"path/filepath"
 
-	"github.com/fmcap/fmcap/indexer/segment"
-	"github.com/fmcap/fmcap/writer/chunk"
+	fmstore "github.com/fmcap/fmcap/store"
+	"github.com/fmcap/fmcap/store/segment"
 )
 
 // publish writes b's segment into dir and then makes sure it does not
@@ -22,7 +22,7 @@ func publish(b *segment.Builder, dir, store string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	through, err := chunk.RemovedThrough(store)
+	through, err := fmstore.RemovedThrough(store)
 	if err != nil || through < b.First() {
 		return true, nil // an unreadable log changes nothing: retention's sweep still runs
 	}

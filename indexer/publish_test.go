@@ -1,14 +1,13 @@
-package main
+package indexer
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
-	"github.com/fmcap/fmcap/indexer/segment"
-	"github.com/fmcap/fmcap/writer/chunk"
+	fmstore "github.com/fmcap/fmcap/store"
+	"github.com/fmcap/fmcap/store/chunk"
+	"github.com/fmcap/fmcap/store/segment"
 )
 
 func segmentOver(first, last uint64) *segment.Builder {
@@ -29,7 +28,7 @@ func TestPublishAfterRetention(t *testing.T) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := chunk.LogRemoved(store, chunk.Info{FirstSeq: 1, LastSeq: 1000, MinTS: 1, MaxTS: 2}, "bytes", 3); err != nil {
+	if err := fmstore.LogRemoved(store, chunk.Info{FirstSeq: 1, LastSeq: 1000, MinTS: 1, MaxTS: 2}, "bytes", 3); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -52,26 +51,5 @@ func TestPublishAfterRetention(t *testing.T) {
 	other := t.TempDir()
 	if kept, err := publish(segmentOver(1, 10), other, other); !kept || err != nil {
 		t.Fatalf("store without retention.log: kept %v err %v", kept, err)
-	}
-}
-
-// RemovedThrough reads only the log's tail: a long log, and a last line cut
-// by a crash, still give the highest removed seq.
-func TestRemovedThrough(t *testing.T) {
-	dir := t.TempDir()
-	var b strings.Builder
-	for i := uint64(0); i < 1000; i++ {
-		fmt.Fprintf(&b, "removed %d %d 1767225600000000000 1767225700000000000 age 1767225800000000000\n", i*100+1, i*100+100)
-	}
-	b.WriteString("removed 100001 2000") // cut by a crash
-	if err := os.WriteFile(filepath.Join(dir, chunk.RetentionLog), []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	got, err := chunk.RemovedThrough(dir)
-	if err != nil || got != 100000 {
-		t.Fatalf("RemovedThrough = %d, %v; want 100000", got, err)
-	}
-	if got, err := chunk.RemovedThrough(t.TempDir()); got != 0 || err != nil {
-		t.Fatalf("no log: %d, %v", got, err)
 	}
 }

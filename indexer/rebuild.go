@@ -1,4 +1,4 @@
-package main
+package indexer
 
 // indexer --rebuild: index stored chunks instead of the ring, to fill the
 // gaps a live indexer left or to re-index a range. Every chunk overlapping
@@ -14,12 +14,16 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/fmcap/fmcap/indexer/segment"
 	"github.com/fmcap/fmcap/internal/progress"
-	"github.com/fmcap/fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/query"
+	"github.com/fmcap/fmcap/store/chunk"
+	"github.com/fmcap/fmcap/store/segment"
 )
 
-func rebuild(store, dir string, from, to int64, segPackets int, quiet bool, log *slog.Logger) error {
+// Rebuild indexes the chunks of store that overlap [from, to] (Unix ns)
+// into segments in dir, replacing the segments they overlap; quiet draws
+// no progress line.
+func Rebuild(store, dir string, from, to int64, segPackets int, quiet bool, log *slog.Logger) error {
 	cleanTemp(dir)
 	chunks, err := chunk.List(store)
 	if err != nil {
@@ -29,36 +33,7 @@ func rebuild(store, dir string, from, to int64, segPackets int, quiet bool, log 
 	if err != nil {
 		return err
 	}
-	pick := map[int]bool{}
-	for i, c := range chunks {
-		if c.Open && c.Overlaps(from, to) {
-			log.Warn("chunk skipped: still being written (the live indexer indexes it; or run --rebuild again once the writer has published it)", "chunk", c.Name, "first_seq", c.FirstSeq)
-		}
-		if !c.Open && c.Overlaps(from, to) {
-			pick[i] = true
-		}
-	}
-	// Close over segments: a replaced segment's chunks are rebuilt too.
-	drop := map[int]bool{}
-	for changed := true; changed; {
-		changed = false
-		for si, s := range segs {
-			if drop[si] {
-				continue
-			}
-			for ci := range pick {
-				if s.First <= chunks[ci].LastSeq && chunks[ci].FirstSeq <= s.Last {
-					drop[si], changed = true, true
-					for cj, c := range chunks {
-						if !c.Open && !pick[cj] && s.First <= c.LastSeq && c.FirstSeq <= s.Last {
-							pick[cj] = true
-						}
-					}
-					break
-				}
-			}
-		}
-	}
+	pick, drop := choose(chunks, segs, from, to, log)
 	for si := range drop {
 		if err := os.Remove(filepath.Join(dir, segs[si].Name)); err != nil && !os.IsNotExist(err) {
 			return err
@@ -121,6 +96,44 @@ func rebuild(store, dir string, from, to int64, segPackets int, quiet bool, log 
 	return nil
 }
 
+// choose picks the finished chunks overlapping [from, to] and the segments
+// to replace (drop: those overlapping a picked chunk), closing over both:
+// a replaced segment's other chunks are picked too, so that nothing that
+// was indexed becomes unindexed.
+func choose(chunks []chunk.Info, segs []segment.Entry, from, to int64, log *slog.Logger) (pick, drop map[int]bool) {
+	pick = map[int]bool{}
+	for i, c := range chunks {
+		if c.Open && c.Overlaps(from, to) {
+			log.Warn("chunk skipped: still being written (the live indexer indexes it; or run --rebuild again once the writer has published it)", "chunk", c.Name, "first_seq", c.FirstSeq)
+		}
+		if !c.Open && c.Overlaps(from, to) {
+			pick[i] = true
+		}
+	}
+	// Close over segments: a replaced segment's chunks are rebuilt too.
+	drop = map[int]bool{}
+	for changed := true; changed; {
+		changed = false
+		for si, s := range segs {
+			if drop[si] {
+				continue
+			}
+			for ci := range pick {
+				if s.First <= chunks[ci].LastSeq && chunks[ci].FirstSeq <= s.Last {
+					drop[si], changed = true, true
+					for cj, c := range chunks {
+						if !c.Open && !pick[cj] && s.First <= c.LastSeq && c.FirstSeq <= s.Last {
+							pick[cj] = true
+						}
+					}
+					break
+				}
+			}
+		}
+	}
+	return pick, drop
+}
+
 // indexChunk adds the packets of rd's frames to *b (a new builder when the
 // seqs do not follow on), flushing at segPackets, at a damaged frame and at
 // a frame whose seqs are unknown (its table rebuilt from the seek table or
@@ -154,7 +167,7 @@ func indexChunk(rd *chunk.Reader, b **segment.Builder, flush func() error, segPa
 				}
 				*b = segment.NewBuilder(seq, segment.DefaultGroupSize)
 			}
-			segment.DecodePacket(pk.Data, &p)
+			query.DecodePacket(pk.Data, &p)
 			p.Wire = pk.WireLen
 			(*b).Add(seq, chunk.ClampTS(pk.TS), &p) // stored clamped already: the same clamp as live, whatever a chunk holds
 			seq++

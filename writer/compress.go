@@ -1,4 +1,4 @@
-package main
+package writer
 
 import (
 	"encoding/binary"
@@ -6,7 +6,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/fmcap/fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/store/chunk"
 )
 
 // compressor is one worker: it compresses and checksums frames in whatever

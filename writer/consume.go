@@ -1,4 +1,4 @@
-package main
+package writer
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 
 	"github.com/fmcap/fmcap/internal/sdnotify"
 	"github.com/fmcap/fmcap/shmring"
-	"github.com/fmcap/fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/store/chunk"
 )
 
 // consumer turns ring records into frames.

@@ -1,4 +1,4 @@
-package main
+package writer
 
 // Prometheus metrics (--metrics, 127.0.0.1:9562 by default): what was
 // stored, how well it compressed, the store's size, retention, and this
@@ -7,10 +7,11 @@ package main
 import (
 	"github.com/fmcap/fmcap/internal/metrics"
 	"github.com/fmcap/fmcap/shmring"
-	"github.com/fmcap/fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/store"
+	"github.com/fmcap/fmcap/store/chunk"
 )
 
-func writeMetrics(w *metrics.Writer, cfg *Config, st *stats, ret *retention, r *shmring.Ring) {
+func writeMetrics(w *metrics.Writer, cfg *Config, st *stats, ret *store.Retention, r *shmring.Ring) {
 	in, out := st.inBytes.Load(), st.outBytes.Load()
 	w.Counter("fmcap_writer_packets_total", "Packets stored.", st.packets.Load())
 	w.Counter("fmcap_writer_input_bytes_total", "pcap bytes stored (before compression).", in)
@@ -34,11 +35,9 @@ func writeMetrics(w *metrics.Writer, cfg *Config, st *stats, ret *retention, r *
 	}
 	w.Gauge("fmcap_store_bytes", "Bytes in the store's chunks.", float64(size))
 	w.Gauge("fmcap_store_chunks", "Chunks in the store, the open one included.", float64(n))
-	w.Counter("fmcap_slice_queries_total", "Queries fmslice served from this store (fmslice and fmslice flows).", chunk.Queries(cfg.Store))
-	w.Gauge("fmcap_store_free_bytes", "Free space on the store's filesystem.", float64(freeBytes(cfg.Store)))
-	ret.mu.Lock()
-	removed, removedBytes := ret.removed, ret.removedBytes
-	ret.mu.Unlock()
+	w.Counter("fmcap_slice_queries_total", "Queries fmslice served from this store (fmslice and fmslice flows).", store.Queries(cfg.Store))
+	w.Gauge("fmcap_store_free_bytes", "Free space on the store's filesystem.", float64(store.FreeBytes(cfg.Store)))
+	removed, removedBytes := ret.Totals()
 	w.Counter("fmcap_retention_removed_chunks_total", "Chunks removed by retention.", removed)
 	w.Counter("fmcap_retention_removed_bytes_total", "Bytes removed by retention.", removedBytes)
 	metrics.Ring(w, r.Info())

@@ -1,4 +1,7 @@
-package main
+// Package writer is the engine of the writer process: the ring's lossless
+// consumer, storing every packet in compressed pcap chunks (store/chunk)
+// and keeping the store under its retention limits. cmd/writer is its main.
+package writer
 
 // The writer is three stages joined by channels:
 //
@@ -32,7 +35,8 @@ import (
 	"github.com/fmcap/fmcap/internal/metrics"
 	"github.com/fmcap/fmcap/internal/sdnotify"
 	"github.com/fmcap/fmcap/shmring"
-	"github.com/fmcap/fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/store"
+	"github.com/fmcap/fmcap/store/chunk"
 )
 
 // Config is the writer's configuration.
@@ -79,8 +83,8 @@ func (f *frame) reset() {
 	f.end, f.nextSeq, f.last = 0, 0, false
 }
 
-// stats are the writer's counters, read by the periodic log line and at exit.
-// stats are written by the stages and read by the metrics endpoint.
+// stats are the writer's counters: written by the stages (consume, store),
+// read by the metrics endpoint (metrics.go) and by Run's line at exit.
 type stats struct {
 	packets  atomic.Uint64 // packets stored
 	skipped  atomic.Uint64 // packets found already stored after a restart
@@ -91,14 +95,15 @@ type stats struct {
 	retries  atomic.Uint64 // failed writes (disk full …) retried
 }
 
+// Defaults of the flags that set Config.FlushInterval and Config.ChunkAge.
 const (
-	defaultFlush    = 500 * time.Millisecond
-	defaultChunkAge = time.Minute
+	DefaultFlush    = 500 * time.Millisecond
+	DefaultChunkAge = time.Minute
 )
 
-// run wires the stages and returns when they are done: on ctx cancellation
+// Run wires the stages and returns when they are done: on ctx cancellation
 // (SIGTERM) after draining, or at the end of the ring with ExitOnClose.
-func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
+func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	// Chunks, frame tables and logs are 0640 in 0750 directories whatever
 	// umask the writer was started with (internal/fsmode).
 	fsmode.SetUmask()
@@ -137,20 +142,20 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	work := make(chan *frame, nframes)
 	ordered := make(chan *frame, nframes)
 	k := &consumer{cfg: cfg, c: c, skipTo: skipTo, free: free, work: work, ordered: ordered, st: st}
-	ret := &retention{dir: cfg.Store, maxBytes: cfg.RetainBytes, minFree: cfg.RetainFree, maxAge: cfg.RetainAge, log: log}
-	s := &store{cfg: cfg, log: log, c: c, ringID: r.ID(), free: free, st: st, ret: ret, ep: episode{every: 30 * time.Second}}
+	ret := &store.Retention{Dir: cfg.Store, MaxBytes: cfg.RetainBytes, MinFree: cfg.RetainFree, MaxAge: cfg.RetainAge, Log: log}
+	s := &storer{cfg: cfg, log: log, c: c, ringID: r.ID(), free: free, st: st, ret: ret, ep: episode{every: 30 * time.Second}}
 	mctx, stopMetrics := context.WithCancel(context.Background())
 	defer stopMetrics()
 	if err := metrics.Serve(mctx, cfg.Metrics, log, func(w *metrics.Writer) { writeMetrics(w, cfg, st, ret, r) }); err != nil {
 		log.Warn("no metrics", "err", err) // storing matters more than its figures
 	}
-	if ret.enabled() {
-		if _, err := ret.enforce(time.Now(), false); err != nil { // at once: a store over its quota at start
+	if ret.Enabled() {
+		if _, err := ret.Enforce(time.Now(), false); err != nil { // at once: a store over its quota at start
 			log.Error("retention", "err", err)
 		}
 		stopRet := make(chan struct{})
 		defer close(stopRet)
-		go ret.run(stopRet)
+		go ret.Run(stopRet)
 	}
 	var wg sync.WaitGroup
 	for i := 0; i < cfg.Workers; i++ {

@@ -1,4 +1,4 @@
-package main
+package writer
 
 import (
 	"context"
@@ -17,7 +17,8 @@ import (
 
 	"github.com/fmcap/fmcap/internal/testpkt"
 	"github.com/fmcap/fmcap/shmring"
-	"github.com/fmcap/fmcap/writer/chunk"
+	fmstore "github.com/fmcap/fmcap/store"
+	"github.com/fmcap/fmcap/store/chunk"
 )
 
 func testConfig(t *testing.T, ring, store string) *Config {
@@ -80,7 +81,7 @@ func TestPipeline(t *testing.T) {
 		cfg.Compress = compress
 		const n = 100_000
 		go produce(t, ring, 0, n, true)
-		if err := run(context.Background(), cfg, quiet); err != nil {
+		if err := Run(context.Background(), cfg, quiet); err != nil {
 			t.Fatal(err)
 		}
 		if err := testpkt.CheckStore(store, n); err != nil {
@@ -100,7 +101,7 @@ func TestFramesCutAtSeqGroups(t *testing.T) {
 	produce(t, ring, 0, n, true)
 	cfg := testConfig(t, ring, store)
 	cfg.FrameSize = 32 << 10 // several groups of these small packets a frame
-	if err := run(context.Background(), cfg, quiet); err != nil {
+	if err := Run(context.Background(), cfg, quiet); err != nil {
 		t.Fatal(err)
 	}
 	if err := testpkt.CheckStore(store, n); err != nil {
@@ -139,7 +140,7 @@ func TestStopDrains(t *testing.T) {
 	cfg.ExitOnClose = false
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg, quiet) }()
+	go func() { done <- Run(ctx, cfg, quiet) }()
 	time.Sleep(200 * time.Millisecond)
 	cancel()
 	if err := <-done; err != nil {
@@ -150,7 +151,7 @@ func TestStopDrains(t *testing.T) {
 	}
 	produce(t, ring, 5000, 9000, true)
 	cfg.ExitOnClose = true
-	if err := run(context.Background(), cfg, quiet); err != nil {
+	if err := Run(context.Background(), cfg, quiet); err != nil {
 		t.Fatal(err)
 	}
 	if err := testpkt.CheckStore(store, 9000); err != nil {
@@ -164,19 +165,19 @@ func TestForeignRingRefused(t *testing.T) {
 	store := filepath.Join(t.TempDir(), "store")
 	ring := newTestRing(t, 1<<20, 1)
 	produce(t, ring, 0, 100, true)
-	if err := run(context.Background(), testConfig(t, ring, store), quiet); err != nil {
+	if err := Run(context.Background(), testConfig(t, ring, store), quiet); err != nil {
 		t.Fatal(err)
 	}
 	other := newTestRing(t, 1<<20, 1)
 	produce(t, other, 0, 10, true)
-	err := run(context.Background(), testConfig(t, other, store), quiet)
+	err := Run(context.Background(), testConfig(t, other, store), quiet)
 	if err == nil || !strings.Contains(err.Error(), "--first-seq 101") {
 		t.Fatalf("got %v, want advice to use --first-seq 101", err)
 	}
 	// With the numbering continued, it is accepted.
 	next := newTestRing(t, 1<<20, 101)
 	go produce(t, next, 100, 300, true)
-	if err := run(context.Background(), testConfig(t, next, store), quiet); err != nil {
+	if err := Run(context.Background(), testConfig(t, next, store), quiet); err != nil {
 		t.Fatal(err)
 	}
 	if err := testpkt.CheckStore(store, 300); err != nil {
@@ -209,7 +210,7 @@ func TestDiskFull(t *testing.T) {
 	var logs lockedBuf
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	done := make(chan error, 1)
-	go func() { done <- run(context.Background(), cfg, log) }()
+	go func() { done <- Run(context.Background(), cfg, log) }()
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(logs.String(), "no space left") && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
@@ -265,7 +266,7 @@ func (l *lockedBuf) String() string {
 // later seq exactly once, each with its own packet.
 func checkRetained(t *testing.T, store string, n int) (removed int) {
 	t.Helper()
-	gone, err := chunk.RemovedRanges(store)
+	gone, err := fmstore.RemovedRanges(store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +303,7 @@ func TestRetentionQuota(t *testing.T) {
 	cfg.RetainBytes = 1 << 20
 	const n = 40_000 // about 6 MB of pcap in 256 KiB chunks
 	go produce(t, ring, 0, n, true)
-	if err := run(context.Background(), cfg, quiet); err != nil {
+	if err := Run(context.Background(), cfg, quiet); err != nil {
 		t.Fatal(err)
 	}
 	if got := storeBytes(t, store); got > int64(cfg.RetainBytes) {
@@ -322,11 +323,11 @@ func TestRetentionAge(t *testing.T) {
 	cfg.ChunkSize = 256 << 10
 	cfg.RetainAge = time.Hour
 	go produce(t, ring, 0, 10_000, true)
-	if err := run(context.Background(), cfg, quiet); err != nil {
+	if err := Run(context.Background(), cfg, quiet); err != nil {
 		t.Fatal(err)
 	}
 	list, _ := chunk.List(store)
-	gone, _ := chunk.RemovedRanges(store)
+	gone, _ := fmstore.RemovedRanges(store)
 	// Every finished chunk is old; the last one is removed once finished,
 	// by the next enforcement.
 	if len(gone) == 0 || len(list) > 1 {
@@ -362,7 +363,7 @@ func TestDiskFullRetention(t *testing.T) {
 	var logs lockedBuf
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	done := make(chan error, 1)
-	go func() { done <- run(context.Background(), cfg, log) }()
+	go func() { done <- Run(context.Background(), cfg, log) }()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -390,7 +391,7 @@ func TestStoreModes(t *testing.T) {
 	cfg.ChunkSize = 64 << 10 // several chunks
 	cfg.RetainBytes = 16 << 10
 	go produce(t, ring, 0, 5000, true)
-	if err := run(context.Background(), cfg, quiet); err != nil {
+	if err := Run(context.Background(), cfg, quiet); err != nil {
 		t.Fatal(err)
 	}
 	var files int
@@ -416,7 +417,7 @@ func TestStoreModes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(store, chunk.RetentionLog)); err != nil || files < 3 {
+	if _, err := os.Stat(filepath.Join(store, fmstore.RetentionLog)); err != nil || files < 3 {
 		t.Fatalf("want chunks and a retention log; %d files: %v", files, err)
 	}
 }

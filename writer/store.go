@@ -1,4 +1,4 @@
-package main
+package writer
 
 import (
 	"context"
@@ -11,11 +11,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fmcap/fmcap/shmring"
-	"github.com/fmcap/fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/store"
+	"github.com/fmcap/fmcap/store/chunk"
 )
 
-// store appends frames to chunks in order and commits the ring cursor.
-type store struct {
+// storer is the store stage: it appends frames to chunks in order and
+// commits the ring cursor.
+type storer struct {
 	cfg    *Config
 	log    *slog.Logger
 	c      *shmring.Consumer
@@ -23,7 +25,7 @@ type store struct {
 	free   chan *frame
 	st     *stats
 	cw     *chunk.Writer
-	ret    *retention
+	ret    *store.Retention
 	ep     episode       // a write failing, for the log
 	bs     [][]byte      // a batch's bytes, for AppendBatch
 	metas  []chunk.Frame // and entries
@@ -63,7 +65,7 @@ func resume(cfg *Config, log *slog.Logger, r *shmring.Ring) (uint64, error) {
 	return last.LastSeq, nil
 }
 
-func (s *store) run(ctx context.Context, ordered <-chan *frame) error {
+func (s *storer) run(ctx context.Context, ordered <-chan *frame) error {
 	var ferr error
 	var batch []*frame
 	var held *frame   // taken from ordered, not yet stored
@@ -144,7 +146,7 @@ func (f *frame) stored(compress bool) []byte {
 // to stop: meanwhile the pipeline and then the ring fill up, and the
 // producer counts drops — nothing stored is damaged and nothing unstored
 // is released from the ring.
-func (s *store) put(ctx context.Context, batch []*frame) error {
+func (s *storer) put(ctx context.Context, batch []*frame) error {
 	if batch[0].meta.Count > 0 {
 		for delay := 10 * time.Millisecond; ; delay = min(2*delay, time.Second) {
 			err := s.append(batch)
@@ -155,8 +157,8 @@ func (s *store) put(ctx context.Context, batch []*frame) error {
 				break
 			}
 			s.st.retries.Add(1)
-			if errors.Is(err, unix.ENOSPC) && s.ret != nil && s.ret.enabled() {
-				if n, rerr := s.ret.enforce(time.Now(), true); n > 0 {
+			if errors.Is(err, unix.ENOSPC) && s.ret != nil && s.ret.Enabled() {
+				if n, rerr := s.ret.Enforce(time.Now(), true); n > 0 {
 					continue // room made: write again at once
 				} else if rerr != nil {
 					s.log.Error("retention could not make room", "err", rerr)
@@ -185,7 +187,7 @@ func (s *store) put(ctx context.Context, batch []*frame) error {
 	return nil
 }
 
-func (s *store) append(batch []*frame) error {
+func (s *storer) append(batch []*frame) error {
 	if s.cw == nil {
 		cw, err := chunk.Create(s.cfg.Store, batch[0].meta.FirstSeq, s.cfg.Compress, s.ringID)
 		if err != nil {
@@ -214,7 +216,7 @@ func (s *store) append(batch []*frame) error {
 	return nil
 }
 
-func (s *store) finalize() error {
+func (s *storer) finalize() error {
 	for delay := 10 * time.Millisecond; ; delay = min(2*delay, time.Second) {
 		name, err := s.cw.Finalize()
 		if err == nil {
@@ -223,8 +225,8 @@ func (s *store) finalize() error {
 				s.st.chunks.Add(1)
 				s.log.Info("chunk stored", "chunk", name)
 			}
-			if s.ret != nil && s.ret.enabled() { // a new chunk may put the store over its quota
-				if _, err := s.ret.enforce(time.Now(), false); err != nil {
+			if s.ret != nil && s.ret.Enabled() { // a new chunk may put the store over its quota
+				if _, err := s.ret.Enforce(time.Now(), false); err != nil {
 					s.log.Error("retention", "err", err)
 				}
 			}

@@ -21,7 +21,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/fmcap/fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/store/chunk"
 )
 
 func main() {

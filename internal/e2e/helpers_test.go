@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	cmd := exec.Command("go", "build", "-o", dir+"/", "github.com/fmcap/fmcap/writer", "github.com/fmcap/fmcap/cmd/fwd", "github.com/fmcap/fmcap/indexer", "github.com/fmcap/fmcap/bench/gen", "github.com/fmcap/fmcap/tools/fmring", "github.com/fmcap/fmcap/tools/fminject", "github.com/fmcap/fmcap/tools/fmslice", "github.com/fmcap/fmcap/tools/fmctl")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "github.com/fmcap/fmcap/cmd/writer", "github.com/fmcap/fmcap/cmd/fwd", "github.com/fmcap/fmcap/cmd/indexer", "github.com/fmcap/fmcap/bench/gen", "github.com/fmcap/fmcap/tools/fmring", "github.com/fmcap/fmcap/tools/fminject", "github.com/fmcap/fmcap/tools/fmslice", "github.com/fmcap/fmcap/tools/fmctl")
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build binaries:", err)
@@ -161,7 +161,7 @@ func TestGoInstall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const line = "GOBIN=/usr/local/bin go install ./cmd/fwd ./writer ./indexer ./tools/..."
+	const line = "GOBIN=/usr/local/bin go install ./cmd/fwd ./cmd/writer ./cmd/indexer ./tools/..."
 	if !strings.Contains(string(readme), line) {
 		t.Fatalf("README.md no longer shows %q: update this test with it", line)
 	}

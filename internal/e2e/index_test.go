@@ -16,8 +16,9 @@ import (
 
 	"github.com/google/gopacket/pcapgo"
 
-	"github.com/fmcap/fmcap/indexer/segment"
-	"github.com/fmcap/fmcap/writer/chunk"
+	fmstore "github.com/fmcap/fmcap/store"
+	"github.com/fmcap/fmcap/store/chunk"
+	"github.com/fmcap/fmcap/store/segment"
 )
 
 // indexedStore runs fminject → ring → writer and indexer (live, as a lossy
@@ -276,7 +277,7 @@ func TestRetentionRemovesIndex(t *testing.T) {
 	}
 	// A writer restarted with a quota: it removes the oldest chunks at once.
 	run(t, bin("writer"), "--ring", ring, "--store", st, "--exit-on-close", "--log-level", "warn", "--metrics", "", "--retain-bytes", "8MiB")
-	gone, err := chunk.RemovedRanges(st)
+	gone, err := fmstore.RemovedRanges(st)
 	if err != nil || len(gone) == 0 {
 		t.Fatalf("nothing removed: %v", err)
 	}

@@ -25,7 +25,7 @@ import (
 
 	"github.com/fmcap/fmcap/internal/testpkt"
 	"github.com/fmcap/fmcap/shmring"
-	"github.com/fmcap/fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/store/chunk"
 )
 
 // TestFarFuturePacket: packets stamped after 2106 (pcap's u32 seconds) is

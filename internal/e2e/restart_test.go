@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/fmcap/fmcap/shmring"
-	"github.com/fmcap/fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/store/chunk"
 )
 
 // TestRestartsUnderTraffic: while a TCP transfer runs through fwd, the

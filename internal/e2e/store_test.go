@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/fmcap/fmcap/internal/testpkt"
-	"github.com/fmcap/fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/store/chunk"
 )
 
 var ethernetCaptures = []string{

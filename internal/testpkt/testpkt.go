@@ -9,7 +9,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/fmcap/fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/store/chunk"
 )
 
 // Base is the capture time of packet 0; packet i is i µs later.

@@ -8,7 +8,7 @@ import (
 	"github.com/fmcap/fmcap/internal/libpcap"
 )
 
-// The store is pcap with LINKTYPE_ETHERNET (writer/chunk: PcapHeader), and
+// The store is pcap with LINKTYPE_ETHERNET (store/chunk: PcapHeader), and
 // fmslice compiles its filters for Ethernet, so the ring takes Ethernet
 // frames only. Anything else is refused, never relabelled: the bytes of
 // another link type stored as Ethernet would be misread by every tool.

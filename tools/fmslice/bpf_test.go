@@ -12,7 +12,8 @@ import (
 	"github.com/google/gopacket/pcap"
 	"github.com/google/gopacket/pcapgo"
 
-	"github.com/fmcap/fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/internal/testpkt"
+	"github.com/fmcap/fmcap/store/chunk"
 )
 
 type tpkt struct {
@@ -23,19 +24,19 @@ type tpkt struct {
 func readTestdata(t *testing.T, names ...string) []tpkt {
 	var out []tpkt
 	for _, n := range names {
-		b, err := os.ReadFile(filepath.Join("..", "..", "testdata", n))
+		b, err := os.ReadFile(filepath.Join(testpkt.Testdata(), n))
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := pcapgo.NewReader(bytes.NewReader(b))
+		r, err := testpkt.Open(bytes.NewReader(b))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.LinkType() != layers.LinkTypeEthernet {
+		if r.Link != layers.LinkTypeEthernet {
 			continue
 		}
 		for {
-			d, ci, err := r.ReadPacketData()
+			d, ci, err := r.Next()
 			if err != nil {
 				break
 			}
@@ -106,7 +107,7 @@ func TestNgSinkRoundTrip(t *testing.T) {
 	if err := s.flush(); err != nil {
 		t.Fatal(err)
 	}
-	r, err := pcapgo.NewNgReader(&buf, pcapgo.DefaultNgReaderOptions)
+	r, err := pcapgo.NewNgReader(&buf, pcapgo.DefaultNgReaderOptions) // pcapng, not any capture
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,9 +16,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/fmcap/fmcap/indexer/segment"
 	"github.com/fmcap/fmcap/internal/progress"
-	"github.com/fmcap/fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/query"
+	fmstore "github.com/fmcap/fmcap/store"
+	"github.com/fmcap/fmcap/store/chunk"
+	"github.com/fmcap/fmcap/store/segment"
 )
 
 // storeInfo is fmslice info's answer (also its JSON).
@@ -142,7 +144,7 @@ func readStoreInfo(store, dir string) (*storeInfo, error) {
 	}
 	si := &storeInfo{Store: store}
 	var sp storeSpan
-	var stored []seqRange
+	var stored []query.SeqRange
 	dec := chunk.NewDecoder()
 	defer dec.Close()
 	for _, in := range list {
@@ -174,7 +176,7 @@ func readStoreInfo(store, dir string) (*storeInfo, error) {
 		}
 		si.Chunks++
 		si.Packets += hi - lo + 1
-		stored = append(stored, seqRange{lo, hi})
+		stored = append(stored, query.SeqRange{Lo: lo, Hi: hi})
 		for _, f := range frames {
 			si.PcapBytes += uint64(f.DSize)
 		}
@@ -193,7 +195,7 @@ func readStoreInfo(store, dir string) (*storeInfo, error) {
 	}
 	// Index coverage: the stored seqs valid segments hold, and the rest.
 	segs, _ := segment.List(dir)
-	var covered []seqRange
+	var covered []query.SeqRange
 	for _, e := range segs {
 		si.Index.Bytes += fileSize(filepath.Join(dir, e.Name))
 		s, err := segment.Open(dir, e)
@@ -205,35 +207,35 @@ func readStoreInfo(store, dir string) (*storeInfo, error) {
 		at := s.First
 		for _, g := range s.Gaps {
 			if g[0] > at {
-				covered = append(covered, seqRange{at, g[0] - 1})
+				covered = append(covered, query.SeqRange{Lo: at, Hi: g[0] - 1})
 			}
 			at = g[1] + 1
 		}
 		if at <= s.Last {
-			covered = append(covered, seqRange{at, s.Last})
+			covered = append(covered, query.SeqRange{Lo: at, Hi: s.Last})
 		}
 		s.Close()
 	}
-	covered = merge(covered)
-	for _, r := range merge(stored) {
-		at := r.lo
-		i := sort.Search(len(covered), func(i int) bool { return covered[i].hi >= r.lo })
-		for ; i < len(covered) && covered[i].lo <= r.hi; i++ {
+	covered = query.Merge(covered)
+	for _, r := range query.Merge(stored) {
+		at := r.Lo
+		i := sort.Search(len(covered), func(i int) bool { return covered[i].Hi >= r.Lo })
+		for ; i < len(covered) && covered[i].Lo <= r.Hi; i++ {
 			c := covered[i]
-			if c.lo > at {
-				si.Index.Gaps = append(si.Index.Gaps, [2]uint64{at, c.lo - 1})
+			if c.Lo > at {
+				si.Index.Gaps = append(si.Index.Gaps, [2]uint64{at, c.Lo - 1})
 			}
-			si.Index.Packets += min(c.hi, r.hi) - max(c.lo, at) + 1
-			at = c.hi + 1
+			si.Index.Packets += min(c.Hi, r.Hi) - max(c.Lo, at) + 1
+			at = c.Hi + 1
 		}
-		if at <= r.hi {
-			si.Index.Gaps = append(si.Index.Gaps, [2]uint64{at, r.hi})
+		if at <= r.Hi {
+			si.Index.Gaps = append(si.Index.Gaps, [2]uint64{at, r.Hi})
 		}
 	}
 	for _, g := range si.Index.Gaps {
 		si.Index.GapPackets += g[1] - g[0] + 1
 	}
-	gone, _ := chunk.RemovedRanges(store)
+	gone, _ := fmstore.RemovedRanges(store)
 	for i, r := range gone {
 		rm := &si.Removed
 		rm.Chunks++
@@ -334,7 +336,7 @@ func emptyNotice(store string, from, to int64, filtered bool) {
 // sliceMeter sets q.tick to draw progress on stderr (when it is a
 // terminal and not quiet): packets written, and how far into the range,
 // by capture time, the frames read have got.
-func sliceMeter(q *query, quiet bool) *progress.Meter {
+func sliceMeter(q *sliceReq, quiet bool) *progress.Meter {
 	m := progress.New(os.Stderr, quiet, "fmslice", "packets", 0)
 	if m == nil {
 		return nil

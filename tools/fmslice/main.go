@@ -14,8 +14,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -28,7 +28,9 @@ import (
 	"github.com/fmcap/fmcap/internal/progress"
 	"github.com/fmcap/fmcap/internal/timespec"
 	"github.com/fmcap/fmcap/internal/version"
-	"github.com/fmcap/fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/query"
+	fmstore "github.com/fmcap/fmcap/store"
+	"github.com/fmcap/fmcap/store/chunk"
 )
 
 const exitIncomplete = 3
@@ -123,27 +125,9 @@ func run(cc *cli.Context) error {
 		return err
 	}
 	defer stopProfile()
-	q := &query{store: cc.String("store")}
-	var pl *plan
-	if q.from, q.to, err = timespec.Range(cc.String("from"), cc.String("to")); err != nil {
+	q, pl, err := newSliceReq(cc)
+	if err != nil {
 		return err
-	}
-	if q.from == q.to {
-		return timespec.EmptyRange(cc.String("from"), cc.String("to"))
-	}
-	if expr := strings.TrimSpace(strings.Join(cc.Args().Slice(), " ")); expr != "" {
-		if q.filter, err = compileBPF(expr, chunk.Snaplen); err != nil {
-			return fmt.Errorf("filter %q: %w", expr, err)
-		}
-		if !cc.Bool("no-index") {
-			dir := cc.String("index")
-			if dir == "" {
-				dir = filepath.Join(q.store, "index")
-			}
-			if pl = loadPlan(dir, expr, q.from, q.to, os.Stderr); pl != nil {
-				q.need, q.must = pl.need, pl.must
-			}
-		}
 	}
 	format := cc.String("format")
 	if format != "pcap" && format != "pcapng" {
@@ -179,33 +163,11 @@ func run(cc *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	chunk.CountQuery(q.store)
+	fmstore.CountQuery(q.store)
 	if err := out.flush(); err != nil {
 		return fmt.Errorf("write output: %w", err)
 	}
-	for _, d := range res.damaged {
-		fmt.Fprintln(os.Stderr, "fmslice: damaged, skipped:", d)
-	}
-	for _, d := range res.repaired {
-		fmt.Fprintln(os.Stderr, "fmslice: warning: damaged, repaired (every frame found):", d)
-	}
-	// Retention removed part of the range: say which, always (even -q).
-	gone, _ := chunk.RemovedRanges(q.store) // unreadable: nothing to say
-	retentionNotice(gone, q.from, q.to)
-	if !cc.Bool("q") {
-		fmt.Fprintf(os.Stderr, "fmslice: %d packets from %d frames in %d chunks (%d bytes decompressed)\n",
-			res.packets, res.frames, res.chunks, res.decompressed)
-	}
-	if res.packets == 0 {
-		emptyNotice(q.store, q.from, q.to, q.filter != nil)
-	}
-	if cc.Bool("explain") {
-		if pl != nil {
-			pl.explain(os.Stderr, res)
-		} else {
-			fmt.Fprintf(os.Stderr, "plan: no index used (no filter the index can answer, or no segments): %d frames read\n", res.frames)
-		}
-	}
+	res.report(q, pl, cc.Bool("q"), cc.Bool("explain"))
 	if len(res.damaged) > 0 {
 		return cli.Exit(fmt.Sprintf("output incomplete: %d damaged parts skipped", len(res.damaged)), exitIncomplete)
 	}
@@ -214,7 +176,7 @@ func run(cc *cli.Context) error {
 
 // retentionNotice says on stderr which part of [from, to) retention removed
 // (gone, from the store's retention log), if any.
-func retentionNotice(gone []chunk.Removed, from, to int64) {
+func retentionNotice(gone []fmstore.Removed, from, to int64) {
 	var n int
 	var lo, hi int64
 	var first, last uint64
@@ -233,4 +195,75 @@ func retentionNotice(gone []chunk.Removed, from, to int64) {
 		fmt.Fprintf(os.Stderr, "fmslice: part of this range was removed by retention: %d chunks, packets from %s to %s (seq %d..%d) are no longer stored\n",
 			n, time.Unix(0, lo).UTC().Format(time.RFC3339Nano), time.Unix(0, hi).UTC().Format(time.RFC3339Nano), first, last)
 	}
+}
+
+// newSliceReq reads the range and the filter, and consults the index (unless
+// --no-index): pl is nil when the index has nothing to say.
+func newSliceReq(cc *cli.Context) (q *sliceReq, pl *query.Index, err error) {
+	q = &sliceReq{store: cc.String("store")}
+	if q.from, q.to, err = timespec.Range(cc.String("from"), cc.String("to")); err != nil {
+		return nil, nil, err
+	}
+	if q.from == q.to {
+		return nil, nil, timespec.EmptyRange(cc.String("from"), cc.String("to"))
+	}
+	if expr := strings.TrimSpace(strings.Join(cc.Args().Slice(), " ")); expr != "" {
+		if q.filter, err = compileBPF(expr, chunk.Snaplen); err != nil {
+			return nil, nil, fmt.Errorf("filter %q: %w", expr, err)
+		}
+		if !cc.Bool("no-index") {
+			dir := cc.String("index")
+			if dir == "" {
+				dir = fmstore.Index(q.store)
+			}
+			refused := func(err error) {
+				fmt.Fprintf(os.Stderr, "fmslice: index segment refused, its range is scanned instead: %v\n", err)
+			}
+			if pl = query.LoadIndex(dir, expr, q.from, q.to, refused); pl != nil {
+				q.need, q.must = pl.Need, pl.Must
+			}
+		}
+	}
+	return q, pl, nil
+}
+
+// report tells stderr what the slice rests on: damaged and repaired parts,
+// retention's removals, the counts (unless quiet), why nothing matched, and
+// with explainPlan what the index saved.
+func (res *result) report(q *sliceReq, pl *query.Index, quiet, explainPlan bool) {
+	for _, d := range res.damaged {
+		fmt.Fprintln(os.Stderr, "fmslice: damaged, skipped:", d)
+	}
+	for _, d := range res.repaired {
+		fmt.Fprintln(os.Stderr, "fmslice: warning: damaged, repaired (every frame found):", d)
+	}
+	// Retention removed part of the range: say which, always (even -q).
+	gone, _ := fmstore.RemovedRanges(q.store) // unreadable: nothing to say
+	retentionNotice(gone, q.from, q.to)
+	if !quiet {
+		fmt.Fprintf(os.Stderr, "fmslice: %d packets from %d frames in %d chunks (%d bytes decompressed)\n",
+			res.packets, res.frames, res.chunks, res.decompressed)
+	}
+	if res.packets == 0 {
+		emptyNotice(q.store, q.from, q.to, q.filter != nil)
+	}
+	if explainPlan {
+		if pl != nil {
+			explain(pl, os.Stderr, res)
+		} else {
+			fmt.Fprintf(os.Stderr, "plan: no index used (no filter the index can answer, or no segments): %d frames read\n", res.frames)
+		}
+	}
+}
+
+// explain prints, for --explain, what the index saved.
+func explain(p *query.Index, w io.Writer, res *result) {
+	total := res.frames + res.skipped
+	frac := 0.0
+	if total > 0 {
+		frac = float64(res.skipped) / float64(total)
+	}
+	fmt.Fprintf(w, "plan: %d index segments consulted, %d refused; %d of %d seq groups may match\n", p.Segs, len(p.Refused), p.Kept, p.Groups)
+	fmt.Fprintf(w, "plan: %d frames read, %d skipped of %d in the range (%.1f%% skipped), %d bytes decompressed\n",
+		res.frames, res.skipped, total, 100*frac, res.decompressed)
 }

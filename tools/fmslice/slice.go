@@ -7,25 +7,26 @@ import (
 	"os"
 	"runtime"
 	"sync"
-	"unsafe"
 
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/fmcap/fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/query"
+	fmstore "github.com/fmcap/fmcap/store"
+	"github.com/fmcap/fmcap/store/chunk"
 )
 
-// query is one extraction: a half-open time range and an optional filter.
-type query struct {
+// sliceReq is one extraction: a half-open time range and an optional filter.
+type sliceReq struct {
 	store  string
 	from   int64
 	to     int64
 	filter *bpf // nil: every packet
 	// need says whether a frame holding seqs first..last may hold a match
-	// (the index's answer, see plan.go); nil: every frame in the range.
+	// (the index's answer, query.LoadIndex); nil: every frame in the range.
 	need func(first, last uint64) bool
 	// must gives the seqs of first..last that may hold a match (appended to
 	// out); nil: every one.
-	must func(first, last uint64, out []seqRange) []seqRange
+	must func(first, last uint64, out []query.SeqRange) []query.SeqRange
 	// tick, when set, is told how far the slice has got: the packets
 	// written and the capture time of the last frame read (for progress).
 	tick func(packets int, ts int64)
@@ -51,7 +52,7 @@ type sink interface {
 // times overlap it; packets come out in capture (seq) order. A damaged frame
 // or chunk is reported in the result and skipped; only trouble with the
 // output or the store as a whole is an error.
-func slice(q *query, out sink, dec *zstd.Decoder) (*result, error) {
+func slice(q *sliceReq, out sink, dec *zstd.Decoder) (*result, error) {
 	st, err := os.Stat(q.store)
 	if err != nil {
 		return nil, fmt.Errorf("store %q: %w", q.store, err)
@@ -71,7 +72,7 @@ func slice(q *query, out sink, dec *zstd.Decoder) (*result, error) {
 
 // sliceList is slice over the chunks of list (the store's listing, which
 // may be out of date by the time a chunk is opened).
-func sliceList(q *query, list []chunk.Info, out sink, dec *zstd.Decoder) (*result, error) {
+func sliceList(q *sliceReq, list []chunk.Info, out sink, dec *zstd.Decoder) (*result, error) {
 	res := &result{}
 	pk := newPicker(q)
 	p := newPipeline(pk)
@@ -141,7 +142,7 @@ func emitFrames(res *result, out sink, r frameResult) error {
 // feedChunks opens the chunks of list that overlap q's range, in order,
 // chooses their frames and sends them (and what it has to report) down the
 // pipeline. send returning false means stop.
-func feedChunks(q *query, list []chunk.Info, dec *zstd.Decoder, send func(item) bool) {
+func feedChunks(q *sliceReq, list []chunk.Info, dec *zstd.Decoder, send func(item) bool) {
 	for _, in := range list {
 		if !in.Overlaps(q.from, q.to) {
 			continue
@@ -228,7 +229,7 @@ func feedChunks(q *query, list []chunk.Info, dec *zstd.Decoder, send func(item) 
 // removedByRetention says whether the retention log (read now) says the
 // chunk starting at first was removed.
 func removedByRetention(store string, first uint64) bool {
-	gone, err := chunk.RemovedRanges(store)
+	gone, err := fmstore.RemovedRanges(store)
 	if err != nil {
 		return false
 	}
@@ -276,14 +277,14 @@ type seqSink interface {
 // the index's candidates, matching the filter (one compiled filter, read
 // concurrently). Each worker has its own scratch buffers (pick's w).
 type picker struct {
-	q       *query
-	batches []batch      // one per worker
-	must    [][]seqRange // one per worker
+	q       *sliceReq
+	batches []batch            // one per worker
+	must    [][]query.SeqRange // one per worker
 }
 
-func newPicker(q *query) *picker {
+func newPicker(q *sliceReq) *picker {
 	n := runtime.GOMAXPROCS(0)
-	return &picker{q: q, batches: make([]batch, n), must: make([][]seqRange, n)}
+	return &picker{q: q, batches: make([]batch, n), must: make([][]query.SeqRange, n)}
 }
 
 // pick appends to hits the packets of frame f (decompressed in buf; first:
@@ -291,33 +292,32 @@ func newPicker(q *query) *picker {
 // the damage and the error.
 func (pk *picker) pick(w int, f *chunk.Frame, buf []byte, first bool, hits []hit) ([]hit, error) {
 	q := pk.q
-	var must []seqRange
+	var must []query.SeqRange
 	useIndex := q.must != nil && f.Count > 0 // Count 0: a frame whose seqs are unknown (table rebuilt from the seek table)
 	if useIndex {
 		pk.must[w] = q.must(f.FirstSeq, f.LastSeq, pk.must[w])
 		must = pk.must[w]
 	}
 	seq, next := f.FirstSeq, 0
-	base := uintptr(unsafe.Pointer(&buf[0]))
 	start := len(hits)
 	perr := chunk.Packets(buf, first, func(p chunk.Packet) bool {
 		s := seq
 		seq++
 		if useIndex {
-			for next < len(must) && must[next].hi < s {
+			for next < len(must) && must[next].Hi < s {
 				next++
 			}
 			if next == len(must) {
 				return false // no candidate left in this frame
 			}
-			if must[next].lo > s {
+			if must[next].Lo > s {
 				return true // no filter term the index knows can match it
 			}
 		}
 		if p.TS < q.from || p.TS >= q.to {
 			return true
 		}
-		off := uint32(uintptr(unsafe.Pointer(unsafe.SliceData(p.Data))) - base)
+		off := uint32(p.Off)
 		hs := s
 		if f.Count == 0 {
 			hs = unknownSeq
@@ -513,23 +513,23 @@ func (p *pipeline) wait() { p.wg.Wait() }
 // many it skips. rd is nil when the chunk cannot be read that way or an
 // entry it looked at is damaged: the caller then reads the chunk the
 // ordinary way, which reports and works around the damage.
-func lazyFrames(q *query, in chunk.Info, dec *zstd.Decoder) (rd *chunk.Reader, want []int, ents []chunk.Frame, skipped int) {
+func lazyFrames(q *sliceReq, in chunk.Info, dec *zstd.Decoder) (rd *chunk.Reader, want []int, ents []chunk.Frame, skipped int) {
 	rd, err := chunk.OpenLazy(q.store, in, dec)
 	if err != nil {
 		return nil, nil, nil, 0
 	}
 	for _, r := range q.must(in.FirstSeq, in.LastSeq, nil) {
-		i, err := rd.SearchSeq(r.lo)
+		i, err := rd.SearchSeq(r.Lo)
 		for ; err == nil && i < rd.NumFrames(); i++ {
 			var f chunk.Frame
-			if f, err = rd.Frame(i); err != nil || f.FirstSeq > r.hi {
+			if f, err = rd.Frame(i); err != nil || f.FirstSeq > r.Hi {
 				break
 			}
 			if (len(want) == 0 || want[len(want)-1] < i) && f.Overlaps(q.from, q.to) {
 				want = append(want, i)
 				ents = append(ents, f)
 			}
-			if f.LastSeq >= r.hi {
+			if f.LastSeq >= r.Hi {
 				break // the range ends in this frame: no need to look at the next
 			}
 		}

@@ -7,7 +7,8 @@ import (
 	"testing"
 
 	"github.com/fmcap/fmcap/internal/testpkt"
-	"github.com/fmcap/fmcap/writer/chunk"
+	fmstore "github.com/fmcap/fmcap/store"
+	"github.com/fmcap/fmcap/store/chunk"
 )
 
 // testStore writes chunks uncompressed chunks of n testpkt packets each
@@ -66,7 +67,7 @@ func TestChunkRemovedMidQuery(t *testing.T) {
 		dir := t.TempDir()
 		list := testStore(t, dir, 3, 100)
 		if logged {
-			if err := chunk.LogRemoved(dir, list[0], "bytes", 1); err != nil {
+			if err := fmstore.LogRemoved(dir, list[0], "bytes", 1); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -75,7 +76,7 @@ func TestChunkRemovedMidQuery(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		q := &query{store: dir, from: math.MinInt64, to: math.MaxInt64}
+		q := &sliceReq{store: dir, from: math.MinInt64, to: math.MaxInt64}
 		var out countSink
 		dec := chunk.NewDecoder()
 		res, err := sliceList(q, list, &out, dec)

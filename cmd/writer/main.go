@@ -1,5 +1,7 @@
 // Command writer consumes the capture ring into a store of compressed pcap
-// chunks. See pipeline.go for how it works and writer/chunk for the format.
+// chunks. This file is only flags, logger, signals and wiring: the engine is
+// package writer (writer/pipeline.go tells how it works), the format
+// store/chunk.
 package main
 
 import (
@@ -14,6 +16,7 @@ import (
 
 	"github.com/fmcap/fmcap/internal/cliutil"
 	"github.com/fmcap/fmcap/internal/version"
+	"github.com/fmcap/fmcap/writer"
 )
 
 func main() {
@@ -28,9 +31,9 @@ func main() {
 			&cli.StringFlag{Name: "compress", Value: "zstd", Usage: "zstd or none"},
 			&cli.IntFlag{Name: "level", Value: 1, Usage: "zstd effort: 1 fastest (literals not entropy-coded), 2 fast, 3 default, 4 better"},
 			&cli.StringFlag{Name: "frame-size", Value: "32KiB", Usage: "pcap bytes per frame (16KiB..1MiB)"},
-			&cli.DurationFlag{Name: "flush", Value: defaultFlush, Usage: "publish a partial frame after this long, so recent packets are visible"},
+			&cli.DurationFlag{Name: "flush", Value: writer.DefaultFlush, Usage: "publish a partial frame after this long, so recent packets are visible"},
 			&cli.StringFlag{Name: "chunk-size", Value: "1GiB", Usage: "rotate after this many pcap bytes"},
-			&cli.DurationFlag{Name: "chunk-age", Value: defaultChunkAge, Usage: "rotate after this long"},
+			&cli.DurationFlag{Name: "chunk-age", Value: writer.DefaultChunkAge, Usage: "rotate after this long"},
 			&cli.IntFlag{Name: "workers", Value: runtime.GOMAXPROCS(0), Usage: "compression workers"},
 			&cli.StringFlag{Name: "retain-bytes", Usage: "store quota: remove the oldest chunks beyond this size (0: no quota)", Value: "0"},
 			&cli.StringFlag{Name: "retain-free", Usage: "keep at least this much disk free, removing the oldest chunks (0: no minimum)", Value: "0"},
@@ -62,7 +65,7 @@ func main() {
 			defer stopProfile()
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			return run(ctx, cfg, log)
+			return writer.Run(ctx, cfg, log)
 		},
 	}
 	version.Setup(app)
@@ -72,8 +75,9 @@ func main() {
 	}
 }
 
-func configFrom(cc *cli.Context) (*Config, error) {
-	cfg := &Config{
+// configFrom turns the flags into the engine's configuration, checking each.
+func configFrom(cc *cli.Context) (*writer.Config, error) {
+	cfg := &writer.Config{
 		Ring: cc.String("ring"), Consumer: cc.String("consumer"), Store: cc.String("store"),
 		Level: cc.Int("level"), FlushInterval: cc.Duration("flush"), ChunkAge: cc.Duration("chunk-age"),
 		Workers: cc.Int("workers"), ExitOnClose: cc.Bool("exit-on-close"), Metrics: cc.String("metrics"),

@@ -3,7 +3,8 @@
 // lossy consumer (it can never slow capture or cause a drop; when it falls
 // behind it is overrun and records the seqs it missed); with --rebuild it
 // indexes stored chunks instead, to fill such gaps or re-index a range.
-// live.go and rebuild.go are the two modes; indexer/segment the format.
+// This file is only flags, logger, signals and wiring: the engine is package
+// indexer (live.go and rebuild.go, the two modes), the format store/segment.
 package main
 
 import (
@@ -11,16 +12,17 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/fmcap/fmcap/indexer/segment"
+	"github.com/fmcap/fmcap/indexer"
 	"github.com/fmcap/fmcap/internal/cliutil"
 	"github.com/fmcap/fmcap/internal/fsmode"
 	"github.com/fmcap/fmcap/internal/timespec"
 	"github.com/fmcap/fmcap/internal/version"
+	"github.com/fmcap/fmcap/store"
+	"github.com/fmcap/fmcap/store/segment"
 )
 
 func main() {
@@ -34,7 +36,7 @@ func main() {
 			&cli.StringFlag{Name: "store", Usage: "the writer's store; the index goes in STORE/index unless --index"},
 			&cli.StringFlag{Name: "index", Usage: "index directory"},
 			&cli.IntFlag{Name: "segment-packets", Value: 1 << 22, Usage: "packets per segment (fewer, larger segments: a smaller index; a segment also ends after --segment-age)"},
-			&cli.DurationFlag{Name: "segment-age", Value: defaultSegmentAge, Usage: "write a partial segment after this long, so recent packets are indexed"},
+			&cli.DurationFlag{Name: "segment-age", Value: indexer.DefaultSegmentAge, Usage: "write a partial segment after this long, so recent packets are indexed"},
 			&cli.BoolFlag{Name: "exit-on-close", Usage: "exit once the producer has closed the ring and everything is indexed"},
 			&cli.BoolFlag{Name: "rebuild", Usage: "index the store's chunks (all, or --from/--to) instead of the ring"},
 			&cli.StringFlag{Name: "from", Usage: "rebuild: start of the range"},
@@ -54,7 +56,7 @@ func main() {
 			}
 			dir := cc.String("index")
 			if dir == "" && cc.String("store") != "" {
-				dir = filepath.Join(cc.String("store"), "index")
+				dir = store.Index(cc.String("store"))
 			}
 			if dir == "" {
 				return fmt.Errorf("--index DIR or --store DIR is required")
@@ -79,7 +81,7 @@ func main() {
 				if err != nil {
 					return err
 				}
-				return rebuild(cc.String("store"), dir, from, to, cc.Int("segment-packets"), cc.Bool("quiet"), log)
+				return indexer.Rebuild(cc.String("store"), dir, from, to, cc.Int("segment-packets"), cc.Bool("quiet"), log)
 			}
 			if cc.String("ring") == "" {
 				return fmt.Errorf("--ring is required (or --rebuild --store DIR)")
@@ -91,10 +93,10 @@ func main() {
 			defer stopProfile()
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			return live(ctx, liveConfig{
-				ring: cc.String("ring"), consumer: cc.String("consumer"), dir: dir, store: store(cc.String("store"), dir),
-				segPackets: uint64(cc.Int("segment-packets")), segAge: cc.Duration("segment-age"),
-				exitOnClose: cc.Bool("exit-on-close"), metrics: cc.String("metrics"),
+			return indexer.Live(ctx, indexer.LiveConfig{
+				Ring: cc.String("ring"), Consumer: cc.String("consumer"), Dir: dir, Store: storeOf(cc.String("store"), dir),
+				SegPackets: uint64(cc.Int("segment-packets")), SegAge: cc.Duration("segment-age"),
+				ExitOnClose: cc.Bool("exit-on-close"), Metrics: cc.String("metrics"),
 			}, log)
 		},
 	}
@@ -105,11 +107,10 @@ func main() {
 	}
 }
 
-// store is the writer's store: --store, or the index directory's parent (the
-// writer keeps the index in STORE/index).
-func store(flag, index string) string {
+// storeOf is the writer's store: --store, or the index directory's parent.
+func storeOf(flag, index string) string {
 	if flag != "" {
 		return flag
 	}
-	return filepath.Dir(index)
+	return store.OfIndex(index)
 }

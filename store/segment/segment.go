@@ -2,10 +2,12 @@
 // indexer writes, and fmslice reads to choose which frames a query must
 // decompress. Sequence numbers are the join key: a segment says in which
 // groups of GroupSize consecutive seqs an address, a port or a protocol
-// appears, and the writer's frame tables (writer/chunk) turn groups into
+// appears, and the writer's frame tables (store/chunk) turn groups into
 // frames. Groups are aligned on seqs, not on the segment: group boundaries
 // are the multiples of GroupSize, where the writer prefers to cut frames
 // (chunk.SeqGroup), so that a candidate group is one frame to read, not two.
+// This package is the format only: the decoder that makes a Packet from a
+// frame, and the filters evaluated on segments, are package query.
 //
 // # Directory
 //
@@ -97,7 +99,7 @@ import (
 
 	"github.com/fmcap/fmcap/internal/atomicfile"
 	"github.com/fmcap/fmcap/internal/fsmode"
-	"github.com/fmcap/fmcap/writer/chunk"
+	"github.com/fmcap/fmcap/store/chunk"
 )
 
 const (
@@ -387,11 +389,11 @@ func (b *Builder) termLists(flowGroups [][]uint32) (addrs, ports [][]uint32, n i
 					clear(words.W)
 				}
 				for _, x := range d {
-					words.set(x)
+					words.Set(x)
 				}
 				for _, f := range fs {
 					for _, x := range flowGroups[f] {
-						words.set(x)
+						words.Set(x)
 					}
 				}
 				c := 0
@@ -519,10 +521,49 @@ func (b *Builder) Add(seq uint64, ts int64, p *Packet) {
 
 // Encode is the segment file's bytes.
 func (b *Builder) Encode() []byte {
+	out, groupsEnd := b.appendHeader()
+	postOff := len(out)
+	// Room for the postings and flows at about two bytes a group, so that
+	// appending them does not copy a growing buffer again and again.
+	flowGroups := lists(&b.flowSeen, len(b.flows))
+	addrs, ports, est := b.termLists(flowGroups)
+	for _, blk := range b.flowSeen.blocks { // the flows' groups too
+		est += len(blk)
+	}
+	out = slices.Grow(out, 2*est+64*len(b.flows)+32*(len(b.addrKeys)+len(b.portKeys)))
+	out, dir, nterms := b.appendPostings(out, addrs, ports)
+	le := binary.LittleEndian
+	le.PutUint32(out[52:], uint32(nterms))
+	dirOff := len(out)
+	out = append(out, dir...)
+	sumsOff := len(out)
+	for i := 0; i < len(dir); i += dirBlock * dirEntry {
+		out = le.AppendUint32(out, sum32(dir[i:min(i+dirBlock*dirEntry, len(dir))]))
+	}
+	flowsOff := len(out)
+	out = b.appendFlows(out, flowGroups)
+	foot := len(out)
+	out = le.AppendUint64(out, uint64(postOff))
+	out = le.AppendUint64(out, uint64(dirOff))
+	out = le.AppendUint64(out, uint64(flowsOff))
+	out = le.AppendUint32(out, sum32(out[:hdrSize]))
+	out = le.AppendUint32(out, sum32(out[groupsEnd:postOff]))
+	out = le.AppendUint32(out, sum32(out[hdrSize:groupsEnd]))
+	out = le.AppendUint32(out, sum32(out[sumsOff:flowsOff]))
+	out = le.AppendUint32(out, sum32(out[flowsOff:foot]))
+	out = le.AppendUint32(out, 0)
+	out = le.AppendUint32(out, sum32(out[foot:]))
+	return append(out, trailMagic...)
+}
+
+func sum32(p []byte) uint32 { return crc32.Checksum(p, crcTable) }
+
+// appendHeader starts a segment: the header (its term count left for
+// Encode), the group times and the gaps; groupsEnd is where the gaps start.
+func (b *Builder) appendHeader() (out []byte, groupsEnd int) {
 	s := &b.seg
 	le := binary.LittleEndian
-	crc := func(p []byte) uint32 { return crc32.Checksum(p, crcTable) }
-	out := make([]byte, hdrSize, hdrSize+16*len(b.gmin)+32*len(b.addrKeys))
+	out = make([]byte, hdrSize, hdrSize+16*len(b.gmin)+32*len(b.addrKeys))
 	copy(out, magic)
 	le.PutUint16(out[4:], version)
 	le.PutUint32(out[8:], s.GroupSize)
@@ -537,22 +578,21 @@ func (b *Builder) Encode() []byte {
 		out = le.AppendUint64(out, uint64(b.gmin[i]))
 		out = le.AppendUint64(out, uint64(b.gmax[i]))
 	}
-	groupsEnd := len(out)
+	groupsEnd = len(out)
 	for _, g := range s.Gaps {
 		out = le.AppendUint64(out, g[0])
 		out = le.AppendUint64(out, g[1])
 	}
+	return out, groupsEnd
+}
+
+// appendPostings appends every term's group list (and its CRC) to out, the
+// postings starting at out's current length, in directory order: kind
+// ('A' < 'K' < 'P' < 'T'), then key. It returns the directory that points
+// at them, and how many terms it holds (a term with no group has none).
+func (b *Builder) appendPostings(out []byte, addrs, ports [][]uint32) (_ []byte, dir []byte, nterms int) {
+	le := binary.LittleEndian
 	postOff := len(out)
-	// Room for the postings and flows at about two bytes a group, so that
-	// appending them does not copy a growing buffer again and again.
-	flowGroups := lists(&b.flowSeen, len(b.flows))
-	addrs, ports, est := b.termLists(flowGroups)
-	for _, blk := range b.flowSeen.blocks { // the flows' groups too
-		est += len(blk)
-	}
-	out = slices.Grow(out, 2*est+64*len(b.flows)+32*(len(b.addrKeys)+len(b.portKeys)))
-	var dir []byte
-	nterms := 0
 	term := func(kind byte, key []byte, l []uint32) {
 		if len(l) == 0 {
 			return
@@ -565,9 +605,8 @@ func (b *Builder) Encode() []byte {
 		dir = append(dir, e[:]...)
 		start := len(out)
 		out = appendGroups(out, l, uint32(len(b.gmin)))
-		out = le.AppendUint32(out, crc(out[start:]))
+		out = le.AppendUint32(out, sum32(out[start:]))
 	}
-	// Sorted by kind ('A' < 'K' < 'P' < 'T'), then key.
 	order := make([]int32, len(addrs))
 	for i := range order {
 		order[i] = int32(i)
@@ -594,27 +633,7 @@ func (b *Builder) Encode() []byte {
 	for v, l := range b.protos {
 		term(KindProto, []byte{byte(v)}, l)
 	}
-	le.PutUint32(out[52:], uint32(nterms))
-	dirOff := len(out)
-	out = append(out, dir...)
-	sumsOff := len(out)
-	for i := 0; i < len(dir); i += dirBlock * dirEntry {
-		out = le.AppendUint32(out, crc(dir[i:min(i+dirBlock*dirEntry, len(dir))]))
-	}
-	flowsOff := len(out)
-	out = b.appendFlows(out, flowGroups)
-	foot := len(out)
-	out = le.AppendUint64(out, uint64(postOff))
-	out = le.AppendUint64(out, uint64(dirOff))
-	out = le.AppendUint64(out, uint64(flowsOff))
-	out = le.AppendUint32(out, crc(out[:hdrSize]))
-	out = le.AppendUint32(out, crc(out[groupsEnd:postOff]))
-	out = le.AppendUint32(out, crc(out[hdrSize:groupsEnd]))
-	out = le.AppendUint32(out, crc(out[sumsOff:flowsOff]))
-	out = le.AppendUint32(out, crc(out[flowsOff:foot]))
-	out = le.AppendUint32(out, 0)
-	out = le.AppendUint32(out, crc(out[foot:]))
-	return append(out, trailMagic...)
+	return out, dir, nterms
 }
 
 // Decode checks a segment's trailer, footer, header, gaps and the sections'
@@ -756,11 +775,11 @@ func (s *Segment) Postings(kind byte, key []byte) (groups []uint32, ok bool) {
 	return l, s.err == nil
 }
 
-// postingsInto sets in out the groups of one term (nothing if the segment
+// PostingsInto sets in out the groups of one term (nothing if the segment
 // has none), decoding straight into the bits. Damage: see Err.
-func (s *Segment) postingsInto(kind byte, key []byte, out Bits) {
+func (s *Segment) PostingsInto(kind byte, key []byte, out Bits) {
 	if i := s.find(kind, key); i >= 0 {
-		s.decodeList(i, func(g uint32) { out.set(g) })
+		s.decodeList(i, func(g uint32) { out.Set(g) })
 	}
 }
 

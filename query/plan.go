@@ -1,4 +1,13 @@
-package segment
+// Package query answers questions about the store from its index: the
+// tcpdump-filter planner (plan.go), which turns a filter into the index
+// groups that may hold a match; the index plan over a directory (index.go);
+// flow evaluation, a filter decided on a flow's key (flows.go) and the
+// flows of a range counted from the segments' flow tables and the packets
+// read (flowcount.go); and the packet decoder (decode.go) both the indexer
+// and the queries use, so that they agree on what a packet is.
+// fmslice, the indexer and a later query server share it; the formats it
+// reads are store/segment's.
+package query
 
 // The query planner. It reads a tcpdump filter expression and keeps the
 // parts an index can answer — host, src/dst host, net, port, src/dst port,
@@ -17,10 +26,11 @@ package segment
 // alike.
 
 import (
-	"math/bits"
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/fmcap/fmcap/store/segment"
 )
 
 // Plan is a parsed filter. A nil *Plan selects every group.
@@ -185,7 +195,7 @@ func (p *parser) primitive() (*Plan, bool) {
 		proto = &Plan{op: 'T', b: protoNums[t]}
 	case "ip", "ip6", "arp":
 		p.i++
-		proto = &Plan{op: 'K', b: map[string]byte{"ip": byte(IPv4), "ip6": byte(IPv6), "arp": byte(ARP)}[t]}
+		proto = &Plan{op: 'K', b: map[string]byte{"ip": byte(segment.IPv4), "ip6": byte(segment.IPv6), "arp": byte(segment.ARP)}[t]}
 		if p.peek() == "proto" {
 			p.i++
 			n, ok := protoNumber(p.next())
@@ -321,47 +331,14 @@ func protoNumber(s string) (byte, bool) {
 	return byte(v), err == nil
 }
 
-// Bits is a set of groups. A nil Bits with All set means every group.
-type Bits struct {
-	All bool
-	W   []uint64
-}
-
-func newBits(n int) Bits { return Bits{W: make([]uint64, (n+63)/64)} }
-
-// Has says whether group g is in the set.
-func (b Bits) Has(g int) bool { return b.All || b.W[g/64]&(1<<(g%64)) != 0 }
-
-func (b Bits) set(g uint32) { b.W[g/64] |= 1 << (g % 64) }
-
-// Each calls fn for every group in the set, in order, up to n groups.
-func (b Bits) Each(n int, fn func(g int)) {
-	if b.All {
-		for g := 0; g < n; g++ {
-			fn(g)
-		}
-		return
-	}
-	for i, w := range b.W {
-		for w != 0 {
-			g := i*64 + bits.TrailingZeros64(w)
-			if g >= n {
-				return
-			}
-			fn(g)
-			w &= w - 1
-		}
-	}
-}
-
 // Groups evaluates the plan on a segment.
-func (p *Plan) Groups(s *Segment) Bits {
+func (p *Plan) Groups(s *segment.Segment) segment.Bits {
 	if p == nil {
-		return Bits{All: true}
+		return segment.Bits{All: true}
 	}
 	switch p.op {
 	case '*', 'n': // not: the complement of a superset is not one
-		return Bits{All: true}
+		return segment.Bits{All: true}
 	case 'a', 'o':
 		l, r := p.l.Groups(s), p.r.Groups(s)
 		if p.op == 'a' {
@@ -377,32 +354,32 @@ func (p *Plan) Groups(s *Segment) Bits {
 			return l
 		}
 		if l.All || r.All {
-			return Bits{All: true}
+			return segment.Bits{All: true}
 		}
 		for i := range l.W {
 			l.W[i] |= r.W[i]
 		}
 		return l
 	}
-	out := newBits(s.Groups())
+	out := segment.NewBits(s.Groups())
 	add := func(l []uint32) {
 		for _, g := range l {
-			out.set(g)
+			out.Set(g)
 		}
 	}
-	s.postingsInto(KindKind, []byte{KeyCut}, out) // libpcap may match what the index could not read
-	one := func(kind byte, key ...byte) { s.postingsInto(kind, key, out) }
+	s.PostingsInto(segment.KindKind, []byte{segment.KeyCut}, out) // libpcap may match what the index could not read
+	one := func(kind byte, key ...byte) { s.PostingsInto(kind, key, out) }
 	switch p.op {
 	case 'A':
-		one(KindAddr, p.addr[:]...)
+		one(segment.KindAddr, p.addr[:]...)
 	case 'T':
-		one(KindProto, p.b)
+		one(segment.KindProto, p.b)
 	case 'K':
-		one(KindKind, p.b)
+		one(segment.KindKind, p.b)
 	case 'P':
-		one(KindPort, byte(p.port>>8), byte(p.port))
+		one(segment.KindPort, byte(p.port>>8), byte(p.port))
 	case 'R':
-		s.Terms(KindPort, func(k []byte, l func() []uint32) {
+		s.Terms(segment.KindPort, func(k []byte, l func() []uint32) {
 			if len(k) == 2 {
 				if v := uint16(k[0])<<8 | uint16(k[1]); v >= p.port && v <= p.hi {
 					add(l())
@@ -410,7 +387,7 @@ func (p *Plan) Groups(s *Segment) Bits {
 			}
 		})
 	case 'N':
-		s.Terms(KindAddr, func(k []byte, l func() []uint32) {
+		s.Terms(segment.KindAddr, func(k []byte, l func() []uint32) {
 			// IPv4 and IPv4-mapped IPv6 addresses share a key: try both.
 			a := netip.AddrFrom16([16]byte(k))
 			if len(k) == 16 && (p.net.Contains(a) || p.net.Contains(a.Unmap())) {

@@ -13,6 +13,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 
+	"github.com/fmcap/fmcap/internal/atomicfile"
 	"github.com/fmcap/fmcap/internal/fsmode"
 )
 
@@ -206,10 +207,7 @@ func (w *Writer) Finalize() (string, error) {
 	if err := w.data.Sync(); err != nil {
 		return "", fmt.Errorf("finalize chunk: fsync %q: %w", w.data.Name(), err)
 	}
-	if err := os.Rename(w.data.Name(), filepath.Join(w.dir, final)); err != nil {
-		return "", fmt.Errorf("finalize chunk: %w", err)
-	}
-	if err := syncDir(w.dir); err != nil {
+	if err := atomicfile.Rename(w.data.Name(), filepath.Join(w.dir, final)); err != nil {
 		return "", fmt.Errorf("finalize chunk: %w", err)
 	}
 	w.data.Close()
@@ -251,18 +249,6 @@ func (w *Writer) Abandon() {
 	w.ftab.Close()
 	os.Remove(w.data.Name())
 	os.Remove(w.ftab.Name())
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync dir %q: %w", dir, err)
-	}
-	return nil
 }
 
 // RepairResult says what Recover did with one open chunk.

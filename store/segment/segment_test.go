@@ -7,175 +7,14 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math/rand"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcap"
-	"github.com/google/gopacket/pcapgo"
+	"github.com/fmcap/fmcap/internal/testpkt"
 )
 
-// corpus is every Ethernet frame of the real captures in testdata/.
-func corpus(t testing.TB) [][]byte {
-	var out [][]byte
-	files, _ := filepath.Glob("../../testdata/*.pcap*")
-	for _, name := range files {
-		fh, err := os.Open(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var read func() ([]byte, gopacket.CaptureInfo, error)
-		var link layers.LinkType
-		if filepath.Ext(name) == ".pcapng" {
-			r, err := pcapgo.NewNgReader(fh, pcapgo.DefaultNgReaderOptions)
-			if err != nil {
-				t.Fatal(err)
-			}
-			link, read = r.LinkType(), r.ReadPacketData
-		} else {
-			r, err := pcapgo.NewReader(fh)
-			if err != nil {
-				t.Fatal(err)
-			}
-			link, read = r.LinkType(), r.ReadPacketData
-		}
-		for link == layers.LinkTypeEthernet {
-			b, _, err := read()
-			if err != nil {
-				break
-			}
-			out = append(out, b)
-		}
-		fh.Close()
-	}
-	if len(out) < 100 {
-		t.Fatalf("corpus: %d frames", len(out))
-	}
-	return out
-}
-
-// filters the planner must be right about: indexable ones, combinations,
-// and ones it must fall back on.
-var filters = []string{
-	"host 198.18.1.2", "src host 198.18.1.2", "dst host 198.18.2.2", "host 198.18.1.2 and port 80",
-	"net 198.18.0.0/16", "net 198.18.1.0 mask 255.255.255.0", "net 198.18", "dst net 198.18.2.0/24",
-	"port 53", "src port 53", "dst port 80", "portrange 1-1024", "tcp", "udp", "icmp", "icmp6",
-	"ip proto 17", "ip6", "arp", "ip", "tcp port 80", "udp and port 53", "tcp or udp",
-	"host 2001:2::1", "ip6 host 2001:2::2", "net 2001:2::/64", "icmp6 and host 2001:2::1",
-	"not host 198.18.1.2", "not tcp", "host 198.18.1.2 and not port 80", "(tcp or icmp) and net 198.18.0.0/15",
-	"vlan and host 198.18.1.2", "vlan", "ether host 02:00:00:00:00:01", "greater 1000", "tcp[tcpflags] & tcp-syn != 0",
-	"host 198.18.1.2 or 198.18.2.2", "src or dst host 198.18.1.1", "ip and udp and dst port 5353",
-	"sctp", "port 2000 or port 1000", "portrange 5000-5010 and udp",
-	// found in review: octal numbers, non-contiguous masks, IPv4-mapped
-	// IPv6, libpcap's ip6 proto (the first header), truncated frames
-	"port 065", "ip proto 021", "portrange 010-0120", "net 198.0.1.0 mask 255.0.255.0",
-	"net ::ffff:0:0/96", "ip6 proto 0", "ip6 proto 44", "ip6 proto 58",
-}
-
-// mustCover checks the planner's one promise on one frame: if libpcap's
-// filter matches it, the plan keeps its group.
-func mustCover(t testing.TB, frame []byte, expr string, bpf *pcap.BPF) {
-	if len(frame) == 0 {
-		return // gopacket's BPF cannot run on no bytes (and nothing matches them)
-	}
-	var p Packet
-	DecodePacket(frame, &p)
-	b := NewBuilder(1, DefaultGroupSize)
-	b.Add(1, 1, &p)
-	s, err := Decode(b.Encode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ci := gopacket.CaptureInfo{CaptureLength: len(frame), Length: len(frame)}
-	if bpf.Matches(ci, frame) && !ParsePlan(expr).Groups(s).Has(0) {
-		t.Fatalf("filter %q matches frame %x but the plan skips its group (decoded %+v)", expr, frame, p)
-	}
-}
-
-func compile(t testing.TB, expr string) *pcap.BPF {
-	bpf, err := pcap.NewBPF(layers.LinkTypeEthernet, 262144, expr)
-	if err != nil {
-		t.Fatalf("%q: %v", expr, err)
-	}
-	return bpf
-}
-
-func TestPlanCoversEveryMatch(t *testing.T) {
-	frames := corpus(t)
-	// Every frame cut short at a few lengths, as a small snap length or a
-	// replayed capture would.
-	for _, f := range corpus(t) {
-		for _, n := range []int{15, 24, 34, 40, 54} {
-			if n < len(f) {
-				frames = append(frames, f[:n])
-			}
-		}
-	}
-	narrowed := 0
-	for _, expr := range filters {
-		bpf := compile(t, expr)
-		for _, f := range frames {
-			mustCover(t, f, expr, bpf)
-		}
-		if ParsePlan(expr).Indexed() {
-			narrowed++
-		}
-	}
-	if narrowed < 30 {
-		t.Errorf("only %d of %d filters use the index", narrowed, len(filters))
-	}
-	for _, expr := range []string{"not tcp", "ether host 02:00:00:00:00:01", "greater 1000", "vlan", "(", "host"} {
-		if ParsePlan(expr).Indexed() {
-			t.Errorf("%q: the planner narrows what it cannot know", expr)
-		}
-	}
-}
-
-// The plan actually narrows: over the corpus split in groups, a selective
-// filter keeps only the groups with a matching packet.
-func TestPlanNarrows(t *testing.T) {
-	frames := corpus(t)
-	b := NewBuilder(100, 4)
-	for i, f := range frames {
-		var p Packet
-		DecodePacket(f, &p)
-		b.Add(100+uint64(i), int64(i), &p)
-	}
-	s, err := Decode(b.Encode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, expr := range []string{"udp and port 53", "icmp6", "arp"} {
-		bpf := compile(t, expr)
-		want := map[int]bool{}
-		for i, f := range frames {
-			if bpf.Matches(gopacket.CaptureInfo{CaptureLength: len(f), Length: len(f)}, f) {
-				want[i/4] = true
-			}
-		}
-		got := ParsePlan(expr).Groups(s)
-		n := 0
-		for g := 0; g < s.Groups(); g++ {
-			if got.Has(g) {
-				n++
-			}
-			if want[g] && !got.Has(g) {
-				t.Fatalf("%q: group %d holds a match but was skipped", expr, g)
-			}
-		}
-		if n == s.Groups() {
-			t.Errorf("%q: kept all %d groups", expr, n)
-		}
-		t.Logf("%q: %d of %d groups kept, %d hold matches", expr, n, s.Groups(), len(want))
-	}
-}
-
 func TestSegmentRoundTripAndDamage(t *testing.T) {
-	frames := corpus(t)
+	frames := testpkt.Corpus(t)
 	b := NewBuilder(1000, 8)
 	for i, f := range frames {
 		if i == 10 {
@@ -268,68 +107,10 @@ func TestSegmentRoundTripAndDamage(t *testing.T) {
 	}
 }
 
-func FuzzDecodePacket(f *testing.F) {
-	for i, fr := range corpus(f) {
-		if i%5 == 0 {
-			f.Add(fr)
-		}
-	}
-	f.Fuzz(func(t *testing.T, frame []byte) {
-		var p Packet
-		DecodePacket(frame, &p) // must not panic
-	})
-}
-
-// FuzzPlan: for any frame and any filter libpcap compiles, the plan keeps
-// every group holding a match.
-func FuzzPlan(f *testing.F) {
-	for i, fr := range corpus(f) {
-		if i%9 == 0 {
-			f.Add(fr, filters[i%len(filters)])
-		}
-	}
-	cache := map[string]*pcap.BPF{}
-	f.Fuzz(func(t *testing.T, frame []byte, expr string) {
-		bpf, ok := cache[expr]
-		if !ok {
-			var err error
-			if bpf, err = pcap.NewBPF(layers.LinkTypeEthernet, 262144, expr); err != nil {
-				return
-			}
-			if len(cache) < 10000 {
-				cache[expr] = bpf
-			}
-		}
-		mustCover(t, frame, expr, bpf)
-	})
-}
-
-func FuzzSegment(f *testing.F) {
-	b := NewBuilder(5, 4)
-	for i, fr := range corpus(f)[:40] {
-		var p Packet
-		DecodePacket(fr, &p)
-		b.Add(5+uint64(i), int64(i), &p)
-	}
-	f.Add(b.Encode())
-	f.Fuzz(func(t *testing.T, data []byte) {
-		s, err := Decode(data)
-		if err != nil {
-			return
-		}
-		ParsePlan("host 198.18.1.2 and port 80 or net 198.18.0.0/16 or portrange 1-1000").Groups(s)
-		for g := 0; g < s.Groups(); g++ {
-			s.GroupTimes(g)
-		}
-		s.FlowTable()
-		s.Verify()
-	})
-}
-
 // BenchmarkIndex is the indexer's per-packet work on the generated mix's
 // shapes: decode and add to a segment (groups, terms), one core.
 func BenchmarkIndex(b *testing.B) {
-	frames := corpus(b)
+	frames := testpkt.Corpus(b)
 	b.ReportAllocs()
 	bl := NewBuilder(1, DefaultGroupSize)
 	var p Packet
@@ -340,51 +121,6 @@ func BenchmarkIndex(b *testing.B) {
 			bl = NewBuilder(bl.Next(), DefaultGroupSize)
 		}
 		bl.Add(bl.Next(), int64(i), &p)
-	}
-}
-
-func BenchmarkDecodePacket(b *testing.B) {
-	frames := corpus(b)
-	b.ReportAllocs()
-	var p Packet
-	for i := 0; i < b.N; i++ {
-		DecodePacket(frames[i%len(frames)], &p)
-	}
-}
-
-// MatchFlow is exact: on whole, untagged, unfragmented IP packets it says
-// what libpcap says, for every filter the flow table accepts.
-func TestMatchFlowIsExact(t *testing.T) {
-	frames := corpus(t)
-	checked := 0
-	for _, expr := range filters {
-		pl, ok := ParseFilter(expr)
-		if !ok || strings.Contains(expr, "src") || strings.Contains(expr, "dst") {
-			continue // a flow holds both directions: src/dst mean either end there
-		}
-		bpf := compile(t, expr)
-		for _, f := range frames {
-			var p Packet
-			DecodePacket(f, &p)
-			if (p.Kind != IPv4 && p.Kind != IPv6) || p.Frag || p.VLAN != 0 || (p.Proto == 6 || p.Proto == 17) && !p.Ports {
-				continue
-			}
-			if p.Kind == IPv6 && f[20] != p.Proto {
-				continue // extension headers: the flow's protocol is the last header, libpcap's the first
-			}
-			k := FlowKey{Kind: p.Kind, Proto: p.Proto, A: p.Src, B: p.Dst}
-			if p.Ports {
-				k.APort, k.BPort, k.Ports = p.SPort, p.DPort, true
-			}
-			want := bpf.Matches(gopacket.CaptureInfo{CaptureLength: len(f), Length: len(f)}, f)
-			if got := pl.MatchFlow(&k); got != want {
-				t.Fatalf("%q on %x: flow says %v, libpcap %v", expr, f, got, want)
-			}
-			checked++
-		}
-	}
-	if checked < 1000 {
-		t.Fatalf("only %d checks", checked)
 	}
 }
 
@@ -424,7 +160,7 @@ func TestGroupsAlignedOnSeqs(t *testing.T) {
 func TestTermListsExact(t *testing.T) {
 	// Group size 8: terms of many flows merge through a bitmap; 1: there are
 	// 20 000 groups, and the unions of a few short lists are sorted.
-	frames := corpus(t)
+	frames := testpkt.Corpus(t)
 	// Frames cut after the source address: outside flows, source only.
 	for _, f := range frames[:200] {
 		var p Packet
@@ -547,7 +283,7 @@ func termListsExact(t *testing.T, groupSize uint32, n int, src func(i int, p *Pa
 // Prefetch changes nothing but speed: the same packets added with and
 // without it (batches of 16, as the live indexer does) give the same bytes.
 func TestPrefetchSameSegment(t *testing.T) {
-	frames := corpus(t)
+	frames := testpkt.Corpus(t)
 	rng := rand.New(rand.NewSource(8))
 	const first, n = 64, 5000
 	pick := make([]int, n)
@@ -586,7 +322,7 @@ func TestPrefetchSameSegment(t *testing.T) {
 // bytes), counts, flags, first and last times (stored against the
 // segment's minimum, times not monotonic) and groups.
 func TestFlowTableExact(t *testing.T) {
-	frames := corpus(t)
+	frames := testpkt.Corpus(t)
 	rng := rand.New(rand.NewSource(11))
 	const first, n = 3, 8000
 	b := NewBuilder(first, 16)
@@ -647,7 +383,7 @@ func TestFlowTableExact(t *testing.T) {
 // Flows that pass their CRC but do not decode (a writer's bug, or another
 // layout under the same version) make Verify fail, not pass.
 func TestVerifyDecodesFlows(t *testing.T) {
-	frames := corpus(t)
+	frames := testpkt.Corpus(t)
 	b := NewBuilder(0, 8)
 	for i, f := range frames[:200] {
 		var p Packet

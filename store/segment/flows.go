@@ -285,47 +285,6 @@ func uvarint(p []byte) (uint64, []byte, bool) {
 // AddrString prints an index address (IPv4 mapped ones as IPv4).
 func AddrString(a [16]byte) string { return netip.AddrFrom16(a).Unmap().String() }
 
-// MatchFlow evaluates the filter exactly on a flow's key: every packet of
-// a flow shares it, so host, net, port, portrange, protocol and their
-// combinations (not included) are decided without the packets.
-func (p *Plan) MatchFlow(f *FlowKey) bool {
-	switch p.op {
-	case 'a':
-		return p.l.MatchFlow(f) && p.r.MatchFlow(f)
-	case 'o':
-		return p.l.MatchFlow(f) || p.r.MatchFlow(f)
-	case 'n':
-		return !p.l.MatchFlow(f)
-	case 'A':
-		return (f.Kind == IPv6) == p.v6 && (f.A == p.addr || f.B == p.addr)
-	case 'N':
-		if p.net.Addr().Is4() {
-			return f.Kind == IPv4 && (p.net.Contains(netip.AddrFrom16(f.A).Unmap()) || p.net.Contains(netip.AddrFrom16(f.B).Unmap()))
-		}
-		return f.Kind == IPv6 && (p.net.Contains(netip.AddrFrom16(f.A)) || p.net.Contains(netip.AddrFrom16(f.B)))
-	case 'P', 'R':
-		if !f.Ports || f.Proto != 6 && f.Proto != 17 && f.Proto != 132 {
-			return false
-		}
-		hi := p.port
-		if p.op == 'R' {
-			hi = p.hi
-		}
-		return f.APort >= p.port && f.APort <= hi || f.BPort >= p.port && f.BPort <= hi
-	case 'T':
-		switch p.b {
-		case 1:
-			return f.Proto == 1 && f.Kind == IPv4
-		case 58:
-			return f.Proto == 58 && f.Kind == IPv6
-		}
-		return f.Proto == p.b
-	case 'K':
-		return byte(f.Kind) == p.b
-	}
-	return true // '*': no filter
-}
-
 // hash mixes the key's 40 bytes, a word at a time.
 func (k *FlowKey) hash() uint64 {
 	le := binary.LittleEndian

@@ -76,7 +76,7 @@ import (
 
 // SeqGroup is where the writer prefers to cut frames: before a packet whose
 // seq is a multiple of SeqGroup, the boundary of the index's seq groups
-// (indexer/segment), so that a group the index says may match is in one
+// (store/segment), so that a group the index says may match is in one
 // frame. At each boundary the writer ends the frame (if at least half full)
 // when the coming group, judged by the size of the last one, would not fit;
 // a frame that fills up mid-group all the same is cut at the packet, as are
@@ -268,6 +268,7 @@ type Packet struct {
 	TS      int64
 	WireLen uint32
 	Data    []byte
+	Off     int // where Data starts in the bytes handed to Packets
 }
 
 // Packets walks the pcap records in a frame's decompressed bytes; first says
@@ -275,11 +276,12 @@ type Packet struct {
 // false stops the walk. A record that does not fit is ErrCorrupt.
 func Packets(b []byte, first bool, fn func(Packet) bool) error {
 	le := binary.LittleEndian
+	at := 0 // offset of b in the bytes given
 	if first {
 		if len(b) < pcapHdrSize || le.Uint32(b) != pcapMagicNano {
 			return fmt.Errorf("%w: frame 0 does not start with a nanosecond pcap header", ErrCorrupt)
 		}
-		b = b[pcapHdrSize:]
+		b, at = b[pcapHdrSize:], pcapHdrSize
 	}
 	for len(b) > 0 {
 		if len(b) < pcapRecSize {
@@ -289,8 +291,8 @@ func Packets(b []byte, first bool, fn func(Packet) bool) error {
 		if nsec >= 1e9 || incl > Snaplen || uint64(incl) > uint64(len(b)-pcapRecSize) || orig < incl {
 			return fmt.Errorf("%w: bad packet record (len %d of %d left, nsec %d)", ErrCorrupt, incl, len(b)-pcapRecSize, nsec)
 		}
-		p := Packet{TS: int64(sec)*1e9 + int64(nsec), WireLen: orig, Data: b[pcapRecSize : pcapRecSize+incl : pcapRecSize+incl]}
-		b = b[pcapRecSize+incl:]
+		p := Packet{TS: int64(sec)*1e9 + int64(nsec), WireLen: orig, Data: b[pcapRecSize : pcapRecSize+incl : pcapRecSize+incl], Off: at + pcapRecSize}
+		b, at = b[pcapRecSize+incl:], at+pcapRecSize+int(incl)
 		if !fn(p) {
 			return nil
 		}

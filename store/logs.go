@@ -1,4 +1,4 @@
-package chunk
+package store
 
 // # Retention log
 //
@@ -21,6 +21,7 @@ import (
 	"strings"
 
 	"github.com/fmcap/fmcap/internal/fsmode"
+	"github.com/fmcap/fmcap/store/chunk"
 )
 
 // # Query count
@@ -29,9 +30,8 @@ import (
 // appends the two bytes "q\n" (an append that small is atomic), so the
 // count is the file's size / 2. It is skipped when the store is read-only
 // to the user running fmslice. The writer serves it as a metric.
-const QueriesLog = "queries.log"
 
-// CountQuery records one query served.
+// CountQuery records one query served from the store in dir.
 func CountQuery(dir string) {
 	f, err := fsmode.OpenFile(filepath.Join(dir, QueriesLog), os.O_WRONLY|os.O_APPEND|os.O_CREATE)
 	if err != nil {
@@ -50,9 +50,6 @@ func Queries(dir string) uint64 {
 	return uint64(st.Size() / 2)
 }
 
-// RetentionLog is the name of the log in the store directory.
-const RetentionLog = "retention.log"
-
 // Removed is one chunk retention removed.
 type Removed struct {
 	FirstSeq, LastSeq uint64
@@ -62,7 +59,7 @@ type Removed struct {
 }
 
 // LogRemoved records that chunk in is about to be removed, durably.
-func LogRemoved(dir string, in Info, reason string, at int64) error {
+func LogRemoved(dir string, in chunk.Info, reason string, at int64) error {
 	f, err := fsmode.OpenFile(filepath.Join(dir, RetentionLog), os.O_WRONLY|os.O_APPEND|os.O_CREATE)
 	if err != nil {
 		return err
@@ -135,28 +132,4 @@ func RemovedRanges(dir string) ([]Removed, error) {
 		}
 	}
 	return out, sc.Err()
-}
-
-// Size is the bytes the chunk's files take in dir (0 for files gone).
-func (i *Info) Size(dir string) uint64 {
-	var n uint64
-	for _, f := range i.Files() {
-		if st, err := os.Stat(filepath.Join(dir, f)); err == nil {
-			n += uint64(st.Size())
-		}
-	}
-	return n
-}
-
-// Files are the file names that make up a chunk: the chunk, and its frame
-// table when that is a file of its own (uncompressed chunks, and the open
-// compressed chunk's live table).
-func (i *Info) Files() []string {
-	if i.Open && i.Zstd {
-		return []string{i.Name, ftabName(i.FirstSeq, true)}
-	}
-	if i.Zstd {
-		return []string{i.Name}
-	}
-	return []string{i.Name, ftabName(i.FirstSeq, false)}
 }

@@ -1,0 +1,36 @@
+package segment_test
+
+// Tests of the format that need the query package (the decoder, the
+// planner), which imports segment: so they are external tests.
+
+import (
+	"testing"
+
+	"github.com/fmcap/fmcap/internal/testpkt"
+	"github.com/fmcap/fmcap/query"
+	"github.com/fmcap/fmcap/store/segment"
+)
+
+func init() { segment.DecodePacket = query.DecodePacket }
+
+func FuzzSegment(f *testing.F) {
+	b := segment.NewBuilder(5, 4)
+	for i, fr := range testpkt.Corpus(f)[:40] {
+		var p segment.Packet
+		query.DecodePacket(fr, &p)
+		b.Add(5+uint64(i), int64(i), &p)
+	}
+	f.Add(b.Encode())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := segment.Decode(data)
+		if err != nil {
+			return
+		}
+		query.ParsePlan("host 198.18.1.2 and port 80 or net 198.18.0.0/16 or portrange 1-1000").Groups(s)
+		for g := 0; g < s.Groups(); g++ {
+			s.GroupTimes(g)
+		}
+		s.FlowTable()
+		s.Verify()
+	})
+}
