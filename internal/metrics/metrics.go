@@ -121,6 +121,17 @@ func Serve(ctx context.Context, addr string, log *slog.Logger, collect func(*Wri
 	return nil
 }
 
+// Handler serves the metrics collect writes, for a process that has its
+// own HTTP server (fmcapd).
+func Handler(collect func(*Writer)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		m := newWriter()
+		collect(m)
+		m.writeTo(w)
+	})
+}
+
 // SortedKeys is a map's keys in order, for stable output.
 func SortedKeys[V any](m map[string]V) []string {
 	k := make([]string, 0, len(m))
