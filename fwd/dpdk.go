@@ -610,11 +610,9 @@ func (b *dpdkBackend) run() {
 		for i := range b.ports {
 			for j := 0; j < int(b.counts[i]); j++ {
 				f := unsafe.Slice((*byte)(b.data[k]), int(b.lens[k]))
-				var m vnet
-				if d.ports[i].cfg.Appliance == nil { // tunnel ports take no super-frames
-					m = sniffOffload(f, minMTU, d.ports[i].mtu)
-				}
-				out := d.HandleMeta(i, f, int(b.wire[k]), m)
+				// Appliance ports too: a tunnel datagram from a local
+				// sender can carry a partial UDP checksum to finish.
+				out := d.HandleMeta(i, f, int(b.wire[k]), sniffOffload(f, minMTU, d.ports[i].mtu))
 				nt = b.queue(nt, k, out, f)
 				k++
 			}

@@ -116,8 +116,8 @@ func runRole(role string, args []string) int {
 			defer resp.Body.Close()
 			_, err = io.Copy(os.Stdout, resp.Body)
 			return err
-		case "health": // URL: a health check as a load balancer makes it (3 s timeout): print "STATUS BODY" or "down"
-			c := &http.Client{Timeout: 3 * time.Second}
+		case "health": // URL: a health check as a load balancer makes it (10 s timeout: a loaded machine is slow, not down): print "STATUS BODY" or "down"
+			c := &http.Client{Timeout: 10 * time.Second}
 			resp, err := c.Get(args[0])
 			if err != nil {
 				fmt.Println("down")
