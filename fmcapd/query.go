@@ -22,6 +22,7 @@ import (
 // what the audit line says of it.
 type request struct {
 	endpoint string
+	json     bool     // flows, timeline, info: --json (output=json, the default) or text
 	args     []string // fmslice's, the filter last
 	a        auditLine
 }
@@ -37,9 +38,9 @@ func parseRequest(endpoint string, q url.Values, stores []store, now time.Time, 
 	bad := func(format string, a ...any) error { return &badRequest{fmt.Sprintf(format, a...)} }
 	known := map[string][]string{
 		"pcap":     {"from", "to", "filter", "format", "store"},
-		"flows":    {"from", "to", "filter", "by", "store"},
-		"timeline": {"from", "to", "filter", "step", "store"},
-		"info":     {"store"},
+		"flows":    {"from", "to", "filter", "by", "store", "output"},
+		"timeline": {"from", "to", "filter", "step", "store", "output"},
+		"info":     {"store", "output"},
 	}[endpoint]
 	for k, v := range q {
 		if !contains(known, k) {
@@ -61,7 +62,14 @@ func parseRequest(endpoint string, q url.Values, stores []store, now time.Time, 
 			return nil, bad("store %q: not served here", n)
 		}
 	}
-	r := &request{endpoint: endpoint}
+	r := &request{endpoint: endpoint, json: true}
+	switch q.Get("output") {
+	case "", "json":
+	case "text":
+		r.json = false
+	default:
+		return nil, bad("output %q: json or text", q.Get("output"))
+	}
 	r.a.Endpoint, r.a.Store = endpoint, st.name
 	if endpoint != "pcap" {
 		r.args = append(r.args, endpoint)
@@ -135,7 +143,9 @@ func parseRequest(endpoint string, q url.Values, stores []store, now time.Time, 
 }
 
 func (r *request) addJSON() error {
-	r.args = append(r.args, "--json")
+	if r.json {
+		r.args = append(r.args, "--json")
+	}
 	return nil
 }
 
@@ -237,8 +247,10 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, req *request) (stat
 	}
 	h := w.Header()
 	switch {
-	case req.endpoint != "pcap":
+	case req.endpoint != "pcap" && req.json:
 		h.Set("Content-Type", "application/json")
+	case req.endpoint != "pcap":
+		h.Set("Content-Type", "text/plain; charset=utf-8")
 	case req.a.Format == "pcapng":
 		h.Set("Content-Type", "application/x-pcapng")
 		h.Set("Content-Disposition", `attachment; filename="fmcap.pcapng"`)

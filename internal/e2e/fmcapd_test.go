@@ -31,6 +31,7 @@ type pki struct {
 	good, other, expired  tls.Certificate
 	pool                  *x509.CertPool
 	serverCert, serverKey string
+	clientCert, clientKey string // the good client's, as files
 }
 
 func newPKI(t *testing.T) *pki {
@@ -69,7 +70,14 @@ func newPKI(t *testing.T) *pki {
 		}
 		return cert
 	}
-	p.good = client(ca, "analyst", now.Add(-time.Hour), now.Add(time.Hour))
+	cp, kp, err := ca.Issue("analyst", nil, now.Add(-time.Hour), now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.clientCert, p.clientKey = write("client.pem", cp), write("client-key.pem", kp)
+	if p.good, err = tls.X509KeyPair(cp, kp); err != nil {
+		t.Fatal(err)
+	}
 	p.other = client(other, "intruder", now.Add(-time.Hour), now.Add(time.Hour))
 	p.expired = client(ca, "former", now.Add(-48*time.Hour), now.Add(-24*time.Hour))
 	p.pool = x509.NewCertPool()
@@ -306,5 +314,51 @@ func TestFmcapdLimits(t *testing.T) {
 	}
 	if resp, _ := get(t, c, base+"/api/v1/info"); resp.StatusCode != 200 {
 		t.Errorf("after the client went away: %d", resp.StatusCode)
+	}
+}
+
+// TestRemoteFmslice: fmslice --server gives what a local fmslice gives, with
+// the same exit status, for every command.
+func TestRemoteFmslice(t *testing.T) {
+	need(t, "tcpdump")
+	inputs := []string{testdata("ns-http.pcap"), testdata("ns-mix-nano.pcap")}
+	st := store(t, inputs)
+	p := newPKI(t)
+	base, _ := startFmcapd(t, p, "--store", st, "--max-range", "0")
+	cut, _ := startFmcapd(t, p, "--store", st, "--max-range", "0", "--max-bytes", "1000")
+	creds := []string{"--cert", p.clientCert, "--key", p.clientKey, "--ca", p.caFile}
+	for _, args := range [][]string{
+		{"--from", "0", "--to", "now", "-q"},
+		{"--from", "0", "--to", "now", "-q", "--format", "pcapng", "tcp port 80"},
+		{"flows", "--from", "0", "--to", "now", "-q"},
+		{"flows", "--from", "0", "--to", "now", "-q", "--json", "udp"},
+		{"info"},
+		{"info", "--json"},
+	} {
+		largs := append([]string{"--store", st}, args...)
+		if args[0] == "flows" || args[0] == "info" {
+			largs = append([]string{args[0], "--store", st}, args[1:]...)
+		}
+		local, _, lcode := runCode(t, bin("fmslice"), largs...)
+		var rargs []string
+		if args[0] == "flows" || args[0] == "info" {
+			rargs = append(append(append([]string{"--server", base}, creds...), args[0]), args[1:]...)
+		} else {
+			rargs = append(append([]string{"--server", base}, creds...), args...)
+		}
+		got, stderr, rcode := runCode(t, bin("fmslice"), rargs...)
+		if rcode != lcode || !bytes.Equal(got, local) || lcode != 0 || len(local) == 0 {
+			t.Errorf("%q: remote exit %d, %d bytes (%s); local exit %d, %d bytes", args, rcode, len(got), stderr, lcode, len(local))
+		}
+	}
+	// Refused and incomplete answers: the local exit statuses, 1 and 3.
+	if _, stderr, code := runCode(t, bin("fmslice"), append(append([]string{"--server", base}, creds...), "--from", "yesterday", "--to", "now")...); code != 1 || !strings.Contains(stderr, "yesterday") {
+		t.Errorf("bad time: exit %d: %s", code, stderr)
+	}
+	if _, stderr, code := runCode(t, bin("fmslice"), append(append([]string{"--server", cut}, creds...), "--from", "0", "--to", "now", "-q")...); code != 3 || !strings.Contains(stderr, "max_bytes") {
+		t.Errorf("cut answer: exit %d: %s", code, stderr)
+	}
+	if _, stderr, code := runCode(t, bin("fmslice"), "--server", base, "--ca", p.caFile, "info"); code != 1 || !strings.Contains(stderr, "401") {
+		t.Errorf("no credentials: exit %d: %s", code, stderr)
 	}
 }

@@ -50,6 +50,10 @@ func main() {
 	// what is live instead.
 	debug.SetGCPercent(400)
 	fsmode.SetUmask() // queries.log in the store, and -w output, 0640: captures are not for every local user
+	// --server: the same commands against a remote fmcapd (remote.go).
+	if code, ok := remoteMain(os.Args[1:]); ok {
+		os.Exit(code)
+	}
 	app := &cli.App{
 		Name:      "fmslice",
 		Usage:     "extract packets from an fmcap store as pcap",
