@@ -7,6 +7,8 @@
 //	GET /api/v1/flows?from=T&to=T&filter=F&by=bytes|packets[&store=NAME]   (JSON)
 //	GET /api/v1/timeline?from=T&to=T&step=D&filter=F[&store=NAME]        (JSON)
 //	GET /api/v1/info[?store=NAME]                                          (JSON)
+//	GET /api/v1/stores   the served stores' names, the default first        (JSON)
+//	GET /                the page (web.go): timeline, range, filter, talkers, download
 //	GET /metrics   Prometheus text
 //	GET /healthz   200 "ok"
 //

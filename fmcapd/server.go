@@ -89,6 +89,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/flows", s.api("flows"))
 	mux.HandleFunc("GET /api/v1/timeline", s.api("timeline"))
 	mux.HandleFunc("GET /api/v1/info", s.api("info"))
+	mux.HandleFunc("GET /api/v1/stores", s.storesHandler)
+	mux.Handle("GET /", s.webHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.Handle("GET /metrics", metrics.Handler(s.collect))
 	return mux

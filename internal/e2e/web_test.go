@@ -1,0 +1,165 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/chromedp"
+)
+
+// startLocalFmcapd runs fmcapd on loopback over plain HTTP with no client
+// authentication (its local mode: anyone on the host, as with fmslice).
+func startLocalFmcapd(t *testing.T, store string) string {
+	t.Helper()
+	cmd := exec.Command(bin("fmcapd"), "--listen", "127.0.0.1:0", "--store", store, "--fmslice", bin("fmslice"), "--max-range", "0",
+		"--audit-log", filepath.Join(t.TempDir(), "audit.log"))
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	sc := bufio.NewScanner(stderr)
+	re := regexp.MustCompile(`url=(http://\S+)`)
+	for sc.Scan() {
+		if m := re.FindStringSubmatch(sc.Text()); m != nil {
+			go io.Copy(io.Discard, stderr)
+			return m[1]
+		}
+	}
+	t.Fatalf("fmcapd did not start: %v", cmd.Wait())
+	return ""
+}
+
+// TestWebPage drives Debian's chromium (headless) through fmcapd's page:
+// it loads, a drag across the timeline selects a range, a bad filter shows
+// libpcap's error, a good one is applied, and the download equals what
+// fmslice writes for the range and filter the page shows.
+func TestWebPage(t *testing.T) {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("chromium not installed (make test installs it)")
+	}
+	need(t, "tcpdump")
+	st := store(t, []string{testdata("ns-http.pcap"), testdata("ns-mix-nano.pcap")})
+	base := startLocalFmcapd(t, st)
+	dl := t.TempDir()
+
+	// The browser's profile: removed after the browser is gone (its helper
+	// processes write to it until then).
+	profile, err := os.MkdirTemp("", "fmcap-chromium")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(profile) })
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
+		chromedp.Flag("headless", "new"), chromedp.WindowSize(1200, 900), chromedp.UserDataDir(profile))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelA()
+	// This chromium sends events newer than the protocol tables of
+	// chromedp's cdproto know (IPAddressSpace "Loopback"); they are not
+	// ones the test uses.
+	quiet := func(format string, args ...any) {
+		if msg := fmt.Sprintf(format, args...); !strings.Contains(msg, "could not unmarshal event") {
+			t.Log(msg)
+		}
+	}
+	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(quiet), chromedp.WithLogf(quiet))
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancelT()
+
+	idle := chromedp.WaitNotPresent(`body[data-busy]`, chromedp.ByQuery)
+	var from0, to0 string
+	var box map[string]float64
+	if err := chromedp.Run(ctx,
+		browser.SetDownloadBehavior(browser.SetDownloadBehaviorBehaviorAllow).WithDownloadPath(dl).WithEventsEnabled(true),
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible(`body[data-ready="1"]`, chromedp.ByQuery),
+		chromedp.Value("#from", &from0, chromedp.ByID),
+		chromedp.Value("#to", &to0, chromedp.ByID),
+		chromedp.Evaluate(`(() => { const r = document.getElementById("timeline").getBoundingClientRect(); return {x: r.x, y: r.y, w: r.width, h: r.height}; })()`, &box),
+	); err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	// Drag from a quarter to three quarters of the timeline.
+	y := box["y"] + box["h"]/2
+	x1, x2 := box["x"]+box["w"]*0.25, box["x"]+box["w"]*0.75
+	var from1, to1, errText string
+	if err := chromedp.Run(ctx,
+		chromedp.MouseEvent(input.MousePressed, x1, y, chromedp.ButtonLeft),
+		chromedp.MouseEvent(input.MouseMoved, x2, y, chromedp.ButtonLeft),
+		chromedp.MouseEvent(input.MouseReleased, x2, y, chromedp.ButtonLeft),
+		chromedp.Sleep(200*time.Millisecond), idle,
+		chromedp.Value("#from", &from1, chromedp.ByID),
+		chromedp.Value("#to", &to1, chromedp.ByID),
+		// A filter libpcap refuses: its message shows.
+		chromedp.SendKeys("#filter", "port nonsense\r", chromedp.ByID),
+		chromedp.Sleep(200*time.Millisecond), idle,
+		chromedp.Text("#error", &errText, chromedp.ByID),
+	); err != nil {
+		t.Fatalf("drag and filter: %v", err)
+	}
+	if from1 == from0 || to1 == to0 || from1 >= to1 && len(from1) == len(to1) {
+		t.Fatalf("the drag did not select a range: %s..%s, then %s..%s", from0, to0, from1, to1)
+	}
+	_, cliErr, _ := runCode(t, bin("fmslice"), "--store", st, "--from", from1, "--to", to1, "-q", "port nonsense")
+	if want := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(cliErr), "fmslice: ")); !strings.Contains(errText, want) || want == "" {
+		t.Errorf("bad filter: the page says %q, fmslice %q", errText, want)
+	}
+	// A good filter, then the download.
+	done := make(chan string, 1)
+	chromedp.ListenTarget(ctx, func(ev any) {
+		if e, ok := ev.(*browser.EventDownloadProgress); ok && e.State == browser.DownloadProgressStateCompleted {
+			select {
+			case done <- e.GUID:
+			default:
+			}
+		}
+	})
+	var filter, errAfter string
+	var png []byte
+	if err := chromedp.Run(ctx,
+		chromedp.SetValue("#filter", "", chromedp.ByID),
+		chromedp.SendKeys("#filter", "tcp\r", chromedp.ByID),
+		chromedp.Sleep(200*time.Millisecond), idle,
+		chromedp.Text("#error", &errAfter, chromedp.ByID),
+		chromedp.Value("#filter", &filter, chromedp.ByID),
+		chromedp.CaptureScreenshot(&png),
+		chromedp.Click("#get", chromedp.ByID),
+	); err != nil {
+		t.Fatalf("download: %v", err)
+	}
+	if strings.TrimSpace(errAfter) != "" {
+		t.Fatalf("error after a good filter: %q", errAfter)
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatal("the download did not complete")
+	}
+	os.WriteFile(filepath.Join(t.TempDir(), "page.png"), png, 0o600)
+	files, _ := filepath.Glob(filepath.Join(dl, "*"))
+	if len(files) != 1 {
+		t.Fatalf("downloaded files: %v", files)
+	}
+	got, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := run(t, bin("fmslice"), "--store", st, "--from", from1, "--to", to1, "-q", filter)
+	if string(got) != string(want) || len(want) <= 24 {
+		t.Fatalf("downloaded %d bytes, fmslice writes %d for %s..%s %q", len(got), len(want), from1, to1, filter)
+	}
+	t.Logf("page: range %s..%s, filter %q: %d bytes downloaded, equal to fmslice's", from1, to1, filter, len(got))
+}
