@@ -65,6 +65,10 @@ type frame struct {
 	raw  []byte // pcap bytes; a chunk's first frame starts with the pcap header
 	out  []byte // compressed bytes (zstd mode)
 	meta chunk.Frame
+	// pm gathers the frame's per-packet metadata (port, direction, rule,
+	// origin), written ahead of the zstd frame (store/chunk FORMAT).
+	// Compressed chunks only: an uncompressed chunk is plain pcap.
+	pm chunk.MetaBuilder
 
 	// Ring position after this frame's last packet, and the seq there: what
 	// store commits once the frame is written. end == 0: nothing to commit.
@@ -80,6 +84,7 @@ type frame struct {
 func (f *frame) reset() {
 	f.raw = f.raw[:0]
 	f.meta = chunk.Frame{}
+	f.pm.Reset()
 	f.end, f.nextSeq, f.last = 0, 0, false
 }
 
