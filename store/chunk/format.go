@@ -82,21 +82,21 @@
 // tunnel it came through (internal/origin). Little-endian; the payload,
 // after the skippable frame's magic and length:
 //
-//	  0  4  magic "FMPM"
-//	  4  2  version (1)
-//	  6  2  origin count O
-//	  8  4  run count R
-//	 12  4  packet count P: the frame's packet count, and the sum of the runs
-//	 16  …  O origins, each: kind u8, length u8, the blob (internal/origin:
-//	        1 GWLB, 20 bytes; 2 mirror, 7 or 19 bytes)
-//	  …  …  R runs of consecutive packets with the same metadata, 12 bytes each:
-//	          0  2  packets in the run (1..65535)
-//	          2  2  port (fwd's port index)
-//	          4  1  direction (shmring.Dir: 0 unknown, 1 ingress, 2 egress, 3 inline)
-//	          5  1  reserved, zero
-//	          6  2  origin: 0 none, i the i-th origin above (from 1)
-//	          8  4  rule id
-//	  …  4  CRC-32C of every payload byte before it
+//	 0  4  magic "FMPM"
+//	 4  2  version (1)
+//	 6  2  origin count O
+//	 8  4  run count R
+//	12  4  packet count P: the frame's packet count, and the sum of the runs
+//	16  …  O origins, each: kind u8, length u8, the blob (internal/origin:
+//	       1 GWLB, 20 bytes; 2 mirror, 7 or 19 bytes)
+//	 …  …  R runs of consecutive packets with the same metadata, 12 bytes each:
+//	         0  2  packets in the run (1..65535)
+//	         2  2  port (fwd's port index)
+//	         4  1  direction (shmring.Dir: 0 unknown, 1 ingress, 2 egress, 3 inline)
+//	         5  1  reserved, zero
+//	         6  2  origin: 0 none, i the i-th origin above (from 1)
+//	         8  4  rule id
+//	 …  4  CRC-32C of every payload byte before it
 //
 // A reader that finds metadata it cannot parse, or whose packet count is
 // not the frame's, reads the packets all the same, their origin unknown,
