@@ -220,4 +220,14 @@ func (s *ngSink) writeMeta(ts int64, wireLen uint32, data []byte, pm *chunk.Pack
 	return err
 }
 
-func (s *ngSink) flush() error { return s.w.Flush() }
+// flush writes what is buffered; an output without packets still gets
+// the "fmcap" interface, as readers that want one interface at least
+// (gopacket's) expect.
+func (s *ngSink) flush() error {
+	if len(s.ifaces) == 0 {
+		if _, err := s.iface(nil, false); err != nil {
+			return err
+		}
+	}
+	return s.w.Flush()
+}
