@@ -52,6 +52,7 @@ step "configuration: fwd's port g0 as a GWLB appliance (rule 50), health check H
 cat > "$out/fmcap.yaml" <<YAML
 ring:
   path: $ring
+  consumers: ["writer:lossless"]
 fwd:
   backend: afpacket
   control: $out/fwd.sock
@@ -102,4 +103,4 @@ tshark -r "$out/gwlb.pcapng" -T fields -E header=y -e frame.interface_name -e fr
   column -t -s $'\t' | cut -c1-200
 step "fmslice --gwlb-endpoint 0123456789abcdef icmp (what came through that endpoint), as tcpdump shows it"
 $B/fmslice --config "$out/fmcap.yaml" --from "$start" --gwlb-endpoint 0123456789abcdef icmp | tcpdump -nn -r - 2>/dev/null
-echo "(pcapng and pcap in $out)"
+echo "(the pcapng is $out/gwlb.pcapng)"
