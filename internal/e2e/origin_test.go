@@ -8,6 +8,7 @@ package e2e
 // link it crossed.
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -93,5 +94,28 @@ func TestBothModeDirections(t *testing.T) {
 	}
 	if fmt.Sprint(count) != fmt.Sprint(want) {
 		t.Errorf("tshark on the pcapng: %v, want %v", count, want)
+	}
+	// fmslice flows --by-origin: each side's ICMP flow, once per port and
+	// direction.
+	var rows []struct {
+		A, B        string
+		CapturePort string `json:"capture_port"`
+		Direction   string
+		Packets     int
+	}
+	js := run(t, bin("fmslice"), "flows", "--config", cfg, "--store", store, "--from", "0", "--to", "now", "-q", "--by-origin", "--json", "icmp")
+	if err := json.Unmarshal(js, &rows); err != nil {
+		t.Fatalf("flows --by-origin --json: %v\n%s", err, js)
+	}
+	got := map[string]int{}
+	for _, r := range rows {
+		got[r.A+"-"+r.B+" "+r.CapturePort+" "+r.Direction] += r.Packets
+	}
+	wantFlows := map[string]int{
+		"198.18.1.1-198.18.1.2 p0 in": 5, "198.18.1.1-198.18.1.2 p0 out": 5,
+		"198.18.2.1-198.18.2.2 p1 in": 5, "198.18.2.1-198.18.2.2 p1 out": 5,
+	}
+	if fmt.Sprint(got) != fmt.Sprint(wantFlows) {
+		t.Errorf("flows --by-origin: %v, want %v", got, wantFlows)
 	}
 }
