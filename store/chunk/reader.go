@@ -1,8 +1,6 @@
 package chunk
 
 import (
-	"github.com/fmcap/fmcap/internal/origin"
-
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -16,6 +14,8 @@ import (
 
 	"github.com/edsrzf/mmap-go"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/fmcap/fmcap/internal/origin"
 )
 
 // Info is what a chunk's name says about it.
