@@ -1,10 +1,10 @@
 package shmring
 
 import (
-	"github.com/fmcap/fmcap/internal/origin"
-
 	"strconv"
 	"testing"
+
+	"github.com/fmcap/fmcap/internal/origin"
 )
 
 // BenchmarkProduceConsume: one producer and one lossless consumer in one

@@ -1,8 +1,6 @@
 package shmring
 
 import (
-	"github.com/fmcap/fmcap/internal/origin"
-
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
@@ -12,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fmcap/fmcap/internal/origin"
 )
 
 func newRing(t testing.TB, cfg Config) (*Ring, string) {
