@@ -7,7 +7,8 @@ package main
 // and with the tcpdump filter, and are evaluated per packet from the
 // metadata, not through the index (the index has no terms for them: a
 // selective origin query still reads every frame the time range and the
-// filter's index terms leave). A packet whose metadata is unknown (chunks
+// filter's index terms leave). Each flag takes one value or a
+// comma-separated list (any of them). A packet whose metadata is unknown (chunks
 // written before metadata, uncompressed chunks) matches no origin
 // selection; how many there were is said on stderr.
 
@@ -28,24 +29,20 @@ import (
 // originFlags are fmslice's selection flags, added to its flag list.
 func originFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "port", Usage: "only packets captured on this fwd port: its name in --config's fwd.ports, or its index"},
-		&cli.StringFlag{Name: "direction", Usage: "only packets of this direction: in (as received), out (as sent) or inline"},
-		&cli.StringFlag{Name: "rule", Usage: "only packets captured by this rule id"},
-		&cli.StringFlag{Name: "vni", Usage: "only packets mirrored (VXLAN) with this VNI"},
-		&cli.StringFlag{Name: "gwlb-endpoint", Usage: "only packets from this GWLB endpoint id (hex, as in the GENEVE option; vpce- prefix allowed)"},
+		&cli.StringFlag{Name: "port", Usage: "only packets captured on these fwd ports (comma-separated): names in --config's fwd.ports, or indexes"},
+		&cli.StringFlag{Name: "direction", Usage: "only packets of this direction: in (as received), out (as sent) or inline (or a comma-separated list)"},
+		&cli.StringFlag{Name: "rule", Usage: "only packets captured by these rule ids (comma-separated)"},
+		&cli.StringFlag{Name: "vni", Usage: "only packets mirrored (VXLAN) with these VNIs (comma-separated)"},
+		&cli.StringFlag{Name: "gwlb-endpoint", Usage: "only packets from these GWLB endpoint ids (hex, as in the GENEVE option; comma-separated)"},
 	}
 }
 
-// selection is the origin selection; nil selects everything.
+// selection is the origin selection; nil selects everything. Each
+// criterion is a list of accepted values (nil: any); a packet must pass
+// every criterion given.
 type selection struct {
-	port      int // -1: any
-	dir       int // -1: any
-	rule      int64
-	vni       int64
-	endpoint  uint64
-	byGWLB    bool
-	noMeta    atomic.Int64 // packets of the range left out for want of metadata
-	portNames []string
+	ports, dirs, rules, vnis, endpoints []uint64
+	noMeta                              atomic.Int64 // packets of the range left out for want of metadata
 }
 
 // setupOrigin reads the port names (--config) and the selection flags
@@ -95,69 +92,116 @@ func portName(names []string, port uint16) string {
 	return fmt.Sprintf("port%d", port)
 }
 
+// selectionFlags are the flags newSelection reads, by name.
+var selectionFlags = []string{"port", "direction", "rule", "vni", "gwlb-endpoint"}
+
 // newSelection reads the selection flags; nil when none is given.
 func newSelection(cc *cli.Context, names []string) (*selection, error) {
-	s := &selection{port: -1, dir: -1, rule: -1, vni: -1, portNames: names}
+	vals := map[string]string{}
+	for _, f := range selectionFlags {
+		vals[f] = cc.String(f)
+	}
+	return parseSelection(vals, names)
+}
+
+// parseSelection is newSelection on the flags' values: each a value or a
+// comma-separated list of them.
+func parseSelection(vals map[string]string, names []string) (*selection, error) {
+	s := &selection{}
 	any := false
-	if v := cc.String("port"); v != "" {
-		any = true
-		for i, n := range names {
-			if n == v {
-				s.port = i
-			}
+	for _, flag := range selectionFlags {
+		v := vals[flag]
+		if v == "" {
+			continue
 		}
-		if s.port < 0 {
-			n, err := strconv.ParseUint(strings.TrimPrefix(v, "port"), 10, 16)
+		any = true
+		var list []uint64
+		for _, x := range strings.Split(v, ",") {
+			x = strings.TrimSpace(x)
+			n, err := parseSelValue(flag, x, names)
 			if err != nil {
-				if len(names) == 0 {
-					return nil, fmt.Errorf("--port %q: not a port index, and no --config to name ports from", v)
-				}
-				return nil, fmt.Errorf("--port %q: not a port of --config's fwd.ports (%s) nor an index", v, strings.Join(names, ", "))
+				return nil, err
 			}
-			s.port = int(n)
+			list = append(list, n)
 		}
-	}
-	if v := cc.String("direction"); v != "" {
-		any = true
-		switch v {
-		case "in":
-			s.dir = int(shmring.DirIngress)
-		case "out":
-			s.dir = int(shmring.DirEgress)
-		case "inline":
-			s.dir = int(shmring.DirInline)
-		default:
-			return nil, fmt.Errorf("--direction %q: use in, out or inline", v)
+		switch flag {
+		case "port":
+			s.ports = list
+		case "direction":
+			s.dirs = list
+		case "rule":
+			s.rules = list
+		case "vni":
+			s.vnis = list
+		case "gwlb-endpoint":
+			s.endpoints = list
 		}
-	}
-	if v := cc.String("rule"); v != "" {
-		any = true
-		n, err := strconv.ParseUint(v, 10, 32)
-		if err != nil {
-			return nil, fmt.Errorf("--rule %q: a rule id is a number (fmctl rules lists them)", v)
-		}
-		s.rule = int64(n)
-	}
-	if v := cc.String("vni"); v != "" {
-		any = true
-		n, err := strconv.ParseUint(v, 10, 24)
-		if err != nil {
-			return nil, fmt.Errorf("--vni %q: a VNI is a number from 0 to 16777215", v)
-		}
-		s.vni = int64(n)
-	}
-	if v := cc.String("gwlb-endpoint"); v != "" {
-		any = true
-		n, err := strconv.ParseUint(strings.TrimPrefix(strings.TrimPrefix(v, "vpce-"), "0x"), 16, 64)
-		if err != nil {
-			return nil, fmt.Errorf("--gwlb-endpoint %q: the endpoint id is up to 16 hex digits (as fmslice's pcapng interface names show it)", v)
-		}
-		s.endpoint, s.byGWLB = n, true
 	}
 	if !any {
 		return nil, nil
 	}
 	return s, nil
+}
+
+// parseSelValue reads one value of a selection flag.
+func parseSelValue(flag, v string, names []string) (uint64, error) {
+	switch flag {
+	case "port":
+		for i, n := range names {
+			if n == v {
+				return uint64(i), nil
+			}
+		}
+		n, err := strconv.ParseUint(strings.TrimPrefix(v, "port"), 10, 16)
+		if err != nil {
+			if len(names) == 0 {
+				return 0, fmt.Errorf("--port %q: not a port index, and no --config to name ports from", v)
+			}
+			return 0, fmt.Errorf("--port %q: not a port of --config's fwd.ports (%s) nor an index", v, strings.Join(names, ", "))
+		}
+		return n, nil
+	case "direction":
+		switch v {
+		case "in":
+			return uint64(shmring.DirIngress), nil
+		case "out":
+			return uint64(shmring.DirEgress), nil
+		case "inline":
+			return uint64(shmring.DirInline), nil
+		}
+		return 0, fmt.Errorf("--direction %q: use in, out or inline", v)
+	case "rule":
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			return 0, fmt.Errorf("--rule %q: a rule id is a number (fmctl rules lists them)", v)
+		}
+		return n, nil
+	case "vni":
+		n, err := strconv.ParseUint(v, 10, 24)
+		if err != nil {
+			return 0, fmt.Errorf("--vni %q: a VNI is a number from 0 to 16777215", v)
+		}
+		return n, nil
+	default: // gwlb-endpoint
+		n, err := strconv.ParseUint(strings.TrimPrefix(strings.TrimPrefix(v, "vpce-"), "0x"), 16, 64)
+		if err != nil {
+			return 0, fmt.Errorf("--gwlb-endpoint %q: the endpoint id is up to 16 hex digits (as fmslice's pcapng interface names show it)", v)
+		}
+		return n, nil
+	}
+}
+
+// in says whether v is one of list, or list is nil (any).
+func in(list []uint64, v uint64) bool {
+	if list == nil {
+		return true
+	}
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
 }
 
 // match says whether a packet with this metadata is selected; known is
@@ -167,16 +211,16 @@ func (s *selection) match(pm *chunk.PacketMeta, known bool) bool {
 		s.noMeta.Add(1)
 		return false
 	}
-	if s.port >= 0 && int(pm.Port) != s.port || s.dir >= 0 && int(pm.Dir) != s.dir || s.rule >= 0 && int64(pm.Rule) != s.rule {
+	if !in(s.ports, uint64(pm.Port)) || !in(s.dirs, uint64(pm.Dir)) || !in(s.rules, uint64(pm.Rule)) {
 		return false
 	}
-	if s.vni >= 0 {
-		if vni, _, ok := pm.Origin.Mirror(); !ok || int64(vni) != s.vni {
+	if s.vnis != nil {
+		if vni, _, ok := pm.Origin.Mirror(); !ok || !in(s.vnis, uint64(vni)) {
 			return false
 		}
 	}
-	if s.byGWLB {
-		if ep, _, _, ok := pm.Origin.GWLB(); !ok || ep != s.endpoint {
+	if s.endpoints != nil {
+		if ep, _, _, ok := pm.Origin.GWLB(); !ok || !in(s.endpoints, ep) {
 			return false
 		}
 	}
