@@ -7,9 +7,12 @@ package writer
 //
 //	consume.go   one goroutine reads the ring and cuts the packet stream into
 //	             frames of pcap bytes (never splitting a packet), deciding
-//	             where chunks end (size of pcap bytes, age);
+//	             where chunks end (size of pcap bytes, age), and gathers
+//	             each packet's port, direction, rule and origin (the ring
+//	             record's) for the frame's metadata;
 //	compress.go  one worker per core compresses frames and checksums them,
-//	             in any order;
+//	             in any order, each behind its metadata frame (zstd mode;
+//	             an uncompressed chunk is plain pcap and keeps none);
 //	store.go     one goroutine takes frames in the order consume made them,
 //	             waits for each to be compressed, appends it to the open
 //	             chunk, and only then commits the ring cursor past it.
