@@ -48,6 +48,7 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 
+	"github.com/fmcap/fmcap/internal/origin"
 	"github.com/fmcap/fmcap/shmring"
 )
 
@@ -185,7 +186,8 @@ func (d *Datapath) gwlb(in int, f []byte, p *ippkt, a *Appliance) int {
 			et = etherIPv6
 		}
 		be.PutUint16(f[h+12:], et)
-		d.capture1(f[h:g.end], etherHdrLen+g.innerLen(), in, shmring.DirIngress, &d.ports[in].capRule)
+		o := origin.FromGWLB(g.endpointID, g.attachmentID, g.flowCookie) // on the stack: capture1 does not keep it
+		d.capture1(f[h:g.end], etherHdrLen+g.innerLen(), in, shmring.DirIngress, &d.ports[in].capRule, &o)
 		copy(f[h:g.inner], save[:])
 	}
 	geneveReturn(f, &g)
@@ -213,7 +215,13 @@ func (d *Datapath) mirror(in int, f []byte, a *Appliance) int {
 	}
 	d.c.appliance[aMirrored]++
 	if a.Capture && d.ring != nil {
-		d.capture1(f[v.inner:v.end], v.origLen, in, shmring.DirIngress, &d.ports[in].capRule)
+		var o origin.Origin
+		if v.v6 {
+			o = origin.FromMirror(v.vni, f[v.ip+8:v.ip+24]) // outer source address
+		} else {
+			o = origin.FromMirror(v.vni, f[v.ip+12:v.ip+16])
+		}
+		d.capture1(f[v.inner:v.end], v.origLen, in, shmring.DirIngress, &d.ports[in].capRule, &o)
 	}
 	return -1
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
+	"github.com/fmcap/fmcap/internal/origin"
 	"github.com/fmcap/fmcap/shmring"
 )
 
@@ -84,6 +85,14 @@ func TestGWLBAppliance(t *testing.T) {
 		if !bytes.Equal(r.Data, wantRec) || int(r.WireLen) != len(wantRec) || r.Port != 0 || r.Dir != shmring.DirIngress || r.Rule != 100 {
 			t.Errorf("%s: captured port %d dir %v rule %d wire %d\n%x\nwant\n%x", c.name, r.Port, r.Dir, r.Rule, r.WireLen, r.Data, wantRec)
 		}
+		// The GENEVE identity rides along (shmring FORMAT, origin kind 1).
+		o := origin.FromGWLB(g.endpointID, g.attachmentID, g.flowCookie)
+		if g.endpointID == 0 && g.attachmentID == 0 {
+			t.Errorf("%s: case without GWLB ids", c.name)
+		}
+		if r.OriginKind != origin.GWLB || !bytes.Equal(r.Origin, o.Bytes()) {
+			t.Errorf("%s: origin kind %d % x, want % x", c.name, r.OriginKind, r.Origin, o.Bytes())
+		}
 	}
 	// Frames refused in their outer headers are counted by the datapath's
 	// own checks (bad_ip_header, not_appliance_traffic, ...); from the UDP
@@ -141,6 +150,17 @@ func TestMirrorTarget(t *testing.T) {
 		want++
 		if len(recs) != 1 || !bytes.Equal(recs[0].Data, c.inner) || int(recs[0].WireLen) != c.origLen || recs[0].Rule != 200 || recs[0].Port != 1 {
 			t.Errorf("%s: captured %d records %+v, want inner %x wire %d", c.name, len(recs), recs, c.inner, c.origLen)
+		}
+		// The session's VNI and the outer source ride along (origin kind 2).
+		var v vxlanInfo
+		parseVXLAN(c.frame, &v)
+		src := []byte(tunMirror)
+		if v.v6 {
+			src = c.frame[v.ip+8 : v.ip+24]
+		}
+		o := origin.FromMirror(c.vni, src)
+		if len(recs) == 1 && (recs[0].OriginKind != origin.Mirror || !bytes.Equal(recs[0].Origin, o.Bytes())) {
+			t.Errorf("%s: origin kind %d % x, want % x", c.name, recs[0].OriginKind, recs[0].Origin, o.Bytes())
 		}
 	}
 	if want == 0 {

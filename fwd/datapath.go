@@ -28,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fmcap/fmcap/internal/origin"
 	"github.com/fmcap/fmcap/internal/sdnotify"
 	"github.com/fmcap/fmcap/shmring"
 )
@@ -476,27 +477,29 @@ func (d *Datapath) capture(f []byte, wire, port int, dir shmring.Dir, r *crule, 
 		return
 	}
 	if g == nil {
-		d.capture1(f, wire, port, dir, r)
+		d.capture1(f, wire, port, dir, r, nil)
 		return
 	}
 	if d.keepGSO {
 		s := d.seg[:len(f)]
 		copy(s, f)
 		finishL4(s, &g.p)
-		d.capture1(s, len(s), port, dir, r)
+		d.capture1(s, len(s), port, dir, r, nil)
 		return
 	}
 	for k := 0; k < g.n; k++ {
 		n := g.build(f, k, d.seg)
-		d.capture1(d.seg[:n], n, port, dir, r)
+		d.capture1(d.seg[:n], n, port, dir, r, nil)
 	}
 }
 
-func (d *Datapath) capture1(f []byte, wire, port int, dir shmring.Dir, r *crule) {
+// capture1 writes one record; o (nil: none) is the tunnel the packet came
+// through (appliance.go), kept with it.
+func (d *Datapath) capture1(f []byte, wire, port int, dir shmring.Dir, r *crule, o *origin.Origin) {
 	if uint32(len(f)) > r.snap {
 		f = f[:r.snap]
 	}
-	if _, ok := d.ring.Write(d.now, uint32(wire), uint16(port), dir, r.id, f); ok {
+	if _, ok := d.ring.WriteOrigin(d.now, uint32(wire), uint16(port), dir, r.id, o, f); ok {
 		d.c.captured++
 	} else {
 		d.c.captureDrops++

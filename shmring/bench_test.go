@@ -3,6 +3,8 @@ package shmring
 import (
 	"strconv"
 	"testing"
+
+	"github.com/fmcap/fmcap/internal/origin"
 )
 
 // BenchmarkProduceConsume: one producer and one lossless consumer in one
@@ -84,9 +86,14 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 	c, _ := r.Attach("w")
 	l, _ := r.Attach("i")
 	pkt := make([]byte, 100)
+	o := origin.FromGWLB(1, 2, 3)
 	n := testing.AllocsPerRun(1000, func() {
 		p.Write(1, 100, 0, DirIngress, 0, pkt)
+		p.WriteOrigin(1, 100, 0, DirIngress, 0, &o, pkt)
 		p.Publish()
+		c.Next()
+		c.Commit()
+		l.Next()
 		c.Next()
 		c.Commit()
 		l.Next()

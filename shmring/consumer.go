@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+
+	"github.com/fmcap/fmcap/internal/origin"
 )
 
 // Record is one packet as read from the ring. Data points into the shared
@@ -18,7 +20,12 @@ type Record struct {
 	Dir     Dir
 	Rule    uint32
 	Data    []byte
-	End     uint64 // absolute position just past this record: what CommitAt takes
+	// OriginKind and Origin: the tunnel the packet came through (kind
+	// origin.None and no bytes when none), the blob as fwd wrote it,
+	// pointing into the mapping like Data. origin.Parse checks it.
+	OriginKind origin.Kind
+	Origin     []byte
+	End        uint64 // absolute position just past this record: what CommitAt takes
 }
 
 // Consumer reads the ring through one declared slot. Not safe for concurrent
@@ -138,8 +145,12 @@ func (c *Consumer) Next() (Record, error) {
 		}
 		rl := uint64(w)
 		caplen := le.Uint32(c.data[off+4:])
-		if rl < recHdrSize || off+rl > c.size || caplen > c.maxCaplen || align8(recHdrSize+uint64(caplen)) != rl || c.pos+rl > c.head {
-			if err := c.bad(fmt.Sprintf("record length %d, caplen %d", rl, caplen)); err != nil {
+		olen := uint64(0)
+		if off+recHdrSize <= c.size {
+			olen = uint64(c.data[off+recOriginLen])
+		}
+		if rl < recHdrSize || off+rl > c.size || caplen > c.maxCaplen || olen > origin.Max || align8(recHdrSize+uint64(caplen)+olen) != rl || c.pos+rl > c.head {
+			if err := c.bad(fmt.Sprintf("record length %d, caplen %d, origin length %d", rl, caplen, olen)); err != nil {
 				return Record{}, err
 			}
 			continue
@@ -153,6 +164,10 @@ func (c *Consumer) Next() (Record, error) {
 			Rule:    le.Uint32(c.data[off+32:]),
 			Data:    c.data[off+recHdrSize : off+recHdrSize+uint64(caplen) : off+recHdrSize+uint64(caplen)],
 			End:     c.pos + rl,
+		}
+		if olen != 0 {
+			ob := off + recHdrSize + uint64(caplen)
+			rec.OriginKind, rec.Origin = origin.Kind(c.data[off+recOriginKind]), c.data[ob:ob+olen:ob+olen]
 		}
 		if c.jumped {
 			if rec.Seq < c.seq {

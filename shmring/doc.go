@@ -107,10 +107,32 @@
 //	 24   4  wire length (length of the packet on the wire)
 //	 28   2  port
 //	 30   1  direction (see Dir)
-//	 31   1  reserved, zero
+//	 31   1  origin kind (internal/origin): 0 none, 1 GWLB, 2 mirror
 //	 32   4  rule id
-//	 36   4  reserved, zero
-//	 40   …  packet data, captured length bytes, then zero padding to 8
+//	 36   1  origin length O, bytes (0 with kind 0; at most 20)
+//	 37   3  reserved, zero
+//	 40   …  packet data, captured length bytes,
+//	 40+caplen  O bytes of origin, then zero padding to 8: record length =
+//	         align8(40 + caplen + O)
+//
+// The origin blob, big-endian as on the wire (internal/origin):
+//
+//	kind 1, GWLB (GENEVE class 0x0108), O = 20:
+//	  0  8  GWLB endpoint id (option type 1)
+//	  8  8  attachment id (option type 2)
+//	 16  4  flow cookie (option type 3)
+//	kind 2, Traffic Mirroring (VXLAN), O = 7 (outer IPv4) or 19 (outer IPv6):
+//	  0  3  VNI
+//	  3  4 or 16  outer source address
+//
+// A record without origin (kind 0, O 0) is byte for byte what rings made
+// before origins hold, where bytes 31 and 36..39 were reserved zero: old
+// rings read as "no origin", and an old consumer reads a new ring's records
+// without origin as before (one with origin fails its length check).
+// Consumers check O <= 20 and the record length, nothing about the kind:
+// origin.Parse does, for those that use it (the writer keeps the bytes).
+// A record with origin may be up to 24 bytes longer than the largest record
+// without; the data size minimum (four of those) leaves room for it.
 //
 // Every value read from the shared file is bounds-checked before use; a
 // violated invariant is a *CorruptError, never a panic.

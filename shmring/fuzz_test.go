@@ -49,6 +49,12 @@ func FuzzRecords(f *testing.F) {
 	binary.LittleEndian.PutUint32(rec[4:], 8)
 	binary.LittleEndian.PutUint64(rec[8:], 1)
 	f.Add(rec, uint64(48), true)
+	orec := make([]byte, 80) // a record with a 20-byte origin after 8 bytes of data
+	binary.LittleEndian.PutUint32(orec, 72)
+	binary.LittleEndian.PutUint32(orec[4:], 8)
+	binary.LittleEndian.PutUint64(orec[8:], 1)
+	orec[31], orec[36] = 1, 20
+	f.Add(orec, uint64(72), false)
 	f.Fuzz(func(t *testing.T, data []byte, head uint64, lossy bool) {
 		path := filepath.Join(t.TempDir(), "r")
 		mode := Lossless
@@ -79,8 +85,8 @@ func FuzzRecords(f *testing.F) {
 				}
 				return
 			}
-			if len(rec.Data) > 256 {
-				t.Fatalf("record of %d bytes in a ring with max caplen 256", len(rec.Data))
+			if len(rec.Data) > 256 || len(rec.Origin) > 20 {
+				t.Fatalf("record of %d bytes, origin %d, in a ring with max caplen 256", len(rec.Data), len(rec.Origin))
 			}
 		}
 	})

@@ -54,6 +54,10 @@ const (
 
 	headerSize = 4096
 	recHdrSize = 40
+
+	// record header bytes of the origin (FORMAT): kind at 31, blob length at 36
+	recOriginKind = 31
+	recOriginLen  = 36
 )
 
 // u64 returns the atomic view of the 8-byte field at off. Every offset used

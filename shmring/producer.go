@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"runtime"
 	"time"
+
+	"github.com/fmcap/fmcap/internal/origin"
 )
 
 // Dir is the direction of a captured packet relative to the forwarder.
@@ -113,10 +115,22 @@ func (p *Producer) refreshTail() {
 //
 // Write never allocates and never makes a system call in Live mode.
 func (p *Producer) Write(ts int64, wireLen uint32, port uint16, dir Dir, rule uint32, data []byte) (seq uint64, ok bool) {
+	return p.WriteOrigin(ts, wireLen, port, dir, rule, nil, data)
+}
+
+// WriteOrigin is Write for a packet that came through a tunnel: o (nil or
+// kind None: none) is kept after the packet bytes (FORMAT). Like Write, it
+// never allocates.
+func (p *Producer) WriteOrigin(ts int64, wireLen uint32, port uint16, dir Dir, rule uint32, o *origin.Origin, data []byte) (seq uint64, ok bool) {
 	if uint64(len(data)) > uint64(p.r.maxCaplen) {
 		data = data[:p.r.maxCaplen]
 	}
-	rl := align8(recHdrSize + uint64(len(data)))
+	var ob []byte
+	okind := uint64(0)
+	if o != nil && o.Kind != origin.None {
+		ob, okind = o.B[:min(int(o.N), origin.Max)], uint64(o.Kind)
+	}
+	rl := align8(recHdrSize + uint64(len(data)) + uint64(len(ob)))
 	off := p.head & p.mask
 	need := rl
 	pad := uint64(0)
@@ -163,9 +177,10 @@ func (p *Producer) Write(ts int64, wireLen uint32, port uint16, dir Dir, rule ui
 	le.PutUint64(rec[0:], rl|uint64(len(data))<<32)
 	le.PutUint64(rec[8:], p.seq)
 	le.PutUint64(rec[16:], uint64(ts))
-	le.PutUint64(rec[24:], uint64(wireLen)|uint64(port)<<32|uint64(dir)<<48)
-	le.PutUint64(rec[32:], uint64(rule))
+	le.PutUint64(rec[24:], uint64(wireLen)|uint64(port)<<32|uint64(dir)<<48|okind<<56)
+	le.PutUint64(rec[32:], uint64(rule)|uint64(len(ob))<<32)
 	copy(rec[recHdrSize:], data)
+	copy(rec[recHdrSize+uint64(len(data)):], ob)
 	p.head += rl
 	seq = p.seq
 	p.seq++

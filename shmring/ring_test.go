@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fmcap/fmcap/internal/origin"
 )
 
 func newRing(t testing.TB, cfg Config) (*Ring, string) {
@@ -40,8 +42,35 @@ func payload(b []byte, seq uint64) {
 
 func lenFor(seq uint64, max int) int { return int((seq*2654435761)>>7)%max + 1 }
 
+// originFor is the origin writeFor gives seq: none for most, a GWLB or a
+// mirror (IPv4 or IPv6 outer) for some, so that records of every length
+// cross the wrap.
+func originFor(seq uint64) *origin.Origin {
+	var o origin.Origin
+	switch seq % 7 {
+	case 1:
+		o = origin.FromGWLB(seq, ^seq, uint32(seq))
+	case 3:
+		o = origin.FromMirror(uint32(seq)&0xffffff, []byte{198, 18, byte(seq), 1})
+	case 5:
+		var a [16]byte
+		a[15] = byte(seq)
+		o = origin.FromMirror(uint32(seq>>8)&0xffffff, a[:])
+	default:
+		return nil
+	}
+	return &o
+}
+
 func checkRecord(rec Record, buf []byte, max int) bool {
 	n := lenFor(rec.Seq, max)
+	if o := originFor(rec.Seq); o == nil {
+		if rec.OriginKind != origin.None || len(rec.Origin) != 0 {
+			return false
+		}
+	} else if rec.OriginKind != o.Kind || string(rec.Origin) != string(o.Bytes()) {
+		return false
+	}
 	if len(rec.Data) != n || rec.WireLen != uint32(n)+4 || rec.TS != int64(rec.Seq)*7 || rec.Port != uint16(rec.Seq) || rec.Rule != uint32(rec.Seq>>3) || rec.Dir != Dir(rec.Seq%4) {
 		return false
 	}
@@ -52,7 +81,7 @@ func checkRecord(rec Record, buf []byte, max int) bool {
 func writeFor(p *Producer, seq uint64, buf []byte, max int) bool {
 	n := lenFor(seq, max)
 	payload(buf[:n], seq)
-	got, ok := p.Write(int64(seq)*7, uint32(n)+4, uint16(seq), Dir(seq%4), uint32(seq>>3), buf[:n])
+	got, ok := p.WriteOrigin(int64(seq)*7, uint32(n)+4, uint16(seq), Dir(seq%4), uint32(seq>>3), originFor(seq), buf[:n])
 	if ok && got != seq {
 		panic("seq mismatch")
 	}
@@ -184,6 +213,57 @@ func TestReservedAndPaddingZero(t *testing.T) {
 			t.Fatalf("len %d: data % x", n, rec[40:40+n])
 		}
 		off += rl
+	}
+}
+
+// TestOriginRecordBytes pins the FORMAT of a record with origin: kind at
+// 31, length at 36, the blob after the packet bytes, zero padding.
+func TestOriginRecordBytes(t *testing.T) {
+	r, _ := newRing(t, Config{DataSize: 1 << 16, MaxCaplen: 2048, FirstSeq: 1, Consumers: []ConsumerSpec{{"writer", Lossless}}})
+	for i := range r.data {
+		r.data[i] = 0xff
+	}
+	p, err := r.NewProducer(Live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.Attach("writer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte{1, 2, 3, 4, 5}
+	g := origin.FromGWLB(0x1122334455667788, 0x99aabbccddeeff00, 0xcafef00d)
+	if _, ok := p.WriteOrigin(5, 60, 2, DirEgress, 9, &g, data); !ok {
+		t.Fatal("dropped")
+	}
+	p.Publish()
+	rec := r.data[:72]
+	le := binary.LittleEndian
+	if got, want := le.Uint32(rec), uint32(72); got != want { // align8(40+5+20)
+		t.Fatalf("record length: got %d want %d", got, want)
+	}
+	if rec[31] != 1 || rec[36] != 20 || rec[37] != 0 || rec[38] != 0 || rec[39] != 0 {
+		t.Fatalf("origin header bytes: got % x", rec[28:40])
+	}
+	if string(rec[45:65]) != string(g.Bytes()) || string(rec[65:72]) != string(make([]byte, 7)) {
+		t.Fatalf("blob and padding: got % x", rec[40:72])
+	}
+	got, err := c.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Data) != string(data) || got.OriginKind != origin.GWLB || string(got.Origin) != string(g.Bytes()) || got.Port != 2 || got.Dir != DirEgress || got.Rule != 9 {
+		t.Fatalf("record: got %+v", got)
+	}
+	// A length beyond origin.Max is corruption, not a read past the record.
+	if _, ok := p.WriteOrigin(6, 60, 2, DirEgress, 9, &g, data); !ok {
+		t.Fatal("dropped")
+	}
+	p.Publish()
+	r.data[72+36] = 21
+	var ce *CorruptError
+	if _, err := c.Next(); !errors.As(err, &ce) {
+		t.Fatalf("origin length 21: got %v, want a *CorruptError", err)
 	}
 }
 

@@ -58,7 +58,11 @@ func (c *compressor) run(work <-chan *frame) {
 	for f := range work {
 		f.meta.DSize = uint32(len(f.raw))
 		if c.enc != nil {
-			f.out = c.enc.EncodeAll(f.raw, f.out[:0])
+			// The metadata frame first, then the zstd frame after it in
+			// the same buffer: the frame's bytes as stored.
+			f.out = f.pm.AppendFrame(f.out[:0])
+			f.meta.Meta = uint32(len(f.out))
+			f.out = c.enc.EncodeAll(f.raw, f.out)
 			// A zstd frame's content checksum is the low 32 bits of the
 			// XXH64 of its content: the seekable format's checksum, already
 			// computed, in the frame's last 4 bytes.

@@ -128,6 +128,7 @@ func (k *consumer) add(rec shmring.Record) {
 	m := &f.meta
 	var ts int64
 	f.raw, ts = chunk.AppendPacket(f.raw, rec.TS, rec.WireLen, rec.Data)
+	f.pm.Add(rec.Port, uint8(rec.Dir), rec.Rule, rec.OriginKind, rec.Origin)
 	k.chunkBytes += int64(len(f.raw) - n)
 	if m.Count == 0 {
 		m.FirstSeq, m.MinTS, m.MaxTS = rec.Seq, ts, ts

@@ -7,9 +7,12 @@ package writer
 //
 //	consume.go   one goroutine reads the ring and cuts the packet stream into
 //	             frames of pcap bytes (never splitting a packet), deciding
-//	             where chunks end (size of pcap bytes, age);
+//	             where chunks end (size of pcap bytes, age), and gathers
+//	             each packet's port, direction, rule and origin (the ring
+//	             record's) for the frame's metadata;
 //	compress.go  one worker per core compresses frames and checksums them,
-//	             in any order;
+//	             in any order, each behind its metadata frame (zstd mode;
+//	             an uncompressed chunk is plain pcap and keeps none);
 //	store.go     one goroutine takes frames in the order consume made them,
 //	             waits for each to be compressed, appends it to the open
 //	             chunk, and only then commits the ring cursor past it.
@@ -65,6 +68,10 @@ type frame struct {
 	raw  []byte // pcap bytes; a chunk's first frame starts with the pcap header
 	out  []byte // compressed bytes (zstd mode)
 	meta chunk.Frame
+	// pm gathers the frame's per-packet metadata (port, direction, rule,
+	// origin), written ahead of the zstd frame (store/chunk FORMAT).
+	// Compressed chunks only: an uncompressed chunk is plain pcap.
+	pm chunk.MetaBuilder
 
 	// Ring position after this frame's last packet, and the seq there: what
 	// store commits once the frame is written. end == 0: nothing to commit.
@@ -80,6 +87,7 @@ type frame struct {
 func (f *frame) reset() {
 	f.raw = f.raw[:0]
 	f.meta = chunk.Frame{}
+	f.pm.Reset()
 	f.end, f.nextSeq, f.last = 0, 0, false
 }
 

@@ -8,7 +8,9 @@ package e2e
 // gwlbsim (bench/gwlbsim) wraps every packet between C and S in GENEVE with
 // GWLB's options, as GWLB does, sends it to fwd, and checks each returned
 // datagram against what it sent (options and outer 5-tuple); fwd captures
-// the inner packets into the ring, the writer stores them.
+// the inner packets into the ring, the writer stores them with their GENEVE
+// identity (endpoint id, attachment id, flow cookie), which fmslice's
+// pcapng output and --gwlb-endpoint show and select.
 
 import (
 	"bufio"
@@ -381,6 +383,7 @@ func gwlbSuite(t *testing.T, g *gwlbTopo, fwdBin, backend string, eal []string, 
 	if n := len(pcapRecords(t, udp)); n != good {
 		t.Errorf("captured %d UDP datagrams, %d went through", n, good)
 	}
+	checkGWLBOrigins(t, cfg, store, udp)
 
 	// The writer gone: forwarding goes on, captures are dropped and counted,
 	// and the HTTP health check says so (503) while they are.
@@ -412,5 +415,48 @@ func gwlbSuite(t *testing.T, g *gwlbTopo, fwdBin, backend string, eal []string, 
 	fwd.Wait()
 	if got := g.health("http://198.18.1.2/healthz"); got != "down" {
 		t.Errorf("health check with fwd stopped: %q", got)
+	}
+}
+
+// checkGWLBOrigins: every captured packet keeps the GWLB identity gwlbsim
+// gave it: the pcapng interface is named by the endpoint id, the comment
+// says endpoint, attachment and a flow cookie that is one per connection
+// (gwlbsim's is the same both ways, as GWLB's); --gwlb-endpoint selects
+// exactly the packets of that endpoint (udp: the slice without it).
+func checkGWLBOrigins(t *testing.T, cfg, store string, udp []byte) {
+	t.Helper()
+	need(t, "tshark")
+	ng := filepath.Join(t.TempDir(), "gwlb.pcapng")
+	// The UDP stream and the TCP connection's SYNs (not 100 MB of it).
+	run(t, bin("fmslice"), "--config", cfg, "--store", store, "--from", "0", "--to", "now", "-q", "--format", "pcapng", "-w", ng,
+		"udp port 5002 or (tcp port 5001 and tcp[tcpflags] & tcp-syn != 0)")
+	fields := run(t, "tshark", "-r", ng, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.packet_flags_direction", "-e", "frame.comment", "-e", "ip.proto")
+	const prefix = "port=g0 dir=in rule=50 gwlb endpoint=0123456789abcdef attachment=fedcba9876543210 cookie="
+	cookies := map[string]map[string]int{} // protocol → cookie → packets
+	lines := strings.Split(strings.TrimRight(string(fields), "\n"), "\n")
+	for i, l := range lines {
+		f := strings.Split(l, "\t")
+		if len(f) != 4 || f[0] != "gwlb:0123456789abcdef" || f[1] != "0x00000001" || !strings.HasPrefix(f[2], prefix) {
+			t.Fatalf("packet %d: tshark says %q: want interface gwlb:0123456789abcdef, inbound, comment %q…", i, l, prefix)
+		}
+		if cookies[f[3]] == nil {
+			cookies[f[3]] = map[string]int{}
+		}
+		cookies[f[3]][strings.TrimPrefix(f[2], prefix)]++
+	}
+	if len(cookies["17"]) != 1 || len(cookies["6"]) != 1 || fmt.Sprint(cookies["17"]) == fmt.Sprint(cookies["6"]) {
+		t.Fatalf("flow cookies by protocol: %v, want one per connection, the two different", cookies)
+	}
+	for c, n := range cookies["6"] {
+		if n != 2 || c == "00000000" {
+			t.Errorf("TCP SYNs: %d with cookie %s, want the SYN and the SYN-ACK, nonzero", n, c)
+		}
+	}
+	sel := run(t, bin("fmslice"), "--store", store, "--from", "0", "--to", "now", "-q", "--gwlb-endpoint", "0123456789abcdef", "udp port 5002")
+	if fmt.Sprint(pcapRecords(t, sel)) != fmt.Sprint(pcapRecords(t, udp)) {
+		t.Errorf("--gwlb-endpoint 0123456789abcdef: %d records, want the %d of the endpoint", len(pcapRecords(t, sel)), len(pcapRecords(t, udp)))
+	}
+	if none := run(t, bin("fmslice"), "--store", store, "--from", "0", "--to", "now", "-q", "--gwlb-endpoint", "1", "udp port 5002"); len(none) != 24 {
+		t.Errorf("--gwlb-endpoint 1: %d bytes, want the pcap header alone", len(none))
 	}
 }

@@ -1,9 +1,11 @@
 package e2e
 
 // fwd as a VPC Traffic Mirroring target, in namespaces: the mirror source M
-// has the kernel's VXLAN devices (VNI 123, and VNI 999 that fwd is not
-// configured for) towards fwd's mirror port in T; a real capture written
-// into the VXLAN device comes out of the store byte for byte.
+// has the kernel's VXLAN devices (VNIs 123 and 456, and VNI 999 that fwd is
+// not configured for) towards fwd's mirror port in T; a real capture written
+// into the VXLAN device comes out of the store byte for byte, with its
+// session's VNI: pcapng output names the interface by it and says the outer
+// source, and --vni selects what tshark selects on that pcapng.
 //
 //	M (198.18.3.1; vx123, vx999 over vm) ──veth (MTU 9000)── T (fwd, port m0 at 198.18.3.2)
 
@@ -110,7 +112,7 @@ func TestMirrorTarget(t *testing.T) {
 	sh(t, "ip", "-n", M, "addr", "add", "198.18.3.1/24", "dev", "vm")
 	sh(t, "ip", "-n", M, "link", "set", "vm", "up")
 	sh(t, "ip", "-n", T, "link", "set", "vt", "up")
-	for _, vni := range []string{"123", "999"} {
+	for _, vni := range []string{"123", "456", "999"} {
 		sh(t, "ip", "-n", M, "link", "add", "vx"+vni, "mtu", "8900", "type", "vxlan", "id", vni, "remote", "198.18.3.2",
 			"local", "198.18.3.1", "dstport", "4789", "dev", "vm")
 		sh(t, "ip", "-n", M, "link", "set", "vx"+vni, "up")
@@ -124,7 +126,7 @@ func TestMirrorTarget(t *testing.T) {
     - name: m0
       device: vt
       addresses: [198.18.3.2/24]
-      mirror: {rule: 7, vni: [123]}
+      mirror: {rule: 7, vni: [123, 456]}
 `), 0o600)
 	run(t, bin("fwd"), "--check-config", cfg)
 	fwd := (&topo{t: t}).start(T, nil, bin("fwd"), "--config", cfg)
@@ -142,21 +144,29 @@ func TestMirrorTarget(t *testing.T) {
 	want := line(t, out, "inject")
 	_, out = tp.role(M, "inject", src, "vx999") // not configured: counted, not stored
 	line(t, out, "inject")
+	src2 := testdata("gopacket-dns.pcap")
+	_, out = tp.role(M, "inject", src2, "vx456") // another session
+	n2, _ := strconv.Atoi(line(t, out, "inject"))
 	_, out = tp.role(M, "vxlan-cut", "198.18.3.2", "123", "1000")
 	line(t, out, "vxlan-cut")
 	n, _ := strconv.Atoi(want)
 	s := waitStats(t, cfg, func(s ctl.Stats) bool {
-		return s.Drops["mirror_captured"] >= uint64(n+1) && s.Drops["mirror_vni_not_configured"] >= uint64(n)
+		return s.Drops["mirror_captured"] >= uint64(n+n2+1) && s.Drops["mirror_vni_not_configured"] >= uint64(n)
 	})
-	if s.Drops["mirror_captured"] != uint64(n+1) || s.Drops["mirror_vni_not_configured"] != uint64(n) || s.CaptureDrops != 0 {
+	if s.Drops["mirror_captured"] != uint64(n+n2+1) || s.Drops["mirror_vni_not_configured"] != uint64(n) || s.CaptureDrops != 0 {
 		t.Fatalf("mirror counters: captured %d (want %d), other VNI %d (want %d), capture drops %d",
-			s.Drops["mirror_captured"], n+1, s.Drops["mirror_vni_not_configured"], n, s.CaptureDrops)
+			s.Drops["mirror_captured"], n+n2+1, s.Drops["mirror_vni_not_configured"], n, s.CaptureDrops)
 	}
 	fwd.Process.Signal(syscall.SIGTERM)
 	fwd.Wait()
 	waitStored(t, ring)
 
-	got := run(t, bin("fmslice"), "--store", store, "--from", "0", "--to", "now", "-q")
+	all := run(t, bin("fmslice"), "--store", store, "--from", "0", "--to", "now", "-q")
+	if recs := pcapRecords(t, all); len(recs) != n+n2+1 {
+		t.Fatalf("stored %d records, want %d", len(recs), n+n2+1)
+	}
+	checkMirrorOrigins(t, cfg, store, n, n2)
+	got := run(t, bin("fmslice"), "--store", store, "--from", "0", "--to", "now", "-q", "--vni", "123")
 	recs := pcapRecords(t, got)
 	if len(recs) != n+1 {
 		t.Fatalf("stored %d records, want %d", len(recs), n+1)
@@ -186,5 +196,47 @@ func TestMirrorTarget(t *testing.T) {
 	last := got[len(got)-16-100:]
 	if incl, orig := binary.LittleEndian.Uint32(last[8:]), binary.LittleEndian.Uint32(last[12:]); incl != 100 || orig != 1014 {
 		t.Errorf("cut mirror packet stored with %d of %d bytes, want 100 of 1014", incl, orig)
+	}
+}
+
+// checkMirrorOrigins: the pcapng slice names each packet's interface by
+// its session's VNI and says the outer source in its comment, as tshark
+// reads them; a --vni slice is, record for record, what tshark selects by
+// interface name on that pcapng; and a filter combines with --vni.
+func checkMirrorOrigins(t *testing.T, cfg, store string, n123, n456 int) {
+	t.Helper()
+	need(t, "tshark")
+	dir := t.TempDir()
+	ng := filepath.Join(dir, "all.pcapng")
+	run(t, bin("fmslice"), "--config", cfg, "--store", store, "--from", "0", "--to", "now", "-q", "--format", "pcapng", "-w", ng)
+	fields := run(t, "tshark", "-r", ng, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.comment", "-e", "frame.packet_flags_direction")
+	count := map[string]int{}
+	for _, l := range strings.Split(strings.TrimRight(string(fields), "\n"), "\n") {
+		count[l]++
+	}
+	want := map[string]int{
+		"mirror:vni-123\tport=m0 dir=in rule=7 mirror vni=123 src=198.18.3.1\t0x00000001": n123 + 1,
+		"mirror:vni-456\tport=m0 dir=in rule=7 mirror vni=456 src=198.18.3.1\t0x00000001": n456,
+	}
+	if fmt.Sprint(count) != fmt.Sprint(want) {
+		t.Fatalf("tshark on the pcapng: interface, comment, direction counted %v, want %v", count, want)
+	}
+	for _, vni := range []string{"123", "456"} {
+		sel := filepath.Join(dir, "sel"+vni+".pcap")
+		run(t, "tshark", "-r", ng, "-Y", `frame.interface_name == "mirror:vni-`+vni+`"`, "-F", "nsecpcap", "-w", sel)
+		tsharkSel, _ := os.ReadFile(sel)
+		got := run(t, bin("fmslice"), "--store", store, "--from", "0", "--to", "now", "-q", "--vni", vni)
+		if g, w := pcapRecords(t, got), pcapRecords(t, tsharkSel); fmt.Sprint(g) != fmt.Sprint(w) || len(g) == 0 {
+			t.Fatalf("--vni %s: %d records; tshark's selection on the pcapng: %d, or they differ", vni, len(g), len(w))
+		}
+		// The same with a filter, against tcpdump's on tshark's selection.
+		got = run(t, bin("fmslice"), "--store", store, "--from", "0", "--to", "now", "-q", "--vni", vni, "tcp")
+		filtered := run(t, "tcpdump", "-r", sel, "-w", "-", "tcp")
+		if g, w := pcapRecords(t, got), pcapRecords(t, filtered); fmt.Sprint(g) != fmt.Sprint(w) {
+			t.Fatalf("--vni %s tcp: %d records, tcpdump on tshark's selection %d", vni, len(g), len(w))
+		}
+	}
+	if got := run(t, bin("fmslice"), "--store", store, "--from", "0", "--to", "now", "-q", "--vni", "999"); len(got) != 24 {
+		t.Fatalf("--vni 999 (not captured): %d bytes, want the pcap header alone", len(got))
 	}
 }

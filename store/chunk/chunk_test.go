@@ -381,6 +381,11 @@ func FuzzReader(f *testing.F) {
 	raw, _ := os.ReadFile(filepath.Join(dir2, list[0].Name))
 	side, _ := os.ReadFile(filepath.Join(dir2, ftabName(1, false)))
 	f.Add(raw, side)
+	dir3 := f.TempDir() // with metadata frames
+	w = writeChunkMeta(f, dir3, pkts, 1<<10, 1)
+	name, _ = w.Finalize()
+	withMeta, _ := os.ReadFile(filepath.Join(dir3, name))
+	f.Add(withMeta, []byte(nil))
 	f.Fuzz(func(t *testing.T, data, side []byte) {
 		for _, in := range []Info{{Name: "x", Zstd: true}, {Name: "y"}, {Name: "z", Zstd: true, Open: true}} {
 			r, err := NewReader(in, bytes.NewReader(data), int64(len(data)), side, dec)
@@ -388,13 +393,20 @@ func FuzzReader(f *testing.F) {
 				continue
 			}
 			var buf []byte
-			for i := range r.Table.Frames {
-				b, err := r.ReadFrame(i, buf)
+			var m Meta
+			for i, fr := range r.Table.Frames {
+				b, mb, _, err := r.AppendFrameMeta(i, fr, buf[:0], nil)
 				if err != nil {
 					continue
 				}
 				buf = b
 				Packets(b, i == 0, func(Packet) bool { return true })
+				if mb != nil && m.Parse(mb) == nil {
+					it := m.Iter()
+					var pm PacketMeta
+					for it.Next(&pm) {
+					}
+				}
 			}
 		}
 	})

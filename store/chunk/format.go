@@ -27,14 +27,20 @@
 // Compressed (.pcap.zst), each frame is an independent zstd frame, and the
 // file follows the zstd seekable format (facebook/zstd contrib/seekable_format):
 //
-//	zstd frame 0 … zstd frame N-1
+//	frame 0 … frame N-1, each: [skippable frame 0x184D2A5C: the frame's
+//	    per-packet metadata (below)] then the zstd frame of its pcap bytes
 //	skippable frame 0x184D2A5D: the fmcap frame table (below), same bytes as a .ftab file
 //	skippable frame 0x184D2A5E: the seek table
 //	    per frame: compressed size u32, decompressed size u32, checksum u32
 //	    footer: frame count u32, descriptor u8 (0x80: checksums present), magic 0x8F92EAB1 u32
 //
 // zstd -dc skips skippable frames, so `zstd -dc CHUNK | tcpdump -r -` reads a
-// chunk with no other step. The checksum of a frame is the low 32 bits of the
+// chunk with no other step. A frame's compressed size, in both tables,
+// counts its metadata frame and its zstd frame together: decompressing
+// that byte range (which a seekable-format reader does) gives exactly the
+// frame's pcap bytes, the metadata being skipped, and its checksum is the
+// zstd frame's. Chunks written before metadata have none: their packets'
+// origin is unknown. The checksum of a frame is the low 32 bits of the
 // XXH64 (seed 0) of its decompressed bytes, as the seekable format defines.
 // Uncompressed (.pcap), frames are just byte ranges of the pcap file, with
 // compressed size = decompressed size.
@@ -63,8 +69,40 @@
 //	 40  8  maximum capture time, Unix ns (times need not be monotonic)
 //	 48  4  packet count (= last - first + 1)
 //	 52  4  checksum of the decompressed bytes (as in the seek table)
-//	 56  4  reserved, zero
+//	 56  4  size of the frame's metadata frame (its 8-byte skippable
+//	        header included) at the frame's start; 0: none (chunks from
+//	        before metadata, where these bytes were reserved zero, and
+//	        uncompressed chunks, which keep no metadata)
 //	 60  4  CRC-32C of bytes 0..59
+//
+// # Metadata frame (skippable frame 0x184D2A5C, compressed chunks)
+//
+// What pcap cannot hold about each packet of the frame it precedes: the
+// port, direction and rule of the ring record (shmring FORMAT) and the
+// tunnel it came through (internal/origin). Little-endian; the payload,
+// after the skippable frame's magic and length:
+//
+//	 0  4  magic "FMPM"
+//	 4  2  version (1)
+//	 6  2  origin count O
+//	 8  4  run count R
+//	12  4  packet count P: the frame's packet count, and the sum of the runs
+//	16  …  O origins, each: kind u8, length u8, the blob (internal/origin:
+//	       1 GWLB, 20 bytes; 2 mirror, 7 or 19 bytes)
+//	 …  …  R runs of consecutive packets with the same metadata, 12 bytes each:
+//	         0  2  packets in the run (1..65535)
+//	         2  2  port (fwd's port index)
+//	         4  1  direction (shmring.Dir: 0 unknown, 1 ingress, 2 egress, 3 inline)
+//	         5  1  reserved, zero
+//	         6  2  origin: 0 none, i the i-th origin above (from 1)
+//	         8  4  rule id
+//	 …  4  CRC-32C of every payload byte before it
+//
+// A reader that finds metadata it cannot parse, or whose packet count is
+// not the frame's, reads the packets all the same, their origin unknown,
+// and says so. Crash repair keeps a frame only when its metadata frame, zstd
+// frame and entry are all whole: a chunk cut inside a metadata frame loses
+// that frame, as one cut inside a zstd frame does.
 package chunk
 
 import (
@@ -120,6 +158,7 @@ type Frame struct {
 	MaxTS    int64
 	Count    uint32
 	Sum      uint32
+	Meta     uint32 // bytes of the metadata frame at Off (counted in CSize); 0: none
 }
 
 // Overlaps reports whether the frame may hold packets in [from, to).
@@ -151,6 +190,7 @@ func appendEntry(b []byte, f *Frame) []byte {
 	le.PutUint64(e[40:], uint64(f.MaxTS))
 	le.PutUint32(e[48:], f.Count)
 	le.PutUint32(e[52:], f.Sum)
+	le.PutUint32(e[56:], f.Meta)
 	le.PutUint32(e[60:], crc32.Checksum(e[:60], crcTable))
 	return append(b, e[:]...)
 }
@@ -197,9 +237,9 @@ func ParseTable(b []byte) (*Table, error) {
 			Off: le.Uint64(e[0:]), CSize: le.Uint32(e[8:]), DSize: le.Uint32(e[12:]),
 			FirstSeq: le.Uint64(e[16:]), LastSeq: le.Uint64(e[24:]),
 			MinTS: int64(le.Uint64(e[32:])), MaxTS: int64(le.Uint64(e[40:])),
-			Count: le.Uint32(e[48:]), Sum: le.Uint32(e[52:]),
+			Count: le.Uint32(e[48:]), Sum: le.Uint32(e[52:]), Meta: le.Uint32(e[56:]),
 		}
-		if f.Off != next || f.LastSeq < f.FirstSeq || uint64(f.Count) != f.LastSeq-f.FirstSeq+1 || f.MinTS > f.MaxTS || f.CSize == 0 || f.DSize == 0 {
+		if f.Off != next || f.LastSeq < f.FirstSeq || uint64(f.Count) != f.LastSeq-f.FirstSeq+1 || f.MinTS > f.MaxTS || f.CSize == 0 || f.DSize == 0 || f.Meta >= f.CSize {
 			return nil, fmt.Errorf("%w: frame table entry %d inconsistent", ErrCorrupt, len(t.Frames))
 		}
 		if n := len(t.Frames); n > 0 && t.Frames[n-1].LastSeq+1 != f.FirstSeq {

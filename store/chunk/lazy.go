@@ -121,11 +121,11 @@ func (r *Reader) Frame(i int) (Frame, error) {
 		Off: le.Uint64(e[0:]), CSize: le.Uint32(e[8:]), DSize: le.Uint32(e[12:]),
 		FirstSeq: le.Uint64(e[16:]), LastSeq: le.Uint64(e[24:]),
 		MinTS: int64(le.Uint64(e[32:])), MaxTS: int64(le.Uint64(e[40:])),
-		Count: le.Uint32(e[48:]), Sum: le.Uint32(e[52:]),
+		Count: le.Uint32(e[48:]), Sum: le.Uint32(e[52:]), Meta: le.Uint32(e[56:]),
 	}
 	if le.Uint32(e[60:]) != crc32.Checksum(e[:60], crcTable) ||
 		f.CSize != le.Uint32(s) || f.DSize != le.Uint32(s[4:]) || f.Sum != le.Uint32(s[8:]) ||
-		f.CSize == 0 || f.Off+uint64(f.CSize) > t.framesEnd || f.LastSeq < f.FirstSeq ||
+		f.CSize == 0 || f.Meta >= f.CSize || f.Off+uint64(f.CSize) > t.framesEnd || f.LastSeq < f.FirstSeq ||
 		uint64(f.Count) != f.LastSeq-f.FirstSeq+1 || f.MinTS > f.MaxTS {
 		return Frame{}, &FrameError{r.Info.Name, i, fmt.Errorf("%w: frame table entry damaged", ErrCorrupt)}
 	}

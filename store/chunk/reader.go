@@ -14,6 +14,8 @@ import (
 
 	"github.com/edsrzf/mmap-go"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/fmcap/fmcap/internal/origin"
 )
 
 // Info is what a chunk's name says about it.
@@ -292,7 +294,21 @@ func scanFrames(ra io.ReaderAt, size int64) ([]Frame, error) {
 		if err != nil {
 			return out, err
 		}
+		start, meta := off, int64(0)
+		if le.Uint32(h) == skipMeta { // the frame's metadata, then its zstd frame
+			meta = 8 + int64(le.Uint32(h[4:]))
+			if off+meta+8 > size {
+				return out, fmt.Errorf("%w: metadata frame at %d runs past the end", ErrCorrupt, off)
+			}
+			off += meta
+			if h, err = readAt(ra, off, min(18, size-off), size); err != nil {
+				return out, err
+			}
+		}
 		if m := le.Uint32(h); m != zstdMagic {
+			if meta != 0 {
+				return out, fmt.Errorf("%w: no zstd frame after the metadata frame at %d", ErrCorrupt, start)
+			}
 			if m&0xFFFFFFF0 == 0x184D2A50 {
 				return out, nil // the tables
 			}
@@ -352,7 +368,9 @@ func scanFrames(ra io.ReaderAt, size int64) ([]Frame, error) {
 		if pos > size || dsize > math.MaxUint32 {
 			return out, fmt.Errorf("%w: frame at %d", ErrCorrupt, off)
 		}
-		out = append(out, unknownFrame(uint64(off), uint32(pos-off), uint32(dsize), 0))
+		f := unknownFrame(uint64(start), uint32(pos-start), uint32(dsize), 0)
+		f.Meta = uint32(meta)
+		out = append(out, f)
 		off = pos
 	}
 	// A finished chunk ends with its tables: without them, frames may
@@ -396,11 +414,21 @@ func (r *Reader) ReadFrameInto(i int, dst, cbuf []byte) (out, buf []byte, err er
 // has from Frame(i); it appends the frame's bytes to dst (out is nil on
 // error), so that a caller can gather several frames in one buffer.
 func (r *Reader) AppendFrame(i int, f Frame, dst, cbuf []byte) (out, buf []byte, err error) {
-	fail := func(err error) ([]byte, []byte, error) { return nil, cbuf, &FrameError{r.Info.Name, i, err} }
+	out, _, buf, err = r.AppendFrameMeta(i, f, dst, cbuf)
+	return out, buf, err
+}
+
+// AppendFrameMeta is AppendFrame that also returns the frame's metadata
+// payload (nil when the frame has none; Meta.Parse decodes it), which lies
+// in buf: valid until buf is used again.
+func (r *Reader) AppendFrameMeta(i int, f Frame, dst, cbuf []byte) (out, meta, buf []byte, err error) {
+	fail := func(err error) ([]byte, []byte, []byte, error) {
+		return nil, nil, cbuf, &FrameError{r.Info.Name, i, err}
+	}
 	if f.Off+uint64(f.CSize) > uint64(r.size) {
 		return fail(fmt.Errorf("%w: frame beyond the end of the file", ErrCorrupt))
 	}
-	if f.DSize > MaxFrame || f.CSize > MaxFrame+MaxFrame/64+1024 { // zstd's worst case adds well under 1/64
+	if f.DSize > MaxFrame || f.CSize > MaxFrame+MaxFrame/64+1024+maxMeta { // zstd's worst case adds well under 1/64
 		return fail(fmt.Errorf("%w: frame of %d bytes (%d compressed), larger than any the writer makes", ErrCorrupt, f.DSize, f.CSize))
 	}
 	if cap(cbuf) < int(f.CSize) {
@@ -416,7 +444,11 @@ func (r *Reader) AppendFrame(i int, f Frame, dst, cbuf []byte) (out, buf []byte,
 				return fail(fmt.Errorf("%w: checksum mismatch", ErrCorrupt))
 			}
 		}
-		return append(dst, b...), cbuf, nil
+		return append(dst, b...), nil, cbuf, nil
+	}
+	meta, b, err = splitMeta(b, f.Meta)
+	if err != nil {
+		return fail(err)
 	}
 	if need := len(dst) + int(f.DSize) + decodeSlack; f.DSize != 0 && cap(dst) < need {
 		// Rounded up, so that a buffer reused for the next frames (fmslice
@@ -447,7 +479,7 @@ func (r *Reader) AppendFrame(i int, f Frame, dst, cbuf []byte) (out, buf []byte,
 			return fail(fmt.Errorf("%w: checksum mismatch", ErrCorrupt))
 		}
 	}
-	return out, cbuf, nil
+	return out, meta, cbuf, nil
 }
 
 // Close closes the chunk file (or its mapping).
@@ -474,6 +506,10 @@ const bufRound = 32 << 10
 // MaxFrame is the most pcap bytes a frame can hold: the writer's largest
 // frame size (1 MiB) plus the packet that crosses it, and the chunk header.
 const MaxFrame = 1<<20 + MaxRecord + pcapHdrSize
+
+// maxMeta bounds a metadata frame: a run and an origin for every packet
+// of the largest frame.
+const maxMeta = 8 + metaHdrSize + 4 + (MaxFrame/pcapRecSize+1)*(metaRunSize+2+origin.Max)
 
 // NewDecoder is the zstd decoder readers share (safe for concurrent DecodeAll).
 // It refuses to produce more than MaxFrame bytes a frame: a damaged frame

@@ -338,7 +338,17 @@ func repairOne(dir, name string, dec *zstd.Decoder) (RepairResult, error) {
 			break
 		}
 		if zst {
-			if out, err = dec.DecodeAll(buf, out[:0]); err != nil || len(out) != int(f.DSize) || Sum(out) != f.Sum {
+			var meta, z []byte
+			if meta, z, err = splitMeta(buf, f.Meta); err != nil {
+				break
+			}
+			if meta != nil {
+				var m Meta
+				if m.Parse(meta) != nil || m.Count() != f.Count {
+					break
+				}
+			}
+			if out, err = dec.DecodeAll(z, out[:0]); err != nil || len(out) != int(f.DSize) || Sum(out) != f.Sum {
 				break
 			}
 		} else if Sum(buf) != f.Sum || f.DSize != f.CSize {

@@ -94,7 +94,7 @@ func TestBPFMatchesGopacket(t *testing.T) {
 func TestNgSinkRoundTrip(t *testing.T) {
 	pkts := readTestdata(t, "ns-mix-nano.pcap")
 	var buf bytes.Buffer
-	s, err := newNgSink(&buf)
+	s, err := newNgSink(&buf, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,6 +94,9 @@ func flows(cc *cli.Context) error {
 	if by != "bytes" && by != "packets" {
 		return fmt.Errorf("--by %q: bytes or packets", by)
 	}
+	if cc.Bool("by-origin") { // flows_origin.go
+		return flowsByOrigin(cc, store, from, to, pl, by)
+	}
 	dec := chunk.NewDecoder()
 	defer dec.Close()
 	fq := &flowQuery{store: store, dir: dir, from: from, to: to, pl: pl, dec: dec}

@@ -60,7 +60,7 @@ func main() {
 		ArgsUsage: "[tcpdump filter expression]",
 		Description: "The range is half-open: --from <= time < --to. Times: RFC 3339 (2026-11-25T10:00:00.5Z),\n" +
 			"Unix seconds (1764064800.5), now, or relative (-5m, now-1h). The filter has tcpdump's syntax and meaning.\n" + exitHelp,
-		Flags: cliutil.Env("slice", []cli.Flag{
+		Flags: cliutil.Env("slice", append([]cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: the store is its writer.store unless --store"},
 			&cli.StringFlag{Name: "store", Usage: "store directory written by the writer (required)"},
 			&cli.StringFlag{Name: "from", Usage: "start of the range (inclusive); default: the beginning"},
@@ -72,7 +72,7 @@ func main() {
 			&cli.BoolFlag{Name: "no-index", Usage: "read every frame of the range (compare with the indexed answer)"},
 			&cli.BoolFlag{Name: "explain", Usage: "print the plan on stderr: segments consulted, frames read and skipped, bytes decompressed"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile to this file (for benchmarks)"},
-		}, storeKey),
+		}, originFlags()...), storeKey), // selection by origin: origin.go
 		Commands: []*cli.Command{{
 			Name:  "flows",
 			Usage: "the flows of exactly a range, top talkers first: from the index where it is exact, from the frames elsewhere",
@@ -90,6 +90,7 @@ func main() {
 				&cli.IntFlag{Name: "n", Value: 20, Usage: "rows (0: all)"},
 				&cli.BoolFlag{Name: "json", Usage: "JSON for programs"},
 				&cli.BoolFlag{Name: "q", Aliases: []string{"quiet"}, Usage: "no summary on stderr"},
+				&cli.BoolFlag{Name: "by-origin", Usage: "split flows by capture port, direction and tunnel (reads every frame of the range)"},
 			}, storeKey),
 			Action: flows,
 		}, {
@@ -137,6 +138,10 @@ func run(cc *cli.Context) error {
 	if format != "pcap" && format != "pcapng" {
 		return fmt.Errorf("--format %q: use pcap or pcapng", format)
 	}
+	ports, err := setupOrigin(cc, q, format == "pcapng") // origin.go
+	if err != nil {
+		return err
+	}
 	w := os.Stdout
 	var meter *progress.Meter // drawn only for -w FILE: stdout is for the pcap
 	if path := cc.String("w"); path != "-" {
@@ -155,7 +160,7 @@ func run(cc *cli.Context) error {
 	if format == "pcap" {
 		out, err = newPcapSink(w)
 	} else {
-		out, err = newNgSink(w)
+		out, err = newNgSink(w, ports)
 	}
 	if err != nil {
 		return err
@@ -172,6 +177,7 @@ func run(cc *cli.Context) error {
 		return fmt.Errorf("write output: %w", err)
 	}
 	res.report(q, pl, cc.Bool("q"), cc.Bool("explain"))
+	originNotice(q, os.Stderr)
 	if len(res.damaged) > 0 {
 		return cli.Exit(fmt.Sprintf("output incomplete: %d damaged parts skipped", len(res.damaged)), exitIncomplete)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -30,6 +31,12 @@ type sliceReq struct {
 	// tick, when set, is told how far the slice has got: the packets
 	// written and the capture time of the last frame read (for progress).
 	tick func(packets int, ts int64)
+	// Origins (origin.go): meta says to read each packet's stored
+	// metadata (pcapng output or a selection); sel, when set, selects by
+	// it; metaBad counts frames whose metadata was unreadable.
+	meta    bool
+	sel     *selection
+	metaBad atomic.Int64
 }
 
 // result says what a query read, and what it could not.
@@ -121,6 +128,16 @@ func emitFrames(res *result, out sink, r frameResult) error {
 	res.frames += r.frames
 	res.decompressed += int64(len(r.buf))
 	res.damaged = append(res.damaged, r.errs...)
+	if ms, ok := out.(metaSink); ok {
+		for i := range r.hits {
+			h := &r.hits[i]
+			if err := ms.writeMeta(h.ts, h.wire, r.buf[h.off:h.off+h.n], &h.pm, h.known); err != nil {
+				return err
+			}
+		}
+		res.packets += len(r.hits)
+		return nil
+	}
 	if ss, ok := out.(seqSink); ok {
 		for _, h := range r.hits {
 			if err := ss.writeSeq(h.seq, h.ts, h.wire, r.buf[h.off:h.off+h.n]); err != nil {
@@ -262,6 +279,14 @@ type hit struct {
 	ts     int64
 	wire   uint32
 	off, n uint32
+	known  bool             // pm is the packet's stored metadata (sliceReq.meta)
+	pm     chunk.PacketMeta // port, direction, rule, origin
+}
+
+// metaSink is a sink that is also given each packet's stored metadata
+// (pcapng output: interfaces by port and tunnel, direction, comments).
+type metaSink interface {
+	writeMeta(ts int64, wireLen uint32, data []byte, pm *chunk.PacketMeta, known bool) error
 }
 
 // unknownSeq is the seq of packets of frames whose seqs are not known (a
@@ -280,18 +305,29 @@ type picker struct {
 	q       *sliceReq
 	batches []batch            // one per worker
 	must    [][]query.SeqRange // one per worker
+	metas   []chunk.Meta       // one per worker
 }
 
 func newPicker(q *sliceReq) *picker {
 	n := runtime.GOMAXPROCS(0)
-	return &picker{q: q, batches: make([]batch, n), must: make([][]query.SeqRange, n)}
+	return &picker{q: q, batches: make([]batch, n), must: make([][]query.SeqRange, n), metas: make([]chunk.Meta, n)}
 }
 
 // pick appends to hits the packets of frame f (decompressed in buf; first:
 // frame 0 of its chunk) that go out; a damaged frame gives those before
 // the damage and the error.
-func (pk *picker) pick(w int, f *chunk.Frame, buf []byte, first bool, hits []hit) ([]hit, error) {
+func (pk *picker) pick(w int, f *chunk.Frame, buf, meta []byte, first bool, hits []hit) ([]hit, error) {
 	q := pk.q
+	var mi chunk.MetaIter
+	known := false
+	if q.meta && meta != nil {
+		m := &pk.metas[w]
+		if err := m.Parse(meta); err == nil && (f.Count == 0 || m.Count() == f.Count) {
+			mi, known = m.Iter(), true
+		} else {
+			q.metaBad.Add(1)
+		}
+	}
 	var must []query.SeqRange
 	useIndex := q.must != nil && f.Count > 0 // Count 0: a frame whose seqs are unknown (table rebuilt from the seek table)
 	if useIndex {
@@ -303,6 +339,10 @@ func (pk *picker) pick(w int, f *chunk.Frame, buf []byte, first bool, hits []hit
 	perr := chunk.Packets(buf, first, func(p chunk.Packet) bool {
 		s := seq
 		seq++
+		var pm chunk.PacketMeta
+		if known && !mi.Next(&pm) {
+			known = false // fewer entries than packets: Parse checked the count, so never
+		}
 		if useIndex {
 			for next < len(must) && must[next].Hi < s {
 				next++
@@ -322,7 +362,10 @@ func (pk *picker) pick(w int, f *chunk.Frame, buf []byte, first bool, hits []hit
 		if f.Count == 0 {
 			hs = unknownSeq
 		}
-		hits = append(hits, hit{hs, p.TS, p.WireLen, off, uint32(len(p.Data))})
+		if q.sel != nil && !q.sel.match(&pm, known) {
+			return true
+		}
+		hits = append(hits, hit{hs, p.TS, p.WireLen, off, uint32(len(p.Data)), known, pm})
 		return true
 	})
 	if q.filter != nil && len(hits) > start {
@@ -426,7 +469,7 @@ func newPipeline(pk *picker) *pipeline {
 				for k, fi := range it.fis {
 					f := it.ents[k]
 					start := len(r.buf)
-					out, c, err := it.rd.AppendFrame(fi, f, r.buf, cbuf)
+					out, meta, c, err := it.rd.AppendFrameMeta(fi, f, r.buf, cbuf)
 					cbuf = c
 					if err != nil {
 						r.errs = append(r.errs, err)
@@ -439,7 +482,7 @@ func newPipeline(pk *picker) *pipeline {
 					}
 					n := len(r.hits)
 					var perr error
-					r.hits, perr = pk.pick(w, &f, out[start:], fi == 0, r.hits)
+					r.hits, perr = pk.pick(w, &f, out[start:], meta, fi == 0, r.hits)
 					for j := n; j < len(r.hits); j++ {
 						r.hits[j].off += uint32(start)
 					}
