@@ -350,7 +350,9 @@ func gwlbSuite(t *testing.T, g *gwlbTopo, fwdBin, backend string, eal []string, 
 	if counters["mismatches"] != 0 || counters["received"] == 0 {
 		t.Errorf("returned datagrams differ from those sent:\n%s", report)
 	}
-	s = stats(t, cfg)
+	// fwd publishes its counters every 100 ms: wait for those that cover
+	// what gwlbsim received.
+	s = waitStats(t, cfg, func(s ctl.Stats) bool { return s.Drops["gwlb_returned"] >= counters["received"] })
 	if s.CaptureDrops != 0 {
 		t.Fatalf("capture drops %d", s.CaptureDrops)
 	}
