@@ -143,11 +143,16 @@ async function start() {
   try {
     const r = await fetch("api/v1/stores", { headers: headers() });
     if (r.ok) for (const s of await r.json()) { const o = document.createElement("option"); o.value = o.textContent = s; $("store").appendChild(o); }
-    const info = await (await api("info", {})).json();
+    // The nanosecond times are beyond a JavaScript number's exact
+    // integers (2^53): read them from the text, as BigInts.
+    const text = await (await api("info", {})).text();
+    const info = JSON.parse(text);
+    info.first_ns = BigInt(/"first_ns":\s*(-?\d+)/.exec(text)[1]);
+    info.last_ns = BigInt(/"last_ns":\s*(-?\d+)/.exec(text)[1]);
     $("span").textContent = "stored: " + info.first + " – " + info.last + " (" + info.packets + " packets)";
     window.fmcapInfo = info;
     $("from").value = nsToArg(info.first_ns);
-    $("to").value = nsToArg(BigInt(info.last_ns) + 1n);
+    $("to").value = nsToArg(info.last_ns + 1n);
     await refresh();
     document.body.dataset.ready = "1";
   } catch (e) {
@@ -155,7 +160,7 @@ async function start() {
   }
 }
 $("apply").addEventListener("click", refresh);
-$("whole").addEventListener("click", () => { if (window.fmcapInfo) { $("from").value = nsToArg(window.fmcapInfo.first_ns); $("to").value = nsToArg(BigInt(window.fmcapInfo.last_ns) + 1n); refresh(); } });
+$("whole").addEventListener("click", () => { if (window.fmcapInfo) { $("from").value = nsToArg(window.fmcapInfo.first_ns); $("to").value = nsToArg(window.fmcapInfo.last_ns + 1n); refresh(); } });
 $("filter").addEventListener("keydown", (e) => { if (e.key === "Enter") refresh(); });
 $("unit").addEventListener("change", draw);
 $("get").addEventListener("click", download);
