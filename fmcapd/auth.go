@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"crypto/x509"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -42,7 +43,26 @@ func (s *Server) identify(r *http.Request) (string, error) {
 		return "", errors.New("bearer token not accepted")
 	}
 	if s.cfg.clientCA == nil && len(s.cfg.tokens) == 0 && s.cfg.loopback {
+		// Local mode: this host's users only. A web page elsewhere can make
+		// a browser on this host ask for a name it points at 127.0.0.1 (DNS
+		// rebinding): such a request names its own host, not a loopback one.
+		if !loopbackHost(r.Host) || !loopbackHost(r.RemoteAddr) {
+			return "", errors.New("local mode (no client_ca, no tokens) answers requests to and from a loopback address only")
+		}
 		return "local", nil
 	}
 	return "", errors.New("no client certificate and no bearer token")
+}
+
+// loopbackHost says whether host (HOST or HOST:PORT) is localhost or a
+// loopback address.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
 }

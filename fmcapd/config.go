@@ -112,10 +112,10 @@ func (c *Config) check() (*checked, error) {
 		if err != nil {
 			return nil, fmt.Errorf("tls_cert/tls_key: %w", err)
 		}
-		// Client certificates are asked for but checked by the handler
-		// (auth.go), so that a refusal is an HTTP answer with its reason,
-		// and audited, rather than a failed handshake.
-		k.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, ClientAuth: tls.RequestClientCert}
+		// Client certificates (below, with client_ca) are checked by the
+		// handler (auth.go), so that a refusal is an HTTP answer with its
+		// reason, and audited, rather than a failed handshake.
+		k.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	} else if !k.loopback {
 		return nil, fmt.Errorf("listen %s: not a loopback address, and no tls_cert: fmcapd serves other hosts over TLS only", k.Listen)
 	}
@@ -131,6 +131,9 @@ func (c *Config) check() (*checked, error) {
 		if !k.clientCA.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("client_ca %s: no PEM certificate in it", k.ClientCA)
 		}
+		// Asked for (the CAs named, so a browser offers the right one) but
+		// not required at the handshake: a token may do instead.
+		k.tls.ClientAuth, k.tls.ClientCAs = tls.RequestClientCert, k.clientCA
 	}
 	if k.clientCA == nil && len(k.tokens) == 0 && !k.loopback {
 		return nil, fmt.Errorf("listen %s: not a loopback address, and neither client_ca nor tokens: anyone could query", k.Listen)

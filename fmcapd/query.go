@@ -136,6 +136,12 @@ func parseRequest(endpoint string, q url.Values, stores []store, now time.Time, 
 		if strings.HasPrefix(strings.TrimSpace(f), "-") {
 			return nil, bad("filter %q: a tcpdump filter does not start with -", f)
 		}
+		// fmslice's command line takes a lone word naming one of its
+		// commands as that command, even after "--"; none is a filter.
+		switch strings.TrimSpace(f) {
+		case "help", "h", "info", "flows", "timeline":
+			return nil, bad("filter %q: not a tcpdump filter", f)
+		}
 		r.a.Filter = f
 		r.args = append(r.args, "--", f)
 	}
@@ -231,8 +237,13 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, req *request) (stat
 	if k == 0 {
 		werr := cmd.Wait()
 		msg := strings.TrimSpace(strings.TrimPrefix(stderr.String(), "fmslice: "))
+		if ctx.Err() == context.DeadlineExceeded {
+			msg := fmt.Sprintf("query_timeout (%v) reached before the answer started", s.cfg.QueryTimeout)
+			http.Error(w, msg, http.StatusGatewayTimeout)
+			return http.StatusGatewayTimeout, 0, false, msg
+		}
 		if ctx.Err() != nil {
-			return 499, 0, false, "client gone or timeout before the answer started"
+			return 499, 0, false, "client gone before the answer started"
 		}
 		if code := exitCode(werr); code == 1 || code == 2 {
 			http.Error(w, msg, http.StatusBadRequest)
@@ -262,10 +273,14 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, req *request) (stat
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	fl, _ := w.(http.Flusher)
+	rc := http.NewResponseController(w)
 	write := func(b []byte) error {
 		if s.cfg.MaxBytes > 0 && sent+int64(len(b)) > s.cfg.MaxBytes {
 			return errByteLimit
 		}
+		// A client that stops reading must not hold its slot for ever: each
+		// write gets a minute.
+		rc.SetWriteDeadline(time.Now().Add(time.Minute))
 		m, err := w.Write(b)
 		sent += int64(m)
 		s.bytesSent.Add(uint64(m))

@@ -31,6 +31,7 @@ func TestParseRequest(t *testing.T) {
 		{"pcap", "from=-1m&to=now&from=-2m", "!parameter \"from\" given 2 times"},
 		{"info", "from=0", "!unknown parameter \"from\""},
 		{"timeline", "from=-1m&to=now&step=0s", "!step \"0s\""},
+		{"pcap", "from=-1m&to=now&filter=help", "!filter \"help\": not a tcpdump filter"},
 	} {
 		v, _ := url.ParseQuery(c.query)
 		r, err := parseRequest(c.endpoint, v, testStores, now, 24*time.Hour)

@@ -103,7 +103,7 @@ func (s *Server) Serve(ctx context.Context, ready func(addr string)) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
 	}
-	srv := &http.Server{Handler: s.Handler(), TLSConfig: s.cfg.tls, ReadHeaderTimeout: 10 * time.Second,
+	srv := &http.Server{Handler: s.Handler(), TLSConfig: s.cfg.tls, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	go func() {
 		<-ctx.Done()

@@ -92,14 +92,14 @@ const (
 	aMirrored          // mirror frames captured
 	aNotForUs          // frames to an appliance port that are neither tunnel, health check, ARP nor echo
 	aHealth            // health-check segments answered
-	aHealthBusy        // health-check segments answered "unhealthy" (503) or refused
+	aHealthBusy        // health checks answered 503 (captures being dropped)
 	aVNI               // mirror frames of a session not configured
 	aMax
 )
 
 var applianceNames = [aMax]string{
 	aReturned: "gwlb_returned", aMirrored: "mirror_captured", aNotForUs: "not_appliance_traffic",
-	aHealth: "health_check_answered", aHealthBusy: "health_check_unhealthy", aVNI: "mirror_vni_not_configured",
+	aHealth: "health_check_answered", aHealthBusy: "health_check_503", aVNI: "mirror_vni_not_configured",
 }
 
 // appliance handles a frame received on a port with an appliance role. It
@@ -233,18 +233,17 @@ func (d *Datapath) mirror(in int, f []byte, a *Appliance) int {
 // connection state: every answer is computed from the segment it answers.
 //
 //	SYN               → SYN|ACK, seq = a keyed hash of the connection and the
-//	                    peer's ISN, ack = their seq + 1 (RST|ACK when
-//	                    unhealthy: a TCP check fails then; never the case
-//	                    today, see the package comment)
+//	                    peer's ISN, ack = their seq + 1
 //	data (HTTP)       → if the data ends a request ("\r\n\r\n"): the
 //	                    response, with FIN, seq = their ack; else an ACK
 //	data (TCP check)  → ACK
 //	FIN               → ACK (with FIN, when the check is TCP: fwd closes too)
 //	RST, a bare ACK   → nothing
 //
-// A lost answer is answered again when the peer retransmits. A request
-// split over segments is answered once its last segment (the one ending
-// with the blank line) arrives. No TCP options are sent: the peer then
+// A lost answer is answered again when the peer retransmits. The request
+// must come in one segment, as GWLB's (a few dozen bytes) do: with no
+// state, a segment that ends a request begun in another has no request
+// line, and is answered 400; its first part is acknowledged. No TCP options are sent: the peer then
 // sends at most 536 bytes per segment, more than a health check needs.
 const (
 	tcpSYN = 0x02 // tcpFIN and tcpPSH: gso.go
@@ -274,13 +273,13 @@ func (d *Datapath) healthCheck(in int, f []byte, p *ippkt, a *Appliance) {
 	case fl&tcpSYN != 0 && fl&tcpACK == 0:
 		outSeq, outAck = d.isn(f, p, seq), seq+1
 		outFl = tcpSYN | tcpACK
-		if !healthy && !a.Health.HTTP {
-			outSeq, outFl = 0, tcpRST|tcpACK
-		}
 	case fl&tcpACK == 0:
 		return
 	case len(data) > 0 && a.Health.HTTP && bytes.HasSuffix(data, []byte("\r\n\r\n")):
 		body = d.httpAnswer(data, a, healthy)
+		if bytes.HasPrefix(data, []byte("HEAD ")) {
+			body = body[:bytes.Index(body, []byte("\r\n\r\n"))+4] // the headers alone
+		}
 		outSeq, outAck = ack, seq+uint32(len(data))
 		outFl = tcpACK | tcpPSH | tcpFIN
 		if fl&tcpFIN != 0 {
@@ -299,17 +298,18 @@ func (d *Datapath) healthCheck(in int, f []byte, p *ippkt, a *Appliance) {
 		return // a bare ACK
 	}
 	d.sendTCP(in, f, p, outSeq, outAck, outFl, body)
-	if healthy {
-		d.c.appliance[aHealth]++
-	} else {
+	d.c.appliance[aHealth]++
+	if len(body) > 0 && &body[0] == &httpBusy[0] {
 		d.c.appliance[aHealthBusy]++
 	}
 }
 
-// healthy says whether the appliance says so: false while captures are
-// being dropped, when the check is to say it (see the package comment).
+// healthy says whether an HTTP check is answered 200: false while captures
+// are being dropped, when require_capture asks it (see the package
+// comment). A TCP check has no way to say so: its handshake is always
+// accepted while fwd runs.
 func (d *Datapath) healthy(a *Appliance) bool {
-	return !(a.Health.RequireCapture && a.Capture && d.captureFailing)
+	return !(a.Health.HTTP && a.Health.RequireCapture && a.Capture && d.captureFailing)
 }
 
 // isn is the initial sequence number fwd answers a SYN with: a keyed hash

@@ -238,10 +238,21 @@ func TestHealthCheck(t *testing.T) {
 	if s := status(get("/")); s != "HTTP/1.1 404 Not Found" {
 		t.Errorf("GET /: %q", s)
 	}
-	// A request in two segments is answered at its end only.
+	// A request in two segments: the first half is acknowledged; the
+	// second, with no request line, is a bad request (the check's requests
+	// come in one segment; the responder keeps no state).
 	h.in(0, healthSeg("AP", 1001, isn+1, "GET /healthz HTTP/1.1\r\n"))
 	if a := h.answer(t); len(a.Payload) != 0 || a.Ack != 1001+23 {
 		t.Errorf("first half answered with %q ack %d", a.Payload, a.Ack)
+	}
+	h.in(0, healthSeg("AP", 1024, isn+1, "Host: x\r\n\r\n"))
+	if s := status(h.answer(t)); s != "HTTP/1.1 400 Bad Request" {
+		t.Errorf("second half: %q", s)
+	}
+	// HEAD: the headers alone.
+	h.in(0, healthSeg("AP", 1001, isn+1, "HEAD /healthz HTTP/1.1\r\n\r\n"))
+	if a := h.answer(t); !strings.HasPrefix(string(a.Payload), "HTTP/1.1 200 OK\r\n") || !strings.HasSuffix(string(a.Payload), "\r\n\r\n") {
+		t.Errorf("HEAD: %q", a.Payload)
 	}
 	// The peer's FIN is acknowledged.
 	h.in(0, healthSeg("AF", 1100, isn+50, ""))

@@ -273,7 +273,10 @@ func (d *Datapath) HandleMeta(in int, f []byte, wire int, m vnet) int {
 	r, dir, ok := t.lookup(uint8(in), dst, src)
 	outer := true
 	if !ok && !t.isLocal(uint8(in), dst) {
-		if r, ok = t.route(uint8(in), dst); !ok {
+		if r, ok = t.route(uint8(in), dst); ok && t.isLocalAny(dst) {
+			ok = false // fwd's own address on another port: not routed
+		}
+		if !ok {
 			return d.drop(rNotLocal)
 		}
 		dir = dirForward

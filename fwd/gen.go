@@ -72,7 +72,13 @@ func gwlbBenchFrame(p Port, mac [6]byte) []byte {
 	ip := f[etherHdrLen:]
 	ip[0], ip[8], ip[9] = 0x45, 64, protoUDP
 	be.PutUint16(ip[2:], uint16(n-etherHdrLen))
-	x := p.Prefixes[0].Addr().As4()
+	var x [4]byte
+	for _, pf := range p.Prefixes {
+		if pf.Addr().Is4() {
+			x = pf.Addr().As4() // GENEVE comes to an IPv4 address
+			break
+		}
+	}
 	g := x
 	g[3]++
 	copy(ip[12:], g[:])

@@ -65,7 +65,6 @@ func checkRoutes(list []RouteConfig, ports []Port, taken map[uint32]string) ([]R
 		byName[p.Name] = i
 	}
 	var out []Route
-	seen := map[netip.Prefix]bool{}
 	for i, rc := range list {
 		pre := fmt.Sprintf("route %d: ", rc.ID)
 		if rc.ID == 0 {
@@ -122,14 +121,30 @@ func checkRoutes(list []RouteConfig, ports []Port, taken map[uint32]string) ([]R
 		if r.Snap < 14 || r.Snap > 65535 {
 			return nil, i, "snap", fmt.Errorf("%ssnap %d: use 14..65535", pre, r.Snap)
 		}
-		key := pf
-		if seen[key] && rc.In == nil {
-			return nil, i, "prefix", fmt.Errorf("%sprefix %s has a route already", pre, pf)
+		for _, o := range out {
+			if o.Prefix == pf && inOverlap(o.In, r.In) {
+				return nil, i, "prefix", fmt.Errorf("%sprefix %s is route %d's already, from the same ports", pre, pf, o.ID)
+			}
 		}
-		seen[key] = true
 		out = append(out, r)
 	}
 	return out, 0, "", nil
+}
+
+// inOverlap says whether two routes' in: lists share a port (nil: every
+// port).
+func inOverlap(a, b []int) bool {
+	if a == nil || b == nil {
+		return true
+	}
+	for _, x := range a {
+		for _, y := range b {
+			if x == y {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // withRoutes adds the routes to t as rules of its own (their counters and
@@ -168,6 +183,17 @@ func (t *table) route(in uint8, dst uint32) (*crule, bool) {
 		}
 	}
 	return nil, false
+}
+
+// isLocalAny says whether a is an IPv4 address of any port (a packet to it
+// is fwd's, whichever port it came in on: never routed).
+func (t *table) isLocalAny(a uint32) bool {
+	for p := range t.locals {
+		if t.isLocal(uint8(p), a) {
+			return true
+		}
+	}
+	return false
 }
 
 // decTTL decrements a routed packet's TTL, with its header checksum

@@ -79,6 +79,10 @@ func TestRoutes(t *testing.T) {
 	} else {
 		wantAddrs(t, g, ipY, ipB)
 	}
+	// fwd's address on the other port is not routed, though 0/0 covers it.
+	if out, _ := h.in(0, tcpFrame(macA, macP0, ipA, ipY, "x")); out != -1 {
+		t.Errorf("a packet to p1's address routed from p0 to port %d", out)
+	}
 	// Counters per route id.
 	h.d.publish()
 	for _, r := range h.d.Stats().Rules {
@@ -98,6 +102,7 @@ func TestRouteConfig(t *testing.T) {
 		{"{id: 30, prefix: 198.18.50.0/24, via: 198.18.2.254, out: p1, in: [p7]}", "no such port"},
 		{"{id: 30, prefix: 198.18.50.0/24, via: 198.18.2.254, out: p1, capture: all}", "capture"},
 		{"{prefix: 198.18.50.0/24, via: 198.18.2.254, out: p1}", "route without an id"},
+		{"{id: 30, prefix: 198.18.50.0/24, via: 198.18.2.254, out: p1, in: [p0]}\n    - {id: 31, prefix: 198.18.50.0/24, via: 198.18.2.254, out: p1}", "is route 30's already"},
 	} {
 		_, _, _, err := parseConfig("t.yaml", []byte(testConfig+"  routes:\n    - "+c.route+"\n"))
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "t.yaml:") {

@@ -101,7 +101,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "gwlbsim:", err)
 		return 1
 	}
-	_ = conn.SetReadBuffer(8 << 20) // bursts of a TCP window arrive at once; capped by net.core.rmem_max
+	// Bursts of a TCP window arrive at once. SetReadBuffer is capped by
+	// net.core.rmem_max (208 KiB by default): as root, force the size.
+	_ = conn.SetReadBuffer(8 << 20)
+	if rc, err := conn.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, 8<<20) })
+	}
 
 	fmt.Fprintln(stdout, "ready")
 	go s.toAppliance(tun, raw, stderr)

@@ -490,7 +490,7 @@ func stats(t *testing.T, cfg string) ctl.Stats {
 func waitStats(t *testing.T, cfg string, ok func(ctl.Stats) bool) ctl.Stats {
 	t.Helper()
 	var s ctl.Stats
-	for i := 0; i < 50; i++ {
+	for i := 0; i < 150; i++ { // 15 s and more: a loaded machine publishes late
 		if s = stats(t, cfg); ok(s) {
 			return s
 		}

@@ -78,7 +78,13 @@ func runRole(role string, args []string) int {
 			seen := map[uint32]bool{}
 			bad := 0
 			for len(seen) < want {
-				c.SetReadDeadline(time.Now().Add(3 * time.Second))
+				// 3 s of silence ends it, once the stream has begun; the first
+				// datagram may take longer on a loaded machine.
+				wait := 3 * time.Second
+				if len(seen)+bad == 0 {
+					wait = 30 * time.Second
+				}
+				c.SetReadDeadline(time.Now().Add(wait))
 				n, _, err := c.ReadFrom(buf)
 				if err != nil {
 					break

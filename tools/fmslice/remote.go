@@ -161,6 +161,11 @@ func remote(args []string, stdout io.Writer) error {
 		w = f
 	}
 	n, err := io.Copy(w, resp.Body)
+	if f, isFile := w.(*os.File); isFile && f != os.Stdout {
+		if cerr := f.Close(); cerr != nil && err == nil {
+			return fmt.Errorf("-w %s: %w", *out, cerr)
+		}
+	}
 	if err != nil {
 		return exitError{exitIncomplete, fmt.Sprintf("answer cut after %d bytes: %v", n, err)}
 	}
