@@ -44,6 +44,8 @@ type Flow struct {
 	// which Encode derives the addresses' and ports' lists.
 	ai, bi, api, bpi int32
 	lastG            uint32
+	pb, pi           int32    // where its current (flow, group) count is in flowCnt
+	cnt              []uint64 // Encode: per group of Groups, packets << 40 | bytes
 }
 
 // flowKey is p's canonical flow key.
@@ -144,7 +146,11 @@ func (b *Builder) flow(g uint32, ts int64, p *Packet) {
 	if f.lastG != g+1 {
 		f.lastG = g + 1
 		b.flowSeen.add(uint64(i)<<32 | uint64(g)) // its addresses' and ports' groups too: see termLists
+		b.flowCnt.add(0)
+		f.pb = int32(len(b.flowCnt.blocks) - 1)
+		f.pi = int32(len(b.flowCnt.blocks[f.pb]) - 1)
 	}
+	b.flowCnt.blocks[f.pb][f.pi] += 1<<cntShift | uint64(p.Wire)
 }
 
 func less(a, b *FlowKey) bool {
@@ -172,13 +178,19 @@ func less(a, b *FlowKey) bool {
 	return a.VLAN < b.VLAN
 }
 
-func (b *Builder) appendFlows(out []byte, groups [][]uint32) []byte {
+// sortedFlows is the flows in the file's order, each with its groups and
+// their counts.
+func (b *Builder) sortedFlows(groups [][]uint32, cnts [][]uint64) []*Flow {
 	fl := make([]*Flow, len(b.flows))
 	for i := range b.flows {
 		fl[i] = &b.flows[i]
-		fl[i].Groups = groups[i]
+		fl[i].Groups, fl[i].cnt = groups[i], cnts[i]
 	}
 	sort.Slice(fl, func(i, j int) bool { return less(&fl[i].FlowKey, &fl[j].FlowKey) })
+	return fl
+}
+
+func (b *Builder) appendFlows(out []byte, fl []*Flow) []byte {
 	le := binary.LittleEndian
 	out = binary.AppendUvarint(out, uint64(len(fl)))
 	for _, f := range fl {

@@ -1,0 +1,154 @@
+package segment
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"math/rand"
+	"testing"
+
+	"github.com/fmcap/fmcap/internal/testpkt"
+)
+
+type gf struct {
+	k FlowKey
+	g uint32
+}
+
+// buildCounted builds a segment from the corpus in random order with
+// random wire lengths, and what its counts must be.
+func buildCounted(t *testing.T) (enc []byte, gpk, gby []uint64, fc map[gf][2]uint64) {
+	frames := testpkt.Corpus(t)
+	rng := rand.New(rand.NewSource(13))
+	const first, n, G = 5, 6000, 16
+	b := NewBuilder(first, G)
+	ng := (first+n-1)/G - first/G + 1
+	gpk, gby = make([]uint64, ng), make([]uint64, ng)
+	fc = map[gf][2]uint64{}
+	for i := 0; i < n; i++ {
+		var p Packet
+		DecodePacket(frames[rng.Intn(len(frames))], &p)
+		p.Wire = uint32(60 + rng.Intn(9000))
+		seq := uint64(first + i)
+		b.Add(seq, int64(i), &p)
+		g := b.seg.GroupOf(seq)
+		gpk[g]++
+		gby[g] += uint64(p.Wire)
+		if k, _, ok := KeyOf(&p); ok {
+			c := fc[gf{k, g}]
+			fc[gf{k, g}] = [2]uint64{c[0] + 1, c[1] + uint64(p.Wire)}
+		}
+	}
+	return b.Encode(), gpk, gby, fc
+}
+
+// Every group's packets and bytes, and every flow's in each of its
+// groups, come back exactly as built.
+func TestCountsExact(t *testing.T) {
+	enc, gpk, gby, fc := buildCounted(t)
+	s, err := Decode(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.HasCounts() {
+		t.Fatal("no counts in a version 6 segment")
+	}
+	seen := 0
+	if err := s.GroupCounts(func(g int, pk, by uint64) {
+		seen++
+		if pk != gpk[g] || by != gby[g] {
+			t.Fatalf("group %d: got %d packets %d bytes, want %d %d", g, pk, by, gpk[g], gby[g])
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if seen != len(gpk) {
+		t.Fatalf("%d groups counted, want %d", seen, len(gpk))
+	}
+	table, err := s.FlowTable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs := 0
+	if err := s.FlowCounts(table, func(f int, g uint32, pk, by uint64) {
+		pairs++
+		if w := fc[gf{table[f].FlowKey, g}]; pk != w[0] || by != w[1] {
+			t.Fatalf("flow %+v group %d: got %d packets %d bytes, want %v", table[f].FlowKey, g, pk, by, w)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if pairs != len(fc) {
+		t.Fatalf("%d (flow, group) counts, want %d", pairs, len(fc))
+	}
+	if err := s.Verify(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A damaged byte in the counts fails their check, and only theirs.
+func TestCountsDamage(t *testing.T) {
+	enc, _, _, _ := buildCounted(t)
+	le := binary.LittleEndian
+	foot := len(enc) - 8 - footerSize
+	flowsOff := int(le.Uint64(enc[foot+16:]))
+	enc[flowsOff-3] ^= 0x40 // within the flows' counts
+	s, err := Decode(enc)
+	if err != nil {
+		t.Fatalf("Decode: %v (damage in the counts shows when they are read)", err)
+	}
+	if _, err := s.FlowTable(); err != nil {
+		t.Fatalf("FlowTable: %v", err)
+	}
+	if err := s.GroupCounts(func(int, uint64, uint64) {}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("GroupCounts: %v, want ErrCorrupt", err)
+	}
+}
+
+// toV5 rewrites a version 6 segment as version 5 wrote it: no counts,
+// zero where their CRC is.
+func toV5(enc []byte) []byte {
+	le := binary.LittleEndian
+	foot := len(enc) - 8 - footerSize
+	dirOff, flowsOff := int(le.Uint64(enc[foot+8:])), int(le.Uint64(enc[foot+16:]))
+	nterms := int(le.Uint32(enc[52:]))
+	countsOff := dirOff + nterms*dirEntry + 4*((nterms+dirBlock-1)/dirBlock)
+	out := append([]byte(nil), enc[:countsOff]...)
+	out = append(out, enc[flowsOff:foot+footerSize]...)
+	le.PutUint16(out[4:], 5)
+	f := len(out) - footerSize
+	le.PutUint64(out[f+16:], uint64(countsOff))
+	le.PutUint32(out[f+24:], crc32.Checksum(out[:hdrSize], crcTable))
+	le.PutUint32(out[f+44:], 0)
+	out = le.AppendUint32(out, crc32.Checksum(out[f:], crcTable))
+	return append(out, trailMagic...)
+}
+
+// Version 5 segments stay readable: everything but the counts.
+func TestVersion5Readable(t *testing.T) {
+	enc, _, _, fc := buildCounted(t)
+	s, err := Decode(toV5(enc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.HasCounts() {
+		t.Fatal("a version 5 segment claims counts")
+	}
+	if err := s.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	table, err := s.FlowTable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs := 0
+	for _, f := range table {
+		pairs += len(f.Groups)
+	}
+	if pairs != len(fc) {
+		t.Fatalf("%d (flow, group) pairs, want %d", pairs, len(fc))
+	}
+	if err := s.GroupCounts(func(int, uint64, uint64) {}); err == nil {
+		t.Fatal("GroupCounts of a version 5 segment: no error")
+	}
+}
