@@ -98,7 +98,7 @@ func main() {
 				&cli.BoolFlag{Name: "json", Usage: "JSON for programs"},
 			}, storeKey),
 			Action: info,
-		}},
+		}, timelineCommand},
 		Action:         run,
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports and exits
 	}
