@@ -42,8 +42,20 @@ func (p *Plan) MayMatchFlow(f *segment.FlowKey) bool {
 	return p.MatchFlow(f)
 }
 
-// hasAnd says whether the plan holds an and over indexed parts: the only
-// place term lists keep groups where no packet matches.
+// hasNot says whether the plan holds a negation (which term lists answer
+// as "every group", and an exact plan's flows decide).
+func (p *Plan) hasNot() bool {
+	switch p.op {
+	case 'a', 'o':
+		return p.l.hasNot() || p.r.hasNot()
+	case 'n':
+		return true
+	}
+	return false
+}
+
+// hasAnd says whether the plan holds an and over indexed parts: where term
+// lists keep groups in which no packet matches.
 func (p *Plan) hasAnd() bool {
 	if p == nil {
 		return false
@@ -90,15 +102,15 @@ func outsideFlows(s *segment.Segment, out segment.Bits) {
 // minFlowNarrow is the fewest groups the term lists must keep in a segment
 // before the flow table is read: below it, reading the flows costs more
 // than the frames it could save.
-const minFlowNarrow = 64
+var minFlowNarrow = 64
 
 // narrowByFlows narrows bits (the term lists' groups for s) to the groups
 // of the flows that may match and the groups holding packets outside
 // flows. It returns bits unchanged (narrowed false) when the flows cannot
 // narrow (no and in the plan, few groups kept) and an error when the flow table is
 // damaged (the caller then trusts nothing of the segment).
-func (p *Plan) narrowByFlows(s *segment.Segment, bits segment.Bits) (_ segment.Bits, narrowed bool, err error) {
-	if !p.hasAnd() {
+func (p *Plan) narrowByFlows(s *segment.Segment, bits segment.Bits, exact bool) (_ segment.Bits, narrowed bool, err error) {
+	if !p.hasAnd() && !(exact && p.hasNot()) {
 		return bits, false, nil
 	}
 	if !bits.All {
@@ -115,7 +127,8 @@ func (p *Plan) narrowByFlows(s *segment.Segment, bits segment.Bits) (_ segment.B
 	out := segment.NewBits(s.Groups())
 	outsideFlows(s, out)
 	for i := range table {
-		if f := &table[i]; p.MayMatchFlow(&f.FlowKey) {
+		f := &table[i]
+		if exact && p.FlowExact(&f.FlowKey) && p.MatchFlow(&f.FlowKey) || p.MayMatchFlow(&f.FlowKey) && !(exact && p.FlowExact(&f.FlowKey)) {
 			for _, g := range f.Groups {
 				out.Set(g)
 			}

@@ -38,8 +38,11 @@ type Index struct {
 // its checks (its seqs are then scanned). It returns nil when there is
 // nothing to use.
 func LoadIndex(dir, expr string, from, to int64, refused func(error)) *Index {
-	pl := ParsePlan(expr)
-	if !pl.Indexed() {
+	pl, exact := ParseExact(expr)
+	if !exact {
+		pl = ParsePlan(expr)
+	}
+	if !pl.Indexed() && !(exact && pl.hasNot()) {
 		return nil
 	}
 	list, err := segment.List(dir)
@@ -55,7 +58,7 @@ func LoadIndex(dir, expr string, from, to int64, refused func(error)) *Index {
 		go func() {
 			defer wg.Done()
 			for i := int(next.Add(1)) - 1; i < len(list); i = int(next.Add(1)) - 1 {
-				results[i] = evalSegment(dir, list[i], pl, from, to)
+				results[i] = evalSegment(dir, list[i], pl, exact, from, to)
 			}
 		}()
 	}
@@ -96,7 +99,7 @@ type segResult struct {
 }
 
 // evalSegment opens segment e and evaluates the plan on it.
-func evalSegment(dir string, e segment.Entry, pl *Plan, from, to int64) segResult {
+func evalSegment(dir string, e segment.Entry, pl *Plan, exact bool, from, to int64) segResult {
 	s, err := segment.Open(dir, e)
 	if err != nil {
 		return segResult{err: err}
@@ -110,7 +113,7 @@ func evalSegment(dir string, e segment.Entry, pl *Plan, from, to int64) segResul
 		return r // outside the range in time: its frames are skipped by time anyway
 	}
 	terms := pl.Groups(s)
-	bits, narrowed, err := pl.narrowByFlows(s, terms)
+	bits, narrowed, err := pl.narrowByFlows(s, terms, exact)
 	if err != nil {
 		return segResult{err: err}
 	}

@@ -139,7 +139,7 @@ func (tq *TimelineQuery) UseSegments(tl *Timeline, exclude []SeqRange, stored ui
 			tl.FromIndex += pk
 		}
 		tl.GroupsIndex += r.answered
-		tl.GroupsRead += len(r.read)
+		tl.GroupsRead += r.readGroups
 		tl.EdgeRead = tl.EdgeRead || r.edge
 		tl.MixedRead = tl.MixedRead || r.mixed
 		used, usedThrough = true, e.Last
@@ -170,6 +170,7 @@ type segTimeline struct {
 	read        []SeqRange
 	gaps        [][2]uint64
 	answered    int
+	readGroups  int
 	edge, mixed bool
 }
 
@@ -196,9 +197,9 @@ func (tq *TimelineQuery) useSegment(tl *Timeline, e segment.Entry) (*segTimeline
 	var may segment.Bits = segment.Bits{All: true}
 	var mpk, mby []uint64
 	var decided []bool
-	if tq.Plan != nil && tq.Plan.op != '*' {
+	if tq.Plan != nil {
 		terms := tq.Plan.Groups(s)
-		if may, _, err = tq.Plan.narrowByFlows(s, terms); err != nil {
+		if may, _, err = tq.Plan.narrowByFlows(s, terms, tq.Exact); err != nil {
 			return nil, err
 		}
 		if tq.Exact {
@@ -224,7 +225,7 @@ func (tq *TimelineQuery) useSegment(tl *Timeline, e segment.Entry) (*segTimeline
 		switch {
 		case cut:
 			r.edge = true
-		case tq.Plan != nil && tq.Plan.op != '*' && (decided == nil || !decided[g]):
+		case tq.Plan != nil && (decided == nil || !decided[g]):
 			r.mixed = true
 		default:
 			if pk > 0 {
@@ -237,6 +238,7 @@ func (tq *TimelineQuery) useSegment(tl *Timeline, e segment.Entry) (*segTimeline
 		}
 		slo, shi := s.GroupSeqs(uint32(g))
 		r.read = AppendRange(r.read, slo, shi)
+		r.readGroups++
 	}
 	if err := s.Err(); err != nil {
 		return nil, err
