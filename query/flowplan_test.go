@@ -286,7 +286,9 @@ func checkTimeline(t *testing.T, frames [][]byte, exprs []string, maxGap, step i
 		}
 		// What fmslice reads: the seqs to read, filtered by libpcap.
 		want, _ := NewTimeline(from, to, step)
-		ci := func(f []byte) gopacket.CaptureInfo { return gopacket.CaptureInfo{CaptureLength: len(f), Length: len(f)} }
+		ci := func(f []byte) gopacket.CaptureInfo {
+			return gopacket.CaptureInfo{CaptureLength: len(f), Length: len(f)}
+		}
 		for i, f := range frames {
 			seq := uint64(1 + i)
 			if bpf != nil && (len(f) == 0 || !bpf.Matches(ci(f), f)) {
