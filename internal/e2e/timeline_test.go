@@ -33,7 +33,7 @@ type timelineOut struct {
 	Packets   uint64 `json:"packets"`
 	Bytes     uint64 `json:"bytes"`
 	FromIndex uint64 `json:"packets_from_index"`
-	Buckets              []struct {
+	Buckets   []struct {
 		StartNS        int64 `json:"start_ns"`
 		Packets, Bytes uint64
 	}
