@@ -3,8 +3,11 @@
 // groups that may hold a match; the index plan over a directory (index.go);
 // flow evaluation, a filter decided on a flow's key (flows.go) and the
 // flows of a range counted from the segments' flow tables and the packets
-// read (flowcount.go); and the packet decoder (decode.go) both the indexer
-// and the queries use, so that they agree on what a packet is.
+// read (flowcount.go); flow-exact plans, which narrow the term lists' groups
+// to those of the flows that may match (flowplan.go); the timeline of a
+// range from the segments' counts (timeline.go); and the packet decoder
+// (decode.go) both the indexer and the queries use, so that they agree on
+// what a packet is.
 // fmslice, the indexer and a later query server share it; the formats it
 // reads are store/segment's.
 package query
