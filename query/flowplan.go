@@ -120,19 +120,16 @@ func (p *Plan) narrowByFlows(s *segment.Segment, bits segment.Bits, exact bool) 
 			return bits, false, nil
 		}
 	}
-	table, err := s.FlowTable()
-	if err != nil {
-		return bits, false, err
-	}
 	out := segment.NewBits(s.Groups())
 	outsideFlows(s, out)
-	for i := range table {
-		f := &table[i]
-		if exact && p.FlowExact(&f.FlowKey) && p.MatchFlow(&f.FlowKey) || p.MayMatchFlow(&f.FlowKey) && !(exact && p.FlowExact(&f.FlowKey)) {
-			for _, g := range f.Groups {
-				out.Set(g)
-			}
+	keep := func(k *segment.FlowKey) bool {
+		if exact && p.FlowExact(k) {
+			return p.MatchFlow(k)
 		}
+		return p.MayMatchFlow(k)
+	}
+	if err := s.FlowGroups(keep, out); err != nil {
+		return bits, false, err
 	}
 	if err := s.Err(); err != nil {
 		return bits, false, err

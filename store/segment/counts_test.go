@@ -152,3 +152,43 @@ func TestVersion5Readable(t *testing.T) {
 		t.Fatal("GroupCounts of a version 5 segment: no error")
 	}
 }
+
+// FlowGroups sets exactly the groups of the flows it is asked for, as the
+// flow table lists them, stepping over the others.
+func TestFlowGroups(t *testing.T) {
+	enc, _, _, _ := buildCounted(t)
+	s, err := Decode(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table, err := s.FlowTable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pick := range []func(k *FlowKey) bool{
+		func(k *FlowKey) bool { return k.Proto == 17 },
+		func(k *FlowKey) bool { return k.Kind == IPv6 },
+		func(k *FlowKey) bool { return k.APort%3 == 0 },
+		func(k *FlowKey) bool { return false },
+	} {
+		want := NewBits(s.Groups())
+		nw := 0
+		for i := range table {
+			if pick(&table[i].FlowKey) {
+				for _, g := range table[i].Groups {
+					want.Set(g)
+				}
+				nw++
+			}
+		}
+		got := NewBits(s.Groups())
+		if err := s.FlowGroups(pick, got); err != nil {
+			t.Fatal(err)
+		}
+		for i := range want.W {
+			if got.W[i] != want.W[i] {
+				t.Fatalf("word %d: got %x want %x (%d flows picked)", i, got.W[i], want.W[i], nw)
+			}
+		}
+	}
+}

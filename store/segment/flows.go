@@ -10,6 +10,7 @@ package segment
 import (
 	"bytes"
 	"encoding/binary"
+	"hash/crc32"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -233,47 +234,13 @@ func decodeFlows(p []byte, ng uint64, minTS int64) ([]Flow, []byte, error) {
 		return bad("count")
 	}
 	p = p[k:]
-	le := binary.LittleEndian
 	out := make([]Flow, n)
 	for i := range out {
-		if len(p) < 4 {
-			return bad("entry")
-		}
 		f := &out[i]
-		f.Kind, f.Ports, f.Proto, f.VLAN = Kind(p[0]&0x7f), p[0]&0x80 != 0, p[1], le.Uint16(p[2:])
-		p = p[4:]
-		if f.Kind == IPv4 {
-			if len(p) < 13 {
-				return bad("entry")
-			}
-			f.A, f.B = Map4([4]byte(p[0:4])), Map4([4]byte(p[4:8]))
-			p = p[8:]
-		} else {
-			if len(p) < 37 {
-				return bad("entry")
-			}
-			copy(f.A[:], p[0:16])
-			copy(f.B[:], p[16:32])
-			p = p[32:]
+		var what string
+		if p, what = flowHead(p, f, minTS); what != "" {
+			return bad(what)
 		}
-		f.APort, f.BPort, f.Flags = le.Uint16(p[0:]), le.Uint16(p[2:]), p[4]
-		p = p[5:]
-		var ok bool
-		if f.Packets, p, ok = uvarint(p); !ok {
-			return bad("packets")
-		}
-		if f.Bytes, p, ok = uvarint(p); !ok {
-			return bad("bytes")
-		}
-		var first, dur uint64
-		if first, p, ok = uvarint(p); !ok {
-			return bad("first time")
-		}
-		if dur, p, ok = uvarint(p); !ok {
-			return bad("last time")
-		}
-		f.First = minTS + int64(first)
-		f.Last = f.First + int64(dur)
 		if ngr, k := binary.Uvarint(p); k > 0 && ngr <= ng && ngr <= 8*uint64(len(p)) {
 			f.Groups = make([]uint32, 0, ngr)
 		}
@@ -284,6 +251,92 @@ func decodeFlows(p []byte, ng uint64, minTS int64) ([]Flow, []byte, error) {
 		p = p[k:]
 	}
 	return out, p, nil
+}
+
+// flowHead decodes a flow entry up to its group list into f; what says
+// which field is malformed ("" if none).
+func flowHead(p []byte, f *Flow, minTS int64) (_ []byte, what string) {
+	le := binary.LittleEndian
+	if len(p) < 4 {
+		return p, "entry"
+	}
+	f.Kind, f.Ports, f.Proto, f.VLAN = Kind(p[0]&0x7f), p[0]&0x80 != 0, p[1], le.Uint16(p[2:])
+	p = p[4:]
+	if f.Kind == IPv4 {
+		if len(p) < 13 {
+			return p, "entry"
+		}
+		f.A, f.B = Map4([4]byte(p[0:4])), Map4([4]byte(p[4:8]))
+		p = p[8:]
+	} else {
+		if len(p) < 37 {
+			return p, "entry"
+		}
+		copy(f.A[:], p[0:16])
+		copy(f.B[:], p[16:32])
+		p = p[32:]
+	}
+	f.APort, f.BPort, f.Flags = le.Uint16(p[0:]), le.Uint16(p[2:]), p[4]
+	p = p[5:]
+	var ok bool
+	if f.Packets, p, ok = uvarint(p); !ok {
+		return p, "packets"
+	}
+	if f.Bytes, p, ok = uvarint(p); !ok {
+		return p, "bytes"
+	}
+	var first, dur uint64
+	if first, p, ok = uvarint(p); !ok {
+		return p, "first time"
+	}
+	if dur, p, ok = uvarint(p); !ok {
+		return p, "last time"
+	}
+	f.First = minTS + int64(first)
+	f.Last = f.First + int64(dur)
+	return p, ""
+}
+
+// FlowGroups sets in out the groups of the flows for which match is true,
+// decoding only those flows' group lists (the others are stepped over by
+// their size): what a plan needs of the flow table, without building it.
+// Damage: as FlowTable.
+func (s *Segment) FlowGroups(match func(k *FlowKey) bool, out Bits) error {
+	if s.err != nil {
+		return s.err
+	}
+	if crc32.Checksum(s.flows, crcTable) != s.flowSum {
+		s.fail("flows")
+		return s.err
+	}
+	bad := func(what string) error { return fmt.Errorf("%w: flows: %s", ErrCorrupt, what) }
+	p := s.flows
+	n, k := binary.Uvarint(p)
+	if k <= 0 || n > uint64(len(p))/minFlowEntry {
+		return bad("count")
+	}
+	p = p[k:]
+	var f Flow
+	for i := uint64(0); i < n; i++ {
+		var what string
+		if p, what = flowHead(p, &f, s.MinTS); what != "" {
+			return bad(what)
+		}
+		var k int
+		if match(&f.FlowKey) {
+			k = decodeGroups(p, s.ng, func(g uint32) { out.Set(g) })
+		} else {
+			k = skipGroups(p, s.ng)
+		}
+		if k < 0 {
+			return bad("groups")
+		}
+		p = p[k:]
+	}
+	if len(p) != 0 {
+		return bad("bytes after the flows")
+	}
+	return nil
 }
 
 func uvarint(p []byte) (uint64, []byte, bool) {
