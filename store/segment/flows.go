@@ -10,8 +10,8 @@ package segment
 import (
 	"bytes"
 	"encoding/binary"
-	"hash/crc32"
 	"fmt"
+	"hash/crc32"
 	"net/netip"
 	"sort"
 	"unsafe"
