@@ -178,6 +178,9 @@ func timeline(cc *cli.Context) error {
 		fmt.Fprintf(os.Stderr, "fmslice timeline: %d packets, %d bytes in %d buckets of %s: %d counted by the index (%d groups), %d read from %d frames (%s)\n",
 			pk, by, len(tl.Packets), time.Duration(step), tl.FromIndex, tl.GroupsIndex, tl.Read, tl.Frames, tl.Why())
 	}
+	if pk == 0 {
+		emptyNotice(store, from, to, expr != "")
+	}
 	if err := writeTimeline(tl, expr, cc.Bool("json")); err != nil {
 		return err
 	}
