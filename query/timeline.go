@@ -198,19 +198,20 @@ func (tq *TimelineQuery) useSegment(tl *Timeline, e segment.Entry) (*segTimeline
 	var mpk, mby []uint64
 	var decided []bool
 	if tq.Plan != nil {
-		terms := tq.Plan.Groups(s)
-		if may, _, err = tq.Plan.narrowByFlows(s, terms, tq.Exact); err != nil {
-			return nil, err
-		}
+		may = tq.Plan.Groups(s)
 		if tq.Exact {
-			if mpk, mby, decided, err = tq.flowCounts(s, gpk); err != nil {
+			// The flow counts decide most groups; the term lists say
+			// which of the others may match.
+			if mpk, mby, decided, err = tq.flowCounts(s); err != nil {
 				return nil, err
 			}
+		} else if may, _, err = tq.Plan.narrowByFlows(s, may, false); err != nil {
+			return nil, err
 		}
 	}
 	inside := s.MinTS >= tq.From && s.MaxTS < tq.To
 	for g := 0; g < ng; g++ {
-		if gpk[g] == 0 || !may.Has(g) {
+		if gpk[g] == 0 || !may.Has(g) && (decided == nil || !decided[g]) {
 			continue // nothing indexed, or nothing that may match
 		}
 		lo, hi := s.GroupTimes(g)
@@ -247,45 +248,41 @@ func (tq *TimelineQuery) useSegment(tl *Timeline, e segment.Entry) (*segTimeline
 }
 
 // flowCounts is, per group, the packets and bytes of the flows that match
-// (an exact plan), and whether they are the group's answer: every packet
-// of the group is in a flow, every flow in it FlowExact, no frame cut.
-func (tq *TimelineQuery) flowCounts(s *segment.Segment, gpk []uint64) (mpk, mby []uint64, decided []bool, err error) {
-	table, err := s.FlowTable()
-	if err != nil {
-		return nil, nil, nil, err
-	}
+// (an exact plan), and whether they are the group's answer: no packet of
+// the group outside flows (ARP, other protocols, frames cut inside a
+// header: their kind terms say which groups hold them), every flow in it
+// FlowExact.
+func (tq *TimelineQuery) flowCounts(s *segment.Segment) (mpk, mby []uint64, decided []bool, err error) {
 	ng := s.Groups()
 	mpk, mby = make([]uint64, ng), make([]uint64, ng)
-	inFlows := make([]uint64, ng)
+	outside := segment.NewBits(ng)
+	outsideFlows(s, outside)
 	decided = make([]bool, ng)
 	for g := range decided {
-		decided[g] = true
+		decided[g] = !outside.Has(g)
 	}
-	match := make([]bool, len(table))
-	for i := range table {
-		f := &table[i].FlowKey
-		match[i] = tq.Plan.MatchFlow(f)
-		if !tq.Plan.FlowExact(f) {
-			for _, g := range table[i].Groups {
-				decided[g] = false
-			}
+	const (
+		match   = 1 // FlowExact, matches: its counts count
+		inexact = 2 // not FlowExact: its groups are read
+	)
+	pick := func(k *segment.FlowKey) uint8 {
+		switch {
+		case !tq.Plan.FlowExact(k):
+			return inexact
+		case tq.Plan.MatchFlow(k):
+			return match
 		}
+		return 0
 	}
-	if err := s.FlowCounts(table, func(f int, g uint32, pk, by uint64) {
-		inFlows[g] += pk
-		if match[f] {
+	if err := s.FlowCountsOf(pick, func(c uint8, g uint32, pk, by uint64) {
+		if c == match {
 			mpk[g] += pk
 			mby[g] += by
+		} else {
+			decided[g] = false
 		}
 	}); err != nil {
 		return nil, nil, nil, err
-	}
-	cut := segment.NewBits(ng)
-	s.PostingsInto(segment.KindKind, []byte{segment.KeyCut}, cut)
-	for g := range decided {
-		if inFlows[g] != gpk[g] || cut.Has(g) {
-			decided[g] = false
-		}
 	}
 	return mpk, mby, decided, s.Err()
 }

@@ -143,3 +143,81 @@ func (s *Segment) FlowCounts(table []Flow, fn func(f int, g uint32, pkts, bytes 
 	}
 	return nil
 }
+
+// FlowCountsOf walks the flow table and the flows' counts together,
+// building neither: pick says, from a flow's key, whether its counts are
+// wanted (0: no; any other class is handed back), and fn gets, for each
+// group of a wanted flow, the flow's packets and bytes there. The other
+// flows' group lists and counts are stepped over. Damage: as GroupCounts.
+func (s *Segment) FlowCountsOf(pick func(k *FlowKey) uint8, fn func(class uint8, g uint32, pkts, bytes uint64)) error {
+	if err := s.checkCounts(); err != nil {
+		return err
+	}
+	if s.flowCounts == nil {
+		if err := s.GroupCounts(func(int, uint64, uint64) {}); err != nil {
+			return err
+		}
+	}
+	if crc32.Checksum(s.flows, crcTable) != s.flowSum {
+		s.fail("flows")
+		return s.err
+	}
+	p, c := s.flows, s.flowCounts
+	n, k := binary.Uvarint(p)
+	if k <= 0 || n > uint64(len(p))/minFlowEntry {
+		s.fail("flows: count")
+		return s.err
+	}
+	p = p[k:]
+	var f Flow
+	for i := uint64(0); i < n; i++ {
+		var what string
+		if p, what = flowHead(p, &f, s.MinTS); what != "" {
+			s.fail("flows: " + what)
+			return s.err
+		}
+		ng, k := binary.Uvarint(p)
+		if k <= 0 {
+			s.fail("flows: groups")
+			return s.err
+		}
+		class := pick(&f.FlowKey)
+		if class == 0 {
+			if k = skipGroups(p, s.ng); k < 0 {
+				s.fail("flows: groups")
+				return s.err
+			}
+			p = p[k:]
+			for j := uint64(0); j < 2*ng; j++ { // its counts: packets and bytes a group
+				var ok bool
+				if _, c, ok = uvarint(c); !ok {
+					s.fail("flow counts")
+					return s.err
+				}
+			}
+			continue
+		}
+		ok := true
+		k = decodeGroups(p, s.ng, func(g uint32) {
+			var pk, by uint64
+			var ok1, ok2 bool
+			pk, c, ok1 = uvarint(c)
+			by, c, ok2 = uvarint(c)
+			if ok && ok1 && ok2 {
+				fn(class, g, pk, by)
+			} else {
+				ok = false
+			}
+		})
+		if k < 0 || !ok {
+			s.fail("flows or flow counts")
+			return s.err
+		}
+		p = p[k:]
+	}
+	if len(p) != 0 || len(c) != 0 {
+		s.fail("bytes after the flows or their counts")
+		return s.err
+	}
+	return nil
+}

@@ -192,3 +192,50 @@ func TestFlowGroups(t *testing.T) {
 		}
 	}
 }
+
+// FlowCountsOf hands exactly what FlowCounts hands for the flows picked,
+// with their class, and nothing for the others.
+func TestFlowCountsOf(t *testing.T) {
+	enc, _, _, _ := buildCounted(t)
+	s, err := Decode(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table, err := s.FlowTable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	class := func(k *FlowKey) uint8 {
+		switch {
+		case k.Proto == 17:
+			return 1
+		case k.Kind == IPv6:
+			return 2
+		}
+		return 0
+	}
+	type rec struct {
+		c     uint8
+		g     uint32
+		pk, b uint64
+	}
+	var want, got []rec
+	if err := s.FlowCounts(table, func(f int, g uint32, pk, by uint64) {
+		if c := class(&table[f].FlowKey); c != 0 {
+			want = append(want, rec{c, g, pk, by})
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FlowCountsOf(class, func(c uint8, g uint32, pk, by uint64) { got = append(got, rec{c, g, pk, by}) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) || len(want) < 20 {
+		t.Fatalf("%d counts, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("count %d: got %+v want %+v", i, got[i], want[i])
+		}
+	}
+}
