@@ -16,7 +16,7 @@ FLOWS=${FLOWS:-20000}
 go build -o "$B/" ./tools/fmslice
 in=$W/tl-$N-f$FLOWS.pcap st=$W/tl-$N-f$FLOWS.store
 [ -d "$st/index" ] || { echo "no store $st: run bench/index-timeline.sh first"; exit 1; }
-for f in "net 198.19.13.0/24 and udp" "(port 22 or port 6379) and net 198.18.7.0/24" "tcp"; do
+for f in "net 198.18.13.0/24 and udp" "(port 22 or port 6379) and net 198.18.7.0/24" "tcp"; do
   "$B/fmslice" -q --store "$st" -w "$W/a.pcap" "$f"
   tcpdump --time-stamp-precision=nano -r "$in" -w "$W/b.pcap" "$f" 2>/dev/null
   cmp -s <(tail -c +25 "$W/a.pcap") <(tail -c +25 "$W/b.pcap") || { echo "DIFFERENT OUTPUT for $f"; exit 1; }

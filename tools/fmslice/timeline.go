@@ -175,7 +175,7 @@ func timeline(cc *cli.Context) error {
 		by += tl.Bytes[i]
 	}
 	if !cc.Bool("q") {
-		fmt.Fprintf(os.Stderr, "fmslice timeline: %d packets, %d bytes in %d buckets of %s: %d counted by the index (%d groups), %d read from %d frames (%s)\n",
+		fmt.Fprintf(os.Stderr, "fmslice timeline: %d packets, %d bytes in %d buckets of %s: %d counted by the index (%d groups answered), %d read from %d frames (%s)\n",
 			pk, by, len(tl.Packets), time.Duration(step), tl.FromIndex, tl.GroupsIndex, tl.Read, tl.Frames, tl.Why())
 	}
 	if pk == 0 {
