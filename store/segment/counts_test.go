@@ -17,7 +17,7 @@ type gf struct {
 
 // buildCounted builds a segment from the corpus in random order with
 // random wire lengths, and what its counts must be.
-func buildCounted(t *testing.T) (enc []byte, gpk, gby []uint64, fc map[gf][2]uint64) {
+func buildCounted(t testing.TB) (enc []byte, gpk, gby []uint64, fc map[gf][2]uint64) {
 	frames := testpkt.Corpus(t)
 	rng := rand.New(rand.NewSource(13))
 	const first, n, G = 5, 6000, 16
@@ -238,4 +238,48 @@ func TestFlowCountsOf(t *testing.T) {
 			t.Fatalf("count %d: got %+v want %+v", i, got[i], want[i])
 		}
 	}
+}
+
+// FuzzCounts: counts (and flows) that pass their CRC but hold anything
+// never panic a reader; they decode or fail with ErrCorrupt.
+func FuzzCounts(f *testing.F) {
+	enc, _, _, _ := buildCounted(f)
+	le := binary.LittleEndian
+	foot := len(enc) - 8 - footerSize
+	dirOff, flowsOff := int(le.Uint64(enc[foot+8:])), int(le.Uint64(enc[foot+16:]))
+	nterms := int(le.Uint32(enc[52:]))
+	countsOff := dirOff + nterms*dirEntry + 4*((nterms+dirBlock-1)/dirBlock)
+	f.Add(enc[countsOff:flowsOff], uint16(0))
+	f.Add([]byte{1, 2, 0x80}, uint16(3))
+	f.Fuzz(func(t *testing.T, counts []byte, cut uint16) {
+		// The segment with these counts, their CRC made right.
+		b := append([]byte(nil), enc[:countsOff]...)
+		b = append(b, counts...)
+		nf := len(b)
+		b = append(b, enc[flowsOff:foot]...)
+		if int(cut) < foot-flowsOff && cut > 0 {
+			b = b[:nf+int(cut)] // flows cut short, their CRC made right too
+		}
+		ft := len(b)
+		b = append(b, enc[foot:foot+footerSize]...)
+		le.PutUint64(b[ft+16:], uint64(nf))
+		le.PutUint32(b[ft+40:], crc32.Checksum(b[nf:ft], crcTable))
+		le.PutUint32(b[ft+44:], crc32.Checksum(counts, crcTable))
+		b = le.AppendUint32(b, crc32.Checksum(b[ft:], crcTable))
+		b = append(b, trailMagic...)
+		s, err := Decode(b)
+		if err != nil {
+			t.Fatalf("Decode: %v", err)
+		}
+		table, _ := s.FlowTable()
+		if err := s.GroupCounts(func(int, uint64, uint64) {}); err == nil {
+			s.FlowCounts(table, func(int, uint32, uint64, uint64) {})
+		}
+		s2, _ := Decode(b)
+		s2.FlowCountsOf(func(k *FlowKey) uint8 { return k.Proto & 3 }, func(uint8, uint32, uint64, uint64) {})
+		s3, _ := Decode(b)
+		if err := s3.Verify(); err != nil && !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("Verify: %v", err)
+		}
+	})
 }
