@@ -224,6 +224,8 @@ func (tq *TimelineQuery) useSegment(tl *Timeline, e segment.Entry) (*segTimeline
 			pk, by = mpk[g], mby[g]
 		}
 		switch {
+		case cut && decided != nil && decided[g] && pk == 0:
+			continue // no packet of it matches: nothing to read
 		case cut:
 			r.edge = true
 		case tq.Plan != nil && (decided == nil || !decided[g]):
