@@ -54,10 +54,12 @@ func listsCounted(p, c *pairs, n int) ([][]uint32, [][]uint64) {
 // appendCounts appends the counts section: the groups', then the flows'
 // (fl in the file's order).
 func (b *Builder) appendCounts(out []byte, fl []*Flow) []byte {
+	start := len(out)
 	for g := range b.gpk {
 		out = binary.AppendUvarint(out, b.gpk[g])
 		out = binary.AppendUvarint(out, b.gby[g])
 	}
+	out = binary.LittleEndian.AppendUint32(out, sum32(out[start:]))
 	for _, f := range fl {
 		for _, c := range f.cnt {
 			out = binary.AppendUvarint(out, c>>cntShift)
@@ -67,33 +69,31 @@ func (b *Builder) appendCounts(out []byte, fl []*Flow) []byte {
 	return out
 }
 
+// groupCountsLen is the bytes the groups' counts and their CRC take at the
+// start of p (written by appendCounts for ng groups).
+func groupCountsLen(p []byte, ng int) int {
+	n := 0
+	for i := 0; i < 2*ng; i++ {
+		_, k := binary.Uvarint(p[n:])
+		n += k
+	}
+	return n + 4
+}
+
 // HasCounts says whether the segment holds counts (version 6).
 func (s *Segment) HasCounts() bool { return s.counts != nil }
 
-// checkCounts checks the counts' CRC once.
-func (s *Segment) checkCounts() error {
+// GroupCounts hands fn each group's packets and bytes, in group order,
+// then checks their CRC (which follows them): a timeline without a filter
+// reads these few bytes a group, not the flows' counts. It fails (and Err
+// says so) when the counts are damaged or absent; fn may then have seen
+// figures that must not be trusted.
+func (s *Segment) GroupCounts(fn func(g int, pkts, bytes uint64)) error {
 	if s.err != nil {
 		return s.err
 	}
 	if s.counts == nil {
 		return fmt.Errorf("%s: no counts (a version 5 segment)", s.Name)
-	}
-	if !s.countsOK {
-		if crc32.Checksum(s.counts, crcTable) != s.countSum {
-			s.fail("counts")
-			return s.err
-		}
-		s.countsOK = true
-	}
-	return nil
-}
-
-// GroupCounts hands fn each group's packets and bytes, in group order. It
-// fails (and Err says so) when the counts are damaged or absent; fn may
-// then have seen figures that must not be trusted.
-func (s *Segment) GroupCounts(fn func(g int, pkts, bytes uint64)) error {
-	if err := s.checkCounts(); err != nil {
-		return err
 	}
 	p := s.counts
 	for g := 0; g < int(s.ng); g++ {
@@ -107,21 +107,39 @@ func (s *Segment) GroupCounts(fn func(g int, pkts, bytes uint64)) error {
 		}
 		fn(g, pk, by)
 	}
-	s.flowCounts = p
+	n := len(s.counts) - len(p)
+	if len(p) < 4 || binary.LittleEndian.Uint32(p) != crc32.Checksum(s.counts[:n], crcTable) {
+		s.fail("group counts")
+		return s.err
+	}
+	s.flowCounts = p[4:]
 	return nil
+}
+
+// checkFlowCounts finds the flows' counts (after the groups') and checks
+// their CRC, once.
+func (s *Segment) checkFlowCounts() error {
+	if s.flowCounts == nil {
+		if err := s.GroupCounts(func(int, uint64, uint64) {}); err != nil {
+			return err
+		}
+	}
+	if !s.countsOK {
+		if crc32.Checksum(s.flowCounts, crcTable) != s.countSum {
+			s.fail("flow counts")
+			return s.err
+		}
+		s.countsOK = true
+	}
+	return s.err
 }
 
 // FlowCounts hands fn, for each flow of table (the segment's FlowTable, in
 // its order) and each of its groups, the flow's packets and bytes in that
 // group. GroupCounts must have run. Damage: as GroupCounts.
 func (s *Segment) FlowCounts(table []Flow, fn func(f int, g uint32, pkts, bytes uint64)) error {
-	if err := s.checkCounts(); err != nil {
+	if err := s.checkFlowCounts(); err != nil {
 		return err
-	}
-	if s.flowCounts == nil {
-		if err := s.GroupCounts(func(int, uint64, uint64) {}); err != nil {
-			return err
-		}
 	}
 	p := s.flowCounts
 	for i := range table {
@@ -150,13 +168,8 @@ func (s *Segment) FlowCounts(table []Flow, fn func(f int, g uint32, pkts, bytes 
 // group of a wanted flow, the flow's packets and bytes there. The other
 // flows' group lists and counts are stepped over. Damage: as GroupCounts.
 func (s *Segment) FlowCountsOf(pick func(k *FlowKey) uint8, fn func(class uint8, g uint32, pkts, bytes uint64)) error {
-	if err := s.checkCounts(); err != nil {
+	if err := s.checkFlowCounts(); err != nil {
 		return err
-	}
-	if s.flowCounts == nil {
-		if err := s.GroupCounts(func(int, uint64, uint64) {}); err != nil {
-			return err
-		}
 	}
 	if crc32.Checksum(s.flows, crcTable) != s.flowSum {
 		s.fail("flows")

@@ -86,19 +86,36 @@ func TestCountsExact(t *testing.T) {
 	}
 }
 
-// A damaged byte in the counts fails their check, and only theirs.
+// A damaged byte in the flows' counts fails their check, and only theirs;
+// one in the groups' counts fails those.
 func TestCountsDamage(t *testing.T) {
 	enc, _, _, _ := buildCounted(t)
 	le := binary.LittleEndian
 	foot := len(enc) - 8 - footerSize
 	flowsOff := int(le.Uint64(enc[foot+16:]))
-	enc[flowsOff-3] ^= 0x40 // within the flows' counts
-	s, err := Decode(enc)
+	b := append([]byte(nil), enc...)
+	b[flowsOff-3] ^= 0x40 // within the flows' counts
+	s, err := Decode(b)
 	if err != nil {
 		t.Fatalf("Decode: %v (damage in the counts shows when they are read)", err)
 	}
-	if _, err := s.FlowTable(); err != nil {
+	table, err := s.FlowTable()
+	if err != nil {
 		t.Fatalf("FlowTable: %v", err)
+	}
+	if err := s.GroupCounts(func(int, uint64, uint64) {}); err != nil {
+		t.Fatalf("GroupCounts: %v (the damage is in the flows' counts)", err)
+	}
+	if err := s.FlowCounts(table, func(int, uint32, uint64, uint64) {}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("FlowCounts: %v, want ErrCorrupt", err)
+	}
+	dirOff := int(le.Uint64(enc[foot+8:]))
+	nterms := int(le.Uint32(enc[52:]))
+	countsOff := dirOff + nterms*dirEntry + 4*((nterms+dirBlock-1)/dirBlock)
+	b = append([]byte(nil), enc...)
+	b[countsOff+1] ^= 0x01 // the first group's bytes
+	if s, err = Decode(b); err != nil {
+		t.Fatal(err)
 	}
 	if err := s.GroupCounts(func(int, uint64, uint64) {}); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("GroupCounts: %v, want ErrCorrupt", err)
@@ -249,11 +266,16 @@ func FuzzCounts(f *testing.F) {
 	dirOff, flowsOff := int(le.Uint64(enc[foot+8:])), int(le.Uint64(enc[foot+16:]))
 	nterms := int(le.Uint32(enc[52:]))
 	countsOff := dirOff + nterms*dirEntry + 4*((nterms+dirBlock-1)/dirBlock)
-	f.Add(enc[countsOff:flowsOff], uint16(0))
+	s0, err := Decode(enc)
+	if err != nil {
+		f.Fatal(err)
+	}
+	flowCountsOff := countsOff + groupCountsLen(enc[countsOff:flowsOff], s0.Groups())
+	f.Add(enc[flowCountsOff:flowsOff], uint16(0))
 	f.Add([]byte{1, 2, 0x80}, uint16(3))
 	f.Fuzz(func(t *testing.T, counts []byte, cut uint16) {
-		// The segment with these counts, their CRC made right.
-		b := append([]byte(nil), enc[:countsOff]...)
+		// The segment with these flows' counts, their CRC made right.
+		b := append([]byte(nil), enc[:flowCountsOff]...)
 		b = append(b, counts...)
 		nf := len(b)
 		b = append(b, enc[flowsOff:foot]...)

@@ -52,9 +52,10 @@
 //	directory block checksums: the directory in blocks of 128 entries (the
 //	  last may be shorter), the CRC-32C of each block u32
 //	counts (version 6): per group, its packets uvarint and bytes on the
-//	  wire uvarint; then per flow, in the flows' order, per group of its
-//	  group list, in order, the flow's packets and bytes in that group
-//	  (uvarints). fmslice timeline answers from them. About three bytes a
+//	  wire uvarint, then the CRC-32C of those bytes u32 (a timeline
+//	  without a filter reads only these); then per flow, in the flows'
+//	  order, per group of its group list, in order, the flow's packets and
+//	  bytes in that group (uvarints). fmslice timeline answers from them. About three bytes a
 //	  (flow, group) pair: with flows interleaved packet by packet, about
 //	  as many pairs as packets.
 //	flows: count uvarint, then per flow (see flows.go for the key's order)
@@ -73,7 +74,7 @@
 //	 32  4  CRC-32C of the group times
 //	 36  4  CRC-32C of the directory block checksums
 //	 40  4  CRC-32C of the flows
-//	 44  4  CRC-32C of the counts (version 5: zero, no counts)
+//	 44  4  CRC-32C of the flows' counts (version 5: zero, no counts)
 //	trailer: CRC-32C of the footer u32, "XIMF"
 //
 // Opening checks the trailer, footer, header and gaps (a truncated file
@@ -156,8 +157,8 @@ type Segment struct {
 	groupsOK           bool
 	dirOK              []bool // directory blocks checked
 	counts             []byte // version 6: group and flow counts (nil: version 5)
-	countSum           uint32
-	countsOK           bool
+	countSum           uint32 // CRC of the flows' counts
+	countsOK           bool   // the flows' counts checked
 	flowCounts         []byte // the flows' part of counts, once GroupCounts has run
 	err                error  // the first part that failed its check
 	m                  mmap.MMap
@@ -574,7 +575,7 @@ func (b *Builder) Encode() []byte {
 	out = le.AppendUint32(out, sum32(out[hdrSize:groupsEnd]))
 	out = le.AppendUint32(out, sum32(out[sumsOff:countsOff]))
 	out = le.AppendUint32(out, sum32(out[flowsOff:foot]))
-	out = le.AppendUint32(out, sum32(out[countsOff:flowsOff]))
+	out = le.AppendUint32(out, sum32(out[countsOff+groupCountsLen(out[countsOff:flowsOff], len(b.gmin)):flowsOff]))
 	out = le.AppendUint32(out, sum32(out[foot:]))
 	return append(out, trailMagic...)
 }
