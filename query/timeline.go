@@ -134,8 +134,8 @@ func (tq *TimelineQuery) UseSegments(tl *Timeline, exclude []SeqRange, stored ui
 		}
 		// Only now, with the segment found whole, its answers count.
 		for i, pk := range r.pk {
-			tl.Packets[i] += pk
-			tl.Bytes[i] += r.by[i]
+			tl.Packets[r.base+i] += pk
+			tl.Bytes[r.base+i] += r.by[i]
 			tl.FromIndex += pk
 		}
 		tl.GroupsIndex += r.answered
@@ -163,10 +163,11 @@ func (tq *TimelineQuery) UseSegments(tl *Timeline, exclude []SeqRange, stored ui
 
 var errNoCounts = errors.New("no counts")
 
-// segTimeline is what one segment answers: per bucket (sparse: only
-// buckets it touches are non-zero), the groups to read, its gaps.
+// segTimeline is what one segment answers: per bucket from base (the
+// buckets its time span touches), the groups to read, its gaps.
 type segTimeline struct {
-	pk, by      map[int]uint64
+	base        int
+	pk, by      []uint64
 	read        []SeqRange
 	gaps        [][2]uint64
 	answered    int
@@ -180,10 +181,15 @@ func (tq *TimelineQuery) useSegment(tl *Timeline, e segment.Entry) (*segTimeline
 		return nil, err
 	}
 	defer s.Close()
-	r := &segTimeline{pk: map[int]uint64{}, by: map[int]uint64{}, gaps: s.Gaps}
+	r := &segTimeline{gaps: s.Gaps}
 	if s.Indexed == 0 || s.MaxTS < tq.From || s.MinTS >= tq.To {
 		return r, nil // no packet of it is in the range
 	}
+	// The buckets its packets in the range may fall in.
+	bucket := func(ts int64) int { return int(uint64(ts-tl.From) / uint64(tl.Step)) }
+	r.base = bucket(max(s.MinTS, tl.From))
+	n := bucket(min(s.MaxTS, tl.End-1)) - r.base + 1
+	r.pk, r.by = make([]uint64, n), make([]uint64, n)
 	if !s.HasCounts() {
 		return nil, fmt.Errorf("%s: %w (a version 5 segment): its seqs are read; indexer --rebuild adds them", e.Name, errNoCounts)
 	}
@@ -232,7 +238,7 @@ func (tq *TimelineQuery) useSegment(tl *Timeline, e segment.Entry) (*segTimeline
 			r.mixed = true
 		default:
 			if pk > 0 {
-				i := int(uint64(lo-tl.From) / uint64(tl.Step))
+				i := bucket(lo) - r.base
 				r.pk[i] += pk
 				r.by[i] += by
 			}
