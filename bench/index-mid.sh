@@ -6,8 +6,8 @@
 # run each, outputs checked identical first. Prints fmslice --explain's plan:
 # groups kept, what the term lists alone would have kept, groups that held
 # a match, frames read. "tcp" (most packets) checks the other end: not
-# slower than tcpdump -r.
-# Usage: N=10000000 RUNS=5 [FLOWS=20000] bench/index-mid.sh
+# slower than tcpdump -r. FILTERS, separated by |, picks some.
+# Usage: N=10000000 RUNS=5 [FLOWS=20000] [FILTERS="tcp"] bench/index-mid.sh
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 N=${N:-10000000}
@@ -16,11 +16,13 @@ FLOWS=${FLOWS:-20000}
 go build -o "$B/" ./tools/fmslice
 in=$W/tl-$N-f$FLOWS.pcap st=$W/tl-$N-f$FLOWS.store
 [ -d "$st/index" ] || { echo "no store $st: run bench/index-timeline.sh first"; exit 1; }
-for f in "net 198.18.13.0/24 and udp" "(port 22 or port 6379) and net 198.18.7.0/24" "tcp"; do
+FILTERS=${FILTERS:-"net 198.18.13.0/24 and udp|(port 22 or port 6379) and net 198.18.7.0/24|tcp"}
+IFS='|' read -r -a filters <<< "$FILTERS"
+for f in "${filters[@]}"; do
   "$B/fmslice" -q --store "$st" -w "$W/a.pcap" "$f"
   tcpdump --time-stamp-precision=nano -r "$in" -w "$W/b.pcap" "$f" 2>/dev/null
   cmp -s <(tail -c +25 "$W/a.pcap") <(tail -c +25 "$W/b.pcap") || { echo "DIFFERENT OUTPUT for $f"; exit 1; }
-  m=$(tcpdump -r "$W/a.pcap" 2>/dev/null | wc -l)
+  m=$(tcpdump --count -r "$W/a.pcap" 2>/dev/null | awk '{print $1}')
   echo "== '$f': $m matches ($(echo "100 * $m / $N" | bc -l | cut -c1-6) %), identical to tcpdump's"
   "$B/fmslice" --store "$st" --explain -w /dev/null "$f" 2>&1 | grep '^plan'
   cat "$in" > /dev/null
@@ -28,4 +30,5 @@ for f in "net 198.18.13.0/24 and udp" "(port 22 or port 6379) and net 198.18.7.0
   hyperfine -N --style basic --warmup 1 --runs "$RUNS" \
     "$B/fmslice -q --store $st -w /dev/null '$f'" \
     "tcpdump -r $in -w /dev/null '$f'" 2>/dev/null | grep -E 'Time|±|faster'
+  rm -f "$W/a.pcap" "$W/b.pcap"
 done
