@@ -248,3 +248,26 @@ func TestFlowExactPlans(t *testing.T) {
 }
 
 func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
+
+// TestTimelineWithoutIndex: a store no segment covers is counted from its
+// frames, per packet, exactly, and stderr says why frames were read.
+func TestTimelineWithoutIndex(t *testing.T) {
+	need(t, "tcpdump")
+	gen := multiFlow(t, 8000)
+	st := store(t, []string{gen})
+	all := writeFile(t, run(t, bin("fmslice"), "--store", st, "--no-index", "-q"))
+	ts := packetTimes(t, all)
+	for _, f := range []string{"", "udp", "net 198.18.0.0/24 and tcp"} {
+		if n := checkTimeline(t, st, all, ts[0], ts[len(ts)-1]+1, 10_000_000, f); n != 0 {
+			t.Fatalf("%q: %d packets from an index the store does not have", f, n)
+		}
+		args := []string{"timeline", "--store", st, "--step", "1s"}
+		if f != "" {
+			args = append(args, f)
+		}
+		_, stderr, code := runCode(t, bin("fmslice"), args...)
+		if code != 0 || !strings.Contains(stderr, "seqs no segment with counts covers") {
+			t.Fatalf("%q: exit %d, stderr %q: should say why it read the frames", f, code, stderr)
+		}
+	}
+}
