@@ -29,6 +29,8 @@ type Index struct {
 	Refused   []string   // segments refused (damaged), why
 	Groups    int        // groups in the segments consulted
 	Kept      int        // of which may match
+	TermKept  int        // of which the term lists alone kept (before the flow tables narrowed them)
+	FlowSegs  int        // segments whose flow table narrowed the plan
 }
 
 // LoadIndex reads the segments of dir that overlap [from, to) and
@@ -36,8 +38,11 @@ type Index struct {
 // its checks (its seqs are then scanned). It returns nil when there is
 // nothing to use.
 func LoadIndex(dir, expr string, from, to int64, refused func(error)) *Index {
-	pl := ParsePlan(expr)
-	if !pl.Indexed() {
+	pl, exact := ParseExact(expr)
+	if !exact {
+		pl = ParsePlan(expr)
+	}
+	if !pl.Indexed() && !(exact && pl.hasNot()) {
 		return nil
 	}
 	list, err := segment.List(dir)
@@ -53,7 +58,7 @@ func LoadIndex(dir, expr string, from, to int64, refused func(error)) *Index {
 		go func() {
 			defer wg.Done()
 			for i := int(next.Add(1)) - 1; i < len(list); i = int(next.Add(1)) - 1 {
-				results[i] = evalSegment(dir, list[i], pl, from, to)
+				results[i] = evalSegment(dir, list[i], pl, exact, from, to)
 			}
 		}()
 	}
@@ -71,6 +76,10 @@ func LoadIndex(dir, expr string, from, to int64, refused func(error)) *Index {
 		p.Segs += r.consulted
 		p.Groups += r.groups
 		p.Kept += r.kept
+		p.TermKept += r.termKept
+		if r.flows {
+			p.FlowSegs++
+		}
 		p.Covered = append(p.Covered, r.covered)
 		p.Candidate = append(p.Candidate, r.candidate...)
 	}
@@ -85,10 +94,12 @@ type segResult struct {
 	covered                 SeqRange   // the seqs it holds (valid segment)
 	candidate               []SeqRange // its candidate groups, and its gaps
 	consulted, groups, kept int
+	termKept                int  // groups the term lists kept
+	flows                   bool // the flow table narrowed them
 }
 
 // evalSegment opens segment e and evaluates the plan on it.
-func evalSegment(dir string, e segment.Entry, pl *Plan, from, to int64) segResult {
+func evalSegment(dir string, e segment.Entry, pl *Plan, exact bool, from, to int64) segResult {
 	s, err := segment.Open(dir, e)
 	if err != nil {
 		return segResult{err: err}
@@ -101,15 +112,24 @@ func evalSegment(dir string, e segment.Entry, pl *Plan, from, to int64) segResul
 	if s.Indexed > 0 && (s.MaxTS < from || s.MinTS >= to) {
 		return r // outside the range in time: its frames are skipped by time anyway
 	}
-	bits := pl.Groups(s)
+	terms := pl.Groups(s)
+	bits, narrowed, err := pl.narrowByFlows(s, terms, exact)
+	if err != nil {
+		return segResult{err: err}
+	}
+	r.flows = narrowed
 	inside := s.MinTS >= from && s.MaxTS < to // every group in the range: no group times needed
 	var cand []SeqRange
-	kept := 0
-	bits.Each(s.Groups(), func(g int) {
+	kept, termKept := 0, 0
+	terms.Each(s.Groups(), func(g int) {
 		if !inside {
 			if lo, hi := s.GroupTimes(g); lo > hi || hi < from || lo >= to {
 				return
 			}
+		}
+		termKept++
+		if !bits.Has(g) {
+			return
 		}
 		lo, hi := s.GroupSeqs(uint32(g))
 		cand = AppendRange(cand, lo, hi)
@@ -118,7 +138,7 @@ func evalSegment(dir string, e segment.Entry, pl *Plan, from, to int64) segResul
 	if err := s.Err(); err != nil { // a part it read failed its check: trust none of it
 		return segResult{err: err}
 	}
-	r.consulted, r.groups, r.kept = 1, s.Groups(), kept
+	r.consulted, r.groups, r.kept, r.termKept = 1, s.Groups(), kept, termKept
 	r.candidate = append(r.candidate, cand...)
 	return r
 }

@@ -3,8 +3,11 @@
 // groups that may hold a match; the index plan over a directory (index.go);
 // flow evaluation, a filter decided on a flow's key (flows.go) and the
 // flows of a range counted from the segments' flow tables and the packets
-// read (flowcount.go); and the packet decoder (decode.go) both the indexer
-// and the queries use, so that they agree on what a packet is.
+// read (flowcount.go); flow-exact plans, which narrow the term lists' groups
+// to those of the flows that may match (flowplan.go); the timeline of a
+// range from the segments' counts (timeline.go); and the packet decoder
+// (decode.go) both the indexer and the queries use, so that they agree on
+// what a packet is.
 // fmslice, the indexer and a later query server share it; the formats it
 // reads are store/segment's.
 package query
@@ -71,6 +74,26 @@ func ParseFilter(expr string) (*Plan, bool) {
 	return n, true
 }
 
+// ParseExact is ParseFilter for answers that must be tcpdump's packet for
+// packet: ok only when the whole expression was understood and holds no
+// src or dst qualifier (which ParseFilter answers as either end). On the
+// packets of a flow without a VLAN tag (and for IPv6 flows, a plan that
+// names no protocol or port: libpcap reads IPv6's first next header, a
+// flow keeps the last), MatchFlow is then libpcap's answer; see
+// FlowExact.
+func ParseExact(expr string) (*Plan, bool) {
+	toks := tokenize(expr)
+	if len(toks) == 0 {
+		return all, true
+	}
+	p := &parser{toks: toks}
+	n, ok := p.expr()
+	if !ok || p.i != len(p.toks) || p.dir {
+		return all, false
+	}
+	return n, true
+}
+
 // Indexed says whether the plan can narrow anything.
 func (p *Plan) Indexed() bool {
 	if p == nil {
@@ -126,6 +149,7 @@ func tokenize(s string) []string {
 type parser struct {
 	toks []string
 	i    int
+	dir  bool // a src or dst qualifier was read (answered as either end)
 }
 
 func (p *parser) peek() string {
@@ -210,6 +234,7 @@ func (p *parser) primitive() (*Plan, bool) {
 	switch p.peek() {
 	case "src", "dst":
 		p.i++
+		p.dir = true
 		if t := p.peek(); t == "or" || t == "and" {
 			if p.i+1 < len(p.toks) && (p.toks[p.i+1] == "src" || p.toks[p.i+1] == "dst") {
 				p.i += 2

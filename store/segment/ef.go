@@ -110,6 +110,20 @@ func decodeGroups(p []byte, u uint32, fn func(g uint32)) int {
 	return k + int(lowN+highN)
 }
 
+// skipGroups is the bytes the list at the start of p takes (as
+// decodeGroups returns them) without decoding it, or -1 if p is too short.
+func skipGroups(p []byte, u uint32) int {
+	n, k := binary.Uvarint(p)
+	if k <= 0 || n > uint64(u) {
+		return -1
+	}
+	lowN, highN := efSizes(n, uint64(u), efWidth(n, uint64(u)))
+	if uint64(len(p)-k) < lowN+highN {
+		return -1
+	}
+	return k + int(lowN+highN)
+}
+
 // lowBits reads w ≤ 32 bits of p from bit at (bits past p's end read as 0).
 func lowBits(p []byte, at uint64, w uint) uint64 {
 	if w == 0 {

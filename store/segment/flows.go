@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"net/netip"
 	"sort"
 	"unsafe"
@@ -44,6 +45,8 @@ type Flow struct {
 	// which Encode derives the addresses' and ports' lists.
 	ai, bi, api, bpi int32
 	lastG            uint32
+	pb, pi           int32    // where its current (flow, group) count is in flowCnt
+	cnt              []uint64 // Encode: per group of Groups, packets << 40 | bytes
 }
 
 // flowKey is p's canonical flow key.
@@ -144,7 +147,11 @@ func (b *Builder) flow(g uint32, ts int64, p *Packet) {
 	if f.lastG != g+1 {
 		f.lastG = g + 1
 		b.flowSeen.add(uint64(i)<<32 | uint64(g)) // its addresses' and ports' groups too: see termLists
+		b.flowCnt.add(0)
+		f.pb = int32(len(b.flowCnt.blocks) - 1)
+		f.pi = int32(len(b.flowCnt.blocks[f.pb]) - 1)
 	}
+	b.flowCnt.blocks[f.pb][f.pi] += 1<<cntShift | uint64(p.Wire)
 }
 
 func less(a, b *FlowKey) bool {
@@ -172,13 +179,19 @@ func less(a, b *FlowKey) bool {
 	return a.VLAN < b.VLAN
 }
 
-func (b *Builder) appendFlows(out []byte, groups [][]uint32) []byte {
+// sortedFlows is the flows in the file's order, each with its groups and
+// their counts.
+func (b *Builder) sortedFlows(groups [][]uint32, cnts [][]uint64) []*Flow {
 	fl := make([]*Flow, len(b.flows))
 	for i := range b.flows {
 		fl[i] = &b.flows[i]
-		fl[i].Groups = groups[i]
+		fl[i].Groups, fl[i].cnt = groups[i], cnts[i]
 	}
 	sort.Slice(fl, func(i, j int) bool { return less(&fl[i].FlowKey, &fl[j].FlowKey) })
+	return fl
+}
+
+func (b *Builder) appendFlows(out []byte, fl []*Flow) []byte {
 	le := binary.LittleEndian
 	out = binary.AppendUvarint(out, uint64(len(fl)))
 	for _, f := range fl {
@@ -221,47 +234,13 @@ func decodeFlows(p []byte, ng uint64, minTS int64) ([]Flow, []byte, error) {
 		return bad("count")
 	}
 	p = p[k:]
-	le := binary.LittleEndian
 	out := make([]Flow, n)
 	for i := range out {
-		if len(p) < 4 {
-			return bad("entry")
-		}
 		f := &out[i]
-		f.Kind, f.Ports, f.Proto, f.VLAN = Kind(p[0]&0x7f), p[0]&0x80 != 0, p[1], le.Uint16(p[2:])
-		p = p[4:]
-		if f.Kind == IPv4 {
-			if len(p) < 13 {
-				return bad("entry")
-			}
-			f.A, f.B = Map4([4]byte(p[0:4])), Map4([4]byte(p[4:8]))
-			p = p[8:]
-		} else {
-			if len(p) < 37 {
-				return bad("entry")
-			}
-			copy(f.A[:], p[0:16])
-			copy(f.B[:], p[16:32])
-			p = p[32:]
+		var what string
+		if p, what = flowHead(p, f, minTS); what != "" {
+			return bad(what)
 		}
-		f.APort, f.BPort, f.Flags = le.Uint16(p[0:]), le.Uint16(p[2:]), p[4]
-		p = p[5:]
-		var ok bool
-		if f.Packets, p, ok = uvarint(p); !ok {
-			return bad("packets")
-		}
-		if f.Bytes, p, ok = uvarint(p); !ok {
-			return bad("bytes")
-		}
-		var first, dur uint64
-		if first, p, ok = uvarint(p); !ok {
-			return bad("first time")
-		}
-		if dur, p, ok = uvarint(p); !ok {
-			return bad("last time")
-		}
-		f.First = minTS + int64(first)
-		f.Last = f.First + int64(dur)
 		if ngr, k := binary.Uvarint(p); k > 0 && ngr <= ng && ngr <= 8*uint64(len(p)) {
 			f.Groups = make([]uint32, 0, ngr)
 		}
@@ -272,6 +251,92 @@ func decodeFlows(p []byte, ng uint64, minTS int64) ([]Flow, []byte, error) {
 		p = p[k:]
 	}
 	return out, p, nil
+}
+
+// flowHead decodes a flow entry up to its group list into f; what says
+// which field is malformed ("" if none).
+func flowHead(p []byte, f *Flow, minTS int64) (_ []byte, what string) {
+	le := binary.LittleEndian
+	if len(p) < 4 {
+		return p, "entry"
+	}
+	f.Kind, f.Ports, f.Proto, f.VLAN = Kind(p[0]&0x7f), p[0]&0x80 != 0, p[1], le.Uint16(p[2:])
+	p = p[4:]
+	if f.Kind == IPv4 {
+		if len(p) < 13 {
+			return p, "entry"
+		}
+		f.A, f.B = Map4([4]byte(p[0:4])), Map4([4]byte(p[4:8]))
+		p = p[8:]
+	} else {
+		if len(p) < 37 {
+			return p, "entry"
+		}
+		copy(f.A[:], p[0:16])
+		copy(f.B[:], p[16:32])
+		p = p[32:]
+	}
+	f.APort, f.BPort, f.Flags = le.Uint16(p[0:]), le.Uint16(p[2:]), p[4]
+	p = p[5:]
+	var ok bool
+	if f.Packets, p, ok = uvarint(p); !ok {
+		return p, "packets"
+	}
+	if f.Bytes, p, ok = uvarint(p); !ok {
+		return p, "bytes"
+	}
+	var first, dur uint64
+	if first, p, ok = uvarint(p); !ok {
+		return p, "first time"
+	}
+	if dur, p, ok = uvarint(p); !ok {
+		return p, "last time"
+	}
+	f.First = minTS + int64(first)
+	f.Last = f.First + int64(dur)
+	return p, ""
+}
+
+// FlowGroups sets in out the groups of the flows for which match is true,
+// decoding only those flows' group lists (the others are stepped over by
+// their size): what a plan needs of the flow table, without building it.
+// Damage: as FlowTable.
+func (s *Segment) FlowGroups(match func(k *FlowKey) bool, out Bits) error {
+	if s.err != nil {
+		return s.err
+	}
+	if crc32.Checksum(s.flows, crcTable) != s.flowSum {
+		s.fail("flows")
+		return s.err
+	}
+	bad := func(what string) error { return fmt.Errorf("%w: flows: %s", ErrCorrupt, what) }
+	p := s.flows
+	n, k := binary.Uvarint(p)
+	if k <= 0 || n > uint64(len(p))/minFlowEntry {
+		return bad("count")
+	}
+	p = p[k:]
+	var f Flow
+	for i := uint64(0); i < n; i++ {
+		var what string
+		if p, what = flowHead(p, &f, s.MinTS); what != "" {
+			return bad(what)
+		}
+		var k int
+		if match(&f.FlowKey) {
+			k = decodeGroups(p, s.ng, func(g uint32) { out.Set(g) })
+		} else {
+			k = skipGroups(p, s.ng)
+		}
+		if k < 0 {
+			return bad("groups")
+		}
+		p = p[k:]
+	}
+	if len(p) != 0 {
+		return bad("bytes after the flows")
+	}
+	return nil
 }
 
 func uvarint(p []byte) (uint64, []byte, bool) {

@@ -30,7 +30,11 @@ func FuzzSegment(f *testing.F) {
 		for g := 0; g < s.Groups(); g++ {
 			s.GroupTimes(g)
 		}
-		s.FlowTable()
+		table, _ := s.FlowTable()
+		s.FlowGroups(func(k *segment.FlowKey) bool { return k.Proto == 6 }, segment.NewBits(s.Groups()))
+		if s.GroupCounts(func(int, uint64, uint64) {}) == nil {
+			s.FlowCounts(table, func(int, uint32, uint64, uint64) {})
+		}
 		s.Verify()
 	})
 }

@@ -24,7 +24,7 @@
 //
 //	header, 64 bytes
 //	  0  4  magic "FMIX"
-//	  4  2  version (5)
+//	  4  2  version (6; 5 is read too: it has no counts)
 //	  6  2  reserved, zero
 //	  8  4  group size G (seqs per group)
 //	 12  4  group count N = L/G - F/G + 1 (0 when the segment is empty)
@@ -51,6 +51,13 @@
 //	  and never decodes the rest)
 //	directory block checksums: the directory in blocks of 128 entries (the
 //	  last may be shorter), the CRC-32C of each block u32
+//	counts (version 6): per group, its packets uvarint and bytes on the
+//	  wire uvarint, then the CRC-32C of those bytes u32 (a timeline
+//	  without a filter reads only these); then per flow, in the flows'
+//	  order, per group of its group list, in order, the flow's packets and
+//	  bytes in that group (uvarints). fmslice timeline answers from them. About three bytes a
+//	  (flow, group) pair: with flows interleaved packet by packet, about
+//	  as many pairs as packets.
 //	flows: count uvarint, then per flow (see flows.go for the key's order)
 //	  kind u8 (the packet kind; bit 7 set: the flow has ports), proto u8,
 //	  VLAN u16, address A, address B (IPv4: 4 bytes each; IPv6: 16),
@@ -67,13 +74,15 @@
 //	 32  4  CRC-32C of the group times
 //	 36  4  CRC-32C of the directory block checksums
 //	 40  4  CRC-32C of the flows
-//	 44  4  reserved, zero
+//	 44  4  CRC-32C of the flows' counts (version 5: zero, no counts)
 //	trailer: CRC-32C of the footer u32, "XIMF"
 //
 // Opening checks the trailer, footer, header and gaps (a truncated file
 // fails there); a part that fails its check when used marks the segment
 // corrupt (Err), and the reader then treats all its seqs as unindexed.
-// Older versions (1: one CRC over the whole file, which a query had to read
+// Version 5 (no counts) is read as version 6 without counts: the
+// planner and flows use it as before, and fmslice timeline reads its
+// seqs from the chunks. Older versions (1: one CRC over the whole file, which a query had to read
 // entirely; 2: groups counted from F; 3: group lists as uvarint deltas,
 // a third larger; 4: flows with 16-byte IPv4 addresses and 8-byte times,
 // from development builds only) are refused; indexer --rebuild replaces
@@ -105,7 +114,8 @@ import (
 const (
 	magic      = "FMIX"
 	trailMagic = "XIMF"
-	version    = 5
+	version    = 6
+	minVersion = 5 // the oldest read: no counts
 	hdrSize    = 64
 
 	KindAddr  = 'A'
@@ -146,6 +156,10 @@ type Segment struct {
 	groupsSum, flowSum uint32
 	groupsOK           bool
 	dirOK              []bool // directory blocks checked
+	counts             []byte // version 6: group and flow counts (nil: version 5)
+	countSum           uint32 // CRC of the flows' counts
+	countsOK           bool   // the flows' counts checked
+	flowCounts         []byte // the flows' part of counts, once GroupCounts has run
 	err                error  // the first part that failed its check
 	m                  mmap.MMap
 }
@@ -232,6 +246,8 @@ type Builder struct {
 	seg      Segment
 	gmin     []int64 // group times
 	gmax     []int64
+	gpk      []uint64 // group packets and bytes
+	gby      []uint64
 	addrIdx  map[[16]byte]int32
 	addrKeys [][16]byte
 	addrLast []uint32         // per address: the last group it was added to, +1 (0: none)
@@ -246,6 +262,7 @@ type Builder struct {
 	flowTab  flowTable
 	flows    []Flow // Groups left empty until Encode
 	flowSeen pairs  // (flow << 32 | group)
+	flowCnt  pairs  // per flowSeen entry: its packets << 40 | its bytes
 	last     [2]struct {
 		key [16]byte
 		i   int32
@@ -433,6 +450,8 @@ func (b *Builder) grow(seq uint64) {
 	for g := uint64(b.seg.GroupOf(seq)); uint64(len(b.gmin)) <= g; {
 		b.gmin = append(b.gmin, math.MaxInt64)
 		b.gmax = append(b.gmax, math.MinInt64)
+		b.gpk = append(b.gpk, 0)
+		b.gby = append(b.gby, 0)
 	}
 }
 
@@ -487,6 +506,8 @@ func (b *Builder) Add(seq uint64, ts int64, p *Packet) {
 	g := b.seg.GroupOf(seq)
 	b.gmin[g] = min(b.gmin[g], ts)
 	b.gmax[g] = max(b.gmax[g], ts)
+	b.gpk[g]++
+	b.gby[g] += uint64(p.Wire)
 	b.seg.MinTS = min(b.seg.MinTS, ts)
 	b.seg.MaxTS = max(b.seg.MaxTS, ts)
 	b.seg.Indexed++
@@ -525,7 +546,7 @@ func (b *Builder) Encode() []byte {
 	postOff := len(out)
 	// Room for the postings and flows at about two bytes a group, so that
 	// appending them does not copy a growing buffer again and again.
-	flowGroups := lists(&b.flowSeen, len(b.flows))
+	flowGroups, flowCnts := listsCounted(&b.flowSeen, &b.flowCnt, len(b.flows))
 	addrs, ports, est := b.termLists(flowGroups)
 	for _, blk := range b.flowSeen.blocks { // the flows' groups too
 		est += len(blk)
@@ -540,8 +561,11 @@ func (b *Builder) Encode() []byte {
 	for i := 0; i < len(dir); i += dirBlock * dirEntry {
 		out = le.AppendUint32(out, sum32(dir[i:min(i+dirBlock*dirEntry, len(dir))]))
 	}
+	countsOff := len(out)
+	fl := b.sortedFlows(flowGroups, flowCnts)
+	out = b.appendCounts(out, fl)
 	flowsOff := len(out)
-	out = b.appendFlows(out, flowGroups)
+	out = b.appendFlows(out, fl)
 	foot := len(out)
 	out = le.AppendUint64(out, uint64(postOff))
 	out = le.AppendUint64(out, uint64(dirOff))
@@ -549,9 +573,9 @@ func (b *Builder) Encode() []byte {
 	out = le.AppendUint32(out, sum32(out[:hdrSize]))
 	out = le.AppendUint32(out, sum32(out[groupsEnd:postOff]))
 	out = le.AppendUint32(out, sum32(out[hdrSize:groupsEnd]))
-	out = le.AppendUint32(out, sum32(out[sumsOff:flowsOff]))
+	out = le.AppendUint32(out, sum32(out[sumsOff:countsOff]))
 	out = le.AppendUint32(out, sum32(out[flowsOff:foot]))
-	out = le.AppendUint32(out, 0)
+	out = le.AppendUint32(out, sum32(out[countsOff+groupCountsLen(out[countsOff:flowsOff], len(b.gmin)):flowsOff]))
 	out = le.AppendUint32(out, sum32(out[foot:]))
 	return append(out, trailMagic...)
 }
@@ -645,8 +669,9 @@ func Decode(b []byte) (*Segment, error) {
 	if len(b) < hdrSize+footerSize+8 || string(b[:4]) != magic {
 		return bad("not a segment (magic)")
 	}
-	if v := le.Uint16(b[4:]); v != version {
-		return bad(fmt.Sprintf("version %d, this fmcap reads %d (indexer --rebuild --store STORE rebuilds the index)", v, version))
+	v := le.Uint16(b[4:])
+	if v < minVersion || v > version {
+		return bad(fmt.Sprintf("version %d, this fmcap reads %d to %d (indexer --rebuild --store STORE rebuilds the index)", v, minVersion, version))
 	}
 	foot := b[len(b)-8-footerSize : len(b)-8]
 	if string(b[len(b)-4:]) != trailMagic || le.Uint32(b[len(b)-8:]) != crc32.Checksum(foot, crcTable) {
@@ -670,7 +695,7 @@ func Decode(b []byte) (*Segment, error) {
 	nblocks := (nterms + dirBlock - 1) / dirBlock
 	sumsOff := dirOff + nterms*dirEntry
 	if postOff != hdrSize+ng*16+ngaps*16 || postOff > dirOff || dirOff > end || nterms > end ||
-		sumsOff+nblocks*4 != flowsOff || flowsOff > end {
+		sumsOff+nblocks*4 > flowsOff || flowsOff > end || v == 5 && sumsOff+nblocks*4 != flowsOff {
 		return bad("section offsets")
 	}
 	gaps := b[hdrSize+ng*16 : postOff]
@@ -684,7 +709,11 @@ func Decode(b []byte) (*Segment, error) {
 		}
 		s.Gaps = append(s.Gaps, [2]uint64{lo, hi})
 	}
-	s.dirSums = b[sumsOff:flowsOff]
+	countsOff := sumsOff + nblocks*4
+	s.dirSums = b[sumsOff:countsOff]
+	if v >= 6 {
+		s.counts, s.countSum = b[countsOff:flowsOff], le.Uint32(foot[44:])
+	}
 	if le.Uint32(foot[36:]) != crc32.Checksum(s.dirSums, crcTable) {
 		return bad("checksum of the term directory's block checksums")
 	}
@@ -704,8 +733,14 @@ func (s *Segment) Verify() error {
 		s.list(i)
 	}
 	if s.err == nil {
-		if _, err := s.FlowTable(); err != nil && s.err == nil {
+		fl, err := s.FlowTable()
+		if err != nil && s.err == nil {
 			s.err = err // flows that pass their CRC but do not decode
+		}
+		if err == nil && s.HasCounts() {
+			if err := s.GroupCounts(func(int, uint64, uint64) {}); err == nil {
+				s.FlowCounts(fl, func(int, uint32, uint64, uint64) {})
+			}
 		}
 	}
 	return s.err

@@ -31,6 +31,7 @@ import (
 	"github.com/fmcap/fmcap/query"
 	fmstore "github.com/fmcap/fmcap/store"
 	"github.com/fmcap/fmcap/store/chunk"
+	"github.com/fmcap/fmcap/store/segment"
 )
 
 const exitIncomplete = 3
@@ -103,7 +104,7 @@ func main() {
 				&cli.BoolFlag{Name: "json", Usage: "JSON for programs"},
 			}, storeKey),
 			Action: info,
-		}},
+		}, timelineCommand},
 		Action:         run,
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports and exits
 	}
@@ -165,6 +166,11 @@ func run(cc *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	var mg *matchGroups
+	if cc.Bool("explain") {
+		mg = &matchGroups{out: out, last: unknownSeq}
+		out = mg
+	}
 	dec := chunk.NewDecoder()
 	defer dec.Close()
 	res, err := slice(q, out, dec)
@@ -176,6 +182,7 @@ func run(cc *cli.Context) error {
 	if err := out.flush(); err != nil {
 		return fmt.Errorf("write output: %w", err)
 	}
+	res.matchGroups = mg
 	res.report(q, pl, cc.Bool("q"), cc.Bool("explain"))
 	originNotice(q, os.Stderr)
 	if len(res.damaged) > 0 {
@@ -266,6 +273,41 @@ func (res *result) report(q *sliceReq, pl *query.Index, quiet, explainPlan bool)
 	}
 }
 
+// matchGroups passes the output on and counts the index groups (64 seqs)
+// holding a packet that matched, for --explain: the plan's precision is
+// groups kept against these.
+type matchGroups struct {
+	out interface {
+		sink
+		flush() error
+	}
+	last uint64 // the group of the last match, unknownSeq: none
+	n    int
+}
+
+func (m *matchGroups) write(ts int64, wireLen uint32, data []byte) error {
+	return m.out.write(ts, wireLen, data)
+}
+
+func (m *matchGroups) writeSeq(seq uint64, ts int64, wireLen uint32, data []byte) error {
+	if seq != unknownSeq {
+		if g := seq / segment.DefaultGroupSize; g != m.last {
+			m.last = g
+			m.n++
+		}
+	}
+	return m.out.write(ts, wireLen, data)
+}
+
+func (m *matchGroups) flush() error { return m.out.flush() }
+
+func (m *matchGroups) count() int {
+	if m == nil {
+		return 0
+	}
+	return m.n
+}
+
 // explain prints, for --explain, what the index saved.
 func explain(p *query.Index, w io.Writer, res *result) {
 	total := res.frames + res.skipped
@@ -274,6 +316,8 @@ func explain(p *query.Index, w io.Writer, res *result) {
 		frac = float64(res.skipped) / float64(total)
 	}
 	fmt.Fprintf(w, "plan: %d index segments consulted, %d refused; %d of %d seq groups may match\n", p.Segs, len(p.Refused), p.Kept, p.Groups)
+	fmt.Fprintf(w, "plan: groups kept %d (term lists alone: %d; flow tables narrowed %d segments); groups that held a match %d; frames read %d\n",
+		p.Kept, p.TermKept, p.FlowSegs, res.matchGroups.count(), res.frames)
 	fmt.Fprintf(w, "plan: %d frames read, %d skipped of %d in the range (%.1f%% skipped), %d bytes decompressed\n",
 		res.frames, res.skipped, total, 100*frac, res.decompressed)
 }

@@ -48,6 +48,7 @@ type result struct {
 	repaired                []error      // chunks whose tables were rebuilt, every frame found: complete
 	rebuilt                 []chunk.Info // chunks whose tables were rebuilt: their frames' seqs are unknown
 	gone                    int          // chunks retention removed while the query ran
+	matchGroups             *matchGroups // --explain: the groups holding a match
 }
 
 type sink interface {
