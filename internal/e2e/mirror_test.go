@@ -17,12 +17,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/google/gopacket/pcapgo"
+	"golang.org/x/sys/unix"
 
 	"github.com/fmcap/fmcap/internal/ctl"
 	"github.com/fmcap/fmcap/internal/testnet"
@@ -49,6 +51,15 @@ func inject(file, dev string) error {
 	}
 	defer syscall.Close(fd)
 	to := &syscall.SockaddrLinklayer{Ifindex: ifi.Index}
+	// One CPU for every send: frames sent from two CPUs go through two
+	// per-CPU backlogs on their way to the veth and can arrive in another
+	// order than sent (seen once on a loaded machine).
+	runtime.LockOSThread()
+	var one unix.CPUSet
+	one.Set(0)
+	if err := unix.SchedSetaffinity(0, &one); err != nil {
+		return err
+	}
 	n := 0
 	for {
 		f, _, err := r.ReadPacketData()
