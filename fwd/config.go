@@ -61,6 +61,7 @@ type Config struct {
 	Writer  yaml.Node  `yaml:"writer"`
 	Indexer yaml.Node  `yaml:"indexer"`
 	Slice   yaml.Node  `yaml:"slice"`
+	Upload  yaml.Node  `yaml:"upload"`
 
 	path   string
 	routes []Route       // checked fwd.routes (route.go)

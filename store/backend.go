@@ -16,6 +16,8 @@ package store
 
 import (
 	"context"
+	"encoding/base64"
+	"hash/crc32"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +38,19 @@ type Object struct {
 	Name    string // relative to the store's root, slash-separated
 	Size    int64
 	ModTime time.Time
+	// CRC32C is the content's CRC-32C as S3 gives it (base64 of its four
+	// big-endian bytes; see CRC32C), "" when the backend does not say.
+	CRC32C string
+}
+
+// CRC32C is the CRC-32C (Castagnoli) of r's content in S3's notation, to
+// compare with Object.CRC32C.
+func CRC32C(r io.Reader) (string, error) {
+	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	if _, err := io.Copy(h, r); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(h.Sum(nil)), nil
 }
 
 // File is an opened object, read at offsets.

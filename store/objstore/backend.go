@@ -117,7 +117,7 @@ func (b *Backend) Stat(ctx context.Context, name string) (store.Object, error) {
 	if err != nil {
 		return store.Object{}, notExist(err)
 	}
-	return store.Object{Name: name, Size: in.Size, ModTime: in.ModTime}, nil
+	return store.Object{Name: name, Size: in.Size, ModTime: in.ModTime, CRC32C: in.CRC32C}, nil
 }
 
 func (b *Backend) Put(ctx context.Context, name string, r io.Reader, size int64) (store.Object, error) {
@@ -125,7 +125,7 @@ func (b *Backend) Put(ctx context.Context, name string, r io.Reader, size int64)
 	if err != nil {
 		return store.Object{}, err
 	}
-	return store.Object{Name: name, Size: in.Size, ModTime: in.ModTime}, nil
+	return store.Object{Name: name, Size: in.Size, ModTime: in.ModTime, CRC32C: in.CRC32C}, nil
 }
 
 func (b *Backend) Delete(ctx context.Context, name string) error { return b.S.Delete(ctx, name) }
