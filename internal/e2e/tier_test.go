@@ -1,0 +1,387 @@
+package e2e
+
+// The object-store tier against a real S3 server (versitygw, internal/
+// s3test): fmupload puts a store into the bucket, fmslice reads it back
+// from there byte for byte as from the disk; kill -9 of fmupload during
+// multipart uploads and a server restart mid-upload leave every chunk once
+// in the bucket, complete, and retention deletes locally only what is
+// confirmed uploaded.
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fmcap/fmcap/internal/s3test"
+	fmstore "github.com/fmcap/fmcap/store"
+	"github.com/fmcap/fmcap/store/chunk"
+	"github.com/fmcap/fmcap/store/objstore"
+)
+
+// s3Env points the AWS chain of this process and its children at srv, and
+// nothing else (no ~/.aws, no instance role).
+func s3Env(t *testing.T, srv *s3test.Server) {
+	t.Helper()
+	dir := t.TempDir()
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": srv.AccessKey, "AWS_SECRET_ACCESS_KEY": srv.SecretKey, "AWS_SESSION_TOKEN": "",
+		"AWS_REGION": srv.Region, "AWS_ENDPOINT_URL_S3": srv.Endpoint, "AWS_ENDPOINT_URL": "",
+		"AWS_PROFILE": "", "AWS_CONFIG_FILE": filepath.Join(dir, "config"),
+		"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"), "AWS_EC2_METADATA_DISABLED": "true",
+	} {
+		t.Setenv(k, v)
+	}
+}
+
+// bucketOf is a client of srv's bucket under prefix, for the checks.
+func bucketOf(t *testing.T, srv *s3test.Server, prefix string) *objstore.Store {
+	t.Helper()
+	s, err := objstore.New(context.Background(), objstore.Config{Bucket: srv.Bucket, Prefix: prefix, Endpoint: srv.Endpoint,
+		Region: srv.Region, AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func upload(t *testing.T, st, node string, extra ...string) {
+	t.Helper()
+	run(t, bin("fmupload"), append([]string{"--store", st, "--bucket", s3test.Bucket, "--prefix", "fleet", "--node", node,
+		"--once", "--metrics", "", "--part-size", "5MiB", "--log-level", "warn"}, extra...)...)
+}
+
+// TestTierRoundTrip: local → bucket → fmslice, identical to the local
+// slice, for the real captures and a generated multi-chunk store, with
+// and without the index, compressed and not.
+func TestTierRoundTrip(t *testing.T) {
+	srv := s3test.Start(t)
+	s3Env(t, srv)
+	var captures []string
+	for _, f := range []string{"ns-http.pcap", "ns-mix-nano.pcap", "gopacket-dns.pcap", "ns-lo-64k.pcap"} {
+		captures = append(captures, testdata(f))
+	}
+	gen := multiFlow(t, 40000)
+	stores := []struct {
+		name string
+		dir  string
+	}{
+		{"captures", indexedStore(t, captures, "--frame-size", "64KiB", "--chunk-size", "64KiB")},
+		{"generated", indexedStore(t, []string{gen}, "--frame-size", "64KiB", "--chunk-size", "2MiB")},
+		{"uncompressed-unindexed", store(t, []string{gen}, "--compress", "none", "--frame-size", "64KiB", "--chunk-size", "2MiB")},
+	}
+	cache := t.TempDir()
+	for _, s := range stores {
+		list, err := chunk.List(s.dir)
+		if err != nil || len(list) < 2 {
+			t.Fatalf("%s: %d chunks (%v), want several", s.name, len(list), err)
+		}
+		upload(t, s.dir, s.name)
+		remote := "s3://" + s3test.Bucket + "/fleet/" + s.name
+		for _, filter := range []string{"", "tcp", "udp and port 53", "host 198.18.1.2", "not host 198.18.1.2", "net 198.18.7.0/24"} {
+			for _, extra := range [][]string{nil, {"--no-index"}} {
+				args := append([]string{"-q"}, extra...)
+				if filter != "" {
+					args = append(args, filter)
+				}
+				want := run(t, bin("fmslice"), append([]string{"--store", s.dir}, args...)...)
+				got := run(t, bin("fmslice"), append([]string{"--store", remote, "--cache", cache}, args...)...)
+				if !bytes.Equal(got, want) {
+					t.Errorf("%s %q %v: the slice from the bucket (%d bytes) differs from the local one (%d bytes)", s.name, filter, extra, len(got), len(want))
+				}
+				if filter == "" && len(want) < 1000 {
+					t.Errorf("%s: the whole store sliced to %d bytes", s.name, len(want))
+				}
+			}
+		}
+		if s.name == "generated" {
+			// The index is read from the bucket (through the cache), and
+			// only the frames it points at are fetched.
+			_, stderr, code := runCode(t, bin("fmslice"), "--store", remote, "--cache", t.TempDir(), "--explain", "-w", filepath.Join(t.TempDir(), "o.pcap"), "host 198.18.1.2 and port 80")
+			var segs, frames, gets, got, stored int64
+			for _, line := range strings.Split(stderr, "\n") {
+				switch {
+				case strings.Contains(line, "index segments consulted"):
+					fmt.Sscanf(line, "plan: %d index segments consulted", &segs)
+				case strings.Contains(line, "frames read"):
+					fmt.Sscanf(line, "plan: %d frames read", &frames)
+				case strings.Contains(line, "range GETs"):
+					fmt.Sscanf(line[strings.LastIndex(line, ": ")+2:], "%d range GETs, %d bytes", &gets, &got)
+				}
+			}
+			for _, in := range list {
+				stored += int64(in.Size(s.dir))
+			}
+			if code != 0 || segs == 0 || frames == 0 || gets == 0 || got == 0 || got > stored/2 {
+				t.Errorf("selective slice from the bucket: exit %d, %d segments, %d frames, %d GETs, %d bytes of %d stored:\n%s", code, segs, frames, gets, got, stored, stderr)
+			} else {
+				t.Logf("selective slice from the bucket: %d segments, %d frames read with %d GETs, %d bytes of %d stored", segs, frames, gets, got, stored)
+			}
+		}
+		// A time range cutting chunks, from the bucket with the cache warm.
+		ts := packetTimes(t, writeFile(t, run(t, bin("fmslice"), "--store", s.dir, "-q")))
+		slices.Sort(ts)
+		from, to := unixArg(ts[len(ts)/3]), unixArg(ts[2*len(ts)/3])
+		want := run(t, bin("fmslice"), "--store", s.dir, "-q", "--from", from, "--to", to)
+		got := run(t, bin("fmslice"), "--store", remote, "--cache", cache, "-q", "--from", from, "--to", to)
+		if !bytes.Equal(got, want) || len(want) == 0 {
+			t.Errorf("%s [%s, %s): bucket %d bytes, local %d bytes", s.name, from, to, len(got), len(want))
+		}
+	}
+}
+
+// bigStore is a store of uncompressed chunks of 12 MiB (multipart uploads
+// of 3 parts at 5 MiB) and the SHA-256 of each chunk's files.
+func bigStore(t *testing.T, chunks int) (string, map[string][32]byte) {
+	t.Helper()
+	st := store(t, []string{genCapture(t, chunks*12<<20/146)}, "--compress", "none", "--chunk-size", "12MiB", "--frame-size", "1MiB")
+	list, err := chunk.List(st)
+	if err != nil || len(list) < chunks {
+		t.Fatalf("%d chunks (%v), want %d", len(list), err, chunks)
+	}
+	sums := map[string][32]byte{}
+	for _, in := range list {
+		for _, f := range in.Files() {
+			b, err := os.ReadFile(filepath.Join(st, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sums[f] = sha256.Sum256(b)
+		}
+	}
+	return st, sums
+}
+
+// checkBucket fails unless every object under the node is one of sums,
+// complete (its SHA-256), and every local file missing is in the bucket;
+// with all, every file of sums must be there. It returns how many are.
+func checkBucket(t *testing.T, b *objstore.Store, st string, sums map[string][32]byte, all bool) int {
+	t.Helper()
+	ctx := context.Background()
+	objs, err := b.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, o := range objs {
+		if strings.Contains(o.Key, "/") {
+			continue // index/
+		}
+		want, ok := sums[o.Key]
+		if !ok {
+			t.Errorf("bucket holds %s, not a file of the store", o.Key)
+			continue
+		}
+		if seen[o.Key] {
+			t.Errorf("%s listed twice", o.Key)
+		}
+		seen[o.Key] = true
+		data, err := b.GetRange(ctx, o.Key, 0, o.Size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sha256.Sum256(data) != want {
+			t.Errorf("%s in the bucket: %d bytes, not the local file's content", o.Key, o.Size)
+		}
+	}
+	for name := range sums {
+		_, err := os.Stat(filepath.Join(st, name))
+		if os.IsNotExist(err) && !seen[name] {
+			t.Errorf("%s deleted locally but not in the bucket", name)
+		}
+		if all && !seen[name] {
+			t.Errorf("%s not in the bucket", name)
+		}
+	}
+	return len(seen)
+}
+
+// enforce runs the writer's retention with a quota of one byte: in a
+// tiered store it may remove only what the upload mark covers.
+func enforce(t *testing.T, st string) int {
+	t.Helper()
+	r := &fmstore.Retention{Dir: st, MaxBytes: 1, Log: slog.New(slog.DiscardHandler)}
+	n, err := r.Enforce(time.Now(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.LostToTier() != 0 {
+		t.Errorf("retention removed %d chunks not uploaded", r.LostToTier())
+	}
+	return n
+}
+
+func startUploader(t *testing.T, st, node string, extra ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin("fmupload"), append([]string{"--store", st, "--bucket", s3test.Bucket, "--prefix", "fleet",
+		"--node", node, "--metrics", "", "--part-size", "5MiB", "--concurrency", "1", "--parallel", "1",
+		"--poll", "100ms", "--log-level", "warn"}, extra...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("fmupload stderr:\n%s", stderr.String())
+		}
+	})
+	return cmd
+}
+
+// waitMultipart waits until an upload under the node is in progress; false
+// when the uploader finished (or died) first.
+func waitMultipart(t *testing.T, b *objstore.Store, cmd *exec.Cmd, st string, last uint64) bool {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		if n, err := b.Incomplete(context.Background(), ""); err == nil && n > 0 {
+			return true
+		}
+		if through, _, _ := fmstore.ReadUploaded(st); through >= last {
+			return false
+		}
+		if cmd.ProcessState != nil || syscall.Kill(cmd.Process.Pid, 0) != nil {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("no multipart upload seen in 2 minutes")
+	return false
+}
+
+// TestTierKillUploader: fmupload killed with SIGKILL during multipart
+// uploads, again and again, then run to the end: every chunk once in the
+// bucket, complete, nothing left half-uploaded, and retention (run after
+// each kill) deleted only chunks already in the bucket.
+func TestTierKillUploader(t *testing.T) {
+	srv := s3test.Start(t)
+	s3Env(t, srv)
+	st, sums := bigStore(t, 4)
+	list, _ := chunk.List(st)
+	last := list[len(list)-1].LastSeq
+	b := bucketOf(t, srv, "fleet/kill/")
+	rng := rand.New(rand.NewPCG(15, 2))
+	kills := 0
+	for round := 0; round < 6; round++ {
+		cmd := startUploader(t, st, "kill")
+		if !waitMultipart(t, b, cmd, st, last) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			break
+		}
+		time.Sleep(time.Duration(rng.IntN(400)) * time.Millisecond)
+		cmd.Process.Kill()
+		cmd.Wait()
+		kills++
+		checkBucket(t, b, st, sums, false)
+		enforce(t, st)
+		checkBucket(t, b, st, sums, false)
+	}
+	if kills < 3 {
+		t.Errorf("fmupload killed during a multipart upload only %d times, want at least 3", kills)
+	}
+	upload(t, st, "kill", "--concurrency", "1", "--parallel", "1")
+	if n := checkBucket(t, b, st, sums, true); n != len(sums) {
+		t.Errorf("%d objects in the bucket, want %d", n, len(sums))
+	}
+	if n, err := b.Incomplete(context.Background(), ""); err != nil || n != 0 {
+		t.Errorf("incomplete uploads left: %d (%v)", n, err)
+	}
+	if through, tiered, err := fmstore.ReadUploaded(st); err != nil || !tiered || through != last {
+		t.Errorf("upload mark: through %d tiered %v (%v), want %d", through, tiered, err, last)
+	}
+	// Everything is uploaded: the quota may now remove every finished chunk.
+	enforce(t, st)
+	if left, _ := chunk.List(st); len(left) != 0 {
+		t.Errorf("%d chunks kept after upload and a 1-byte quota", len(left))
+	}
+	t.Logf("killed fmupload %d times during multipart uploads", kills)
+}
+
+// TestTierServerRestart: the S3 server stopped in the middle of a
+// multipart upload and started again: fmupload carries on by itself.
+func TestTierServerRestart(t *testing.T) {
+	srv := s3test.Start(t)
+	s3Env(t, srv)
+	st, sums := bigStore(t, 3)
+	list, _ := chunk.List(st)
+	last := list[len(list)-1].LastSeq
+	b := bucketOf(t, srv, "fleet/restart/")
+	cmd := startUploader(t, st, "restart", "--retry-for", "1m")
+	if !waitMultipart(t, b, cmd, st, last) {
+		t.Fatal("the uploads ended before the server could be stopped")
+	}
+	srv.Stop()
+	time.Sleep(3 * time.Second)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		through, _, err := fmstore.ReadUploaded(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if through == last {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("upload mark at %d after 3 minutes, want %d", through, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	if n := checkBucket(t, b, st, sums, true); n != len(sums) {
+		t.Errorf("%d objects in the bucket, want %d", n, len(sums))
+	}
+	if n, err := b.Incomplete(context.Background(), ""); err != nil || n != 0 {
+		t.Errorf("incomplete uploads left: %d (%v)", n, err)
+	}
+}
+
+// TestTierBadSettings: refused credentials and a missing bucket are
+// errors naming the setting, and the secret is never printed.
+func TestTierBadSettings(t *testing.T) {
+	srv := s3test.Start(t)
+	s3Env(t, srv)
+	st := store(t, []string{genCapture(t, 1000)})
+	args := []string{"--store", st, "--bucket", s3test.Bucket, "--node", "n", "--once", "--metrics", ""}
+
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret-0123456789")
+	_, stderr, code := runCode(t, bin("fmupload"), args...)
+	if code != 1 || !strings.Contains(stderr, "AWS_SECRET_ACCESS_KEY") || strings.Contains(stderr, "wrong-secret-0123456789") {
+		t.Errorf("bad secret: exit %d, stderr %q: want 1 and AWS_SECRET_ACCESS_KEY named, the secret not", code, stderr)
+	}
+	_, stderr, code = runCode(t, bin("fmslice"), "--store", "s3://"+s3test.Bucket+"/fleet/n", "--cache", t.TempDir())
+	if code != 1 || !strings.Contains(stderr, "AWS_SECRET_ACCESS_KEY") || strings.Contains(stderr, "wrong-secret-0123456789") {
+		t.Errorf("fmslice, bad secret: exit %d, stderr %q", code, stderr)
+	}
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+
+	args[3] = "no-such-bucket"
+	_, stderr, code = runCode(t, bin("fmupload"), args...)
+	if code != 1 || !strings.Contains(stderr, `bucket "no-such-bucket" does not exist`) || !strings.Contains(stderr, "check bucket") {
+		t.Errorf("missing bucket: exit %d, stderr %q", code, stderr)
+	}
+	_, stderr, code = runCode(t, bin("fmslice"), "--store", "s3://no-such-bucket/x", "--cache", t.TempDir())
+	if code != 1 || !strings.Contains(stderr, "no-such-bucket") {
+		t.Errorf("fmslice, missing bucket: exit %d, stderr %q", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(st, fmstore.UploadedMark)); err == nil {
+		t.Errorf("a failed start left an upload mark: the store would keep chunks for an uploader that never ran")
+	}
+}
