@@ -17,9 +17,9 @@ package store
 import (
 	"context"
 	"encoding/base64"
-	"hash/crc32"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
