@@ -95,7 +95,7 @@ func run(cc *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("--part-size: %w", err)
 	}
-	source := "the flags"
+	source := "the command line (--bucket, --endpoint, ...) or FMCAP_UPLOAD_*"
 	cfg := objstore.Config{
 		Bucket: cc.String("bucket"), Prefix: joinKey(cc.String("prefix"), cc.String("node")),
 		Endpoint: cc.String("endpoint"), Region: cc.String("region"), Profile: cc.String("profile"),
@@ -103,7 +103,7 @@ func run(cc *cli.Context) error {
 		RetryFor: cc.Duration("retry-for"),
 	}
 	if path := cc.String("config"); path != "" {
-		source = path + " (upload:)"
+		source = path + " (upload:), or the command line"
 		for key, p := range map[string]*string{"access_key_id": &cfg.AccessKeyID, "secret_access_key": &cfg.SecretAccessKey, "session_token": &cfg.SessionToken} {
 			v, ok, err := cliutil.ConfigValue(path, "upload", key)
 			if err != nil {

@@ -370,6 +370,7 @@ func TestTierBadSettings(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "AWS_SECRET_ACCESS_KEY") || strings.Contains(stderr, "wrong-secret-0123456789") {
 		t.Errorf("fmslice, bad secret: exit %d, stderr %q", code, stderr)
 	}
+	t.Logf("fmslice, bad secret: %s", stderr)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
 
 	args[3] = "no-such-bucket"
@@ -381,6 +382,7 @@ func TestTierBadSettings(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "no-such-bucket") {
 		t.Errorf("fmslice, missing bucket: exit %d, stderr %q", code, stderr)
 	}
+	t.Logf("fmslice, missing bucket: %s", stderr)
 	if _, err := os.Stat(filepath.Join(st, fmstore.UploadedMark)); err == nil {
 		t.Errorf("a failed start left an upload mark: the store would keep chunks for an uploader that never ran")
 	}

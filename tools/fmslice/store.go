@@ -47,6 +47,7 @@ func openRemote(cc *cli.Context, loc string) (*remoteStore, error) {
 	if cfg, err = remoteConfig(cc.String("config"), cfg); err != nil {
 		return nil, err
 	}
+	cfg.Source = "--store " + loc + cfg.Source
 	maxBytes := int64(objstore.DefaultCacheBytes)
 	if s := cc.String("cache-bytes"); s != "" {
 		if maxBytes, err = strconv.ParseInt(s, 10, 64); err != nil {
@@ -94,7 +95,7 @@ func remoteConfig(path string, cfg objstore.Config) (objstore.Config, error) {
 		cfg.PathStyle = v == "true"
 	}
 	if path != "" {
-		cfg.Source = path + " (upload:)"
+		cfg.Source = " and " + path + " (upload:)"
 	}
 	return cfg, nil
 }
