@@ -19,16 +19,18 @@ package store
 // at or below SEQ; only a disk about to fill (--retain-free, or full)
 // removes chunks not uploaded, and that loss is counted and logged.
 //
-// Chunks are uploaded in seq order, Parallel at once; the mark advances
+// Segments are uploaded first in each pass (retention drops the segments
+// reaching into a chunk it removes). Chunks are uploaded in seq order,
+// Parallel at once; the mark advances
 // over the longest prefix of the backlog that is done. On start the
 // uploader lists the remote store once: a chunk already there (a crash
 // after its upload, before the mark moved) is kept when its size and
 // CRC-32C are the local file's, and uploaded again otherwise (same name:
 // the object is replaced whole, never duplicated). An uncompressed chunk's
-// frame table goes before the chunk, so a listed chunk always has it.
-// Segments are uploaded when they appear; a segment retention removed
-// first is not uploaded (queries scan its seqs; indexer --rebuild
-// restores it).
+// frame table goes before the chunk, so a listed chunk always has it. A
+// segment retention removed before its upload (the indexer wrote it after
+// the chunks it reaches into were uploaded and removed) is not uploaded:
+// queries of the bucket scan its seqs.
 //
 // The uploader is its own process (cmd/fmupload): it never holds the
 // writer back (it only reads published files), and its backlog is the
@@ -207,10 +209,10 @@ func (u *Uploader) Pass(ctx context.Context) error {
 	} else {
 		u.lagNs.Store(0)
 	}
-	if err := u.uploadChunks(ctx, backlog, through); err != nil {
-		return err
-	}
-	return u.uploadSegments(ctx)
+	// Segments first: retention drops the segments reaching into a chunk
+	// it removes, and the chunk goes once uploaded.
+	segErr := u.uploadSegments(ctx)
+	return errors.Join(segErr, u.uploadChunks(ctx, backlog, through))
 }
 
 func (u *Uploader) uploadChunks(ctx context.Context, backlog []chunk.Info, through uint64) error {
@@ -261,6 +263,11 @@ func (u *Uploader) uploadChunks(ctx context.Context, backlog []chunk.Info, throu
 			}
 			u.through.Store(through)
 			u.backlogChunks.Store(uint64(len(backlog) - mark))
+			var left uint64
+			for _, in := range backlog[mark:] {
+				left += in.Size(u.Dir)
+			}
+			u.backlogBytes.Store(left)
 			if mark < len(backlog) {
 				u.lagNs.Store(max(time.Now().UnixNano()-backlog[mark].MinTS, 0))
 			} else {
