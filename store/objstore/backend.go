@@ -211,12 +211,8 @@ func (f *remoteFile) readTail(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if n < 9 || binary.LittleEndian.Uint32(buf[n-4:]) != 0x8F92EAB1 {
-		return nil
-	}
-	frames := int64(binary.LittleEndian.Uint32(buf[n-9:]))
-	need := 8 + frames*12 + 9 + 8 + 32 + frames*64
-	if need > f.size {
+	need, ok := tailLen(buf, f.size)
+	if !ok {
 		return nil
 	}
 	if need > n {
@@ -231,6 +227,20 @@ func (f *remoteFile) readTail(ctx context.Context) error {
 	f.tail, f.tailOff = buf, f.size-int64(len(buf))
 	f.b.Cache.put(cacheName, buf)
 	return nil
+}
+
+// tailLen reads, from end (the last bytes of an object of size bytes),
+// how many bytes at the end the frame table and the seek table take; ok
+// is false when end does not end with a seek table or the tables would not
+// fit in the object.
+func tailLen(end []byte, size int64) (need int64, ok bool) {
+	n := len(end)
+	if n < 9 || binary.LittleEndian.Uint32(end[n-4:]) != 0x8F92EAB1 {
+		return 0, false
+	}
+	frames := int64(binary.LittleEndian.Uint32(end[n-9:]))
+	need = 8 + frames*12 + 9 + 8 + 32 + frames*64
+	return need, need <= size
 }
 
 // Prefetch says which ranges the reader will read next, replacing what it
