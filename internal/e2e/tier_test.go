@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -385,5 +386,74 @@ func TestTierBadSettings(t *testing.T) {
 	t.Logf("fmslice, missing bucket: %s", stderr)
 	if _, err := os.Stat(filepath.Join(st, fmstore.UploadedMark)); err == nil {
 		t.Errorf("a failed start left an upload mark: the store would keep chunks for an uploader that never ran")
+	}
+}
+
+// TestTierMergeNodes: three nodes' stores, two read from the bucket and one
+// from its disk, sliced as one: the output is mergecap's chronological
+// merge of the three inputs, byte for byte in tcpdump -x text, with a
+// filter and without, over the whole span and over a part of it.
+func TestTierMergeNodes(t *testing.T) {
+	need(t, "mergecap", "tcpdump")
+	srv := s3test.Start(t)
+	s3Env(t, srv)
+	var inputs, stores []string
+	for i, seed := range []string{"1", "2", "3"} {
+		p := filepath.Join(t.TempDir(), "in.pcap")
+		// The same start and span: the nodes' packets interleave.
+		run(t, bin("gen"), "-o", p, "-n", strconv.Itoa(3000+1000*i), "-flows", "50", "-duration", "2s", "-seed", seed, "-start", "1767225600")
+		inputs = append(inputs, p)
+		st := indexedStore(t, []string{p}, "--frame-size", "64KiB", "--chunk-size", "128KiB")
+		node := "merge" + seed
+		if i < 2 {
+			upload(t, st, node)
+			stores = append(stores, "s3://"+s3test.Bucket+"/fleet/"+node)
+		} else {
+			stores = append(stores, st)
+		}
+	}
+	merged := filepath.Join(t.TempDir(), "merged.pcap")
+	run(t, "mergecap", append([]string{"-F", "nsecpcap", "-w", merged}, inputs...)...)
+	ts := packetTimes(t, merged)
+	cache := t.TempDir()
+	for _, tc := range []struct {
+		filter   string
+		from, to string
+	}{
+		{"", "", ""},
+		{"tcp", "", ""},
+		{"udp", unixArg(ts[len(ts)/4]), unixArg(ts[3*len(ts)/4])},
+	} {
+		args := []string{"--store", strings.Join(stores, ","), "--cache", cache, "-q"}
+		if tc.from != "" {
+			args = append(args, "--from", tc.from, "--to", tc.to)
+		}
+		if tc.filter != "" {
+			args = append(args, tc.filter)
+		}
+		out := writeFile(t, run(t, bin("fmslice"), args...))
+		want := merged
+		if tc.from != "" {
+			// The range, cut from the merge with editcap's -A/-B.
+			need(t, "editcap")
+			cut := filepath.Join(t.TempDir(), "cut.pcap")
+			run(t, "editcap", "-F", "nsecpcap", "-A", tc.from, "-B", tc.to, merged, cut)
+			want = cut
+		}
+		var f []string
+		if tc.filter != "" {
+			f = []string{tc.filter}
+		}
+		got, exp := tcpdumpText(t, out, f...), tcpdumpText(t, want, f...)
+		if got != exp || len(exp) == 0 {
+			gl, el := strings.Split(got, "\n"), strings.Split(exp, "\n")
+			for i := range min(len(gl), len(el)) {
+				if gl[i] != el[i] {
+					t.Logf("first difference at line %d:\n got %s\nwant %s", i, gl[i], el[i])
+					break
+				}
+			}
+			t.Errorf("%q [%s, %s): the merged slice differs from mergecap's merge (%d vs %d bytes of text)", tc.filter, tc.from, tc.to, len(got), len(exp))
+		}
 	}
 }

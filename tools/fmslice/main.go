@@ -58,7 +58,7 @@ func main() {
 			"Unix seconds (1764064800.5), now, or relative (-5m, now-1h). The filter has tcpdump's syntax and meaning.\n" + exitHelp,
 		Flags: cliutil.Env("slice", []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: the store is its writer.store unless --store"},
-			&cli.StringFlag{Name: "store", Usage: "store directory written by the writer, or s3://BUCKET/PREFIX/NODE (uploaded by fmupload) (required)"},
+			&cli.StringFlag{Name: "store", Usage: "store directory written by the writer, or s3://BUCKET/PREFIX/NODE (uploaded by fmupload); several, comma-separated, are merged by time (required)"},
 			&cli.StringFlag{Name: "cache", Usage: "s3:// stores: local cache of index segments and chunk tables (default ~/.cache/fmcap/objstore)"},
 			&cli.StringFlag{Name: "cache-bytes", Usage: "s3:// stores: bound of the cache in bytes (default 2 GiB)"},
 			&cli.StringFlag{Name: "from", Usage: "start of the range (inclusive); default: the beginning"},
@@ -121,6 +121,9 @@ func run(cc *cli.Context) error {
 	}
 	if cc.String("store") == "" {
 		return fmt.Errorf("--store DIR is required (or writer.store in --config)")
+	}
+	if stores := splitStores(cc.String("store")); len(stores) > 1 {
+		return runMerged(cc, stores) // merge.go: several nodes' stores
 	}
 	stopProfile, err := cliutil.CPUProfile(cc.String("cpuprofile"))
 	if err != nil {
