@@ -374,6 +374,9 @@ func TestTierBadSettings(t *testing.T) {
 	t.Logf("fmslice, bad secret: %s", stderr)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
 
+	if _, err := os.Stat(filepath.Join(st, fmstore.UploadedMark)); err == nil {
+		t.Errorf("a failed start left an upload mark: the store would keep chunks for an uploader that never ran")
+	}
 	args[3] = "no-such-bucket"
 	_, stderr, code = runCode(t, bin("fmupload"), args...)
 	if code != 1 || !strings.Contains(stderr, `bucket "no-such-bucket" does not exist`) || !strings.Contains(stderr, "check bucket") {
@@ -384,9 +387,30 @@ func TestTierBadSettings(t *testing.T) {
 		t.Errorf("fmslice, missing bucket: exit %d, stderr %q", code, stderr)
 	}
 	t.Logf("fmslice, missing bucket: %s", stderr)
-	if _, err := os.Stat(filepath.Join(st, fmstore.UploadedMark)); err == nil {
-		t.Errorf("a failed start left an upload mark: the store would keep chunks for an uploader that never ran")
+
+	// The upload: section of the shared file: a misspelt key is named with
+	// its line; refused keys from the file name the file's keys.
+	cfg := filepath.Join(t.TempDir(), "fmcap.yaml")
+	os.WriteFile(cfg, []byte("upload:\n  store: "+st+"\n  bukcet: x\n"), 0o600)
+	if _, stderr, code := runCode(t, bin("fmupload"), "--config", cfg, "--once"); code != 1 || !strings.Contains(stderr, cfg+":3: unknown key upload.bukcet") {
+		t.Errorf("misspelt key: exit %d, stderr %q", code, stderr)
 	}
+	os.WriteFile(cfg, []byte("upload:\n  store: "+st+"\n  bucket: "+s3test.Bucket+"\n  node: n\n  metrics: \"\"\n  access_key_id: "+srv.AccessKey+"\n  secret_access_key: wrong-secret-0123456789\n"), 0o600)
+	_, stderr, code = runCode(t, bin("fmupload"), "--config", cfg, "--once")
+	if code != 1 || !strings.Contains(stderr, "access_key_id and secret_access_key in "+cfg+" (upload:)") || strings.Contains(stderr, "wrong-secret-0123456789") {
+		t.Errorf("bad secret in the file: exit %d, stderr %q", code, stderr)
+	}
+	os.WriteFile(cfg, []byte("upload:\n  store: "+st+"\n  bucket: "+s3test.Bucket+"\n  node: n\n  metrics: \"\"\n  access_key_id: "+srv.AccessKey+"\n  secret_access_key: "+srv.SecretKey+"\n"), 0o600)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	if _, stderr, code := runCode(t, bin("fmupload"), "--config", cfg, "--once"); code != 0 {
+		t.Errorf("fmupload --config with the keys in upload:: exit %d, stderr %q", code, stderr)
+	}
+	if got, want := run(t, bin("fmslice"), "--config", cfg, "--store", "s3://"+s3test.Bucket+"/n", "--cache", t.TempDir(), "-q"), run(t, bin("fmslice"), "--store", st, "-q"); !bytes.Equal(got, want) {
+		t.Errorf("fmslice with the keys from --config's upload: section: %d bytes, local %d", len(got), len(want))
+	}
+	os.Remove(filepath.Join(st, fmstore.UploadedMark))
+
 }
 
 // TestTierMergeNodes: three nodes' stores, two read from the bucket and one
