@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -109,7 +110,7 @@ func TestTierRoundTrip(t *testing.T) {
 			// The index is read from the bucket (through the cache), and
 			// only the frames it points at are fetched.
 			_, stderr, code := runCode(t, bin("fmslice"), "--store", remote, "--cache", t.TempDir(), "--explain", "-w", filepath.Join(t.TempDir(), "o.pcap"), "host 198.18.1.2 and port 80")
-			var segs, frames, gets, got, stored int64
+			var segs, frames, gets, got, stored, frameBytes, wanted int64
 			for _, line := range strings.Split(stderr, "\n") {
 				switch {
 				case strings.Contains(line, "index segments consulted"):
@@ -117,16 +118,25 @@ func TestTierRoundTrip(t *testing.T) {
 				case strings.Contains(line, "frames read"):
 					fmt.Sscanf(line, "plan: %d frames read", &frames)
 				case strings.Contains(line, "range GETs"):
-					fmt.Sscanf(line[strings.LastIndex(line, ": ")+2:], "%d range GETs, %d bytes", &gets, &got)
+					fmt.Sscanf(line[strings.Index(line, "/: ")+3:], "%d range GETs, %d bytes", &gets, &got)
+					if m := frameRE.FindStringSubmatch(line); m != nil {
+						frameBytes, _ = strconv.ParseInt(m[1], 10, 64)
+						wanted, _ = strconv.ParseInt(m[2], 10, 64)
+					}
 				}
 			}
 			for _, in := range list {
 				stored += int64(in.Size(s.dir))
 			}
+			// Coalescing reads the gaps between neighbouring frames: at
+			// most half as much again as the frames themselves.
+			if wanted == 0 || float64(frameBytes) > 1.5*float64(wanted) {
+				t.Errorf("frames: %d bytes fetched for %d wanted, want at most 1.5x:\n%s", frameBytes, wanted, stderr)
+			}
 			if code != 0 || segs == 0 || frames == 0 || gets == 0 || got == 0 || got > stored/2 {
 				t.Errorf("selective slice from the bucket: exit %d, %d segments, %d frames, %d GETs, %d bytes of %d stored:\n%s", code, segs, frames, gets, got, stored, stderr)
 			} else {
-				t.Logf("selective slice from the bucket: %d segments, %d frames read with %d GETs, %d bytes of %d stored", segs, frames, gets, got, stored)
+				t.Logf("selective slice from the bucket: %d segments, %d frames read; %d GETs, %d bytes of %d stored; frames: %d bytes fetched for %d wanted", segs, frames, gets, got, stored, frameBytes, wanted)
 			}
 		}
 		// A time range cutting chunks, from the bucket with the cache warm.
@@ -140,6 +150,8 @@ func TestTierRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+var frameRE = regexp.MustCompile(`GETs, (\d+) bytes for frames holding (\d+) compressed bytes wanted`)
 
 // bigStore is a store of uncompressed chunks of 12 MiB (multipart uploads
 // of 3 parts at 5 MiB) and the SHA-256 of each chunk's files.

@@ -62,7 +62,10 @@ type Backend struct {
 
 	sizes sync.Map // name → int64, from listings: Open needs no HEAD
 
-	requests, bytes atomic.Int64 // GETs of frames and tables, and their bytes
+	requests, bytes atomic.Int64 // GETs made, and their bytes
+	// The part of them that read frames, and the compressed bytes of the
+	// frames a reader announced (Prefetch): coalescing reads gaps too.
+	frameRequests, frameBytes, wantedBytes atomic.Int64
 }
 
 var _ store.Backend = (*Backend)(nil)
@@ -78,6 +81,13 @@ func NewBackend(ctx context.Context, cfg Config, cache *Cache, log *slog.Logger)
 
 // Transfer is the GETs made so far and the bytes they read.
 func (b *Backend) Transfer() (requests, bytes int64) { return b.requests.Load(), b.bytes.Load() }
+
+// FrameTransfer is the part of Transfer that read frames (the rest read
+// chunk tables and index segments), and the compressed bytes of the frames
+// announced with Prefetch.
+func (b *Backend) FrameTransfer() (requests, bytes, wanted int64) {
+	return b.frameRequests.Load(), b.frameBytes.Load(), b.wantedBytes.Load()
+}
 
 func (b *Backend) String() string { return b.S.where("") }
 func (b *Backend) Local() string  { return "" }
@@ -253,6 +263,9 @@ func (f *remoteFile) Prefetch(ranges []store.Range) {
 		}
 	}
 	sort.Slice(rs, func(i, j int) bool { return rs[i].Off < rs[j].Off })
+	for _, r := range rs {
+		f.b.wantedBytes.Add(r.N)
+	}
 	var spans []span
 	for _, r := range rs {
 		if k := len(spans) - 1; k >= 0 && r.Off <= spans[k].end+MaxGap && r.Off+r.N-spans[k].off <= MaxSpan {
@@ -295,6 +308,8 @@ func (f *remoteFile) ReadAt(p []byte, off int64) (int, error) {
 			if err != nil {
 				return 0, err
 			}
+			f.b.frameRequests.Add(1)
+			f.b.frameBytes.Add(int64(len(b)))
 			copy(want, b)
 		}
 	}
@@ -355,6 +370,8 @@ func (f *remoteFile) start(g, conc int) *group {
 					once.Do(func() { grp.err = err })
 					return
 				}
+				f.b.frameRequests.Add(1)
+				f.b.frameBytes.Add(int64(len(b)))
 				grp.data[k] = b
 			}()
 		}

@@ -155,5 +155,11 @@ func (q *sliceReq) prefetch(rd *chunk.Reader, ents []chunk.Frame) {
 // transferNotice says, for --explain, what the object store was asked.
 func (r *remoteStore) transferNotice() {
 	n, b := r.b.Transfer()
-	fmt.Fprintf(os.Stderr, "plan: object store %s: %d range GETs, %d bytes\n", r.b, n, b)
+	fn, fb, want := r.b.FrameTransfer()
+	ratio := 0.0
+	if want > 0 {
+		ratio = float64(fb) / float64(want)
+	}
+	fmt.Fprintf(os.Stderr, "plan: object store %s: %d range GETs, %d bytes: %d GETs, %d bytes for chunk tables and index segments; %d GETs, %d bytes for frames holding %d compressed bytes wanted (%.2fx)\n",
+		r.b, n, b, n-fn, b-fb, fn, fb, want, ratio)
 }
