@@ -6,7 +6,8 @@ package objstore
 // with one or two range GETs from the end) and the index segments. Frames
 // are read with range GETs: a File told which frames will be read
 // (store.Prefetcher) groups them into spans (neighbours less than MaxGap
-// apart read together, a span at most MaxSpan), fetches Concurrency spans
+// and less than half the next frame apart read together, so that at most
+// 1.5x the frames' bytes are read; a span at most MaxSpan), fetches Concurrency spans
 // at once and the next group ahead, and keeps at most three groups.
 
 import (
@@ -268,7 +269,9 @@ func (f *remoteFile) Prefetch(ranges []store.Range) {
 	}
 	var spans []span
 	for _, r := range rs {
-		if k := len(spans) - 1; k >= 0 && r.Off <= spans[k].end+MaxGap && r.Off+r.N-spans[k].off <= MaxSpan {
+		// A gap is read only when under MaxGap and under half the frame
+		// after it: the bytes fetched stay within 1.5x of those wanted.
+		if k := len(spans) - 1; k >= 0 && r.Off <= spans[k].end+min(MaxGap, r.N/2) && r.Off+r.N-spans[k].off <= MaxSpan {
 			spans[k].end = max(spans[k].end, r.Off+r.N)
 			continue
 		}
