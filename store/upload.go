@@ -97,6 +97,10 @@ type Uploader struct {
 	Parallel int           // chunks uploaded at once; default 2
 	Poll     time.Duration // how often the store is looked at; default 1 s
 	Log      *slog.Logger
+	// Sweep, when set, runs between passes (no upload in flight) after a
+	// failed pass, until it succeeds once: fmupload aborts there the
+	// multipart uploads a failure could not abort (the server was down).
+	Sweep func(context.Context) error
 
 	remote map[string]Object // the remote listing at start: name → object
 	segs   map[string]bool   // segments confirmed uploaded
@@ -145,8 +149,17 @@ func (u *Uploader) Run(ctx context.Context) error {
 		u.Poll = time.Second
 	}
 	delay := u.Poll
+	sweep := false
 	for {
+		if sweep && u.Sweep != nil {
+			if err := u.Sweep(ctx); err != nil {
+				u.Log.Warn("sweep after a failed pass", "err", err)
+			} else {
+				sweep = false
+			}
+		}
 		err := u.Pass(ctx)
+		sweep = sweep || err != nil
 		if ctx.Err() != nil {
 			return nil
 		}

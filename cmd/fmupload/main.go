@@ -125,7 +125,14 @@ func run(cc *cli.Context) error {
 	if err := b.S.Check(ctx); err != nil {
 		return err
 	}
-	u := &store.Uploader{Dir: dir, Remote: b, Parallel: cc.Int("parallel"), Poll: cc.Duration("poll"), Log: log}
+	u := &store.Uploader{Dir: dir, Remote: b, Parallel: cc.Int("parallel"), Poll: cc.Duration("poll"), Log: log,
+		Sweep: func(ctx context.Context) error {
+			n, err := b.S.AbortIncomplete(ctx, "", 0)
+			if n > 0 {
+				log.Info("aborted uploads a failure left incomplete", "uploads", n)
+			}
+			return err
+		}}
 	unlock, err := u.Lock()
 	if err != nil {
 		return err

@@ -493,3 +493,44 @@ func TestTierMergeNodes(t *testing.T) {
 		}
 	}
 }
+
+// TestTierServerDown: the S3 server gone for longer than a part is
+// retried: the chunk's upload fails, fmupload retries it by itself once the
+// server is back, and aborts what the failure left half-uploaded.
+func TestTierServerDown(t *testing.T) {
+	srv := s3test.Start(t)
+	s3Env(t, srv)
+	st, sums := bigStore(t, 3)
+	list, _ := chunk.List(st)
+	last := list[len(list)-1].LastSeq
+	b := bucketOf(t, srv, "fleet/down/")
+	cmd := startUploader(t, st, "down", "--retry-for", "1s")
+	if !waitMultipart(t, b, cmd, st, last) {
+		t.Fatal("the uploads ended before the server could be stopped")
+	}
+	srv.Stop()
+	time.Sleep(6 * time.Second) // retry-for and the SDK's attempts run out
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		through, _, err := fmstore.ReadUploaded(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := b.Incomplete(context.Background(), "")
+		if through == last && n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 90 s: mark at %d (want %d), %d incomplete uploads", through, last, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	if n := checkBucket(t, b, st, sums, true); n != len(sums) {
+		t.Errorf("%d objects in the bucket, want %d", n, len(sums))
+	}
+}
