@@ -254,14 +254,19 @@ func startUploader(t *testing.T, st, node string, extra ...string) *exec.Cmd {
 	return cmd
 }
 
-// waitMultipart waits until an upload under the node is in progress; false
-// when the uploader finished (or died) first.
-func waitMultipart(t *testing.T, b *objstore.Store, cmd *exec.Cmd, st string, last uint64) bool {
+// waitMultipart waits until a multipart upload under the node is in
+// progress that is not one of seen (left by an earlier run), and adds it to
+// seen; false when the uploader finished (or died) first.
+func waitMultipart(t *testing.T, b *objstore.Store, cmd *exec.Cmd, st string, last uint64, seen map[string]bool) bool {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
-		if n, err := b.Incomplete(context.Background(), ""); err == nil && n > 0 {
-			return true
+		ids, err := b.Incomplete(context.Background(), "")
+		for _, id := range ids {
+			if err == nil && !seen[id] {
+				seen[id] = true
+				return true
+			}
 		}
 		if through, _, _ := fmstore.ReadUploaded(st); through >= last {
 			return false
@@ -282,20 +287,21 @@ func waitMultipart(t *testing.T, b *objstore.Store, cmd *exec.Cmd, st string, la
 func TestTierKillUploader(t *testing.T) {
 	srv := s3test.Start(t)
 	s3Env(t, srv)
-	st, sums := bigStore(t, 4)
+	st, sums := bigStore(t, 6)
 	list, _ := chunk.List(st)
 	last := list[len(list)-1].LastSeq
 	b := bucketOf(t, srv, "fleet/kill/")
 	rng := rand.New(rand.NewPCG(15, 2))
 	kills := 0
+	seen := map[string]bool{}
 	for round := 0; round < 6; round++ {
 		cmd := startUploader(t, st, "kill")
-		if !waitMultipart(t, b, cmd, st, last) {
+		if !waitMultipart(t, b, cmd, st, last, seen) {
 			cmd.Process.Kill()
 			cmd.Wait()
 			break
 		}
-		time.Sleep(time.Duration(rng.IntN(400)) * time.Millisecond)
+		time.Sleep(time.Duration(rng.IntN(150)) * time.Millisecond)
 		cmd.Process.Kill()
 		cmd.Wait()
 		kills++
@@ -310,8 +316,8 @@ func TestTierKillUploader(t *testing.T) {
 	if n := checkBucket(t, b, st, sums, true); n != len(sums) {
 		t.Errorf("%d objects in the bucket, want %d", n, len(sums))
 	}
-	if n, err := b.Incomplete(context.Background(), ""); err != nil || n != 0 {
-		t.Errorf("incomplete uploads left: %d (%v)", n, err)
+	if ids, err := b.Incomplete(context.Background(), ""); err != nil || len(ids) != 0 {
+		t.Errorf("incomplete uploads left: %d (%v)", len(ids), err)
 	}
 	if through, tiered, err := fmstore.ReadUploaded(st); err != nil || !tiered || through != last {
 		t.Errorf("upload mark: through %d tiered %v (%v), want %d", through, tiered, err, last)
@@ -334,7 +340,7 @@ func TestTierServerRestart(t *testing.T) {
 	last := list[len(list)-1].LastSeq
 	b := bucketOf(t, srv, "fleet/restart/")
 	cmd := startUploader(t, st, "restart", "--retry-for", "1m")
-	if !waitMultipart(t, b, cmd, st, last) {
+	if !waitMultipart(t, b, cmd, st, last, map[string]bool{}) {
 		t.Fatal("the uploads ended before the server could be stopped")
 	}
 	srv.Stop()
@@ -361,8 +367,8 @@ func TestTierServerRestart(t *testing.T) {
 	if n := checkBucket(t, b, st, sums, true); n != len(sums) {
 		t.Errorf("%d objects in the bucket, want %d", n, len(sums))
 	}
-	if n, err := b.Incomplete(context.Background(), ""); err != nil || n != 0 {
-		t.Errorf("incomplete uploads left: %d (%v)", n, err)
+	if ids, err := b.Incomplete(context.Background(), ""); err != nil || len(ids) != 0 {
+		t.Errorf("incomplete uploads left: %d (%v)", len(ids), err)
 	}
 }
 
@@ -505,7 +511,7 @@ func TestTierServerDown(t *testing.T) {
 	last := list[len(list)-1].LastSeq
 	b := bucketOf(t, srv, "fleet/down/")
 	cmd := startUploader(t, st, "down", "--retry-for", "1s")
-	if !waitMultipart(t, b, cmd, st, last) {
+	if !waitMultipart(t, b, cmd, st, last, map[string]bool{}) {
 		t.Fatal("the uploads ended before the server could be stopped")
 	}
 	srv.Stop()
@@ -519,7 +525,8 @@ func TestTierServerDown(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n, _ := b.Incomplete(context.Background(), "")
+		ids, _ := b.Incomplete(context.Background(), "")
+		n := len(ids)
 		if through == last && n == 0 {
 			break
 		}
