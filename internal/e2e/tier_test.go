@@ -12,6 +12,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -510,12 +513,19 @@ func TestTierServerDown(t *testing.T) {
 	list, _ := chunk.List(st)
 	last := list[len(list)-1].LastSeq
 	b := bucketOf(t, srv, "fleet/down/")
-	cmd := startUploader(t, st, "down", "--retry-for", "1s")
+	port := freeTCPPort(t)
+	cmd := startUploader(t, st, "down", "--retry-for", "1s", "--metrics", "127.0.0.1:"+port)
 	if !waitMultipart(t, b, cmd, st, last, map[string]bool{}) {
 		t.Fatal("the uploads ended before the server could be stopped")
 	}
 	srv.Stop()
 	time.Sleep(6 * time.Second) // retry-for and the SDK's attempts run out
+	// Meanwhile the metrics say what waits and that uploads failed.
+	m := scrape(t, port)
+	if m["fmcap_upload_backlog_chunks"] < 1 || m["fmcap_upload_failures_total"] < 1 || m["fmcap_upload_lag_seconds"] <= 0 {
+		t.Errorf("metrics during the outage: backlog %v chunks, %v failures, lag %v s; want a backlog, failures and a lag",
+			m["fmcap_upload_backlog_chunks"], m["fmcap_upload_failures_total"], m["fmcap_upload_lag_seconds"])
+	}
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -535,9 +545,44 @@ func TestTierServerDown(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	m = scrape(t, port)
+	if m["fmcap_upload_backlog_chunks"] != 0 || m["fmcap_upload_backlog_bytes"] != 0 || m["fmcap_upload_through_seq"] != float64(last) ||
+		m["fmcap_upload_chunks_total"] != float64(len(list)) || m["fmcap_upload_lag_seconds"] != 0 {
+		t.Errorf("metrics once done: %v; want no backlog, through %d, %d chunks", m, last, len(list))
+	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()
 	if n := checkBucket(t, b, st, sums, true); n != len(sums) {
 		t.Errorf("%d objects in the bucket, want %d", n, len(sums))
 	}
+}
+
+func freeTCPPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// scrape reads the Prometheus metrics on 127.0.0.1:port, samples without
+// labels.
+func scrape(t *testing.T, port string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://127.0.0.1:" + port + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	m := map[string]float64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if name, v, ok := strings.Cut(line, " "); ok && !strings.HasPrefix(line, "#") {
+			f, _ := strconv.ParseFloat(v, 64)
+			m[name] = f
+		}
+	}
+	return m
 }
