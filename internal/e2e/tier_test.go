@@ -586,3 +586,34 @@ func scrape(t *testing.T, port string) map[string]float64 {
 	}
 	return m
 }
+
+// TestTierDamagedFrame: a frame damaged in the bucket is reported and
+// skipped as the same damage on disk is: same output, same exit status.
+func TestTierDamagedFrame(t *testing.T) {
+	srv := s3test.Start(t)
+	s3Env(t, srv)
+	st := store(t, []string{multiFlow(t, 20000)}, "--frame-size", "64KiB", "--chunk-size", "1MiB")
+	upload(t, st, "damaged")
+	list, _ := chunk.List(st)
+	in := list[len(list)/2]
+	for _, p := range []string{filepath.Join(st, in.Name), filepath.Join(srv.Dir, srv.Bucket, "fleet", "damaged", in.Name)} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := len(b) / 3; i < len(b)/3+64; i++ {
+			b[i] ^= 0x5a
+		}
+		if err := os.WriteFile(p, b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, wantErr, wantCode := runCode(t, bin("fmslice"), "--store", st, "-q")
+	got, gotErr, gotCode := runCode(t, bin("fmslice"), "--store", "s3://"+s3test.Bucket+"/fleet/damaged", "--cache", t.TempDir(), "-q")
+	if wantCode != 3 || gotCode != 3 || !bytes.Equal(got, want) || len(want) == 0 {
+		t.Errorf("local: exit %d, %d bytes; bucket: exit %d, %d bytes; want exit 3 and the same bytes\nlocal: %s\nbucket: %s", wantCode, len(want), gotCode, len(got), wantErr, gotErr)
+	}
+	if !strings.Contains(gotErr, "damaged, skipped: chunk \""+in.Name+"\" frame") {
+		t.Errorf("the bucket's damage is not named: %s", gotErr)
+	}
+}
