@@ -24,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/fmcap/fmcap/store"
 )
@@ -141,7 +142,13 @@ func (b *Backend) Put(ctx context.Context, name string, r io.Reader, size int64)
 
 func (b *Backend) Delete(ctx context.Context, name string) error { return b.S.Delete(ctx, name) }
 
+// getTimeout bounds one range GET (at most MaxSpan, or a segment): a
+// server that stops answering fails the read instead of hanging the query.
+const getTimeout = 2 * time.Minute
+
 func (b *Backend) get(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, getTimeout)
+	defer cancel()
 	buf, err := b.S.GetRange(ctx, key, off, n)
 	b.requests.Add(1)
 	if err != nil {
