@@ -112,7 +112,13 @@ func TestTierRoundTrip(t *testing.T) {
 		if s.name == "generated" {
 			// The index is read from the bucket (through the cache), and
 			// only the frames it points at are fetched.
-			_, stderr, code := runCode(t, bin("fmslice"), "--store", remote, "--cache", t.TempDir(), "--explain", "-w", filepath.Join(t.TempDir(), "o.pcap"), "host 198.18.1.2 and port 80")
+			selCache := t.TempDir()
+			_, stderr, code := runCode(t, bin("fmslice"), "--store", remote, "--cache", selCache, "--explain", "-w", filepath.Join(t.TempDir(), "o.pcap"), "host 198.18.1.2 and port 80")
+			// Again with the cache: the tables and segments are not read again.
+			_, again, _ := runCode(t, bin("fmslice"), "--store", remote, "--cache", selCache, "--explain", "-w", filepath.Join(t.TempDir(), "o.pcap"), "host 198.18.1.2 and port 80")
+			if !strings.Contains(again, " 0 GETs, 0 bytes for chunk tables and index segments") {
+				t.Errorf("the second query read tables or segments again:\n%s", again)
+			}
 			var segs, frames, gets, got, stored, frameBytes, wanted int64
 			for _, line := range strings.Split(stderr, "\n") {
 				switch {
