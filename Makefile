@@ -2,7 +2,7 @@
 # first (scripts/deps.sh: apt-get as root, a clear message otherwise).
 GO      ?= go
 BIN     := bin
-CMDS    := ./cmd/fwd ./cmd/writer ./cmd/indexer ./cmd/fmcapd ./tools/fmring ./tools/fminject ./tools/fmslice ./tools/fmctl
+CMDS    := ./cmd/fwd ./cmd/writer ./cmd/indexer ./cmd/fmcapd ./cmd/fmupload ./tools/fmring ./tools/fminject ./tools/fmslice ./tools/fmctl
 FUZZTIME ?= 20s
 # Executions spent minimizing each input that finds new coverage (Go's
 # default is 60 s each: on whole-chunk inputs the fuzzer then spent its time
@@ -67,7 +67,7 @@ demo: deps-demo build
 # one is there already). DESTDIR for packaging; PREFIX for the binaries.
 PREFIX  ?= /usr/local
 UNITDIR ?= /etc/systemd/system
-INSTALLED := fwd writer indexer fmcapd fmring fminject fmslice fmctl
+INSTALLED := fwd writer indexer fmcapd fmupload fmring fminject fmslice fmctl
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)/usr/lib/sysusers.d $(DESTDIR)$(PREFIX)/share/doc/fmcap
 	install -m 0755 $(addprefix $(BIN)/,$(INSTALLED)) $(DESTDIR)$(PREFIX)/bin/

@@ -62,6 +62,7 @@ type Config struct {
 	Indexer yaml.Node  `yaml:"indexer"`
 	Slice   yaml.Node  `yaml:"slice"`
 	Fmcapd  yaml.Node  `yaml:"fmcapd"`
+	Upload  yaml.Node  `yaml:"upload"`
 
 	path   string
 	routes []Route       // checked fwd.routes (route.go)

@@ -17,6 +17,13 @@
 //	  index/gaps.log            seqs the live indexer missed (GapsLog)
 //	  retention.log             what retention removed (RetentionLog, logs.go)
 //	  queries.log               one line per query served (QueriesLog)
+//	  uploaded                  how far fmupload got (UploadedMark, upload.go);
+//	                            its presence makes the store tiered
+//	  .upload.lock              held by the one fmupload of the store
+//
+// The same names, under s3://BUCKET/PREFIX/NODE/, are the store's object
+// tier (finished chunks, their frame tables, index/seg-*; no logs): the
+// Backend interface (backend.go) reads either.
 //
 // Chunk and frame-table names are spelled by store/chunk alone, which parses
 // them back; the names of the store's other entries are spelled here once.

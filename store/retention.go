@@ -12,6 +12,12 @@ package store
 // full); without retention the writer waits for room and the ring counts
 // the drops.
 //
+// A tiered store (one with an upload mark, upload.go) keeps a hot window:
+// the quota and the age remove only chunks the mark says are uploaded, so
+// retention stops at the oldest chunk not yet uploaded. The free-disk
+// minimum and a full disk still remove it (capture goes on): such a chunk
+// is lost to the object store, which is logged and counted (LostToTier).
+//
 // The writer runs retention every RetainEvery and after each full-disk
 // error, on two goroutines; a mutex keeps them from removing the same chunk.
 
@@ -46,6 +52,15 @@ type Retention struct {
 	mu           sync.Mutex
 	removed      uint64 // chunks removed
 	removedBytes uint64
+	lostToTier   uint64 // chunks of a tiered store removed before their upload
+}
+
+// LostToTier is how many chunks of a tiered store retention removed
+// before they were uploaded (the disk was about to fill).
+func (r *Retention) LostToTier() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lostToTier
 }
 
 // Enabled says whether any limit is set.
@@ -81,6 +96,12 @@ func (r *Retention) Enforce(now time.Time, full bool) (int, error) {
 		}
 		items = append(items, item{in, sz})
 	}
+	through, tiered, err := ReadUploaded(r.Dir)
+	if err != nil {
+		// An unreadable mark: nothing counts as uploaded.
+		r.Log.Error("retention: upload mark unreadable: only a full disk or retain_free removes chunks", "err", err)
+		through = 0
+	}
 	removed := 0
 	for _, it := range items { // oldest first: List sorts by seq
 		reason := ""
@@ -96,6 +117,10 @@ func (r *Retention) Enforce(now time.Time, full bool) (int, error) {
 		}
 		if reason == "" {
 			break
+		}
+		notUploaded := tiered && it.in.LastSeq > through
+		if notUploaded && (reason == "age" || reason == "bytes") {
+			break // the hot window waits for the upload
 		}
 		// Log first, so that a crash cannot lose the record; on a full disk
 		// the line cannot be written until the chunk is gone, so then the
@@ -119,6 +144,10 @@ func (r *Retention) Enforce(now time.Time, full bool) (int, error) {
 		removed++
 		r.removed++
 		r.removedBytes += it.size
+		if notUploaded {
+			r.lostToTier++
+			r.Log.Warn("retention removed a chunk not yet uploaded: lost to the object store", "chunk", it.in.Name, "reason", reason)
+		}
 		r.Log.Info("retention removed a chunk", "chunk", it.in.Name, "bytes", it.size, "reason", reason,
 			"first_seq", it.in.FirstSeq, "last_seq", it.in.LastSeq)
 	}

@@ -21,7 +21,7 @@ import (
 // is a mistake (a misspelt section is otherwise ignored, and with it every
 // setting under it), refused with its line by every command that reads
 // the file; fwd's Config has a field for each (a test keeps them equal).
-var Sections = []string{"ring", "fwd", "writer", "indexer", "slice", "fmcapd"}
+var Sections = []string{"ring", "fwd", "writer", "indexer", "slice", "fmcapd", "upload"}
 
 // Error is a mistake in the configuration file, at a line (0: the file as
 // a whole). Without a file it is a mistake in a flag or a variable.

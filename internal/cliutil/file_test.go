@@ -19,7 +19,7 @@ func TestParseFile(t *testing.T) {
 		{"syntax error", "writer:\n  store: [\n", "f.yaml:2: did not find expected node content"},
 		{"not a mapping", "- writer\n", "f.yaml:1: the file must be a mapping of sections"},
 		{"a value", "writer\n", "f.yaml:1: the file must be a mapping of sections"},
-		{"unknown section", "writer:\n  store: /s\nwirter:\n  store: /t\n", "f.yaml:3: unknown key wirter: not a section (ring, fwd, writer, indexer, slice)"},
+		{"unknown section", "writer:\n  store: /s\nwirter:\n  store: /t\n", "f.yaml:3: unknown key wirter: not a section (ring, fwd, writer, indexer, slice, fmcapd, upload)"},
 		{"section twice", "writer:\n  store: /s\nring: {}\nwriter:\n  level: 3\n", "f.yaml:4: section writer given twice (first at line 1)"},
 		{"section a value", "ring:\n  path: /r\nindexer: 3\n", "f.yaml:3: indexer: expected a mapping of settings"},
 		{"section a list", "slice:\n  - a\n", "f.yaml:2: slice: expected a mapping of settings"},

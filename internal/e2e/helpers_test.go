@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	cmd := exec.Command("go", "build", "-o", dir+"/", "github.com/fmcap/fmcap/cmd/writer", "github.com/fmcap/fmcap/cmd/fwd", "github.com/fmcap/fmcap/cmd/indexer", "github.com/fmcap/fmcap/bench/gen", "github.com/fmcap/fmcap/tools/fmring", "github.com/fmcap/fmcap/tools/fminject", "github.com/fmcap/fmcap/tools/fmslice", "github.com/fmcap/fmcap/tools/fmctl", "github.com/fmcap/fmcap/cmd/fmcapd")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "github.com/fmcap/fmcap/cmd/writer", "github.com/fmcap/fmcap/cmd/fwd", "github.com/fmcap/fmcap/cmd/indexer", "github.com/fmcap/fmcap/bench/gen", "github.com/fmcap/fmcap/tools/fmring", "github.com/fmcap/fmcap/tools/fminject", "github.com/fmcap/fmcap/tools/fmslice", "github.com/fmcap/fmcap/tools/fmctl", "github.com/fmcap/fmcap/cmd/fmcapd", "github.com/fmcap/fmcap/cmd/fmupload")
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build binaries:", err)

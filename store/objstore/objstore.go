@@ -595,3 +595,23 @@ func (s *Store) AbortIncomplete(ctx context.Context, prefix string, olderThan ti
 		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
 	}
 }
+
+// Incomplete lists the IDs of the multipart uploads under prefix not yet
+// completed or aborted (in progress, or left by a crash).
+func (s *Store) Incomplete(ctx context.Context, prefix string) ([]string, error) {
+	var n []string
+	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(s.cfg.Bucket), Prefix: aws.String(s.full(prefix))}
+	for {
+		out, err := s.client.ListMultipartUploads(ctx, in)
+		if err != nil {
+			return n, s.classify("ListMultipartUploads", prefix, err)
+		}
+		for _, u := range out.Uploads {
+			n = append(n, aws.ToString(u.UploadId))
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			return n, nil
+		}
+		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+	}
+}

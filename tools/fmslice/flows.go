@@ -66,6 +66,9 @@ func storeArgs(cc *cli.Context) (store, index string, err error) {
 	if store == "" {
 		return "", "", fmt.Errorf("--store DIR is required (or writer.store in --config)")
 	}
+	if err := localOnly(cc.Command.Name, store); err != nil {
+		return "", "", err
+	}
 	index = cc.String("index")
 	if index == "" {
 		index = fmstore.Index(store)

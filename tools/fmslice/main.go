@@ -63,7 +63,9 @@ func main() {
 			"Unix seconds (1764064800.5), now, or relative (-5m, now-1h). The filter has tcpdump's syntax and meaning.\n" + exitHelp,
 		Flags: cliutil.Env("slice", append([]cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: the store is its writer.store unless --store"},
-			&cli.StringFlag{Name: "store", Usage: "store directory written by the writer (required)"},
+			&cli.StringFlag{Name: "store", Usage: "store directory written by the writer, or s3://BUCKET/PREFIX/NODE (uploaded by fmupload); several, comma-separated, are merged by time (required)"},
+			&cli.StringFlag{Name: "cache", Usage: "s3:// stores: local cache of index segments and chunk tables (default ~/.cache/fmcap/objstore)"},
+			&cli.StringFlag{Name: "cache-bytes", Usage: "s3:// stores: bound of the cache in bytes (default 2 GiB)"},
 			&cli.StringFlag{Name: "from", Usage: "start of the range (inclusive); default: the beginning"},
 			&cli.StringFlag{Name: "to", Usage: "end of the range (exclusive); default: the end"},
 			&cli.StringFlag{Name: "w", Aliases: []string{"write"}, Value: "-", Usage: "output file, - for stdout"},
@@ -126,6 +128,9 @@ func run(cc *cli.Context) error {
 	if cc.String("store") == "" {
 		return fmt.Errorf("--store DIR is required (or writer.store in --config)")
 	}
+	if stores := splitStores(cc.String("store")); len(stores) > 1 {
+		return runMerged(cc, stores) // merge.go: several nodes' stores
+	}
 	stopProfile, err := cliutil.CPUProfile(cc.String("cpuprofile"))
 	if err != nil {
 		return err
@@ -178,13 +183,18 @@ func run(cc *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	fmstore.CountQuery(q.store)
+	if q.remote == nil {
+		fmstore.CountQuery(q.store)
+	}
 	if err := out.flush(); err != nil {
 		return fmt.Errorf("write output: %w", err)
 	}
 	res.matchGroups = mg
 	res.report(q, pl, cc.Bool("q"), cc.Bool("explain"))
 	originNotice(q, os.Stderr)
+	if q.remote != nil && cc.Bool("explain") {
+		q.remote.transferNotice()
+	}
 	if len(res.damaged) > 0 {
 		return cli.Exit(fmt.Sprintf("output incomplete: %d damaged parts skipped", len(res.damaged)), exitIncomplete)
 	}
@@ -221,6 +231,9 @@ func newSliceReq(cc *cli.Context) (q *sliceReq, pl *query.Index, err error) {
 	if q.from, q.to, err = timespec.Range(cc.String("from"), cc.String("to")); err != nil {
 		return nil, nil, err
 	}
+	if q.remote, err = openRemote(cc, q.store); err != nil {
+		return nil, nil, err
+	}
 	if q.from == q.to {
 		return nil, nil, timespec.EmptyRange(cc.String("from"), cc.String("to"))
 	}
@@ -230,7 +243,9 @@ func newSliceReq(cc *cli.Context) (q *sliceReq, pl *query.Index, err error) {
 		}
 		if !cc.Bool("no-index") {
 			dir := cc.String("index")
-			if dir == "" {
+			if dir == "" && q.remote != nil {
+				dir = q.remote.indexDir(q.from, q.to)
+			} else if dir == "" {
 				dir = fmstore.Index(q.store)
 			}
 			refused := func(err error) {
@@ -261,7 +276,7 @@ func (res *result) report(q *sliceReq, pl *query.Index, quiet, explainPlan bool)
 		fmt.Fprintf(os.Stderr, "fmslice: %d packets from %d frames in %d chunks (%d bytes decompressed)\n",
 			res.packets, res.frames, res.chunks, res.decompressed)
 	}
-	if res.packets == 0 {
+	if res.packets == 0 && q.remote == nil {
 		emptyNotice(q.store, q.from, q.to, q.filter != nil)
 	}
 	if explainPlan {

@@ -19,6 +19,7 @@ import (
 // sliceReq is one extraction: a half-open time range and an optional filter.
 type sliceReq struct {
 	store  string
+	remote *remoteStore // store is s3://… (store.go); nil: a local directory
 	from   int64
 	to     int64
 	filter *bpf // nil: every packet
@@ -61,6 +62,9 @@ type sink interface {
 // or chunk is reported in the result and skipped; only trouble with the
 // output or the store as a whole is an error.
 func slice(q *sliceReq, out sink, dec *zstd.Decoder) (*result, error) {
+	if q.remote != nil {
+		return sliceList(q, q.remote.list, out, dec)
+	}
 	st, err := os.Stat(q.store)
 	if err != nil {
 		return nil, fmt.Errorf("store %q: %w", q.store, err)
@@ -169,14 +173,14 @@ func feedChunks(q *sliceReq, list []chunk.Info, dec *zstd.Decoder, send func(ite
 		var want []int
 		var ents []chunk.Frame
 		skipped := 0
-		if q.must != nil && in.MinTS >= q.from && in.MaxTS < q.to {
+		if q.must != nil && q.remote == nil && in.MinTS >= q.from && in.MaxTS < q.to {
 			// A chunk wholly inside the range, and an index: read only the
 			// entries of the frames that hold candidates (see chunk.OpenLazy).
 			rd, want, ents, skipped = lazyFrames(q, in, dec)
 		}
 		if rd == nil {
 			var err error
-			rd, err = chunk.OpenReader(q.store, in, dec)
+			rd, err = q.openChunk(in, dec)
 			if in.Open && errors.Is(err, os.ErrNotExist) {
 				// Published while we were listing: read it under its final name.
 				if in, err = republished(q.store, in.FirstSeq); err == nil {
@@ -223,6 +227,7 @@ func feedChunks(q *sliceReq, list []chunk.Info, dec *zstd.Decoder, send func(ite
 			rd.Close() // not delivered: nobody else will
 			return
 		}
+		q.prefetch(rd, ents)
 		for k := 0; k < len(want); {
 			// A batch: frames up to batchFrames or batchBytes, so that one
 			// hand-off (feeder, worker, consumer) carries many frames.

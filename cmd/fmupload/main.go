@@ -1,0 +1,211 @@
+// Command fmupload tiers a store to S3-compatible object storage: the
+// writer's finished chunks and the indexer's segments go to
+// s3://BUCKET/PREFIX/NODE/ under their local names, each checked by its
+// CRC-32C, and STORE/uploaded records what is safely there, so that the
+// writer's retention (the hot window) removes only uploaded chunks. The
+// engine is store.Uploader (store/upload.go says how it is crash-safe);
+// the object store client is store/objstore. It is a process of its own
+// so that an upload never competes with the writer's loop, a slow or
+// absent object store never reaches capture, and the writer carries no
+// S3 client.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/fmcap/fmcap/internal/cliutil"
+	"github.com/fmcap/fmcap/internal/fsmode"
+	"github.com/fmcap/fmcap/internal/metrics"
+	"github.com/fmcap/fmcap/internal/sdnotify"
+	"github.com/fmcap/fmcap/internal/version"
+	"github.com/fmcap/fmcap/store"
+	"github.com/fmcap/fmcap/store/objstore"
+)
+
+func main() {
+	host, _ := os.Hostname()
+	app := &cli.App{
+		Name:  "fmupload",
+		Usage: "upload a store's finished chunks and index segments to S3-compatible object storage",
+		Description: "Credentials, region and endpoint come from the standard AWS chain (AWS_ACCESS_KEY_ID,\n" +
+			"AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, AWS_PROFILE,\n" +
+			"the shared config files, the instance role) unless the upload: section of --config sets them\n" +
+			"(access_key_id, secret_access_key and session_token only there, never as flags).",
+		Flags: cliutil.Env("upload", []cli.Flag{
+			&cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: settings not given as flags or FMCAP_UPLOAD_* come from its upload: section"},
+			&cli.StringFlag{Name: "store", Usage: "the writer's store directory (required)"},
+			&cli.StringFlag{Name: "bucket", Usage: "the bucket (required)"},
+			&cli.StringFlag{Name: "prefix", Usage: "key prefix in the bucket; objects go under PREFIX/NODE/"},
+			&cli.StringFlag{Name: "node", Value: host, Usage: "this capture node's name in the bucket"},
+			&cli.StringFlag{Name: "endpoint", Usage: "a non-AWS server's URL (MinIO, versitygw, Ceph): path-style addressing"},
+			&cli.StringFlag{Name: "region", Usage: "the region (default AWS_REGION, the profile's, or us-east-1 with an endpoint)"},
+			&cli.StringFlag{Name: "profile", Usage: "a profile of the shared AWS config files"},
+			&cli.BoolFlag{Name: "path-style", Usage: "path-style addressing on AWS's endpoints too"},
+			&cli.StringFlag{Name: "part-size", Value: "16MiB", Usage: "multipart part size (objects up to it go in one PUT; at least 5MiB)"},
+			&cli.IntFlag{Name: "concurrency", Value: 4, Usage: "parts in flight per object"},
+			&cli.IntFlag{Name: "parallel", Value: 2, Usage: "chunks uploaded at once"},
+			&cli.DurationFlag{Name: "poll", Value: time.Second, Usage: "how often the store is looked at for new chunks"},
+			&cli.DurationFlag{Name: "retry-for", Value: time.Minute, Usage: "how long one part is retried before its chunk is retried whole"},
+			&cli.BoolFlag{Name: "once", Usage: "upload what is finished now, then exit (0: all uploaded)"},
+			&cli.StringFlag{Name: "metrics", Value: "127.0.0.1:9564", Usage: "serve Prometheus metrics on this address (\"\" for none)"},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+		}, nil),
+		Action: run,
+	}
+	version.Setup(app)
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "fmupload:", err)
+		os.Exit(1)
+	}
+}
+
+// secrets are keys of the upload: section that are no flags: a flag's
+// value shows in ps.
+var secrets = map[string]string{"access_key_id": "", "secret_access_key": "", "session_token": ""}
+
+func run(cc *cli.Context) error {
+	if err := cliutil.ApplyConfig(cc, "upload", secrets); err != nil {
+		return err
+	}
+	log, err := cliutil.Logger(cc.String("log-level"))
+	if err != nil {
+		return err
+	}
+	dir := cc.String("store")
+	if dir == "" {
+		return fmt.Errorf("--store DIR is required (or upload.store in --config)")
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("--store %s: not a store directory (%v)", dir, err)
+	}
+	if cc.String("bucket") == "" {
+		return fmt.Errorf("--bucket is required (or upload.bucket in --config)")
+	}
+	if cc.String("node") == "" {
+		return fmt.Errorf("--node is required: the hostname is unknown")
+	}
+	part, err := cliutil.ParseSize(cc.String("part-size"))
+	if err != nil {
+		return fmt.Errorf("--part-size: %w", err)
+	}
+	source := "the command line (--bucket, --endpoint, ...) or FMCAP_UPLOAD_*"
+	cfg := objstore.Config{
+		Bucket: cc.String("bucket"), Prefix: joinKey(cc.String("prefix"), cc.String("node")),
+		Endpoint: cc.String("endpoint"), Region: cc.String("region"), Profile: cc.String("profile"),
+		PathStyle: cc.Bool("path-style"), PartSize: int64(part), Concurrency: cc.Int("concurrency"),
+		RetryFor: cc.Duration("retry-for"),
+	}
+	if path := cc.String("config"); path != "" {
+		source = path + " (upload:), or the command line"
+		for key, p := range map[string]*string{"access_key_id": &cfg.AccessKeyID, "secret_access_key": &cfg.SecretAccessKey, "session_token": &cfg.SessionToken} {
+			v, ok, err := cliutil.ConfigValue(path, "upload", key)
+			if err != nil {
+				return err
+			}
+			if ok {
+				*p = v
+			}
+		}
+	}
+	cfg.Source = source
+	fsmode.SetUmask()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	b, err := objstore.NewBackend(ctx, cfg, nil, log)
+	if err != nil {
+		return err
+	}
+	if err := b.S.Check(ctx); err != nil {
+		return err
+	}
+	u := &store.Uploader{Dir: dir, Remote: b, Parallel: cc.Int("parallel"), Poll: cc.Duration("poll"), Log: log,
+		Sweep: func(ctx context.Context) error {
+			n, err := b.S.AbortIncomplete(ctx, "", 0)
+			if n > 0 {
+				log.Info("aborted uploads a failure left incomplete", "uploads", n)
+			}
+			return err
+		}}
+	unlock, err := u.Lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	// Uploads a crash of this uploader left incomplete: invisible, but
+	// billed. One uploader a store (the lock), so none is another's.
+	if n, err := b.S.AbortIncomplete(ctx, "", 0); err != nil {
+		return err
+	} else if n > 0 {
+		log.Info("aborted incomplete uploads left by an earlier run", "uploads", n)
+	}
+	if through, tiered, err := store.ReadUploaded(dir); err != nil {
+		return err
+	} else if !tiered {
+		// The mark makes the store tiered: from now on retention's quota
+		// and age remove only uploaded chunks.
+		if err := store.WriteUploaded(dir, 0, b.String()); err != nil {
+			return err
+		}
+	} else {
+		log.Info("resuming", "through_seq", through)
+	}
+	log.Info("uploading", "store", dir, "to", b.String())
+	if cc.Bool("once") {
+		if err := u.Pass(ctx); err != nil {
+			return err
+		}
+		st := u.Stats()
+		if st.BacklogChunks > 0 {
+			return fmt.Errorf("%d chunks not uploaded", st.BacklogChunks)
+		}
+		return nil
+	}
+	if err := metrics.Serve(ctx, cc.String("metrics"), log, func(m *metrics.Writer) { collect(m, u) }); err != nil {
+		return err
+	}
+	sdnotify.Ready()
+	go func() { // the watchdog: a pass may take long, the process is alive
+		wd := sdnotify.NewWatchdog()
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				wd.Ping(now)
+			}
+		}
+	}()
+	return u.Run(ctx)
+}
+
+func joinKey(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + "/" + b
+}
+
+func collect(m *metrics.Writer, u *store.Uploader) {
+	st := u.Stats()
+	m.Counter("fmcap_upload_chunks_total", "Chunks uploaded (or found complete in the bucket) since start.", st.Chunks)
+	m.Counter("fmcap_upload_bytes_total", "Bytes of chunks uploaded since start.", st.Bytes)
+	m.Counter("fmcap_upload_segments_total", "Index segments uploaded since start.", st.Segments)
+	m.Counter("fmcap_upload_failures_total", "Uploads that failed (each is retried).", st.Failures)
+	m.Counter("fmcap_upload_lost_chunks_total", "Chunks retention removed before they were uploaded.", st.Lost)
+	m.Gauge("fmcap_upload_backlog_chunks", "Finished chunks not yet uploaded.", float64(st.BacklogChunks))
+	m.Gauge("fmcap_upload_backlog_bytes", "Bytes of finished chunks not yet uploaded.", float64(st.BacklogBytes))
+	m.Gauge("fmcap_upload_lag_seconds", "Age of the oldest packet not yet uploaded (0: none waiting).", st.Lag.Seconds())
+	m.Gauge("fmcap_upload_through_seq", "Every finished chunk up to this seq is uploaded.", float64(st.Through))
+}

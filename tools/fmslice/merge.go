@@ -1,0 +1,212 @@
+package main
+
+// One query over several nodes' stores: --store A,B,C (local directories
+// or s3:// prefixes, in any mix). Each store is sliced as alone, all at
+// once, and the packets are merged by capture time as mergecap merges
+// files: the earliest packet next, a tie to the store given first; within
+// a store packets keep their order (seq). Memory is bounded: each store
+// hands over packets in batches through a channel of a few batches.
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/fmcap/fmcap/query"
+	fmstore "github.com/fmcap/fmcap/store"
+	"github.com/fmcap/fmcap/store/chunk"
+)
+
+// splitStores reads --store: several stores are separated by commas.
+func splitStores(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+type mpkt struct {
+	ts   int64
+	wire uint32
+	data []byte
+}
+
+// batchSink hands a store's packets to the merge, copied into batches.
+type batchSink struct {
+	ch    chan []mpkt
+	quit  chan struct{}
+	batch []mpkt
+	arena []byte
+}
+
+const mergeBatch = 512
+
+func (s *batchSink) write(ts int64, wire uint32, data []byte) error {
+	if s.batch == nil {
+		s.batch = make([]mpkt, 0, mergeBatch)
+		s.arena = make([]byte, 0, mergeBatch*256)
+	}
+	if len(s.arena)+len(data) > cap(s.arena) { // never moves earlier packets' bytes
+		s.arena = make([]byte, 0, max(mergeBatch*256, len(data)))
+	}
+	s.arena = append(s.arena, data...)
+	s.batch = append(s.batch, mpkt{ts, wire, s.arena[len(s.arena)-len(data):]})
+	if len(s.batch) == mergeBatch {
+		return s.send()
+	}
+	return nil
+}
+
+func (s *batchSink) send() error {
+	if len(s.batch) == 0 {
+		return nil
+	}
+	select {
+	case s.ch <- s.batch:
+	case <-s.quit:
+		return fmt.Errorf("merge stopped")
+	}
+	s.batch, s.arena = nil, nil
+	return nil
+}
+
+// runMerged answers a slice over several stores.
+func runMerged(cc *cli.Context, stores []string) error {
+	format := cc.String("format")
+	if format != "pcap" && format != "pcapng" {
+		return fmt.Errorf("--format %q: use pcap or pcapng", format)
+	}
+	type node struct {
+		q    *sliceReq
+		pl   *query.Index
+		sink *batchSink
+		res  *result
+		err  error
+		done chan struct{}
+	}
+	var nodes []*node
+	quit := make(chan struct{})
+	defer close(quit)
+	for _, st := range stores {
+		if err := cc.Set("store", st); err != nil {
+			return err
+		}
+		q, pl, err := newSliceReq(cc)
+		if err != nil {
+			return fmt.Errorf("store %s: %w", st, err)
+		}
+		nodes = append(nodes, &node{q: q, pl: pl, sink: &batchSink{ch: make(chan []mpkt, 4), quit: quit}, done: make(chan struct{})})
+	}
+	w := os.Stdout
+	if path := cc.String("w"); path != "-" {
+		var err error
+		if w, err = os.Create(path); err != nil {
+			return err
+		}
+		defer w.Close()
+	} else if _, err := unix.IoctlGetTermios(int(w.Fd()), unix.TCGETS); err == nil {
+		return fmt.Errorf("refusing to write pcap to a terminal: use -w FILE, or pipe into tcpdump -r -")
+	}
+	var out interface {
+		sink
+		flush() error
+	}
+	var err error
+	if format == "pcap" {
+		out, err = newPcapSink(w)
+	} else {
+		out, err = newNgSink(w, nil) // no port names: interfaces by port number (and tunnel)
+	}
+	if err != nil {
+		return err
+	}
+	dec := chunk.NewDecoder()
+	defer dec.Close()
+	for _, n := range nodes {
+		go func() {
+			defer close(n.done)
+			defer close(n.sink.ch)
+			n.res, n.err = slice(n.q, n.sink, dec)
+			if n.err == nil {
+				n.err = n.sink.send()
+			}
+		}()
+	}
+	// The merge: heads[i] is store i's next batch, at[i] the packet in it.
+	heads := make([][]mpkt, len(nodes))
+	at := make([]int, len(nodes))
+	next := func(i int) {
+		at[i]++
+		for at[i] >= len(heads[i]) {
+			b, ok := <-nodes[i].sink.ch
+			if !ok {
+				heads[i] = nil
+				return
+			}
+			heads[i], at[i] = b, 0
+		}
+	}
+	for i := range nodes {
+		at[i] = -1
+		next(i)
+	}
+	var werr error
+	for werr == nil {
+		best := -1
+		for i, h := range heads {
+			if h != nil && (best < 0 || h[at[i]].ts < heads[best][at[best]].ts) {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
+		p := heads[best][at[best]]
+		werr = out.write(p.ts, p.wire, p.data)
+		next(best)
+	}
+	if werr != nil {
+		return fmt.Errorf("write output: %w", werr)
+	}
+	damaged := 0
+	for i, n := range nodes {
+		<-n.done
+		if n.err != nil {
+			return fmt.Errorf("store %s: %w", stores[i], n.err)
+		}
+	}
+	if err := out.flush(); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	for i, n := range nodes {
+		if !cc.Bool("q") || len(n.res.damaged) > 0 {
+			fmt.Fprintf(os.Stderr, "fmslice: store %s:\n", stores[i])
+		}
+		n.res.report(n.q, n.pl, cc.Bool("q"), cc.Bool("explain"))
+		if n.q.remote == nil {
+			fmstore.CountQuery(n.q.store)
+		} else if cc.Bool("explain") {
+			n.q.remote.transferNotice()
+		}
+		damaged += len(n.res.damaged)
+	}
+	if damaged > 0 {
+		return cli.Exit(fmt.Sprintf("output incomplete: %d damaged parts skipped", damaged), exitIncomplete)
+	}
+	return nil
+}
+
+// localOnly refuses, for fmslice flows and info, what they cannot read
+// yet: an object store, several stores.
+func localOnly(cmd, store string) error {
+	if strings.Contains(store, ",") || strings.HasPrefix(store, "s3://") {
+		return fmt.Errorf("fmslice %s reads one local store; --store %s: slice it instead (fmslice --store %s -w FILE), or run %s on each node's store", cmd, store, store, cmd)
+	}
+	return nil
+}

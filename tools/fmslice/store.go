@@ -1,0 +1,165 @@
+package main
+
+// Opening the store a query reads: a local directory (read as always), or
+// s3://BUCKET/PREFIX/NODE, a node's store uploaded by fmupload (the same
+// names under the prefix). From an object store, the chunks are listed
+// once, the index segments of the chunks in the range and each chunk's
+// frame and seek tables are read once into a local cache (--cache,
+// bounded by --cache-bytes), and only the frames the query needs are
+// fetched, with range GETs, neighbours coalesced, several in flight
+// (objstore.Backend). Settings of the object store: the standard AWS chain
+// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+// AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, AWS_PROFILE, the instance
+// role), and the upload: section of --config for what it sets (endpoint,
+// region, profile, path_style, access keys).
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/urfave/cli/v2"
+
+	"github.com/fmcap/fmcap/internal/cliutil"
+	fmstore "github.com/fmcap/fmcap/store"
+	"github.com/fmcap/fmcap/store/chunk"
+	"github.com/fmcap/fmcap/store/objstore"
+)
+
+// remoteStore is a store on an object store, for one query.
+type remoteStore struct {
+	b     *objstore.Backend
+	list  []chunk.Info
+	files sync.Map // *chunk.Reader → fmstore.File, until prefetch
+}
+
+// openRemote opens q.store when it is an s3:// URL (nil, nil otherwise)
+// and lists its chunks.
+func openRemote(cc *cli.Context, loc string) (*remoteStore, error) {
+	cfg, ok, err := objstore.ParseURL(loc, objstore.Config{})
+	if !ok || err != nil {
+		return nil, err
+	}
+	if cfg, err = remoteConfig(cc.String("config"), cfg); err != nil {
+		return nil, err
+	}
+	cfg.Source = "--store " + loc + cfg.Source
+	maxBytes := int64(objstore.DefaultCacheBytes)
+	if s := cc.String("cache-bytes"); s != "" {
+		if maxBytes, err = strconv.ParseInt(s, 10, 64); err != nil {
+			return nil, fmt.Errorf("--cache-bytes %q: a number of bytes", s)
+		}
+	}
+	cache, err := objstore.CacheFor(cc.String("cache"), cfg.Bucket, cfg.Prefix, maxBytes)
+	if err != nil {
+		return nil, fmt.Errorf("cache for %s: %w", loc, err)
+	}
+	cache.Trim()
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	b, err := objstore.NewBackend(ctx, cfg, cache, log)
+	if err != nil {
+		return nil, err
+	}
+	r := &remoteStore{b: b}
+	if r.list, err = fmstore.ListChunks(ctx, b); err != nil {
+		return nil, err
+	}
+	if len(r.list) == 0 {
+		return nil, fmt.Errorf("store %s holds no chunks (is fmupload running, and is this its bucket, prefix and node?)", loc)
+	}
+	return r, nil
+}
+
+// remoteConfig takes the object store's settings the upload: section of
+// the configuration file gives (path "": none).
+func remoteConfig(path string, cfg objstore.Config) (objstore.Config, error) {
+	str := map[string]*string{"endpoint": &cfg.Endpoint, "region": &cfg.Region, "profile": &cfg.Profile,
+		"access_key_id": &cfg.AccessKeyID, "secret_access_key": &cfg.SecretAccessKey, "session_token": &cfg.SessionToken}
+	for key, p := range str {
+		v, ok, err := cliutil.ConfigValue(path, "upload", key)
+		if err != nil {
+			return cfg, err
+		}
+		if ok {
+			*p = v
+		}
+	}
+	if v, ok, err := cliutil.ConfigValue(path, "upload", "path_style"); err != nil {
+		return cfg, err
+	} else if ok {
+		cfg.PathStyle = v == "true"
+	}
+	if path != "" {
+		cfg.Source = " and " + path + " (upload:)"
+	}
+	return cfg, nil
+}
+
+// indexDir fetches the segments reaching into the chunks of [from, to)
+// into the cache and returns the cache's index directory.
+func (r *remoteStore) indexDir(from, to int64) string {
+	want := func(first, last uint64) bool {
+		for _, in := range r.list {
+			if in.Overlaps(from, to) && in.FirstSeq <= last && first <= in.LastSeq {
+				return true
+			}
+		}
+		return false
+	}
+	dir, err := r.b.SyncIndex(context.Background(), want)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "fmslice: index of %s not read, the range is scanned: %v\n", r.b, err)
+		return ""
+	}
+	return dir
+}
+
+// openChunk opens a chunk of q's store, local or remote.
+func (q *sliceReq) openChunk(in chunk.Info, dec *zstd.Decoder) (*chunk.Reader, error) {
+	if q.remote == nil {
+		return chunk.OpenReader(q.store, in, dec)
+	}
+	rd, f, err := fmstore.OpenChunk(context.Background(), q.remote.b, in, dec)
+	if err != nil {
+		return nil, err
+	}
+	q.remote.files.Store(rd, f)
+	return rd, nil
+}
+
+// prefetch tells an object store which frames of rd will be read.
+func (q *sliceReq) prefetch(rd *chunk.Reader, ents []chunk.Frame) {
+	if q.remote == nil {
+		return
+	}
+	v, ok := q.remote.files.LoadAndDelete(rd)
+	if !ok {
+		return
+	}
+	p, ok := v.(fmstore.Prefetcher)
+	if !ok {
+		return
+	}
+	rs := make([]fmstore.Range, len(ents))
+	for i, f := range ents {
+		rs[i] = fmstore.Range{Off: int64(f.Off), N: int64(f.CSize)}
+	}
+	p.Prefetch(rs)
+}
+
+// transferNotice says, for --explain, what the object store was asked.
+func (r *remoteStore) transferNotice() {
+	n, b := r.b.Transfer()
+	fn, fb, want := r.b.FrameTransfer()
+	ratio := 0.0
+	if want > 0 {
+		ratio = float64(fb) / float64(want)
+	}
+	fmt.Fprintf(os.Stderr, "plan: object store %s: %d range GETs, %d bytes: %d GETs, %d bytes for chunk tables and index segments; %d GETs, %d bytes for frames holding %d compressed bytes wanted (%.2fx)\n",
+		r.b, n, b, n-fn, b-fb, fn, fb, want, ratio)
+}
