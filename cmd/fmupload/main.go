@@ -3,8 +3,9 @@
 // s3://BUCKET/PREFIX/NODE/ under their local names, each checked by its
 // CRC-32C, and STORE/uploaded records what is safely there, so that the
 // writer's retention (the hot window) removes only uploaded chunks. The
-// engine is store.Uploader (store/upload.go says how it is crash-safe);
-// the object store client is store/objstore. It is a process of its own
+// job is store/tier's, its engine store.Uploader (store/upload.go says how
+// it is crash-safe); the object store client is store/objstore. This file
+// is only flags, settings, logger, signals and wiring. It is a process of its own
 // so that an upload never competes with the writer's loop, a slow or
 // absent object store never reaches capture, and the writer carries no
 // S3 client.
@@ -22,11 +23,9 @@ import (
 
 	"github.com/fmcap/fmcap/internal/cliutil"
 	"github.com/fmcap/fmcap/internal/fsmode"
-	"github.com/fmcap/fmcap/internal/metrics"
-	"github.com/fmcap/fmcap/internal/sdnotify"
 	"github.com/fmcap/fmcap/internal/version"
-	"github.com/fmcap/fmcap/store"
 	"github.com/fmcap/fmcap/store/objstore"
+	"github.com/fmcap/fmcap/store/tier"
 )
 
 func main() {
@@ -122,69 +121,8 @@ func run(cc *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := b.S.Check(ctx); err != nil {
-		return err
-	}
-	u := &store.Uploader{Dir: dir, Remote: b, Parallel: cc.Int("parallel"), Poll: cc.Duration("poll"), Log: log,
-		Sweep: func(ctx context.Context) error {
-			n, err := b.S.AbortIncomplete(ctx, "", 0)
-			if n > 0 {
-				log.Info("aborted uploads a failure left incomplete", "uploads", n)
-			}
-			return err
-		}}
-	unlock, err := u.Lock()
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	// Uploads a crash of this uploader left incomplete: invisible, but
-	// billed. One uploader a store (the lock), so none is another's.
-	if n, err := b.S.AbortIncomplete(ctx, "", 0); err != nil {
-		return err
-	} else if n > 0 {
-		log.Info("aborted incomplete uploads left by an earlier run", "uploads", n)
-	}
-	if through, tiered, err := store.ReadUploaded(dir); err != nil {
-		return err
-	} else if !tiered {
-		// The mark makes the store tiered: from now on retention's quota
-		// and age remove only uploaded chunks.
-		if err := store.WriteUploaded(dir, 0, b.String()); err != nil {
-			return err
-		}
-	} else {
-		log.Info("resuming", "through_seq", through)
-	}
-	log.Info("uploading", "store", dir, "to", b.String())
-	if cc.Bool("once") {
-		if err := u.Pass(ctx); err != nil {
-			return err
-		}
-		st := u.Stats()
-		if st.BacklogChunks > 0 {
-			return fmt.Errorf("%d chunks not uploaded", st.BacklogChunks)
-		}
-		return nil
-	}
-	if err := metrics.Serve(ctx, cc.String("metrics"), log, func(m *metrics.Writer) { collect(m, u) }); err != nil {
-		return err
-	}
-	sdnotify.Ready()
-	go func() { // the watchdog: a pass may take long, the process is alive
-		wd := sdnotify.NewWatchdog()
-		t := time.NewTicker(5 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case now := <-t.C:
-				wd.Ping(now)
-			}
-		}
-	}()
-	return u.Run(ctx)
+	return tier.Run(ctx, b, tier.Options{Dir: dir, Parallel: cc.Int("parallel"), Poll: cc.Duration("poll"),
+		Once: cc.Bool("once"), Metrics: cc.String("metrics"), Log: log})
 }
 
 func joinKey(a, b string) string {
@@ -195,17 +133,4 @@ func joinKey(a, b string) string {
 		return a
 	}
 	return a + "/" + b
-}
-
-func collect(m *metrics.Writer, u *store.Uploader) {
-	st := u.Stats()
-	m.Counter("fmcap_upload_chunks_total", "Chunks uploaded (or found complete in the bucket) since start.", st.Chunks)
-	m.Counter("fmcap_upload_bytes_total", "Bytes of chunks uploaded since start.", st.Bytes)
-	m.Counter("fmcap_upload_segments_total", "Index segments uploaded since start.", st.Segments)
-	m.Counter("fmcap_upload_failures_total", "Uploads that failed (each is retried).", st.Failures)
-	m.Counter("fmcap_upload_lost_chunks_total", "Chunks retention removed before they were uploaded.", st.Lost)
-	m.Gauge("fmcap_upload_backlog_chunks", "Finished chunks not yet uploaded.", float64(st.BacklogChunks))
-	m.Gauge("fmcap_upload_backlog_bytes", "Bytes of finished chunks not yet uploaded.", float64(st.BacklogBytes))
-	m.Gauge("fmcap_upload_lag_seconds", "Age of the oldest packet not yet uploaded (0: none waiting).", st.Lag.Seconds())
-	m.Gauge("fmcap_upload_through_seq", "Every finished chunk up to this seq is uploaded.", float64(st.Through))
 }
