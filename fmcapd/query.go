@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -43,7 +44,7 @@ func parseRequest(endpoint string, q url.Values, stores []store, now time.Time, 
 		"info":     {"store", "output"},
 	}[endpoint]
 	for k, v := range q {
-		if !contains(known, k) {
+		if !slices.Contains(known, k) {
 			return nil, bad("unknown parameter %q (%s takes %s)", k, endpoint, strings.Join(known, ", "))
 		}
 		if len(v) != 1 {
@@ -153,15 +154,6 @@ func (r *request) addJSON() error {
 		r.args = append(r.args, "--json")
 	}
 	return nil
-}
-
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func unixArg(ns int64) string {

@@ -45,8 +45,8 @@ package fwd
 
 import (
 	"bytes"
-	"encoding/binary"
 	"hash/maphash"
+	"slices"
 
 	"github.com/fmcap/fmcap/internal/origin"
 	"github.com/fmcap/fmcap/shmring"
@@ -204,11 +204,7 @@ func (d *Datapath) mirror(in int, f []byte, a *Appliance) int {
 		return -1
 	}
 	if len(a.VNIs) != 0 {
-		found := false
-		for _, n := range a.VNIs {
-			found = found || n == v.vni
-		}
-		if !found {
+		if !slices.Contains(a.VNIs, v.vni) {
 			d.c.appliance[aVNI]++
 			return -1
 		}
@@ -381,13 +377,7 @@ func (d *Datapath) sendTCP(in int, f []byte, p *ippkt, seq, ack uint32, fl byte,
 	}
 	be.PutUint32(t[16:], 0) // checksum, urgent pointer
 	copy(t[20:], body)
-	be.PutUint16(t[16:], csum(t[:20+len(body)], pseudo4(ip, 20+len(body))))
+	q := ippkt{ip: etherHdrLen, proto: protoTCP}
+	be.PutUint16(t[16:], csum(t[:20+len(body)], pseudo(b, &q, 20+len(body))))
 	d.tx.send(in, b)
-}
-
-// pseudo4 is the IPv4 pseudo-header sum of a TCP segment of n bytes.
-func pseudo4(ip []byte, n int) uint32 {
-	s := uint32(binary.BigEndian.Uint16(ip[12:])) + uint32(binary.BigEndian.Uint16(ip[14:])) +
-		uint32(binary.BigEndian.Uint16(ip[16:])) + uint32(binary.BigEndian.Uint16(ip[18:]))
-	return s + uint32(ip[9]) + uint32(n)
 }

@@ -98,23 +98,31 @@ func (p *pki) client(cert *tls.Certificate) *http.Client {
 func startFmcapd(t *testing.T, p *pki, args ...string) (base, audit string) {
 	t.Helper()
 	audit = filepath.Join(t.TempDir(), "audit.log")
-	cmd := exec.Command(bin("fmcapd"), append([]string{"--listen", "127.0.0.1:0", "--tls-cert", p.serverCert, "--tls-key", p.serverKey,
-		"--client-ca", p.caFile, "--audit-log", audit, "--fmslice", bin("fmslice")}, args...)...)
+	return runFmcapd(t, "https", append([]string{"--tls-cert", p.serverCert, "--tls-key", p.serverKey,
+		"--client-ca", p.caFile, "--audit-log", audit}, args...)...), audit
+}
+
+// runFmcapd runs fmcapd on a free loopback port with args and returns the
+// URL it says it serves, which must have scheme; it is killed when the test
+// ends.
+func runFmcapd(t *testing.T, scheme string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin("fmcapd"), append([]string{"--listen", "127.0.0.1:0", "--fmslice", bin("fmslice")}, args...)...)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	sc := bufio.NewScanner(stderr)
-	re := regexp.MustCompile(`url=(https://\S+)`)
+	re := regexp.MustCompile(`url=(` + scheme + `://\S+)`)
 	for sc.Scan() {
 		if m := re.FindStringSubmatch(sc.Text()); m != nil {
 			go io.Copy(io.Discard, stderr)
-			return m[1], audit
+			return m[1]
 		}
 	}
 	t.Fatalf("fmcapd did not start: %v", cmd.Wait())
-	return "", ""
+	return ""
 }
 
 func get(t *testing.T, c *http.Client, u string) (*http.Response, []byte) {

@@ -1,14 +1,11 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -22,23 +19,7 @@ import (
 // authentication (its local mode: anyone on the host, as with fmslice).
 func startLocalFmcapd(t *testing.T, store string) string {
 	t.Helper()
-	cmd := exec.Command(bin("fmcapd"), "--listen", "127.0.0.1:0", "--store", store, "--fmslice", bin("fmslice"), "--max-range", "0",
-		"--audit-log", filepath.Join(t.TempDir(), "audit.log"))
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	sc := bufio.NewScanner(stderr)
-	re := regexp.MustCompile(`url=(http://\S+)`)
-	for sc.Scan() {
-		if m := re.FindStringSubmatch(sc.Text()); m != nil {
-			go io.Copy(io.Discard, stderr)
-			return m[1]
-		}
-	}
-	t.Fatalf("fmcapd did not start: %v", cmd.Wait())
-	return ""
+	return runFmcapd(t, "http", "--store", store, "--max-range", "0", "--audit-log", filepath.Join(t.TempDir(), "audit.log"))
 }
 
 // TestWebPage drives Debian's chromium (headless) through fmcapd's page:
