@@ -122,6 +122,15 @@ func TestMirrorTarget(t *testing.T) {
 	}
 	sh(t, "ip", "-n", M, "addr", "add", "198.18.3.1/24", "dev", "vm")
 	sh(t, "ip", "-n", M, "link", "set", "vm", "up")
+	// fwd's MAC pinned on the source: with ARP to resolve first, the kernel
+	// queues the first frames and sends them when the answer comes, from the
+	// CPU that took the answer, while later ones go from the injector's:
+	// the order on the link is lost (seen once on a loaded machine).
+	mac, err := exec.Command("ip", "netns", "exec", T, "cat", "/sys/class/net/vt/address").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh(t, "ip", "-n", M, "neigh", "replace", "198.18.3.2", "lladdr", strings.TrimSpace(string(mac)), "dev", "vm", "nud", "permanent")
 	sh(t, "ip", "-n", T, "link", "set", "vt", "up")
 	for _, vni := range []string{"123", "456", "999"} {
 		sh(t, "ip", "-n", M, "link", "add", "vx"+vni, "mtu", "8900", "type", "vxlan", "id", vni, "remote", "198.18.3.2",
