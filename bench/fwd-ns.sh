@@ -21,6 +21,7 @@
 # the capture copies lost at that rate (fwd's capture drops, the ring's
 # drops): the highest rate with none is what fwd captures and stores whole.
 # FWD_BIN runs another fwd binary (an older build, as the peer of a change).
+# SPIN sets fwd.spin (e.g. 50us; default 0s: fwd sleeps when idle).
 # ROUNDS=N alternates kernel and fwd N times. DPDK_VDEV_ARGS is appended
 # to each net_af_packet vdev (e.g. ",framesz=...,blocksz=...").
 # Usage: T=5 [ROUNDS=3] [CAPTURE=none] [OFFLOADS=off] [FWDGRO=on] [BACKENDS=afpacket] bench/fwd-ns.sh
@@ -58,19 +59,31 @@ fi
 echo "offloads $OFFLOADS, GRO on F's veths $FWDGRO, capture $CAPTURE"
 for d in "$A ${P}a0" "$Bn ${P}b0" "$F ${P}f0" "$F ${P}f1"; do set -- $d; ip -n "$1" link set "$2" up; done
 
+# cpu_ticks prints the machine's busy and total jiffies (/proc/stat, every
+# CPU): the CPU a run used, to show whether it was bound by the two cores.
+cpu_ticks() { awk '/^cpu /{b=$2+$3+$4+$7+$8; print b, b+$5+$6+$9}' /proc/stat; }
+# fwd_ticks prints fwd's own CPU (user + system, in CLK_TCK ticks; 0 when
+# no fwd runs): fwd's CPU per gigabyte forwarded is its cost, which load
+# from elsewhere on the machine changes far less than its rate.
+fwd_ticks() { if [ -n "${FWDPID:-}" ]; then awk '{print $14+$15}' /proc/$FWDPID/stat; else echo 0; fi; }
 iperf() { # label args...
   local label=$1; shift
   ip netns exec $Bn iperf3 -s -1 -B 198.18.2.2 >/dev/null 2>&1 &
   local s=$!; sleep 0.3
+  local c0 f0; c0=$(cpu_ticks); f0=$(fwd_ticks)
   local j; j=$(ip netns exec $A iperf3 -c 198.18.1.1 -t "$T" --json "$@" 2>/dev/null || true)
+  local c1 f1; c1=$(cpu_ticks); f1=$(fwd_ticks)
   wait $s 2>/dev/null || true
-  echo "$j" | python3 -c '
-import json,sys
+  echo "$j" | CPU="$c0 $c1" FWDCPU="$f0 $f1" NCPU=$(nproc) HZ=$(getconf CLK_TCK) python3 -c '
+import json,os,sys
+b0,t0,b1,t1=map(int,os.environ["CPU"].split()); busy=(b1-b0)/max(t1-t0,1)*int(os.environ["NCPU"])
+f0,f1=map(int,os.environ["FWDCPU"].split())
 j=json.load(sys.stdin); e=j["end"]
-if "sum_received" in e: print("%.3f Gbit/s" % (e["sum_received"]["bits_per_second"]/1e9))
+def fwdcost(nbytes): return ", fwd %.3f CPU s/GB" % ((f1-f0)/int(os.environ["HZ"])/(nbytes/1e9)) if f1>f0 and nbytes>0 else ""
+if "sum_received" in e: print("%.3f Gbit/s, cpu %.2f of %s cores%s" % (e["sum_received"]["bits_per_second"]/1e9, busy, os.environ["NCPU"], fwdcost(e["sum_received"]["bytes"])))
 else:
   s=e["sum"]; got=s["packets"]-s["lost_packets"]
-  print("%.3f Gbit/s received, %.3f Mpps (lost %.1f%%)" % (s["bits_per_second"]*(1-s["lost_percent"]/100)/1e9, got/s["seconds"]/1e6, s["lost_percent"]))
+  print("%.3f Gbit/s received, %.3f Mpps (lost %.1f%%), cpu %.2f of %s cores%s" % (s["bits_per_second"]*(1-s["lost_percent"]/100)/1e9, got/s["seconds"]/1e6, s["lost_percent"], busy, os.environ["NCPU"], fwdcost(s["bytes"]*(1-s["lost_percent"]/100))))
 ' | sed "s/^/$label /"
 }
 suite() { # mode
@@ -109,6 +122,7 @@ ring:
   path: $RING
 fwd:
   backend: $be
+${SPIN:+  spin: $SPIN}
   control: $W/ns.sock
   dpdk:
     eal: [$eal]

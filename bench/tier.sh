@@ -6,8 +6,7 @@
 #    store, outputs checked identical first), cold cache and warm cache;
 #  - a selective query: the bytes fetched from the bucket against the
 #    compressed bytes of the frames the query read (--explain).
-# versitygw: FMCAP_VERSITYGW, else the binary internal/s3test built into
-# ~/.cache/fmcap/s3test (go test -run TestServer ./internal/s3test builds it).
+# versitygw: see s3server in lib.sh.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 MIN=${MIN:-15}           # minutes of capture
@@ -15,7 +14,6 @@ PPS=${PPS:-667}          # packets per second of capture time
 RUNS=${RUNS:-5}
 START=1767225600
 go build -o "$B/" ./cmd/writer ./cmd/indexer ./cmd/fmupload ./tools/fmring ./tools/fminject ./tools/fmslice ./bench/gen
-VGW=${FMCAP_VERSITYGW:-$(ls ~/.cache/fmcap/s3test/versitygw-*/versitygw | head -1)}
 in=$W/tier-${MIN}m.pcap st=$W/tier-${MIN}m.store
 [ -f "$in" ] || "$B/gen" -o "$in" -n $(( MIN * 60 * PPS )) -duration "${MIN}m" -start $START
 if [ ! -d "$st" ]; then
@@ -26,15 +24,8 @@ if [ ! -d "$st" ]; then
   "$B/indexer" --ring "$ring" --store "$st" --exit-on-close --log-level warn --metrics ""
   rm -f "$ring"
 fi
-s3=$W/tier-s3; rm -rf "$s3"; mkdir -p "$s3/root"
-port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-export AWS_ACCESS_KEY_ID=FMCAPBENCHACCESSKEY1 AWS_SECRET_ACCESS_KEY=fmcapBenchSecretKey0123456789abcdefghij AWS_REGION=us-east-1
-export AWS_ENDPOINT_URL_S3=http://127.0.0.1:$port AWS_EC2_METADATA_DISABLED=true
-ROOT_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID ROOT_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
-  "$VGW" --port 127.0.0.1:$port --region us-east-1 --quiet posix "$s3/root" > "$s3/log" 2>&1 &
-vgw=$!
-trap 'kill $vgw 2>/dev/null; wait $vgw 2>/dev/null' EXIT
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+s3=$W/tier-s3
+s3server "$s3"
 aws --endpoint-url "$AWS_ENDPOINT_URL_S3" s3 mb s3://bench > /dev/null
 rm -f "$st/uploaded"
 bytes=$(du -sb --exclude uploaded "$st" | cut -f1)

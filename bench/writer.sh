@@ -3,6 +3,9 @@
 # `zstd -1 -T0` compressing the same pcap bytes to the same filesystem, in the
 # same run. Then the frame-size trade-off (speed and ratio; the cost of a
 # selective query is one frame's decompression: see BenchmarkReadFrame).
+# MIX (web, imix, small) and PAYLOAD (mixed, random, text) pick bench/gen's
+# traffic; LEVEL the writer's --level; DISKS="disk tmpfs" where the store is;
+# RINGDIR where the ring is (default: huge pages when root), RING_MB its size.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 N=${N:-2000000}
@@ -11,14 +14,28 @@ SWEEP=${SWEEP:-1}      # 0: skip the frame-size and level sweep
 FRAMES=${FRAMES:-32KiB} # frame sizes to compare side by side (the default: 32KiB)
 # OLD_WRITER=path: another writer binary (say, an earlier commit's), timed
 # alternately with this one for each frame size ("old-SIZE" lines).
-in=$W/writer-in.pcap
-[ -f "$in" ] || "$B/gen" -o "$in" -n "$N"
+MIX=${MIX:-web}
+PAYLOAD=${PAYLOAD:-mixed}
+LEVEL=${LEVEL:-1}
+DISKS=${DISKS:-"disk tmpfs"}
+in=$W/writer-in-$MIX-$PAYLOAD-$N.pcap
+[ -f "$in" ] || "$B/gen" -o "$in" -n "$N" -mix "$MIX" -payload "$PAYLOAD"
 bytes=$(stat -c %s "$in")
-rd=$(ringdir 2200)
-ring=$rd/fmcap-bench-ring
+# RINGDIR=/dev/shm: the ring on tmpfs, leaving the machine's huge pages alone
+# (on a shared machine another bench may hold them).
+# RING_MB: the ring's size; the input must fit in it (about 0.9 of it),
+# and huge pages for it must be free (a ring on tmpfs pages faults in 4 KiB
+# at a time on its first lap, which took 77 % of the writer's CPU).
+RING_MB=${RING_MB:-2048}
+rd=${RINGDIR:-$(ringdir $((RING_MB + 150)))}
+ring=$rd/fmcap-bench-ring-$$ # per run: the machine is shared, and so is $rd
+shm=/dev/shm/fmcap-bench-$$  # the tmpfs store's directory
+mkdir -p "$shm"
+trap 'rm -rf "$shm" "$ring"; [ -n "${RINGDIR:-}" ] || ringrelease' EXIT
 refill() {
   rm -f "$ring"
-  "$B/fmring" create --ring "$ring" --size 2GiB --consumer writer:lossless
+ringrelease
+  "$B/fmring" create --ring "$ring" --size "${RING_MB}MiB" --consumer writer:lossless
   "$B/fminject" -q --ring "$ring" "$in"
 }
 # Each timed run starts with the page cache dropped (as root): with other
@@ -46,15 +63,15 @@ zstd_rate() { # out-file
 }
 rates() { for x in "$@"; do printf '%s ' "${x%%:*}"; done; }
 ratio() { echo "${1#*:}"; }
-echo "input: $in, $N packets, $bytes bytes (bench/gen mix); ring on $rd; $(nproc) cores"
-for fs in disk:$W tmpfs:/dev/shm; do
-  name=${fs%%:*} dir=${fs#*:}
+echo "input: $in, $N packets, $bytes bytes (bench/gen -mix $MIX -payload $PAYLOAD); writer --level $LEVEL; ring on $rd; $(nproc) cores"
+for name in $DISKS; do
+  dir=$W; [ "$name" = tmpfs ] && dir=$shm
   declare -A w=(); z=()
   for i in $(seq "$RUNS"); do
     for f in $FRAMES; do # alternated, so that a slow spell of the disk hits each alike
-      w[$f]+="$(writer_rate "$dir/fmcap-bench-store" --frame-size "$f") "
+      w[$f]+="$(writer_rate "$dir/fmcap-bench-store" --frame-size "$f" --level "$LEVEL") "
       if [ -n "${OLD_WRITER:-}" ]; then
-        w[old-$f]+="$(WBIN=$OLD_WRITER writer_rate "$dir/fmcap-bench-store" --frame-size "$f") "
+        w[old-$f]+="$(WBIN=$OLD_WRITER writer_rate "$dir/fmcap-bench-store" --frame-size "$f" --level "$LEVEL") "
       fi
     done
     z+=("$(zstd_rate "$dir/fmcap-bench.zst")")
@@ -68,16 +85,15 @@ for fs in disk:$W tmpfs:/dev/shm; do
   done
   unset w
 done
-[ "$SWEEP" = 1 ] || { rm -f "$ring"; exit 0; }
+[ "$SWEEP" = 1 ] || exit 0
 echo "frame size sweep (store on tmpfs, level 1, median of $RUNS):"
 for fs in 16KiB 32KiB 64KiB 128KiB 256KiB 1MiB; do
   w=()
-  for i in $(seq "$RUNS"); do w+=("$(writer_rate /dev/shm/fmcap-bench-store --frame-size "$fs")"); done
+  for i in $(seq "$RUNS"); do w+=("$(writer_rate $shm/fmcap-bench-store --frame-size "$fs")"); done
   printf '  frame %-7s writer %5s MB/s (runs: %s) ratio %s\n' "$fs" "$(median $(rates "${w[@]}"))" "$(rates "${w[@]}")" "$(ratio "${w[0]}")"
 done
 for lv in 2 3; do
   w=()
-  for i in $(seq "$RUNS"); do w+=("$(writer_rate /dev/shm/fmcap-bench-store --level "$lv")"); done
+  for i in $(seq "$RUNS"); do w+=("$(writer_rate $shm/fmcap-bench-store --level "$lv")"); done
   printf '  level %s (32KiB) writer %5s MB/s (runs: %s) ratio %s\n' "$lv" "$(median $(rates "${w[@]}"))" "$(rates "${w[@]}")" "$(ratio "${w[0]}")"
 done
-rm -f "$ring"

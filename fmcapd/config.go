@@ -17,7 +17,8 @@ import (
 // environment (cmd/fmcapd).
 type Config struct {
 	Listen        string        `yaml:"listen"`   // default 127.0.0.1:8443
-	Stores        []string      `yaml:"stores"`   // NAME=DIR or DIR (named by its base); the first is the default
+	Stores        []string      `yaml:"stores"`   // NAME=DIR, DIR (named by its base), NAME=s3://BUCKET/PREFIX/NODE; the first is the default
+	Cache         string        `yaml:"cache"`    // s3:// stores: fmslice's --cache (default: its own, under $HOME/.cache)
 	FMSlice       string        `yaml:"fmslice"`  // the fmslice binary; default: beside fmcapd, else PATH
 	TLSCert       string        `yaml:"tls_cert"` // PEM; none: plain HTTP, loopback only
 	TLSKey        string        `yaml:"tls_key"`
@@ -28,6 +29,10 @@ type Config struct {
 	MaxBytes      int64         `yaml:"max_bytes"`
 	QueryTimeout  time.Duration `yaml:"query_timeout"`
 	AuditLog      string        `yaml:"audit_log"` // file (appended, 0640); default: standard error
+	// ShutdownGrace is how long running queries may go on after SIGTERM
+	// before they are cancelled (0: cancelled at once; fmcapd's flag
+	// defaults to DefaultShutdownGrace).
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 }
 
 // Defaults.
@@ -36,10 +41,15 @@ const (
 	DefaultMaxConcurrent = 4
 	DefaultMaxRange      = 24 * time.Hour
 	DefaultQueryTimeout  = 10 * time.Minute
+	DefaultShutdownGrace = 30 * time.Second
 )
 
-// store is a served store.
+// store is a served store: dir is fmslice's --store, a directory or an
+// s3:// URL.
 type store struct{ name, dir string }
+
+// remote says whether the store is in object storage.
+func (s store) remote() bool { return strings.HasPrefix(s.dir, "s3://") }
 
 // token is an accepted bearer token, by the SHA-256 of its text.
 type token struct {
@@ -74,8 +84,8 @@ func (c *Config) check() (*checked, error) {
 	if k.QueryTimeout == 0 {
 		k.QueryTimeout = DefaultQueryTimeout
 	}
-	if k.MaxConcurrent < 0 || k.MaxRange < 0 || k.QueryTimeout < 0 || k.MaxBytes < 0 {
-		return nil, errors.New("max_concurrent, max_range, query_timeout and max_bytes cannot be negative")
+	if k.MaxConcurrent < 0 || k.MaxRange < 0 || k.QueryTimeout < 0 || k.MaxBytes < 0 || k.ShutdownGrace < 0 {
+		return nil, errors.New("max_concurrent, max_range, query_timeout, max_bytes and shutdown_grace cannot be negative")
 	}
 	if len(k.Stores) == 0 {
 		return nil, errors.New("no store: give stores: [DIR] (or --store)")
@@ -88,9 +98,13 @@ func (c *Config) check() (*checked, error) {
 			name = lastElem(dir)
 		}
 		if name == "" || dir == "" || names[name] {
-			return nil, fmt.Errorf("store %q: NAME=DIR or DIR, each name once", s)
+			return nil, fmt.Errorf("store %q: NAME=DIR, DIR or NAME=s3://BUCKET/PREFIX/NODE, each name once", s)
 		}
-		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		if bucket, _, _ := strings.Cut(strings.TrimPrefix(dir, "s3://"), "/"); strings.HasPrefix(dir, "s3://") {
+			if bucket == "" {
+				return nil, fmt.Errorf("store %q: an s3:// store names its bucket: NAME=s3://BUCKET/PREFIX/NODE", s)
+			}
+		} else if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 			return nil, fmt.Errorf("store %s: %s is not a directory", name, dir)
 		}
 		names[name] = true

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -24,6 +23,8 @@ import (
 type request struct {
 	endpoint string
 	json     bool     // flows, timeline, info: --json (output=json, the default) or text
+	abort    bool     // pcap, incomplete=abort: an answer found incomplete after its start is aborted, not ended with trailers
+	id       string   // pcap, id=: the client's name for the query, whose outcome it may ask (outcome.go)
 	args     []string // fmslice's, the filter last
 	a        auditLine
 }
@@ -35,10 +36,10 @@ func (e *badRequest) Error() string { return e.msg }
 
 // parseRequest turns an endpoint's query string into fmslice's arguments.
 // now resolves relative times; maxRange bounds the range (0: no bound).
-func parseRequest(endpoint string, q url.Values, stores []store, now time.Time, maxRange time.Duration) (*request, error) {
+func parseRequest(endpoint string, q url.Values, stores []store, cache string, now time.Time, maxRange time.Duration) (*request, error) {
 	bad := func(format string, a ...any) error { return &badRequest{fmt.Sprintf(format, a...)} }
 	known := map[string][]string{
-		"pcap":     {"from", "to", "filter", "format", "store"},
+		"pcap":     {"from", "to", "filter", "format", "store", "incomplete", "id"},
 		"flows":    {"from", "to", "filter", "by", "store", "output"},
 		"timeline": {"from", "to", "filter", "step", "store", "output"},
 		"info":     {"store", "output"},
@@ -76,6 +77,11 @@ func parseRequest(endpoint string, q url.Values, stores []store, now time.Time, 
 		r.args = append(r.args, endpoint)
 	}
 	r.args = append(r.args, "--store", st.dir)
+	// Only the slice takes --cache; fmslice's other commands answer an
+	// object store as they do on the command line (flows refuses it).
+	if endpoint == "pcap" && st.remote() && cache != "" {
+		r.args = append(r.args, "--cache", cache)
+	}
 	if endpoint == "info" {
 		return r, r.addJSON()
 	}
@@ -112,6 +118,19 @@ func parseRequest(endpoint string, q url.Values, stores []store, now time.Time, 
 		}
 		r.a.Format = f
 		r.args = append(r.args, "-q", "--format", f)
+		switch inc := q.Get("incomplete"); inc {
+		case "", "trailer":
+		case "abort":
+			r.abort = true
+		default:
+			return nil, bad("incomplete %q: trailer or abort", inc)
+		}
+		if id := q.Get("id"); id != "" {
+			if !validID(id) {
+				return nil, bad("id %q: 8 to 64 letters, digits, - or _", id)
+			}
+			r.id = id
+		}
 	case "flows":
 		if by := q.Get("by"); by != "" {
 			if by != "bytes" && by != "packets" {
@@ -167,8 +186,20 @@ func unixArg(ns int64) string {
 // api serves an endpoint: who asks, the limits, the query, the audit line.
 func (s *Server) api(endpoint string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		// Counted under mu, against drain's flag: no handler starts (and
+		// no fmslice with it) once drain waits for the last one.
+		s.mu.Lock()
+		if s.draining {
+			s.mu.Unlock()
+			http.Error(w, "fmcapd is stopping", http.StatusServiceUnavailable)
+			return
+		}
+		s.handlers.Add(1)
+		s.mu.Unlock()
+		defer s.handlers.Done()
 		start := time.Now()
 		a := auditLine{Remote: r.RemoteAddr, Endpoint: endpoint}
+		abort, qid := false, ""
 		status, n, complete, errText := func() (int, int64, bool, string) {
 			id, err := s.identify(r)
 			a.Client = id
@@ -177,14 +208,14 @@ func (s *Server) api(endpoint string) http.HandlerFunc {
 				http.Error(w, err.Error(), http.StatusUnauthorized)
 				return http.StatusUnauthorized, 0, false, err.Error()
 			}
-			req, err := parseRequest(endpoint, r.URL.Query(), s.cfg.stores, start, s.cfg.MaxRange)
+			req, err := parseRequest(endpoint, r.URL.Query(), s.cfg.stores, s.cfg.Cache, start, s.cfg.MaxRange)
 			if err != nil {
 				counter(&s.refused, "bad_request").Add(1)
 				http.Error(w, err.Error(), http.StatusBadRequest)
 				return http.StatusBadRequest, 0, false, err.Error()
 			}
 			req.a.Client, req.a.Remote = a.Client, a.Remote
-			a = req.a
+			a, abort, qid = req.a, req.abort, req.id
 			if !s.acquire(id) {
 				counter(&s.refused, "concurrency").Add(1)
 				msg := fmt.Sprintf("%s has %d queries running already (max_concurrent)", id, s.cfg.MaxConcurrent)
@@ -200,6 +231,16 @@ func (s *Server) api(endpoint string) http.HandlerFunc {
 		a.Time, a.Millis = start.UTC().Format(time.RFC3339Nano), time.Since(start).Milliseconds()
 		counter(&s.queries, endpoint+" "+strconv.Itoa(status)).Add(1)
 		s.writeAudit(&a)
+		if qid != "" && status == http.StatusOK {
+			s.outcomes.put(outcomeKey{a.Client, qid}, outcome{Complete: complete, Error: errText, Bytes: n, at: time.Now()})
+		}
+		if abort && status == http.StatusOK && !complete {
+			// Cut the stream (HTTP/2: RST_STREAM; HTTP/1.1: the connection
+			// closed before the last chunk), so that a client that cannot
+			// read trailers (a browser's fetch, curl) sees a failed
+			// transfer rather than a short file.
+			panic(http.ErrAbortHandler)
+		}
 	}
 }
 
@@ -207,11 +248,16 @@ func (s *Server) api(endpoint string) http.HandlerFunc {
 func (s *Server) run(w http.ResponseWriter, r *http.Request, req *request) (status int, sent int64, complete bool, errText string) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, s.fmslice, req.args...)
+	defer context.AfterFunc(s.stopQueries, cancel)() // shutdown_grace over (drain)
+	name, args := s.fmslice, req.args
+	if len(s.lowPrio) > 0 { // ionice and nice exec fmslice: the same process
+		name, args = s.lowPrio[0], append(append(s.lowPrio[1:len(s.lowPrio):len(s.lowPrio)], s.fmslice), req.args...)
+	}
+	cmd := exec.CommandContext(ctx, name, args...)
 	// Its own process group, killed whole; no FMCAP_* settings of ours.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	cmd.Env = s.env
 	var stderr limitedBuffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
@@ -233,6 +279,11 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, req *request) (stat
 			msg := fmt.Sprintf("query_timeout (%v) reached before the answer started", s.cfg.QueryTimeout)
 			http.Error(w, msg, http.StatusGatewayTimeout)
 			return http.StatusGatewayTimeout, 0, false, msg
+		}
+		if s.stopQueries.Err() != nil {
+			msg := s.drainedText("started")
+			http.Error(w, msg, http.StatusServiceUnavailable)
+			return http.StatusServiceUnavailable, 0, false, msg
 		}
 		if ctx.Err() != nil {
 			return 499, 0, false, "client gone before the answer started"
@@ -296,9 +347,12 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, req *request) (stat
 		cancel() // the client is gone, or the limit: stop fmslice now
 	}
 	exitErr := cmd.Wait()
+	drained := s.stopQueries.Err() != nil
 	switch {
 	case errors.Is(werr, errByteLimit):
 		errText = fmt.Sprintf("answer cut at max_bytes (%d)", s.cfg.MaxBytes)
+	case drained && (werr != nil || exitErr != nil):
+		errText = s.drainedText("complete")
 	case werr != nil:
 		errText = "client gone: " + werr.Error()
 	case ctx.Err() == context.DeadlineExceeded:
@@ -319,6 +373,12 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, req *request) (stat
 }
 
 var errByteLimit = errors.New("byte limit")
+
+// drainedText says a query was cut at shutdown before its answer was
+// started or complete.
+func (s *Server) drainedText(what string) string {
+	return fmt.Sprintf("fmcapd stopped: shutdown_grace (%v) was over before the answer was %s", s.cfg.ShutdownGrace, what)
+}
 
 func exitCode(err error) int {
 	var ee *exec.ExitError

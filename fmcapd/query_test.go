@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-var testStores = []store{{"main", "/srv/main"}, {"other", "/srv/other"}}
+var testStores = []store{{"main", "/srv/main"}, {"other", "/srv/other"}, {"far", "s3://bucket/fleet/n1"}}
 
 func TestParseRequest(t *testing.T) {
 	now := time.Unix(1764064800, 0)
@@ -32,9 +32,18 @@ func TestParseRequest(t *testing.T) {
 		{"info", "from=0", "!unknown parameter \"from\""},
 		{"timeline", "from=-1m&to=now&step=0s", "!step \"0s\""},
 		{"pcap", "from=-1m&to=now&filter=help", "!filter \"help\": not a tcpdump filter"},
+		{"pcap", "from=-1m&to=now&incomplete=abort", "--store /srv/main --from 1764064740.000000000 --to 1764064800.000000000 -q --format pcap"},
+		{"pcap", "from=-1m&to=now&incomplete=trailer", "--store /srv/main --from 1764064740.000000000 --to 1764064800.000000000 -q --format pcap"},
+		{"pcap", "from=-1m&to=now&incomplete=never", "!incomplete \"never\": trailer or abort"},
+		{"flows", "from=-1m&to=now&incomplete=abort", "!unknown parameter \"incomplete\""},
+		{"pcap", "from=-1m&to=now&id=0123456789abcdef", "--store /srv/main --from 1764064740.000000000 --to 1764064800.000000000 -q --format pcap"},
+		{"pcap", "from=-1m&to=now&id=short", "!id \"short\": 8 to 64 letters"},
+		{"pcap", "from=-1m&to=now&store=far", "--store s3://bucket/fleet/n1 --cache /var/cache/fmcapd --from 1764064740.000000000 --to 1764064800.000000000 -q --format pcap"},
+		{"flows", "from=-1m&to=now&store=far", "flows --store s3://bucket/fleet/n1 --from 1764064740.000000000 --to 1764064800.000000000 -q --json"},
+		{"pcap", "from=-1m&to=now&id=../../etc/passwd", "!id \"../../etc/passwd\": 8 to 64 letters"},
 	} {
 		v, _ := url.ParseQuery(c.query)
-		r, err := parseRequest(c.endpoint, v, testStores, now, 24*time.Hour)
+		r, err := parseRequest(c.endpoint, v, testStores, "/var/cache/fmcapd", now, 24*time.Hour)
 		if want, isErr := strings.CutPrefix(c.want, "!"); isErr {
 			var br *badRequest
 			if err == nil || !errors.As(err, &br) || !strings.HasPrefix(err.Error(), want) {
@@ -52,7 +61,7 @@ func TestParseRequest(t *testing.T) {
 // or turned into arguments where nothing a client gives can be taken by
 // fmslice as an option: the filter, if any, comes last, after "--".
 func FuzzParseRequest(f *testing.F) {
-	for _, s := range []string{"from=-1m&to=now&filter=tcp", "from=0&to=1&format=pcapng", "step=1s&from=-1h&to=now", "store=other", "filter=--help", "%zz"} {
+	for _, s := range []string{"from=-1m&to=now&filter=tcp", "from=0&to=1&format=pcapng", "step=1s&from=-1h&to=now", "store=other", "filter=--help", "incomplete=abort", "%zz"} {
 		f.Add("pcap", s)
 		f.Add("timeline", s)
 	}
@@ -64,7 +73,7 @@ func FuzzParseRequest(f *testing.F) {
 		if err != nil {
 			return
 		}
-		r, err := parseRequest(endpoint, v, testStores, time.Unix(1764064800, 0), 0)
+		r, err := parseRequest(endpoint, v, testStores, "/c", time.Unix(1764064800, 0), 0)
 		if err != nil {
 			var br *badRequest
 			if !errors.As(err, &br) {

@@ -17,11 +17,16 @@ package fwd
 //     holds what arrives while fwd is busy; what overflows it is counted
 //     (PACKET_STATISTICS). Our own transmissions are not looped back
 //     (PACKET_IGNORE_OUTGOING).
-//   - transmit: TPACKET_V2 with a TX ring of txFrames slots. A frame is
-//     copied into the next free slot and marked; one sendto per port per
-//     burst (or when half the ring is marked) makes the kernel send every
-//     marked slot, bypassing the qdisc. The socket is bound with protocol
-//     0, so it receives nothing.
+//   - transmit: sendmmsg from where the frames are. A frame is rewritten
+//     in its receive buffer and queued to its port's batch, which holds a
+//     pointer to it, not a copy; every receive batch ends with one
+//     sendmmsg per port that has frames. The kernel copies each frame once,
+//     into a socket buffer of its own. (A TPACKET_V2 transmit ring took a
+//     copy into the ring, and a veth into another namespace copied the
+//     ring's pages again, skb_copy_ubufs: three copies of every byte
+//     through fwd where this makes two; bench/RESULTS.md.) The socket is
+//     bound with protocol 0, so it receives nothing, and bypasses the
+//     qdisc (PACKET_QDISC_BYPASS), as the ring did.
 //
 // Both sockets use PACKET_VNET_HDR (gso.go): a virtio_net_hdr precedes
 // every frame, so super-frames (TSO/GSO from the sender, GRO on our ports)
@@ -32,19 +37,26 @@ package fwd
 // does without: partial checksums are finished from TP_STATUS_CSUMNOTREADY
 // and super-frames are cut into segments here (gsoPlan.build) on transmit.
 //
-// The transmit path never stalls silently. PACKET_LOSS makes the kernel
-// skip a frame it refuses instead of stopping the ring at it (without it
-// one bad frame stops the port for good); fwd checks each frame first
-// (length against the MTU, metadata against the headers) and counts what
-// it does not send. TX counters count the slots the kernel has taken
-// (reap), not what was queued. A port whose ring holds frames the kernel
-// has not taken for txStallAfter is reported (log, metric, fmctl stats)
-// and its transmit socket opened anew, dropping (and counting) what was
-// queued, so that one wedged socket cannot hold the port.
+// The transmit path never stalls silently. fwd checks each frame first
+// (length against the MTU, metadata against the headers: txCheck) and
+// counts what it does not send. sendmmsg stops at a frame the kernel
+// refuses and says why: that frame is counted by reason (tx_rejected; a
+// device that dropped it, ENOBUFS: tx_ring_full; a full send buffer:
+// tx_ring_full for the rest of the batch too) and the frames after it go
+// in the next call. TX counters
+// count the frames the kernel took. A port whose socket refuses every
+// frame for txStallAfter is reported (log, metric, fmctl stats) until it
+// takes one again; a socket whose send buffer stays full is opened anew.
+// Nothing waits: the loop never blocks on transmit.
 //
-// A full TX ring drops the frame with a counted reason; the loop never
-// waits on transmit. When no port has a frame waiting the loop sleeps in
-// poll(2) on the receive sockets (at most pollTimeout, for housekeeping).
+// When no port has a frame the loop sleeps in poll(2) on the receive
+// sockets (at most pollTimeout, for housekeeping); with fwd.spin it first
+// keeps asking for that long after the last frame. Spinning saves the
+// wake-ups (TCP through fwd: 0.61 of the kernel's rate without, 0.69-0.75
+// with 50us in bench/fwd-ns.sh) but takes a core's time from whatever
+// shares it: on the 2-core bench machine, where both iperf3 ends share
+// fwd's cores, small-packet UDP fell from 0.63-0.69 to 0.51-0.53 of the
+// kernel's. Default: sleep at once (spin 0).
 //
 // The layouts used (linux/if_packet.h, linux/socket.h):
 //
@@ -54,9 +66,8 @@ package fwd
 //	  @16, next at len rounded up to 8); SCM_TIMESTAMPNS: tv_sec i64, tv_nsec
 //	  i64; PACKET_AUXDATA: tp_status u32 @0, tp_len u32 @4, tp_snaplen u32 @8,
 //	  tp_mac u16 @12, tp_net u16 @14, tp_vlan_tci u16 @16, tp_vlan_tpid u16 @18
-//	tpacket2_hdr (TX): tp_status u32 @0, tp_len u32 @4, tp_snaplen u32 @8,
-//	  tp_mac u16 @12, ...; data at offset 32 = TPACKET2_HDRLEN - sizeof(sockaddr_ll),
-//	  starting with the virtio_net_hdr when the socket has PACKET_VNET_HDR
+//	sent message: iovec 0 the 10-byte virtio_net_hdr (with PACKET_VNET_HDR),
+//	  iovec 1 the frame
 
 import (
 	"encoding/binary"
@@ -74,23 +85,16 @@ const (
 	rxBufSize = vnetLen + maxSuper + 64 // a super-frame and its header, rounded
 	rxCtlSize = 128                     // room for the timestamp and auxdata messages
 	rxBuffer  = 32 << 20                // the socket's receive buffer
-	// TX slots hold a whole super-frame and its virtio_net_hdr: 17 pages,
-	// 15 to a 1 MiB block (the kernel allocates each block contiguously,
-	// so blocks stay small), 18 blocks: 18 MiB a port.
-	txFrameSize     = 17 << 12
-	txBlockSize     = 1 << 20
-	txPerBlock      = txBlockSize / txFrameSize
-	txBlocks        = 18
-	txFrames        = txPerBlock * txBlocks
-	txDataOff       = 32
+	txBatch   = 2 * rxBatch             // frames a port's transmit batch holds
+	txSegArea = 256 << 10               // segments cut in software wait here
+	txSndBuf  = 32 << 20                // the transmit socket's send buffer
+	// fwd.spin: after a frame, the loop may keep asking for more before it
+	// sleeps in poll, since waking a sleeping thread costs more than the
+	// frames of a busy flow are apart; at most maxSpin.
+	maxSpin         = 10 * time.Millisecond
 	pollTimeout     = 10 // ms
 	txStallAfter    = int64(2 * time.Second)
-	txSkipAfter     = int64(50 * time.Millisecond)
-	txSkipped       = ^uint32(0)
 	txStallLogEvery = int64(10 * time.Second)
-
-	tpStatusSendRequest = 1
-	tpStatusSending     = 2
 )
 
 var le = binary.LittleEndian
@@ -103,35 +107,38 @@ type afPort struct {
 	rxFD    int
 	rxVnet  bool // the receive socket has PACKET_VNET_HDR
 	// recvmmsg's messages, their buffers and control buffers, made once.
-	rxMsgs   []mmsghdr
-	rxIov    []unix.Iovec
-	rxBuf    []byte
-	rxCtl    []byte
-	txFD     int
-	tx       []byte
-	txVnet   bool // the transmit socket has PACKET_VNET_HDR
-	txHead   int  // next slot to fill
-	txTail   int  // oldest slot the kernel has not taken yet (when txQueued > 0)
-	txQueued int  // slots marked and not yet taken
-	txDirty  bool
-	// Slots reaped in the middle of a burst (mark), for service to report.
-	takenPkts, takenBytes uint64
-	// txLen is each slot's frame length as fwd wrote it (txSkipped: made
-	// for the kernel to skip), so that reap counts from fwd's own memory.
-	txLen      [txFrames]uint32
-	txErr      unix.Errno // the last sendto's error
-	txErrSince int64      // when the kernel started failing at txTail (0: it is not)
-	// Stall watch: the time txTail last moved (or the ring was empty).
-	txProgress  int64
-	txLogged    int64
-	txErrLogged int64
-	txStalled   bool
-	drops       uint64 // kernel receive drops so far (PACKET_STATISTICS resets on read)
+	rxMsgs []mmsghdr
+	rxIov  []unix.Iovec
+	rxBuf  []byte
+	rxCtl  []byte
+	txFD   int
+	txVnet bool // the transmit socket has PACKET_VNET_HDR
+	// The transmit batch: frames waiting for sendmmsg, each where it was
+	// received and rewritten (a receive buffer) or, cut here from a
+	// super-frame, in txSeg; every receive batch ends by sending them
+	// (flush). txIov holds two entries a message: the virtio_net_hdr (in
+	// txHdr) and the frame.
+	txMsgs    []mmsghdr
+	txIov     []unix.Iovec
+	txHdr     []byte
+	txLen     []int    // each message's frame length
+	txWas     []reason // what the datapath counted each frame as (refusedAs)
+	txN       int
+	txSeg     []byte
+	txSegUsed int
+	// Stall watch: the first and the last refusal since the kernel last
+	// took a frame (0: it took the last one), the last refusal's error.
+	txFailSince, txFailLast int64
+	txErr                   unix.Errno
+	txLogged                int64
+	txReopenLogged          int64
+	txStalled               bool
+	drops                   uint64 // kernel receive drops so far (PACKET_STATISTICS resets on read)
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-// openAFPacket opens the two sockets and rings of one interface.
+// openAFPacket opens the two sockets of one interface.
 func openAFPacket(dev string) (*afPort, error) {
 	ifi, err := net.InterfaceByName(dev)
 	if err != nil {
@@ -189,113 +196,59 @@ func openAFPacket(dev string) (*afPort, error) {
 	return p, nil
 }
 
-// openTX opens the transmit socket and its ring.
+// openTX opens the transmit socket and makes its batch.
 func (p *afPort) openTX() error {
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("socket: %w", err)
 	}
 	p.txFD = fd
-	if err = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V2); err != nil {
-		return fmt.Errorf("TPACKET_V2: %w", err)
-	}
 	p.txVnet = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1) == nil
-	if err = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_LOSS, 1); err != nil {
-		return fmt.Errorf("PACKET_LOSS: %w", err)
-	}
 	_ = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1)
-	// The pages of every slot in flight are charged to the send buffer; the
-	// default (about 200 KiB: three super-frames) would stall the ring on
-	// EAGAIN long before it is full.
-	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, txFrames*txFrameSize)
-	treq := unix.TpacketReq{Block_size: txBlockSize, Block_nr: txBlocks, Frame_size: txFrameSize, Frame_nr: txFrames}
-	if err = unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_TX_RING, &treq); err != nil {
-		return fmt.Errorf("tx ring: %w", err)
-	}
-	if p.tx, err = unix.Mmap(fd, 0, txBlockSize*txBlocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
-		return fmt.Errorf("mmap tx ring: %w", err)
+	// A sent frame is charged to the send buffer until the device (or,
+	// through a veth, the receiving stack) lets it go; the default (about
+	// 200 KiB: three super-frames) would refuse most of a burst.
+	if err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, txSndBuf); err != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, txSndBuf) // without CAP_NET_ADMIN: what wmem_max allows
 	}
 	if err = unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: 0, Ifindex: p.ifindex}); err != nil {
 		return fmt.Errorf("bind tx: %w", err)
 	}
-	p.txHead, p.txTail, p.txQueued, p.txDirty = 0, 0, 0, false
+	p.txMsgs = make([]mmsghdr, txBatch)
+	p.txIov = make([]unix.Iovec, 2*txBatch)
+	p.txHdr = make([]byte, vnetLen*txBatch)
+	p.txLen = make([]int, txBatch)
+	p.txWas = make([]reason, txBatch)
+	p.txSeg = make([]byte, txSegArea)
+	for i := range p.txMsgs {
+		p.txMsgs[i].hdr.Iov = &p.txIov[2*i]
+		if p.txVnet {
+			p.txIov[2*i].Base = &p.txHdr[i*vnetLen]
+			p.txIov[2*i].SetLen(vnetLen)
+		}
+	}
+	p.txN, p.txSegUsed = 0, 0
 	return nil
-}
-
-func (p *afPort) closeTX() {
-	if p.tx != nil {
-		unix.Munmap(p.tx)
-		p.tx = nil
-	}
-	if p.txFD >= 0 {
-		unix.Close(p.txFD)
-		p.txFD = -1
-	}
 }
 
 func (p *afPort) close() {
 	if p.rxFD >= 0 {
 		unix.Close(p.rxFD)
 	}
-	p.closeTX()
+	if p.txFD >= 0 {
+		unix.Close(p.txFD)
+	}
 }
 
-// slot is the offset of TX slot i in the ring (slots do not straddle
-// blocks, and a block has room left over).
-func slot(i int) int { return i/txPerBlock*txBlockSize + i%txPerBlock*txFrameSize }
-
-// put copies a frame into the next TX slot, with the offload metadata m.
-// It refuses (rTxRejected) what the kernel would refuse, so that nothing
-// is lost unseen inside the kernel: a frame shorter than an Ethernet
-// header, longer than the MTU without segmentation metadata, or with
-// metadata that does not fit the frame. rTxFull: no free slot. A
-// super-frame on a socket without PACKET_VNET_HDR takes one slot per
-// segment (g), all or none.
-func (p *afPort) put(f []byte, m *vnet, g *gsoPlan) reason {
-	if rs := p.txCheck(f, m); rs != rOK {
-		return rs
-	}
-	if p.tx == nil {
-		return rTxFull // the socket is being reopened
-	}
-	if m.gsoType != gsoNone && !p.txVnet {
-		if txFrames-p.txQueued < g.n {
-			return rTxFull
-		}
-		for k := 0; k < g.n; k++ {
-			off := slot(p.txHead)
-			n := g.build(f, k, p.tx[off+txDataOff:off+txFrameSize])
-			p.mark(off, n)
-		}
-		return rOK
-	}
-	n := len(f)
-	if p.txVnet {
-		n += vnetLen
-	}
-	if p.txQueued == txFrames {
-		return rTxFull
-	}
-	off := slot(p.txHead)
-	d := p.tx[off+txDataOff:]
-	if p.txVnet {
-		m.encode(d)
-		d = d[vnetLen:]
-	}
-	copy(d, f)
-	p.mark(off, n)
-	return rOK
-}
-
-// txCheck is the kernel's own check of a frame to send (tpacket_snd,
-// virtio_net_hdr_to_skb), made before the frame goes in.
+// txCheck is the kernel's own check of a frame to send (packet_snd,
+// virtio_net_hdr_to_skb), made before the frame goes in, so that what the
+// kernel would refuse is refused here with a reason (tx_rejected): a frame
+// shorter than an Ethernet header or longer than a super-frame, longer
+// than the MTU without segmentation metadata, or with metadata that does
+// not fit the frame.
 func (p *afPort) txCheck(f []byte, m *vnet) reason {
-	n := len(f)
-	if p.txVnet {
-		n += vnetLen
-	}
 	switch {
-	case len(f) < etherHdrLen || n > txFrameSize-txDataOff:
+	case len(f) < etherHdrLen || len(f) > maxSuper+etherHdrLen:
 		return rTxRejected
 	case m.gsoType == gsoNone && p.mtu > 0 && len(f)-etherHdrLen > p.mtu:
 		return rTxRejected
@@ -307,130 +260,140 @@ func (p *afPort) txCheck(f []byte, m *vnet) reason {
 	return rOK
 }
 
-// mark hands the slot at off, holding n bytes, to the kernel.
-func (p *afPort) mark(off, n int) {
-	le.PutUint32(p.tx[off+4:], uint32(n))
-	p.txLen[p.txHead] = uint32(n)
+// queue adds a frame, with its metadata, to the batch (which has room).
+// The frame is not copied: it must stay as it is until the next flush.
+// was is what the datapath counted the frame as (wasNothing: nothing).
+func (p *afPort) queue(f []byte, m *vnet, was reason) {
+	i := p.txN
+	iov := p.txIov[2*i : 2*i+2]
+	msg := &p.txMsgs[i].hdr
 	if p.txVnet {
-		p.txLen[p.txHead] -= vnetLen
+		m.encode(p.txHdr[i*vnetLen:])
+		iov[1].Base = &f[0]
+		iov[1].SetLen(len(f))
+		msg.Iovlen = 2
+	} else {
+		iov[0].Base = &f[0]
+		iov[0].SetLen(len(f))
+		msg.Iovlen = 1
 	}
-	atomic.StoreUint32(statusAt(p.tx, off), tpStatusSendRequest) // store-release: the kernel reads the frame after this
-	p.txHead++
-	if p.txHead == txFrames {
-		p.txHead = 0
-	}
-	p.txQueued++
-	p.txDirty = true
-	if p.txQueued >= txFrames/2 {
-		// A receive block can hold thousands of small frames: send and
-		// free slots now rather than at the end of the burst.
-		p.kick()
-		pk, by := p.reap()
-		p.takenPkts += pk
-		p.takenBytes += by
-	}
+	p.txLen[i] = len(f)
+	p.txWas[i] = was
+	p.txN++
 }
 
-// kick makes the kernel send the marked slots. The kernel sends them in
-// order and leaves a slot marked when it could not send it now (no send
-// buffer, a busy device): the next kick starts there.
-func (p *afPort) kick() {
-	if !p.txDirty || p.txFD < 0 {
+// failed notes a refusal by the socket or the device (not of one bad
+// frame) at now, a monotonic time (for watchTX). A refusal long after the
+// last one starts a new episode.
+func (p *afPort) failed(e unix.Errno, now int64) {
+	now = max(now, 1) // 0 is "not failing"
+	if p.txFailSince == 0 || now-p.txFailLast >= txStallAfter {
+		p.txFailSince = now
+	}
+	p.txErr, p.txFailLast = e, now
+}
+
+// wasNothing marks a queued frame the datapath did not count as sent
+// (the second and later segments of a frame cut here).
+const wasNothing = rMax
+
+// put queues a frame for port j with the offload metadata m, or refuses it
+// (txCheck). A super-frame on a socket without PACKET_VNET_HDR is cut into
+// segments (g) here, each built in the port's segment area.
+func (b *afBackend) put(j int, f []byte, m *vnet, g *gsoPlan) reason {
+	p := b.ports[j]
+	if rs := p.txCheck(f, m); rs != rOK {
+		return rs
+	}
+	if m.gsoType != gsoNone && !p.txVnet {
+		was := b.d.last
+		for k := 0; k < g.n; k++ {
+			if need := g.hl + g.mss; p.txN == txBatch || p.txSegUsed+need > len(p.txSeg) {
+				b.flush(j)
+			}
+			dst := p.txSeg[p.txSegUsed:]
+			n := g.build(f, k, dst)
+			p.queue(dst[:n], &vnet{}, was)
+			p.txSegUsed += n
+			was = wasNothing
+		}
+		return rOK
+	}
+	if p.txN == txBatch {
+		b.flush(j)
+	}
+	p.queue(f, m, b.d.last)
+	return rOK
+}
+
+// flush sends port j's batch: sendmmsg hands the kernel as many frames as
+// it takes; a frame it refuses is counted by reason (the error said why)
+// and the frames after it are sent in the next call, so that one bad frame
+// never holds the others. What the kernel took is counted as transmitted.
+func (b *afBackend) flush(j int) {
+	p := b.ports[j]
+	var pkts, bytes uint64
+	nobufs := 0
+	rest := func(k int, rs reason) { // counts the batch from k as refused
+		for ; k < p.txN; k++ {
+			b.d.refusedAs(rs, p.txWas[k])
+		}
+	}
+	if p.txFD < 0 { // reopening failed (watchTX tries again)
+		p.failed(unix.EBADF, b.mono)
+		rest(0, rTxRejected)
+		p.txN, p.txSegUsed = 0, 0
 		return
 	}
-	p.txDirty = false
-	for {
-		_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(p.txFD), 0, 0, unix.MSG_DONTWAIT, 0, 0)
-		if e != unix.EINTR {
-			p.txErr = e
-			if e != 0 {
-				p.txDirty = true // try again at the next kick
+	for k := 0; k < p.txN; {
+		n, e := sendmmsg(p.txFD, p.txMsgs[k:p.txN], unix.MSG_DONTWAIT)
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 || n <= 0 {
+			switch e {
+			case unix.EAGAIN, unix.ENETDOWN, unix.ENXIO, unix.ENODEV:
+				// The send buffer is full, or the device is down: so it
+				// is for the rest of the batch too, which is counted the
+				// same way rather than tried one system call each.
+				p.failed(e, b.mono)
+				rs := rTxRejected
+				if e == unix.EAGAIN {
+					rs = rTxFull
+				}
+				rest(k, rs)
+				k = p.txN
+			case unix.ENOBUFS:
+				// The device dropped this one: its queue was full, or it
+				// could not take the frame. The next may go; twice in a
+				// batch, the queue is full and the rest is counted.
+				p.failed(e, b.mono)
+				if nobufs++; nobufs == 2 {
+					rest(k, rTxFull)
+					k = p.txN
+				} else {
+					b.d.refusedAs(rTxFull, p.txWas[k])
+					k++
+				}
+			default:
+				// This frame was refused (EINVAL, EMSGSIZE): a bad frame,
+				// not the port's state; the next goes.
+				b.d.refusedAs(rTxRejected, p.txWas[k])
+				k++
 			}
-			return
+			continue
 		}
-	}
-}
-
-// service kicks the port's queue, counts what the kernel took (reap), and
-// skips a frame the device keeps refusing. A frame the device drops on
-// transmit (ENOBUFS: a busy queue, or a frame it cannot take) is left
-// marked by the kernel, which tries it again at every kick and sends
-// nothing after it meanwhile: one bad frame would hold the port. After
-// txSkipAfter of errors with no progress, fwd rewrites that slot's length
-// to one the kernel refuses outright, which PACKET_LOSS has it skip, and
-// counts the frame (skipped: tx_rejected).
-func (p *afPort) service(now int64) (pkts, bytes uint64, skipped int) {
-	p.kick()
-	pkts, bytes = p.reap()
-	pkts, bytes = pkts+p.takenPkts, bytes+p.takenBytes
-	p.takenPkts, p.takenBytes = 0, 0
-	switch {
-	case p.txErr != unix.ENOBUFS || p.txQueued == 0 || pkts > 0:
-		// Only ENOBUFS is the device refusing the frame at the kernel's
-		// head; EAGAIN is the socket's send buffer, which frees itself.
-		p.txErrSince = 0
-	case p.txErrSince == 0:
-		p.txErrSince = now
-	case now-p.txErrSince >= txSkipAfter:
-		if p.skipHead() {
-			skipped = 1
-		}
-		p.txErrSince = now
-	}
-	return pkts, bytes, skipped
-}
-
-// skipHead makes the kernel skip the first slot it has not taken (the one
-// it keeps retrying): its length is set to one the kernel refuses outright,
-// which PACKET_LOSS has it skip at the next sendto. The slot is remembered
-// as skipped, so reap does not count it as sent.
-func (p *afPort) skipHead() bool {
-	i := p.txTail
-	for k := 0; k < p.txQueued; k++ {
-		off := slot(i)
-		if atomic.LoadUint32(statusAt(p.tx, off)) == tpStatusSendRequest { // load-acquire, as in reap
-			n := 1
-			if p.txVnet {
-				n += vnetLen
-			}
-			// The slot stays marked; the kernel reads the length when it
-			// comes to the slot again, after the sendto below.
-			le.PutUint32(p.tx[off+4:], uint32(n))
-			p.txLen[i] = txSkipped
-			p.txDirty = true
-			p.kick()
-			return true
-		}
-		if i++; i == txFrames {
-			i = 0
-		}
-	}
-	return false
-}
-
-// reap counts the slots the kernel is done with since the last call (sent,
-// or skipped as malformed under PACKET_LOSS) and frees them for put. A
-// slot the kernel is still sending (TP_STATUS_SENDING: the device may not
-// have read its pages yet; its completion will write the status) is not
-// free: reap stops there.
-func (p *afPort) reap() (pkts, bytes uint64) {
-	for p.txQueued > 0 {
-		off := slot(p.txTail)
-		s := atomic.LoadUint32(statusAt(p.tx, off)) // load-acquire; pairs with the kernel's store when it is done with the slot
-		if s&(tpStatusSendRequest|tpStatusSending) != 0 {
-			break
-		}
-		if n := p.txLen[p.txTail]; n != txSkipped {
+		for _, l := range p.txLen[k : k+n] {
 			pkts++
-			bytes += uint64(n)
+			bytes += uint64(l)
 		}
-		p.txTail++
-		if p.txTail == txFrames {
-			p.txTail = 0
-		}
-		p.txQueued--
+		k += n
+		p.txFailSince = 0
 	}
-	return pkts, bytes
+	p.txN, p.txSegUsed = 0, 0
+	if pkts > 0 {
+		b.d.TxTaken(j, pkts, bytes)
+	}
 }
 
 // afBackend drives all ports from one goroutine.
@@ -441,7 +404,9 @@ type afBackend struct {
 	stop  atomic.Bool
 	ready func() // called once the loop runs (service readiness)
 	log   *slog.Logger
-	next  int64 // next transmit check
+	mono  int64 // the loop's monotonic clock (ns since it started)
+	spin  int64 // fwd.spin, ns
+	next  int64 // next transmit check (mono)
 }
 
 func newAFBackend(ports []Port, log *slog.Logger) (*afBackend, error) {
@@ -483,13 +448,31 @@ func (b *afBackend) setDatapath(d *Datapath, ready func()) {
 func (b *afBackend) halt() { b.stop.Store(true) }
 
 // send transmits a frame built outside a burst (ARP, NDP, released
-// packets): plain frames with complete checksums.
+// packets, ICMP errors): a plain frame with complete checksums, sent now,
+// since the caller's buffer is reused after the call.
 func (b *afBackend) send(port int, f []byte) bool {
 	p := b.ports[port]
-	if p.put(f, &vnet{}, nil) != rOK {
+	if p.txCheck(f, &vnet{}) != rOK {
 		return false
 	}
-	p.kick()
+	if p.txN == txBatch {
+		b.flush(port)
+	}
+	p.queue(f, &vnet{}, wasNothing) // the batch's last message, taken back below
+	i := p.txN - 1
+	n, e := sendmmsg(p.txFD, p.txMsgs[i:i+1], unix.MSG_DONTWAIT)
+	if e == unix.EINTR {
+		n, e = sendmmsg(p.txFD, p.txMsgs[i:i+1], unix.MSG_DONTWAIT)
+	}
+	p.txN--
+	if e != 0 || n != 1 {
+		if e != unix.EINVAL && e != unix.EMSGSIZE {
+			p.failed(e, b.mono)
+		}
+		return false
+	}
+	p.txFailSince = 0
+	b.d.TxTaken(port, 1, uint64(len(f)))
 	return true
 }
 
@@ -541,9 +524,16 @@ func (b *afBackend) rxBatch(i int) int {
 			continue
 		}
 		if out := d.HandleMeta(i, f, wire, v); out >= 0 {
-			if rs := b.ports[out].put(f, &d.outMeta, &d.plan); rs != rOK {
+			if rs := b.put(out, f, &d.outMeta, &d.plan); rs != rOK {
 				d.TxRefused(rs)
 			}
+		}
+	}
+	// The batches point into this port's receive buffers, which the next
+	// recvmmsg overwrites: they go now.
+	for j, q := range b.ports {
+		if q.txN > 0 {
+			b.flush(j)
 		}
 	}
 	return n
@@ -590,96 +580,94 @@ func (b *afBackend) run() {
 		b.pfds = append(b.pfds, unix.PollFd{Fd: int32(p.rxFD), Events: unix.POLLIN})
 	}
 	first := true
+	base := time.Now()
+	var lastGot int64
 	for !b.stop.Load() {
-		now := time.Now().UnixNano()
-		b.d.Begin(now)
+		// The datapath stamps and expires with the wall clock; the spin
+		// and the stall watch measure with the monotonic one, which no
+		// clock step moves.
+		now := time.Now()
+		b.mono = int64(now.Sub(base))
+		b.d.Begin(now.UnixNano())
 		got := 0
 		for i := range b.ports {
 			got += b.rxBatch(i)
 		}
-		for i, p := range b.ports {
-			pk, by, skipped := p.service(now)
-			if pk > 0 {
-				b.d.TxTaken(i, pk, by)
-				p.txProgress = now
-			}
-			if skipped > 0 {
-				b.d.c.reasons[rTxRejected] += uint64(skipped)
-				p.txProgress = now
-			}
-		}
-		if now >= b.next {
-			b.next = now + int64(100*time.Millisecond)
-			b.watchTX(now)
+		if b.mono >= b.next {
+			b.next = b.mono + int64(100*time.Millisecond)
+			b.watchTX(b.mono)
 		}
 		b.d.End()
 		if first && b.ready != nil {
 			b.ready()
 			first = false
 		}
-		if got == 0 {
-			pt := pollTimeout
-			for _, p := range b.ports {
-				if p.txQueued > 0 {
-					pt = 1 // come back soon to see the kernel take them
-				}
-			}
-			unix.Poll(b.pfds, pt)
+		if got > 0 {
+			lastGot = int64(time.Since(base)) // the spin counts from the end of the work
+		} else if b.mono-lastGot >= b.spin {
+			unix.Poll(b.pfds, pollTimeout)
 		}
 	}
 }
 
-// watchTX reports a port whose transmit ring holds frames the kernel has
-// not taken for txStallAfter, and opens its transmit socket anew: what was
-// queued there is dropped and counted, and the port transmits again.
+// watchTX reports a port whose transmit socket or device has refused
+// every frame for txStallAfter (log, metric, fmctl stats): the frames were
+// counted as they were refused. A socket whose send buffer stays full
+// (EAGAIN: its frames held somewhere below) is opened anew, since nothing
+// else would free it. now is monotonic.
 func (b *afBackend) watchTX(now int64) {
 	for i, p := range b.ports {
-		if p.tx == nil && !b.reopenTX(i, now) { // an earlier reopen failed: put refuses frames meanwhile
-			continue
+		pc := &b.d.c.ports[i]
+		if p.txFD < 0 {
+			b.reopenTX(i, now)
 		}
-		if p.txQueued == 0 || p.txProgress == 0 {
-			p.txProgress = now
-			if p.txStalled {
-				p.txStalled = false
-				b.d.c.ports[i].txStalled = false
-				b.log.Info("transmit resumed", "port", p.name)
+		// Stalled: refusing for txStallAfter, and still asked to send.
+		failing := p.txFailSince != 0 && now-p.txFailLast < txStallAfter
+		if !failing || now-p.txFailSince < txStallAfter {
+			if p.txStalled && !failing {
+				p.txStalled, pc.txStalled = false, false
+				if p.txFailSince == 0 {
+					b.log.Info("transmit resumed", "port", p.name)
+				} else {
+					b.log.Info("transmit: no frame refused for 2 s", "port", p.name)
+				}
 			}
 			continue
 		}
-		if now-p.txProgress < txStallAfter {
-			continue
+		if !p.txStalled {
+			p.txStalled, pc.txStalled = true, true
+			pc.txStalls++
 		}
-		lost := p.txQueued
-		b.d.c.ports[i].txStalls++
-		b.d.c.reasons[rTxRejected] += uint64(lost)
-		if now-p.txLogged >= txStallLogEvery {
+		if now-p.txLogged >= txStallLogEvery || p.txLogged == 0 {
 			p.txLogged = now
-			b.log.Warn("transmit stalled: the kernel took no frame for 2 s; reopening the transmit socket",
-				"port", p.name, "dropped", lost, "stalls", b.d.c.ports[i].txStalls)
+			b.log.Warn("transmit stalled: the kernel has taken no frame for 2 s; each is counted as it is refused",
+				"port", p.name, "err", p.txErr.Error(), "stalls", pc.txStalls)
 		}
-		p.txStalled = true
-		b.d.c.ports[i].txStalled = true
-		p.closeTX()
-		b.reopenTX(i, now)
-		p.txProgress = now
+		if p.txErr == unix.EAGAIN {
+			b.reopenTX(i, now)
+		}
 	}
 }
 
-// reopenTX opens port i's transmit socket anew; on failure it is left
-// closed (put refuses frames, counted) and tried again at the next check.
-func (b *afBackend) reopenTX(i int, now int64) bool {
+// reopenTX opens port i's transmit socket anew (watchTX). On failure the
+// port is left without one: flush counts its frames as refused, and the
+// next watch tries again.
+func (b *afBackend) reopenTX(i int, now int64) {
 	p := b.ports[i]
-	err := p.openTX()
-	if err == nil {
-		return true
+	if p.txFD >= 0 {
+		unix.Close(p.txFD)
+		p.txFD = -1
 	}
-	p.closeTX()
-	p.txQueued = 0
-	if now-p.txErrLogged >= txStallLogEvery {
-		p.txErrLogged = now
-		b.log.Error("reopen transmit socket", "port", p.name, "err", err)
+	if err := p.openTX(); err != nil {
+		if p.txFD >= 0 {
+			unix.Close(p.txFD)
+			p.txFD = -1
+		}
+		if now-p.txReopenLogged >= txStallLogEvery || p.txReopenLogged == 0 {
+			p.txReopenLogged = now
+			b.log.Error("reopen transmit socket", "port", p.name, "err", err)
+		}
 	}
-	return false
 }
 
 // nicDrops is how many frames the kernel could not put in port's receive

@@ -1,6 +1,8 @@
 package fwd
 
 import (
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"runtime"
@@ -52,21 +54,25 @@ func inNetns(t *testing.T, f func()) {
 	<-done
 }
 
-// TestTransmitNeverStalls forces bad frames into a real transmit ring, some
-// past fwd's own checks straight into the kernel, and checks that each is
-// refused or skipped and that the frames after them go out.
+// TestTransmitNeverStalls forces bad frames into a real transmit batch,
+// some past fwd's own checks straight into the kernel, and checks that
+// each is refused and counted and that the frames after them go out.
 func TestTransmitNeverStalls(t *testing.T) {
 	inNetns(t, func() {
-		p, err := openAFPacket("va")
+		ports := []Port{{Name: "p0", Device: "va"}}
+		b, err := newAFBackend(ports, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			t.Error(err)
 			return
 		}
-		defer p.close()
+		defer b.close()
+		p := b.ports[0]
 		if !p.txVnet {
 			t.Error("the kernel refused PACKET_VNET_HDR on the transmit socket")
 			return
 		}
+		d := NewDatapath(ports, b.macs(), buildTable(ports, nil), nil, b)
+		b.d = d
 		rx, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
 		if err != nil {
 			t.Error(err)
@@ -79,6 +85,7 @@ func TestTransmitNeverStalls(t *testing.T) {
 			return
 		}
 		unix.SetsockoptTimeval(rx, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 200000})
+		unix.SetsockoptInt(rx, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20)
 
 		frame := func(n int, tag byte) []byte {
 			f := make([]byte, n)
@@ -99,44 +106,37 @@ func TestTransmitNeverStalls(t *testing.T) {
 			{"segment size 0", frame(3000, 1), vnet{flags: vnetNeedsCsum, gsoType: gsoTCPv4, hdrLen: 54, csumStart: 34, csumOffset: 16}},
 			{"checksum beyond the frame", frame(100, 1), vnet{flags: vnetNeedsCsum, csumStart: 90, csumOffset: 16}},
 		} {
-			if rs := p.put(tc.f, &tc.m, nil); rs != rTxRejected {
+			if rs := b.put(0, tc.f, &tc.m, nil); rs != rTxRejected {
 				t.Errorf("%s: put says %s, want %s", tc.name, reasonNames[rs], reasonNames[rTxRejected])
 			}
 		}
-		// Forced past the check into the ring: the kernel refuses these
-		// (a super-frame type on a frame that is no TCP packet; a frame
-		// longer than the slot claims), and PACKET_LOSS makes it skip them.
-		bad := frame(3000, 2)
-		off := slot(p.txHead)
-		m := vnet{flags: vnetNeedsCsum, gsoType: gsoTCPv4, hdrLen: 54, gsoSize: 1448, csumStart: 34, csumOffset: 16}
-		m.encode(p.tx[off+txDataOff:])
-		copy(p.tx[off+txDataOff+vnetLen:], bad)
-		p.mark(off, vnetLen+len(bad))
-		off = slot(p.txHead)
-		copy(p.tx[off+txDataOff:], make([]byte, vnetLen))
-		p.mark(off, vnetLen+5) // shorter than an Ethernet header
-		const good = 100
+		// Forced past the check into the batch, first and in the middle:
+		// the kernel refuses these (a super-frame type on a frame that is
+		// no TCP packet; a frame shorter than an Ethernet header). More
+		// good frames than a batch holds (put sends a full batch), and a
+		// frame sent at once (send: ARP, released packets) in the middle.
+		const good = txBatch + 72
+		d.c.reasons[rOK] = good + 2 // as if Handle had counted each frame forwarded
+		p.queue(frame(3000, 2), &vnet{flags: vnetNeedsCsum, gsoType: gsoTCPv4, hdrLen: 54, gsoSize: 1448, csumStart: 34, csumOffset: 16}, rOK)
 		for i := 0; i < good; i++ {
-			if rs := p.put(frame(60+i, byte(i)), &vnet{}, nil); rs != rOK {
+			if i == good/2 {
+				p.queue(frame(5, 3), &vnet{}, rOK)
+			}
+			if i == good/2+10 && !b.send(0, frame(400, 0xee)) {
+				t.Error("send refused a plain frame")
+			}
+			if rs := b.put(0, frame(60+i, byte(i)), &vnet{}, nil); rs != rOK {
 				t.Errorf("good frame %d: %s", i, reasonNames[rs])
 				return
 			}
 		}
-		var taken uint64
-		skipped := 0
-		start := time.Now()
-		for time.Since(start) < 5*time.Second && taken+uint64(skipped) < good+2 {
-			pk, _, sk := p.service(time.Now().UnixNano())
-			taken += pk
-			skipped += sk
-			time.Sleep(5 * time.Millisecond)
+		b.flush(0)
+		refused := d.c.reasons[rTxRejected] + d.c.reasons[rTxFull]
+		if d.c.ports[0].txPkts != good+1 || refused != 2 || d.c.reasons[rOK] != good || p.txN != 0 {
+			t.Errorf("the kernel took %d frames, %d refused (forwarded %d), of %d and one sent at once; %d still queued",
+				d.c.ports[0].txPkts, refused, d.c.reasons[rOK], good+2, p.txN)
 		}
-		// The short slot is skipped by the kernel itself (taken); the
-		// super-frame it cannot segment by fwd, after txSkipAfter.
-		if taken != good+1 || skipped != 1 || p.txQueued != 0 {
-			t.Errorf("the kernel took %d slots and fwd skipped %d, of %d; %d still queued: the ring stalled", taken, skipped, good+2, p.txQueued)
-		}
-		got := 0
+		got, sentNow := 0, 0
 		buf := make([]byte, 4096)
 		for {
 			n, _, err := unix.Recvfrom(rx, buf, 0)
@@ -144,15 +144,39 @@ func TestTransmitNeverStalls(t *testing.T) {
 				break
 			}
 			if n >= etherHdrLen && buf[12] == 0x88 && buf[13] == 0xb5 {
-				if n >= 60 && n < 60+good && buf[etherHdrLen] == byte(n-60) {
+				switch {
+				case n >= 60 && n < 60+good && buf[etherHdrLen] == byte(n-60):
 					got++
-				} else {
+				case n == 400 && buf[etherHdrLen] == 0xee:
+					sentNow++
+				default:
 					t.Errorf("a refused frame went out (%d bytes)", n)
 				}
 			}
 		}
-		if got != good {
-			t.Errorf("%d of the %d good frames arrived", got, good)
+		if got != good || sentNow != 1 {
+			t.Errorf("%d of the %d good frames arrived, and %d of the one sent at once", got, good, sentNow)
+		}
+		// A socket that refuses every frame for txStallAfter is reported,
+		// and recovers when it takes one.
+		now := time.Now().UnixNano()
+		p.txFailSince, p.txFailLast = now-txStallAfter-1, now
+		b.watchTX(now)
+		if !d.c.ports[0].txStalled || d.c.ports[0].txStalls != 1 {
+			t.Errorf("a port refusing for 2 s is not reported: stalled %v, stalls %d", d.c.ports[0].txStalled, d.c.ports[0].txStalls)
+		}
+		b.put(0, frame(60, 0), &vnet{}, nil)
+		b.flush(0)
+		b.watchTX(now + 1)
+		if d.c.ports[0].txStalled {
+			t.Error("still reported stalled after the kernel took a frame")
+		}
+		// Two refusals an hour apart are two episodes, not a stall.
+		p.failed(unix.ENOBUFS, now)
+		p.failed(unix.ENOBUFS, now+int64(time.Hour))
+		b.watchTX(now + int64(time.Hour) + 1)
+		if d.c.ports[0].txStalled || d.c.ports[0].txStalls != 1 {
+			t.Errorf("two refusals an hour apart reported as a stall: stalled %v, stalls %d", d.c.ports[0].txStalled, d.c.ports[0].txStalls)
 		}
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 )
 
 // Port is a checked port.
@@ -43,8 +44,17 @@ func (c *Config) check() ([]Port, []Rule, error) {
 	if err != nil {
 		return nil, nil, c.errAt(err.Error(), "fwd", "rules", i, field)
 	}
+	if c.routes, i, field, err = checkRoutes(c.Fwd.Routes, ports, c.takenIDs(ports)); err != nil {
+		return nil, nil, c.errAt(err.Error(), "fwd", "routes", i, field)
+	}
+	return ports, rules, nil
+}
+
+// takenIDs are the ids a route may not have: the rules' and the
+// appliance roles', each with what it is.
+func (c *Config) takenIDs(ports []Port) map[uint32]string {
 	taken := map[uint32]string{}
-	for _, r := range rules {
+	for _, r := range c.Fwd.Rules {
 		taken[r.ID] = fmt.Sprintf("rule %d", r.ID)
 	}
 	for _, p := range ports {
@@ -52,10 +62,7 @@ func (c *Config) check() ([]Port, []Rule, error) {
 			taken[p.Appliance.Rule] = fmt.Sprintf("%s port %q", p.Appliance.Role, p.Name)
 		}
 	}
-	if c.routes, i, field, err = checkRoutes(c.Fwd.Routes, ports, taken); err != nil {
-		return nil, nil, c.errAt(err.Error(), "fwd", "routes", i, field)
-	}
-	return ports, rules, nil
+	return taken
 }
 
 // checkSettings checks the settings that take one of a few words.
@@ -70,6 +77,13 @@ func (c *Config) checkSettings() error {
 	case "", "segment", "keep":
 	default:
 		return c.errAt(fmt.Sprintf("capture_gso %q: use segment (a record per on-wire segment) or keep (a record per super-frame)", f.CaptureGSO), "fwd", "capture_gso")
+	}
+	if f.Spin != "" {
+		d, err := time.ParseDuration(f.Spin)
+		if err != nil || d < 0 || d > maxSpin {
+			return c.errAt(fmt.Sprintf("spin %q: a duration from 0 to %v (e.g. 50us)", f.Spin, maxSpin), "fwd", "spin")
+		}
+		f.spin = d
 	}
 	return nil
 }
@@ -100,6 +114,17 @@ func (c *Config) checkPorts() ([]Port, error) {
 		ports[i] = p
 	}
 	return ports, nil
+}
+
+// mtuInRange checks DPDK port i's configured MTU (0: the PMD's default)
+// against the range its PMD (driver) says it takes, lo..hi
+// (rte_eth_dev_info's min_mtu..max_mtu; hi 0 or below lo: it did not say).
+func mtuInRange(i int, p Port, driver string, lo, hi int) error {
+	if p.MTU == 0 || hi == 0 || lo > hi || p.MTU >= lo && p.MTU <= hi {
+		return nil
+	}
+	return fmt.Errorf("dpdk: port %s (device %s, fwd.ports[%d]): mtu %d is outside what its PMD %s takes, %d..%d (rte_eth_dev_info min_mtu..max_mtu): set mtu within that range, or leave it out for the PMD's default",
+		p.Name, p.Device, i, p.MTU, driver, lo, hi)
 }
 
 // checkPort checks port i: its name and device, owned by no other port,

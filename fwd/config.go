@@ -40,11 +40,14 @@ package fwd
 //	  capture_gso: segment           # a super-frame (TSO/GRO) is captured as its
 //	                                 # on-wire segments (segment, the default) or
 //	                                 # as one record (keep)
+//	  spin: 50us                     # afpacket: keep polling this long after a
+//	                                 # frame before sleeping (default 0: sleep)
 
 import (
 	"crypto/sha256"
 	"fmt"
 	"os"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -89,10 +92,15 @@ type FwdConfig struct {
 	Metrics *string    `yaml:"metrics"` // Prometheus address; default 127.0.0.1:9561, "" for none
 	DPDK    DPDKConfig `yaml:"dpdk"`
 	// CaptureGSO: "segment" (default) or "keep" (gso.go).
-	CaptureGSO string        `yaml:"capture_gso"`
-	Ports      []PortConfig  `yaml:"ports"`
-	Rules      []RuleConfig  `yaml:"rules"`
-	Routes     []RouteConfig `yaml:"routes"` // route.go
+	CaptureGSO string `yaml:"capture_gso"`
+	// Spin: how long the AF_PACKET loop keeps asking for frames after the
+	// last before it sleeps (afpacket.go); "" or 0: it sleeps at once.
+	Spin string        `yaml:"spin"`
+	spin time.Duration // Spin, checked
+
+	Ports  []PortConfig  `yaml:"ports"`
+	Rules  []RuleConfig  `yaml:"rules"`
+	Routes []RouteConfig `yaml:"routes"` // route.go
 }
 
 type DPDKConfig struct {
@@ -111,6 +119,7 @@ type PortConfig struct {
 	Neighbors map[string]string `yaml:"neighbors"`
 	// MTU (DPDK ports only): the largest IP packet the port takes and sends;
 	// 0: the PMD's default (1500). An AF_PACKET port has its device's.
+	// Checked at start against the PMD's min_mtu..max_mtu (mtuInRange).
 	MTU int `yaml:"mtu"`
 	// GWLB and Mirror give the port an appliance role (appliance_config.go).
 	GWLB   *GWLBConfig   `yaml:"gwlb"`

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fmcap/fmcap/internal/cliutil"
 	"github.com/fmcap/fmcap/internal/ctl"
@@ -66,6 +67,8 @@ fwd:
 		{"target network address", "target: 198.18.2.2", "target: 198.18.2.0", 18, "target 198.18.2.0 is the network address"},
 		{"bad backend", "fwd:\n  ports:", "fwd:\n  backend: xdp\n  ports:", 4, "backend \"xdp\": use afpacket or dpdk"},
 		{"bad capture_gso", "fwd:\n  ports:", "fwd:\n  capture_gso: all\n  ports:", 4, "capture_gso \"all\": use segment"},
+		{"bad spin", "fwd:\n  ports:", "fwd:\n  spin: fast\n  ports:", 4, "spin \"fast\": a duration from 0 to 10ms"},
+		{"spin too long", "fwd:\n  ports:", "fwd:\n  spin: 1s\n  ports:", 4, "spin \"1s\": a duration"},
 		{"gateway of the other family", "      device: eth1", "      device: eth1\n      gateway: \"2001:2::1\"", 7, "port \"p0\" gateway \"2001:2::1\": not an IPv4 address"},
 		{"gateway off the subnets", "      device: eth1", "      device: eth1\n      gateway: 198.18.9.1", 7, "gateway 198.18.9.1 is not on any of the port's subnets"},
 		{"neighbor's MAC", "      device: eth1", "      device: eth1\n      neighbors: {198.18.1.2: zz}", 7, "neighbor 198.18.1.2: MAC \"zz\""},
@@ -220,5 +223,49 @@ func TestConfigSections(t *testing.T) {
 	}
 	if !slices.Equal(got, cliutil.Sections) {
 		t.Errorf("fwd's sections %v, cliutil.Sections %v", got, cliutil.Sections)
+	}
+}
+
+// A DPDK port's mtu outside its PMD's range is refused naming the port,
+// the device, the driver and the range; a PMD that gives no range (0, or
+// lo > hi) and a port without mtu are let through.
+func TestMTUInRange(t *testing.T) {
+	p := Port{Name: "p0", Device: "0000:3b:00.0", MTU: 9600}
+	err := mtuInRange(2, p, "net_i40e", 68, 9702)
+	if err != nil {
+		t.Fatalf("in range: %v", err)
+	}
+	for _, c := range []struct {
+		mtu, lo, hi int
+		want        string // "" accepted
+	}{
+		{9703, 68, 9702, "mtu 9703 is outside what its PMD net_i40e takes, 68..9702"},
+		{1500, 1600, 9000, "mtu 1500 is outside what its PMD net_i40e takes, 1600..9000"},
+		{68, 68, 68, ""},
+		{0, 1000, 2000, ""},
+		{9000, 0, 0, ""},
+		{9000, 2000, 1000, ""},
+	} {
+		p.MTU = c.mtu
+		err := mtuInRange(2, p, "net_i40e", c.lo, c.hi)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("mtu %d in %d..%d: %v", c.mtu, c.lo, c.hi, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "port p0 (device 0000:3b:00.0, fwd.ports[2])")):
+			t.Errorf("mtu %d in %d..%d: got %v, want %q naming the port", c.mtu, c.lo, c.hi, err, c.want)
+		}
+	}
+}
+
+// TestSpinSetting: fwd.spin is read as a duration, and is 0 when absent.
+func TestSpinSetting(t *testing.T) {
+	for _, tc := range []struct {
+		set  string
+		want time.Duration
+	}{{"", 0}, {"  spin: 50us\n", 50 * time.Microsecond}, {"  spin: 0s\n", 0}} {
+		c, _, _, err := parseConfig("t.yaml", []byte(strings.Replace(testConfig, "fwd:\n", "fwd:\n"+tc.set, 1)))
+		if err != nil || c.Fwd.spin != tc.want {
+			t.Errorf("%q: spin %v, err %v; want %v", tc.set, c.Fwd.spin, err, tc.want)
+		}
 	}
 }

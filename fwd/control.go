@@ -1,7 +1,7 @@
 package fwd
 
-// The control socket: run-time edits of the rule table and statistics.
-// Each edit is checked as a whole rule set, written to the configuration
+// The control socket: run-time edits of the rules and routes, and
+// statistics. Each edit is checked as a whole rule (or route) set, written to the configuration
 // file (so it survives a restart), and only then swapped into the datapath
 // as a new table; a refused edit changes nothing. Edits are serialised.
 
@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -89,51 +90,60 @@ func (c *control) handle(conn net.Conn) {
 func (c *control) do(req *ctl.Request, resp *ctl.Response) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var e ruleEdit
+	_, verb, _ := strings.Cut(req.Cmd, ".")
 	switch req.Cmd {
 	case "rules.list":
 		resp.Rules = c.cfg.Fwd.Rules
+		return nil
+	case "routes.list":
+		resp.Routes = c.cfg.Fwd.Routes
 		return nil
 	case "stats":
 		s := c.d.Stats()
 		resp.Stats = &s
 		return nil
-	case "rules.add":
-		if req.Rule == nil {
-			return fmt.Errorf("rules.add needs a rule")
-		}
-		e = ruleEdit{cmd: req.Cmd, id: req.Rule.ID, rule: *req.Rule}
-	case "rules.del":
-		e = ruleEdit{cmd: req.Cmd, id: req.ID}
-	case "rules.set-mode":
-		if _, err := ParseMode(req.Mode); err != nil {
+	case "rules.add", "rules.del", "rules.set-mode":
+		e, err := newEdit(ruleKind, verb, req.ID, req.Rule, req.Mode)
+		if err != nil {
 			return err
 		}
-		e = ruleEdit{cmd: req.Cmd, id: req.ID, mode: req.Mode}
-	default:
-		return fmt.Errorf("unknown command %q (rules.list, rules.add, rules.del, rules.set-mode, stats)", req.Cmd)
+		rules, handEdited, err := c.cfg.editRules(c.ports, e)
+		if err != nil {
+			c.log.Warn("rule edit refused", "cmd", req.Cmd, "id", e.id, "err", err)
+			return err
+		}
+		c.swap(rules, handEdited, req.Cmd, e.id)
+		resp.Rules = c.cfg.Fwd.Rules
+		return nil
+	case "routes.add", "routes.del", "routes.set-mode":
+		e, err := newEdit(routeKind, verb, req.ID, req.Route, req.Mode)
+		if err != nil {
+			return err
+		}
+		// The rules run as they are: checked when they were set.
+		rules, _, _, err := checkRules(c.cfg.Fwd.Rules, c.ports)
+		if err != nil {
+			return fmt.Errorf("the running rules: %w", err)
+		}
+		handEdited, err := c.cfg.editRoutes(c.ports, e)
+		if err != nil {
+			c.log.Warn("route edit refused", "cmd", req.Cmd, "id", e.id, "err", err)
+			return err
+		}
+		c.swap(rules, handEdited, req.Cmd, e.id)
+		resp.Routes = c.cfg.Fwd.Routes
+		return nil
 	}
-	rules, handEdited, err := c.cfg.editRules(c.ports, e)
-	if err != nil {
-		c.log.Warn("rule edit refused", "cmd", req.Cmd, "id", e.id, "err", err)
-		return err
-	}
+	return fmt.Errorf("unknown command %q (rules.list, rules.add, rules.del, rules.set-mode, the same for routes, stats)", req.Cmd)
+}
+
+// swap runs the new table: rules, and the configuration's routes.
+func (c *control) swap(rules []Rule, handEdited bool, cmd string, id uint32) {
 	if handEdited {
 		// Not an error: the edit went into the current file. But the
 		// operator should know that fwd runs other rules than the file's.
-		c.log.Warn("the configuration file had been edited by hand: the rule edit was made to it, keeping the hand edits, which take effect when fwd restarts", "file", c.cfg.path)
+		c.log.Warn("the configuration file had been edited by hand: the edit was made to it, keeping the hand edits, which take effect when fwd restarts", "file", c.cfg.path)
 	}
 	c.d.Swap(buildTable(c.ports, rules).withRoutes(c.cfg.routes))
-	c.log.Info("rules changed", "cmd", req.Cmd, "id", e.id, "rules", len(rules))
-	resp.Rules = c.cfg.Fwd.Rules
-	return nil
-}
-
-func find(list []RuleConfig, id uint32) int {
-	for i, r := range list {
-		if r.ID == id {
-			return i
-		}
-	}
-	return -1
+	c.log.Info("table changed", "cmd", cmd, "id", id, "rules", len(rules), "routes", len(c.cfg.routes))
 }

@@ -415,18 +415,23 @@ func (d *Datapath) TxTaken(port int, pkts, bytes uint64) {
 // returned for port out could not be transmitted.
 //
 // The frame was counted under the reason of the last frame Handle returned
-// (forwarded, or a reply); the AF_PACKET backend calls this right after
-// Handle, so that is exact. DPDK learns of refusals per burst and calls it
+// (forwarded, or a reply); called right after Handle, that is exact. DPDK learns of refusals per burst and calls it
 // after the burst: the count per reason is then approximate, the total is
 // not.
 func (d *Datapath) TxFailed(out int, n int) { d.TxRefused(rTxFull) }
 
 // TxRefused is TxFailed with the backend's reason (a full queue, or a
 // frame the device would refuse).
-func (d *Datapath) TxRefused(r reason) {
+func (d *Datapath) TxRefused(r reason) { d.refusedAs(r, d.last) }
+
+// refusedAs counts a frame the backend could not send under r instead of
+// was, what Handle counted it as (wasNothing: it counted nothing). The
+// AF_PACKET backend learns of refusals after the burst, and remembers
+// each frame's was.
+func (d *Datapath) refusedAs(r, was reason) {
 	d.c.reasons[r]++
-	if d.c.reasons[d.last] > 0 {
-		d.c.reasons[d.last]--
+	if was < rMax && d.c.reasons[was] > 0 {
+		d.c.reasons[was]--
 	}
 }
 

@@ -310,6 +310,17 @@ static void fm_close(int nports, const uint16_t *ports) {
 	rte_eal_cleanup();
 }
 
+// fm_mtu_range gives the MTUs port's PMD takes (rte_eth_dev_info's
+// min_mtu..max_mtu) and its driver's name; -1 when it cannot say.
+static int fm_mtu_range(uint16_t port, uint16_t *lo, uint16_t *hi, const char **drv) {
+	struct rte_eth_dev_info di;
+	if (rte_eth_dev_info_get(port, &di) != 0) return -1;
+	*lo = di.min_mtu;
+	*hi = di.max_mtu;
+	*drv = di.driver_name;
+	return 0;
+}
+
 static int fm_mtu(uint16_t port) {
 	uint16_t mtu;
 	if (rte_eth_dev_get_mtu(port, &mtu) != 0) return 0;
@@ -398,7 +409,7 @@ func newDPDKBackend(eal []string, ports []Port) (backend, error) {
 	}
 	b := &dpdkBackend{}
 	// A vdev that fails to probe leaves EAL up with fewer ports: check each.
-	for _, p := range ports {
+	for i, p := range ports {
 		id := C.fm_port_by_name(C.CString(p.Device))
 		if id < 0 {
 			if v, err := strconv.Atoi(p.Device); err == nil && v >= 0 && v < int(C.RTE_MAX_ETHPORTS) && C.rte_eth_dev_is_valid_port(C.uint16_t(v)) != 0 {
@@ -417,6 +428,15 @@ func newDPDKBackend(eal []string, ports []Port) (backend, error) {
 			C.free(unsafe.Pointer(buf))
 			C.rte_eal_cleanup()
 			return nil, fmt.Errorf("dpdk: port %s: no DPDK port named %q (ports: %v; did its --vdev/-a probe? see the EAL messages above)", p.Name, p.Device, have)
+		}
+		// An MTU outside the PMD's range would fail configure with a bare
+		// "Invalid argument" (or, where fwd does not ask the PMD, pass
+		// frames it cannot take): say which port, which range.
+		if lo, hi, drv, ok := mtuRange(C.uint16_t(id)); ok {
+			if err := mtuInRange(i, p, drv, lo, hi); err != nil {
+				C.rte_eal_cleanup()
+				return nil, err
+			}
 		}
 		b.ports = append(b.ports, C.uint16_t(id))
 		b.cfgMTU = append(b.cfgMTU, p.MTU)
@@ -502,6 +522,19 @@ func (b *dpdkBackend) setGen(frame []byte, n int) *genState {
 }
 
 func (b *dpdkBackend) macs() [][6]byte { return b.mac }
+
+// mtuRange is the MTUs a DPDK port's PMD takes, and its driver's name.
+func mtuRange(id C.uint16_t) (lo, hi int, driver string, ok bool) {
+	var l, h C.uint16_t
+	var drv *C.char
+	if C.fm_mtu_range(id, &l, &h, &drv) != 0 {
+		return 0, 0, "", false
+	}
+	if drv != nil {
+		driver = C.GoString(drv)
+	}
+	return int(l), int(h), driver, true
+}
 
 // mtus is each port's MTU: the PMD's, or the configured one when larger
 // (a PMD that cannot be told, as net_af_packet, may still carry it; what it

@@ -1,6 +1,7 @@
 package fwd
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -133,9 +134,17 @@ func FuzzHandle(f *testing.F) {
 	f.Add(udp6Frame(macB, macP1, ip6B, ip6Y, "v6 reply"), uint8(1))
 	f.Add(nsFrame(macA, ip6A, ip6X), uint8(0))
 	f.Add(naFrame(macB, ip6B, macP1), uint8(1))
-	h := newHarness(f, true)
+	// how&4: through the routes' table (route_test.go), IPv4 and IPv6.
+	f.Add(tcpFrame(macA, macP0, ipA, []byte{198, 18, 50, 7}, "routed"), uint8(4))
+	f.Add(tcp6Frame(macA, macP0, ip6A, net.ParseIP("2001:2:50::7"), "routed"), uint8(4))
+	f.Add(udp6Frame(macA, macP0, ip6A, net.ParseIP("2001:99::1"), "default"), uint8(4))
+	plain, routed := newHarness(f, true), newRouteHarness(f)
 	f.Fuzz(func(t *testing.T, frame []byte, how uint8) {
 		port := int(how & 1)
+		h := plain
+		if how&4 != 0 {
+			h = routed
+		}
 		if how&2 != 0 {
 			frame = transplant(frame)
 			if port == 1 { // make it a reply from B to Y instead
@@ -168,6 +177,7 @@ func transplant2(f []byte) []byte {
 
 func FuzzConfig(f *testing.F) {
 	f.Add([]byte(testConfig))
+	f.Add([]byte(routeConfig))
 	f.Add([]byte("fwd:\n  ports: []\n"))
 	f.Add([]byte("fwd: {ports: [{name: a, device: b, addresses: [1.2.3.4/8]}], rules: [{id: 1}]}"))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -178,7 +188,7 @@ func FuzzConfig(f *testing.F) {
 		if c == nil || len(ports) == 0 {
 			t.Fatal("accepted a config without ports")
 		}
-		buildTable(ports, rules)
+		buildTable(ports, rules).withRoutes(c.routes)
 	})
 }
 

@@ -43,10 +43,18 @@ func (d *Datapath) handle6(in int, f []byte, m vnet) int {
 	t := d.cur
 	r, dir, ok := t.lookup6(uint8(in), dst, src)
 	outer := true
-	if !ok {
-		if !t.isLocal6(uint8(in), dst) {
+	if !ok && !t.isLocal6(uint8(in), dst) {
+		if routable6(src, dst) {
+			if r, ok = t.route6(uint8(in), dst); ok && t.isLocalAny6(dst) {
+				ok = false // fwd's own address on another port: not routed
+			}
+		}
+		if !ok {
 			return d.drop(rIPv6)
 		}
+		dir = dirForward
+	}
+	if !ok {
 		if p.proto != protoICMPv6 || p.l4 == 0 || p.frag || p.l4+8 > p.end {
 			return d.drop(rNoRule)
 		}
@@ -82,7 +90,9 @@ func (d *Datapath) handle6(in int, f []byte, m vnet) int {
 		d.capture(f, len(f), in, shmring.DirIngress, r, g)
 	}
 	orig := [16]byte(src)
-	if rs := rewrite6(f, &p, r, dir, outer); rs != rOK {
+	if r.route {
+		f[p.ip+7]-- // the hop limit: no header checksum to mend
+	} else if rs := rewrite6(f, &p, r, dir, outer); rs != rOK {
 		return d.drop(rs)
 	}
 	return d.finish(f, r, dir, &orig, &p, g)

@@ -13,29 +13,29 @@ package fwd
 // tables send packets for others to the ENI, and the appliance sends them
 // on to the VPC router. A route is a rule of the table (its id names its
 // counters in `fmctl stats`), without a reverse direction: replies take
-// their own route. IPv4 only.
+// their own route. IPv6 routes are the same with the hop limit (no
+// header checksum) and NDP for the next hop (which must be of the
+// prefix's family); a packet from or to a link-local address, or to a
+// multicast one, is never routed (RFC 4291 2.5.6: link-local scope ends at
+// the link).
 //
 //	fwd:
 //	  routes:
 //	    - {id: 20, prefix: 198.18.50.0/24, via: 198.18.2.254, out: p1}   # from any port
 //	    - {id: 21, prefix: 0.0.0.0/0, via: 198.18.1.254, out: p0, in: [p1], capture: ingress}
+//	    - {id: 22, prefix: "2001:db8:50::/48", via: "2001:db8:2::fe", out: p1}
 
 import (
 	"fmt"
 	"net/netip"
 	"sort"
+
+	"github.com/fmcap/fmcap/internal/ctl"
 )
 
-// RouteConfig is one route as written in the file.
-type RouteConfig struct {
-	ID      uint32   `yaml:"id"`
-	Prefix  string   `yaml:"prefix"`
-	Via     string   `yaml:"via"`
-	Out     string   `yaml:"out"`
-	In      []string `yaml:"in"`
-	Capture string   `yaml:"capture"`
-	Snap    uint32   `yaml:"snap"`
-}
+// RouteConfig is one route as written in the file and on the control
+// socket (fmctl routes).
+type RouteConfig = ctl.Route
 
 // Route is a checked route.
 type Route struct {
@@ -49,12 +49,15 @@ type Route struct {
 }
 
 // rroute is a route compiled for the datapath: the rule it is (table.rules
-// index), its prefix, and the ports it takes packets from.
+// index), its prefix, and the ports it takes packets from. An IPv4 route
+// has its prefix in net and mask, an IPv6 one in net6 and mask6 (the
+// address's two big-endian halves).
 type rroute struct {
-	net, mask uint32
-	bits      int
-	idx       int32
-	in        [4]uint64 // bit per port
+	net, mask   uint32
+	net6, mask6 [2]uint64
+	bits        int
+	idx         int32
+	in          [4]uint64 // bit per port
 }
 
 // checkRoutes checks the routes against the ports and the ids already
@@ -76,8 +79,8 @@ func checkRoutes(list []RouteConfig, ports []Port, taken map[uint32]string) ([]R
 		taken[rc.ID] = fmt.Sprintf("route %d", rc.ID)
 		r := Route{ID: rc.ID, Snap: rc.Snap}
 		pf, err := netip.ParsePrefix(rc.Prefix)
-		if err != nil || !pf.Addr().Is4() {
-			return nil, i, "prefix", fmt.Errorf("%sprefix %q: an IPv4 prefix, e.g. 198.18.50.0/24 or 0.0.0.0/0 (IPv6 routes are not done)", pre, rc.Prefix)
+		if err != nil || pf.Addr().Is4In6() || pf.Addr().Zone() != "" {
+			return nil, i, "prefix", fmt.Errorf("%sprefix %q: an IPv4 or IPv6 prefix, e.g. 198.18.50.0/24, 0.0.0.0/0 or 2001:db8::/32", pre, rc.Prefix)
 		}
 		if pf != pf.Masked() {
 			return nil, i, "prefix", fmt.Errorf("%sprefix %s has host bits set: %s?", pre, pf, pf.Masked())
@@ -92,8 +95,12 @@ func checkRoutes(list []RouteConfig, ports []Port, taken map[uint32]string) ([]R
 		}
 		r.Out = o
 		via, err := netip.ParseAddr(rc.Via)
-		if err != nil || !via.Is4() {
-			return nil, i, "via", fmt.Errorf("%svia %q: the next hop's IPv4 address", pre, rc.Via)
+		if err != nil || via.Is4() != pf.Addr().Is4() || via.Is4In6() || via.Zone() != "" {
+			fam := "IPv4"
+			if pf.Addr().Is6() {
+				fam = "IPv6"
+			}
+			return nil, i, "via", fmt.Errorf("%svia %q: the next hop's %s address (the prefix's family)", pre, rc.Via, fam)
 		}
 		if !ports[o].onLink(via) || ports[o].isLocal(via) {
 			return nil, i, "via", fmt.Errorf("%svia %s is not a neighbor on port %q's subnets", pre, via, rc.Out)
@@ -156,10 +163,7 @@ func (t *table) withRoutes(routes []Route) *table {
 			outPort: [2]uint8{uint8(r.Out), uint8(r.Out)},
 			nextHop: [2]netip.Addr{r.Via, r.Via},
 		}
-		rr := rroute{net: ip4(r.Prefix.Addr()), bits: r.Prefix.Bits(), idx: c.idx}
-		if rr.bits > 0 {
-			rr.mask = ^uint32(0) << (32 - rr.bits)
-		}
+		rr := rroute{bits: r.Prefix.Bits(), idx: c.idx}
 		if r.In == nil {
 			rr.in = [4]uint64{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)}
 		}
@@ -167,10 +171,65 @@ func (t *table) withRoutes(routes []Route) *table {
 			rr.in[p/64] |= 1 << (p % 64)
 		}
 		t.rules = append(t.rules, c)
-		t.routes = append(t.routes, rr)
+		if r.Prefix.Addr().Is4() {
+			rr.net = ip4(r.Prefix.Addr())
+			if rr.bits > 0 {
+				rr.mask = ^uint32(0) << (32 - rr.bits)
+			}
+			t.routes = append(t.routes, rr)
+			continue
+		}
+		a := r.Prefix.Addr().As16()
+		rr.net6 = [2]uint64{be.Uint64(a[:8]), be.Uint64(a[8:])}
+		rr.mask6 = [2]uint64{mask64(rr.bits), mask64(rr.bits - 64)}
+		t.routes6 = append(t.routes6, rr)
 	}
-	sort.SliceStable(t.routes, func(a, b int) bool { return t.routes[a].bits > t.routes[b].bits })
+	for _, l := range [][]rroute{t.routes, t.routes6} {
+		sort.SliceStable(l, func(a, b int) bool { return l[a].bits > l[b].bits })
+	}
 	return t
+}
+
+// mask64 is the mask of the first bits bits of 64 (none for bits <= 0).
+func mask64(bits int) uint64 {
+	switch {
+	case bits <= 0:
+		return 0
+	case bits >= 64:
+		return ^uint64(0)
+	}
+	return ^uint64(0) << (64 - bits)
+}
+
+// route6 is the longest-prefix IPv6 route for dst (16 bytes) among those
+// taking packets from port in.
+func (t *table) route6(in uint8, dst []byte) (*crule, bool) {
+	hi, lo := be.Uint64(dst[:8]), be.Uint64(dst[8:16])
+	for i := range t.routes6 {
+		r := &t.routes6[i]
+		if hi&r.mask6[0] == r.net6[0] && lo&r.mask6[1] == r.net6[1] && r.in[in/64]&(1<<(in%64)) != 0 {
+			return &t.rules[r.idx], true
+		}
+	}
+	return nil, false
+}
+
+// routable6 says whether a packet from src to dst may be routed at all:
+// link-local addresses (fe80::/10) stay on their link, multicast (ff00::/8)
+// is not forwarded by routes.
+func routable6(src, dst []byte) bool {
+	ll := func(a []byte) bool { return a[0] == 0xfe && a[1]&0xc0 == 0x80 }
+	return dst[0] != 0xff && !ll(dst) && !ll(src)
+}
+
+// isLocalAny6 is isLocalAny for IPv6.
+func (t *table) isLocalAny6(a []byte) bool {
+	for p := range t.locals6 {
+		if t.isLocal6(uint8(p), a) {
+			return true
+		}
+	}
+	return false
 }
 
 // route is the longest-prefix route for dst among those taking packets

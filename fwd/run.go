@@ -150,5 +150,10 @@ func newBackend(cfg *Config, ports []Port, log *slog.Logger) (backend, error) {
 	if cfg.Fwd.Backend == "dpdk" {
 		return newDPDKBackend(cfg.Fwd.DPDK.EAL, ports)
 	}
-	return newAFBackend(ports, log) // "" or "afpacket": Config.check allowed no other
+	b, err := newAFBackend(ports, log) // "" or "afpacket": Config.check allowed no other
+	if err != nil {
+		return nil, err
+	}
+	b.spin = int64(cfg.Fwd.spin)
+	return b, nil
 }

@@ -104,8 +104,8 @@ func writeMetrics(w *metrics.Writer, s Stats, ring *shmring.Ring) {
 		w.Counter("fmcap_fwd_port_tx_packets_total", "Frames sent per port.", p.TxPackets, "port", p.Name)
 		w.Counter("fmcap_fwd_port_tx_bytes_total", "Bytes sent per port.", p.TxBytes, "port", p.Name)
 		w.Counter("fmcap_fwd_drops_total", "Frames lost by the port's receive ring (NIC) before fwd saw them.", p.NICDrops, "stage", "nic", "port", p.Name)
-		w.Counter("fmcap_fwd_port_tx_stalls_total", "Times the port's transmit queue made no progress for 2 s and was started anew.", p.TxStalls, "port", p.Name)
-		w.Gauge("fmcap_fwd_port_tx_stalled", "1 while the port's transmit queue makes no progress.", float64(b2u(p.TxStalled)), "port", p.Name)
+		w.Counter("fmcap_fwd_port_tx_stalls_total", "Times the port's transmit socket refused every frame for 2 s.", p.TxStalls, "port", p.Name)
+		w.Gauge("fmcap_fwd_port_tx_stalled", "1 while the port's transmit socket refuses every frame.", float64(b2u(p.TxStalled)), "port", p.Name)
 	}
 	for _, r := range s.Rules {
 		id := fmt.Sprint(r.ID)

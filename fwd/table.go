@@ -71,6 +71,7 @@ type table struct {
 	map6    map[key6]val6
 	src     []Rule   // the rules as checked, for listing
 	routes  []rroute // longest prefix first (route.go)
+	routes6 []rroute // IPv6 routes, longest prefix first
 }
 
 func ip4(a netip.Addr) uint32 { b := a.As4(); return binary.BigEndian.Uint32(b[:]) }

@@ -1,7 +1,7 @@
 package fwd
 
-// Rule edits through the control socket (fmctl rules add, del, set-mode)
-// are written back into the configuration file before they take effect,
+// Rule and route edits through the control socket (fmctl rules|routes
+// add, del, set-mode) are written back into the configuration file before they take effect,
 // so that a restart runs the same table. The file is the operator's too:
 // they may edit it while fwd runs. An edit therefore goes:
 //
@@ -36,8 +36,10 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 
 	"go.yaml.in/yaml/v3"
 
@@ -45,61 +47,114 @@ import (
 	"github.com/fmcap/fmcap/internal/cliutil"
 )
 
-// ruleEdit is one edit of the rule table, made alike to the running list
-// and to the file's YAML document.
-type ruleEdit struct {
-	cmd  string // rules.add, rules.del or rules.set-mode
-	id   uint32 // the rule it is about
-	rule RuleConfig
-	mode string
+// listEdit is one edit of fwd.rules or fwd.routes (T: RuleConfig or
+// RouteConfig), made alike to the running list and to the file's YAML
+// document.
+type listEdit[T any] struct {
+	kind listKind[T]
+	verb string // add, del or set-mode
+	id   uint32 // the rule or route it is about
+	item T      // add: the new one
+	mode string // set-mode
+}
+
+// listKind is what an edit needs to know of the list it edits.
+type listKind[T any] struct {
+	key, what string // "rules" and "rule", or "routes" and "route"
+	id        func(*T) uint32
+	setMode   func(*T, string)
+	same      func(a, b T) bool // equal, defaults spelled out
+}
+
+var ruleKind = listKind[RuleConfig]{
+	key: "rules", what: "rule",
+	id:      func(r *RuleConfig) uint32 { return r.ID },
+	setMode: func(r *RuleConfig, m string) { r.Capture = m },
+	same:    func(a, b RuleConfig) bool { return normRule(a) == normRule(b) },
+}
+
+var routeKind = listKind[RouteConfig]{
+	key: "routes", what: "route",
+	id:      func(r *RouteConfig) uint32 { return r.ID },
+	setMode: func(r *RouteConfig, m string) { r.Capture = m },
+	same:    func(a, b RouteConfig) bool { return reflect.DeepEqual(normRoute(a), normRoute(b)) },
+}
+
+// newEdit is the edit a control command asks for (verb: add, del,
+// set-mode; item: add's rule or route, mode: set-mode's).
+func newEdit[T any](k listKind[T], verb string, id uint32, item *T, mode string) (listEdit[T], error) {
+	e := listEdit[T]{kind: k, verb: verb, id: id, mode: mode}
+	switch verb {
+	case "add":
+		if item == nil {
+			return e, fmt.Errorf("%s.add needs a %s", k.key, k.what)
+		}
+		e.item, e.id = *item, k.id(item)
+	case "set-mode":
+		if _, err := ParseMode(mode); err != nil {
+			return e, err
+		}
+	}
+	return e, nil
+}
+
+// find is the index of the item with id in list, -1 if none.
+func (k listKind[T]) find(list []T, id uint32) int {
+	for i := range list {
+		if k.id(&list[i]) == id {
+			return i
+		}
+	}
+	return -1
 }
 
 // apply returns a copy of list with the edit made.
-func (e ruleEdit) apply(list []RuleConfig) ([]RuleConfig, error) {
-	list = append([]RuleConfig(nil), list...)
-	if e.cmd == "rules.add" {
-		return append(list, e.rule), nil
+func (e listEdit[T]) apply(list []T) ([]T, error) {
+	list = append([]T(nil), list...)
+	if e.verb == "add" {
+		return append(list, e.item), nil
 	}
-	i := find(list, e.id)
+	i := e.kind.find(list, e.id)
 	if i < 0 {
-		return nil, fmt.Errorf("no rule with id %d", e.id)
+		return nil, fmt.Errorf("no %s with id %d", e.kind.what, e.id)
 	}
-	if e.cmd == "rules.del" {
+	if e.verb == "del" {
 		return append(list[:i], list[i+1:]...), nil
 	}
-	list[i].Capture = e.mode
+	e.kind.setMode(&list[i], e.mode)
 	return list, nil
 }
 
-// applyNode makes the edit in seq, the document's fwd.rules, whose items
-// are list's one for one.
-func (e ruleEdit) applyNode(path string, seq *yaml.Node, list []RuleConfig) error {
+// applyNode makes the edit in seq, the document's fwd.rules (or
+// fwd.routes), whose items are list's one for one.
+func (e listEdit[T]) applyNode(path string, seq *yaml.Node, list []T) error {
+	k := e.kind
 	if len(seq.Content) != len(list) {
-		return fmt.Errorf("%s:%d: fwd.rules is not a plain list of rules (an alias or a merge?): make the edit by hand", path, seq.Line)
+		return fmt.Errorf("%s:%d: fwd.%s is not a plain list of %ss (an alias or a merge?): make the edit by hand", path, seq.Line, k.key, k.what)
 	}
-	if e.cmd == "rules.add" {
+	if e.verb == "add" {
 		var n yaml.Node
-		if err := n.Encode(e.rule); err != nil {
-			return fmt.Errorf("encode rule %d: %w", e.id, err)
+		if err := n.Encode(e.item); err != nil {
+			return fmt.Errorf("encode %s %d: %w", k.what, e.id, err)
 		}
 		seq.Content = append(seq.Content, &n)
 		return nil
 	}
-	i := find(list, e.id)
+	i := k.find(list, e.id)
 	if i < 0 {
-		return fmt.Errorf("%s: no rule with id %d", path, e.id)
+		return fmt.Errorf("%s: no %s with id %d", path, k.what, e.id)
 	}
-	if e.cmd == "rules.del" {
+	if e.verb == "del" {
 		seq.Content = append(seq.Content[:i:i], seq.Content[i+1:]...)
 		return nil
 	}
 	m := seq.Content[i]
 	if m.Kind != yaml.MappingNode {
-		return fmt.Errorf("%s:%d: rule %d is not written as a mapping (an alias?): make the edit by hand", path, m.Line, e.id)
+		return fmt.Errorf("%s:%d: %s %d is not written as a mapping (an alias?): make the edit by hand", path, m.Line, k.what, e.id)
 	}
 	if v := cliutil.Key(m, "capture"); v != nil {
 		if v.Kind != yaml.ScalarNode {
-			return fmt.Errorf("%s:%d: rule %d: capture is not a plain value: make the edit by hand", path, v.Line, e.id)
+			return fmt.Errorf("%s:%d: %s %d: capture is not a plain value: make the edit by hand", path, v.Line, k.what, e.id)
 		}
 		v.Value, v.Tag, v.Style = e.mode, "!!str", 0
 		return nil
@@ -110,24 +165,25 @@ func (e ruleEdit) applyNode(path string, seq *yaml.Node, list []RuleConfig) erro
 	return nil
 }
 
-// conflict refuses the edit when the file's version of the rule it is
-// about differs from the running one: the operator edited that rule by
-// hand, and applying the fmctl edit to either version would drop the other.
-func (e ruleEdit) conflict(path string, running, file []RuleConfig) error {
-	ri, fi := find(running, e.id), find(file, e.id)
+// conflict refuses the edit when the file's version of the item it is
+// about differs from the running one: the operator edited it by hand, and
+// applying the fmctl edit to either version would drop the other.
+func (e listEdit[T]) conflict(path string, running, file []T) error {
+	k := e.kind
+	ri, fi := k.find(running, e.id), k.find(file, e.id)
 	var what string
 	switch {
 	case ri < 0 && fi >= 0:
 		what = "added to"
 	case ri >= 0 && fi < 0:
 		what = "removed from"
-	case ri >= 0 && normRule(running[ri]) != normRule(file[fi]):
+	case ri >= 0 && !k.same(running[ri], file[fi]):
 		what = "changed in"
 	default:
 		return nil
 	}
-	return fmt.Errorf("rule %d was %s %s by hand since fwd read it, so this edit was not made (nothing changed): "+
-		"restart fwd to run the file's rules, or undo the hand edit of rule %d, then repeat the edit", e.id, what, path, e.id)
+	return fmt.Errorf("%s %d was %s %s by hand since fwd read it, so this edit was not made (nothing changed): "+
+		"restart fwd to run the file's %s, or undo the hand edit of %s %d, then repeat the edit", k.what, e.id, what, path, k.key, k.what, e.id)
 }
 
 // normRule spells a rule's defaults out, so that a hand edit writing
@@ -142,9 +198,23 @@ func normRule(r RuleConfig) RuleConfig {
 	return r
 }
 
-// editRules makes an edit (see the top of this file) and returns the
+// normRoute is normRule for a route (in: [] is in: left out: every port).
+func normRoute(r RouteConfig) RouteConfig {
+	if r.Snap == 0 {
+		r.Snap = defaultSnap
+	}
+	if r.Capture == "" {
+		r.Capture = ModeBoth.String()
+	}
+	if len(r.In) == 0 {
+		r.In = nil
+	}
+	return r
+}
+
+// editRules makes a rule edit (see the top of this file) and returns the
 // checked rules now to run, and whether the file had been edited by hand.
-func (c *Config) editRules(ports []Port, e ruleEdit) (rules []Rule, handEdited bool, err error) {
+func (c *Config) editRules(ports []Port, e listEdit[RuleConfig]) (rules []Rule, handEdited bool, err error) {
 	list, err := e.apply(c.Fwd.Rules)
 	if err != nil {
 		return nil, false, err
@@ -159,43 +229,73 @@ func (c *Config) editRules(ports []Port, e ruleEdit) (rules []Rule, handEdited b
 			}
 		}
 	}
+	if handEdited, err = writeBack(c, e, c.Fwd.Rules, func(d *Config) []RuleConfig { return d.Fwd.Rules }); err != nil {
+		return nil, handEdited, err
+	}
+	c.Fwd.Rules = list
+	return rules, handEdited, nil
+}
+
+// editRoutes makes a route edit (as editRules), after which c.routes are
+// the checked routes now to run.
+func (c *Config) editRoutes(ports []Port, e listEdit[RouteConfig]) (handEdited bool, err error) {
+	list, err := e.apply(c.Fwd.Routes)
+	if err != nil {
+		return false, err
+	}
+	routes, _, _, err := checkRoutes(list, ports, c.takenIDs(ports))
+	if err != nil {
+		return false, err
+	}
+	if handEdited, err = writeBack(c, e, c.Fwd.Routes, func(d *Config) []RouteConfig { return d.Fwd.Routes }); err != nil {
+		return handEdited, err
+	}
+	c.Fwd.Routes, c.routes = list, routes
+	return handEdited, nil
+}
+
+// writeBack writes an edit into the configuration file (steps 2 to 4 at
+// the top of this file): running is the list fwd runs, of gives the same
+// list of a configuration read from the file. Once it returns nil the
+// file holds the edit and c its document.
+func writeBack[T any](c *Config, e listEdit[T], running []T, of func(*Config) []T) (handEdited bool, err error) {
 	real, err := filepath.EvalSymlinks(c.path)
 	if err != nil {
-		return nil, false, fmt.Errorf("configuration file: %w; the edit was not made", err)
+		return false, fmt.Errorf("configuration file: %w; the edit was not made", err)
 	}
 	cur, err := os.ReadFile(real)
 	if err != nil {
-		return nil, false, fmt.Errorf("configuration file: %w; the edit was not made", err)
+		return false, fmt.Errorf("configuration file: %w; the edit was not made", err)
 	}
 	handEdited = sha256.Sum256(cur) != c.hash
 	disk, _, _, err := parseConfig(c.path, cur)
 	if err != nil && !handEdited {
-		return nil, false, err // fwd's own file: cannot happen, but say so if it does
+		return false, err // fwd's own file: cannot happen, but say so if it does
 	}
 	if err != nil {
-		return nil, handEdited, fmt.Errorf("%s was edited since fwd read it and no longer passes the checks, so this edit was not made (nothing changed):\n%w\nfix the file (fwd --check-config %s), then repeat the edit", c.path, err, c.path)
+		return handEdited, fmt.Errorf("%s was edited since fwd read it and no longer passes the checks, so this edit was not made (nothing changed):\n%w\nfix the file (fwd --check-config %s), then repeat the edit", c.path, err, c.path)
 	}
-	if err := e.conflict(c.path, c.Fwd.Rules, disk.Fwd.Rules); err != nil {
-		return nil, handEdited, err
+	if err := e.conflict(c.path, running, of(disk)); err != nil {
+		return handEdited, err
 	}
-	seq, err := disk.rulesNode()
+	seq, err := disk.listNode(e.kind.key)
 	if err != nil {
-		return nil, handEdited, err
+		return handEdited, err
 	}
-	if err := e.applyNode(c.path, seq, disk.Fwd.Rules); err != nil {
-		return nil, handEdited, err
+	if err := e.applyNode(c.path, seq, of(disk)); err != nil {
+		return handEdited, err
 	}
 	out, err := encodeDoc(disk.file.Root)
 	if err != nil {
-		return nil, handEdited, fmt.Errorf("encode %s: %w", c.path, err)
+		return handEdited, fmt.Errorf("encode %s: %w", c.path, err)
 	}
 	// The file as it would be written must start fwd: with hand edits, the
 	// edit can clash with them (a hand-added rule overlapping an added one).
 	if _, _, _, err := parseConfig(c.path, out); err != nil {
 		if !handEdited {
-			return nil, false, err
+			return false, err
 		}
-		return nil, handEdited, fmt.Errorf("with this edit, %s (edited by hand since fwd read it) would no longer pass the checks, so the edit was not made (nothing changed):\n%w", c.path, err)
+		return handEdited, fmt.Errorf("with this edit, %s (edited by hand since fwd read it) would no longer pass the checks, so the edit was not made (nothing changed):\n%w", c.path, err)
 	}
 	err = atomicfile.Write(real, out, atomicfile.Options{Mode: 0o600, Keep: true, BeforeRename: func() error {
 		now, err := os.ReadFile(real)
@@ -210,13 +310,17 @@ func (c *Config) editRules(ports []Port, e ruleEdit) (rules []Rule, handEdited b
 	if errors.Is(err, atomicfile.ErrOwner) {
 		// A file owned by another user (root) than fwd's (fmcap): giving
 		// it to fwd's user silently would lock the owner out of it.
-		return nil, handEdited, fmt.Errorf("%w; the edit was not made: fwd (uid %d) may not give the new file %s's owner and group back; make fwd's user own it (make install does: chown fmcap:fmcap)", err, os.Getuid(), c.path)
+		return handEdited, fmt.Errorf("%w; the edit was not made: fwd (uid %d) may not give the new file %s's owner and group back; make fwd's user own it (make install does: chown fmcap:fmcap)", err, os.Getuid(), c.path)
 	}
-	if err != nil {
-		return nil, handEdited, fmt.Errorf("%w; the edit was not made", err)
+	if errors.Is(err, atomicfile.ErrDirSync) {
+		// The file holds the edit: it is made, and fwd runs it (a crash
+		// now may lose it from the file; said, not hidden).
+		slog.Warn("the edit is in the configuration file, but its directory could not be synced: a crash now may lose it", "err", err)
+	} else if err != nil {
+		return handEdited, fmt.Errorf("%w; the edit was not made", err)
 	}
-	c.file, c.hash, c.Fwd.Rules = disk.file, sha256.Sum256(out), list
-	return rules, handEdited, nil
+	c.file, c.hash = disk.file, sha256.Sum256(out)
+	return handEdited, nil
 }
 
 func encodeDoc(root *yaml.Node) ([]byte, error) {
@@ -232,21 +336,22 @@ func encodeDoc(root *yaml.Node) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// rulesNode finds (or adds) the fwd.rules sequence in the document.
-func (c *Config) rulesNode() (*yaml.Node, error) {
+// listNode finds (or adds) the fwd.<key> sequence (rules, routes) in the
+// document.
+func (c *Config) listNode(key string) (*yaml.Node, error) {
 	fwd := c.file.Lookup("fwd")
 	if fwd == nil || fwd.Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("%s: no fwd section", c.path)
 	}
-	rules := cliutil.Key(fwd, "rules")
-	if rules == nil || rules.Kind != yaml.SequenceNode {
+	list := cliutil.Key(fwd, key)
+	if list == nil || list.Kind != yaml.SequenceNode {
 		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
-		if rules != nil { // rules: with no value
-			*rules = *seq
-			return rules, nil
+		if list != nil { // rules: with no value
+			*list = *seq
+			return list, nil
 		}
-		fwd.Content = append(fwd.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "rules"}, seq)
+		fwd.Content = append(fwd.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, seq)
 		return seq, nil
 	}
-	return rules, nil
+	return list, nil
 }

@@ -1,6 +1,7 @@
 package fwd
 
 import (
+	"encoding/json"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ type ctlHarness struct {
 	t          *testing.T
 	path, sock string
 	d          *Datapath
+	c          *control
 }
 
 func startControl(t *testing.T, src string) *ctlHarness {
@@ -28,8 +30,9 @@ func startControl(t *testing.T, src string) *ctlHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.d = NewDatapath(ports, [][6]byte{macP0, macP1}, buildTable(ports, rules), nil, &sink{})
+	h.d = NewDatapath(ports, [][6]byte{macP0, macP1}, buildTable(ports, rules).withRoutes(cfg.routes), nil, &sink{})
 	c := &control{cfg: cfg, ports: ports, d: h.d, log: discardLogger()}
+	h.c = c
 	if err := listenControl(h.sock, c); err != nil {
 		t.Fatal(err)
 	}
@@ -273,4 +276,128 @@ func TestWriteBackFileAttributes(t *testing.T) {
 	if b, _ := os.ReadFile(real); !strings.Contains(string(b), "capture: egress") {
 		t.Errorf("the symlink's file did not get the edit:\n%s", b)
 	}
+}
+
+// routeModes is the running table's routes, id → capture mode, with the
+// family of each ("4" or "6").
+func (h *ctlHarness) routeModes() map[uint32]string {
+	t := h.d.Table()
+	got := map[uint32]string{}
+	for fam, l := range map[string][]rroute{"4": t.routes, "6": t.routes6} {
+		for _, r := range l {
+			got[t.rules[r.idx].id] = fam + "/" + t.rules[r.idx].mode.String()
+		}
+	}
+	return got
+}
+
+// Routes are edited at run time as rules are: written to the file (hand
+// edits kept), then run; refused edits change neither; a rule edit keeps
+// the routes running.
+func TestRouteEditsWriteBack(t *testing.T) {
+	h := startControl(t, "# operator's comment\n"+routeConfig)
+	want := map[uint32]string{20: "4/both", 21: "4/ingress", 22: "4/none", 23: "6/both", 24: "6/ingress", 25: "6/none"}
+	if got := h.routeModes(); !sameMap(got, want) {
+		t.Fatalf("routes at start %v, want %v", got, want)
+	}
+	r26 := ctl.Route{ID: 26, Prefix: "2001:2:60::/48", Via: "2001:2:0:2::fe", Out: "p1", In: []string{"p0"}, Capture: "egress"}
+	for _, step := range []struct {
+		req     ctl.Request
+		hand    func(string) string
+		wantErr string
+		wantIn  []string
+		apply   func()
+	}{
+		{req: ctl.Request{Cmd: "routes.add", Route: &r26}, wantIn: []string{"prefix: 2001:2:60::/48", "capture: egress"},
+			apply: func() { want[26] = "6/egress" }},
+		{req: ctl.Request{Cmd: "routes.set-mode", ID: 20, Mode: "ingress"}, wantIn: []string{"via: 198.18.2.254, out: p1, capture: ingress}"},
+			hand:  func(s string) string { return strings.Replace(s, "  routes:\n", "  routes:\n    # hand comment\n", 1) },
+			apply: func() { want[20] = "4/ingress" }},
+		{req: ctl.Request{Cmd: "routes.del", ID: 21}, apply: func() { delete(want, 21) }},
+		{req: ctl.Request{Cmd: "rules.set-mode", ID: 1, Mode: "none"}, wantIn: []string{"# hand comment"}},
+		{req: ctl.Request{Cmd: "routes.add", Route: &ctl.Route{ID: 1, Prefix: "198.18.60.0/24", Via: "198.18.2.254", Out: "p1"}}, wantErr: "id 1 is rule 1's already"},
+		{req: ctl.Request{Cmd: "routes.add", Route: &ctl.Route{ID: 30, Prefix: "2001:2:70::/48", Via: "198.18.2.254", Out: "p1"}}, wantErr: "the next hop's IPv6 address"},
+		{req: ctl.Request{Cmd: "routes.add", Route: &r26}, wantErr: "id 26 is route 26's already"},
+		{req: ctl.Request{Cmd: "routes.del", ID: 99}, wantErr: "no route with id 99"},
+		{req: ctl.Request{Cmd: "routes.set-mode", ID: 22, Mode: "all"}, wantErr: "all"},
+		{req: ctl.Request{Cmd: "routes.add"}, wantErr: "routes.add needs a route"},
+		{req: ctl.Request{Cmd: "routes.set-mode", ID: 23, Mode: "none"}, wantErr: "route 23 was changed in",
+			hand: func(s string) string {
+				return strings.Replace(s, `via: "2001:2:0:2::fe", out: p1}`, `via: "2001:2:0:2::fe", out: p1, snap: 99}`, 1)
+			}},
+	} {
+		if step.hand != nil {
+			h.write(step.hand(h.read()))
+		}
+		before := h.read()
+		resp, err := ctl.Call(h.sock, step.req)
+		if step.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), step.wantErr) {
+				t.Fatalf("%+v: %v, want an error saying %q", step.req, err, step.wantErr)
+			}
+			if h.read() != before {
+				t.Errorf("%+v: refused, but the file changed", step.req)
+			}
+		} else if err != nil {
+			t.Fatalf("%+v: %v", step.req, err)
+		} else {
+			if strings.HasPrefix(step.req.Cmd, "routes.") && len(resp.Routes) != len(h.routeModes()) {
+				t.Errorf("%+v: answered with %d routes, %d run", step.req, len(resp.Routes), len(h.routeModes()))
+			}
+			if step.apply != nil {
+				step.apply()
+			}
+		}
+		file := h.read()
+		for _, w := range append(step.wantIn, "# operator's comment") {
+			if !strings.Contains(file, w) {
+				t.Errorf("%+v: the file lacks %q:\n%s", step.req, w, file)
+			}
+		}
+		if _, _, _, err := LoadConfig(h.path); err != nil && step.wantErr == "" {
+			t.Errorf("%+v: the file does not load: %v", step.req, err)
+		}
+		if got := h.routeModes(); !sameMap(got, want) {
+			t.Errorf("%+v: running routes %v, want %v", step.req, got, want)
+		}
+	}
+}
+
+// FuzzControl: any request on the control socket either changes nothing
+// (the file's bytes and the running table stay) or leaves a file that
+// loads and a table running exactly the file's routes.
+func FuzzControl(f *testing.F) {
+	for _, s := range []string{
+		`{"cmd":"routes.add","route":{"id":26,"prefix":"2001:2:60::/48","via":"2001:2:0:2::fe","out":"p1","in":["p0"],"capture":"egress"}}`,
+		`{"cmd":"routes.add","route":{"id":27,"prefix":"198.18.60.0/24","via":"198.18.2.254","out":"p1","snap":96}}`,
+		`{"cmd":"routes.del","id":20}`,
+		`{"cmd":"routes.set-mode","id":23,"mode":"none"}`,
+		`{"cmd":"rules.set-mode","id":1,"mode":"inline"}`,
+		`{"cmd":"routes.list"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var req ctl.Request
+		if json.Unmarshal(b, &req) != nil || req.Cmd == "stats" {
+			return
+		}
+		h := startControl(t, routeConfig)
+		c := h.c
+		file, routes := h.read(), h.routeModes()
+		var resp ctl.Response
+		if err := c.do(&req, &resp); err != nil {
+			if h.read() != file || !sameMap(h.routeModes(), routes) {
+				t.Fatalf("%s refused (%v), but the file or the table changed", b, err)
+			}
+			return
+		}
+		cfg, _, _, err := LoadConfig(h.path)
+		if err != nil {
+			t.Fatalf("%s: the file written does not load: %v\n%s", b, err, h.read())
+		}
+		if got := h.routeModes(); len(got) != len(cfg.Fwd.Routes) {
+			t.Fatalf("%s: %d routes run, the file has %d", b, len(got), len(cfg.Fwd.Routes))
+		}
+	})
 }

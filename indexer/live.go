@@ -30,6 +30,7 @@ import (
 
 	"github.com/fmcap/fmcap/internal/fsmode"
 	"github.com/fmcap/fmcap/internal/metrics"
+	"github.com/fmcap/fmcap/internal/origin"
 	"github.com/fmcap/fmcap/internal/sdnotify"
 	"github.com/fmcap/fmcap/query"
 	"github.com/fmcap/fmcap/shmring"
@@ -190,11 +191,23 @@ func (ix *indexer) take(rec shmring.Record) error {
 	e.seq, e.ts = rec.Seq, chunk.ClampTS(rec.TS)
 	query.DecodePacket(rec.Data, &e.p)
 	e.p.Wire = rec.WireLen
+	e.p.Origin = recordOrigin(&rec)
 	ix.n++
 	if ix.n == len(ix.batch) {
 		return ix.apply()
 	}
 	return nil
+}
+
+// recordOrigin is the record's origin as the index keys it. A blob the
+// writer's origin.Parse refuses it stores as no tunnel (chunk.MetaBuilder),
+// and so does the index: both say the same of every packet.
+func recordOrigin(rec *shmring.Record) segment.Origin {
+	o, err := origin.Parse(rec.OriginKind, rec.Origin)
+	if err != nil {
+		o = origin.Origin{}
+	}
+	return segment.OriginOf(rec.Port, uint8(rec.Dir), rec.Rule, &o)
 }
 
 func (ix *indexer) reset(first uint64) {

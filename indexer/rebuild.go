@@ -41,7 +41,7 @@ func Rebuild(store, dir string, from, to int64, segPackets int, quiet bool, log 
 	}
 	dec := chunk.NewDecoder()
 	defer dec.Close()
-	var buf []byte
+	var bufs frameBufs
 	var packets, written, skipped int
 	var total uint64
 	for ci := range pick {
@@ -82,7 +82,7 @@ func Rebuild(store, dir string, from, to int64, segPackets int, quiet bool, log 
 			skipped++
 			continue
 		}
-		if err := indexChunk(rd, &b, flush, segPackets, &buf, &packets, log, func() { meter.Update(uint64(packets), -1) }); err != nil {
+		if err := indexChunk(rd, &b, flush, segPackets, &bufs, &packets, log, func() { meter.Update(uint64(packets), -1) }); err != nil {
 			rd.Close()
 			return err
 		}
@@ -134,11 +134,18 @@ func choose(chunks []chunk.Info, segs []segment.Entry, from, to int64, log *slog
 	return pick, drop
 }
 
+// frameBufs are indexChunk's buffers, reused from frame to frame: the
+// frame's bytes, its compressed bytes, its decoded metadata.
+type frameBufs struct {
+	buf, cbuf []byte
+	meta      chunk.Meta
+}
+
 // indexChunk adds the packets of rd's frames to *b (a new builder when the
 // seqs do not follow on), flushing at segPackets, at a damaged frame and at
 // a frame whose seqs are unknown (its table rebuilt from the seek table or
 // by scanning: its packets stay unindexed, and queries scan them).
-func indexChunk(rd *chunk.Reader, b **segment.Builder, flush func() error, segPackets int, buf *[]byte, packets *int, log *slog.Logger, tick func()) error {
+func indexChunk(rd *chunk.Reader, b **segment.Builder, flush func() error, segPackets int, fb *frameBufs, packets *int, log *slog.Logger, tick func()) error {
 	name := rd.Info.Name
 	for fi, f := range rd.Table.Frames {
 		if f.Count == 0 {
@@ -149,7 +156,8 @@ func indexChunk(rd *chunk.Reader, b **segment.Builder, flush func() error, segPa
 			continue
 		}
 		var err error
-		*buf, err = rd.ReadFrame(fi, *buf)
+		var meta []byte
+		fb.buf, meta, fb.cbuf, err = rd.AppendFrameMeta(fi, f, fb.buf[:0], fb.cbuf)
 		if err != nil {
 			log.Warn("frame skipped: its seqs stay unindexed", "chunk", name, "frame", fi, "err", err)
 			if err := flush(); err != nil {
@@ -160,7 +168,14 @@ func indexChunk(rd *chunk.Reader, b **segment.Builder, flush func() error, segPa
 		seq := f.FirstSeq
 		var p segment.Packet
 		var ferr error
-		perr := chunk.Packets(*buf, fi == 0, func(pk chunk.Packet) bool {
+		// The packets' origins, as fmslice reads them: from a metadata
+		// frame that parses and counts the frame's packets, else unknown.
+		var mi chunk.MetaIter
+		known := meta != nil && fb.meta.Parse(meta) == nil && fb.meta.Count() == f.Count
+		if known {
+			mi = fb.meta.Iter()
+		}
+		perr := chunk.Packets(fb.buf, fi == 0, func(pk chunk.Packet) bool {
 			if *b == nil || (*b).Next() != seq {
 				if ferr = flush(); ferr != nil {
 					return false
@@ -169,6 +184,10 @@ func indexChunk(rd *chunk.Reader, b **segment.Builder, flush func() error, segPa
 			}
 			query.DecodePacket(pk.Data, &p)
 			p.Wire = pk.WireLen
+			var pm chunk.PacketMeta
+			if known && mi.Next(&pm) {
+				p.Origin = segment.OriginOf(pm.Port, pm.Dir, pm.Rule, &pm.Origin)
+			}
 			(*b).Add(seq, chunk.ClampTS(pk.TS), &p) // stored clamped already: the same clamp as live, whatever a chunk holds
 			seq++
 			*packets++

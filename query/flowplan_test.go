@@ -181,7 +181,7 @@ func LoadIndexCached(t testing.TB, dir, expr string) *Index {
 	if p, ok := planCache[k]; ok {
 		return p
 	}
-	p := LoadIndex(dir, expr, math.MinInt64, math.MaxInt64, func(err error) { t.Fatalf("refused: %v", err) })
+	p := LoadIndex(dir, expr, nil, math.MinInt64, math.MaxInt64, func(err error) { t.Fatalf("refused: %v", err) })
 	planCache[k] = p
 	return p
 }

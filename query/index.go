@@ -34,15 +34,15 @@ type Index struct {
 }
 
 // LoadIndex reads the segments of dir that overlap [from, to) and
-// evaluates the filter on them; refused is told of each segment that fails
-// its checks (its seqs are then scanned). It returns nil when there is
-// nothing to use.
-func LoadIndex(dir, expr string, from, to int64, refused func(error)) *Index {
+// evaluates the filter and the origin selection (sel, nil for none) on
+// them; refused is told of each segment that fails its checks (its seqs
+// are then scanned). It returns nil when there is nothing to use.
+func LoadIndex(dir, expr string, sel *Origins, from, to int64, refused func(error)) *Index {
 	pl, exact := ParseExact(expr)
 	if !exact {
 		pl = ParsePlan(expr)
 	}
-	if !pl.Indexed() && !(exact && pl.hasNot()) {
+	if !pl.Indexed() && !(exact && pl.hasNot()) && !sel.Indexed() {
 		return nil
 	}
 	list, err := segment.List(dir)
@@ -58,7 +58,7 @@ func LoadIndex(dir, expr string, from, to int64, refused func(error)) *Index {
 		go func() {
 			defer wg.Done()
 			for i := int(next.Add(1)) - 1; i < len(list); i = int(next.Add(1)) - 1 {
-				results[i] = evalSegment(dir, list[i], pl, exact, from, to)
+				results[i] = evalSegment(dir, list[i], pl, sel, exact, from, to)
 			}
 		}()
 	}
@@ -98,8 +98,9 @@ type segResult struct {
 	flows                   bool // the flow table narrowed them
 }
 
-// evalSegment opens segment e and evaluates the plan on it.
-func evalSegment(dir string, e segment.Entry, pl *Plan, exact bool, from, to int64) segResult {
+// evalSegment opens segment e and evaluates the plan and the origin
+// selection on it.
+func evalSegment(dir string, e segment.Entry, pl *Plan, sel *Origins, exact bool, from, to int64) segResult {
 	s, err := segment.Open(dir, e)
 	if err != nil {
 		return segResult{err: err}
@@ -112,7 +113,9 @@ func evalSegment(dir string, e segment.Entry, pl *Plan, exact bool, from, to int
 	if s.Indexed > 0 && (s.MaxTS < from || s.MinTS >= to) {
 		return r // outside the range in time: its frames are skipped by time anyway
 	}
-	terms := pl.Groups(s)
+	// The origin terms narrow before the flow table is read: fewer groups
+	// left, and the flows may not be worth reading.
+	terms := pl.Groups(s).And(sel.Groups(s))
 	bits, narrowed, err := pl.narrowByFlows(s, terms, exact)
 	if err != nil {
 		return segResult{err: err}

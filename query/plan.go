@@ -367,16 +367,7 @@ func (p *Plan) Groups(s *segment.Segment) segment.Bits {
 	case 'a', 'o':
 		l, r := p.l.Groups(s), p.r.Groups(s)
 		if p.op == 'a' {
-			switch {
-			case l.All:
-				return r
-			case r.All:
-				return l
-			}
-			for i := range l.W {
-				l.W[i] &= r.W[i]
-			}
-			return l
+			return l.And(r)
 		}
 		if l.All || r.All {
 			return segment.Bits{All: true}

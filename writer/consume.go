@@ -23,8 +23,10 @@ type consumer struct {
 	st      *stats
 
 	cur        *frame
-	groupBytes int // pcap bytes of the last whole seq group (see add)
-	groupStart int // chunkBytes where the current seq group began, -1: unknown
+	target     int    // pcap bytes the current frame is cut at (sizeFrame)
+	nframes    uint64 // frames begun, for the probes of sizeFrame
+	groupBytes int    // pcap bytes of the last whole seq group (see add)
+	groupStart int    // chunkBytes where the current seq group began, -1: unknown
 	frameStart time.Time
 	chunkBytes int64
 	chunkStart time.Time
@@ -104,23 +106,27 @@ func (k *consumer) add(rec shmring.Record) {
 		f.end, f.nextSeq = rec.End, rec.Seq+1
 		return
 	}
-	f := k.frame()
-	if len(f.raw) == 0 && !k.inChunk {
-		f.raw = append(f.raw, chunkHeader...)
-		k.inChunk, k.chunkStart, k.chunkBytes = true, time.Now(), 0
-		k.groupStart = -1 // a group left over from the last chunk says nothing
-	}
+	f := k.startChunk()
 	if rec.Seq%chunk.SeqGroup == 0 {
-		// A seq-group boundary (chunk.SeqGroup): end the frame here if the
-		// group starting now would not fit, judging by the last group's
-		// size, so that a group the index names is in one frame. A frame
-		// that fills up mid-group anyway is cut at the packet below.
-		if f.meta.Count > 0 && len(f.raw)+k.groupBytes > k.cfg.FrameSize && len(f.raw) >= k.cfg.FrameSize/2 {
-			k.emit(false)
-			f = k.frame()
-		}
+		// A seq-group boundary (chunk.SeqGroup), the only place a frame
+		// ends by size: here if the group starting now would not fit,
+		// judging by the group just ended, so that a group the index names
+		// is in one frame. A frame may hold a single group larger than
+		// FrameSize (48 KB of 760-byte packets against 32 KiB frames):
+		// ending frames at the size mid-group made most such groups two
+		// frames to read (bench/RESULTS.md). Only a group over maxFrame is
+		// cut at a packet, below.
 		if k.groupStart >= 0 {
 			k.groupBytes = int(k.chunkBytes) - k.groupStart
+		}
+		// The chunk ends at a group boundary too when the group would take
+		// it past ChunkSize, so that no group is split between chunks.
+		if k.chunkBytes > 0 && k.chunkBytes+int64(k.groupBytes) > k.cfg.ChunkSize {
+			k.emit(true)
+			f = k.startChunk()
+		} else if f.meta.Count > 0 && len(f.raw)+k.groupBytes > k.target {
+			k.emit(false)
+			f = k.frame()
 		}
 		k.groupStart = int(k.chunkBytes)
 	}
@@ -138,22 +144,75 @@ func (k *consumer) add(rec shmring.Record) {
 	m.Count++
 	m.MinTS, m.MaxTS = min(m.MinTS, ts), max(m.MaxTS, ts)
 	f.end, f.nextSeq = rec.End, rec.Seq+1
-	if k.chunkBytes >= k.cfg.ChunkSize {
-		k.emit(true)
-	} else if len(f.raw) >= k.cfg.FrameSize {
+	if k.chunkBytes >= k.cfg.ChunkSize+int64(maxFrame(k.cfg.FrameSize)) {
+		k.emit(true) // a chunk whose last group will not end
+	} else if len(f.raw) >= maxFrame(k.cfg.FrameSize) {
 		k.emit(false)
 	}
 }
 
 var chunkHeader = chunk.PcapHeader()
 
+// startChunk is frame, opening a chunk (its pcap header first) when none is.
+func (k *consumer) startChunk() *frame {
+	f := k.frame()
+	if len(f.raw) == 0 && !k.inChunk {
+		f.raw = append(f.raw, chunkHeader...)
+		k.inChunk, k.chunkStart, k.chunkBytes = true, time.Now(), 0
+		k.groupStart = -1 // a group left over from the last chunk says nothing
+	}
+	return f
+}
+
+// maxFrame is where a frame is cut whatever the seq groups: at least
+// groupFrames frames' worth, so that a group of full-size packets (64 ×
+// 1514 bytes, 99 KB) stays whole with 32 KiB frames, and at most the
+// 1 MiB every reader accepts (chunk.MaxFrame: a frame may pass it by the
+// last record and the pcap header).
+func maxFrame(frameSize int) int {
+	return max(frameSize, min(groupFrames*frameSize, chunk.MaxFrame-chunk.MaxRecord-len(chunkHeader)))
+}
+
+// groupFrames bounds a frame holding one long group, in frames.
+const groupFrames = 8
+
 func (k *consumer) frame() *frame {
 	if k.cur == nil {
 		k.cur = <-k.free
 		k.cur.reset()
+		k.sizeFrame(k.cur)
 	}
 	return k.cur
 }
+
+// sizeFrame sets the size the coming frame is cut at, and whether it is
+// compressed, from the ratio of the frames compressed last (stats.ratio):
+//
+//   - Traffic that compresses well gets larger frames: FrameSize pcap bytes
+//     or about FrameSize/2 compressed bytes, whichever is more, up to
+//     growMax frame sizes (and half of maxFrame, leaving a group room).
+//     Text payloads (ratio 10) so get 4 times longer frames, which
+//     compress 7 % better (zstd's matches reach further; bench/RESULTS.md)
+//     and are still smaller on disk than a frame of random bytes, while
+//     the usual mix (ratio 2) keeps FrameSize.
+//   - Traffic that does not (ratio below plainBelow: random payloads,
+//     whose headers are all zstd finds) is stored in raw zstd blocks: zstd
+//     took most of the writer's CPU to save a few percent of the disk.
+//     One frame in probeEvery is compressed all the same, so that the
+//     estimate follows the traffic when it changes.
+func (k *consumer) sizeFrame(f *frame) {
+	r := int(k.st.ratio.Load()) // pairs with the store in compressor.compress
+	fs := k.cfg.FrameSize
+	k.target = min(max(fs, fs*r/(2<<8)), growMax*fs, max(fs, maxFrame(fs)/2)) // room for a group before maxFrame
+	k.nframes++
+	f.plain = k.cfg.Compress && r != 0 && r < plainBelow && k.nframes%probeEvery != 0
+}
+
+const (
+	growMax    = 4
+	plainBelow = 282 // 1.10 in 1/256ths
+	probeEvery = 8
+)
 
 // tick runs when the ring is empty: it publishes a frame that has waited
 // FlushInterval (so fmslice sees recent packets) and ends a chunk that is

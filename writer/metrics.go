@@ -22,6 +22,7 @@ func writeMetrics(w *metrics.Writer, cfg *Config, st *stats, ret *store.Retentio
 	}
 	w.Gauge("fmcap_writer_compression_ratio", "pcap bytes per stored byte so far.", ratio)
 	w.Counter("fmcap_writer_frames_total", "Frames stored.", st.frames.Load())
+	w.Counter("fmcap_writer_frames_stored_plain_total", "Frames stored in raw zstd blocks (traffic compressing below 1.10).", st.plain.Load())
 	w.Counter("fmcap_writer_chunks_total", "Chunks finished.", st.chunks.Load())
 	w.Counter("fmcap_writer_write_retries_total", "Writes that failed (disk full, I/O error) and were retried.", st.retries.Load())
 	w.Counter("fmcap_writer_skipped_total", "Packets found already stored after a restart.", st.skipped.Load())
@@ -40,5 +41,9 @@ func writeMetrics(w *metrics.Writer, cfg *Config, st *stats, ret *store.Retentio
 	removed, removedBytes := ret.Totals()
 	w.Counter("fmcap_retention_removed_chunks_total", "Chunks removed by retention.", removed)
 	w.Counter("fmcap_retention_removed_bytes_total", "Bytes removed by retention.", removedBytes)
+	// A tiered store's chunk removed before its upload (only a full disk
+	// does that) is lost to the object store: fmupload counts it too
+	// (fmcap_upload_lost_chunks_total), but only while it runs.
+	w.Counter("fmcap_retention_lost_to_tier_chunks_total", "Chunks of a tiered store removed (full disk) before they were uploaded.", ret.LostToTier())
 	metrics.Ring(w, r.Info())
 }

@@ -80,6 +80,9 @@ type frame struct {
 	// last ends the chunk after this frame. A frame with no packet may carry
 	// only last and/or a commit position.
 	last bool
+	// plain: consume judged the frame not worth compressing (consume.go,
+	// sizeFrame); compress stores it in raw zstd blocks (chunk.AppendStored).
+	plain bool
 
 	done chan struct{} // compress → store: out is ready
 }
@@ -88,7 +91,7 @@ func (f *frame) reset() {
 	f.raw = f.raw[:0]
 	f.meta = chunk.Frame{}
 	f.pm.Reset()
-	f.end, f.nextSeq, f.last = 0, 0, false
+	f.end, f.nextSeq, f.last, f.plain = 0, 0, false, false
 }
 
 // stats are the writer's counters: written by the stages (consume, store),
@@ -101,6 +104,14 @@ type stats struct {
 	frames   atomic.Uint64
 	chunks   atomic.Uint64
 	retries  atomic.Uint64 // failed writes (disk full …) retried
+	plain    atomic.Uint64 // frames stored in raw zstd blocks (frame.plain)
+	// ratio is the compression ratio of the frame compressed last, in
+	// 1/256ths (0: none yet): stored by the compress workers (the store in
+	// compressor.compress) and loaded by consume once a frame (in
+	// consumer.sizeFrame), which sizes the next frame and picks how to
+	// store it. Frames finish in any order, so it is an estimate, a few
+	// frames late.
+	ratio atomic.Uint32
 }
 
 // Defaults of the flags that set Config.FlushInterval and Config.ChunkAge.
@@ -145,7 +156,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	st := &stats{}
 	free := make(chan *frame, nframes)
 	for i := 0; i < nframes; i++ {
-		free <- &frame{raw: make([]byte, 0, cfg.FrameSize+chunk.MaxRecord+len(chunkHeader)), done: make(chan struct{}, 1)}
+		free <- &frame{raw: make([]byte, 0, maxFrame(cfg.FrameSize)+chunk.MaxRecord+len(chunkHeader)), done: make(chan struct{}, 1)}
 	}
 	work := make(chan *frame, nframes)
 	ordered := make(chan *frame, nframes)
@@ -171,10 +182,16 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
+		comp.st = st
 		wg.Add(1)
 		go func() { defer wg.Done(); comp.run(work) }()
 	}
 	sdnotify.Ready()
+	if !cfg.Compress {
+		// Said once, at start: an operator selecting by --port or --vni
+		// later would otherwise learn it only from fmslice's notice.
+		log.Warn("uncompressed chunks keep no per-packet origin (port, direction, rule, tunnel): fmslice's origin selection and pcapng interfaces will not see these packets' origins; use --compress zstd to keep them")
+	}
 	log.Info("writer started", "ring", cfg.Ring, "consumer", cfg.Consumer, "store", cfg.Store,
 		"resume_seq", c.NextSeq(), "stored_up_to", skipTo, "workers", cfg.Workers, "frame_size", cfg.FrameSize)
 	start := time.Now()
@@ -190,6 +207,6 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	log.Info("writer stopped", "packets", st.packets.Load(), "skipped_already_stored", st.skipped.Load(), "pcap_bytes", st.inBytes.Load(),
 		"stored_bytes", st.outBytes.Load(), "ratio", fmt.Sprintf("%.2f", ratio), "frames", st.frames.Load(), "chunks", st.chunks.Load(),
-		"write_retries", st.retries.Load(), "MBps_in", fmt.Sprintf("%.1f", float64(st.inBytes.Load())/el/1e6), "err", err)
+		"write_retries", st.retries.Load(), "frames_stored_plain", st.plain.Load(), "MBps_in", fmt.Sprintf("%.1f", float64(st.inBytes.Load())/el/1e6), "err", err)
 	return err
 }

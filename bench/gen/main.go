@@ -6,7 +6,10 @@
 // text (HTTP/JSON-like lines with varying numbers); 15% UDP of 80 to 400
 // bytes (DNS-like). With -mix imix, the simple IMIX proportions instead
 // (7:4:1 of 66-byte ACKs, 590-byte and 1514-byte TCP segments, payloads as
-// above): more, smaller packets for the same bytes. Times advance evenly over
+// above): more, smaller packets for the same bytes; with -mix small, 60 %
+// ACKs and 40 % UDP (no segments), as DNS-heavy or control traffic. With -payload random or
+// text, every segment's payload is of that kind (the writer's two extremes
+// of compressibility) instead of half each. Times advance evenly over
 // --duration with a little jitter. With -burst N, flows send trains of
 // 1 to 2N-1 packets back to back (as TCP windows do) instead of every
 // packet picking a flow at random. The same --seed gives the same file.
@@ -31,15 +34,20 @@ func main() {
 	flows := flag.Int("flows", 5000, "concurrent flows")
 	seed := flag.Int64("seed", 1, "random seed")
 	start := flag.Int64("start", 1767225600, "Unix time of the first packet")
-	mix := flag.String("mix", "web", "packet mix: web (see above) or imix")
+	mix := flag.String("mix", "web", "packet mix: web (see above), imix or small")
+	payload := flag.String("payload", "mixed", "segment payloads: mixed (half random, half text), random or text")
 	burst := flag.Int("burst", 1, "mean packets a flow sends back to back (1: every packet picks a flow at random)")
 	flag.Parse()
 	if *flows < 1 || *flows > 1<<16+1<<15 {
 		fmt.Fprintln(os.Stderr, "gen: -flows: 1 to 98304 (one source address each)")
 		os.Exit(2)
 	}
-	if *mix != "web" && *mix != "imix" {
-		fmt.Fprintf(os.Stderr, "gen: -mix %q: use web or imix\n", *mix)
+	if *mix != "web" && *mix != "imix" && *mix != "small" {
+		fmt.Fprintf(os.Stderr, "gen: -mix %q: use web, imix or small\n", *mix)
+		os.Exit(2)
+	}
+	if *payload != "mixed" && *payload != "random" && *payload != "text" {
+		fmt.Fprintf(os.Stderr, "gen: -payload %q: use mixed, random or text\n", *payload)
 		os.Exit(2)
 	}
 	f, err := os.Create(*out)
@@ -82,6 +90,12 @@ func main() {
 			default:
 				r, l = 50, 1514
 			}
+		} else if *mix == "small" {
+			if r >= 60 {
+				r = 85 // UDP
+			} else {
+				r = 0
+			}
 		} else if r >= 40 && r < 85 {
 			l = 1514
 		}
@@ -90,7 +104,7 @@ func main() {
 			l = 66
 		case r < 85:
 			p := pkt[66:l]
-			if rng.Intn(2) == 0 {
+			if coin := rng.Intn(2); *payload == "random" || *payload == "mixed" && coin == 0 {
 				rng.Read(p)
 			} else {
 				s := []byte(fmt.Sprintf(string(text), rng.Intn(1e6), fl%50, rng.Intn(1e6), rng.Intn(1e5), rng.Intn(1e4), rng.Intn(100)))

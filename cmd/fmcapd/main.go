@@ -25,7 +25,8 @@ func main() {
 		Flags: cliutil.Env("fmcapd", []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: settings not given as flags or FMCAP_FMCAPD_* variables come from its fmcapd: section"},
 			&cli.StringFlag{Name: "listen", Value: fmcapd.DefaultListen, Usage: "HOST:PORT; a non-loopback address needs TLS and client_ca or tokens"},
-			&cli.StringSliceFlag{Name: "store", Usage: "a store to serve, DIR or NAME=DIR (repeat; the first is the default)"},
+			&cli.StringSliceFlag{Name: "store", Usage: "a store to serve, DIR, NAME=DIR or NAME=s3://BUCKET/PREFIX/NODE (repeat; the first is the default)"},
+			&cli.StringFlag{Name: "cache", Usage: "s3:// stores: the directory of fmslice's object-store cache (default: fmslice's, under $HOME/.cache)"},
 			&cli.StringFlag{Name: "fmslice", Usage: "the fmslice binary (default: beside fmcapd, else on PATH)"},
 			&cli.StringFlag{Name: "tls-cert", Usage: "server certificate (PEM)"},
 			&cli.StringFlag{Name: "tls-key", Usage: "server key (PEM)"},
@@ -35,6 +36,7 @@ func main() {
 			&cli.DurationFlag{Name: "max-range", Value: fmcapd.DefaultMaxRange, Usage: "longest time range of one query (0: no limit)"},
 			&cli.Int64Flag{Name: "max-bytes", Usage: "largest answer in bytes (0: no limit; a longer one is cut and flagged)"},
 			&cli.DurationFlag{Name: "query-timeout", Value: fmcapd.DefaultQueryTimeout, Usage: "longest time one query may run"},
+			&cli.DurationFlag{Name: "shutdown-grace", Value: fmcapd.DefaultShutdownGrace, Usage: "on SIGTERM, how long running queries may go on before they are cut (flagged incomplete); 0: cut at once"},
 			&cli.StringFlag{Name: "audit-log", Usage: "file the audit lines are appended to (default: standard error)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 		}, nil),
@@ -59,10 +61,11 @@ func main() {
 				return err
 			}
 			s, err := fmcapd.New(fmcapd.Config{
-				Listen: cc.String("listen"), Stores: cc.StringSlice("store"), FMSlice: cc.String("fmslice"),
+				Listen: cc.String("listen"), Stores: cc.StringSlice("store"), FMSlice: cc.String("fmslice"), Cache: cc.String("cache"),
 				TLSCert: cc.String("tls-cert"), TLSKey: cc.String("tls-key"), ClientCA: cc.String("client-ca"),
 				Tokens: cc.StringSlice("token"), MaxConcurrent: cc.Int("max-concurrent"), MaxRange: cc.Duration("max-range"),
 				MaxBytes: cc.Int64("max-bytes"), QueryTimeout: cc.Duration("query-timeout"), AuditLog: cc.String("audit-log"),
+				ShutdownGrace: cc.Duration("shutdown-grace"),
 			}, log, os.Stderr)
 			if err != nil {
 				return err

@@ -52,7 +52,8 @@ func main() {
 			&cli.IntFlag{Name: "parallel", Value: 2, Usage: "chunks uploaded at once"},
 			&cli.DurationFlag{Name: "poll", Value: time.Second, Usage: "how often the store is looked at for new chunks"},
 			&cli.DurationFlag{Name: "retry-for", Value: time.Minute, Usage: "how long one part is retried before its chunk is retried whole"},
-			&cli.BoolFlag{Name: "once", Usage: "upload what is finished now, then exit (0: all uploaded)"},
+			&cli.DurationFlag{Name: "bucket-retain-age", Usage: "delete from the bucket the chunks whose newest packet is older than this, and their index segments (0: keep them, or leave them to bucket lifecycle rules); needs s3:DeleteObject"},
+			&cli.BoolFlag{Name: "once", Usage: "upload what is finished now (and apply --bucket-retain-age), then exit (0: all uploaded)"},
 			&cli.StringFlag{Name: "metrics", Value: "127.0.0.1:9564", Usage: "serve Prometheus metrics on this address (\"\" for none)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 		}, nil),
@@ -90,6 +91,9 @@ func run(cc *cli.Context) error {
 	if cc.String("node") == "" {
 		return fmt.Errorf("--node is required: the hostname is unknown")
 	}
+	if cc.Duration("bucket-retain-age") < 0 {
+		return fmt.Errorf("--bucket-retain-age %v: 0 (keep) or a positive duration, e.g. 2160h for 90 days", cc.Duration("bucket-retain-age"))
+	}
 	part, err := cliutil.ParseSize(cc.String("part-size"))
 	if err != nil {
 		return fmt.Errorf("--part-size: %w", err)
@@ -122,7 +126,7 @@ func run(cc *cli.Context) error {
 		return err
 	}
 	return tier.Run(ctx, b, tier.Options{Dir: dir, Parallel: cc.Int("parallel"), Poll: cc.Duration("poll"),
-		Once: cc.Bool("once"), Metrics: cc.String("metrics"), Log: log})
+		Once: cc.Bool("once"), Metrics: cc.String("metrics"), Log: log, BucketRetainAge: cc.Duration("bucket-retain-age")})
 }
 
 func joinKey(a, b string) string {

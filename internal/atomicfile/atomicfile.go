@@ -57,6 +57,12 @@ type Options struct {
 // should own the file.
 var ErrOwner = errors.New("may not keep the owner and group")
 
+// ErrDirSync is wrapped by the error of a Write whose file was replaced
+// but whose directory could not be fsynced: the new contents are in place
+// (readers see them) and may not survive a crash. A caller must not take
+// the write for not done.
+var ErrDirSync = errors.New("replaced, but the directory's fsync failed")
+
 // tries bounds the draws of a temporary name: 64 random bits clash only
 // when someone plants names on purpose, and then Write gives up loudly.
 const tries = 8
@@ -158,7 +164,7 @@ func Write(path string, data []byte, opt Options) (err error) {
 	}
 	renamed = true
 	if err := syncDir(dfd); err != nil {
-		return fmt.Errorf("write %s: replaced, but fsync of directory %s failed (the change may not survive a crash): %w", path, dir, err)
+		return fmt.Errorf("write %s: %w: directory %s (the change may not survive a crash): %w", path, ErrDirSync, dir, err)
 	}
 	return nil
 }

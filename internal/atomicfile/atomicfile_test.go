@@ -52,7 +52,7 @@ func TestWrite(t *testing.T) {
 		{name: "symlinks at every temp name", umask: 0o22, existing: 0o644, opt: Options{Keep: true}, plant: tries, wantErr: "were all taken"},
 		{name: "target is a symlink, keep", umask: 0o22, linkDst: true, opt: Options{Keep: true}, wantErr: "not a regular file"},
 		{name: "target is a symlink, replaced", umask: 0o22, linkDst: true, opt: Options{Mode: 0o600}, wantMode: 0o600},
-		{name: "directory fsync fails", umask: 0o22, existing: 0o644, opt: Options{Keep: true}, failSync: true, wantMode: 0o644, wantErr: "fsync of directory"},
+		{name: "directory fsync fails", umask: 0o22, existing: 0o644, opt: Options{Keep: true}, failSync: true, wantMode: 0o644, wantErr: "directory's fsync failed"},
 		{name: "before rename refuses", umask: 0o22, existing: 0o644, opt: Options{Keep: true, BeforeRename: func() error { return errors.New("changed meanwhile") }}, wantErr: "changed meanwhile"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -110,6 +110,9 @@ func TestWrite(t *testing.T) {
 			}
 			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
 				t.Fatalf("Write error %v, want one saying %q", err, tc.wantErr)
+			}
+			if tc.failSync && !errors.Is(err, ErrDirSync) {
+				t.Errorf("Write error %v does not wrap ErrDirSync", err)
 			}
 			for name, v := range victims {
 				if b, err := os.ReadFile(v); err != nil || string(b) != "victim" {

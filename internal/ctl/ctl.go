@@ -5,7 +5,8 @@
 //	← {"ok":true,"rules":[...]}
 //
 // Commands: rules.list, rules.add (rule), rules.del (id), rules.set-mode
-// (id, mode), stats. Every edit answers with the rule set now in force.
+// (id, mode), the same for routes (routes.list, routes.add (route), ...),
+// stats. Every edit answers with the rule (or route) set now in force.
 package ctl
 
 import (
@@ -31,18 +32,32 @@ type Rule struct {
 	IPOptions string `yaml:"ip_options,omitempty" json:"ip_options,omitempty"`
 }
 
+// Route is one route of fwd's router role, as written in the
+// configuration file (fwd/route.go).
+type Route struct {
+	ID      uint32   `yaml:"id" json:"id"`
+	Prefix  string   `yaml:"prefix" json:"prefix"`
+	Via     string   `yaml:"via" json:"via"`
+	Out     string   `yaml:"out" json:"out"`
+	In      []string `yaml:"in,omitempty" json:"in,omitempty"` // none: every port
+	Capture string   `yaml:"capture,omitempty" json:"capture,omitempty"`
+	Snap    uint32   `yaml:"snap,omitempty" json:"snap,omitempty"`
+}
+
 type Request struct {
-	Cmd  string `json:"cmd"`
-	Rule *Rule  `json:"rule,omitempty"`
-	ID   uint32 `json:"id,omitempty"`
-	Mode string `json:"mode,omitempty"`
+	Cmd   string `json:"cmd"`
+	Rule  *Rule  `json:"rule,omitempty"`
+	Route *Route `json:"route,omitempty"`
+	ID    uint32 `json:"id,omitempty"`
+	Mode  string `json:"mode,omitempty"`
 }
 
 type Response struct {
-	OK    bool   `json:"ok"`
-	Error string `json:"error,omitempty"`
-	Rules []Rule `json:"rules,omitempty"`
-	Stats *Stats `json:"stats,omitempty"`
+	OK     bool    `json:"ok"`
+	Error  string  `json:"error,omitempty"`
+	Rules  []Rule  `json:"rules,omitempty"`
+	Routes []Route `json:"routes,omitempty"`
+	Stats  *Stats  `json:"stats,omitempty"`
 }
 
 type Stats struct {
@@ -64,9 +79,9 @@ type PortStats struct {
 	TxPackets uint64 `json:"tx_packets"`
 	TxBytes   uint64 `json:"tx_bytes"`
 	NICDrops  uint64 `json:"nic_drops"` // frames the port's receive ring lost before fwd saw them
-	// TxStalls counts episodes of frames queued for transmit that the
-	// device took none of for 2 s (the queue was then dropped, counted
-	// under tx_rejected, and transmit started anew); TxStalled: in one now.
+	// TxStalls counts episodes of 2 s in which the port's transmit socket
+	// refused every frame given to it (each counted by reason as it was
+	// refused); TxStalled: in one now (AF_PACKET backend).
 	TxStalls  uint64 `json:"tx_stalls"`
 	TxStalled bool   `json:"tx_stalled"`
 }

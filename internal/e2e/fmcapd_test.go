@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -107,22 +108,54 @@ func startFmcapd(t *testing.T, p *pki, args ...string) (base, audit string) {
 // ends.
 func runFmcapd(t *testing.T, scheme string, args ...string) string {
 	t.Helper()
+	return launchFmcapd(t, scheme, args...).url
+}
+
+// fmcapdProc is a running fmcapd: its URL, its process, and its log.
+type fmcapdProc struct {
+	url  string
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	log  strings.Builder // standard error after the "serving" line
+	done chan struct{}   // closed when standard error ends
+}
+
+// logText is what fmcapd has logged so far.
+func (f *fmcapdProc) logText() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.log.String()
+}
+
+// launchFmcapd is runFmcapd, keeping the process and its log.
+func launchFmcapd(t *testing.T, scheme string, args ...string) *fmcapdProc {
+	t.Helper()
 	cmd := exec.Command(bin("fmcapd"), append([]string{"--listen", "127.0.0.1:0", "--fmslice", bin("fmslice")}, args...)...)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	f := &fmcapdProc{cmd: cmd, done: make(chan struct{})}
 	sc := bufio.NewScanner(stderr)
 	re := regexp.MustCompile(`url=(` + scheme + `://\S+)`)
 	for sc.Scan() {
 		if m := re.FindStringSubmatch(sc.Text()); m != nil {
-			go io.Copy(io.Discard, stderr)
-			return m[1]
+			f.url = m[1]
+			go func() {
+				defer close(f.done)
+				for sc.Scan() {
+					f.mu.Lock()
+					f.log.WriteString(sc.Text() + "\n")
+					f.mu.Unlock()
+				}
+				io.Copy(io.Discard, stderr) // a line too long to scan must not block fmcapd
+			}()
+			return f
 		}
 	}
 	t.Fatalf("fmcapd did not start: %v", cmd.Wait())
-	return ""
+	return nil
 }
 
 func get(t *testing.T, c *http.Client, u string) (*http.Response, []byte) {

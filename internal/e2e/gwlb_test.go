@@ -229,11 +229,12 @@ func (g *gwlbTopo) role(ns, role string, args ...string) *bufio.Scanner {
 	return sc
 }
 
-// drops are the frames the links (veths, the TUN) and fwd's receive ring
+// drops are the frames the links (veths, the TUN), fwd's receive ring and
+// the UDP sockets' receive buffers (the sink's, gwlbsim's GENEVE socket)
 // lost.
 func (g *gwlbTopo) drops(cfg string) int {
 	tp := &topo{t: g.t}
-	n := 0
+	n := tp.udpDrops(g.S) + tp.udpDrops(g.G)
 	for _, l := range []struct{ ns, dev string }{{g.C, "vc"}, {g.G, "vc"}, {g.G, "va"}, {g.G, "vs"}, {g.G, "gwlb0"}, {g.A, "va"}, {g.S, "vs"}} {
 		n += tp.linkDrops(l.ns, l.dev)
 	}

@@ -467,20 +467,7 @@ func TestFlowsIndexedEqualsScanned(t *testing.T) {
 	times := packetTimes(t, writeFile(t, run(t, bin("fmslice"), "--store", st, "--no-index", "-q")))
 	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
 	q := func(f float64) string { return unixArg(times[int(f*float64(len(times)-1))]) }
-	rows := func(args ...string) []string {
-		out, stderr, code := runCode(t, bin("fmslice"), append([]string{"flows", "--json", "-n", "0", "--store", st}, args...)...)
-		var rs []map[string]any
-		if code != 0 || json.Unmarshal(out, &rs) != nil {
-			t.Fatalf("flows %v: exit %d: %s", args, code, stderr)
-		}
-		var lines []string
-		for _, r := range rs {
-			b, _ := json.Marshal(r)
-			lines = append(lines, string(b))
-		}
-		sort.Strings(lines)
-		return lines
-	}
+	rows := func(args ...string) []string { return flowRows(t, st, args...) }
 	for _, rng := range [][]string{
 		{"--from", q(0.1), "--to", q(0.35)},
 		{"--from", q(0.02), "--to", q(0.98)},
@@ -500,4 +487,95 @@ func TestFlowsIndexedEqualsScanned(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestFlowsAcrossStores: fmslice flows over several nodes' stores gives
+// the rows of one store holding every node's packets (mergecap's merge of
+// their inputs): a flow seen by two nodes is one row, its counts added.
+func TestFlowsAcrossStores(t *testing.T) {
+	need(t, "mergecap")
+	var inputs, stores []string
+	for _, n := range []string{"3000", "4000"} {
+		p := filepath.Join(t.TempDir(), "in.pcap")
+		// One seed: the two inputs draw the same flows (at other times),
+		// so the two nodes see the same flows.
+		run(t, bin("gen"), "-o", p, "-n", n, "-flows", "40", "-duration", "2s", "-seed", "7", "-start", "1767225600")
+		inputs = append(inputs, p)
+		stores = append(stores, indexedStore(t, []string{p}, "--frame-size", "64KiB", "--chunk-size", "128KiB"))
+	}
+	merged := filepath.Join(t.TempDir(), "merged.pcap")
+	run(t, "mergecap", append([]string{"-F", "nsecpcap", "-w", merged}, inputs...)...)
+	one := indexedStore(t, []string{merged}, "--frame-size", "64KiB", "--chunk-size", "128KiB")
+	for _, f := range [][]string{nil, {"tcp"}, {"--from", "1767225600.5", "--to", "1767225601.5", "udp or port 443"}} {
+		got, want := flowRows(t, strings.Join(stores, ","), f...), flowRows(t, one, f...)
+		if len(want) == 0 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("flows %v across the stores: %d rows, one store of both: %d:\n%s\n---\n%s", f, len(got), len(want), strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+	if _, stderr, code := runCode(t, bin("fmslice"), "flows", "--by-origin", "--store", strings.Join(stores, ",")); code == 0 || !strings.Contains(string(stderr), "one store") {
+		t.Errorf("flows --by-origin over two stores: exit %d, %s", code, stderr)
+	}
+}
+
+// TestInfoAcrossStores: fmslice info over several stores gives each
+// store's answer and their total, equal to the sums of the stores' own.
+func TestInfoAcrossStores(t *testing.T) {
+	var stores []string
+	for _, n := range []string{"2000", "3000"} {
+		p := filepath.Join(t.TempDir(), "in.pcap")
+		run(t, bin("gen"), "-o", p, "-n", n, "-flows", "40", "-duration", "2s", "-seed", n)
+		stores = append(stores, indexedStore(t, []string{p}, "--frame-size", "64KiB", "--chunk-size", "128KiB"))
+	}
+	var one [2]map[string]any
+	for i, st := range stores {
+		json.Unmarshal(run(t, bin("fmslice"), "info", "--json", "--store", st), &one[i])
+	}
+	var both struct {
+		Stores []map[string]any
+		Total  map[string]any
+	}
+	if err := json.Unmarshal(run(t, bin("fmslice"), "info", "--json", "--store", strings.Join(stores, ",")), &both); err != nil {
+		t.Fatal(err)
+	}
+	if len(both.Stores) != 2 || both.Total == nil {
+		t.Fatalf("info over two stores: %d stores, total %v", len(both.Stores), both.Total)
+	}
+	for i := range 2 {
+		if fmt.Sprint(both.Stores[i]) != fmt.Sprint(one[i]) {
+			t.Errorf("store %d: %v, alone %v", i, both.Stores[i], one[i])
+		}
+	}
+	for _, k := range []string{"packets", "pcap_bytes", "stored_bytes", "chunks"} {
+		if both.Total[k].(float64) != one[0][k].(float64)+one[1][k].(float64) || one[0][k].(float64) == 0 {
+			t.Errorf("total %s %v, the stores' %v and %v", k, both.Total[k], one[0][k], one[1][k])
+		}
+	}
+	if both.Total["packets"].(float64) != 5000 {
+		t.Errorf("total packets %v, want 5000", both.Total["packets"])
+	}
+	if first := min(one[0]["first_ns"].(float64), one[1]["first_ns"].(float64)); both.Total["first_ns"].(float64) != first {
+		t.Errorf("total first_ns %v, want the earliest store's %v", both.Total["first_ns"], first)
+	}
+	text := string(run(t, bin("fmslice"), "info", "--store", strings.Join(stores, ",")))
+	if strings.Count(text, "packets      ") != 3 || !strings.Contains(text, "packets      5000\n") {
+		t.Errorf("info text over two stores:\n%s", text)
+	}
+}
+
+// flowRows is fmslice flows --json over store (all rows), each row as
+// its JSON, sorted: two answers compare as text.
+func flowRows(t *testing.T, store string, args ...string) []string {
+	t.Helper()
+	out, stderr, code := runCode(t, bin("fmslice"), append([]string{"flows", "--json", "-n", "0", "-q", "--store", store}, args...)...)
+	var rs []map[string]any
+	if code != 0 || json.Unmarshal(out, &rs) != nil {
+		t.Fatalf("flows --store %s %v: exit %d: %s", store, args, code, stderr)
+	}
+	var lines []string
+	for _, r := range rs {
+		b, _ := json.Marshal(r)
+		lines = append(lines, string(b))
+	}
+	sort.Strings(lines)
+	return lines
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -76,4 +77,34 @@ func TestRouterRole(t *testing.T) {
 	if recs := len(pcapRecords(t, out)); st.total < 2*size || recs < 2*size/offloadMTU {
 		t.Errorf("%d payload bytes in %d records: not both copies of %d bytes", st.total, recs, size)
 	}
+
+	// Run-time edits (fmctl routes), each written to the file: route 40
+	// stops capturing; removed, A's packets to B are no longer routed;
+	// added again, they are.
+	ping := func() error {
+		return exec.Command("ip", "netns", "exec", tp.nsA, "ping", "-c", "2", "-i", "0.2", "-W", "1", "198.18.2.2").Run()
+	}
+	before := stats(t, cfg).Captured
+	fmctl(t, cfg, "routes", "set-mode", "40", "none")
+	if err := ping(); err != nil {
+		t.Fatalf("ping through route 40 (capture none): %v", err)
+	}
+	if c := stats(t, cfg).Captured; c != before {
+		t.Errorf("route 40 set to capture none: %d packets captured since", c-before)
+	}
+	if b, _ := os.ReadFile(cfg); !strings.Contains(string(b), "in: [p0], capture: none}") {
+		t.Errorf("set-mode not written to the file:\n%s", b)
+	}
+	fmctl(t, cfg, "routes", "del", "40")
+	if err := ping(); err == nil {
+		t.Fatal("A reaches B with route 40 deleted")
+	}
+	if b, _ := os.ReadFile(cfg); strings.Contains(string(b), "id: 40") {
+		t.Errorf("route 40 still in the file:\n%s", b)
+	}
+	fmctl(t, cfg, "routes", "add", "--id", "40", "--prefix", "198.18.2.0/24", "--via", "198.18.2.2", "--out", "p1", "--in", "p0")
+	if err := ping(); err != nil {
+		t.Fatalf("ping with route 40 added again: %v", err)
+	}
+	run(t, bin("fwd"), "--check-config", cfg) // the file fwd wrote starts fwd
 }

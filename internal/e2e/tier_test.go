@@ -507,6 +507,27 @@ func TestTierMergeNodes(t *testing.T) {
 			t.Errorf("%q [%s, %s): the merged slice differs from mergecap's merge (%d vs %d bytes of text)", tc.filter, tc.from, tc.to, len(got), len(exp))
 		}
 	}
+	// pcapng: the same packets, each node's on interfaces of its own
+	// named by the node (an s3:// store's node, a local store's path).
+	need(t, "tshark")
+	ng := writeFile(t, run(t, bin("fmslice"), "--store", strings.Join(stores, ","), "--cache", cache, "-q", "--format", "pcapng"))
+	if got, exp := tcpdumpText(t, ng), tcpdumpText(t, merged); got != exp {
+		t.Errorf("the merged pcapng's packets differ from mergecap's merge (%d vs %d bytes of text)", len(got), len(exp))
+	}
+	// fminject's records are port 0's, with no tunnel: each node's one
+	// interface is its port0 (the metadata came through the merge).
+	nodes := []string{"merge1/port0", "merge2/port0", stores[2] + "/port0"}
+	per := make([]int, len(nodes))
+	for _, name := range strings.Fields(string(run(t, "tshark", "-r", ng, "-T", "fields", "-e", "frame.interface_name"))) {
+		i := slices.Index(nodes, name)
+		if i < 0 {
+			t.Fatalf("interface %q is none of the nodes' %q", name, nodes)
+		}
+		per[i]++
+	}
+	if !slices.Equal(per, []int{3000, 4000, 5000}) {
+		t.Errorf("packets per node's interfaces %v, want [3000 4000 5000] (the nodes' inputs)", per)
+	}
 }
 
 // TestTierServerDown: the S3 server gone for longer than a part is

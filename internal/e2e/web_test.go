@@ -145,4 +145,44 @@ func TestWebPage(t *testing.T) {
 		t.Fatalf("downloaded %d bytes, fmslice writes %d for %s..%s %q", len(got), len(want), from1, to1, filter)
 	}
 	t.Logf("page: range %s..%s, filter %q: %d bytes downloaded, equal to fmslice's", from1, to1, filter, len(got))
+
+	// An answer cut after it started (here at max_bytes, which the page's
+	// timeline and talkers fit in) is broken off by fmcapd, since the page
+	// cannot read the trailer: the page says the download failed and why
+	// (the query's outcome, asked by its id), and saves nothing.
+	whole := run(t, bin("fmslice"), "--store", st, "--from", "0", "--to", "now", "-q")
+	limit := 100000
+	if len(whole) <= 2*limit {
+		t.Fatalf("the whole capture's answer is %d bytes: too short to be cut at %d", len(whole), limit)
+	}
+	audit := filepath.Join(t.TempDir(), "audit.log")
+	cut := runFmcapd(t, "http", "--store", st, "--max-range", "0", "--max-bytes", fmt.Sprint(limit), "--audit-log", audit)
+	var cutErr, cutStatus string
+	if err := chromedp.Run(ctx,
+		chromedp.Navigate(cut+"/"),
+		chromedp.WaitVisible(`body[data-ready="1"]`, chromedp.ByQuery),
+		chromedp.Click("#get", chromedp.ByID),
+		chromedp.WaitVisible(`//div[@id="error"][contains(., "download failed")]`, chromedp.BySearch),
+		chromedp.Text("#error", &cutErr, chromedp.ByID),
+		chromedp.Text("#dlstatus", &cutStatus, chromedp.ByID),
+	); err != nil {
+		t.Fatalf("cut download: %v", err)
+	}
+	if !strings.Contains(cutErr, "incomplete and was not saved: answer cut at max_bytes (100000)") || strings.TrimSpace(cutStatus) != "" {
+		t.Errorf("cut download: the page says %q (status %q)", cutErr, cutStatus)
+	}
+	if files, _ := filepath.Glob(filepath.Join(dl, "*")); len(files) != 1 {
+		t.Errorf("after the cut download, the download directory holds %v (want only the first download)", files)
+	}
+	var cutLines int
+	for _, a := range auditLines(t, audit) {
+		if a["endpoint"] == "pcap" && a["complete"] == false && strings.Contains(fmt.Sprint(a["error"]), "max_bytes") {
+			cutLines++
+		}
+	}
+	if cutLines != 1 {
+		b, _ := os.ReadFile(audit)
+		t.Errorf("audit: %d pcap answers cut at max_bytes, want 1:\n%s", cutLines, b)
+	}
+	t.Logf("page, answer cut at max_bytes: %q", cutErr)
 }

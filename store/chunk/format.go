@@ -25,7 +25,9 @@
 // frames at packet boundaries; frame 0 starts with the global header.
 //
 // Compressed (.pcap.zst), each frame is an independent zstd frame, and the
-// file follows the zstd seekable format (facebook/zstd contrib/seekable_format):
+// file follows the zstd seekable format (facebook/zstd contrib/seekable_format).
+// A frame the writer judged not worth compressing is a zstd frame of raw
+// blocks (stored.go): still a standard zstd frame, read as any other.
 //
 //	frame 0 … frame N-1, each: [skippable frame 0x184D2A5C: the frame's
 //	    per-packet metadata (below)] then the zstd frame of its pcap bytes
@@ -112,13 +114,16 @@ import (
 	"hash/crc32"
 )
 
-// SeqGroup is where the writer prefers to cut frames: before a packet whose
-// seq is a multiple of SeqGroup, the boundary of the index's seq groups
+// SeqGroup is where the writer cuts frames: before a packet whose seq is a
+// multiple of SeqGroup, the boundary of the index's seq groups
 // (store/segment), so that a group the index says may match is in one
-// frame. At each boundary the writer ends the frame (if at least half full)
-// when the coming group, judged by the size of the last one, would not fit;
-// a frame that fills up mid-group all the same is cut at the packet, as are
-// frames flushed by time.
+// frame. At each boundary the writer ends the frame when the coming group,
+// judged by the size of the last one, would not fit the frame size; a
+// frame may so hold one group larger than the frame size. Only a group
+// larger than the writer's cap (8 frame sizes, at most 1 MiB: MaxFrame) is
+// cut at a packet, as are frames flushed by time. This is the writer's
+// choice, not the format's: a reader takes frames cut anywhere between
+// packets, and old chunks read as before.
 const SeqGroup = 64
 
 const (

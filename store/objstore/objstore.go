@@ -571,46 +571,50 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // all: only when no Put is running under prefix).
 func (s *Store) AbortIncomplete(ctx context.Context, prefix string, olderThan time.Duration) (int, error) {
 	n := 0
-	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(s.cfg.Bucket), Prefix: aws.String(s.full(prefix))}
-	for {
-		out, err := s.client.ListMultipartUploads(ctx, in)
-		if err != nil {
-			return n, s.classify("ListMultipartUploads", prefix, err)
+	err := s.eachUpload(ctx, prefix, func(u types.MultipartUpload) error {
+		if olderThan > 0 && time.Since(aws.ToTime(u.Initiated)) < olderThan {
+			return nil
 		}
-		for _, u := range out.Uploads {
-			if olderThan > 0 && time.Since(aws.ToTime(u.Initiated)) < olderThan {
-				continue
-			}
-			_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
-				Bucket: aws.String(s.cfg.Bucket), Key: u.Key, UploadId: u.UploadId,
-			})
-			if err != nil && apiCode(err) != "NoSuchUpload" {
-				return n, s.classify("AbortMultipartUpload", strings.TrimPrefix(aws.ToString(u.Key), s.cfg.Prefix), err)
-			}
-			n++
+		_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+			Bucket: aws.String(s.cfg.Bucket), Key: u.Key, UploadId: u.UploadId,
+		})
+		if err != nil && apiCode(err) != "NoSuchUpload" {
+			return s.classify("AbortMultipartUpload", strings.TrimPrefix(aws.ToString(u.Key), s.cfg.Prefix), err)
 		}
-		if !aws.ToBool(out.IsTruncated) {
-			return n, nil
-		}
-		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
-	}
+		n++
+		return nil
+	})
+	return n, err
 }
 
 // Incomplete lists the IDs of the multipart uploads under prefix not yet
 // completed or aborted (in progress, or left by a crash).
 func (s *Store) Incomplete(ctx context.Context, prefix string) ([]string, error) {
 	var n []string
+	err := s.eachUpload(ctx, prefix, func(u types.MultipartUpload) error {
+		n = append(n, aws.ToString(u.UploadId))
+		return nil
+	})
+	return n, err
+}
+
+// eachUpload calls f for each multipart upload under prefix not yet
+// completed or aborted, page after page of the listing; it stops at f's
+// first error.
+func (s *Store) eachUpload(ctx context.Context, prefix string, f func(types.MultipartUpload) error) error {
 	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(s.cfg.Bucket), Prefix: aws.String(s.full(prefix))}
 	for {
 		out, err := s.client.ListMultipartUploads(ctx, in)
 		if err != nil {
-			return n, s.classify("ListMultipartUploads", prefix, err)
+			return s.classify("ListMultipartUploads", prefix, err)
 		}
 		for _, u := range out.Uploads {
-			n = append(n, aws.ToString(u.UploadId))
+			if err := f(u); err != nil {
+				return err
+			}
 		}
 		if !aws.ToBool(out.IsTruncated) {
-			return n, nil
+			return nil
 		}
 		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
 	}

@@ -36,3 +36,17 @@ func (b Bits) Each(n int, fn func(g int)) {
 		}
 	}
 }
+
+// And is the intersection of b and o; it may reuse b's words.
+func (b Bits) And(o Bits) Bits {
+	switch {
+	case b.All:
+		return o
+	case o.All:
+		return b
+	}
+	for i := range b.W {
+		b.W[i] &= o.W[i]
+	}
+	return b
+}

@@ -16,8 +16,11 @@ import (
 // below (2^40 bytes is more than any group of 2^24 packets holds on the wire).
 const cntShift = 40
 
-// listsCounted is lists for the flows' pairs, with each pair's count
-// (packets, bytes) carried along in the same order.
+// listsCounted turns the pairs into each term's ascending group list:
+// lists(p, n)[t] for terms 0..n-1, all in one backing array (a counting
+// sort by term, stable, so each term's groups stay in arrival order, which
+// is ascending). With c (the flows' pairs), each pair's count (packets,
+// bytes) is carried along in the same order; c nil: no counts (lists).
 func listsCounted(p, c *pairs, n int) ([][]uint32, [][]uint64) {
 	start := make([]int, n+1)
 	total := 0
@@ -31,22 +34,31 @@ func listsCounted(p, c *pairs, n int) ([][]uint32, [][]uint64) {
 		start[t] += start[t-1]
 	}
 	all := make([]uint32, total)
-	allc := make([]uint64, total)
+	var allc []uint64
+	if c != nil {
+		allc = make([]uint64, total)
+	}
 	at := append([]int(nil), start[:n]...)
 	for bi, b := range p.blocks {
-		cb := c.blocks[bi]
 		for i, v := range b {
 			t := v >> 32
 			all[at[t]] = uint32(v)
-			allc[at[t]] = cb[i]
+			if c != nil {
+				allc[at[t]] = c.blocks[bi][i]
+			}
 			at[t]++
 		}
 	}
 	out := make([][]uint32, n)
-	outc := make([][]uint64, n)
+	var outc [][]uint64
+	if c != nil {
+		outc = make([][]uint64, n)
+	}
 	for t := range out {
 		out[t] = all[start[t]:start[t+1]:start[t+1]]
-		outc[t] = allc[start[t]:start[t+1]:start[t+1]]
+		if c != nil {
+			outc[t] = allc[start[t]:start[t+1]:start[t+1]]
+		}
 	}
 	return out, outc
 }
@@ -98,10 +110,8 @@ func (s *Segment) GroupCounts(fn func(g int, pkts, bytes uint64)) error {
 	p := s.counts
 	for g := 0; g < int(s.ng); g++ {
 		var pk, by uint64
-		var ok1, ok2 bool
-		pk, p, ok1 = uvarint(p)
-		by, p, ok2 = uvarint(p)
-		if !ok1 || !ok2 {
+		var ok bool
+		if pk, by, p, ok = count(p); !ok {
 			s.fail("group counts")
 			return s.err
 		}
@@ -145,10 +155,8 @@ func (s *Segment) FlowCounts(table []Flow, fn func(f int, g uint32, pkts, bytes 
 	for i := range table {
 		for _, g := range table[i].Groups {
 			var pk, by uint64
-			var ok1, ok2 bool
-			pk, p, ok1 = uvarint(p)
-			by, p, ok2 = uvarint(p)
-			if !ok1 || !ok2 {
+			var ok bool
+			if pk, by, p, ok = count(p); !ok {
 				s.fail("flow counts")
 				return s.err
 			}
@@ -233,4 +241,13 @@ func (s *Segment) FlowCountsOf(pick func(k *FlowKey) uint8, fn func(class uint8,
 		return s.err
 	}
 	return nil
+}
+
+// count reads one count of the counts section: packets, then bytes, two
+// uvarints.
+func count(p []byte) (pkts, bytes uint64, rest []byte, ok bool) {
+	var ok2 bool
+	pkts, p, ok = uvarint(p)
+	bytes, p, ok2 = uvarint(p)
+	return pkts, bytes, p, ok && ok2
 }

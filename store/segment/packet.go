@@ -35,6 +35,10 @@ type Packet struct {
 	First6   uint8  // IPv6: the fixed header's next header (libpcap's "ip6 proto")
 	TCPFlags uint8  // valid for TCP with Ports
 	Wire     uint32 // length on the wire: set by the caller, for flow byte counts
+	// Origin: where it was captured (port, direction, rule, tunnel), set
+	// by the caller from the ring record or the chunk's metadata (the
+	// decoder sees only bytes); the zero value says unknown.
+	Origin Origin
 
 	// Set by Builder.Prefetch: the flow key and its hash.
 	keyed bool

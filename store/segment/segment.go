@@ -24,7 +24,8 @@
 //
 //	header, 64 bytes
 //	  0  4  magic "FMIX"
-//	  4  2  version (6; 5 is read too: it has no counts)
+//	  4  2  version (7; 6 and 5 are read too: 6 has no origin terms,
+//	        5 neither counts)
 //	  6  2  reserved, zero
 //	  8  4  group size G (seqs per group)
 //	 12  4  group count N = L/G - F/G + 1 (0 when the segment is empty)
@@ -43,10 +44,14 @@
 //	postings: per term, in directory order, its groups as a group list
 //	  (Elias-Fano with u = N: see ef.go), then the CRC-32C of those bytes u32
 //	term directory, sorted by kind then key, term count × 24 bytes:
-//	  kind u8 ('A' address, 'K' packet kind, 'P' port, 'T' IP protocol)
+//	  kind u8 ('A' address, 'K' packet kind, 'P' port, 'T' IP protocol;
+//	    version 7, the packet's origin (origin.go): 'd' direction, 'e'
+//	    GWLB endpoint id, 'i' fwd's port index, 'r' rule id, 'v' VNI)
 //	  key length u8, reserved u16, key [16] zero-padded (address: 16
 //	    bytes, IPv4 mapped; port: 2 bytes big-endian; protocol and kind:
-//	    1 byte), offset of the term's postings from the postings' start u32
+//	    1 byte; origin terms big-endian: direction 1 byte, fwd's port 2,
+//	    VNI 3, rule 4, endpoint 8), offset of the term's postings from the
+//	    postings' start u32
 //	  (fixed-size entries: a query binary-searches the few terms it needs
 //	  and never decodes the rest)
 //	directory block checksums: the directory in blocks of 128 entries (the
@@ -82,7 +87,8 @@
 // corrupt (Err), and the reader then treats all its seqs as unindexed.
 // Version 5 (no counts) is read as version 6 without counts: the
 // planner and flows use it as before, and fmslice timeline reads its
-// seqs from the chunks. Older versions (1: one CRC over the whole file, which a query had to read
+// seqs from the chunks. Versions 5 and 6 have no origin terms: an origin
+// selection keeps all their groups (HasOrigins). Older versions (1: one CRC over the whole file, which a query had to read
 // entirely; 2: groups counted from F; 3: group lists as uvarint deltas,
 // a third larger; 4: flows with 16-byte IPv4 addresses and 8-byte times,
 // from development builds only) are refused; indexer --rebuild replaces
@@ -114,8 +120,8 @@ import (
 const (
 	magic      = "FMIX"
 	trailMagic = "XIMF"
-	version    = 6
-	minVersion = 5 // the oldest read: no counts
+	version    = 7
+	minVersion = 5 // the oldest read: no counts (6: no origin terms)
 	hdrSize    = 64
 
 	KindAddr  = 'A'
@@ -160,7 +166,8 @@ type Segment struct {
 	countSum           uint32 // CRC of the flows' counts
 	countsOK           bool   // the flows' counts checked
 	flowCounts         []byte // the flows' part of counts, once GroupCounts has run
-	err                error  // the first part that failed its check
+	version            uint16
+	err                error // the first part that failed its check
 	m                  mmap.MMap
 }
 
@@ -268,6 +275,11 @@ type Builder struct {
 		i   int32
 	}
 	lastFlow int32 // index of the last packet's flow, -1: none
+	origIdx  map[Origin]int32
+	origKeys []Origin
+	origLast []uint32 // per origin: the last group it was added to, +1
+	origSeen pairs    // (origin << 32 | group)
+	lastOrig int32    // index of the last packet's origin, -1: none
 }
 
 // NewBuilder starts a segment at seq first.
@@ -276,6 +288,8 @@ func NewBuilder(first uint64, groupSize uint32) *Builder {
 		seg:      Segment{GroupSize: groupSize, First: first, Last: first - 1, MinTS: math.MaxInt64, MaxTS: math.MinInt64},
 		addrIdx:  map[[16]byte]int32{},
 		lastFlow: -1,
+		origIdx:  map[Origin]int32{},
+		lastOrig: -1,
 	}
 	b.last[0].i, b.last[1].i = -1, -1
 	return b
@@ -311,34 +325,9 @@ func seen(last *uint32, p *pairs, term int32, g uint32) {
 	}
 }
 
-// lists turns the pairs into each term's ascending group list: lists(p,
-// n)[t] for terms 0..n-1, all in one backing array (a counting sort by term,
-// stable, so each term's groups stay in arrival order, which is ascending).
+// lists is each term's ascending group list (listsCounted without counts).
 func lists(p *pairs, n int) [][]uint32 {
-	start := make([]int, n+1)
-	total := 0
-	for _, b := range p.blocks {
-		for _, v := range b {
-			start[v>>32+1]++
-		}
-		total += len(b)
-	}
-	for t := 1; t <= n; t++ {
-		start[t] += start[t-1]
-	}
-	all := make([]uint32, total)
-	at := append([]int(nil), start[:n]...)
-	for _, b := range p.blocks {
-		for _, v := range b {
-			t := v >> 32
-			all[at[t]] = uint32(v)
-			at[t]++
-		}
-	}
-	out := make([][]uint32, n)
-	for t := range out {
-		out[t] = all[start[t]:start[t+1]:start[t+1]]
-	}
+	out, _ := listsCounted(p, nil, n)
 	return out
 }
 
@@ -512,6 +501,9 @@ func (b *Builder) Add(seq uint64, ts int64, p *Packet) {
 	b.seg.MaxTS = max(b.seg.MaxTS, ts)
 	b.seg.Indexed++
 	addGroup(&b.kinds[p.Kind&3], g)
+	if p.Origin.Known {
+		b.origin(&p.Origin, g)
+	}
 	if p.Cut {
 		addGroup(&b.cut, g)
 	}
@@ -552,7 +544,7 @@ func (b *Builder) Encode() []byte {
 		est += len(blk)
 	}
 	out = slices.Grow(out, 2*est+64*len(b.flows)+32*(len(b.addrKeys)+len(b.portKeys)))
-	out, dir, nterms := b.appendPostings(out, addrs, ports)
+	out, dir, nterms := b.appendPostings(out, addrs, ports, b.originTerms())
 	le := binary.LittleEndian
 	le.PutUint32(out[52:], uint32(nterms))
 	dirOff := len(out)
@@ -612,9 +604,11 @@ func (b *Builder) appendHeader() (out []byte, groupsEnd int) {
 
 // appendPostings appends every term's group list (and its CRC) to out, the
 // postings starting at out's current length, in directory order: kind
-// ('A' < 'K' < 'P' < 'T'), then key. It returns the directory that points
+// ('A' < 'K' < 'P' < 'T' < the origin kinds 'd' < 'e' < 'i' < 'r' < 'v'),
+// then key. It returns the directory that points
 // at them, and how many terms it holds (a term with no group has none).
-func (b *Builder) appendPostings(out []byte, addrs, ports [][]uint32) (_ []byte, dir []byte, nterms int) {
+// The origin terms (orig, in order) come last.
+func (b *Builder) appendPostings(out []byte, addrs, ports [][]uint32, orig []originTerm) (_ []byte, dir []byte, nterms int) {
 	le := binary.LittleEndian
 	postOff := len(out)
 	term := func(kind byte, key []byte, l []uint32) {
@@ -657,6 +651,10 @@ func (b *Builder) appendPostings(out []byte, addrs, ports [][]uint32) (_ []byte,
 	for v, l := range b.protos {
 		term(KindProto, []byte{byte(v)}, l)
 	}
+	for _, o := range orig {
+		key, _ := OriginKey(o.kind, o.key) // the values of packets: they fit
+		term(o.kind, key, o.groups)
+	}
 	return out, dir, nterms
 }
 
@@ -683,7 +681,7 @@ func Decode(b []byte) (*Segment, error) {
 	s := &Segment{
 		GroupSize: le.Uint32(b[8:]), First: le.Uint64(b[16:]), Last: le.Uint64(b[24:]),
 		MinTS: int64(le.Uint64(b[32:])), MaxTS: int64(le.Uint64(b[40:])), Indexed: le.Uint64(b[56:]),
-		groupsSum: le.Uint32(foot[32:]), flowSum: le.Uint32(foot[40:]),
+		groupsSum: le.Uint32(foot[32:]), flowSum: le.Uint32(foot[40:]), version: v,
 	}
 	ng, ngaps, nterms := uint64(le.Uint32(b[12:])), uint64(le.Uint32(b[48:])), uint64(le.Uint32(b[52:]))
 	if s.GroupSize == 0 || s.Last+1 < s.First || groupCount(s.First, s.Last, s.GroupSize) != ng || ng > uint64(len(b)) {

@@ -109,7 +109,14 @@ func TestSegmentRoundTripAndDamage(t *testing.T) {
 
 // BenchmarkIndex is the indexer's per-packet work on the generated mix's
 // shapes: decode and add to a segment (groups, terms), one core.
-func BenchmarkIndex(b *testing.B) {
+func BenchmarkIndex(b *testing.B) { benchIndex(b, nil) }
+
+// BenchmarkIndexOrigins is BenchmarkIndex with every packet's origin
+// known, changing every 100 packets among testOrigins' eight (as the
+// live indexer gets them from the ring).
+func BenchmarkIndexOrigins(b *testing.B) { benchIndex(b, testOrigins()) }
+
+func benchIndex(b *testing.B, origins []Origin) {
 	frames := testpkt.Corpus(b)
 	b.ReportAllocs()
 	bl := NewBuilder(1, DefaultGroupSize)
@@ -117,6 +124,9 @@ func BenchmarkIndex(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		DecodePacket(frames[i%len(frames)], &p)
+		if origins != nil {
+			p.Origin = origins[i/100%len(origins)]
+		}
 		if bl.Count() == 1<<20 {
 			bl = NewBuilder(bl.Next(), DefaultGroupSize)
 		}

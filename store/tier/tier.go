@@ -2,7 +2,8 @@
 // store's uploader lock, abort the multipart uploads an earlier run left
 // incomplete, mark the store tiered (STORE/uploaded: retention's quota and
 // age then remove only uploaded chunks), and upload, once or for ever,
-// with metrics and the systemd watchdog. The engine is store.Uploader
+// with metrics and the systemd watchdog; and, when set, expire the
+// bucket's chunks by age (expire.go). The engine is store.Uploader
 // (store/upload.go says how it is crash-safe); the object store is
 // store/objstore. It lives apart from both because it needs both, and
 // objstore imports store.
@@ -12,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/fmcap/fmcap/internal/metrics"
@@ -28,7 +30,15 @@ type Options struct {
 	Once     bool   // upload what is finished now, then return (an error if some is left)
 	Metrics  string // Prometheus address; "" for none (not served with Once)
 	Log      *slog.Logger
+	// BucketRetainAge deletes from the bucket the chunks whose newest
+	// packet is older than this (Expire), after each pass with Once, else
+	// every ExpireEvery; 0 keeps them (bucket lifecycle rules may expire
+	// them instead).
+	BucketRetainAge time.Duration
 }
+
+// ExpireEvery is how often the bucket's retention runs while uploading.
+const ExpireEvery = time.Minute
 
 // Run uploads the store in o.Dir to b until ctx ends (or once).
 func Run(ctx context.Context, b *objstore.Backend, o Options) error {
@@ -68,8 +78,17 @@ func Run(ctx context.Context, b *objstore.Backend, o Options) error {
 		log.Info("resuming", "through_seq", through)
 	}
 	log.Info("uploading", "store", o.Dir, "to", b.String())
+	var expired atomic.Uint64
+	expire := func() error {
+		n, err := Expire(ctx, b, o.BucketRetainAge, time.Now(), u.Stats().Through, log)
+		expired.Add(uint64(n))
+		return err
+	}
 	if o.Once {
 		if err := u.Pass(ctx); err != nil {
+			return err
+		}
+		if err := expire(); err != nil {
 			return err
 		}
 		if st := u.Stats(); st.BacklogChunks > 0 {
@@ -77,8 +96,27 @@ func Run(ctx context.Context, b *objstore.Backend, o Options) error {
 		}
 		return nil
 	}
-	if err := metrics.Serve(ctx, o.Metrics, log, func(m *metrics.Writer) { collect(m, u) }); err != nil {
+	if err := metrics.Serve(ctx, o.Metrics, log, func(m *metrics.Writer) {
+		collect(m, u)
+		m.Counter("fmcap_upload_expired_chunks_total", "Chunks deleted from the bucket by its retention by age since start.", expired.Load())
+	}); err != nil {
 		return err
+	}
+	if o.BucketRetainAge > 0 {
+		go func() { // a failure is logged and tried again: the next pass may do
+			t := time.NewTicker(ExpireEvery)
+			defer t.Stop()
+			for {
+				if err := expire(); err != nil && ctx.Err() == nil {
+					log.Warn("bucket retention", "err", err)
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		}()
 	}
 	sdnotify.Ready()
 	go func() { // the watchdog: a pass may take long, the process is alive

@@ -1,6 +1,6 @@
 // Command fmctl talks to a running fwd through its control socket: list,
-// add and delete forwarding rules, change a rule's capture mode, and print
-// statistics. Edits take effect at once, without pausing traffic, and are
+// add and delete forwarding rules and routes, change a rule's or route's
+// capture mode, and print statistics. Edits take effect at once, without pausing traffic, and are
 // written to fwd's configuration file first: to the file as it is then, so
 // hand edits made while fwd runs are kept. fwd refuses an edit (and says
 // why; nothing changes) when the file no longer passes its checks or was
@@ -36,11 +36,8 @@ func main() {
 			{
 				Name:  "rules",
 				Usage: "list or edit the forwarding rules",
-				Subcommands: []*cli.Command{
-					{Name: "list", Usage: "print the rules in force", Flags: []cli.Flag{jsonFlag}, Action: func(cc *cli.Context) error {
-						return call(cc, ctl.Request{Cmd: "rules.list"})
-					}},
-					{
+				Subcommands: commands("rule", jsonFlag,
+					&cli.Command{
 						Name:  "add",
 						Usage: "add a rule: packets on --in to --local from --peer go out of --out from --out-local to --target",
 						Flags: []cli.Flag{
@@ -63,25 +60,32 @@ func main() {
 								Snap: uint32(cc.Uint("snap")), Capture: cc.String("mode"), IPOptions: cc.String("ip-options"),
 							}})
 						},
-					},
-					{Name: "del", Usage: "delete rule ID", ArgsUsage: "ID", Flags: []cli.Flag{jsonFlag}, Action: func(cc *cli.Context) error {
-						id, err := idArg(cc, 0)
-						if err != nil {
-							return err
-						}
-						return call(cc, ctl.Request{Cmd: "rules.del", ID: id})
-					}},
-					{Name: "set-mode", Usage: "change rule ID's capture mode", ArgsUsage: "ID ingress|egress|inline|both|none", Flags: []cli.Flag{jsonFlag}, Action: func(cc *cli.Context) error {
-						id, err := idArg(cc, 0)
-						if err != nil {
-							return err
-						}
-						if cc.NArg() != 2 {
-							return fmt.Errorf("usage: fmctl rules set-mode ID MODE")
-						}
-						return call(cc, ctl.Request{Cmd: "rules.set-mode", ID: id, Mode: cc.Args().Get(1)})
-					}},
-				},
+					}),
+			},
+			{
+				Name:  "routes",
+				Usage: "list or edit the router role's routes (fwd.routes)",
+				Subcommands: commands("route", jsonFlag,
+					&cli.Command{
+						Name:  "add",
+						Usage: "add a route: packets to --prefix (arriving on --in, default any port) go to --via out of --out, addresses untouched",
+						Flags: []cli.Flag{
+							&cli.UintFlag{Name: "id", Required: true, Usage: "route number, > 0, no rule's (it names the route's counters)"},
+							&cli.StringFlag{Name: "prefix", Required: true, Usage: "destination prefix, IPv4 or IPv6 (198.18.50.0/24, 2001:db8::/32)"},
+							&cli.StringFlag{Name: "via", Required: true, Usage: "next hop, of the prefix's family, on --out's subnets"},
+							&cli.StringFlag{Name: "out", Required: true, Usage: "port the packets leave on"},
+							&cli.StringSliceFlag{Name: "in", Usage: "ports the route takes packets from (repeat or comma-separate; default every port)"},
+							&cli.UintFlag{Name: "snap", Value: 65535, Usage: "bytes kept per captured packet"},
+							&cli.StringFlag{Name: "mode", Value: "both", Usage: "capture mode: ingress, egress, inline, both, none"},
+							jsonFlag,
+						},
+						Action: func(cc *cli.Context) error {
+							return call(cc, ctl.Request{Cmd: "routes.add", Route: &ctl.Route{
+								ID: uint32(cc.Uint("id")), Prefix: cc.String("prefix"), Via: cc.String("via"), Out: cc.String("out"),
+								In: cc.StringSlice("in"), Snap: uint32(cc.Uint("snap")), Capture: cc.String("mode"),
+							}})
+						},
+					}),
 			},
 			{Name: "stats", Usage: "print fwd's counters", Flags: []cli.Flag{jsonFlag}, Action: func(cc *cli.Context) error {
 				return call(cc, ctl.Request{Cmd: "stats"})
@@ -95,10 +99,39 @@ func main() {
 	}
 }
 
-func idArg(cc *cli.Context, i int) (uint32, error) {
+// commands are the subcommands of rules or routes (what: "rule" or
+// "route"): list, add (the one given), del and set-mode.
+func commands(what string, jsonFlag cli.Flag, add *cli.Command) []*cli.Command {
+	return []*cli.Command{
+		{Name: "list", Usage: "print the " + what + "s in force", Flags: []cli.Flag{jsonFlag}, Action: func(cc *cli.Context) error {
+			return call(cc, ctl.Request{Cmd: what + "s.list"})
+		}},
+		add,
+		{Name: "del", Usage: "delete " + what + " ID", ArgsUsage: "ID", Flags: []cli.Flag{jsonFlag}, Action: func(cc *cli.Context) error {
+			id, err := idArg(cc, 0, what)
+			if err != nil {
+				return err
+			}
+			return call(cc, ctl.Request{Cmd: what + "s.del", ID: id})
+		}},
+		{Name: "set-mode", Usage: "change " + what + " ID's capture mode", ArgsUsage: "ID ingress|egress|inline|both|none", Flags: []cli.Flag{jsonFlag}, Action: func(cc *cli.Context) error {
+			id, err := idArg(cc, 0, what)
+			if err != nil {
+				return err
+			}
+			if cc.NArg() != 2 {
+				return fmt.Errorf("usage: fmctl %ss set-mode ID MODE", what)
+			}
+			return call(cc, ctl.Request{Cmd: what + "s.set-mode", ID: id, Mode: cc.Args().Get(1)})
+		}},
+	}
+}
+
+// idArg is argument i as a rule's or route's id (what says which).
+func idArg(cc *cli.Context, i int, what string) (uint32, error) {
 	var id uint32
 	if _, err := fmt.Sscan(cc.Args().Get(i), &id); err != nil || id == 0 {
-		return 0, fmt.Errorf("rule id %q: give a number > 0", cc.Args().Get(i))
+		return 0, fmt.Errorf("%s id %q: give a number > 0", what, cc.Args().Get(i))
 	}
 	return id, nil
 }
@@ -118,11 +151,18 @@ func call(cc *cli.Context, req ctl.Request) error {
 	if err != nil {
 		return err
 	}
+	routes := strings.HasPrefix(req.Cmd, "routes.")
 	if cc.Bool("json") {
 		e := json.NewEncoder(os.Stdout)
 		e.SetIndent("", "  ")
 		if resp.Stats != nil {
 			return e.Encode(resp.Stats)
+		}
+		if routes {
+			if resp.Routes == nil {
+				return e.Encode([]ctl.Route{}) // as for rules, below
+			}
+			return e.Encode(resp.Routes)
 		}
 		if resp.Rules == nil {
 			// fwd leaves an empty rule set out of its answer (omitempty);
@@ -141,6 +181,10 @@ func call(cc *cli.Context, req ctl.Request) error {
 		}
 		return nil
 	}
+	if routes {
+		printRoutes(w, resp.Routes)
+		return nil
+	}
 	fmt.Fprintln(w, "ID\tIN\tLOCAL\tPEER\tOUT\tOUT_LOCAL\tTARGET\tSNAP\tCAPTURE")
 	for _, r := range resp.Rules {
 		mode := r.Capture
@@ -154,6 +198,26 @@ func call(cc *cli.Context, req ctl.Request) error {
 		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.In, r.Local, r.Peer, r.Out, r.OutLocal, r.Target, snap, mode)
 	}
 	return nil
+}
+
+// printRoutes prints the routes, their defaults spelled out.
+func printRoutes(w *tabwriter.Writer, routes []ctl.Route) {
+	fmt.Fprintln(w, "ID\tPREFIX\tVIA\tOUT\tIN\tSNAP\tCAPTURE")
+	for _, r := range routes {
+		in := strings.Join(r.In, ",")
+		if in == "" {
+			in = "any"
+		}
+		mode := r.Capture
+		if mode == "" {
+			mode = "both"
+		}
+		snap := r.Snap
+		if snap == 0 {
+			snap = 65535
+		}
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.Prefix, r.Via, r.Out, in, snap, mode)
+	}
 }
 
 func printStats(w *tabwriter.Writer, s *ctl.Stats) {

@@ -494,3 +494,100 @@ NEIGHBOR  PORT  MAC  STATE  QUEUED
 		fmt.Sprintf("  not reachable: Get \"http://%s/metrics\": dial tcp %s: connect: connection refused (is it running, with this metrics address?)\n", indexerAddr, indexerAddr)
 	check(t, "stats --config", stdout, want)
 }
+
+var routes = []ctl.Route{
+	{ID: 20, Prefix: "198.18.50.0/24", Via: "198.18.2.254", Out: "p1"},
+	{ID: 23, Prefix: "2001:2:50::/48", Via: "2001:2:0:2::fe", Out: "p1", In: []string{"p0", "p2"}, Capture: "ingress", Snap: 96},
+}
+
+const routesTable = `ID  PREFIX          VIA             OUT  IN     SNAP   CAPTURE
+20  198.18.50.0/24  198.18.2.254    p1   any    65535  both
+23  2001:2:50::/48  2001:2:0:2::fe  p1   p0,p2  96     ingress
+`
+
+// Route commands send the request fwd decodes and print the routes fwd
+// answers with (--json: the list, empty when there are none).
+func TestRouteEdits(t *testing.T) {
+	f := startFwd(t, func(req ctl.Request) ctl.Response {
+		if req.Cmd == "routes.del" {
+			return ctl.Response{OK: true} // the last route deleted: fwd leaves the list out
+		}
+		return ctl.Response{OK: true, Routes: routes}
+	})
+	for _, tc := range []struct {
+		args      []string
+		req, want string
+	}{
+		{[]string{"routes", "list"}, `{"cmd":"routes.list"}`, routesTable},
+		{[]string{"routes", "add", "--id", "23", "--prefix", "2001:2:50::/48", "--via", "2001:2:0:2::fe", "--out", "p1", "--in", "p0,p2", "--mode", "ingress", "--snap", "96"},
+			`{"cmd":"routes.add","route":{"id":23,"prefix":"2001:2:50::/48","via":"2001:2:0:2::fe","out":"p1","in":["p0","p2"],"capture":"ingress","snap":96}}`, routesTable},
+		{[]string{"routes", "add", "--id=20", "--prefix=198.18.50.0/24", "--via=198.18.2.254", "--out=p1"},
+			`{"cmd":"routes.add","route":{"id":20,"prefix":"198.18.50.0/24","via":"198.18.2.254","out":"p1","capture":"both","snap":65535}}`, routesTable},
+		{[]string{"routes", "set-mode", "20", "none"}, `{"cmd":"routes.set-mode","id":20,"mode":"none"}`, routesTable},
+		{[]string{"routes", "del", "--json", "20"}, `{"cmd":"routes.del","id":20}`, "[]\n"},
+		{[]string{"routes", "list", "--json"}, `{"cmd":"routes.list"}`, `[
+  {
+    "id": 20,
+    "prefix": "198.18.50.0/24",
+    "via": "198.18.2.254",
+    "out": "p1"
+  },
+  {
+    "id": 23,
+    "prefix": "2001:2:50::/48",
+    "via": "2001:2:0:2::fe",
+    "out": "p1",
+    "in": [
+      "p0",
+      "p2"
+    ],
+    "capture": "ingress",
+    "snap": 96
+  }
+]
+`},
+	} {
+		stdout, stderr, code := fmctl(t, nil, append([]string{"--socket", f.path}, tc.args...)...)
+		check(t, tc.args[1]+" request", f.next(t), tc.req)
+		if code != 0 || stderr != "" {
+			t.Errorf("%v: exit %d, stderr %q", tc.args, code, stderr)
+		}
+		check(t, strings.Join(tc.args, " "), stdout, tc.want)
+	}
+	for _, c := range []struct{ args []string }{{[]string{"routes", "del", "x"}}, {[]string{"routes", "set-mode", "20"}}} {
+		if _, stderr, code := fmctl(t, nil, append([]string{"--socket", f.path}, c.args...)...); code != 1 || !strings.Contains(stderr, "route id") && !strings.Contains(stderr, "usage: fmctl routes set-mode") {
+			t.Errorf("%v: exit %d, stderr %q", c.args, code, stderr)
+		}
+	}
+}
+
+// stats --config with an upload: section: the uploader's figures (its
+// backlog, lag and lost chunks) follow, scraped from its metrics address.
+func TestStatsUpload(t *testing.T) {
+	dir := tempDir(t)
+	f := startFwd(t, func(ctl.Request) ctl.Response { return ctl.Response{OK: true, Stats: &ctl.Stats{}} })
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "# HELP fmcap_upload_backlog_chunks Finished chunks not yet uploaded.\n# TYPE fmcap_upload_backlog_chunks gauge\n"+
+			"fmcap_upload_backlog_chunks 2\nfmcap_upload_backlog_bytes 8388608\nfmcap_upload_lag_seconds 41.5\nfmcap_upload_lost_chunks_total 0\n")
+	}))
+	defer up.Close()
+	addr := strings.TrimPrefix(up.URL, "http://")
+	cfg := filepath.Join(dir, "fmcap.yaml")
+	// The writer's and indexer's addresses empty: not shown.
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("fwd:\n  control: %s\nwriter:\n  metrics: \"\"\nindexer:\n  metrics: \"\"\nupload:\n  bucket: b\n  metrics: %s\n", f.path, addr)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := fmctl(t, nil, "--config", cfg, "stats")
+	f.next(t)
+	if code != 0 || stderr != "" {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	want := "\nUPLOAD (http://" + addr + "/metrics)\n" +
+		"  fmcap_upload_backlog_chunks     2\n" +
+		"  fmcap_upload_backlog_bytes      8388608\n" +
+		"  fmcap_upload_lag_seconds        41.5\n" +
+		"  fmcap_upload_lost_chunks_total  0\n"
+	if !strings.HasSuffix(stdout, want) {
+		t.Errorf("stats --config with upload:\n%s\nwant it to end with\n%s", stdout, want)
+	}
+}

@@ -2,8 +2,9 @@ package main
 
 // fmctl stats --config: after fwd's own figures, the rest of the pipeline
 // for a person: the ring (geometry, each consumer's lag and losses) and
-// the writer's and indexer's figures, read from their Prometheus
-// endpoints (the same numbers a scraper gets).
+// the writer's and indexer's figures, and the uploader's (its backlog and
+// lag) when the configuration has an upload: section, read from their
+// Prometheus endpoints (the same numbers a scraper gets).
 
 import (
 	"bufio"
@@ -34,7 +35,15 @@ func pipelineStats(cfg string) {
 			}
 		}
 	}
-	for _, p := range []struct{ name, def string }{{"writer", "127.0.0.1:9562"}, {"indexer", "127.0.0.1:9563"}} {
+	procs := []struct{ name, def string }{{"writer", "127.0.0.1:9562"}, {"indexer", "127.0.0.1:9563"}}
+	// fmupload runs only for a tiered store: one whose configuration names
+	// a bucket (its metrics address alone counts too).
+	_, bucket, _ := cliutil.ConfigValue(cfg, "upload", "bucket")
+	_, addr, _ := cliutil.ConfigValue(cfg, "upload", "metrics")
+	if bucket || addr {
+		procs = append(procs, struct{ name, def string }{"upload", "127.0.0.1:9564"})
+	}
+	for _, p := range procs {
 		addr := p.def
 		if v, ok, _ := cliutil.ConfigValue(cfg, p.name, "metrics"); ok {
 			addr = v

@@ -77,26 +77,18 @@ func storeArgs(cc *cli.Context) (store, index string, err error) {
 }
 
 func flows(cc *cli.Context) error {
+	if stores := splitStores(cc.String("store")); len(stores) > 1 {
+		return flowsMerged(cc, stores)
+	}
 	store, dir, err := storeArgs(cc)
 	if err != nil {
 		return err
 	}
-	from, to, err := timespec.Range(cc.String("from"), cc.String("to"))
+	fa, err := parseFlowArgs(cc)
 	if err != nil {
 		return err
 	}
-	if from == to {
-		return timespec.EmptyRange(cc.String("from"), cc.String("to"))
-	}
-	expr := strings.TrimSpace(strings.Join(cc.Args().Slice(), " "))
-	pl, ok := query.ParseFilter(expr)
-	if !ok {
-		return fmt.Errorf("filter %q: flows answer host, net, port, portrange, tcp/udp/icmp/icmp6/sctp, ip/ip6, ip proto N with and, or, not and parentheses; for anything else extract the packets (fmslice ... FILTER) and use tshark -z conv", expr)
-	}
-	by := cc.String("by")
-	if by != "bytes" && by != "packets" {
-		return fmt.Errorf("--by %q: bytes or packets", by)
-	}
+	from, to, expr, pl, by := fa.from, fa.to, fa.expr, fa.pl, fa.by
 	if cc.Bool("by-origin") { // flows_origin.go
 		return flowsByOrigin(cc, store, from, to, pl, by)
 	}
@@ -108,6 +100,39 @@ func flows(cc *cli.Context) error {
 		return err
 	}
 	report(ans, store, from, to, expr, cc.Bool("q"))
+	return answerFlows(cc, ans, by)
+}
+
+// flowArgs are fmslice flows' range, filter and order.
+type flowArgs struct {
+	from, to int64
+	expr     string
+	pl       *query.Plan
+	by       string
+}
+
+func parseFlowArgs(cc *cli.Context) (*flowArgs, error) {
+	from, to, err := timespec.Range(cc.String("from"), cc.String("to"))
+	if err != nil {
+		return nil, err
+	}
+	if from == to {
+		return nil, timespec.EmptyRange(cc.String("from"), cc.String("to"))
+	}
+	expr := strings.TrimSpace(strings.Join(cc.Args().Slice(), " "))
+	pl, ok := query.ParseFilter(expr)
+	if !ok {
+		return nil, fmt.Errorf("filter %q: flows answer host, net, port, portrange, tcp/udp/icmp/icmp6/sctp, ip/ip6, ip proto N with and, or, not and parentheses; for anything else extract the packets (fmslice ... FILTER) and use tshark -z conv", expr)
+	}
+	by := cc.String("by")
+	if by != "bytes" && by != "packets" {
+		return nil, fmt.Errorf("--by %q: bytes or packets", by)
+	}
+	return &flowArgs{from, to, expr, pl, by}, nil
+}
+
+// answerFlows writes the top flows and says whether the answer is whole.
+func answerFlows(cc *cli.Context, ans *query.FlowAnswer, by string) error {
 	if err := writeFlows(topFlows(ans.Flows, by, cc.Int("n")), cc.Bool("json")); err != nil {
 		return err
 	}
@@ -148,22 +173,30 @@ func report(ans *query.FlowAnswer, store string, from, to int64, expr string, qu
 // topFlows is the flows, most bytes (or packets, by) first, at most n
 // (0: all).
 func topFlows(flows map[segment.FlowKey]*segment.Flow, by string, n int) []*segment.Flow {
-	rows := make([]*segment.Flow, 0, len(flows))
-	for _, f := range flows {
-		rows = append(rows, f)
+	return top(flows, func(f *segment.Flow) (uint64, uint64, int64) { return f.Packets, f.Bytes, f.First }, by, n)
+}
+
+// top is m's values in the order of fmslice flows' rows: most bytes (or
+// packets, by) first, then most packets, then the earliest; at most n (0:
+// all). stat gives a value's packets, bytes and first time.
+func top[K comparable, V any](m map[K]V, stat func(V) (pkts, bytes uint64, first int64), by string, n int) []V {
+	rows := make([]V, 0, len(m))
+	for _, v := range m {
+		rows = append(rows, v)
 	}
 	sort.Slice(rows, func(i, j int) bool {
-		a, b := rows[i], rows[j]
-		if by == "packets" && a.Packets != b.Packets {
-			return a.Packets > b.Packets
+		ap, ab, af := stat(rows[i])
+		bp, bb, bf := stat(rows[j])
+		if by == "packets" && ap != bp {
+			return ap > bp
 		}
-		if a.Bytes != b.Bytes {
-			return a.Bytes > b.Bytes
+		if ab != bb {
+			return ab > bb
 		}
-		if a.Packets != b.Packets {
-			return a.Packets > b.Packets
+		if ap != bp {
+			return ap > bp
 		}
-		return a.First < b.First
+		return af < bf
 	})
 	if n > 0 && len(rows) > n {
 		rows = rows[:n]

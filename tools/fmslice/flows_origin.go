@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"sort"
 	"text/tabwriter"
 	"time"
 
@@ -97,26 +96,7 @@ func flowsByOrigin(cc *cli.Context, store string, from, to int64, pl *query.Plan
 		fmt.Fprintln(os.Stderr, "fmslice: damaged, not counted:", d)
 	}
 	originNotice(q, os.Stderr)
-	rows := make([]*originFlow, 0, len(sink.flows))
-	for _, f := range sink.flows {
-		rows = append(rows, f)
-	}
-	sort.Slice(rows, func(i, j int) bool {
-		a, b := rows[i], rows[j]
-		if by == "packets" && a.packets != b.packets {
-			return a.packets > b.packets
-		}
-		if a.bytes != b.bytes {
-			return a.bytes > b.bytes
-		}
-		if a.packets != b.packets {
-			return a.packets > b.packets
-		}
-		return a.first < b.first
-	})
-	if n := cc.Int("n"); n > 0 && len(rows) > n {
-		rows = rows[:n]
-	}
+	rows := top(sink.flows, func(f *originFlow) (uint64, uint64, int64) { return f.packets, f.bytes, f.first }, by, cc.Int("n"))
 	if !cc.Bool("q") {
 		fmt.Fprintf(os.Stderr, "fmslice: %d flows by origin from %d packets in %d frames (every frame of the range read: the index keeps no origin)\n", len(sink.flows), res.packets, res.frames)
 	}

@@ -7,11 +7,14 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -48,6 +51,9 @@ type storeInfo struct {
 	Damaged []string  `json:"damaged,omitempty"`
 	Index   indexInfo `json:"index"`
 	Removed removals  `json:"retention"`
+	// total: the sum over several stores (seqs are each store's own, so
+	// it has none).
+	total bool
 }
 
 type indexInfo struct {
@@ -72,6 +78,9 @@ type removals struct {
 }
 
 func info(cc *cli.Context) error {
+	if stores := splitStores(cc.String("store")); len(stores) > 1 {
+		return infoMerged(cc, stores)
+	}
 	store, dir, err := storeArgs(cc)
 	if err != nil {
 		return err
@@ -86,6 +95,73 @@ func info(cc *cli.Context) error {
 		return e.Encode(si)
 	}
 	si.print(os.Stdout)
+	return nil
+}
+
+// infoMerged is fmslice info over several local stores (nodes): each
+// store's answer, then their total (JSON: {"stores": [...], "total": ...}).
+func infoMerged(cc *cli.Context, stores []string) error {
+	if cc.String("index") != "" {
+		return fmt.Errorf("--index reads one store; with several (--store A,B) each store's own index is used")
+	}
+	if err := checkStores(cc.Command.Name, stores); err != nil {
+		return err
+	}
+	var all []*storeInfo
+	t := &storeInfo{Store: strings.Join(stores, ","), total: true}
+	for _, st := range stores {
+		si, err := readStoreInfo(st, fmstore.Index(st))
+		if err != nil {
+			return fmt.Errorf("store %s: %w", st, err)
+		}
+		all = append(all, si)
+		if si.First != nil && (t.First == nil || si.FirstNS < t.FirstNS) {
+			t.First, t.FirstNS = si.First, si.FirstNS
+		}
+		if si.Last != nil && (t.Last == nil || si.LastNS > t.LastNS) {
+			t.Last, t.LastNS = si.Last, si.LastNS
+		}
+		t.Packets += si.Packets
+		t.PcapBytes += si.PcapBytes
+		t.StoredBytes += si.StoredBytes
+		t.Chunks += si.Chunks
+		t.OpenChunk = t.OpenChunk || si.OpenChunk
+		for _, d := range si.Damaged {
+			t.Damaged = append(t.Damaged, st+": "+d)
+		}
+		t.Index.Segments += si.Index.Segments
+		t.Index.Refused += si.Index.Refused
+		t.Index.Bytes += si.Index.Bytes
+		t.Index.Packets += si.Index.Packets
+		t.Index.GapPackets += si.Index.GapPackets
+		t.Removed.Chunks += si.Removed.Chunks
+		t.Removed.Packets += si.Removed.Packets
+	}
+	if t.StoredBytes > 0 {
+		t.Ratio = float64(t.PcapBytes) / float64(t.StoredBytes)
+	}
+	if cc.Bool("json") {
+		e := json.NewEncoder(os.Stdout)
+		e.SetIndent("", "  ")
+		// The total has no seqs: each store numbers its own.
+		b, err := json.Marshal(t)
+		if err != nil {
+			return err
+		}
+		var total map[string]any
+		json.Unmarshal(b, &total)
+		delete(total, "first_seq")
+		delete(total, "last_seq")
+		return e.Encode(struct {
+			Stores []*storeInfo   `json:"stores"`
+			Total  map[string]any `json:"total"`
+		}{all, total})
+	}
+	for _, si := range all {
+		si.print(os.Stdout)
+		fmt.Println()
+	}
+	t.print(os.Stdout)
 	return nil
 }
 
@@ -138,9 +214,31 @@ func span(store string) storeSpan {
 }
 
 func readStoreInfo(store, dir string) (*storeInfo, error) {
+	// A live store changes under the listing: the writer seals the open
+	// chunk (a new name) and retention removes the oldest. A chunk gone
+	// between the listing and its reading is not damage, and its packets
+	// are under another name: the store is listed again.
+	for try := 1; ; try++ {
+		si, changed, err := readStoreInfoOnce(store, dir)
+		if !changed {
+			return si, err
+		}
+		if try == 5 {
+			return nil, fmt.Errorf("store %q: a chunk was sealed or removed while each of 5 listings was read; try again", store)
+		}
+	}
+}
+
+// gone says whether a listed chunk's file is no longer there.
+func gone(store string, in chunk.Info) bool {
+	_, err := os.Stat(filepath.Join(store, in.Name))
+	return errors.Is(err, fs.ErrNotExist)
+}
+
+func readStoreInfoOnce(store, dir string) (*storeInfo, bool, error) {
 	list, err := chunk.List(store)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	si := &storeInfo{Store: store}
 	var sp storeSpan
@@ -153,6 +251,9 @@ func readStoreInfo(store, dir string) (*storeInfo, error) {
 		if in.Open {
 			frames = openFrames(store, in)
 			if len(frames) == 0 {
+				if gone(store, in) {
+					return nil, true, nil
+				}
 				continue
 			}
 			si.OpenChunk = true
@@ -162,6 +263,9 @@ func readStoreInfo(store, dir string) (*storeInfo, error) {
 			}
 		} else {
 			rd, err := chunk.OpenReader(store, in, dec)
+			if err != nil && gone(store, in) {
+				return nil, true, nil
+			}
 			if err != nil {
 				si.Damaged = append(si.Damaged, fmt.Sprintf("%s: %v", in.Name, err))
 			} else {
@@ -254,7 +358,7 @@ func readStoreInfo(store, dir string) (*storeInfo, error) {
 			rm.LastAt = tp(r.At)
 		}
 	}
-	return si, nil
+	return si, false, nil
 }
 
 func fileSize(p string) uint64 {
@@ -273,7 +377,9 @@ func (si *storeInfo) print(w io.Writer) {
 		f("span         no packets stored\n")
 	} else {
 		f("span         %s .. %s (%s)\n", ts(si.First), ts(si.Last), si.Last.Sub(*si.First).Round(time.Millisecond))
-		f("seqs         %d .. %d\n", si.FirstSeq, si.LastSeq)
+		if !si.total {
+			f("seqs         %d .. %d\n", si.FirstSeq, si.LastSeq)
+		}
 	}
 	open := ""
 	if si.OpenChunk {
@@ -304,6 +410,8 @@ func (si *storeInfo) print(w io.Writer) {
 	}
 	if rm := si.Removed; rm.Chunks == 0 {
 		f("retention    nothing removed\n")
+	} else if si.total {
+		f("retention    %d chunks removed, %d packets\n", rm.Chunks, rm.Packets)
 	} else {
 		var reasons []string
 		for r, n := range rm.Reasons {

@@ -136,15 +136,11 @@ func run(cc *cli.Context) error {
 		return err
 	}
 	defer stopProfile()
-	q, pl, err := newSliceReq(cc)
-	if err != nil {
-		return err
-	}
 	format := cc.String("format")
 	if format != "pcap" && format != "pcapng" {
 		return fmt.Errorf("--format %q: use pcap or pcapng", format)
 	}
-	ports, err := setupOrigin(cc, q, format == "pcapng") // origin.go
+	q, pl, err := newSliceReq(cc, format == "pcapng")
 	if err != nil {
 		return err
 	}
@@ -166,7 +162,7 @@ func run(cc *cli.Context) error {
 	if format == "pcap" {
 		out, err = newPcapSink(w)
 	} else {
-		out, err = newNgSink(w, ports)
+		out, err = newNgSink(w, q.ports)
 	}
 	if err != nil {
 		return err
@@ -224,9 +220,10 @@ func retentionNotice(gone []fmstore.Removed, from, to int64) {
 	}
 }
 
-// newSliceReq reads the range and the filter, and consults the index (unless
-// --no-index): pl is nil when the index has nothing to say.
-func newSliceReq(cc *cli.Context) (q *sliceReq, pl *query.Index, err error) {
+// newSliceReq reads the range, the filter and the origin selection
+// (pcapng: the output names interfaces by origin), and consults the index
+// (unless --no-index): pl is nil when the index has nothing to say.
+func newSliceReq(cc *cli.Context, pcapng bool) (q *sliceReq, pl *query.Index, err error) {
 	q = &sliceReq{store: cc.String("store")}
 	if q.from, q.to, err = timespec.Range(cc.String("from"), cc.String("to")); err != nil {
 		return nil, nil, err
@@ -237,23 +234,27 @@ func newSliceReq(cc *cli.Context) (q *sliceReq, pl *query.Index, err error) {
 	if q.from == q.to {
 		return nil, nil, timespec.EmptyRange(cc.String("from"), cc.String("to"))
 	}
-	if expr := strings.TrimSpace(strings.Join(cc.Args().Slice(), " ")); expr != "" {
+	if err := setupOrigin(cc, q, pcapng); err != nil { // origin.go
+		return nil, nil, err
+	}
+	expr := strings.TrimSpace(strings.Join(cc.Args().Slice(), " "))
+	if expr != "" {
 		if q.filter, err = compileBPF(expr, chunk.Snaplen); err != nil {
 			return nil, nil, fmt.Errorf("filter %q: %w", expr, err)
 		}
-		if !cc.Bool("no-index") {
-			dir := cc.String("index")
-			if dir == "" && q.remote != nil {
-				dir = q.remote.indexDir(q.from, q.to)
-			} else if dir == "" {
-				dir = fmstore.Index(q.store)
-			}
-			refused := func(err error) {
-				fmt.Fprintf(os.Stderr, "fmslice: index segment refused, its range is scanned instead: %v\n", err)
-			}
-			if pl = query.LoadIndex(dir, expr, q.from, q.to, refused); pl != nil {
-				q.need, q.must = pl.Need, pl.Must
-			}
+	}
+	if (expr != "" || q.sel != nil) && !cc.Bool("no-index") {
+		dir := cc.String("index")
+		if dir == "" && q.remote != nil {
+			dir = q.remote.indexDir(q.from, q.to)
+		} else if dir == "" {
+			dir = fmstore.Index(q.store)
+		}
+		refused := func(err error) {
+			fmt.Fprintf(os.Stderr, "fmslice: index segment refused, its range is scanned instead: %v\n", err)
+		}
+		if pl = query.LoadIndex(dir, expr, q.sel.origins(), q.from, q.to, refused); pl != nil {
+			q.need, q.must = pl.Need, pl.Must
 		}
 	}
 	return q, pl, nil
@@ -331,8 +332,8 @@ func explain(p *query.Index, w io.Writer, res *result) {
 		frac = float64(res.skipped) / float64(total)
 	}
 	fmt.Fprintf(w, "plan: %d index segments consulted, %d refused; %d of %d seq groups may match\n", p.Segs, len(p.Refused), p.Kept, p.Groups)
-	fmt.Fprintf(w, "plan: groups kept %d (term lists alone: %d; flow tables narrowed %d segments); groups that held a match %d; frames read %d\n",
-		p.Kept, p.TermKept, p.FlowSegs, res.matchGroups.count(), res.frames)
+	fmt.Fprintf(w, "plan: groups kept %d (term lists alone: %d; flow tables narrowed %d segments); groups that held a match %d; frames read %d; frames that held a match %d\n",
+		p.Kept, p.TermKept, p.FlowSegs, res.matchGroups.count(), res.frames, res.matchFrames)
 	fmt.Fprintf(w, "plan: %d frames read, %d skipped of %d in the range (%.1f%% skipped), %d bytes decompressed\n",
 		res.frames, res.skipped, total, 100*frac, res.decompressed)
 }

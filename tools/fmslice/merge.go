@@ -5,7 +5,9 @@ package main
 // once, and the packets are merged by capture time as mergecap merges
 // files: the earliest packet next, a tie to the store given first; within
 // a store packets keep their order (seq). Memory is bounded: each store
-// hands over packets in batches through a channel of a few batches.
+// hands over packets in batches through a channel of a few batches. In
+// pcapng each store's packets come on interfaces of their own, named by the
+// store's node (output.go).
 
 import (
 	"fmt"
@@ -32,9 +34,11 @@ func splitStores(s string) []string {
 }
 
 type mpkt struct {
-	ts   int64
-	wire uint32
-	data []byte
+	ts    int64
+	wire  uint32
+	data  []byte
+	known bool // pm holds the packet's stored metadata
+	pm    chunk.PacketMeta
 }
 
 // batchSink hands a store's packets to the merge, copied into batches.
@@ -48,6 +52,10 @@ type batchSink struct {
 const mergeBatch = 512
 
 func (s *batchSink) write(ts int64, wire uint32, data []byte) error {
+	return s.writeMeta(ts, wire, data, nil, false)
+}
+
+func (s *batchSink) writeMeta(ts int64, wire uint32, data []byte, pm *chunk.PacketMeta, known bool) error {
 	if s.batch == nil {
 		s.batch = make([]mpkt, 0, mergeBatch)
 		s.arena = make([]byte, 0, mergeBatch*256)
@@ -56,7 +64,11 @@ func (s *batchSink) write(ts int64, wire uint32, data []byte) error {
 		s.arena = make([]byte, 0, max(mergeBatch*256, len(data)))
 	}
 	s.arena = append(s.arena, data...)
-	s.batch = append(s.batch, mpkt{ts, wire, s.arena[len(s.arena)-len(data):]})
+	p := mpkt{ts: ts, wire: wire, data: s.arena[len(s.arena)-len(data):], known: known}
+	if known {
+		p.pm = *pm
+	}
+	s.batch = append(s.batch, p)
 	if len(s.batch) == mergeBatch {
 		return s.send()
 	}
@@ -97,7 +109,7 @@ func runMerged(cc *cli.Context, stores []string) error {
 		if err := cc.Set("store", st); err != nil {
 			return err
 		}
-		q, pl, err := newSliceReq(cc)
+		q, pl, err := newSliceReq(cc, format == "pcapng")
 		if err != nil {
 			return fmt.Errorf("store %s: %w", st, err)
 		}
@@ -118,13 +130,18 @@ func runMerged(cc *cli.Context, stores []string) error {
 		flush() error
 	}
 	var err error
+	var ng *ngSink
 	if format == "pcap" {
 		out, err = newPcapSink(w)
 	} else {
-		out, err = newNgSink(w, nil) // no port names: interfaces by port number (and tunnel)
+		ng, err = newNgSink(w, nil) // no port names: interfaces by port number (and tunnel)
+		out = ng
 	}
 	if err != nil {
 		return err
+	}
+	if ng != nil {
+		ng.nodes = nodeNames(stores)
 	}
 	dec := chunk.NewDecoder()
 	defer dec.Close()
@@ -167,8 +184,13 @@ func runMerged(cc *cli.Context, stores []string) error {
 		if best < 0 {
 			break
 		}
-		p := heads[best][at[best]]
-		werr = out.write(p.ts, p.wire, p.data)
+		p := &heads[best][at[best]]
+		if ng != nil {
+			ng.node = best
+			werr = ng.writeMeta(p.ts, p.wire, p.data, &p.pm, p.known)
+		} else {
+			werr = out.write(p.ts, p.wire, p.data)
+		}
 		next(best)
 	}
 	if werr != nil {
@@ -202,8 +224,98 @@ func runMerged(cc *cli.Context, stores []string) error {
 	return nil
 }
 
-// localOnly refuses, for fmslice flows and info, what they cannot read
-// yet: an object store, several stores.
+// flowsMerged is fmslice flows over several local stores (nodes): each
+// store is counted as alone (its summary on stderr under its name), and
+// the flows are added up by their key, so that a flow seen by several
+// nodes is one row with every node's packets and bytes, its first and
+// last times across them and every TCP flag any saw.
+func flowsMerged(cc *cli.Context, stores []string) error {
+	if cc.String("index") != "" || cc.Bool("by-origin") {
+		return fmt.Errorf("--index and --by-origin read one store; with several (--store A,B) each store's own index is used")
+	}
+	fa, err := parseFlowArgs(cc)
+	if err != nil {
+		return err
+	}
+	if err := checkStores(cc.Command.Name, stores); err != nil {
+		return err
+	}
+	dec := chunk.NewDecoder()
+	defer dec.Close()
+	total := query.NewFlowAnswer()
+	for _, st := range stores {
+		fq := &flowQuery{store: st, dir: fmstore.Index(st), from: fa.from, to: fa.to, pl: fa.pl, dec: dec}
+		ans, err := fq.run()
+		if err != nil {
+			return fmt.Errorf("store %s: %w", st, err)
+		}
+		if !cc.Bool("q") {
+			fmt.Fprintf(os.Stderr, "fmslice: store %s:\n", st)
+		}
+		report(ans, st, fa.from, fa.to, fa.expr, cc.Bool("q"))
+		addFlows(total, ans)
+	}
+	return answerFlows(cc, total, fa.by)
+}
+
+// checkStores checks every store before any is read, so that a bad one
+// late in the list stops the command before it reports anything.
+func checkStores(cmd string, stores []string) error {
+	for _, st := range stores {
+		if err := localOnly(cmd, st); err != nil {
+			return err
+		}
+		if err := checkStore(st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addFlows adds a store's answer to the total.
+func addFlows(total, a *query.FlowAnswer) {
+	for k, f := range a.Flows {
+		t, ok := total.Flows[k]
+		if !ok {
+			total.Flows[k] = f
+			continue
+		}
+		t.Packets += f.Packets
+		t.Bytes += f.Bytes
+		t.First, t.Last = min(t.First, f.First), max(t.Last, f.Last)
+		t.Flags |= f.Flags
+	}
+	total.Packets += a.Packets
+	total.FromIndex += a.FromIndex
+	total.Frames += a.Frames
+	total.Damaged = append(total.Damaged, a.Damaged...)
+}
+
+// nodeNames is what a merged pcapng calls the stores' nodes: the node of
+// an s3:// store (its last path element: s3://BUCKET/PREFIX/NODE), the
+// path of a local one as given; where two s3:// stores share a node name
+// (two buckets or prefixes), each is called by its whole location.
+func nodeNames(stores []string) []string {
+	names := make([]string, len(stores))
+	seen := map[string]int{}
+	for i, st := range stores {
+		names[i] = st
+		if rest, ok := strings.CutPrefix(st, "s3://"); ok {
+			rest = strings.TrimRight(rest, "/")
+			names[i] = rest[strings.LastIndexByte(rest, '/')+1:]
+		}
+		seen[names[i]]++
+	}
+	for i, st := range stores {
+		if seen[names[i]] > 1 {
+			names[i] = st
+		}
+	}
+	return names
+}
+
+// localOnly refuses, for fmslice flows, info and timeline, what they
+// cannot read yet: an object store, and (but flows) several stores.
 func localOnly(cmd, store string) error {
 	if strings.Contains(store, ",") || strings.HasPrefix(store, "s3://") {
 		return fmt.Errorf("fmslice %s reads one local store; --store %s: slice it instead (fmslice --store %s -w FILE), or run %s on each node's store", cmd, store, store, cmd)

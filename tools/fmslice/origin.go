@@ -4,11 +4,10 @@ package main
 // tunnel the chunk's metadata frames keep for each packet (store/chunk
 // FORMAT). --port, --direction, --rule, --vni and --gwlb-endpoint select
 // packets whose stored metadata says so; they combine (and) with each other
-// and with the tcpdump filter, and are evaluated per packet from the
-// metadata, not through the index (the index has no terms for them: a
-// selective origin query still reads every frame the time range and the
-// filter's index terms leave). Each flag takes one value or a
-// comma-separated list (any of them). A packet whose metadata is unknown (chunks
+// and with the tcpdump filter. The index plans them (query.Origins: the
+// segments' origin terms keep only the groups holding a selected packet),
+// and each packet read is decided from its metadata. Each flag takes one
+// value or a comma-separated list (any of them). A packet whose metadata is unknown (chunks
 // written before metadata, uncompressed chunks) matches no origin
 // selection; how many there were is said on stderr.
 
@@ -22,6 +21,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/fmcap/fmcap/internal/cliutil"
+	"github.com/fmcap/fmcap/query"
 	"github.com/fmcap/fmcap/shmring"
 	"github.com/fmcap/fmcap/store/chunk"
 )
@@ -39,25 +39,33 @@ func originFlags() []cli.Flag {
 
 // selection is the origin selection; nil selects everything. Each
 // criterion is a list of accepted values (nil: any); a packet must pass
-// every criterion given.
+// every criterion given. The index plans the same lists.
 type selection struct {
-	ports, dirs, rules, vnis, endpoints []uint64
-	noMeta                              atomic.Int64 // packets of the range left out for want of metadata
+	query.Origins
+	noMeta atomic.Int64 // packets of the range left out for want of metadata
 }
 
 // setupOrigin reads the port names (--config) and the selection flags
-// into q, and says whether packets' metadata must be read (pcapng output
-// names interfaces by it). It returns the port names.
-func setupOrigin(cc *cli.Context, q *sliceReq, pcapng bool) ([]string, error) {
+// into q, and whether packets' metadata must be read (pcapng output names
+// interfaces by it).
+func setupOrigin(cc *cli.Context, q *sliceReq, pcapng bool) error {
 	names, err := portNames(cc.String("config"))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if q.sel, err = newSelection(cc, names); err != nil {
-		return nil, err
+		return err
 	}
-	q.meta = pcapng || q.sel != nil
-	return names, nil
+	q.meta, q.ports = pcapng || q.sel != nil, names
+	return nil
+}
+
+// origins is the selection as the index plans it (nil: none).
+func (s *selection) origins() *query.Origins {
+	if s == nil {
+		return nil
+	}
+	return &s.Origins
 }
 
 // portNames are the names of fwd.ports in the file at path, by index (the
@@ -126,15 +134,15 @@ func parseSelection(vals map[string]string, names []string) (*selection, error) 
 		}
 		switch flag {
 		case "port":
-			s.ports = list
+			s.Ports = list
 		case "direction":
-			s.dirs = list
+			s.Dirs = list
 		case "rule":
-			s.rules = list
+			s.Rules = list
 		case "vni":
-			s.vnis = list
+			s.VNIs = list
 		case "gwlb-endpoint":
-			s.endpoints = list
+			s.Endpoints = list
 		}
 	}
 	if !any {
@@ -211,16 +219,16 @@ func (s *selection) match(pm *chunk.PacketMeta, known bool) bool {
 		s.noMeta.Add(1)
 		return false
 	}
-	if !in(s.ports, uint64(pm.Port)) || !in(s.dirs, uint64(pm.Dir)) || !in(s.rules, uint64(pm.Rule)) {
+	if !in(s.Ports, uint64(pm.Port)) || !in(s.Dirs, uint64(pm.Dir)) || !in(s.Rules, uint64(pm.Rule)) {
 		return false
 	}
-	if s.vnis != nil {
-		if vni, _, ok := pm.Origin.Mirror(); !ok || !in(s.vnis, uint64(vni)) {
+	if s.VNIs != nil {
+		if vni, _, ok := pm.Origin.Mirror(); !ok || !in(s.VNIs, uint64(vni)) {
 			return false
 		}
 	}
-	if s.endpoints != nil {
-		if ep, _, _, ok := pm.Origin.GWLB(); !ok || !in(s.endpoints, ep) {
+	if s.Endpoints != nil {
+		if ep, _, _, ok := pm.Origin.GWLB(); !ok || !in(s.Endpoints, ep) {
 			return false
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -112,5 +113,78 @@ func TestSelection(t *testing.T) {
 	}
 	if _, err := parseSelection(map[string]string{"port": "g0"}, nil); err == nil || !strings.Contains(err.Error(), "--config") {
 		t.Errorf("port name without --config: %v", err)
+	}
+}
+
+// TestNgSinkNodes: in a merge each store's packets come on interfaces of
+// their own, named and described by the store's node, as tshark reads them.
+func TestNgSinkNodes(t *testing.T) {
+	if _, err := exec.LookPath("tshark"); err != nil {
+		t.Fatalf("tshark is a test dependency (apt-get install tshark): %v", err)
+	}
+	pkts := readTestdata(t, "ns-mix-nano.pcap")[:5]
+	mirror := origin.FromMirror(7, []byte{198, 18, 0, 9})
+	writes := []struct {
+		node  int
+		pm    chunk.PacketMeta
+		known bool
+		want  string // interface name, its description, as tshark prints them
+	}{
+		{0, chunk.PacketMeta{Port: 0, Dir: 1, Rule: 1}, true, "n1/port0\tnode n1: fwd port port0 (index 0)"},
+		{1, chunk.PacketMeta{Port: 0, Dir: 1, Rule: 1}, true, "/srv/b/port0\tnode /srv/b: fwd port port0 (index 0)"},
+		{0, chunk.PacketMeta{Port: 0, Dir: 2, Rule: 1}, true, "n1/port0\tnode n1: fwd port port0 (index 0)"},
+		{1, chunk.PacketMeta{Port: 1, Dir: 1, Rule: 2, Origin: mirror}, true, "/srv/b/mirror:vni-7\tnode /srv/b: fwd port port1 (index 1), Traffic Mirroring VNI 7 (VXLAN)"},
+		{1, chunk.PacketMeta{}, false, "/srv/b/fmcap\tnode /srv/b: packets whose port and origin were not stored"},
+	}
+	var buf bytes.Buffer
+	s, err := newNgSink(&buf, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.nodes = nodeNames([]string{"s3://bucket/fleet/n1/", "/srv/b"})
+	for i, p := range pkts {
+		s.node = writes[i].node
+		if err := s.writeMeta(p.ci.Timestamp.UnixNano(), uint32(p.ci.Length), p.data, &writes[i].pm, writes[i].known); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.flush()
+	path := filepath.Join(t.TempDir(), "o.pcapng")
+	os.WriteFile(path, buf.Bytes(), 0o600)
+	out, err := exec.Command("tshark", "-r", path, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.interface_description").Output()
+	if err != nil {
+		t.Fatalf("tshark: %v", err)
+	}
+	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	if len(lines) != len(writes) {
+		t.Fatalf("tshark read %d packets, want %d:\n%s", len(lines), len(writes), out)
+	}
+	for i, l := range lines {
+		if l != writes[i].want {
+			t.Errorf("packet %d: tshark says %q, want %q", i, l, writes[i].want)
+		}
+	}
+	if len(s.ifaces) != 4 {
+		t.Errorf("%d interfaces, want 4 (n1's port0, /srv/b's port0, mirror and fmcap)", len(s.ifaces))
+	}
+}
+
+// TestMergeKeepsMeta: the merge's batches carry each packet's stored
+// metadata to the pcapng writer, and nodes of one name in two buckets are
+// told apart.
+func TestMergeKeepsMeta(t *testing.T) {
+	s := &batchSink{ch: make(chan []mpkt, 1), quit: make(chan struct{})}
+	pm := chunk.PacketMeta{Port: 3, Dir: 2, Rule: 9, Origin: origin.FromMirror(5, []byte{198, 18, 0, 1})}
+	s.writeMeta(10, 60, make([]byte, 60), &pm, true)
+	s.write(11, 61, make([]byte, 61))
+	s.send()
+	b := <-s.ch
+	if len(b) != 2 || !b[0].known || b[0].pm != pm || b[1].known || b[1].ts != 11 || len(b[1].data) != 61 {
+		t.Errorf("batch %+v: the metadata did not come through", b)
+	}
+	got := nodeNames([]string{"s3://b1/fleet/n1", "s3://b2/fleet/n1", "s3://b1/fleet/n2/", "/var/lib/fmcap/store"})
+	want := []string{"s3://b1/fleet/n1", "s3://b2/fleet/n1", "n2", "/var/lib/fmcap/store"}
+	if !slices.Equal(got, want) {
+		t.Errorf("node names %q, want %q", got, want)
 	}
 }

@@ -53,7 +53,10 @@ func (s *pcapSink) flush() error { return s.w.Flush() }
 // ("gwlb:<endpoint id, 16 hex digits>", "mirror:vni-<N>"; "@<port>" is
 // added when that name is taken by the same tunnel on another port), else
 // by the port (its name in --config's fwd.ports, else "port<N>");
-// if_description says both. Packets whose metadata is unknown (chunks
+// if_description says both. In a merge of several stores each store's
+// interfaces are its own, their names prefixed "<node>/" (the node of an
+// s3:// store, the path of a local one) and their descriptions "node
+// <node>: ". Packets whose metadata is unknown (chunks
 // written before it, uncompressed chunks) go to an interface named "fmcap",
 // without options. epb_flags bits 0-1 give the direction: 01 inbound (the
 // ring's ingress copy), 10 outbound (egress); an inline copy (rewritten to
@@ -69,12 +72,20 @@ type ngSink struct {
 	ports  []string // port names, by index (--config)
 	ifaces map[ifaceKey]uint32
 	names  map[string]bool
+	// nodes names the stores of a merge (runMerged), one per store, and
+	// node is the store of the packet being written: each node's packets
+	// get interfaces of their own, named "<node>/<name>" and described as
+	// the node's, so that a merged answer still says where each packet
+	// was captured (tshark: frame.interface_name). nil: one store.
+	nodes []string
+	node  int
 }
 
 // ifaceKey is what makes a pcapng interface: the port and the tunnel
 // (kind and endpoint id or VNI); known is false for the "fmcap" interface
 // of packets without metadata.
 type ifaceKey struct {
+	node  int
 	known bool
 	port  uint16
 	kind  origin.Kind
@@ -114,7 +125,7 @@ func pad4(n int) int { return (4 - n%4) % 4 }
 
 // iface is the interface id for a packet, its IDB written when first used.
 func (s *ngSink) iface(pm *chunk.PacketMeta, known bool) (uint32, error) {
-	k := ifaceKey{known: known}
+	k := ifaceKey{node: s.node, known: known}
 	if known {
 		k.port, k.kind = pm.Port, pm.Origin.Kind
 		if ep, _, _, ok := pm.Origin.GWLB(); ok {
@@ -129,12 +140,16 @@ func (s *ngSink) iface(pm *chunk.PacketMeta, known bool) (uint32, error) {
 		return id, nil
 	}
 	id := uint32(len(s.ifaces))
-	name, desc := "fmcap", "packets whose port and origin were not stored"
+	prefix := ""
+	if s.nodes != nil {
+		prefix = s.nodes[s.node] + "/"
+	}
+	name, desc := prefix+"fmcap", "packets whose port and origin were not stored"
 	if known {
 		port := portName(s.ports, pm.Port)
-		name, desc = port, fmt.Sprintf("fwd port %s (index %d)", port, pm.Port)
+		name, desc = prefix+port, fmt.Sprintf("fwd port %s (index %d)", port, pm.Port)
 		if t := pm.Origin.Tunnel(); t != "" && k.kind != origin.None {
-			name = t
+			name = prefix + t
 			if s.names[name] {
 				name += "@" + port
 			}
@@ -144,6 +159,9 @@ func (s *ngSink) iface(pm *chunk.PacketMeta, known bool) (uint32, error) {
 				desc += fmt.Sprintf(", Traffic Mirroring VNI %d (VXLAN)", k.id)
 			}
 		}
+	}
+	if s.nodes != nil {
+		desc = "node " + s.nodes[s.node] + ": " + desc
 	}
 	s.names[name] = true
 	idb := le.AppendUint16(nil, 1)

@@ -34,15 +34,18 @@ type sliceReq struct {
 	tick func(packets int, ts int64)
 	// Origins (origin.go): meta says to read each packet's stored
 	// metadata (pcapng output or a selection); sel, when set, selects by
-	// it; metaBad counts frames whose metadata was unreadable.
+	// it; metaBad counts frames whose metadata was unreadable; ports
+	// names fwd's ports (--config), by index.
 	meta    bool
 	sel     *selection
 	metaBad atomic.Int64
+	ports   []string
 }
 
 // result says what a query read, and what it could not.
 type result struct {
 	chunks, frames, packets int
+	matchFrames             int // frames read that held a packet going out (--explain)
 	skipped                 int // frames in the range the index said to skip
 	decompressed            int64
 	damaged                 []error      // frames or chunks skipped: the output is incomplete
@@ -131,6 +134,7 @@ func sliceList(q *sliceReq, list []chunk.Info, out sink, dec *zstd.Decoder) (*re
 // them, and what was damaged.
 func emitFrames(res *result, out sink, r frameResult) error {
 	res.frames += r.frames
+	res.matchFrames += r.matched
 	res.decompressed += int64(len(r.buf))
 	res.damaged = append(res.damaged, r.errs...)
 	if ms, ok := out.(metaSink); ok {
@@ -433,10 +437,11 @@ type item struct {
 // after the other, the packets picked (offsets into buf), how many frames
 // it read whole, and what was damaged.
 type frameResult struct {
-	buf    []byte
-	hits   []hit
-	frames int
-	errs   []error
+	buf     []byte
+	hits    []hit
+	frames  int
+	matched int // frames of frames with a packet in hits
+	errs    []error
 }
 
 // pipeline decompresses frames on every core, where the picker also picks
@@ -491,6 +496,9 @@ func newPipeline(pk *picker) *pipeline {
 					r.hits, perr = pk.pick(w, &f, out[start:], meta, fi == 0, r.hits)
 					for j := n; j < len(r.hits); j++ {
 						r.hits[j].off += uint32(start)
+					}
+					if len(r.hits) > n {
+						r.matched++
 					}
 					if perr != nil {
 						r.errs = append(r.errs, &chunk.FrameError{Chunk: it.rd.Info.Name, Index: fi, Err: perr})

@@ -120,12 +120,27 @@ $("timeline").addEventListener("mouseup", (ev) => {
 
 async function download() {
   $("dlstatus").textContent = "…";
+  $("error").textContent = "";
+  let got = 0, started = false, id = "";
   try {
     const fmt = $("format").value;
-    const r = await api("pcap", { ...rangeParams(), format: fmt });
-    const blob = await r.blob();
-    // Completeness comes as a trailer, which fetch does not expose: the
-    // page says so, and fmslice --server checks it.
+    // Completeness comes as a trailer, which fetch does not expose: with
+    // incomplete=abort, fmcapd breaks off an answer it finds incomplete
+    // after it started (damaged frames, max_bytes, query_timeout, a stop),
+    // so reading it fails here and nothing short is saved; the query's id
+    // then gets its outcome, the reason with it.
+    id = Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, "0")).join("");
+    const r = await api("pcap", { ...rangeParams(), format: fmt, incomplete: "abort", id });
+    started = true;
+    const parts = [], rd = r.body.getReader();
+    for (;;) {
+      const { done, value } = await rd.read();
+      if (done) break;
+      parts.push(value);
+      got += value.length;
+      $("dlstatus").textContent = got + " bytes…";
+    }
+    const blob = new Blob(parts);
     const a = document.createElement("a");
     a.href = URL.createObjectURL(blob);
     a.download = "fmcap." + fmt;
@@ -135,7 +150,13 @@ async function download() {
     $("dlstatus").textContent = blob.size + " bytes";
   } catch (e) {
     $("dlstatus").textContent = "";
-    $("error").textContent = e.message;
+    if (!started) { $("error").textContent = e.message; return; }
+    let why = e.message;
+    try {
+      const o = await (await api("outcome", { id })).json();
+      if (o.error) why = o.error;
+    } catch (e2) { why += "; its reason could not be had: " + e2.message; }
+    $("error").textContent = "download failed: the answer was broken off after " + got + " bytes, so it is incomplete and was not saved: " + why;
   }
 }
 

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Does the upload keep pace with capture? (issue 15: "upload keeps pace
+# with the writer at >= 1 GB/s of pcap input to the local S3 server").
+# The ring is filled with a bench/gen pcap first; then, timed from the
+# writer's start:
+#  - alone: the writer storing it (pcap MB/s);
+#  - with the tier: the writer and fmupload (following the store, polling
+#    every 100 ms) at once: the writer's rate, and the rate at which the
+#    whole capture was in the bucket (pcap bytes / time until STORE/uploaded
+#    reached the last seq), in pcap MB/s and in store MB/s;
+#  - the peer, in the same run: s3put (bench/s3put: multipart, 8 parts in
+#    flight, no payload signing, no checksums) putting the same chunk files
+#    into the same server, ring and writer idle: the most this server takes
+#    from any client on this machine, in store MB/s, and that rate in pcap
+#    MB/s at the store's compression ratio (the physical bound of upload
+#    here for this mix).
+# versitygw: see s3server in lib.sh. MIX, PAYLOAD: bench/gen's -mix and
+# -payload.
+# Usage: [N=2000000] [MIX=web] [PAYLOAD=text] [RUNS=3] [CHUNK=32MiB] bench/tier-pace.sh
+set -euo pipefail
+shopt -s inherit_errexit # a failure inside $(run ...) ends the script too
+. "$(dirname "$0")/lib.sh"
+N=${N:-2000000}
+MIX=${MIX:-web}
+PAYLOAD=${PAYLOAD:-}
+RUNS=${RUNS:-3}
+CHUNK=${CHUNK:-32MiB} # small against the input, so the last chunk's upload (after the writer ends) is a small part of the time
+go build -o "$B/" ./cmd/writer ./cmd/fmupload ./tools/fmring ./tools/fminject ./tools/fmslice ./bench/gen ./bench/s3put
+in=$W/pace-$MIX${PAYLOAD:+-$PAYLOAD}-$N.pcap
+[ -f "$in" ] || "$B/gen" -o "$in" -n "$N" -mix "$MIX" ${PAYLOAD:+-payload "$PAYLOAD"} -duration 10m
+bytes=$(stat -c %s "$in")
+s3=$W/pace-s3
+s3server "$s3"
+aws --endpoint-url "$AWS_ENDPOINT_URL_S3" s3 mb s3://pace > /dev/null
+# The ring holds the whole input (the writer starts once it is in).
+ringgib=$(( bytes * 12 / 10 / (1 << 30) + 1 ))
+rd=$(ringdir $(( ringgib * 1024 + 100 )))
+ring=$rd/fmcap-bench-pace-ring
+st=$W/pace-store
+trap 'kill $S3PID 2>/dev/null; wait $S3PID 2>/dev/null; rm -f "$ring"; ringrelease' EXIT
+echo "input: $in, $N packets ($MIX), $bytes bytes; ring on $rd; $(nproc) cores"
+run() { # tier (0|1) run-number: prints "writer-MB/s [uploaded-MB/s store-MB/s]"
+  rm -f "$ring"; rm -rf "$st"
+  "$B/fmring" create --ring "$ring" --size "${ringgib}GiB" --consumer writer:lossless > /dev/null
+  "$B/fminject" -q --ring "$ring" "$in"
+  dropcache
+  local t0 t1 t2 up=
+  mkdir -p "$st" # before fmupload, which wants it there; the writer takes it as it is
+  t0=$(now)
+  "$B/writer" --ring "$ring" --store "$st" --exit-on-close --chunk-size "$CHUNK" --log-level warn --metrics "" &
+  local wp=$!
+  if [ "$1" = 1 ]; then
+    "$B/fmupload" --store "$st" --bucket pace --prefix "run$2" --node n1 --poll 100ms --metrics "" --log-level warn &
+    up=$!
+  fi
+  wait $wp || { echo "the writer failed" >&2; exit 1; }
+  t1=$(now)
+  if [ -z "$up" ]; then
+    echo "$t0 $t1" | awk -v b="$bytes" '{printf "%.0f", b/($2-$1)/1e6}'
+    return
+  fi
+  local last; last=$("$B/fmslice" info --json --store "$st" | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["last_seq"]))')
+  local deadline=$(( $(date +%s) + 1800 ))
+  while :; do
+    through=$(sed -n 's/^through //p' "$st/uploaded" 2>/dev/null || true)
+    [ -n "$through" ] && [ "$through" -ge "$last" ] && break
+    kill -0 $up 2>/dev/null || { echo "fmupload exited" >&2; exit 1; }
+    [ "$(date +%s)" -lt $deadline ] || { echo "the upload did not end within 30 minutes" >&2; exit 1; }
+    sleep 0.05
+  done
+  t2=$(now)
+  kill $up; wait $up 2>/dev/null || true
+  local sbytes; sbytes=$(du -sb --exclude uploaded --exclude index "$st" | cut -f1)
+  echo "$t0 $t1 $t2" | awk -v b="$bytes" -v s="$sbytes" '{printf "%.0f %.0f %.0f", b/($2-$1)/1e6, b/($3-$1)/1e6, s/($3-$1)/1e6}'
+}
+alone=() wt=() upl=() ust=() peer=()
+for i in $(seq "$RUNS"); do
+  alone+=("$(run 0 "$i")")
+  r=$(run 1 "$i") # not inside read's here-string, which would hide run's failure
+  read -r w u s <<< "$r"
+  wt+=("$w") upl+=("$u") ust+=("$s")
+  sync
+  peer+=("$("$B/s3put" -bucket pace -prefix "peer$i" "$st"/*.zst | awk '{print $(NF-1)}')")
+done
+sbytes=$(du -sb --exclude uploaded --exclude index "$st" | cut -f1)
+ratio=$(awk -v b="$bytes" -v s="$sbytes" 'BEGIN {printf "%.3f", b/s}')
+pm=$(median "${peer[@]}")
+echo "store: $sbytes bytes of chunks, compression ratio $ratio"
+echo "writer alone:                 $(median "${alone[@]}") MB/s of pcap (runs: ${alone[*]})"
+echo "writer with fmupload:         $(median "${wt[@]}") MB/s of pcap (runs: ${wt[*]})"
+echo "whole capture in the bucket:  $(median "${upl[@]}") MB/s of pcap, $(median "${ust[@]}") MB/s of store (runs: ${upl[*]} / ${ust[*]})"
+echo "peer s3put (server ceiling):  $pm MB/s of store = $(awk -v p="$pm" -v r="$ratio" 'BEGIN {printf "%.0f", p*r}') MB/s of pcap at this ratio (runs: ${peer[*]})"

@@ -1,0 +1,51 @@
+package e2e
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/fmcap/fmcap/internal/s3test"
+)
+
+// TestFmcapdObjectStore: fmcapd serves a store in object storage (the real
+// versitygw) beside a local one: its pcap answers are byte for byte the
+// local fmslice's over the same data, complete; its fmslice gets the AWS
+// chain from fmcapd's environment; flows and info, which fmslice does not
+// answer from a bucket yet, are refused with the reason.
+func TestFmcapdObjectStore(t *testing.T) {
+	need(t, "tcpdump")
+	srv := s3test.Start(t)
+	s3Env(t, srv)
+	st := indexedStore(t, []string{multiFlow(t, 40000)}, "--frame-size", "64KiB", "--chunk-size", "2MiB")
+	upload(t, st, "n1")
+	p := newPKI(t)
+	base, _ := startFmcapd(t, p, "--store", "local="+st, "--store", "far=s3://"+s3test.Bucket+"/fleet/n1",
+		"--cache", t.TempDir(), "--max-range", "0")
+	c := p.client(&p.good)
+	si := storeInfo(t, st)
+	mid := []string{unixArg(si.FirstNS + (si.LastNS-si.FirstNS)/3), unixArg(si.FirstNS + 2*(si.LastNS-si.FirstNS)/3)}
+	for _, tc := range []struct{ from, to, filter, format string }{
+		{"0", "now", "", "pcap"},
+		{mid[0], mid[1], "tcp", "pcap"},
+		{"0", "now", "host 198.18.1.2", "pcapng"},
+		{mid[0], mid[1], "udp and port 53", "pcapng"},
+	} {
+		resp, body := get(t, c, base+"/api/v1/pcap?"+q("store", "far", "from", tc.from, "to", tc.to, "filter", tc.filter, "format", tc.format))
+		args := []string{"--store", st, "--from", tc.from, "--to", tc.to, "-q", "--format", tc.format}
+		if tc.filter != "" {
+			args = append(args, tc.filter)
+		}
+		want := run(t, bin("fmslice"), args...)
+		if resp.StatusCode != 200 || !bytes.Equal(body, want) || len(want) <= 32 || resp.Trailer.Get("Fmcap-Complete") != "yes" {
+			t.Errorf("%+v from the bucket: status %d, %d bytes, trailer %v; the local fmslice wrote %d", tc, resp.StatusCode, len(body), resp.Trailer, len(want))
+		}
+	}
+	// flows, which fmslice refuses for a bucket: the CLI's words, 400.
+	resp, body := get(t, c, base+"/api/v1/flows?"+q("store", "far", "from", "0", "to", "now"))
+	_, stderr, code := runCode(t, bin("fmslice"), "flows", "--store", "s3://"+s3test.Bucket+"/fleet/n1", "--from", "0", "--to", "now", "-q", "--json")
+	cli := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(stderr), "fmslice: "))
+	if resp.StatusCode != 400 || code == 0 || strings.TrimSpace(string(body)) != cli {
+		t.Errorf("flows of the bucket's store: %d %q; the CLI said (exit %d) %q", resp.StatusCode, body, code, cli)
+	}
+}
