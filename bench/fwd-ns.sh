@@ -22,6 +22,8 @@
 # drops): the highest rate with none is what fwd captures and stores whole.
 # FWD_BIN runs another fwd binary (an older build, as the peer of a change).
 # SPIN sets fwd.spin (e.g. 50us; default 0s: fwd sleeps when idle).
+# FASTPATH sets fwd.fastpath (kernel: rules of capture none forwarded by
+# fwd's tc program in the kernel; the socket path otherwise).
 # ROUNDS=N alternates kernel and fwd N times. DPDK_VDEV_ARGS is appended
 # to each net_af_packet vdev (e.g. ",framesz=...,blocksz=...").
 # Usage: T=5 [ROUNDS=3] [CAPTURE=none] [OFFLOADS=off] [FWDGRO=on] [BACKENDS=afpacket] bench/fwd-ns.sh
@@ -59,9 +61,6 @@ fi
 echo "offloads $OFFLOADS, GRO on F's veths $FWDGRO, capture $CAPTURE"
 for d in "$A ${P}a0" "$Bn ${P}b0" "$F ${P}f0" "$F ${P}f1"; do set -- $d; ip -n "$1" link set "$2" up; done
 
-# cpu_ticks prints the machine's busy and total jiffies (/proc/stat, every
-# CPU): the CPU a run used, to show whether it was bound by the two cores.
-cpu_ticks() { awk '/^cpu /{b=$2+$3+$4+$7+$8; print b, b+$5+$6+$9}' /proc/stat; }
 # fwd_ticks prints fwd's own CPU (user + system, in CLK_TCK ticks; 0 when
 # no fwd runs): fwd's CPU per gigabyte forwarded is its cost, which load
 # from elsewhere on the machine changes far less than its rate.
@@ -123,6 +122,7 @@ ring:
 fwd:
   backend: $be
 ${SPIN:+  spin: $SPIN}
+${FASTPATH:+  fastpath: $FASTPATH}
   control: $W/ns.sock
   dpdk:
     eal: [$eal]
@@ -133,7 +133,7 @@ ${SPIN:+  spin: $SPIN}
     - {id: 1, in: p0, local: 198.18.1.1, peer: 198.18.1.2, out: p1, out_local: 198.18.2.1, target: 198.18.2.2, capture: $CAPTURE}
 EOF
   if [ "$CAPTURE" != none ]; then "$B/writer" --ring "$RING" --store "$W/ns-store" --log-level warn & WPID=$!; fi
-  ip netns exec $F "$bin" --config "$W/ns.yaml" --log-level warn 2>/dev/null & FWDPID=$!
+  ip netns exec $F "$bin" --config "$W/ns.yaml" --log-level warn 2>"$W/fwd.log" & FWDPID=$!
   sleep 2
   suite "fwd-$be"
   for r in ${TCPRATES:-}; do

@@ -53,6 +53,12 @@ ringrelease() {
 }
 
 now() { date +%s.%N; }
+# cpu_ticks prints the machine's busy and total jiffies (/proc/stat, every
+# CPU): the CPU a run used, to show whether it was bound by the cores.
+cpu_ticks() { awk '/^cpu /{b=$2+$3+$4+$7+$8; print b, b+$5+$6+$9}' /proc/stat; }
+# pticks PID prints a running process's CPU (user + system, all threads, in
+# CLK_TCK ticks; 0 once it is gone).
+pticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # median of the arguments
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 

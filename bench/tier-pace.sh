@@ -46,8 +46,9 @@ run() { # tier (0|1) run-number: prints "writer-MB/s [uploaded-MB/s store-MB/s]"
   dropcache
   local t0 t1 t2 up=
   mkdir -p "$st" # before fmupload, which wants it there; the writer takes it as it is
+  local c0 s0; c0=$(cpu_ticks); s0=$(pticks $S3PID)
   t0=$(now)
-  "$B/writer" --ring "$ring" --store "$st" --exit-on-close --chunk-size "$CHUNK" --log-level warn --metrics "" &
+  /usr/bin/time -f "%U %S" -o "$W/pace-wtime" "$B/writer" --ring "$ring" --store "$st" --exit-on-close --chunk-size "$CHUNK" --log-level warn --metrics "" &
   local wp=$!
   if [ "$1" = 1 ]; then
     "$B/fmupload" --store "$st" --bucket pace --prefix "run$2" --node n1 --poll 100ms --metrics "" --log-level warn &
@@ -56,7 +57,7 @@ run() { # tier (0|1) run-number: prints "writer-MB/s [uploaded-MB/s store-MB/s]"
   wait $wp || { echo "the writer failed" >&2; exit 1; }
   t1=$(now)
   if [ -z "$up" ]; then
-    echo "$t0 $t1" | awk -v b="$bytes" '{printf "%.0f", b/($2-$1)/1e6}'
+    echo "$t0 $t1 $(cpu_ticks) $c0 $(cat "$W/pace-wtime")" | awk -v b="$bytes" -v n="$(nproc)" '{printf "%.0f %.3f %.2f", b/($2-$1)/1e6, ($7+$8)/(b/1e9), ($3-$5)/($4-$6)*n}'
     return
   fi
   local last; last=$("$B/fmslice" info --json --store "$st" | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["last_seq"]))')
@@ -69,18 +70,35 @@ run() { # tier (0|1) run-number: prints "writer-MB/s [uploaded-MB/s store-MB/s]"
     sleep 0.05
   done
   t2=$(now)
+  local c1 s1 u1; c1=$(cpu_ticks); s1=$(pticks $S3PID); u1=$(pticks $up)
   kill $up; wait $up 2>/dev/null || true
   local sbytes; sbytes=$(du -sb --exclude uploaded --exclude index "$st" | cut -f1)
   echo "$t0 $t1 $t2" | awk -v b="$bytes" -v s="$sbytes" '{printf "%.0f %.0f %.0f", b/($2-$1)/1e6, b/($3-$1)/1e6, s/($3-$1)/1e6}'
+  # CPU seconds per GB of pcap: writer, fmupload, the S3 server; the
+  # machine's busy cores from the writer's start to the last upload.
+  echo " $c0 $c1 $(cat "$W/pace-wtime") $((u1)) $((s1 - s0))" | awk -v b="$bytes" -v n="$(nproc)" -v hz="$(getconf CLK_TCK)" \
+    '{g=b/1e9; printf " %.3f %.3f %.3f %.2f", ($5+$6)/g, $7/hz/g, $8/hz/g, ($3-$1)/($4-$2)*n}'
 }
-alone=() wt=() upl=() ust=() peer=()
+# peer DIR PREFIX: s3put of the store's chunks; prints "store-MB/s
+# s3put-CPU-s server-CPU-s busy-cores".
+peer() {
+  local c0 s0; c0=$(cpu_ticks); s0=$(pticks $S3PID)
+  local r; r=$(/usr/bin/time -f "%U %S" -o "$W/pace-ptime" "$B/s3put" -bucket pace -prefix "$2" "$1"/*.zst | awk '{print $(NF-1)}')
+  local c1 s1; c1=$(cpu_ticks); s1=$(pticks $S3PID)
+  echo "$r $(cat "$W/pace-ptime") $((s1 - s0)) $c0 $c1" | awk -v n="$(nproc)" -v hz="$(getconf CLK_TCK)" '{printf "%s %.3f %.3f %.2f", $1, $2+$3, $4/hz, ($7-$5)/($8-$6)*n}'
+}
+alone=() wt=() upl=() ust=() peer=() wcpu=() acpu=() ucpu=() scpu=() pcpu=() busy=()
 for i in $(seq "$RUNS"); do
-  alone+=("$(run 0 "$i")")
+  r=$(run 0 "$i")
+  read -r a wc b <<< "$r"
+  alone+=("$a") wcpu+=("$wc"); busy+=("alone:$b")
   r=$(run 1 "$i") # not inside read's here-string, which would hide run's failure
-  read -r w u s <<< "$r"
-  wt+=("$w") upl+=("$u") ust+=("$s")
+  read -r w u s tw tu ts b <<< "$r"
+  wt+=("$w") upl+=("$u") ust+=("$s") acpu+=("$tw") ucpu+=("$tu") scpu+=("$ts"); busy+=("tier:$b")
   sync
-  peer+=("$("$B/s3put" -bucket pace -prefix "peer$i" "$st"/*.zst | awk '{print $(NF-1)}')")
+  r=$(peer "$st" "peer$i")
+  read -r p pc ps b <<< "$r"
+  peer+=("$p") pcpu+=("$(awk -v a="$pc" -v b="$ps" -v s="$(du -sb --exclude uploaded --exclude index "$st" | cut -f1)" 'BEGIN {printf "%.3f", (a+b)/(s/1e9)}')"); busy+=("peer:$b")
 done
 sbytes=$(du -sb --exclude uploaded --exclude index "$st" | cut -f1)
 ratio=$(awk -v b="$bytes" -v s="$sbytes" 'BEGIN {printf "%.3f", b/s}')
@@ -90,3 +108,13 @@ echo "writer alone:                 $(median "${alone[@]}") MB/s of pcap (runs: 
 echo "writer with fmupload:         $(median "${wt[@]}") MB/s of pcap (runs: ${wt[*]})"
 echo "whole capture in the bucket:  $(median "${upl[@]}") MB/s of pcap, $(median "${ust[@]}") MB/s of store (runs: ${upl[*]} / ${ust[*]})"
 echo "peer s3put (server ceiling):  $pm MB/s of store = $(awk -v p="$pm" -v r="$ratio" 'BEGIN {printf "%.0f", p*r}') MB/s of pcap at this ratio (runs: ${peer[*]})"
+# What bounds the pace here: CPU time adds up. Storing a GB of pcap costs
+# the writer W CPU-seconds (alone); putting the store's bytes for it into
+# this server costs the cheapest client and the server P (s3put + server,
+# per store GB, divided by the ratio). Both on this machine's cores can
+# go no faster than cores / (W + P) GB/s of pcap.
+wm=$(median "${wcpu[@]}"); pcm=$(median "${pcpu[@]}")
+echo "CPU per GB of pcap:           writer alone $wm s (runs: ${wcpu[*]}); with the tier: writer ${acpu[*]}, fmupload ${ucpu[*]}, server ${scpu[*]}"
+echo "upload at its cheapest:       s3put + server $pcm s per GB of store (runs: ${pcpu[*]}) = $(awk -v p="$pcm" -v r="$ratio" 'BEGIN {printf "%.3f", p/r}') s per GB of pcap"
+echo "busy cores:                   ${busy[*]}"
+echo "CPU bound for writer + upload on $(nproc) cores: $(awk -v w="$wm" -v p="$pcm" -v r="$ratio" -v n="$(nproc)" 'BEGIN {printf "%.0f", n/(w+p/r)*1000}') MB/s of pcap"

@@ -71,6 +71,7 @@ package fwd
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -406,7 +407,12 @@ type afBackend struct {
 	log   *slog.Logger
 	mono  int64 // the loop's monotonic clock (ns since it started)
 	spin  int64 // fwd.spin, ns
-	next  int64 // next transmit check (mono)
+	// fp: the kernel fast path (fwd.fastpath, fastpath.go), nil when off;
+	// fpNext: when its counters are next collected (monotonic).
+	fp      *fastpath
+	fpNext  int64
+	fpErrAt int64
+	next    int64 // next transmit check (mono)
 }
 
 func newAFBackend(ports []Port, log *slog.Logger) (*afBackend, error) {
@@ -596,6 +602,7 @@ func (b *afBackend) run() {
 		if b.mono >= b.next {
 			b.next = b.mono + int64(100*time.Millisecond)
 			b.watchTX(b.mono)
+			b.syncFastpath()
 		}
 		b.d.End()
 		if first && b.ready != nil {
@@ -681,7 +688,30 @@ func (b *afBackend) nicDrops(port int) uint64 {
 }
 
 func (b *afBackend) close() {
+	if b.fp != nil {
+		b.fp.close() // the tc programs first: nothing is forwarded past a closed fwd
+	}
 	for _, p := range b.ports {
 		p.close()
+	}
+}
+
+// syncFastpath keeps the kernel fast path's rules in step with the table
+// and the neighbors (every housekeeping: a new neighbor or rule is in the
+// kernel within 100 ms) and collects its counters once a second. An error
+// is logged at most once a minute; the frames the map does not hold go
+// through fwd meanwhile.
+func (b *afBackend) syncFastpath() {
+	if b.fp == nil || b.d.cur == nil {
+		return
+	}
+	err := b.fp.sync(b, b.d)
+	if b.mono >= b.fpNext {
+		b.fpNext = b.mono + int64(time.Second)
+		err = errors.Join(err, b.fp.collect(b, b.d))
+	}
+	if err != nil && b.mono >= b.fpErrAt {
+		b.fpErrAt = b.mono + int64(time.Minute)
+		b.log.Warn("kernel fast path", "err", err)
 	}
 }

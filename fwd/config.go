@@ -42,6 +42,9 @@ package fwd
 //	                                 # as one record (keep)
 //	  spin: 50us                     # afpacket: keep polling this long after a
 //	                                 # frame before sleeping (default 0: sleep)
+//	  fastpath: kernel               # afpacket: rules of capture none forwarded
+//	                                 # in the kernel (tc BPF, fastpath.go);
+//	                                 # off (default): every frame through fwd
 
 import (
 	"crypto/sha256"
@@ -97,6 +100,9 @@ type FwdConfig struct {
 	// last before it sleeps (afpacket.go); "" or 0: it sleeps at once.
 	Spin string        `yaml:"spin"`
 	spin time.Duration // Spin, checked
+	// FastPath: "kernel" forwards the frames of rules whose capture is
+	// none in the kernel (fastpath.go); "" or "off": through fwd.
+	FastPath string `yaml:"fastpath"`
 
 	Ports  []PortConfig  `yaml:"ports"`
 	Rules  []RuleConfig  `yaml:"rules"`

@@ -56,6 +56,7 @@ type counters struct {
 	captured     uint64
 	captureDrops uint64
 	superFrames  uint64 // frames received with GSO metadata (gso.go)
+	fastPath     uint64 // frames the kernel fast path forwarded (fastpath.go), also in reasons[rOK]
 	tooBigSent   uint64 // ICMP "too big" messages sent (toobig.go)
 	ports        []portCounters
 	appliance    [aMax]uint64   // appliance roles (appliance.go)

@@ -155,5 +155,11 @@ func newBackend(cfg *Config, ports []Port, log *slog.Logger) (backend, error) {
 		return nil, err
 	}
 	b.spin = int64(cfg.Fwd.spin)
+	if cfg.Fwd.FastPath == "kernel" {
+		if b.fp, err = newFastpath(b); err != nil {
+			b.close()
+			return nil, err
+		}
+	}
 	return b, nil
 }

@@ -38,6 +38,7 @@ func (d *Datapath) publish() {
 	s.Captured = d.c.captured
 	s.CaptureDrops = d.c.captureDrops
 	s.SuperFrames = d.c.superFrames
+	s.KernelForwarded = d.c.fastPath
 	s.TooBigSent = d.c.tooBigSent
 	for i := range d.ports {
 		pc := d.c.ports[i]
@@ -94,6 +95,7 @@ func writeMetrics(w *metrics.Writer, s Stats, ring *shmring.Ring) {
 	w.Counter("fmcap_fwd_captured_packets_total", "Capture copies put into the ring.", s.Captured)
 	w.Counter("fmcap_fwd_drops_total", "Capture copies dropped because the ring was full.", s.CaptureDrops, "stage", "ring_full")
 	w.Counter("fmcap_fwd_icmp_too_big_total", "ICMP fragmentation-needed / packet-too-big messages sent to senders of packets longer than the egress MTU.", s.TooBigSent)
+	w.Counter("fmcap_fwd_kernel_forwarded_total", "Frames the kernel fast path (fwd.fastpath: kernel) forwarded, also counted as forwarded.", s.KernelForwarded)
 	w.Counter("fmcap_fwd_super_frames_total", "Frames received with offload (GSO/GRO) metadata, forwarded whole and captured as segments.", s.SuperFrames)
 	for _, k := range metrics.SortedKeys(s.Drops) {
 		w.Counter("fmcap_fwd_not_forwarded_total", "Frames not forwarded, by reason (answered ARP/NDP/echo included).", s.Drops[k], "reason", k)

@@ -8,7 +8,7 @@ case "${1:-build}" in
   dpdk)  want+=(libdpdk-dev) ;;
   demo)  want+=(tcpdump zstd iproute2 ethtool iputils-ping curl python3 chromium) ;;  # chromium: the page's screenshot
   test)  want+=(tcpdump zstd tshark iproute2 procps iputils-ping ethtool libdpdk-dev systemd systemd-container debootstrap qemu-user-static chromium) ;;   # tshark brings editcap; qemu runs the arm64 tests (scripts/arm64-test.sh); chromium the page's browser test
-  bench) want+=(tcpdump zstd tshark iproute2 procps hyperfine iputils-ping ethtool libdpdk-dev iperf3 iptables) ;;
+  bench) want+=(tcpdump zstd tshark iproute2 procps time hyperfine iputils-ping ethtool libdpdk-dev iperf3 iptables) ;;
   *) echo "usage: $0 build|dpdk|test|demo|bench" >&2; exit 2 ;;
 esac
 missing=()

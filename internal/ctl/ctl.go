@@ -67,9 +67,12 @@ type Stats struct {
 	CaptureDrops uint64            `json:"capture_drops"`
 	SuperFrames  uint64            `json:"super_frames"`      // received with GSO/GRO metadata
 	TooBigSent   uint64            `json:"icmp_too_big_sent"` // fragmentation needed / packet too big, to senders
-	Ports        []PortStats       `json:"ports"`
-	Rules        []RuleStats       `json:"rules"`
-	Neighbors    []Neighbor        `json:"neighbors"`
+	// KernelForwarded: frames the kernel fast path forwarded (fwd.fastpath:
+	// kernel), also counted in Forwarded, the rules' and the ports'.
+	KernelForwarded uint64      `json:"kernel_forwarded,omitempty"`
+	Ports           []PortStats `json:"ports"`
+	Rules           []RuleStats `json:"rules"`
+	Neighbors       []Neighbor  `json:"neighbors"`
 }
 
 type PortStats struct {

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fmcap/fmcap/internal/ctl"
 	"github.com/fmcap/fmcap/shmring"
 )
 
@@ -39,7 +40,9 @@ func TestOffloadsAFPacket(t *testing.T) {
 	}
 }
 
-func offloadConfig(t *testing.T, ring, backend string, eal []string, devs [2]string) string {
+// offloadConfig is the offload suite's configuration; fwdExtra are lines
+// added to its fwd section (fastpath_test.go).
+func offloadConfig(t *testing.T, ring, backend string, eal []string, devs [2]string, fwdExtra ...string) string {
 	var rules strings.Builder
 	for i, m := range offloadModes {
 		fmt.Fprintf(&rules, `    - {id: %d, in: p0, local: 198.18.1.%d, peer: 198.18.1.2, out: p1, out_local: 198.18.2.%d, target: 198.18.2.2, capture: %s}
@@ -50,20 +53,20 @@ func offloadConfig(t *testing.T, ring, backend string, eal []string, devs [2]str
 		x = append(x, fmt.Sprintf("198.18.1.%d/24", 10+i))
 		y = append(y, fmt.Sprintf("198.18.2.%d/24", 10+i))
 	}
-	return writeConfig(t, configHead(t, ring, backend, eal)+fmt.Sprintf(`  ports:
+	return writeConfig(t, configHead(t, ring, backend, eal)+strings.Join(fwdExtra, "")+fmt.Sprintf(`  ports:
     - {name: p0, device: %s, addresses: [%s]}
     - {name: p1, device: %s, addresses: [%s]}
   rules:
 %s`, devs[0], strings.Join(x, ", "), devs[1], strings.Join(y, ", "), rules.String()))
 }
 
-func offloadSuite(t *testing.T, tp *topo, fwdBin, backend string, eal []string, devs [2]string) {
+func offloadSuite(t *testing.T, tp *topo, fwdBin, backend string, eal []string, devs [2]string, fwdExtra ...string) ctl.Stats {
 	const size = 100 << 20
 	// The ring holds every copy of the transfers (both mode: two), so the
 	// writer's speed on a busy machine cannot turn into capture drops.
 	ring := makeRing(t, "1GiB")
 	store := filepath.Join(t.TempDir(), "store")
-	cfg := offloadConfig(t, ring, backend, eal, devs)
+	cfg := offloadConfig(t, ring, backend, eal, devs, fwdExtra...)
 	run(t, fwdBin, "--check-config", cfg)
 	tp.start(tp.nsF, nil, fwdBin, "--config", cfg)
 	waitControl(t, cfg)
@@ -123,6 +126,7 @@ func offloadSuite(t *testing.T, tp *topo, fwdBin, backend string, eal []string, 
 		}
 		t.Logf("%s: %d streams reassembled to the transferred bytes", mode, len(streams))
 	}
+	return stats(t, cfg)
 }
 
 // waitControl waits for fwd's control socket to answer.

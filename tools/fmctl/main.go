@@ -222,6 +222,9 @@ func printRoutes(w *tabwriter.Writer, routes []ctl.Route) {
 
 func printStats(w *tabwriter.Writer, s *ctl.Stats) {
 	fmt.Fprintf(w, "forwarded\t%d\ncaptured\t%d\ncapture drops (ring full)\t%d\n", s.Forwarded, s.Captured, s.CaptureDrops)
+	if s.KernelForwarded > 0 {
+		fmt.Fprintf(w, "  of which by the kernel fast path\t%d\n", s.KernelForwarded)
+	}
 	if len(s.Drops) > 0 {
 		keys := make([]string, 0, len(s.Drops))
 		for k := range s.Drops {

@@ -30,6 +30,14 @@ func (s *pcapSink) write(ts int64, wireLen uint32, data []byte) error {
 	return err
 }
 
+// records writes packet records as the chunk holds them: a chunk is pcap
+// with nanosecond times, so its records are already the bytes write would
+// make of each packet (header, then the captured bytes).
+func (s *pcapSink) records(b []byte) error {
+	_, err := s.w.Write(b)
+	return err
+}
+
 func (s *pcapSink) flush() error { return s.w.Flush() }
 
 // ngSink writes pcapng (draft-ietf-opsawg-pcapng), little-endian: one

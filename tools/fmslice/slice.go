@@ -156,8 +156,40 @@ func emitFrames(res *result, out sink, r frameResult) error {
 		res.packets += len(r.hits)
 		return nil
 	}
+	if ps, ok := out.(*pcapSink); ok {
+		return emitRuns(res, ps, r)
+	}
 	for _, h := range r.hits {
 		if err := out.write(h.ts, h.wire, r.buf[h.off:h.off+h.n]); err != nil {
+			return err
+		}
+	}
+	res.packets += len(r.hits)
+	return nil
+}
+
+// emitRuns writes the hits of r to plain pcap output as runs of records:
+// packets next to each other in the decompressed frames (a time slice's
+// whole frames, a flow's trains) go out as their stored records in one
+// write, instead of a record made and copied per packet. A hit's record
+// header is the recSize bytes before its data (chunk.Packets).
+func emitRuns(res *result, ps *pcapSink, r frameResult) error {
+	const recSize = 16
+	lo, hi := 0, 0 // the run of records not yet written: r.buf[lo:hi]
+	for _, h := range r.hits {
+		start := int(h.off) - recSize
+		if start != hi || hi == lo {
+			if hi > lo {
+				if err := ps.records(r.buf[lo:hi]); err != nil {
+					return err
+				}
+			}
+			lo = start
+		}
+		hi = int(h.off + h.n)
+	}
+	if hi > lo {
+		if err := ps.records(r.buf[lo:hi]); err != nil {
 			return err
 		}
 	}
