@@ -47,6 +47,7 @@ type Flow struct {
 	lastG            uint32
 	pb, pi           int32    // where its current (flow, group) count is in flowCnt
 	cnt              []uint64 // Encode: per group of Groups, packets << 40 | bytes
+	oHead            int32    // its first origin entry in the builder's fo, + 1 (floworigin.go)
 }
 
 // flowKey is p's canonical flow key.
@@ -108,7 +109,8 @@ func KeyOf(p *Packet) (k FlowKey, flags uint8, ok bool) {
 	return flowKey(p), flags, true
 }
 
-func (b *Builder) flow(g uint32, ts int64, p *Packet) {
+// flow counts p in its flow, and at origin oi (floworigin.go).
+func (b *Builder) flow(g uint32, ts int64, p *Packet, oi int32) {
 	if p.Kind != IPv4 && p.Kind != IPv6 {
 		return
 	}
@@ -141,9 +143,12 @@ func (b *Builder) flow(g uint32, ts int64, p *Packet) {
 	f.Packets++
 	f.Bytes += uint64(p.Wire)
 	f.First, f.Last = min(f.First, ts), max(f.Last, ts)
+	var flags uint8
 	if p.Proto == 6 && p.Ports {
-		f.Flags |= p.TCPFlags
+		flags = p.TCPFlags
 	}
+	f.Flags |= flags
+	b.flowOrigin(f, oi, ts, p.Wire, flags)
 	if f.lastG != g+1 {
 		f.lastG = g + 1
 		b.flowSeen.add(uint64(i)<<32 | uint64(g)) // its addresses' and ports' groups too: see termLists
