@@ -6,12 +6,15 @@ package segment
 // every frame of its range for the chunks' metadata, with it a segment's
 // flows answer as they do for plain fmslice flows.
 //
-// The builder already keys each distinct origin once (origin.go); a flow
-// keeps a short chain of (origin, figures) entries in one shared slice,
-// found by walking the chain (a flow has one or two origins: its two
-// directions), so a packet costs no map lookup and no allocation beyond
-// the slice's amortised growth. A packet whose origin is not known counts
-// in an entry of its own (origin 0 in the file), as fmslice shows it.
+// The builder already keys each distinct origin once (origin.go). A flow
+// keeps its first packet's origin in its own entry, which the packet
+// updates anyway: most flows have one origin, and their packets touch
+// nothing more (their packets and bytes there are the flow's, less its
+// other origins'). Other origins (a flow captured in both directions) are
+// a short chain of (origin, figures) entries in one shared slice, found by
+// walking it: no map lookup, no allocation beyond the slice's amortised
+// growth. A packet whose origin is not known counts in an entry of its own
+// (origin 0 in the file), as fmslice shows it.
 
 import (
 	"encoding/binary"
@@ -31,9 +34,14 @@ type flowOrigin struct {
 	first, last int64
 }
 
-// flowOrigin counts a packet of flow f at origin oi (its index + 1, 0: not
-// known).
+// flowOrigin counts a packet of flow f (counted in f already) at origin oi
+// (its index + 1, 0: not known).
 func (b *Builder) flowOrigin(f *Flow, oi int32, ts int64, wire uint32, flags uint8) {
+	if oi == f.o0 {
+		f.o0Flags |= flags
+		f.o0First, f.o0Last = min(f.o0First, ts), max(f.o0Last, ts)
+		return
+	}
 	e := f.oHead
 	for e != 0 && b.fo[e-1].orig != oi {
 		e = b.fo[e-1].next
@@ -63,13 +71,18 @@ func (b *Builder) appendFlowOrigins(out []byte, fl []*Flow) []byte {
 		out = append(out, byte(o.Full.Kind), o.Full.N)
 		out = append(out, o.Full.Bytes()...)
 	}
-	var es []*flowOrigin
+	var es []flowOrigin
 	for _, f := range fl {
+		first := flowOrigin{orig: f.o0, flags: f.o0Flags, pkts: f.Packets, bytes: f.Bytes, first: f.o0First, last: f.o0Last}
 		es = es[:0]
 		for e := f.oHead; e != 0; e = b.fo[e-1].next {
-			es = append(es, &b.fo[e-1])
+			x := b.fo[e-1]
+			first.pkts -= x.pkts
+			first.bytes -= x.bytes
+			es = append(es, x)
 		}
-		slices.SortFunc(es, func(x, y *flowOrigin) int { return int(x.orig) - int(y.orig) })
+		es = append(es, first)
+		slices.SortFunc(es, func(x, y flowOrigin) int { return int(x.orig) - int(y.orig) })
 		out = binary.AppendUvarint(out, uint64(len(es)))
 		for _, x := range es {
 			out = binary.AppendUvarint(out, uint64(x.orig))

@@ -194,3 +194,28 @@ func FuzzFlowOrigins(f *testing.F) {
 		}
 	})
 }
+
+// Counting a packet of a known flow at a known origin allocates nothing:
+// the indexer's per-packet path, a flow at several origins included.
+func TestFlowOriginsNoAlloc(t *testing.T) {
+	frames := testpkt.Corpus(t)[:32]
+	orig := testOrigins()
+	ps := make([]Packet, 64)
+	for i := range ps {
+		DecodePacket(frames[i%len(frames)], &ps[i])
+		ps[i].Wire = 100
+		ps[i].Origin = orig[i%3] // three origins a flow
+	}
+	b := NewBuilder(1, 1<<20) // one group: no group is new
+	seq := uint64(1)
+	add := func() {
+		b.Add(seq, int64(seq), &ps[seq%uint64(len(ps))])
+		seq++
+	}
+	for range 10 * len(ps) {
+		add()
+	}
+	if n := testing.AllocsPerRun(1000, add); n != 0 {
+		t.Fatalf("%v allocations a packet", n)
+	}
+}
