@@ -4,12 +4,19 @@ package query
 // for the flows whose groups all lie inside the range; the rest, and the
 // seqs no segment covers, are counted from the packets the caller reads
 // (FlowCounter), which the Index returned by UseSegments says where to find.
+//
+// Split by origin (fmslice flows --by-origin), the same holds with the
+// segments' flow origins (version 8) in place of their flow tables' figures:
+// an older segment cannot split its flows, so its seqs are read as if no
+// segment covered them, and the packets read are counted at the origin
+// their chunk's metadata gives.
 
 import (
 	"errors"
 	"os"
 	"strings"
 
+	"github.com/fmcap/fmcap/internal/origin"
 	"github.com/fmcap/fmcap/store"
 	"github.com/fmcap/fmcap/store/segment"
 )
@@ -19,24 +26,50 @@ type FlowQuery struct {
 	Store, Dir string // the store, and its index directory
 	From, To   int64  // the range, [From, To) in Unix ns
 	Plan       *Plan  // a filter flows answer exactly (ParseFilter ok)
+	ByOrigin   bool   // split the flows by origin (FlowAnswer.ByOrigin)
+}
+
+// OriginKey is where packets were captured as fmslice flows --by-origin
+// splits flows: fwd's port, the direction and the tunnel (not the rule).
+// The zero value is an origin not known (no stored metadata).
+type OriginKey struct {
+	Known  bool
+	Port   uint16
+	Dir    uint8
+	Origin origin.Origin
+}
+
+// OriginFlowKey is a flow at one origin.
+type OriginFlowKey struct {
+	segment.FlowKey
+	OriginKey
+}
+
+// originKey is the OriginKey of a segment's origin.
+func originKey(o *segment.Origin) OriginKey {
+	if !o.Known {
+		return OriginKey{}
+	}
+	return OriginKey{Known: true, Port: o.Port, Dir: o.Dir, Origin: o.Full}
 }
 
 // FlowAnswer is what a flows query found, and how.
 type FlowAnswer struct {
 	Flows              map[segment.FlowKey]*segment.Flow
-	Packets, FromIndex uint64   // packets counted, of which from the index's flow tables
-	Frames             int      // frames read
-	GapRead            bool     // why frames were read: seqs no segment covers (the open chunk, gaps)...
-	CutRead            bool     // ...groups cut by the range's edges, or shared with flows that are
-	Refused            []string // segments not used, and why
-	Notes              []string // chunks read instead of indexed, and why
-	Damaged            []error  // what could not be read: the answer is incomplete
-	Repaired           []error  // damage from which every frame was recovered
+	ByOrigin           map[OriginFlowKey]*segment.Flow // FlowQuery.ByOrigin: the flows by origin (Flows stays empty)
+	Packets, FromIndex uint64                          // packets counted, of which from the index's flow tables
+	Frames             int                             // frames read
+	GapRead            bool                            // why frames were read: seqs no segment covers (the open chunk, gaps)...
+	CutRead            bool                            // ...groups cut by the range's edges, or shared with flows that are
+	Refused            []string                        // segments not used, and why
+	Notes              []string                        // chunks read instead of indexed, and why
+	Damaged            []error                         // what could not be read: the answer is incomplete
+	Repaired           []error                         // damage from which every frame was recovered
 }
 
 // NewFlowAnswer is an empty answer.
 func NewFlowAnswer() *FlowAnswer {
-	return &FlowAnswer{Flows: map[segment.FlowKey]*segment.Flow{}}
+	return &FlowAnswer{Flows: map[segment.FlowKey]*segment.Flow{}, ByOrigin: map[OriginFlowKey]*segment.Flow{}}
 }
 
 // Why says why frames were read, for the summary line.
@@ -57,15 +90,26 @@ func (a *FlowAnswer) Why() string {
 // Add counts pkts packets of flow k.
 func (a *FlowAnswer) Add(k *segment.FlowKey, pkts, bytes uint64, first, last int64, flags uint8) {
 	a.Packets += pkts
-	m := a.Flows[*k]
-	if m == nil {
-		a.Flows[*k] = &segment.Flow{FlowKey: *k, Packets: pkts, Bytes: bytes, First: first, Last: last, Flags: flags}
+	addFlow(a.Flows, *k, k, pkts, bytes, first, last, flags)
+}
+
+// AddOrigin counts pkts packets of flow k at its origin.
+func (a *FlowAnswer) AddOrigin(k *OriginFlowKey, pkts, bytes uint64, first, last int64, flags uint8) {
+	a.Packets += pkts
+	addFlow(a.ByOrigin, *k, &k.FlowKey, pkts, bytes, first, last, flags)
+}
+
+// addFlow adds to flow k of m (fk its flow key) pkts packets.
+func addFlow[K comparable](m map[K]*segment.Flow, k K, fk *segment.FlowKey, pkts, bytes uint64, first, last int64, flags uint8) {
+	f := m[k]
+	if f == nil {
+		m[k] = &segment.Flow{FlowKey: *fk, Packets: pkts, Bytes: bytes, First: first, Last: last, Flags: flags}
 		return
 	}
-	m.Packets += pkts
-	m.Bytes += bytes
-	m.First, m.Last = min(m.First, first), max(m.Last, last)
-	m.Flags |= flags
+	f.Packets += pkts
+	f.Bytes += bytes
+	f.First, f.Last = min(f.First, first), max(f.Last, last)
+	f.Flags |= flags
 }
 
 // segUse is what the scan needs of a segment used: where its seqs are, and
@@ -115,6 +159,12 @@ type FlowCounter struct {
 // Count counts one packet read, with its seq unless known is false (a
 // chunk whose frame table was lost, which no segment used covers).
 func (k *FlowCounter) Count(seq uint64, known bool, ts int64, wireLen uint32, data []byte) {
+	k.CountOrigin(seq, known, ts, wireLen, data, nil)
+}
+
+// CountOrigin is Count of a packet captured at o (FlowQuery.ByOrigin; nil:
+// a flows query not split by origin).
+func (k *FlowCounter) CountOrigin(seq uint64, known bool, ts int64, wireLen uint32, data []byte, o *OriginKey) {
 	DecodePacket(data, &k.p)
 	key, flags, ok := segment.KeyOf(&k.p)
 	if !ok || !k.fq.Plan.MatchFlow(&key) {
@@ -136,6 +186,10 @@ func (k *FlowCounter) Count(seq uint64, known bool, ts int64, wireLen uint32, da
 		return
 	default:
 		k.ans.CutRead = true
+	}
+	if o != nil {
+		k.ans.AddOrigin(&OriginFlowKey{key, *o}, 1, uint64(wireLen), ts, ts, flags)
+		return
 	}
 	k.ans.Add(&key, 1, uint64(wireLen), ts, ts, flags)
 }
@@ -159,8 +213,8 @@ func (fq *FlowQuery) UseSegments(ans *FlowAnswer, exclude []SeqRange, stored uin
 			continue // its seqs count as not indexed: read
 		}
 		u, err := fq.useSegment(ans, e)
-		if errors.Is(err, os.ErrNotExist) {
-			continue // removed since the listing (retention, a rebuild): its seqs are read
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, errNoFlowOrigins) {
+			continue // removed since the listing (retention, a rebuild), or older than flow origins: its seqs are read
 		}
 		if err != nil {
 			ans.Refused = append(ans.Refused, err.Error())
@@ -205,9 +259,13 @@ func overlapsAny(rs []SeqRange, lo, hi uint64) bool {
 	return false
 }
 
+// errNoFlowOrigins: a segment older than version 8 cannot split its flows
+// by origin.
+var errNoFlowOrigins = errors.New("no flow origins")
+
 // useSegment opens segment e, adds to ans the flows its table answers for
-// exactly in the range, and says which of its groups must be read for the
-// rest. A segment found damaged adds nothing.
+// exactly in the range (by origin: its flow origins), and says which of its
+// groups must be read for the rest. A segment found damaged adds nothing.
 func (fq *FlowQuery) useSegment(ans *FlowAnswer, e segment.Entry) (*segUse, error) {
 	s, err := segment.Open(fq.Dir, e)
 	if err != nil {
@@ -217,6 +275,9 @@ func (fq *FlowQuery) useSegment(ans *FlowAnswer, e segment.Entry) (*segUse, erro
 	u := &segUse{first: s.First, last: s.Last, gsize: s.GroupSize, gaps: s.Gaps}
 	if s.Indexed == 0 || s.MaxTS < fq.From || s.MinTS >= fq.To {
 		return u, nil // no packet of it is in the range
+	}
+	if fq.ByOrigin && !s.HasFlowOrigins() {
+		return nil, errNoFlowOrigins
 	}
 	table, err := s.FlowTable()
 	if err != nil {
@@ -248,7 +309,7 @@ func (fq *FlowQuery) useSegment(ans *FlowAnswer, e segment.Entry) (*segUse, erro
 		}
 		u.scan = make([]bool, s.Groups()) // the groups of the flows that are not exact, below
 	}
-	var exact []*segment.Flow
+	var exact []int // in table
 	u.exact = map[segment.FlowKey]struct{}{}
 	for i := range table {
 		f := &table[i]
@@ -263,7 +324,7 @@ func (fq *FlowQuery) useSegment(ans *FlowAnswer, e segment.Entry) (*segUse, erro
 			}
 		}
 		if all {
-			exact = append(exact, f)
+			exact = append(exact, i)
 			u.exact[f.FlowKey] = struct{}{}
 			continue
 		}
@@ -275,7 +336,26 @@ func (fq *FlowQuery) useSegment(ans *FlowAnswer, e segment.Entry) (*segUse, erro
 			}
 		}
 	}
-	for _, f := range exact {
+	if fq.ByOrigin && len(exact) > 0 {
+		origins, per, err := s.FlowOrigins(table)
+		if err != nil {
+			return nil, err
+		}
+		for _, i := range exact {
+			f := &table[i]
+			for _, e := range per[i] {
+				var o OriginKey
+				if e.Origin >= 0 {
+					o = originKey(&origins[e.Origin])
+				}
+				ans.AddOrigin(&OriginFlowKey{f.FlowKey, o}, e.Packets, e.Bytes, e.First, e.Last, e.Flags)
+			}
+			ans.FromIndex += f.Packets
+		}
+		return u, nil
+	}
+	for _, i := range exact {
+		f := &table[i]
 		ans.Add(&f.FlowKey, f.Packets, f.Bytes, f.First, f.Last, f.Flags)
 		ans.FromIndex += f.Packets
 	}

@@ -95,15 +95,22 @@ func TestOriginsPlan(t *testing.T) {
 	}
 }
 
-// asVersion6 labels a segment version 6, as fmcap before origin terms
-// wrote it (the header's version, its CRC in the footer, the footer's CRC:
-// store/segment's format doc).
-func asVersion6(enc []byte) []byte {
+// asVersion6 rewrites a segment as fmcap before origin terms wrote it.
+func asVersion6(enc []byte) []byte { return asVersion(enc, 6) }
+
+// asVersion rewrites a version 8 segment as versions 6 or 7 wrote it (the
+// same bytes but the flow origins and their offset and CRC in the footer;
+// the header's version, its CRC in the footer, the footer's CRC:
+// store/segment's format doc). Version 6 had no origin terms, which are
+// left in place: it is read without them.
+func asVersion(enc []byte, v uint16) []byte {
 	le, sum := binary.LittleEndian, func(b []byte) uint32 { return crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)) }
-	out := slices.Clone(enc)
-	le.PutUint16(out[4:], 6)
-	foot := len(out) - 8 - 48
-	le.PutUint32(out[foot+24:], sum(out[:64]))
-	le.PutUint32(out[len(out)-8:], sum(out[foot:len(out)-8]))
-	return out
+	foot := len(enc) - 8 - 64
+	out := slices.Clone(enc[:le.Uint64(enc[foot+48:])])
+	f := len(out)
+	out = append(out, enc[foot:foot+48]...)
+	le.PutUint16(out[4:], v)
+	le.PutUint32(out[f+24:], sum(out[:64]))
+	out = le.AppendUint32(out, sum(out[f:]))
+	return append(out, "XIMF"...)
 }

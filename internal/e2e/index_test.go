@@ -124,11 +124,12 @@ func TestCorruptSegmentsFallBack(t *testing.T) {
 	want := run(t, bin("fmslice"), "--store", st, "--no-index", "-q", filter)
 	// Segment 0: one bit of the UDP protocol's posting list (which this
 	// query reads), found through the documented layout: footer at the end
-	// (postings and directory offsets), directory entries of 24 bytes.
+	// (postings and directory offsets; 64 bytes since version 8), directory
+	// entries of 24 bytes.
 	p0 := filepath.Join(dir, segs[0].Name)
 	b, _ := os.ReadFile(p0)
 	le := binary.LittleEndian
-	foot := b[len(b)-8-48:]
+	foot := b[len(b)-8-64:]
 	postOff, dirOff := le.Uint64(foot), le.Uint64(foot[8:])
 	nterms := uint64(le.Uint32(b[52:]))
 	flipped := false

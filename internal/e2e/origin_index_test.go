@@ -8,11 +8,16 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
 	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -197,4 +202,132 @@ func TestOriginSelectionsFromIndex(t *testing.T) {
 		t.Fatal("--rebuild wrote no segment")
 	}
 	t.Run("rebuild", check)
+}
+
+// TestFlowsByOriginFromIndex: fmslice flows --by-origin answered from the
+// segments' flow origins (version 8) is the full scan's answer (an empty
+// --index: every frame read), row for row in the same order, over the
+// whole store or a range that cuts groups, with a filter or without; and
+// still with segments missing or written as version 7 (no flow origins),
+// whose seqs are then read from the chunks, and after indexer --rebuild.
+func TestFlowsByOriginFromIndex(t *testing.T) {
+	store, _ := originStore(t, multiFlow(t, 60000))
+	si := storeInfo(t, store)
+	third := (si.LastNS - si.FirstNS) / 3
+	ts := func(ns int64) string { return fmt.Sprintf("%d.%09d", ns/1e9, ns%1e9) }
+	noIndex := t.TempDir()
+	summary := regexp.MustCompile(`(\d+) packets in (\d+) flows by origin: (\d+) counted by the index`)
+	flows := func(t *testing.T, index string, args []string) (out []byte, indexed uint64) {
+		a := append([]string{"flows", "--store", store, "--by-origin", "--json", "-n", "0"}, args...)
+		if index != "" {
+			a = append(a, "--index", index)
+		}
+		out, stderr, code := runCode(t, bin("fmslice"), a...)
+		if code != 0 {
+			t.Fatalf("fmslice %v: exit %d: %s", a, code, stderr)
+		}
+		m := summary.FindStringSubmatch(stderr)
+		if m == nil {
+			t.Fatalf("fmslice %v: no summary on stderr:\n%s", a, stderr)
+		}
+		n, _ := strconv.ParseUint(m[3], 10, 64)
+		return out, n
+	}
+	type row struct {
+		A, B   string
+		APort  uint16 `json:"a_port"`
+		BPort  uint16 `json:"b_port"`
+		Proto  string
+		Port   string `json:"capture_port"`
+		Dir    string `json:"direction"`
+		Tunnel string `json:"tunnel"`
+	}
+	// The whole store's rows, from the scan: several origins, flows at
+	// more than one.
+	all, _ := flows(t, noIndex, []string{"--from", "0", "--to", "now"})
+	var rows []row
+	if err := json.Unmarshal(all, &rows); err != nil {
+		t.Fatal(err)
+	}
+	origins, atFlow := map[[3]string]bool{}, map[row]int{}
+	for _, r := range rows {
+		origins[[3]string{r.Port, r.Dir, r.Tunnel}] = true
+		atFlow[row{A: r.A, B: r.B, APort: r.APort, BPort: r.BPort, Proto: r.Proto}]++
+	}
+	multi := 0
+	for _, n := range atFlow {
+		if n > 1 {
+			multi++
+		}
+	}
+	if len(origins) < 4 || multi == 0 {
+		t.Fatalf("%d rows: %d origins, %d flows at several; the test wants several of each", len(rows), len(origins), multi)
+	}
+	check := func(t *testing.T, fromIndex bool) {
+		for _, args := range [][]string{
+			{"--from", "0", "--to", "now"},
+			{"--from", ts(si.FirstNS + third), "--to", ts(si.FirstNS + 2*third)},
+			{"--from", "0", "--to", "now", "udp"},
+			{"--from", ts(si.FirstNS + third), "--to", "now", "tcp", "and", "port", "80"},
+		} {
+			got, indexed := flows(t, "", args)
+			want, _ := flows(t, noIndex, args)
+			if !bytes.Equal(got, want) {
+				t.Errorf("%v: from the index (%d bytes) differs from the scan (%d bytes)", args, len(got), len(want))
+			}
+			t.Logf("%v: %d packets counted by the index", args, indexed)
+			if fromIndex != (indexed > 0) {
+				t.Errorf("%v: %d packets counted by the index (want some: %v)", args, indexed, fromIndex)
+			}
+		}
+	}
+	idx := filepath.Join(store, "index")
+	segs, err := segment.List(idx)
+	if err != nil || len(segs) < 4 {
+		t.Fatalf("segments %v %v", segs, err)
+	}
+	t.Run("index", func(t *testing.T) { check(t, true) })
+	// The first segment gone (its seqs unindexed), every other one as
+	// version 7 wrote it: those ranges are read, the rest still indexed.
+	os.Remove(filepath.Join(idx, segs[0].Name))
+	for _, s := range segs[1:] {
+		asVersion7(t, filepath.Join(idx, s.Name))
+		if s == segs[len(segs)-1] {
+			t.Run("version 7", func(t *testing.T) { check(t, false) })
+		} else if s == segs[1] {
+			t.Run("mixed", func(t *testing.T) { check(t, true) })
+		}
+	}
+	// indexer --rebuild writes version 8 from the chunks' metadata.
+	if err := os.RemoveAll(idx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(idx, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	run(t, bin("indexer"), "--rebuild", "--store", store, "-q", "--log-level", "warn", "--metrics", "", "--segment-packets", "8192")
+	t.Run("rebuild", func(t *testing.T) { check(t, true) })
+}
+
+// asVersion7 rewrites a segment file as version 7 wrote it, through the
+// documented layout (store/segment): the flow origins (from the offset at
+// 48 of version 8's 64-byte footer) dropped, the footer's first 48 bytes
+// kept, the header's version and CRC and the footer's CRC redone.
+func asVersion7(t *testing.T, path string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	le := binary.LittleEndian
+	sum := func(p []byte) uint32 { return crc32.Checksum(p, crc32.MakeTable(crc32.Castagnoli)) }
+	foot := len(b) - 8 - 64
+	out := slices.Clone(b[:le.Uint64(b[foot+48:])])
+	f := len(out)
+	out = append(out, b[foot:foot+48]...)
+	le.PutUint16(out[4:], 7)
+	le.PutUint32(out[f+24:], sum(out[:64]))
+	out = le.AppendUint32(out, sum(out[f:]))
+	if err := os.WriteFile(path, append(out, "XIMF"...), 0o640); err != nil {
+		t.Fatal(err)
+	}
 }

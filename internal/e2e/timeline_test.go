@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -239,9 +240,10 @@ func TestFlowExactPlans(t *testing.T) {
 	}
 	p0 := filepath.Join(dir, segs[0].Name)
 	b, _ := os.ReadFile(p0)
-	foot := len(b) - 8 - 48
-	flowsOff := int(uint64(b[foot+16]) | uint64(b[foot+17])<<8 | uint64(b[foot+18])<<16 | uint64(b[foot+19])<<24)
-	b[flowsOff+(foot-flowsOff)/2] ^= 8
+	foot := len(b) - 8 - 64 // the footer (store/segment: 64 bytes since version 8), then the flows' offset and where they end
+	le := binary.LittleEndian
+	flowsOff, flowsEnd := int(le.Uint64(b[foot+16:])), int(le.Uint64(b[foot+48:]))
+	b[flowsOff+(flowsEnd-flowsOff)/2] ^= 8
 	os.WriteFile(p0, b, 0o644)
 	p1 := filepath.Join(dir, segs[1].Name)
 	b, _ = os.ReadFile(p1)

@@ -47,6 +47,12 @@ type Flow struct {
 	lastG            uint32
 	pb, pi           int32    // where its current (flow, group) count is in flowCnt
 	cnt              []uint64 // Encode: per group of Groups, packets << 40 | bytes
+	// Its origins (floworigin.go): the first one's here, the others' in
+	// a chain in the builder's fo.
+	o0              int32 // its first packet's origin, index + 1 (0: not known)
+	o0Flags         uint8
+	o0First, o0Last int64
+	oHead           int32 // the first entry of its other origins in fo, + 1 (0: none)
 }
 
 // flowKey is p's canonical flow key.
@@ -108,7 +114,8 @@ func KeyOf(p *Packet) (k FlowKey, flags uint8, ok bool) {
 	return flowKey(p), flags, true
 }
 
-func (b *Builder) flow(g uint32, ts int64, p *Packet) {
+// flow counts p in its flow, and at origin oi (floworigin.go).
+func (b *Builder) flow(g uint32, ts int64, p *Packet, oi int32) {
 	if p.Kind != IPv4 && p.Kind != IPv6 {
 		return
 	}
@@ -128,7 +135,7 @@ func (b *Builder) flow(g uint32, ts int64, p *Packet) {
 		if i, ok = b.flowTab.find(&k, h, b.flows); !ok {
 			i = int32(len(b.flows))
 			b.flowTab.insert(h, i, b.flows)
-			nf := Flow{FlowKey: k, First: ts, Last: ts, api: -1, bpi: -1}
+			nf := Flow{FlowKey: k, First: ts, Last: ts, api: -1, bpi: -1, o0: oi, o0First: ts, o0Last: ts}
 			nf.ai, nf.bi = b.addrIndex(0, &k.A), b.addrIndex(1, &k.B)
 			if k.Ports {
 				nf.api, nf.bpi = b.portIndex(k.APort), b.portIndex(k.BPort)
@@ -141,9 +148,12 @@ func (b *Builder) flow(g uint32, ts int64, p *Packet) {
 	f.Packets++
 	f.Bytes += uint64(p.Wire)
 	f.First, f.Last = min(f.First, ts), max(f.Last, ts)
+	var flags uint8
 	if p.Proto == 6 && p.Ports {
-		f.Flags |= p.TCPFlags
+		flags = p.TCPFlags
 	}
+	f.Flags |= flags
+	b.flowOrigin(f, oi, ts, p.Wire, flags)
 	if f.lastG != g+1 {
 		f.lastG = g + 1
 		b.flowSeen.add(uint64(i)<<32 | uint64(g)) // its addresses' and ports' groups too: see termLists

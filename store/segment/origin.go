@@ -48,6 +48,11 @@ type Origin struct {
 	Rule   uint32
 	Tunnel origin.Kind // origin.None, GWLB or Mirror
 	ID     uint64      // GWLB: the endpoint id; Mirror: the VNI
+	// Full is the whole identity as the chunk's metadata keeps it (a GWLB
+	// flow cookie, a mirror's outer source): the terms need only Tunnel
+	// and ID, but the flow origins (version 8) answer fmslice flows
+	// --by-origin, whose rows show all of it.
+	Full origin.Origin
 }
 
 // OriginOf is the index's view of a packet's port, direction, rule and
@@ -58,9 +63,9 @@ func OriginOf(port uint16, dir uint8, rule uint32, o *origin.Origin) Origin {
 		return x
 	}
 	if ep, _, _, ok := o.GWLB(); ok {
-		x.Tunnel, x.ID = origin.GWLB, ep
+		x.Tunnel, x.ID, x.Full = origin.GWLB, ep, *o
 	} else if vni, _, ok := o.Mirror(); ok {
-		x.Tunnel, x.ID = origin.Mirror, uint64(vni)
+		x.Tunnel, x.ID, x.Full = origin.Mirror, uint64(vni), *o
 	}
 	return x
 }

@@ -60,7 +60,7 @@ func TestOriginTerms(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !s.HasOrigins() {
-		t.Fatal("a version 7 segment says it has no origin terms")
+		t.Fatal("a version 8 segment says it has no origin terms")
 	}
 	if err := s.Verify(); err != nil {
 		t.Fatal(err)
@@ -85,8 +85,8 @@ func TestOriginTerms(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The same bytes labelled version 6: readable, without origin terms.
-	v6 := withVersion(b.Encode(), 6)
+	// The same bytes as version 6 wrote them: readable, without origin terms.
+	v6 := withVersion(toV7(b.Encode()), 6)
 	if s, err = Decode(v6); err != nil {
 		t.Fatal(err)
 	}
@@ -95,15 +95,31 @@ func TestOriginTerms(t *testing.T) {
 	}
 }
 
-// withVersion relabels a segment's header version (its CRCs redone).
+// withVersion relabels a segment of versions 5 to 7 (toV7) with another
+// of them (its CRCs redone).
 func withVersion(enc []byte, v uint16) []byte {
 	le := binary.LittleEndian
 	out := append([]byte(nil), enc...)
 	le.PutUint16(out[4:], v)
-	f := len(out) - 8 - footerSize
+	f := len(out) - 8 - footerSize7
 	le.PutUint32(out[f+24:], crc32.Checksum(out[:hdrSize], crcTable))
-	le.PutUint32(out[f+footerSize:], crc32.Checksum(out[f:f+footerSize], crcTable))
+	le.PutUint32(out[f+footerSize7:], crc32.Checksum(out[f:f+footerSize7], crcTable))
 	return out
+}
+
+// toV7 rewrites a segment as version 7 wrote it: no flow origins, the
+// footer without their offset and CRC.
+func toV7(enc []byte) []byte {
+	le := binary.LittleEndian
+	foot := len(enc) - 8 - footerSize
+	forigOff := int(le.Uint64(enc[foot+48:]))
+	out := append([]byte(nil), enc[:forigOff]...)
+	f := len(out)
+	out = append(out, enc[foot:foot+footerSize7]...)
+	le.PutUint16(out[4:], 7)
+	le.PutUint32(out[f+24:], crc32.Checksum(out[:hdrSize], crcTable))
+	out = le.AppendUint32(out, crc32.Checksum(out[f:], crcTable))
+	return append(out, trailMagic...)
 }
 
 // OriginKey is big-endian in the kind's width and refuses what does not fit.

@@ -47,6 +47,7 @@ func FuzzSegment(f *testing.F) {
 		if s.GroupCounts(func(int, uint64, uint64) {}) == nil {
 			s.FlowCounts(table, func(int, uint32, uint64, uint64) {})
 		}
+		s.FlowOrigins(table)
 		s.Verify()
 	})
 }

@@ -19,13 +19,13 @@
 // A query reads a few terms of many segments, so a segment is read in
 // place (mmap'd) and each part it uses is checked when used, by its own
 // CRC-32C (Castagnoli): the header, gaps, group times, each posting list,
-// each block of the term directory, the flows. A query over a 50 M-packet
+// each block of the term directory, the flows, the flow origins. A query over a 50 M-packet
 // store touches a few hundred KiB of index, not its hundreds of MiB.
 //
 //	header, 64 bytes
 //	  0  4  magic "FMIX"
-//	  4  2  version (7; 6 and 5 are read too: 6 has no origin terms,
-//	        5 neither counts)
+//	  4  2  version (8; 7, 6 and 5 are read too: 7 has no flow origins,
+//	        6 neither origin terms, 5 neither counts)
 //	  6  2  reserved, zero
 //	  8  4  group size G (seqs per group)
 //	 12  4  group count N = L/G - F/G + 1 (0 when the segment is empty)
@@ -70,7 +70,22 @@
 //	  packets uvarint, bytes uvarint (on the wire), first time minus the
 //	  segment's minimum time uvarint, last time minus first uvarint (ns),
 //	  the groups as a group list (ef.go)
-//	footer, 48 bytes
+//	flow origins (version 8, floworigin.go): fmslice flows --by-origin
+//	  answers from them
+//	  origin count uvarint, then per distinct origin of the segment's
+//	    packets: fwd's port u16, direction u8, rule u32, tunnel kind u8
+//	    (internal/origin: 0 none, 1 GWLB, 2 Traffic Mirroring), blob
+//	    length u8 (0, 20, 7 or 19, as the kind requires), blob (the
+//	    chunk's metadata's bytes: GWLB endpoint, attachment, cookie; VNI
+//	    and outer source), big-endian as on the wire
+//	  then per flow, in the flows' order: entry count uvarint (1 or more),
+//	    per entry, ascending by origin: origin uvarint (0: packets whose
+//	    origin the indexer was not told; i+1: origin i), TCP flags seen at
+//	    that origin u8, packets uvarint, bytes uvarint, first time minus
+//	    the flow's first uvarint, last time minus the entry's first
+//	    uvarint (ns); the entries' packets and bytes add up to the flow's.
+//	    About 15 bytes an entry; a flow has an entry per direction.
+//	footer, 64 bytes (versions 5 to 7: 48, the first 48 of these)
 //	  0  8  offset of the postings
 //	  8  8  offset of the term directory
 //	 16  8  offset of the flows
@@ -80,6 +95,9 @@
 //	 36  4  CRC-32C of the directory block checksums
 //	 40  4  CRC-32C of the flows
 //	 44  4  CRC-32C of the flows' counts (version 5: zero, no counts)
+//	 48  8  offset of the flow origins (where the flows end)
+//	 56  4  CRC-32C of the flow origins
+//	 60  4  reserved, zero
 //	trailer: CRC-32C of the footer u32, "XIMF"
 //
 // Opening checks the trailer, footer, header and gaps (a truncated file
@@ -88,7 +106,9 @@
 // Version 5 (no counts) is read as version 6 without counts: the
 // planner and flows use it as before, and fmslice timeline reads its
 // seqs from the chunks. Versions 5 and 6 have no origin terms: an origin
-// selection keeps all their groups (HasOrigins). Older versions (1: one CRC over the whole file, which a query had to read
+// selection keeps all their groups (HasOrigins). Versions 5 to 7 have no
+// flow origins: fmslice flows --by-origin reads their seqs from the
+// chunks (HasFlowOrigins). Older versions (1: one CRC over the whole file, which a query had to read
 // entirely; 2: groups counted from F; 3: group lists as uvarint deltas,
 // a third larger; 4: flows with 16-byte IPv4 addresses and 8-byte times,
 // from development builds only) are refused; indexer --rebuild replaces
@@ -120,8 +140,8 @@ import (
 const (
 	magic      = "FMIX"
 	trailMagic = "XIMF"
-	version    = 7
-	minVersion = 5 // the oldest read: no counts (6: no origin terms)
+	version    = 8
+	minVersion = 5 // the oldest read: no counts (6: no origin terms; 7: no flow origins)
 	hdrSize    = 64
 
 	KindAddr  = 'A'
@@ -165,6 +185,9 @@ type Segment struct {
 	counts             []byte // version 6: group and flow counts (nil: version 5)
 	countSum           uint32 // CRC of the flows' counts
 	countsOK           bool   // the flows' counts checked
+	forig              []byte // version 8: the flow origins (floworigin.go)
+	forigSum           uint32
+	forigOK            bool
 	flowCounts         []byte // the flows' part of counts, once GroupCounts has run
 	version            uint16
 	err                error // the first part that failed its check
@@ -277,9 +300,10 @@ type Builder struct {
 	lastFlow int32 // index of the last packet's flow, -1: none
 	origIdx  map[Origin]int32
 	origKeys []Origin
-	origLast []uint32 // per origin: the last group it was added to, +1
-	origSeen pairs    // (origin << 32 | group)
-	lastOrig int32    // index of the last packet's origin, -1: none
+	origLast []uint32     // per origin: the last group it was added to, +1
+	origSeen pairs        // (origin << 32 | group)
+	lastOrig int32        // index of the last packet's origin, -1: none
+	fo       []flowOrigin // the flows' origin entries (floworigin.go)
 }
 
 // NewBuilder starts a segment at seq first.
@@ -501,8 +525,10 @@ func (b *Builder) Add(seq uint64, ts int64, p *Packet) {
 	b.seg.MaxTS = max(b.seg.MaxTS, ts)
 	b.seg.Indexed++
 	addGroup(&b.kinds[p.Kind&3], g)
+	oi := int32(0) // the origin's index + 1 for the flow origins, 0: not known
 	if p.Origin.Known {
 		b.origin(&p.Origin, g)
+		oi = b.lastOrig + 1
 	}
 	if p.Cut {
 		addGroup(&b.cut, g)
@@ -516,7 +542,7 @@ func (b *Builder) Add(seq uint64, ts int64, p *Packet) {
 			addGroup(&b.protos[p.First6], g) // libpcap's "ip6 proto" reads the first header
 		}
 		if p.Addrs {
-			b.flow(g, ts, p) // its addresses and ports too
+			b.flow(g, ts, p, oi) // its addresses and ports too
 			return
 		}
 	}
@@ -558,6 +584,8 @@ func (b *Builder) Encode() []byte {
 	out = b.appendCounts(out, fl)
 	flowsOff := len(out)
 	out = b.appendFlows(out, fl)
+	forigOff := len(out)
+	out = b.appendFlowOrigins(out, fl)
 	foot := len(out)
 	out = le.AppendUint64(out, uint64(postOff))
 	out = le.AppendUint64(out, uint64(dirOff))
@@ -566,8 +594,11 @@ func (b *Builder) Encode() []byte {
 	out = le.AppendUint32(out, sum32(out[groupsEnd:postOff]))
 	out = le.AppendUint32(out, sum32(out[hdrSize:groupsEnd]))
 	out = le.AppendUint32(out, sum32(out[sumsOff:countsOff]))
-	out = le.AppendUint32(out, sum32(out[flowsOff:foot]))
+	out = le.AppendUint32(out, sum32(out[flowsOff:forigOff]))
 	out = le.AppendUint32(out, sum32(out[countsOff+groupCountsLen(out[countsOff:flowsOff], len(b.gmin)):flowsOff]))
+	out = le.AppendUint64(out, uint64(forigOff))
+	out = le.AppendUint32(out, sum32(out[forigOff:foot]))
+	out = le.AppendUint32(out, 0)
 	out = le.AppendUint32(out, sum32(out[foot:]))
 	return append(out, trailMagic...)
 }
@@ -664,14 +695,21 @@ func (b *Builder) appendPostings(out []byte, addrs, ports [][]uint32, orig []ori
 func Decode(b []byte) (*Segment, error) {
 	bad := func(what string) (*Segment, error) { return nil, fmt.Errorf("%w: %s", ErrCorrupt, what) }
 	le := binary.LittleEndian
-	if len(b) < hdrSize+footerSize+8 || string(b[:4]) != magic {
+	if len(b) < hdrSize+footerSize7+8 || string(b[:4]) != magic {
 		return bad("not a segment (magic)")
 	}
 	v := le.Uint16(b[4:])
 	if v < minVersion || v > version {
 		return bad(fmt.Sprintf("version %d, this fmcap reads %d to %d (indexer --rebuild --store STORE rebuilds the index)", v, minVersion, version))
 	}
-	foot := b[len(b)-8-footerSize : len(b)-8]
+	fsize := footerSize7
+	if v >= 8 {
+		fsize = footerSize
+	}
+	if len(b) < hdrSize+fsize+8 {
+		return bad("not a segment (truncated)")
+	}
+	foot := b[len(b)-8-fsize : len(b)-8]
 	if string(b[len(b)-4:]) != trailMagic || le.Uint32(b[len(b)-8:]) != crc32.Checksum(foot, crcTable) {
 		return bad("checksum of the footer (truncated or damaged)")
 	}
@@ -689,11 +727,15 @@ func Decode(b []byte) (*Segment, error) {
 	}
 	s.ng = uint32(ng)
 	postOff, dirOff, flowsOff := le.Uint64(foot), le.Uint64(foot[8:]), le.Uint64(foot[16:])
-	end := uint64(len(b) - 8 - footerSize)
+	end := uint64(len(b) - 8 - fsize)
+	flowsEnd := end // version 8: where the flow origins start
+	if v >= 8 {
+		flowsEnd = le.Uint64(foot[48:])
+	}
 	nblocks := (nterms + dirBlock - 1) / dirBlock
 	sumsOff := dirOff + nterms*dirEntry
 	if postOff != hdrSize+ng*16+ngaps*16 || postOff > dirOff || dirOff > end || nterms > end ||
-		sumsOff+nblocks*4 > flowsOff || flowsOff > end || v == 5 && sumsOff+nblocks*4 != flowsOff {
+		sumsOff+nblocks*4 > flowsOff || flowsOff > flowsEnd || flowsEnd > end || v == 5 && sumsOff+nblocks*4 != flowsOff {
 		return bad("section offsets")
 	}
 	gaps := b[hdrSize+ng*16 : postOff]
@@ -716,7 +758,10 @@ func Decode(b []byte) (*Segment, error) {
 		return bad("checksum of the term directory's block checksums")
 	}
 	s.groups = b[hdrSize : hdrSize+ng*16]
-	s.post, s.dir, s.flows = b[postOff:dirOff], b[dirOff:sumsOff], b[flowsOff:end]
+	s.post, s.dir, s.flows = b[postOff:dirOff], b[dirOff:sumsOff], b[flowsOff:flowsEnd]
+	if v >= 8 {
+		s.forig, s.forigSum = b[flowsEnd:end], le.Uint32(foot[56:])
+	}
 	s.dirOK = make([]bool, nblocks)
 	return s, nil
 }
@@ -740,13 +785,17 @@ func (s *Segment) Verify() error {
 				s.FlowCounts(fl, func(int, uint32, uint64, uint64) {})
 			}
 		}
+		if err == nil && s.err == nil && s.HasFlowOrigins() {
+			s.FlowOrigins(fl)
+		}
 	}
 	return s.err
 }
 
 const (
-	dirEntry   = 24
-	footerSize = 48
+	dirEntry    = 24
+	footerSize  = 64 // version 8
+	footerSize7 = 48 // versions 5 to 7: no flow origins' offset and CRC
 )
 
 func compareEntry(a, b []byte) int {
@@ -940,7 +989,7 @@ func Open(dir string, e Entry) (*Segment, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st.Size() < hdrSize+footerSize+8 {
+	if st.Size() < hdrSize+footerSize7+8 {
 		return nil, fmt.Errorf("%s: %w: not a segment (%d bytes: truncated?)", e.Name, ErrCorrupt, st.Size())
 	}
 	m, err := mmap.Map(f, mmap.RDONLY, 0)

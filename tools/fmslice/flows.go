@@ -88,10 +88,10 @@ func flows(cc *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	from, to, expr, pl, by := fa.from, fa.to, fa.expr, fa.pl, fa.by
 	if cc.Bool("by-origin") { // flows_origin.go
-		return flowsByOrigin(cc, store, from, to, pl, by)
+		return flowsByOrigin(cc, store, dir, fa)
 	}
+	from, to, expr, pl, by := fa.from, fa.to, fa.expr, fa.pl, fa.by
 	dec := chunk.NewDecoder()
 	defer dec.Close()
 	fq := &flowQuery{store: store, dir: dir, from: from, to: to, pl: pl, dec: dec}
@@ -162,8 +162,12 @@ func report(ans *query.FlowAnswer, store string, from, to int64, expr string, qu
 	retentionNotice(removed, from, to)
 	fmstore.CountQuery(store)
 	if !quiet {
-		fmt.Fprintf(os.Stderr, "fmslice flows: %d packets in %d flows: %d counted by the index, %d read from %d frames (%s)\n",
-			ans.Packets, len(ans.Flows), ans.FromIndex, ans.Packets-ans.FromIndex, ans.Frames, ans.Why())
+		n, what := len(ans.Flows), "flows"
+		if len(ans.ByOrigin) > 0 {
+			n, what = len(ans.ByOrigin), "flows by origin"
+		}
+		fmt.Fprintf(os.Stderr, "fmslice flows: %d packets in %d %s: %d counted by the index, %d read from %d frames (%s)\n",
+			ans.Packets, n, what, ans.FromIndex, ans.Packets-ans.FromIndex, ans.Frames, ans.Why())
 	}
 	if ans.Packets == 0 {
 		emptyNotice(store, from, to, expr != "")
@@ -246,6 +250,8 @@ type flowQuery struct {
 	from, to   int64
 	pl         *query.Plan
 	dec        *zstd.Decoder
+	byOrigin   bool  // --by-origin: the answer's ByOrigin, the frames' metadata read
+	metaBad    int64 // --by-origin: frames read whose metadata was damaged
 }
 
 // run answers the query. A chunk whose frame table was lost (frames of
@@ -295,7 +301,7 @@ func (fq *flowQuery) pass(exclude []query.SeqRange) (*query.FlowAnswer, *retryCh
 		}
 	}
 	ans := query.NewFlowAnswer()
-	qf := &query.FlowQuery{Store: fq.store, Dir: fq.dir, From: fq.from, To: fq.to, Plan: fq.pl}
+	qf := &query.FlowQuery{Store: fq.store, Dir: fq.dir, From: fq.from, To: fq.to, Plan: fq.pl, ByOrigin: fq.byOrigin}
 	counter, pl := qf.UseSegments(ans, exclude, stored)
 	var read []chunk.Info
 	for _, in := range chunks {
@@ -309,12 +315,16 @@ func (fq *flowQuery) pass(exclude []query.SeqRange) (*query.FlowAnswer, *retryCh
 	// The frames holding seqs to read go through fmslice's own pipeline
 	// (decompressed on every core, picked by seq and time), into a sink
 	// that counts each packet the index did not.
-	q := &sliceReq{store: fq.store, from: fq.from, to: fq.to, need: pl.Need, must: pl.Must}
-	sk := &flowSink{counter}
+	q := &sliceReq{store: fq.store, from: fq.from, to: fq.to, need: pl.Need, must: pl.Must, meta: fq.byOrigin}
+	var sk sink = &flowSink{counter}
+	if fq.byOrigin {
+		sk = &originFlowSink{counter}
+	}
 	res, err := sliceList(q, read, sk, fq.dec)
 	if err != nil {
 		return nil, nil, err
 	}
+	fq.metaBad = q.metaBad.Load() // this pass's: a retry reads again
 	for _, in := range res.rebuilt {
 		if coveredAny(pl.Covered, in.FirstSeq, in.LastSeq) {
 			return nil, &retryChunk{query.SeqRange{Lo: in.FirstSeq, Hi: in.LastSeq}, in.Name, "its frame table was rebuilt"}, nil

@@ -1,11 +1,21 @@
 package main
 
 // fmslice flows --by-origin: the flows of a range split by where their
-// packets were captured: port, direction and tunnel (the chunk's metadata
-// frames, store/chunk FORMAT). The index keeps no origin, so this reads
-// every frame of the range (as fmslice --no-index does) and counts each
-// packet the filter's flow terms match; packets without stored metadata
-// (older or uncompressed chunks) are shown with an unknown origin.
+// packets were captured: fwd's port, direction and tunnel (GWLB endpoint,
+// attachment and flow cookie; Traffic Mirroring VNI and outer source). It
+// is fmslice flows (flows.go) with each flow's figures per origin: a
+// segment's flow origins (store/segment, version 8) answer for the flows
+// whose groups lie wholly inside the range, and the rest is read with the
+// chunks' metadata frames (store/chunk FORMAT) and counted packet by
+// packet: the groups the range's edges cut, the seqs no segment covers,
+// and the seqs of segments written before version 8, which keep no
+// origin per flow. Rows, counts and order are the same either way: a flow
+// counts at each origin the packets it has there in the range. Packets
+// without stored metadata (older chunks, uncompressed ones) are shown with
+// an unknown origin, read or indexed by --rebuild; the live indexer is told
+// every packet's origin by the ring, so from its segments those of
+// uncompressed chunks show theirs. A flow's rule is not shown: flows at
+// origins differing only by rule are one row.
 
 import (
 	"encoding/json"
@@ -16,59 +26,32 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/fmcap/fmcap/internal/origin"
 	"github.com/fmcap/fmcap/query"
 	"github.com/fmcap/fmcap/store/chunk"
 	"github.com/fmcap/fmcap/store/segment"
 )
 
-// originFlowKey is a flow as seen at one origin.
-type originFlowKey struct {
-	segment.FlowKey
-	known bool
-	port  uint16
-	dir   uint8
-	orig  origin.Origin
-}
-
-type originFlow struct {
-	originFlowKey
-	flags          uint8
-	packets, bytes uint64
-	first, last    int64
-}
-
-// originFlowSink counts the packets slice hands it.
-type originFlowSink struct {
-	pl    *query.Plan
-	p     segment.Packet
-	flows map[originFlowKey]*originFlow
-}
+// originFlowSink hands the packets fmslice's pipeline reads to the
+// counter, with the origin their stored metadata gives.
+type originFlowSink struct{ c *query.FlowCounter }
 
 func (s *originFlowSink) write(ts int64, wireLen uint32, data []byte) error {
-	return s.writeMeta(ts, wireLen, data, nil, false)
+	return s.writeSeqMeta(unknownSeq, ts, wireLen, data, nil, false)
 }
 
-func (s *originFlowSink) writeMeta(ts int64, wireLen uint32, data []byte, pm *chunk.PacketMeta, known bool) error {
-	query.DecodePacket(data, &s.p)
-	key, flags, ok := segment.KeyOf(&s.p)
-	if !ok || !s.pl.MatchFlow(&key) {
-		return nil
-	}
-	k := originFlowKey{FlowKey: key, known: known}
+func (s *originFlowSink) writeSeqMeta(seq uint64, ts int64, wireLen uint32, data []byte, pm *chunk.PacketMeta, known bool) error {
+	var o query.OriginKey
 	if known {
-		k.port, k.dir, k.orig = pm.Port, pm.Dir, pm.Origin
+		o = query.OriginKey{Known: true, Port: pm.Port, Dir: pm.Dir, Origin: pm.Origin}
 	}
-	f := s.flows[k]
-	if f == nil {
-		f = &originFlow{originFlowKey: k, first: ts, last: ts}
-		s.flows[k] = f
-	}
-	f.flags |= flags
-	f.packets++
-	f.bytes += uint64(wireLen)
-	f.first, f.last = min(f.first, ts), max(f.last, ts)
+	s.c.CountOrigin(seq, seq != unknownSeq, ts, wireLen, data, &o)
 	return nil
+}
+
+// originFlow is a row: a flow (its key and figures) at one origin.
+type originFlow struct {
+	query.OriginKey
+	*segment.Flow
 }
 
 type originFlowRow struct {
@@ -79,36 +62,34 @@ type originFlowRow struct {
 }
 
 // flowsByOrigin answers fmslice flows --by-origin.
-func flowsByOrigin(cc *cli.Context, store string, from, to int64, pl *query.Plan, by string) error {
+func flowsByOrigin(cc *cli.Context, store, dir string, fa *flowArgs) error {
 	names, err := portNames(cc.String("config"))
 	if err != nil {
 		return err
 	}
-	q := &sliceReq{store: store, from: from, to: to, meta: true}
-	sink := &originFlowSink{pl: pl, flows: map[originFlowKey]*originFlow{}}
 	dec := chunk.NewDecoder()
 	defer dec.Close()
-	res, err := slice(q, sink, dec)
+	fq := &flowQuery{store: store, dir: dir, from: fa.from, to: fa.to, pl: fa.pl, dec: dec, byOrigin: true}
+	ans, err := fq.run()
 	if err != nil {
 		return err
 	}
-	for _, d := range res.damaged {
-		fmt.Fprintln(os.Stderr, "fmslice: damaged, not counted:", d)
+	metaBadNotice(fq.metaBad, os.Stderr)
+	report(ans, store, fa.from, fa.to, fa.expr, cc.Bool("q"))
+	flows := make(map[query.OriginFlowKey]originFlow, len(ans.ByOrigin))
+	for k, f := range ans.ByOrigin {
+		flows[k] = originFlow{k.OriginKey, f}
 	}
-	originNotice(q, os.Stderr)
-	rows := top(sink.flows, func(f *originFlow) (uint64, uint64, int64) { return f.packets, f.bytes, f.first }, by, cc.Int("n"))
-	if !cc.Bool("q") {
-		fmt.Fprintf(os.Stderr, "fmslice: %d flows by origin from %d packets in %d frames (every frame of the range read: the index keeps no origin)\n", len(sink.flows), res.packets, res.frames)
-	}
+	rows := top(flows, func(f originFlow) (uint64, uint64, int64) { return f.Packets, f.Bytes, f.First }, fa.by, cc.Int("n"))
 	out := make([]originFlowRow, len(rows))
 	for i, f := range rows {
 		r := originFlowRow{flowRow: flowRow{
 			Proto: protoName(f.Proto), VLAN: f.VLAN, A: segment.AddrString(f.A), APort: f.APort,
-			B: segment.AddrString(f.B), BPort: f.BPort, Packets: f.packets, Bytes: f.bytes,
-			First: time.Unix(0, f.first).UTC(), Last: time.Unix(0, f.last).UTC(), Flags: tcpFlags(f.Proto, f.flags),
+			B: segment.AddrString(f.B), BPort: f.BPort, Packets: f.Packets, Bytes: f.Bytes,
+			First: time.Unix(0, f.First).UTC(), Last: time.Unix(0, f.Last).UTC(), Flags: tcpFlags(f.Proto, f.Flags),
 		}}
-		if f.known {
-			r.Port, r.Direction, r.Tunnel = portName(names, f.port), dirName(f.dir), f.orig.String()
+		if f.Known {
+			r.Port, r.Direction, r.Tunnel = portName(names, f.Port), dirName(f.Dir), f.Origin.String()
 		}
 		out[i] = r
 	}
@@ -133,8 +114,8 @@ func flowsByOrigin(cc *cli.Context, store string, from, to int64, pl *query.Plan
 			return err
 		}
 	}
-	if len(res.damaged) > 0 {
-		return cli.Exit(fmt.Sprintf("flows incomplete: %d damaged parts of the range were not counted (named above)", len(res.damaged)), exitIncomplete)
+	if len(ans.Damaged) > 0 {
+		return cli.Exit(fmt.Sprintf("flows incomplete: %d damaged parts of the range were not counted (named above)", len(ans.Damaged)), exitIncomplete)
 	}
 	return nil
 }

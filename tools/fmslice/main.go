@@ -93,7 +93,7 @@ func main() {
 				&cli.IntFlag{Name: "n", Value: 20, Usage: "rows (0: all)"},
 				&cli.BoolFlag{Name: "json", Usage: "JSON for programs"},
 				&cli.BoolFlag{Name: "q", Aliases: []string{"quiet"}, Usage: "no summary on stderr"},
-				&cli.BoolFlag{Name: "by-origin", Usage: "split flows by capture port, direction and tunnel (reads every frame of the range)"},
+				&cli.BoolFlag{Name: "by-origin", Usage: "split flows by capture port, direction and tunnel (from the index's flow origins where it answers, from the frames' metadata elsewhere)"},
 			}, storeKey),
 			Action: flows,
 		}, {

@@ -242,7 +242,12 @@ func originNotice(q *sliceReq, w io.Writer) {
 			fmt.Fprintf(w, "fmslice: %d packets of the range have no stored origin (chunks written before origins were kept, or uncompressed): the origin selection left them out\n", n)
 		}
 	}
-	if n := q.metaBad.Load(); n > 0 {
+	metaBadNotice(q.metaBad.Load(), w)
+}
+
+// metaBadNotice says how many frames read had damaged origin metadata.
+func metaBadNotice(n int64, w io.Writer) {
+	if n > 0 {
 		fmt.Fprintf(w, "fmslice: %d frames had damaged origin metadata: their packets' origin is unknown\n", n)
 	}
 }

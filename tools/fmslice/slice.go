@@ -137,30 +137,24 @@ func emitFrames(res *result, out sink, r frameResult) error {
 	res.matchFrames += r.matched
 	res.decompressed += int64(len(r.buf))
 	res.damaged = append(res.damaged, r.errs...)
-	if ms, ok := out.(metaSink); ok {
-		for i := range r.hits {
-			h := &r.hits[i]
-			if err := ms.writeMeta(h.ts, h.wire, r.buf[h.off:h.off+h.n], &h.pm, h.known); err != nil {
-				return err
-			}
-		}
-		res.packets += len(r.hits)
-		return nil
-	}
-	if ss, ok := out.(seqSink); ok {
-		for _, h := range r.hits {
-			if err := ss.writeSeq(h.seq, h.ts, h.wire, r.buf[h.off:h.off+h.n]); err != nil {
-				return err
-			}
-		}
-		res.packets += len(r.hits)
-		return nil
-	}
 	if ps, ok := out.(*pcapSink); ok {
 		return emitRuns(res, ps, r)
 	}
-	for _, h := range r.hits {
-		if err := out.write(h.ts, h.wire, r.buf[h.off:h.off+h.n]); err != nil {
+	for i := range r.hits {
+		h := &r.hits[i]
+		data := r.buf[h.off : h.off+h.n]
+		var err error
+		switch o := out.(type) { // what the sink is told beyond the packet
+		case seqMetaSink:
+			err = o.writeSeqMeta(h.seq, h.ts, h.wire, data, &h.pm, h.known)
+		case metaSink:
+			err = o.writeMeta(h.ts, h.wire, data, &h.pm, h.known)
+		case seqSink:
+			err = o.writeSeq(h.seq, h.ts, h.wire, data)
+		default:
+			err = out.write(h.ts, h.wire, data)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -338,6 +332,12 @@ const unknownSeq = ^uint64(0)
 // seqSink is a sink that is also told each packet's seq (fmslice flows).
 type seqSink interface {
 	writeSeq(seq uint64, ts int64, wireLen uint32, data []byte) error
+}
+
+// seqMetaSink is a sink told each packet's seq and stored metadata (fmslice
+// flows --by-origin).
+type seqMetaSink interface {
+	writeSeqMeta(seq uint64, ts int64, wireLen uint32, data []byte, pm *chunk.PacketMeta, known bool) error
 }
 
 // picker chooses the packets of a frame that go out: in the range, among
