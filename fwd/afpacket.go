@@ -412,6 +412,7 @@ type afBackend struct {
 	fp      *fastpath
 	fpNext  int64
 	fpErrAt int64
+	fpTable *table // the table the fast path's map was last made from
 	next    int64 // next transmit check (mono)
 }
 
@@ -450,6 +451,7 @@ func (b *afBackend) mtus() []int {
 func (b *afBackend) setDatapath(d *Datapath, ready func()) {
 	b.d, b.ready = d, ready
 	d.nic = b.nicDrops
+	d.fpActive.Store(b.fp != nil)
 }
 func (b *afBackend) halt() { b.stop.Store(true) }
 
@@ -595,6 +597,9 @@ func (b *afBackend) run() {
 		now := time.Now()
 		b.mono = int64(now.Sub(base))
 		b.d.Begin(now.UnixNano())
+		if b.fp != nil && b.d.cur != b.fpTable {
+			b.syncFastpath(true) // a new table: in the kernel before the edit returns
+		}
 		got := 0
 		for i := range b.ports {
 			got += b.rxBatch(i)
@@ -602,7 +607,7 @@ func (b *afBackend) run() {
 		if b.mono >= b.next {
 			b.next = b.mono + int64(100*time.Millisecond)
 			b.watchTX(b.mono)
-			b.syncFastpath()
+			b.syncFastpath(false)
 		}
 		b.d.End()
 		if first && b.ready != nil {
@@ -697,16 +702,19 @@ func (b *afBackend) close() {
 }
 
 // syncFastpath keeps the kernel fast path's rules in step with the table
-// and the neighbors (every housekeeping: a new neighbor or rule is in the
-// kernel within 100 ms) and collects its counters once a second. An error
-// is logged at most once a minute; the frames the map does not hold go
-// through fwd meanwhile.
-func (b *afBackend) syncFastpath() {
+// (at once when it changes: newTable) and the neighbors (every
+// housekeeping: a newly resolved neighbor is in the kernel within 100 ms),
+// and collects its counters at each housekeeping (once a second when it
+// has many rules). An error is logged at most once a minute; the frames
+// the map does not hold go through fwd meanwhile.
+func (b *afBackend) syncFastpath(newTable bool) {
 	if b.fp == nil || b.d.cur == nil {
 		return
 	}
 	err := b.fp.sync(b, b.d)
-	if b.mono >= b.fpNext {
+	b.fpTable = b.d.cur
+	b.d.fpSynced.Store(b.d.cur)
+	if !newTable && (len(b.fp.slotOf) <= 256 || b.mono >= b.fpNext) {
 		b.fpNext = b.mono + int64(time.Second)
 		err = errors.Join(err, b.fp.collect(b, b.d))
 	}

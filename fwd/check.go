@@ -79,13 +79,13 @@ func (c *Config) checkSettings() error {
 		return c.errAt(fmt.Sprintf("capture_gso %q: use segment (a record per on-wire segment) or keep (a record per super-frame)", f.CaptureGSO), "fwd", "capture_gso")
 	}
 	switch f.FastPath {
-	case "", "off":
+	case "", "auto", "off":
 	case "kernel":
 		if f.Backend == "dpdk" {
 			return c.errAt("fastpath kernel: the AF_PACKET backend's (a DPDK port is not the kernel's)", "fwd", "fastpath")
 		}
 	default:
-		return c.errAt(fmt.Sprintf("fastpath %q: use kernel (rules of capture none forwarded in the kernel) or off", f.FastPath), "fwd", "fastpath")
+		return c.errAt(fmt.Sprintf("fastpath %q: use auto (the default: in the kernel where it can), kernel (or fail) or off", f.FastPath), "fwd", "fastpath")
 	}
 	if f.Spin != "" {
 		d, err := time.ParseDuration(f.Spin)

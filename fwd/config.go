@@ -42,9 +42,11 @@ package fwd
 //	                                 # as one record (keep)
 //	  spin: 50us                     # afpacket: keep polling this long after a
 //	                                 # frame before sleeping (default 0: sleep)
-//	  fastpath: kernel               # afpacket: rules of capture none forwarded
-//	                                 # in the kernel (tc BPF, fastpath.go);
-//	                                 # off (default): every frame through fwd
+//	  fastpath: auto                 # afpacket: frames of rules of capture none
+//	                                 # forwarded in the kernel (tc BPF,
+//	                                 # fastpath.go) where it can (auto, the
+//	                                 # default), or fail to start (kernel); off:
+//	                                 # every frame through fwd
 
 import (
 	"crypto/sha256"
@@ -100,8 +102,9 @@ type FwdConfig struct {
 	// last before it sleeps (afpacket.go); "" or 0: it sleeps at once.
 	Spin string        `yaml:"spin"`
 	spin time.Duration // Spin, checked
-	// FastPath: "kernel" forwards the frames of rules whose capture is
-	// none in the kernel (fastpath.go); "" or "off": through fwd.
+	// FastPath: "auto" ("", the default) forwards the frames of rules
+	// whose capture is none in the kernel where it can (fastpath.go);
+	// "kernel" the same or fwd does not start; "off": through fwd.
 	FastPath string `yaml:"fastpath"`
 
 	Ports  []PortConfig  `yaml:"ports"`

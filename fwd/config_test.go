@@ -68,7 +68,7 @@ fwd:
 		{"bad backend", "fwd:\n  ports:", "fwd:\n  backend: xdp\n  ports:", 4, "backend \"xdp\": use afpacket or dpdk"},
 		{"bad capture_gso", "fwd:\n  ports:", "fwd:\n  capture_gso: all\n  ports:", 4, "capture_gso \"all\": use segment"},
 		{"bad spin", "fwd:\n  ports:", "fwd:\n  spin: fast\n  ports:", 4, "spin \"fast\": a duration from 0 to 10ms"},
-		{"bad fastpath", "fwd:\n  ports:", "fwd:\n  fastpath: on\n  ports:", 4, "fastpath \"on\": use kernel"},
+		{"bad fastpath", "fwd:\n  ports:", "fwd:\n  fastpath: on\n  ports:", 4, "fastpath \"on\": use auto"},
 		{"spin too long", "fwd:\n  ports:", "fwd:\n  spin: 1s\n  ports:", 4, "spin \"1s\": a duration"},
 		{"gateway of the other family", "      device: eth1", "      device: eth1\n      gateway: \"2001:2::1\"", 7, "port \"p0\" gateway \"2001:2::1\": not an IPv4 address"},
 		{"gateway off the subnets", "      device: eth1", "      device: eth1\n      gateway: 198.18.9.1", 7, "gateway 198.18.9.1 is not on any of the port's subnets"},

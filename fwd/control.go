@@ -144,6 +144,13 @@ func (c *control) swap(rules []Rule, handEdited bool, cmd string, id uint32) {
 		// operator should know that fwd runs other rules than the file's.
 		c.log.Warn("the configuration file had been edited by hand: the edit was made to it, keeping the hand edits, which take effect when fwd restarts", "file", c.cfg.path)
 	}
-	c.d.Swap(buildTable(c.ports, rules).withRoutes(c.cfg.routes))
+	t := buildTable(c.ports, rules).withRoutes(c.cfg.routes)
+	c.d.Swap(t)
+	// With the kernel fast path, the edit has taken effect when the map
+	// the kernel forwards by says it (a rule now captured is no longer
+	// forwarded there): the poll loop syncs it within its poll timeout.
+	for i := 0; c.d.fpActive.Load() && c.d.fpSynced.Load() != t && i < 2000; i++ {
+		time.Sleep(time.Millisecond)
+	}
 	c.log.Info("table changed", "cmd", cmd, "id", id, "rules", len(rules), "routes", len(c.cfg.routes))
 }

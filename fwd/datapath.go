@@ -114,6 +114,12 @@ type Datapath struct {
 
 	mu  sync.Mutex // guards pub
 	pub Stats
+
+	// The kernel fast path (fastpath.go): fpActive says one runs;
+	// fpSynced is the table its map was last made from, so that an edit
+	// waits until the kernel forwards by it (control.swap).
+	fpActive atomic.Bool
+	fpSynced atomic.Pointer[table]
 }
 
 type dpPort struct {

@@ -155,10 +155,17 @@ func newBackend(cfg *Config, ports []Port, log *slog.Logger) (backend, error) {
 		return nil, err
 	}
 	b.spin = int64(cfg.Fwd.spin)
-	if cfg.Fwd.FastPath == "kernel" {
+	switch cfg.Fwd.FastPath {
+	case "kernel":
 		if b.fp, err = newFastpath(b); err != nil {
 			b.close()
 			return nil, err
+		}
+	case "", "auto":
+		// Where the kernel cannot (no tcx, no CAP_BPF, a seccomp filter
+		// without bpf): every frame through fwd, as with off.
+		if b.fp, err = newFastpath(b); err != nil {
+			log.Warn("kernel fast path unavailable: every frame goes through fwd (fwd.fastpath: off says so quietly)", "err", err)
 		}
 	}
 	return b, nil
