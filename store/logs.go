@@ -12,12 +12,34 @@ package store
 // REASON one of bytes (store quota), free (minimum free disk), age, full
 // (the disk was full), UNIX_NS when it was removed. Lines that do not parse
 // (a line cut by a crash) are skipped by readers.
+//
+// # Retention records (object tier)
+//
+// An object store cannot append, so bucket retention (store/tier, Expire)
+// records each chunk it removes as an object of its own, put before the
+// chunk's objects are deleted (a crash between the two leaves a record of
+// a chunk still there, never a chunk gone unrecorded):
+//
+//	retention/FFFFFFFFFFFFFFFFFFFF-LLLLLLLLLLLLLLLLLLLL.log
+//
+// FIRST and LAST in 20 decimal digits (names sort by seq), holding exactly
+// one line of the log's format above, reason age. A Put is whole or
+// absent, so a record never holds a cut line; one that does not parse is
+// skipped all the same. Removals reads both, through the Backend: a local
+// store's retention.log and the records under retention/ (a copy of a
+// bucket's prefix on disk reads as the bucket does).
 
 import (
 	"bufio"
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/fmcap/fmcap/internal/fsmode"
@@ -64,7 +86,7 @@ func LogRemoved(dir string, in chunk.Info, reason string, at int64) error {
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(f, "removed %d %d %d %d %s %d\n", in.FirstSeq, in.LastSeq, in.MinTS, in.MaxTS, reason, at)
+	_, err = f.WriteString(removedLine(in, reason, at))
 	if err == nil {
 		err = f.Sync()
 	}
@@ -72,6 +94,91 @@ func LogRemoved(dir string, in chunk.Info, reason string, at int64) error {
 		err = cerr
 	}
 	return err
+}
+
+// removedLine is the log's line for chunk in, removed at at for reason.
+func removedLine(in chunk.Info, reason string, at int64) string {
+	return fmt.Sprintf("removed %d %d %d %d %s %d\n", in.FirstSeq, in.LastSeq, in.MinTS, in.MaxTS, reason, at)
+}
+
+// RecordName is the name, in the store, of the record of chunk in's
+// removal from an object store.
+func RecordName(in chunk.Info) string {
+	return fmt.Sprintf("%s/%020d-%020d.log", RetentionDir, in.FirstSeq, in.LastSeq)
+}
+
+// RecordRemoved puts into b the record that chunk in is about to be
+// removed from it; the chunk's objects may go once it returns nil.
+func RecordRemoved(ctx context.Context, b Backend, in chunk.Info, reason string, at int64) error {
+	line := removedLine(in, reason, at)
+	_, err := b.Put(ctx, RecordName(in), strings.NewReader(line), int64(len(line)))
+	return err
+}
+
+// ParseRecord reads a record's content: ok is false unless it is one line
+// of the log that parses.
+func ParseRecord(b []byte) (r Removed, ok bool) {
+	line, rest, found := bytes.Cut(b, []byte("\n"))
+	if !found || len(rest) > 0 {
+		return r, false
+	}
+	return parseRemoved(string(line))
+}
+
+// Removals is what retention removed from the store b holds: the lines of
+// its retention.log (a local store's) and its records under retention/
+// (an object store's), by first seq. Read only through b, so a bucket's
+// prefix reads as a directory does; a record that cannot be read or does
+// not parse is skipped, as a cut line is.
+func Removals(ctx context.Context, b Backend) ([]Removed, error) {
+	var out []Removed
+	if data, err := readAll(ctx, b, RetentionLog); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if r, ok := parseRemoved(line); ok {
+				out = append(out, r)
+			}
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	objs, err := b.List(ctx, RetentionDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range objs {
+		if o.Size > maxRecord {
+			continue // not a record
+		}
+		data, err := readAll(ctx, b, o.Name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted since the listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		if r, ok := ParseRecord(data); ok {
+			out = append(out, r)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].FirstSeq < out[j].FirstSeq })
+	return out, nil
+}
+
+// maxRecord bounds a record's size: a line is under 120 bytes.
+const maxRecord = 4096
+
+// readAll reads the whole of name in b.
+func readAll(ctx context.Context, b Backend, name string) ([]byte, error) {
+	f, err := b.Open(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data := make([]byte, f.Size())
+	if _, err := f.ReadAt(data, 0); err != nil && err != io.EOF {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	return data, nil
 }
 
 // RemovedThrough is the highest seq retention has removed (0: none). Chunks
