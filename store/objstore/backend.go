@@ -124,6 +124,15 @@ func (b *Backend) List(ctx context.Context, dir string) ([]store.Object, error) 
 	return out, nil
 }
 
+// ListedSize is name's size as the last listing of its directory gave it
+// (0: not listed): what a store's objects take, without a HEAD each.
+func (b *Backend) ListedSize(name string) int64 {
+	if v, ok := b.sizes.Load(name); ok {
+		return v.(int64)
+	}
+	return 0
+}
+
 func (b *Backend) Stat(ctx context.Context, name string) (store.Object, error) {
 	in, err := b.S.Stat(ctx, name)
 	if err != nil {

@@ -79,12 +79,12 @@ type originFlowRow struct {
 }
 
 // flowsByOrigin answers fmslice flows --by-origin.
-func flowsByOrigin(cc *cli.Context, store string, from, to int64, pl *query.Plan, by string) error {
+func flowsByOrigin(cc *cli.Context, store string, remote *remoteStore, from, to int64, pl *query.Plan, by string) error {
 	names, err := portNames(cc.String("config"))
 	if err != nil {
 		return err
 	}
-	q := &sliceReq{store: store, from: from, to: to, meta: true}
+	q := &sliceReq{store: store, remote: remote, from: from, to: to, meta: true}
 	sink := &originFlowSink{pl: pl, flows: map[originFlowKey]*originFlow{}}
 	dec := chunk.NewDecoder()
 	defer dec.Close()
