@@ -17,11 +17,11 @@ import (
 // FlowQuery is one flows query over an index directory.
 type FlowQuery struct {
 	Store, Dir string // the store, and its index directory
+	From, To   int64  // the range, [From, To) in Unix ns
+	Plan       *Plan  // a filter flows answer exactly (ParseFilter ok)
 	// Through is the highest seq retention removed, for a store that is
 	// not a directory (Store ""): an object store's records of it.
 	Through uint64
-	From, To   int64  // the range, [From, To) in Unix ns
-	Plan       *Plan  // a filter flows answer exactly (ParseFilter ok)
 }
 
 // FlowAnswer is what a flows query found, and how.
