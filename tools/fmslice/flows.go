@@ -18,6 +18,10 @@ package main
 //   - a frame that cannot be read makes the answer incomplete: it is named
 //     on stderr and the exit status is 3.
 //
+// An s3:// store is read as the slice reads it (store.go): the segments
+// reaching into the range fetched once into the cache, the frames to read
+// with range GETs; what bucket retention removed comes from its records.
+//
 // The filter is evaluated on each flow's key (query.Plan.MatchFlow). A
 // flow holds both directions, so src and dst mean either end here; its
 // protocol is the last IPv6 extension header's next header.

@@ -3,7 +3,11 @@ package main
 // fmslice info: what a store holds. The span and packet counts come from
 // the chunks' names (finished chunks) and frame tables (the chunk being
 // written, and pcap bytes); index coverage from the segments' headers;
-// removals from STORE/retention.log. Nothing is decompressed.
+// removals from STORE/retention.log and the bucket's retention records
+// (store.Removals). Nothing is decompressed. An s3:// store is read
+// through its Backend: the listing (chunks and their sizes), each chunk's
+// tables and every segment fetched once into the cache, so its answer is
+// the local store's over the same chunks.
 
 import (
 	"context"
@@ -99,8 +103,8 @@ func info(cc *cli.Context) error {
 	return nil
 }
 
-// infoMerged is fmslice info over several local stores (nodes): each
-// store's answer, then their total (JSON: {"stores": [...], "total": ...}).
+// infoMerged is fmslice info over several stores (nodes, local or
+// s3://): each store's answer, then their total (JSON: {"stores": [...], "total": ...}).
 func infoMerged(cc *cli.Context, stores []string) error {
 	if cc.String("index") != "" {
 		return fmt.Errorf("--index reads one store; with several (--store A,B) each store's own index is used")

@@ -224,11 +224,11 @@ func runMerged(cc *cli.Context, stores []string) error {
 	return nil
 }
 
-// flowsMerged is fmslice flows over several local stores (nodes): each
-// store is counted as alone (its summary on stderr under its name), and
-// the flows are added up by their key, so that a flow seen by several
-// nodes is one row with every node's packets and bytes, its first and
-// last times across them and every TCP flag any saw.
+// flowsMerged is fmslice flows over several stores (nodes, local or
+// s3://): each store is counted as alone (its summary on stderr under its
+// name), and the flows are added up by their key, so that a flow seen by
+// several nodes is one row with every node's packets and bytes, its first
+// and last times across them and every TCP flag any saw.
 func flowsMerged(cc *cli.Context, stores []string) error {
 	if cc.String("index") != "" || cc.Bool("by-origin") {
 		return fmt.Errorf("--index and --by-origin read one store; with several (--store A,B) each store's own index is used")

@@ -2,7 +2,7 @@ package main
 
 // Opening the store a query reads: a local directory (read as always), or
 // s3://BUCKET/PREFIX/NODE, a node's store uploaded by fmupload (the same
-// names under the prefix). From an object store, the chunks are listed
+// names under the prefix), for slices, flows and info. From an object store, the chunks are listed
 // once, the index segments of the chunks in the range and each chunk's
 // frame and seek tables are read once into a local cache (--cache,
 // bounded by --cache-bytes), and only the frames the query needs are
