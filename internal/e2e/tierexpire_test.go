@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fmcap/fmcap/internal/s3test"
+	fmstore "github.com/fmcap/fmcap/store"
 	"github.com/fmcap/fmcap/store/chunk"
 	"github.com/fmcap/fmcap/store/segment"
 )
@@ -18,7 +19,8 @@ import (
 // real S3 server (versitygw) exactly the chunks whose newest packet is
 // older than the age, with their frame tables and the index segments
 // reaching into them, and nothing local; what the bucket keeps still
-// slices as the local store does over the same seqs.
+// slices as the local store does over the same seqs. Each chunk deleted
+// leaves its record under retention/.
 func TestTierBucketRetention(t *testing.T) {
 	need(t, "tcpdump")
 	srv := s3test.Start(t)
@@ -52,6 +54,9 @@ func TestTierBucketRetention(t *testing.T) {
 		}
 		for _, in := range list[k:] {
 			want = append(want, in.Files()...)
+		}
+		for _, in := range list[:k] { // the removals' records
+			want = append(want, fmstore.RecordName(in))
 		}
 		segs, err := segment.List(filepath.Join(st, "index"))
 		if err != nil || len(segs) < 2 {
