@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/fmcap/fmcap/internal/s3test"
 	fmstore "github.com/fmcap/fmcap/store"
-	"github.com/fmcap/fmcap/store/chunk"
 	"github.com/fmcap/fmcap/store/objstore"
 	"github.com/fmcap/fmcap/store/tier"
 )
@@ -28,16 +26,8 @@ import (
 // local store (info's first line names the store), alone and in a list
 // mixing both.
 func TestTierRetentionReported(t *testing.T) {
-	need(t, "tcpdump")
-	srv := s3test.Start(t)
-	s3Env(t, srv)
-	gen := filepath.Join(t.TempDir(), "hour.pcap")
-	run(t, bin("gen"), "-o", gen, "-n", "40000", "-flows", "300", "-duration", "1h")
-	st := indexedStore(t, []string{gen}, "--frame-size", "64KiB", "--chunk-size", "2MiB")
-	list, err := chunk.List(st)
-	if err != nil || len(list) < 6 {
-		t.Fatalf("%d chunks (%v), want several", len(list), err)
-	}
+	srv, gen := hourOnS3(t)
+	st, list := hourStore(t, gen)
 	upload(t, st, "n1")
 	remote := "s3://" + s3test.Bucket + "/fleet/n1"
 
