@@ -24,19 +24,26 @@ import (
 // over either store exactly what was removed (chunks, packets, seqs), and
 // fmslice flows and info over s3:// answer byte for byte as over the
 // local store (info's first line names the store), alone and in a list
-// mixing both.
+// mixing both; compressed chunks, and uncompressed ones with their frame
+// tables beside them.
 func TestTierRetentionReported(t *testing.T) {
 	srv, gen := hourOnS3(t)
-	st, list := hourStore(t, gen)
-	upload(t, st, "n1")
-	remote := "s3://" + s3test.Bucket + "/fleet/n1"
+	for _, node := range []struct{ name, compress string }{{"zstd", "zstd"}, {"plain", "none"}} {
+		t.Run(node.name, func(t *testing.T) { retentionReported(t, srv, gen, node.name, "--compress", node.compress) })
+	}
+}
+
+func retentionReported(t *testing.T, srv *s3test.Server, gen, node string, writerArgs ...string) {
+	st, list := hourStore(t, gen, writerArgs...)
+	upload(t, st, node)
+	remote := "s3://" + s3test.Bucket + "/fleet/" + node
 
 	// The age ends halfway between the newest packets of chunks k-1 and k.
 	k := len(list) / 2
 	now := time.Now()
 	age := now.Sub(time.Unix(0, (list[k-1].MaxTS+list[k].MaxTS)/2))
 	ctx := context.Background()
-	b, err := objstore.NewBackend(ctx, objstore.Config{Bucket: srv.Bucket, Prefix: "fleet/n1", Endpoint: srv.Endpoint,
+	b, err := objstore.NewBackend(ctx, objstore.Config{Bucket: srv.Bucket, Prefix: "fleet/" + node, Endpoint: srv.Endpoint,
 		Region: srv.Region, AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey}, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
