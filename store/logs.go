@@ -30,7 +30,6 @@ package store
 // bucket's prefix on disk reads as the bucket does).
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -41,6 +40,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/fmcap/fmcap/internal/fsmode"
 	"github.com/fmcap/fmcap/store/chunk"
@@ -128,8 +128,10 @@ func ParseRecord(b []byte) (r Removed, ok bool) {
 // Removals is what retention removed from the store b holds: the lines of
 // its retention.log (a local store's) and its records under retention/
 // (an object store's), by first seq. Read only through b, so a bucket's
-// prefix reads as a directory does; a record that cannot be read or does
-// not parse is skipped, as a cut line is.
+// prefix reads as a directory does; a record that does not parse is
+// skipped, as a cut line is. Records are read several at a time: an
+// object store answers each with a GET of its own (once: its Backend
+// caches them).
 func Removals(ctx context.Context, b Backend) ([]Removed, error) {
 	var out []Removed
 	if data, err := readAll(ctx, b, RetentionLog); err == nil {
@@ -145,24 +147,42 @@ func Removals(ctx context.Context, b Backend) ([]Removed, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, o := range objs {
+	recs := make([]Removed, len(objs))
+	ok := make([]bool, len(objs))
+	errs := make([]error, len(objs))
+	sem := make(chan struct{}, recordReaders)
+	var wg sync.WaitGroup
+	for i, o := range objs {
 		if o.Size > maxRecord {
 			continue // not a record
 		}
-		data, err := readAll(ctx, b, o.Name)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // deleted since the listing
-		}
-		if err != nil {
-			return nil, err
-		}
-		if r, ok := ParseRecord(data); ok {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			data, err := readAll(ctx, b, o.Name)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) { // gone since the listing: skipped
+				errs[i] = err
+			}
+			recs[i], ok[i] = ParseRecord(data)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for i, r := range recs {
+		if ok[i] {
 			out = append(out, r)
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].FirstSeq < out[j].FirstSeq })
 	return out, nil
 }
+
+// recordReaders is how many records Removals reads at once.
+const recordReaders = 16
 
 // maxRecord bounds a record's size: a line is under 120 bytes.
 const maxRecord = 4096
@@ -220,23 +240,7 @@ func parseRemoved(line string) (r Removed, ok bool) {
 	return r, n == 7 && word == "removed" && !strings.ContainsAny(r.Reason, " \t")
 }
 
-// RemovedRanges reads the retention log; a store without one has removed
-// nothing.
+// RemovedRanges is Removals of the store in dir.
 func RemovedRanges(dir string) ([]Removed, error) {
-	f, err := os.Open(filepath.Join(dir, RetentionLog))
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []Removed
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if r, ok := parseRemoved(sc.Text()); ok {
-			out = append(out, r)
-		}
-	}
-	return out, sc.Err()
+	return Removals(context.Background(), Local{Dir: dir})
 }
