@@ -10,7 +10,10 @@ package store
 //
 // FIRST/LAST are the chunk's seqs, MIN_TS/MAX_TS its capture times (Unix ns),
 // REASON one of bytes (store quota), free (minimum free disk), age, full
-// (the disk was full), UNIX_NS when it was removed. Lines that do not parse
+// (the disk was full), UNIX_NS when it was removed. Byte for byte: ASCII,
+// the word "removed", then the six fields each after one space (0x20),
+// numbers in decimal without leading zeros (the times may have a "-"),
+// REASON lower-case letters, and a newline (0x0a). Lines that do not parse
 // (a line cut by a crash) are skipped by readers.
 //
 // # Retention records (object tier)
@@ -22,12 +25,17 @@ package store
 //
 //	retention/FFFFFFFFFFFFFFFFFFFF-LLLLLLLLLLLLLLLLLLLL.log
 //
-// FIRST and LAST in 20 decimal digits (names sort by seq), holding exactly
-// one line of the log's format above, reason age. A Put is whole or
-// absent, so a record never holds a cut line; one that does not parse is
-// skipped all the same. Removals reads both, through the Backend: a local
-// store's retention.log and the records under retention/ (a copy of a
-// bucket's prefix on disk reads as the bucket does).
+// F… and L… are the chunk's FIRST and LAST seqs in 20 decimal digits,
+// zero-padded (names sort by seq); the object holds exactly one line of the
+// log's format above, newline included and nothing after it, reason age.
+// The record of seqs 1..2688 is
+// retention/00000000000000000001-00000000000000002688.log, the 79 bytes
+// "removed 1 2688 1767225600082660645 1767225841811534851 age
+// 1796098685597674778\n". A Put is whole or absent, so a record never
+// holds a cut line; one that does not parse is skipped all the same.
+// Removals reads both, through the Backend: a local store's retention.log
+// and the records under retention/ (a copy of a bucket's prefix on disk
+// reads as the bucket does).
 
 import (
 	"bytes"

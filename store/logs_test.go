@@ -54,8 +54,15 @@ func TestRemovals(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if name := RecordName(in(101, 200)); name != "retention/00000000000000000101-00000000000000000200.log" {
-		t.Fatalf("record name %q", name)
+	// The example of the package documentation, byte for byte.
+	doc := t.TempDir()
+	ex := chunk.Info{FirstSeq: 1, LastSeq: 2688, MinTS: 1767225600082660645, MaxTS: 1767225841811534851}
+	if err := RecordRemoved(ctx, Local{Dir: doc}, ex, "age", 1796098685597674778); err != nil {
+		t.Fatal(err)
+	}
+	b2, err := os.ReadFile(filepath.Join(doc, "retention", "00000000000000000001-00000000000000002688.log"))
+	if want := "removed 1 2688 1767225600082660645 1767225841811534851 age 1796098685597674778\n"; err != nil || string(b2) != want || len(b2) != 79 {
+		t.Fatalf("record %q (%v), want %q", b2, err, want)
 	}
 	os.WriteFile(filepath.Join(dir, RetentionDir, "00000000000000000301-00000000000000000400.log"), []byte("removed 301 4"), 0o640)
 	got, err := Removals(ctx, b)
