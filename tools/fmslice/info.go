@@ -104,7 +104,8 @@ func info(cc *cli.Context) error {
 }
 
 // infoMerged is fmslice info over several stores (nodes, local or
-// s3://): each store's answer, then their total (JSON: {"stores": [...], "total": ...}).
+// s3://): each store's answer, then their total (JSON: {"stores": [...],
+// "total": ...}).
 func infoMerged(cc *cli.Context, stores []string) error {
 	if cc.String("index") != "" {
 		return fmt.Errorf("--index reads one store; with several (--store A,B) each store's own index is used")
@@ -258,8 +259,8 @@ func chunkBytes(store string, r *remoteStore, in chunk.Info) uint64 {
 	return uint64(n)
 }
 
-func readStoreInfoOnce(store, dir string, r *remoteStore) (*storeInfo, bool, error) {
-	b := backendOf(store, r)
+func readStoreInfoOnce(store, dir string, remote *remoteStore) (*storeInfo, bool, error) {
+	b := backendOf(store, remote)
 	list, err := fmstore.ListChunks(context.Background(), b) // listed again on each try, the object store's too
 	if err != nil {
 		return nil, false, err
@@ -312,7 +313,7 @@ func readStoreInfoOnce(store, dir string, r *remoteStore) (*storeInfo, bool, err
 			si.PcapBytes += uint64(f.DSize)
 		}
 		si.PcapBytes -= 24 // each chunk's pcap header; the file has one
-		si.StoredBytes += chunkBytes(store, r, in)
+		si.StoredBytes += chunkBytes(store, remote, in)
 	}
 	if si.Chunks > 0 {
 		si.PcapBytes += 24
@@ -366,7 +367,7 @@ func readStoreInfoOnce(store, dir string, r *remoteStore) (*storeInfo, bool, err
 	for _, g := range si.Index.Gaps {
 		si.Index.GapPackets += g[1] - g[0] + 1
 	}
-	for i, r := range removedFrom(store, r) {
+	for i, r := range removedFrom(store, remote) {
 		rm := &si.Removed
 		rm.Chunks++
 		rm.Packets += r.LastSeq - r.FirstSeq + 1
