@@ -77,9 +77,9 @@ func parseRequest(endpoint string, q url.Values, stores []store, cache string, n
 		r.args = append(r.args, endpoint)
 	}
 	r.args = append(r.args, "--store", st.dir)
-	// Only the slice takes --cache; fmslice's other commands answer an
-	// object store as they do on the command line (flows refuses it).
-	if endpoint == "pcap" && st.remote() && cache != "" {
+	// The slice, flows and info read an object store through the cache;
+	// timeline answers it as on the command line (it refuses it).
+	if endpoint != "timeline" && st.remote() && cache != "" {
 		r.args = append(r.args, "--cache", cache)
 	}
 	if endpoint == "info" {

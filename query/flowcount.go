@@ -27,6 +27,9 @@ type FlowQuery struct {
 	From, To   int64  // the range, [From, To) in Unix ns
 	Plan       *Plan  // a filter flows answer exactly (ParseFilter ok)
 	ByOrigin   bool   // split the flows by origin (FlowAnswer.ByOrigin)
+	// Through is the highest seq retention removed, for a store that is
+	// not a directory (Store ""): an object store's records of it.
+	Through uint64
 }
 
 // OriginKey is where packets were captured as fmslice flows --by-origin
@@ -205,7 +208,10 @@ func (fq *FlowQuery) UseSegments(ans *FlowAnswer, exclude []SeqRange, stored uin
 	// died between removing a chunk and its segments) would count packets
 	// that are gone: it is not used, and what is still stored of its range
 	// is read.
-	gone, _ := store.RemovedThrough(fq.Store)
+	gone := fq.Through
+	if fq.Store != "" {
+		gone, _ = store.RemovedThrough(fq.Store)
+	}
 	var uses []*segUse
 	var usedThrough uint64
 	for _, e := range segs {

@@ -22,8 +22,9 @@
 //	  .upload.lock              held by the one fmupload of the store
 //
 // The same names, under s3://BUCKET/PREFIX/NODE/, are the store's object
-// tier (finished chunks, their frame tables, index/seg-*; no logs): the
-// Backend interface (backend.go) reads either.
+// tier (finished chunks, their frame tables, index/seg-*, and the records
+// of bucket retention under retention/; no logs): the Backend interface
+// (backend.go) reads either.
 //
 // Chunk and frame-table names are spelled by store/chunk alone, which parses
 // them back; the names of the store's other entries are spelled here once.
@@ -36,6 +37,9 @@ const (
 	IndexDir = "index"
 	// RetentionLog is the log of what retention removed.
 	RetentionLog = "retention.log"
+	// RetentionDir holds, in an object store, one record per chunk bucket
+	// retention removed (logs.go).
+	RetentionDir = "retention"
 	// QueriesLog counts the queries served from the store.
 	QueriesLog = "queries.log"
 	// GapsLog, in the index directory, lists the seqs the live indexer

@@ -52,7 +52,7 @@ func main() {
 			&cli.IntFlag{Name: "parallel", Value: 2, Usage: "chunks uploaded at once"},
 			&cli.DurationFlag{Name: "poll", Value: time.Second, Usage: "how often the store is looked at for new chunks"},
 			&cli.DurationFlag{Name: "retry-for", Value: time.Minute, Usage: "how long one part is retried before its chunk is retried whole"},
-			&cli.DurationFlag{Name: "bucket-retain-age", Usage: "delete from the bucket the chunks whose newest packet is older than this, and their index segments (0: keep them, or leave them to bucket lifecycle rules); needs s3:DeleteObject"},
+			&cli.DurationFlag{Name: "bucket-retain-age", Usage: "delete from the bucket the chunks whose newest packet is older than this, and their index segments, each chunk recorded first under retention/ so that fmslice says what is gone (0: keep them, or leave them to bucket lifecycle rules); needs s3:DeleteObject"},
 			&cli.BoolFlag{Name: "once", Usage: "upload what is finished now (and apply --bucket-retain-age), then exit (0: all uploaded)"},
 			&cli.StringFlag{Name: "metrics", Value: "127.0.0.1:9564", Usage: "serve Prometheus metrics on this address (\"\" for none)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},

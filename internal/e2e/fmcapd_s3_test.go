@@ -11,8 +11,9 @@ import (
 // TestFmcapdObjectStore: fmcapd serves a store in object storage (the real
 // versitygw) beside a local one: its pcap answers are byte for byte the
 // local fmslice's over the same data, complete; its fmslice gets the AWS
-// chain from fmcapd's environment; flows and info, which fmslice does not
-// answer from a bucket yet, are refused with the reason.
+// chain from fmcapd's environment; flows and info are fmslice's over the
+// bucket; timeline, which fmslice does not answer from a bucket yet, is
+// refused with the reason.
 func TestFmcapdObjectStore(t *testing.T) {
 	need(t, "tcpdump")
 	srv := s3test.Start(t)
@@ -41,11 +42,27 @@ func TestFmcapdObjectStore(t *testing.T) {
 			t.Errorf("%+v from the bucket: status %d, %d bytes, trailer %v; the local fmslice wrote %d", tc, resp.StatusCode, len(body), resp.Trailer, len(want))
 		}
 	}
-	// flows, which fmslice refuses for a bucket: the CLI's words, 400.
-	resp, body := get(t, c, base+"/api/v1/flows?"+q("store", "far", "from", "0", "to", "now"))
-	_, stderr, code := runCode(t, bin("fmslice"), "flows", "--store", "s3://"+s3test.Bucket+"/fleet/n1", "--from", "0", "--to", "now", "-q", "--json")
+	// flows and info: what fmslice answers from the bucket, byte for byte;
+	// timeline, which fmslice refuses for a bucket: the CLI's words, 400.
+	remote := "s3://" + s3test.Bucket + "/fleet/n1"
+	for _, tc := range []struct {
+		endpoint string
+		query    []string
+		args     []string
+	}{
+		{"flows", []string{"from", "0", "to", "now", "filter", "tcp"}, []string{"--from", "0", "--to", "now", "-q", "--json", "tcp"}},
+		{"info", nil, []string{"--json"}},
+	} {
+		resp, body := get(t, c, base+"/api/v1/"+tc.endpoint+"?"+q(append([]string{"store", "far"}, tc.query...)...))
+		want := run(t, bin("fmslice"), append([]string{tc.endpoint, "--store", remote, "--cache", t.TempDir()}, tc.args...)...)
+		if resp.StatusCode != 200 || !bytes.Equal(body, want) || len(want) < 100 {
+			t.Errorf("%s of the bucket's store: %d, %d bytes; the CLI wrote %d:\n%s", tc.endpoint, resp.StatusCode, len(body), len(want), body)
+		}
+	}
+	resp, body := get(t, c, base+"/api/v1/timeline?"+q("store", "far", "from", "0", "to", "now", "step", "1m"))
+	_, stderr, code := runCode(t, bin("fmslice"), "timeline", "--store", remote, "--from", "0", "--to", "now", "--step", "1m", "--json")
 	cli := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(stderr), "fmslice: "))
 	if resp.StatusCode != 400 || code == 0 || strings.TrimSpace(string(body)) != cli {
-		t.Errorf("flows of the bucket's store: %d %q; the CLI said (exit %d) %q", resp.StatusCode, body, code, cli)
+		t.Errorf("timeline of the bucket's store: %d %q; the CLI said (exit %d) %q", resp.StatusCode, body, code, cli)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fmcap/fmcap/internal/s3test"
+	fmstore "github.com/fmcap/fmcap/store"
 	"github.com/fmcap/fmcap/store/chunk"
 	"github.com/fmcap/fmcap/store/segment"
 )
@@ -18,22 +19,12 @@ import (
 // real S3 server (versitygw) exactly the chunks whose newest packet is
 // older than the age, with their frame tables and the index segments
 // reaching into them, and nothing local; what the bucket keeps still
-// slices as the local store does over the same seqs.
+// slices as the local store does over the same seqs. Each chunk deleted
+// leaves its record under retention/.
 func TestTierBucketRetention(t *testing.T) {
-	need(t, "tcpdump")
-	srv := s3test.Start(t)
-	s3Env(t, srv)
-	// An hour of capture in about a dozen chunks: minutes between their
-	// newest packets, so the age can cut between two whatever the time
-	// the test takes.
-	gen := filepath.Join(t.TempDir(), "hour.pcap")
-	run(t, bin("gen"), "-o", gen, "-n", "40000", "-flows", "300", "-duration", "1h")
+	srv, gen := hourOnS3(t)
 	for _, s := range []struct{ node, compress string }{{"zstd", "zstd"}, {"plain", "none"}} {
-		st := indexedStore(t, []string{gen}, "--frame-size", "64KiB", "--chunk-size", "2MiB", "--compress", s.compress)
-		list, err := chunk.List(st)
-		if err != nil || len(list) < 6 {
-			t.Fatalf("%s: %d chunks (%v), want several", s.node, len(list), err)
-		}
+		st, list := hourStore(t, gen, "--compress", s.compress)
 		upload(t, st, s.node)
 		// Keep from chunk k on: the age ends halfway between the newest
 		// packets of chunks k-1 and k.
@@ -52,6 +43,9 @@ func TestTierBucketRetention(t *testing.T) {
 		}
 		for _, in := range list[k:] {
 			want = append(want, in.Files()...)
+		}
+		for _, in := range list[:k] { // the removals' records
+			want = append(want, fmstore.RecordName(in))
 		}
 		segs, err := segment.List(filepath.Join(st, "index"))
 		if err != nil || len(segs) < 2 {
@@ -83,4 +77,29 @@ func TestTierBucketRetention(t *testing.T) {
 		}
 		t.Logf("%s: %d of %d chunks and %d of %d segments deleted from the bucket at age %v", s.node, k, len(list), segsGone, len(segs), age)
 	}
+}
+
+// hourOnS3 starts the S3 server (versitygw) for the test and generates an
+// hour of capture, for stores whose chunks minutes apart let an age cut
+// between two whatever the time the test takes.
+func hourOnS3(t *testing.T) (*s3test.Server, string) {
+	t.Helper()
+	need(t, "tcpdump")
+	srv := s3test.Start(t)
+	s3Env(t, srv)
+	gen := filepath.Join(t.TempDir(), "hour.pcap")
+	run(t, bin("gen"), "-o", gen, "-n", "40000", "-flows", "300", "-duration", "1h")
+	return srv, gen
+}
+
+// hourStore is an indexed store of hourOnS3's capture in about a dozen
+// chunks, and its chunks.
+func hourStore(t *testing.T, gen string, writerArgs ...string) (string, []chunk.Info) {
+	t.Helper()
+	st := indexedStore(t, []string{gen}, append([]string{"--frame-size", "64KiB", "--chunk-size", "2MiB"}, writerArgs...)...)
+	list, err := chunk.List(st)
+	if err != nil || len(list) < 6 {
+		t.Fatalf("%d chunks (%v), want several", len(list), err)
+	}
+	return st, list
 }

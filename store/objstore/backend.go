@@ -3,7 +3,8 @@ package objstore
 // Backend: a store under s3://BUCKET/PREFIX/NODE/, as store.Backend. What
 // a query reads more than once, or reads whole, is kept in a local cache
 // (Cache): the tail of each chunk (its frame table and seek table, read
-// with one or two range GETs from the end) and the index segments. Frames
+// with one or two range GETs from the end), the index segments and the
+// records of bucket retention (retention/…). Frames
 // are read with range GETs: a File told which frames will be read
 // (store.Prefetcher) groups them into spans (neighbours less than MaxGap
 // and less than half the next frame apart read together, so that at most
@@ -124,6 +125,15 @@ func (b *Backend) List(ctx context.Context, dir string) ([]store.Object, error) 
 	return out, nil
 }
 
+// ListedSize is name's size as the last listing of its directory gave it
+// (0: not listed): what a store's objects take, without a HEAD each.
+func (b *Backend) ListedSize(name string) int64 {
+	if v, ok := b.sizes.Load(name); ok {
+		return v.(int64)
+	}
+	return 0
+}
+
 func (b *Backend) Stat(ctx context.Context, name string) (store.Object, error) {
 	in, err := b.S.Stat(ctx, name)
 	if err != nil {
@@ -176,8 +186,31 @@ func (b *Backend) Open(ctx context.Context, name string) (store.File, error) {
 		if err := f.readTail(ctx); err != nil {
 			return nil, err
 		}
+	} else if strings.HasPrefix(name, store.RetentionDir+"/") && size > 0 {
+		if err := f.readRecord(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return f, nil
+}
+
+// readRecord reads a retention record (store.RecordRemoved) whole, from
+// the cache when it holds it: every query reads every record, and a
+// record, once put, stays as it is (one written again by an interrupted
+// bucket retention differs in its removal time alone: the cache may keep
+// the first).
+func (f *remoteFile) readRecord(ctx context.Context) error {
+	cacheName := f.key + "@" + strconv.FormatInt(f.size, 10)
+	b, ok := f.b.Cache.get(cacheName)
+	if !ok || int64(len(b)) != f.size {
+		var err error
+		if b, err = f.b.get(ctx, f.key, 0, f.size); err != nil {
+			return err
+		}
+		f.b.Cache.put(cacheName, b)
+	}
+	f.tail, f.tailOff = b, 0
+	return nil
 }
 
 // remoteFile is one object read by ranges.

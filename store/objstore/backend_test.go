@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/fmcap/fmcap/store"
+	"github.com/fmcap/fmcap/store/chunk"
 	"github.com/fmcap/fmcap/store/segment"
 )
 
@@ -140,6 +141,30 @@ func TestSyncIndex(t *testing.T) {
 	}
 	if want := []string{segment.FileName(1, 100), segment.FileName(101, 200)}; !slices.Equal(got(), want) {
 		t.Errorf("after a deletion in the bucket, cached %q, want %q", got(), want)
+	}
+}
+
+// Bucket retention's records read through the S3 backend as from a
+// directory, and a second time from the cache, with no GET.
+func TestRemovalRecords(t *testing.T) {
+	ctx := context.Background()
+	b := backend(t)
+	ins := []chunk.Info{{FirstSeq: 1, LastSeq: 10, MinTS: 5, MaxTS: 6}, {FirstSeq: 11, LastSeq: 20, MinTS: 7, MaxTS: 8}}
+	for _, in := range ins {
+		if err := store.RecordRemoved(ctx, b, in, "age", 9); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []store.Removed{{FirstSeq: 1, LastSeq: 10, MinTS: 5, MaxTS: 6, Reason: "age", At: 9}, {FirstSeq: 11, LastSeq: 20, MinTS: 7, MaxTS: 8, Reason: "age", At: 9}}
+	for try := range 2 {
+		n0, _ := b.Transfer()
+		got, err := store.Removals(ctx, b)
+		if err != nil || !slices.Equal(got, want) {
+			t.Fatalf("read %d: %+v, %v; want %+v", try, got, err, want)
+		}
+		if n1, _ := b.Transfer(); try == 1 && n1 != n0 {
+			t.Errorf("records read again with %d GETs, want none (cached)", n1-n0)
+		}
 	}
 }
 

@@ -23,6 +23,13 @@ import (
 // retention drops them: their seqs still stored become unindexed, and
 // queries scan them). Local files are never touched.
 //
+// Each chunk removed is recorded first, in an object of its own under
+// retention/ (store.RecordRemoved: S3 cannot append), so fmslice over the
+// bucket says which part of a range is gone, as it does from a local
+// store's retention.log; a crash after the record and before the deletion
+// leaves a record of a chunk still listed, which the next run removes
+// (writing the same record again).
+//
 // Crash-safe by order and by re-deriving what is gone from what is left: a
 // chunk's data object goes before its frame table, so a reader never finds
 // a listed chunk without its table; a frame table or a segment left behind
@@ -59,6 +66,9 @@ func Expire(ctx context.Context, b store.Backend, maxAge time.Duration, now time
 	for _, in := range chunks {
 		if in.MaxTS >= cutoff {
 			break
+		}
+		if err := store.RecordRemoved(ctx, b, in, "age", now.UnixNano()); err != nil {
+			return removed, fmt.Errorf("bucket retention: record the removal of %s: %w", in.Name, err)
 		}
 		for _, f := range in.Files() { // the data object first
 			if err := b.Delete(ctx, f); err != nil {

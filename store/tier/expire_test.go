@@ -67,10 +67,21 @@ func TestExpire(t *testing.T) {
 	want := []string{
 		chunkName(201, 300, min(70), min(50), ".pcap.zst"), chunkName(301, 400, min(95), min(65), ".pcap.zst"),
 		"index/" + segment.FileName(251, 400), "retention.log", "uploaded",
+		"retention/00000000000000000001-00000000000000000100.log", "retention/00000000000000000101-00000000000000000200.log",
 	}
 	slices.Sort(want)
 	if got := names(t, dir); err != nil || n != 2 || !slices.Equal(got, want) {
 		t.Fatalf("Expire: %d removed, %v; left\n%s\nwant\n%s", n, err, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// Each removal is recorded, as the local retention.log says its own
+	// ("x": not a line, skipped).
+	gone, err := store.Removals(context.Background(), b)
+	wantGone := []store.Removed{
+		{FirstSeq: 1, LastSeq: 100, MinTS: min(100), MaxTS: min(90), Reason: "age", At: now.UnixNano()},
+		{FirstSeq: 101, LastSeq: 200, MinTS: min(90), MaxTS: min(70), Reason: "age", At: now.UnixNano()},
+	}
+	if err != nil || !slices.Equal(gone, wantGone) {
+		t.Fatalf("recorded %+v, %v; want %+v", gone, err, wantGone)
 	}
 	// Nothing more to do: the same again removes nothing.
 	if n, err := Expire(context.Background(), b, time.Hour, now, all, quiet); n != 0 || err != nil || !slices.Equal(names(t, dir), want) {
@@ -98,8 +109,29 @@ func TestExpire(t *testing.T) {
 	if n, err := Expire(context.Background(), store.Local{Dir: dir2}, time.Hour, now, 0, quiet); n != 0 || err != nil || !slices.Equal(names(t, dir2), early) {
 		t.Fatalf("a chunk on its way: %d, %v, left %v, want %v", n, err, names(t, dir2), early)
 	}
+	// A run cut before a chunk's deletion leaves its record beside it
+	// (never the chunk gone unrecorded); the next run deletes it, and
+	// the record is written again, whole.
+	dir3 := t.TempDir()
+	c := chunkName(1, 100, min(100), min(90), ".pcap.zst")
+	os.WriteFile(filepath.Join(dir3, c), []byte("x"), 0o640)
+	if n, err := Expire(context.Background(), failDelete{store.Local{Dir: dir3}}, time.Hour, now, all, quiet); n != 0 || err == nil {
+		t.Fatalf("a failed deletion: %d, %v", n, err)
+	}
+	rec := "retention/00000000000000000001-00000000000000000100.log"
+	if got := names(t, dir3); !slices.Equal(got, []string{c, rec}) {
+		t.Fatalf("after a failed deletion: %v", got)
+	}
+	if n, err := Expire(context.Background(), store.Local{Dir: dir3}, time.Hour, now, all, quiet); n != 1 || err != nil || !slices.Equal(names(t, dir3), []string{rec}) {
+		t.Fatalf("the next run: %d, %v, left %v", n, err, names(t, dir3))
+	}
 	// Age 0 keeps everything.
 	if n, err := Expire(context.Background(), b, 0, now.Add(1000*time.Hour), all, quiet); n != 0 || err != nil || !slices.Equal(names(t, dir), want) {
 		t.Fatalf("age 0: %d, %v, %v", n, err, names(t, dir))
 	}
 }
+
+// failDelete is a backend whose deletions fail (a crash before them).
+type failDelete struct{ store.Backend }
+
+func (failDelete) Delete(context.Context, string) error { return fmt.Errorf("cut") }

@@ -18,6 +18,10 @@ package main
 //   - a frame that cannot be read makes the answer incomplete: it is named
 //     on stderr and the exit status is 3.
 //
+// An s3:// store is read as the slice reads it (store.go): the segments
+// reaching into the range fetched once into the cache, the frames to read
+// with range GETs; what bucket retention removed comes from its records.
+//
 // The filter is evaluated on each flow's key (query.Plan.MatchFlow). A
 // flow holds both directions, so src and dst mean either end here; its
 // protocol is the last IPv6 extension header's next header.
@@ -58,48 +62,57 @@ type flowRow struct {
 
 // storeArgs are the store (--store, or the configuration's writer.store)
 // and index directory (--index, default STORE/index) a subcommand reads.
-func storeArgs(cc *cli.Context) (store, index string, err error) {
+// An s3:// store is opened (remote); its index is the segments want asks
+// for (nil: all), fetched into the cache.
+func storeArgs(cc *cli.Context, want func(*remoteStore) string) (store, index string, remote *remoteStore, err error) {
 	if err := cliutil.FromConfig(cc, "store", "writer", "store"); err != nil {
-		return "", "", err
+		return "", "", nil, err
 	}
 	store = cc.String("store")
 	if store == "" {
-		return "", "", fmt.Errorf("--store DIR is required (or writer.store in --config)")
+		return "", "", nil, fmt.Errorf("--store DIR is required (or writer.store in --config)")
 	}
-	if err := localOnly(cc.Command.Name, store); err != nil {
-		return "", "", err
+	if want == nil {
+		if err := localOnly(cc.Command.Name, store); err != nil {
+			return "", "", nil, err
+		}
+	}
+	if remote, err = openStore(cc, store); err != nil {
+		return "", "", nil, err
 	}
 	index = cc.String("index")
-	if index == "" {
+	if index == "" && remote != nil {
+		index = want(remote)
+	} else if index == "" {
 		index = fmstore.Index(store)
 	}
-	return store, index, checkStore(store)
+	return store, index, remote, nil
 }
 
 func flows(cc *cli.Context) error {
 	if stores := splitStores(cc.String("store")); len(stores) > 1 {
 		return flowsMerged(cc, stores)
 	}
-	store, dir, err := storeArgs(cc)
-	if err != nil {
-		return err
-	}
 	fa, err := parseFlowArgs(cc)
 	if err != nil {
 		return err
 	}
-	if cc.Bool("by-origin") { // flows_origin.go
-		return flowsByOrigin(cc, store, dir, fa)
-	}
 	from, to, expr, pl, by := fa.from, fa.to, fa.expr, fa.pl, fa.by
+	store, dir, remote, err := storeArgs(cc, func(r *remoteStore) string { return r.indexDir(from, to) })
+	if err != nil {
+		return err
+	}
+	if cc.Bool("by-origin") { // flows_origin.go
+		return flowsByOrigin(cc, store, dir, remote, fa)
+	}
 	dec := chunk.NewDecoder()
 	defer dec.Close()
-	fq := &flowQuery{store: store, dir: dir, from: from, to: to, pl: pl, dec: dec}
+	fq := &flowQuery{store: store, remote: remote, dir: dir, from: from, to: to, pl: pl, dec: dec}
 	ans, err := fq.run()
 	if err != nil {
 		return err
 	}
-	report(ans, store, from, to, expr, cc.Bool("q"))
+	fq.report(ans, expr, cc.Bool("q"))
 	return answerFlows(cc, ans, by)
 }
 
@@ -145,7 +158,7 @@ func answerFlows(cc *cli.Context, ans *query.FlowAnswer, by string) error {
 // report tells stderr what the answer rests on: segments refused, chunks
 // damaged or repaired, retention's removals, the counts (unless quiet), and
 // why a range with no packet is empty.
-func report(ans *query.FlowAnswer, store string, from, to int64, expr string, quiet bool) {
+func (fq *flowQuery) report(ans *query.FlowAnswer, expr string, quiet bool) {
 	for _, r := range ans.Refused {
 		fmt.Fprintf(os.Stderr, "fmslice: index segment refused, its range was read instead: %s\n", r)
 	}
@@ -158,9 +171,10 @@ func report(ans *query.FlowAnswer, store string, from, to int64, expr string, qu
 	for _, d := range ans.Damaged {
 		fmt.Fprintln(os.Stderr, "fmslice: damaged, not counted:", d)
 	}
-	removed, _ := fmstore.RemovedRanges(store) // unreadable: nothing removed as far as we know
-	retentionNotice(removed, from, to)
-	fmstore.CountQuery(store)
+	retentionNotice(removedFrom(fq.store, fq.remote), fq.from, fq.to)
+	if fq.remote == nil {
+		fmstore.CountQuery(fq.store)
+	}
 	if !quiet {
 		n, what := len(ans.Flows), "flows"
 		if len(ans.ByOrigin) > 0 {
@@ -170,7 +184,7 @@ func report(ans *query.FlowAnswer, store string, from, to int64, expr string, qu
 			ans.Packets, n, what, ans.FromIndex, ans.Packets-ans.FromIndex, ans.Frames, ans.Why())
 	}
 	if ans.Packets == 0 {
-		emptyNotice(store, from, to, expr != "")
+		emptyNotice(span(fq.store, fq.remote), fq.from, fq.to, expr != "")
 	}
 }
 
@@ -247,6 +261,7 @@ func checkStore(store string) error {
 // flowQuery is one fmslice flows.
 type flowQuery struct {
 	store, dir string
+	remote     *remoteStore // store is s3://…; nil: a local directory
 	from, to   int64
 	pl         *query.Plan
 	dec        *zstd.Decoder
@@ -281,7 +296,7 @@ type retryChunk struct {
 }
 
 func (fq *flowQuery) pass(exclude []query.SeqRange) (*query.FlowAnswer, *retryChunk, error) {
-	chunks, err := chunk.List(fq.store)
+	chunks, err := listChunks(fq.store, fq.remote)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -302,6 +317,12 @@ func (fq *flowQuery) pass(exclude []query.SeqRange) (*query.FlowAnswer, *retryCh
 	}
 	ans := query.NewFlowAnswer()
 	qf := &query.FlowQuery{Store: fq.store, Dir: fq.dir, From: fq.from, To: fq.to, Plan: fq.pl, ByOrigin: fq.byOrigin}
+	if fq.remote != nil { // what bucket retention removed, from its records
+		qf.Store = ""
+		for _, r := range removedFrom(fq.store, fq.remote) {
+			qf.Through = max(qf.Through, r.LastSeq)
+		}
+	}
 	counter, pl := qf.UseSegments(ans, exclude, stored)
 	var read []chunk.Info
 	for _, in := range chunks {
@@ -315,7 +336,7 @@ func (fq *flowQuery) pass(exclude []query.SeqRange) (*query.FlowAnswer, *retryCh
 	// The frames holding seqs to read go through fmslice's own pipeline
 	// (decompressed on every core, picked by seq and time), into a sink
 	// that counts each packet the index did not.
-	q := &sliceReq{store: fq.store, from: fq.from, to: fq.to, need: pl.Need, must: pl.Must, meta: fq.byOrigin}
+	q := &sliceReq{store: fq.store, remote: fq.remote, from: fq.from, to: fq.to, need: pl.Need, must: pl.Must, meta: fq.byOrigin}
 	var sk sink = &flowSink{counter}
 	if fq.byOrigin {
 		sk = &originFlowSink{counter}

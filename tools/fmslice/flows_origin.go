@@ -62,20 +62,20 @@ type originFlowRow struct {
 }
 
 // flowsByOrigin answers fmslice flows --by-origin.
-func flowsByOrigin(cc *cli.Context, store, dir string, fa *flowArgs) error {
+func flowsByOrigin(cc *cli.Context, store, dir string, remote *remoteStore, fa *flowArgs) error {
 	names, err := portNames(cc.String("config"))
 	if err != nil {
 		return err
 	}
 	dec := chunk.NewDecoder()
 	defer dec.Close()
-	fq := &flowQuery{store: store, dir: dir, from: fa.from, to: fa.to, pl: fa.pl, dec: dec, byOrigin: true}
+	fq := &flowQuery{store: store, dir: dir, remote: remote, from: fa.from, to: fa.to, pl: fa.pl, dec: dec, byOrigin: true}
 	ans, err := fq.run()
 	if err != nil {
 		return err
 	}
 	metaBadNotice(fq.metaBad, os.Stderr)
-	report(ans, store, fa.from, fa.to, fa.expr, cc.Bool("q"))
+	fq.report(ans, fa.expr, cc.Bool("q"))
 	flows := make(map[query.OriginFlowKey]originFlow, len(ans.ByOrigin))
 	for k, f := range ans.ByOrigin {
 		flows[k] = originFlow{k.OriginKey, f}

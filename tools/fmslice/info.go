@@ -3,9 +3,14 @@ package main
 // fmslice info: what a store holds. The span and packet counts come from
 // the chunks' names (finished chunks) and frame tables (the chunk being
 // written, and pcap bytes); index coverage from the segments' headers;
-// removals from STORE/retention.log. Nothing is decompressed.
+// removals from STORE/retention.log and the bucket's retention records
+// (store.Removals). Nothing is decompressed. An s3:// store is read
+// through its Backend: the listing (chunks and their sizes), each chunk's
+// tables and every segment fetched once into the cache, so its answer is
+// the local store's over the same chunks.
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -81,11 +86,11 @@ func info(cc *cli.Context) error {
 	if stores := splitStores(cc.String("store")); len(stores) > 1 {
 		return infoMerged(cc, stores)
 	}
-	store, dir, err := storeArgs(cc)
+	store, dir, remote, err := storeArgs(cc, func(r *remoteStore) string { return r.syncIndex(nil) })
 	if err != nil {
 		return err
 	}
-	si, err := readStoreInfo(store, dir)
+	si, err := readStoreInfo(store, dir, remote)
 	if err != nil {
 		return err
 	}
@@ -98,19 +103,25 @@ func info(cc *cli.Context) error {
 	return nil
 }
 
-// infoMerged is fmslice info over several local stores (nodes): each
-// store's answer, then their total (JSON: {"stores": [...], "total": ...}).
+// infoMerged is fmslice info over several stores (nodes, local or
+// s3://): each store's answer, then their total (JSON: {"stores": [...],
+// "total": ...}).
 func infoMerged(cc *cli.Context, stores []string) error {
 	if cc.String("index") != "" {
 		return fmt.Errorf("--index reads one store; with several (--store A,B) each store's own index is used")
 	}
-	if err := checkStores(cc.Command.Name, stores); err != nil {
+	remotes, err := openStores(cc, stores)
+	if err != nil {
 		return err
 	}
 	var all []*storeInfo
 	t := &storeInfo{Store: strings.Join(stores, ","), total: true}
-	for _, st := range stores {
-		si, err := readStoreInfo(st, fmstore.Index(st))
+	for i, st := range stores {
+		dir := fmstore.Index(st)
+		if remotes[i] != nil {
+			dir = remotes[i].syncIndex(nil)
+		}
+		si, err := readStoreInfo(st, dir, remotes[i])
 		if err != nil {
 			return fmt.Errorf("store %s: %w", st, err)
 		}
@@ -186,7 +197,7 @@ func (sp *storeSpan) add(minTS, maxTS int64, lo, hi uint64) {
 }
 
 // openFrames is the frames of the open chunk in (those whose bytes are
-// written), or nil.
+// written), or nil. Only a local store has an open chunk.
 func openFrames(store string, in chunk.Info) []chunk.Frame {
 	rd, err := chunk.OpenReader(store, in, nil)
 	if err != nil {
@@ -198,9 +209,9 @@ func openFrames(store string, in chunk.Info) []chunk.Frame {
 
 // span reads a store's span cheaply: chunk names, and the open chunk's
 // frame table.
-func span(store string) storeSpan {
+func span(store string, r *remoteStore) storeSpan {
 	var sp storeSpan
-	list, _ := chunk.List(store)
+	list, _ := listChunks(store, r)
 	for _, in := range list {
 		if !in.Open {
 			sp.add(in.MinTS, in.MaxTS, in.FirstSeq, in.LastSeq)
@@ -213,13 +224,13 @@ func span(store string) storeSpan {
 	return sp
 }
 
-func readStoreInfo(store, dir string) (*storeInfo, error) {
+func readStoreInfo(store, dir string, r *remoteStore) (*storeInfo, error) {
 	// A live store changes under the listing: the writer seals the open
 	// chunk (a new name) and retention removes the oldest. A chunk gone
 	// between the listing and its reading is not damage, and its packets
 	// are under another name: the store is listed again.
 	for try := 1; ; try++ {
-		si, changed, err := readStoreInfoOnce(store, dir)
+		si, changed, err := readStoreInfoOnce(store, dir, r)
 		if !changed {
 			return si, err
 		}
@@ -230,13 +241,27 @@ func readStoreInfo(store, dir string) (*storeInfo, error) {
 }
 
 // gone says whether a listed chunk's file is no longer there.
-func gone(store string, in chunk.Info) bool {
-	_, err := os.Stat(filepath.Join(store, in.Name))
+func gone(b fmstore.Backend, in chunk.Info) bool {
+	_, err := b.Stat(context.Background(), in.Name)
 	return errors.Is(err, fs.ErrNotExist)
 }
 
-func readStoreInfoOnce(store, dir string) (*storeInfo, bool, error) {
-	list, err := chunk.List(store)
+// chunkBytes is what chunk in's files take in the store: on disk, or in
+// the object store as it listed them.
+func chunkBytes(store string, r *remoteStore, in chunk.Info) uint64 {
+	if r == nil {
+		return in.Size(store)
+	}
+	var n int64
+	for _, f := range in.Files() {
+		n += r.b.ListedSize(f)
+	}
+	return uint64(n)
+}
+
+func readStoreInfoOnce(store, dir string, remote *remoteStore) (*storeInfo, bool, error) {
+	b := backendOf(store, remote)
+	list, err := fmstore.ListChunks(context.Background(), b) // listed again on each try, the object store's too
 	if err != nil {
 		return nil, false, err
 	}
@@ -251,7 +276,7 @@ func readStoreInfoOnce(store, dir string) (*storeInfo, bool, error) {
 		if in.Open {
 			frames = openFrames(store, in)
 			if len(frames) == 0 {
-				if gone(store, in) {
+				if gone(b, in) {
 					return nil, true, nil
 				}
 				continue
@@ -262,8 +287,8 @@ func readStoreInfoOnce(store, dir string) (*storeInfo, bool, error) {
 				sp.add(f.MinTS, f.MaxTS, f.FirstSeq, f.LastSeq)
 			}
 		} else {
-			rd, err := chunk.OpenReader(store, in, dec)
-			if err != nil && gone(store, in) {
+			rd, f, err := fmstore.OpenChunk(context.Background(), b, in, dec)
+			if err != nil && gone(b, in) {
 				return nil, true, nil
 			}
 			if err != nil {
@@ -274,6 +299,9 @@ func readStoreInfoOnce(store, dir string) (*storeInfo, bool, error) {
 				}
 				frames = rd.Table.Frames
 				rd.Close()
+				if f != nil {
+					f.Close()
+				}
 			}
 			lo, hi = in.FirstSeq, in.LastSeq
 			sp.add(in.MinTS, in.MaxTS, lo, hi)
@@ -285,7 +313,7 @@ func readStoreInfoOnce(store, dir string) (*storeInfo, bool, error) {
 			si.PcapBytes += uint64(f.DSize)
 		}
 		si.PcapBytes -= 24 // each chunk's pcap header; the file has one
-		si.StoredBytes += in.Size(store)
+		si.StoredBytes += chunkBytes(store, remote, in)
 	}
 	if si.Chunks > 0 {
 		si.PcapBytes += 24
@@ -339,8 +367,7 @@ func readStoreInfoOnce(store, dir string) (*storeInfo, bool, error) {
 	for _, g := range si.Index.Gaps {
 		si.Index.GapPackets += g[1] - g[0] + 1
 	}
-	gone, _ := fmstore.RemovedRanges(store)
-	for i, r := range gone {
+	for i, r := range removedFrom(store, remote) {
 		rm := &si.Removed
 		rm.Chunks++
 		rm.Packets += r.LastSeq - r.FirstSeq + 1
@@ -426,8 +453,7 @@ func (si *storeInfo) print(w io.Writer) {
 // emptyNotice says on stderr why a query found nothing: the range lies
 // outside what the store holds (and what it holds), or the store holds
 // that time but no traffic matching.
-func emptyNotice(store string, from, to int64, filtered bool) {
-	sp := span(store)
+func emptyNotice(sp storeSpan, from, to int64, filtered bool) {
 	switch {
 	case !sp.ok:
 		fmt.Fprintln(os.Stderr, "fmslice: the store holds no packets")
@@ -449,7 +475,7 @@ func sliceMeter(q *sliceReq, quiet bool) *progress.Meter {
 	if m == nil {
 		return nil
 	}
-	sp := span(q.store)
+	sp := span(q.store, q.remote)
 	lo, hi := max(q.from, sp.first), min(q.to, sp.last)
 	q.tick = func(packets int, ts int64) {
 		frac := -1.0

@@ -64,8 +64,6 @@ func main() {
 		Flags: cliutil.Env("slice", append([]cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: the store is its writer.store unless --store"},
 			&cli.StringFlag{Name: "store", Usage: "store directory written by the writer, or s3://BUCKET/PREFIX/NODE (uploaded by fmupload); several, comma-separated, are merged by time (required)"},
-			&cli.StringFlag{Name: "cache", Usage: "s3:// stores: local cache of index segments and chunk tables (default ~/.cache/fmcap/objstore)"},
-			&cli.StringFlag{Name: "cache-bytes", Usage: "s3:// stores: bound of the cache in bytes (default 2 GiB)"},
 			&cli.StringFlag{Name: "from", Usage: "start of the range (inclusive); default: the beginning"},
 			&cli.StringFlag{Name: "to", Usage: "end of the range (exclusive); default: the end"},
 			&cli.StringFlag{Name: "w", Aliases: []string{"write"}, Value: "-", Usage: "output file, - for stdout"},
@@ -75,7 +73,7 @@ func main() {
 			&cli.BoolFlag{Name: "no-index", Usage: "read every frame of the range (compare with the indexed answer)"},
 			&cli.BoolFlag{Name: "explain", Usage: "print the plan on stderr: segments consulted, frames read and skipped, bytes decompressed"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile to this file (for benchmarks)"},
-		}, originFlags()...), storeKey), // selection by origin: origin.go
+		}, append(cacheFlags(), originFlags()...)...), storeKey), // selection by origin: origin.go
 		Commands: []*cli.Command{{
 			Name:  "flows",
 			Usage: "the flows of exactly a range, top talkers first: from the index where it is exact, from the frames elsewhere",
@@ -83,9 +81,9 @@ func main() {
 				"range are counted by the index; groups cut by the range's edges, the open chunk and seqs no valid index\n" +
 				"segment covers are read. Exit status 3 when part of the range could not be read (named on stderr).",
 			ArgsUsage: "[filter: host, net, port, portrange, protocols, and/or/not]",
-			Flags: cliutil.Env("slice", []cli.Flag{
+			Flags: cliutil.Env("slice", append([]cli.Flag{
 				&cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: the store is its writer.store unless --store"},
-				&cli.StringFlag{Name: "store", Usage: "store directory"},
+				&cli.StringFlag{Name: "store", Usage: "store directory, or s3://BUCKET/PREFIX/NODE; several, comma-separated, are added up"},
 				&cli.StringFlag{Name: "index", Usage: "index directory (default STORE/index)"},
 				&cli.StringFlag{Name: "from", Usage: "start of the range"},
 				&cli.StringFlag{Name: "to", Usage: "end of the range"},
@@ -94,17 +92,17 @@ func main() {
 				&cli.BoolFlag{Name: "json", Usage: "JSON for programs"},
 				&cli.BoolFlag{Name: "q", Aliases: []string{"quiet"}, Usage: "no summary on stderr"},
 				&cli.BoolFlag{Name: "by-origin", Usage: "split flows by capture port, direction and tunnel (from the index's flow origins where it answers, from the frames' metadata elsewhere)"},
-			}, storeKey),
+			}, cacheFlags()...), storeKey),
 			Action: flows,
 		}, {
 			Name:  "info",
 			Usage: "what a store holds: time span, packets, pcap and stored bytes, chunks, index coverage, retention removals",
-			Flags: cliutil.Env("slice", []cli.Flag{
+			Flags: cliutil.Env("slice", append([]cli.Flag{
 				&cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: the store is its writer.store unless --store"},
-				&cli.StringFlag{Name: "store", Usage: "store directory"},
+				&cli.StringFlag{Name: "store", Usage: "store directory, or s3://BUCKET/PREFIX/NODE; several, comma-separated, each and their total"},
 				&cli.StringFlag{Name: "index", Usage: "index directory (default STORE/index)"},
 				&cli.BoolFlag{Name: "json", Usage: "JSON for programs"},
-			}, storeKey),
+			}, cacheFlags()...), storeKey),
 			Action: info,
 		}, timelineCommand},
 		Action:         run,
@@ -118,6 +116,15 @@ func main() {
 			os.Exit(ex.ExitCode())
 		}
 		os.Exit(1)
+	}
+}
+
+// cacheFlags are the object store's cache, for the commands that read
+// s3:// stores (store.go).
+func cacheFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "cache", Usage: "s3:// stores: local cache of index segments and chunk tables (default ~/.cache/fmcap/objstore)"},
+		&cli.StringFlag{Name: "cache-bytes", Usage: "s3:// stores: bound of the cache in bytes (default 2 GiB)"},
 	}
 }
 
@@ -271,14 +278,13 @@ func (res *result) report(q *sliceReq, pl *query.Index, quiet, explainPlan bool)
 		fmt.Fprintln(os.Stderr, "fmslice: warning: damaged, repaired (every frame found):", d)
 	}
 	// Retention removed part of the range: say which, always (even -q).
-	gone, _ := fmstore.RemovedRanges(q.store) // unreadable: nothing to say
-	retentionNotice(gone, q.from, q.to)
+	retentionNotice(removedFrom(q.store, q.remote), q.from, q.to)
 	if !quiet {
 		fmt.Fprintf(os.Stderr, "fmslice: %d packets from %d frames in %d chunks (%d bytes decompressed)\n",
 			res.packets, res.frames, res.chunks, res.decompressed)
 	}
-	if res.packets == 0 && q.remote == nil {
-		emptyNotice(q.store, q.from, q.to, q.filter != nil)
+	if res.packets == 0 {
+		emptyNotice(span(q.store, q.remote), q.from, q.to, q.filter != nil)
 	}
 	if explainPlan {
 		if pl != nil {

@@ -224,11 +224,11 @@ func runMerged(cc *cli.Context, stores []string) error {
 	return nil
 }
 
-// flowsMerged is fmslice flows over several local stores (nodes): each
-// store is counted as alone (its summary on stderr under its name), and
-// the flows are added up by their key, so that a flow seen by several
-// nodes is one row with every node's packets and bytes, its first and
-// last times across them and every TCP flag any saw.
+// flowsMerged is fmslice flows over several stores (nodes, local or
+// s3://): each store is counted as alone (its summary on stderr under its
+// name), and the flows are added up by their key, so that a flow seen by
+// several nodes is one row with every node's packets and bytes, its first
+// and last times across them and every TCP flag any saw.
 func flowsMerged(cc *cli.Context, stores []string) error {
 	if cc.String("index") != "" || cc.Bool("by-origin") {
 		return fmt.Errorf("--index and --by-origin read one store; with several (--store A,B) each store's own index is used")
@@ -237,14 +237,18 @@ func flowsMerged(cc *cli.Context, stores []string) error {
 	if err != nil {
 		return err
 	}
-	if err := checkStores(cc.Command.Name, stores); err != nil {
+	remotes, err := openStores(cc, stores)
+	if err != nil {
 		return err
 	}
 	dec := chunk.NewDecoder()
 	defer dec.Close()
 	total := query.NewFlowAnswer()
-	for _, st := range stores {
-		fq := &flowQuery{store: st, dir: fmstore.Index(st), from: fa.from, to: fa.to, pl: fa.pl, dec: dec}
+	for i, st := range stores {
+		fq := &flowQuery{store: st, remote: remotes[i], dir: fmstore.Index(st), from: fa.from, to: fa.to, pl: fa.pl, dec: dec}
+		if fq.remote != nil {
+			fq.dir = fq.remote.indexDir(fa.from, fa.to)
+		}
 		ans, err := fq.run()
 		if err != nil {
 			return fmt.Errorf("store %s: %w", st, err)
@@ -252,24 +256,25 @@ func flowsMerged(cc *cli.Context, stores []string) error {
 		if !cc.Bool("q") {
 			fmt.Fprintf(os.Stderr, "fmslice: store %s:\n", st)
 		}
-		report(ans, st, fa.from, fa.to, fa.expr, cc.Bool("q"))
+		fq.report(ans, fa.expr, cc.Bool("q"))
 		addFlows(total, ans)
 	}
 	return answerFlows(cc, total, fa.by)
 }
 
-// checkStores checks every store before any is read, so that a bad one
-// late in the list stops the command before it reports anything.
-func checkStores(cmd string, stores []string) error {
-	for _, st := range stores {
-		if err := localOnly(cmd, st); err != nil {
-			return err
+// openStores opens (s3://, listed) or checks (a directory) every store
+// before any is read, so that a bad one late in the list stops the command
+// before it reports anything.
+func openStores(cc *cli.Context, stores []string) ([]*remoteStore, error) {
+	remotes := make([]*remoteStore, len(stores))
+	for i, st := range stores {
+		r, err := openStore(cc, st)
+		if err != nil {
+			return nil, err
 		}
-		if err := checkStore(st); err != nil {
-			return err
-		}
+		remotes[i] = r
 	}
-	return nil
+	return remotes, nil
 }
 
 // addFlows adds a store's answer to the total.
@@ -314,8 +319,8 @@ func nodeNames(stores []string) []string {
 	return names
 }
 
-// localOnly refuses, for fmslice flows, info and timeline, what they
-// cannot read yet: an object store, and (but flows) several stores.
+// localOnly refuses, for fmslice timeline, what it cannot read yet: an
+// object store, and several stores.
 func localOnly(cmd, store string) error {
 	if strings.Contains(store, ",") || strings.HasPrefix(store, "s3://") {
 		return fmt.Errorf("fmslice %s reads one local store; --store %s: slice it instead (fmslice --store %s -w FILE), or run %s on each node's store", cmd, store, store, cmd)

@@ -12,7 +12,6 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/fmcap/fmcap/query"
-	fmstore "github.com/fmcap/fmcap/store"
 	"github.com/fmcap/fmcap/store/chunk"
 )
 
@@ -223,7 +222,7 @@ func feedChunks(q *sliceReq, list []chunk.Info, dec *zstd.Decoder, send func(ite
 			if err != nil {
 				// A chunk retention removed since the listing is not damage:
 				// the retention notice names what is gone.
-				gone := errors.Is(err, os.ErrNotExist) && removedByRetention(q.store, in.FirstSeq)
+				gone := errors.Is(err, os.ErrNotExist) && removedByRetention(q, in.FirstSeq)
 				if !send(item{note: fmt.Errorf("chunk %q skipped: %w", in.Name, err), gone: gone}) {
 					return
 				}
@@ -281,12 +280,8 @@ func feedChunks(q *sliceReq, list []chunk.Info, dec *zstd.Decoder, send func(ite
 
 // removedByRetention says whether the retention log (read now) says the
 // chunk starting at first was removed.
-func removedByRetention(store string, first uint64) bool {
-	gone, err := fmstore.RemovedRanges(store)
-	if err != nil {
-		return false
-	}
-	for _, r := range gone {
+func removedByRetention(q *sliceReq, first uint64) bool {
+	for _, r := range removedFrom(q.store, q.remote) {
 		if r.FirstSeq <= first && first <= r.LastSeq {
 			return true
 		}

@@ -2,7 +2,7 @@ package main
 
 // Opening the store a query reads: a local directory (read as always), or
 // s3://BUCKET/PREFIX/NODE, a node's store uploaded by fmupload (the same
-// names under the prefix). From an object store, the chunks are listed
+// names under the prefix), for slices, flows and info. From an object store, the chunks are listed
 // once, the index segments of the chunks in the range and each chunk's
 // frame and seek tables are read once into a local cache (--cache,
 // bounded by --cache-bytes), and only the frames the query needs are
@@ -75,6 +75,41 @@ func openRemote(cc *cli.Context, loc string) (*remoteStore, error) {
 	return r, nil
 }
 
+// openStore opens the one store fmslice flows or info reads: s3://…
+// (listed; remote is nil for a local directory, which is checked).
+func openStore(cc *cli.Context, loc string) (remote *remoteStore, err error) {
+	if remote, err = openRemote(cc, loc); remote != nil || err != nil {
+		return remote, err
+	}
+	return nil, checkStore(loc)
+}
+
+// backendOf is the Backend of a store: the object store's, or the local
+// directory.
+func backendOf(store string, r *remoteStore) fmstore.Backend {
+	if r != nil {
+		return r.b
+	}
+	return fmstore.Local{Dir: store}
+}
+
+// removedFrom is what retention removed from a store, local or remote (its
+// retention.log, and the records bucket retention put); unreadable: nothing
+// removed as far as we know.
+func removedFrom(store string, r *remoteStore) []fmstore.Removed {
+	gone, _ := fmstore.Removals(context.Background(), backendOf(store, r))
+	return gone
+}
+
+// listChunks is a store's chunks: an object store's listing (made once,
+// when it was opened), a directory's now.
+func listChunks(store string, r *remoteStore) ([]chunk.Info, error) {
+	if r != nil {
+		return r.list, nil
+	}
+	return chunk.List(store)
+}
+
 // remoteConfig takes the object store's settings the upload: section of
 // the configuration file gives (path "": none).
 func remoteConfig(path string, cfg objstore.Config) (objstore.Config, error) {
@@ -103,14 +138,20 @@ func remoteConfig(path string, cfg objstore.Config) (objstore.Config, error) {
 // indexDir fetches the segments reaching into the chunks of [from, to)
 // into the cache and returns the cache's index directory.
 func (r *remoteStore) indexDir(from, to int64) string {
-	want := func(first, last uint64) bool {
+	return r.syncIndex(func(first, last uint64) bool {
 		for _, in := range r.list {
 			if in.Overlaps(from, to) && in.FirstSeq <= last && first <= in.LastSeq {
 				return true
 			}
 		}
 		return false
-	}
+	})
+}
+
+// syncIndex fetches the segments want asks for (nil: every one, as a
+// local store's index directory holds) into the cache and returns the
+// cache's index directory ("": the range is scanned).
+func (r *remoteStore) syncIndex(want func(first, last uint64) bool) string {
 	dir, err := r.b.SyncIndex(context.Background(), want)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "fmslice: index of %s not read, the range is scanned: %v\n", r.b, err)

@@ -104,7 +104,7 @@ type timelineJSON struct {
 }
 
 func timeline(cc *cli.Context) error {
-	store, dir, err := storeArgs(cc)
+	store, dir, _, err := storeArgs(cc, nil)
 	if err != nil {
 		return err
 	}
@@ -119,7 +119,7 @@ func timeline(cc *cli.Context) error {
 	if from == to {
 		return timespec.EmptyRange(cc.String("from"), cc.String("to"))
 	}
-	sp := span(store)
+	sp := span(store, nil)
 	if !sp.ok {
 		return fmt.Errorf("store %q holds no packets", store)
 	}
@@ -166,8 +166,7 @@ func timeline(cc *cli.Context) error {
 	for _, d := range tl.Damaged {
 		fmt.Fprintln(os.Stderr, "fmslice: damaged, not counted:", d)
 	}
-	removed, _ := fmstore.RemovedRanges(store)
-	retentionNotice(removed, from, tl.To())
+	retentionNotice(removedFrom(store, nil), from, tl.To())
 	fmstore.CountQuery(store)
 	var pk, by uint64
 	for i := range tl.Packets {
@@ -179,7 +178,7 @@ func timeline(cc *cli.Context) error {
 			pk, by, len(tl.Packets), time.Duration(step), tl.FromIndex, tl.GroupsIndex, tl.Read, tl.Frames, tl.Why())
 	}
 	if pk == 0 {
-		emptyNotice(store, from, to, expr != "")
+		emptyNotice(sp, from, to, expr != "")
 	}
 	if err := writeTimeline(tl, expr, cc.Bool("json")); err != nil {
 		return err
