@@ -23,11 +23,10 @@
 // command, not a copy of its code, is what keeps the two identical.
 //
 // A store is a directory or an object store's NAME=s3://BUCKET/PREFIX/NODE
-// (the other endpoints answer what fmslice's commands answer there:
-// timeline refuses a bucket, 400). For those fmslice's environment holds
-// the AWS chain's variables from fmcapd's (and HOME, XDG_CACHE_HOME), and
-// the --cache of a slice, flows and info is fmcapd's cache setting when
-// given.
+// (every endpoint answers what fmslice's command answers there). For
+// those fmslice's environment holds the AWS chain's variables from
+// fmcapd's (and HOME, XDG_CACHE_HOME), and fmslice's --cache is fmcapd's
+// cache setting when given.
 //
 // A request fmslice refuses before writing anything (a bad time, a filter
 // libpcap does not compile, a range the store does not hold) is answered

@@ -77,9 +77,8 @@ func parseRequest(endpoint string, q url.Values, stores []store, cache string, n
 		r.args = append(r.args, endpoint)
 	}
 	r.args = append(r.args, "--store", st.dir)
-	// The slice, flows and info read an object store through the cache;
-	// timeline answers it as on the command line (it refuses it).
-	if endpoint != "timeline" && st.remote() && cache != "" {
+	// Every endpoint reads an object store through the cache.
+	if st.remote() && cache != "" {
 		r.args = append(r.args, "--cache", cache)
 	}
 	if endpoint == "info" {

@@ -41,7 +41,7 @@ func TestParseRequest(t *testing.T) {
 		{"pcap", "from=-1m&to=now&store=far", "--store s3://bucket/fleet/n1 --cache /var/cache/fmcapd --from 1764064740.000000000 --to 1764064800.000000000 -q --format pcap"},
 		{"flows", "from=-1m&to=now&store=far", "flows --store s3://bucket/fleet/n1 --cache /var/cache/fmcapd --from 1764064740.000000000 --to 1764064800.000000000 -q --json"},
 		{"info", "store=far", "info --store s3://bucket/fleet/n1 --cache /var/cache/fmcapd --json"},
-		{"timeline", "from=-1m&to=now&step=1s&store=far", "timeline --store s3://bucket/fleet/n1 --from 1764064740.000000000 --to 1764064800.000000000 --step 1s --json"},
+		{"timeline", "from=-1m&to=now&step=1s&store=far", "timeline --store s3://bucket/fleet/n1 --cache /var/cache/fmcapd --from 1764064740.000000000 --to 1764064800.000000000 --step 1s --json"},
 		{"pcap", "from=-1m&to=now&id=../../etc/passwd", "!id \"../../etc/passwd\": 8 to 64 letters"},
 	} {
 		v, _ := url.ParseQuery(c.query)

@@ -105,6 +105,9 @@ type TimelineQuery struct {
 	From, To   int64
 	Plan       *Plan // nil: every packet
 	Exact      bool  // Plan is from ParseExact: flow counts answer for it
+	// Through is the highest seq retention removed, for a store that is
+	// not a directory (Store ""): an object store's records of it.
+	Through uint64
 }
 
 // UseSegments counts in tl what the index answers, leaving out segments
@@ -113,7 +116,10 @@ type TimelineQuery struct {
 func (tq *TimelineQuery) UseSegments(tl *Timeline, exclude []SeqRange, stored uint64) *Index {
 	pl := &Index{}
 	segs, _ := segment.List(tq.Dir) // no index: everything is read
-	gone, _ := store.RemovedThrough(tq.Store)
+	gone := tq.Through
+	if tq.Store != "" {
+		gone, _ = store.RemovedThrough(tq.Store)
+	}
 	var usedThrough uint64
 	used := false
 	for _, e := range segs {

@@ -20,9 +20,9 @@ import (
 // TestTierRetentionReported: retention in both tiers, each by the same
 // age at the same instant, so that both remove the same chunks. Bucket
 // retention leaves one record per chunk under retention/ in the bucket,
-// local retention its retention.log; fmslice slices, flows and info say
+// local retention its retention.log; fmslice slices, flows, timeline and info say
 // over either store exactly what was removed (chunks, packets, seqs), and
-// fmslice flows and info over s3:// answer byte for byte as over the
+// fmslice flows, timeline and info over s3:// answer byte for byte as over the
 // local store (info's first line names the store), alone and in a list
 // mixing both; compressed chunks, and uncompressed ones with their frame
 // tables beside them.
@@ -90,6 +90,10 @@ func retentionReported(t *testing.T, srv *s3test.Server, gen, node string, write
 		if _, stderr, code := runCode(t, bin("fmslice"), "flows", "--store", s, "--cache", cache, "--from", from, filter); code != 0 || !strings.Contains(stderr, notice) {
 			t.Errorf("%s: flows: exit %d; stderr:\n%s\nwant the notice\n%s", s, code, stderr, notice)
 		}
+		// Timeline: the notice too.
+		if _, stderr, code := runCode(t, bin("fmslice"), "timeline", "--store", s, "--cache", cache, "--from", from, "--step", "1m", filter); code != 0 || !strings.Contains(stderr, notice) {
+			t.Errorf("%s: timeline: exit %d; stderr:\n%s\nwant the notice\n%s", s, code, stderr, notice)
+		}
 		// Info: the retention line, and in JSON the counts.
 		if out := string(run(t, bin("fmslice"), "info", "--store", s, "--cache", cache)); !strings.Contains(out, infoLine) {
 			t.Errorf("%s: info:\n%s\nwant the line\n%s", s, out, infoLine)
@@ -127,6 +131,8 @@ func retentionReported(t *testing.T, srv *s3test.Server, gen, node string, write
 	same("flows of a filter", "flows", "-n", "0", "-q", "--from", unixArg(list[k+1].MinTS), filter)
 	same("info", "info")
 	same("info --json", "info", "--json")
+	same("timeline", "timeline", "--step", "10s", "-q", "--json")
+	same("timeline of a filter", "timeline", "--step", "1s", "-q", "--from", unixArg(list[k+1].MinTS), filter)
 	// Both stores at once: each counted, the notice for each.
 	out, stderr, code := runCode(t, bin("fmslice"), "flows", "--store", st+","+remote, "--cache", cache, "--json", "-n", "0", "--from", from)
 	var rows []struct{ Packets uint64 }

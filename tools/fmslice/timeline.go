@@ -44,16 +44,16 @@ var timelineCommand = &cli.Command{
 		"and each packet counted in its own bucket. Exit status 0 complete, 3 part of the range could not be read\n" +
 		"(named on stderr), 1 any other error (a bad --step, a range outside the stored span, too many buckets).",
 	ArgsUsage: "[tcpdump filter expression]",
-	Flags: cliutil.Env("slice", []cli.Flag{
+	Flags: cliutil.Env("slice", append([]cli.Flag{
 		&cli.StringFlag{Name: "config", Usage: "the fmcap configuration file: the store is its writer.store unless --store"},
-		&cli.StringFlag{Name: "store", Usage: "store directory"},
+		&cli.StringFlag{Name: "store", Usage: "store directory, or s3://BUCKET/PREFIX/NODE"},
 		&cli.StringFlag{Name: "index", Usage: "index directory (default STORE/index)"},
 		&cli.StringFlag{Name: "from", Usage: "start of the range (default: the first stored packet)"},
 		&cli.StringFlag{Name: "to", Usage: "end of the range, exclusive (default: after the last stored packet)"},
 		&cli.StringFlag{Name: "step", Usage: "bucket width, a duration: 1s, 100ms, 5m (required)"},
 		&cli.BoolFlag{Name: "json", Usage: "JSON for programs"},
 		&cli.BoolFlag{Name: "q", Aliases: []string{"quiet"}, Usage: "no summary on stderr"},
-	}, storeKey),
+	}, cacheFlags()...), storeKey),
 	Action: timeline,
 }
 
@@ -104,10 +104,6 @@ type timelineJSON struct {
 }
 
 func timeline(cc *cli.Context) error {
-	store, dir, _, err := storeArgs(cc, nil)
-	if err != nil {
-		return err
-	}
 	step, err := parseStep(cc.String("step"))
 	if err != nil {
 		return err
@@ -119,7 +115,13 @@ func timeline(cc *cli.Context) error {
 	if from == to {
 		return timespec.EmptyRange(cc.String("from"), cc.String("to"))
 	}
-	sp := span(store, nil)
+	// An s3:// store's segments for the range come into the cache first,
+	// as for flows.
+	store, dir, remote, err := storeArgs(cc, func(r *remoteStore) string { return r.indexDir(from, to) })
+	if err != nil {
+		return err
+	}
+	sp := span(store, remote)
 	if !sp.ok {
 		return fmt.Errorf("store %q holds no packets", store)
 	}
@@ -139,6 +141,12 @@ func timeline(cc *cli.Context) error {
 	}
 	expr := strings.TrimSpace(strings.Join(cc.Args().Slice(), " "))
 	tq := &query.TimelineQuery{Store: store, Dir: dir, From: from, To: to}
+	if remote != nil { // what bucket retention removed, from its records
+		tq.Store = ""
+		for _, r := range removedFrom(store, remote) {
+			tq.Through = max(tq.Through, r.LastSeq)
+		}
+	}
 	var filter *bpf
 	if expr != "" {
 		if filter, err = compileBPF(expr, chunk.Snaplen); err != nil {
@@ -150,7 +158,7 @@ func timeline(cc *cli.Context) error {
 	}
 	dec := chunk.NewDecoder()
 	defer dec.Close()
-	tl, err = runTimeline(tq, tl, filter, dec)
+	tl, err = runTimeline(tq, &storeRef{store, remote}, tl, filter, dec)
 	if err != nil {
 		return err
 	}
@@ -166,8 +174,10 @@ func timeline(cc *cli.Context) error {
 	for _, d := range tl.Damaged {
 		fmt.Fprintln(os.Stderr, "fmslice: damaged, not counted:", d)
 	}
-	retentionNotice(removedFrom(store, nil), from, tl.To())
-	fmstore.CountQuery(store)
+	retentionNotice(removedFrom(store, remote), from, tl.To())
+	if remote == nil {
+		fmstore.CountQuery(store)
+	}
 	var pk, by uint64
 	for i := range tl.Packets {
 		pk += tl.Packets[i]
@@ -214,7 +224,14 @@ func writeTimeline(tl *query.Timeline, expr string, asJSON bool) error {
 // runTimeline answers the query; like flows, a chunk whose frame table was
 // lost cannot be matched with the index by seq, so the segments reaching
 // into it are set aside and its seqs read whole (a second pass).
-func runTimeline(tq *query.TimelineQuery, empty *query.Timeline, filter *bpf, dec *zstd.Decoder) (*query.Timeline, error) {
+// storeRef is the store a query reads: a directory, or an object store
+// (remote; store is then its s3:// URL).
+type storeRef struct {
+	store  string
+	remote *remoteStore
+}
+
+func runTimeline(tq *query.TimelineQuery, st *storeRef, empty *query.Timeline, filter *bpf, dec *zstd.Decoder) (*query.Timeline, error) {
 	var exclude []query.SeqRange
 	var notes []string
 	for {
@@ -222,7 +239,7 @@ func runTimeline(tq *query.TimelineQuery, empty *query.Timeline, filter *bpf, de
 		if err != nil {
 			return nil, err
 		}
-		retry, err := timelinePass(tq, tl, filter, exclude, dec)
+		retry, err := timelinePass(tq, st, tl, filter, exclude, dec)
 		if err != nil {
 			return nil, err
 		}
@@ -235,19 +252,19 @@ func runTimeline(tq *query.TimelineQuery, empty *query.Timeline, filter *bpf, de
 	}
 }
 
-func timelinePass(tq *query.TimelineQuery, tl *query.Timeline, filter *bpf, exclude []query.SeqRange, dec *zstd.Decoder) (*retryChunk, error) {
-	chunks, err := chunk.List(tq.Store)
+func timelinePass(tq *query.TimelineQuery, st *storeRef, tl *query.Timeline, filter *bpf, exclude []query.SeqRange, dec *zstd.Decoder) (*retryChunk, error) {
+	chunks, err := listChunks(st.store, st.remote)
 	if err != nil {
 		return nil, err
 	}
 	if len(chunks) == 0 {
-		return nil, fmt.Errorf("store %q holds no chunks (is the writer running, and is this its --store?)", tq.Store)
+		return nil, fmt.Errorf("store %q holds no chunks (is the writer running, and is this its --store?)", st.store)
 	}
 	var stored uint64
 	for _, in := range chunks {
 		if !in.Open {
 			stored = max(stored, in.LastSeq)
-		} else if fr := openFrames(tq.Store, in); len(fr) > 0 {
+		} else if fr := openFrames(st.store, in); len(fr) > 0 {
 			stored = max(stored, fr[len(fr)-1].LastSeq)
 		}
 	}
@@ -264,7 +281,7 @@ func timelinePass(tq *query.TimelineQuery, tl *query.Timeline, filter *bpf, excl
 	if len(read) == 0 {
 		return nil, nil
 	}
-	q := &sliceReq{store: tq.Store, from: tq.From, to: tq.To, filter: filter, need: pl.Need, must: pl.Must}
+	q := &sliceReq{store: st.store, remote: st.remote, from: tq.From, to: tq.To, filter: filter, need: pl.Need, must: pl.Must}
 	res, err := sliceList(q, read, &timelineSink{tl}, dec)
 	if err != nil {
 		return nil, err
