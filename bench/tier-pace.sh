@@ -33,7 +33,8 @@ s3=$W/pace-s3
 s3server "$s3"
 aws --endpoint-url "$AWS_ENDPOINT_URL_S3" s3 mb s3://pace > /dev/null
 # The ring holds the whole input (the writer starts once it is in).
-ringgib=$(( bytes * 12 / 10 / (1 << 30) + 1 ))
+ringgib=1 # a power of two (fmring's rule)
+while [ $(( ringgib << 30 )) -lt $(( bytes * 12 / 10 )) ]; do ringgib=$(( ringgib * 2 )); done
 rd=$(ringdir $(( ringgib * 1024 + 100 )))
 ring=$rd/fmcap-bench-pace-ring
 st=$W/pace-store

@@ -61,12 +61,25 @@ zstd_rate() { # out-file
   rm -f "$1"
   echo "$t0 $t1" | awk -v b="$bytes" -v r="$r" '{printf "%.0f:%s", b/($2-$1)/1e6, r}'
 }
+# disk_rate: the filesystem's own speed for the input's bytes: dd of the
+# page-cached pcap, fsynced at the end, as a reference for what the disk
+# takes (not a bound: the writer, fsyncing chunk by chunk while it
+# compresses the next, has gone faster than it on this VM's disk).
+disk_rate() { # out-file
+  rm -f "$1"; dropcache
+  cat "$in" > /dev/null
+  local t0; t0=$(now)
+  dd if="$in" of="$1" bs=8M conv=fsync status=none
+  local t1; t1=$(now)
+  rm -f "$1"
+  echo "$t0 $t1" | awk -v b="$bytes" '{printf "%.0f", b/($2-$1)/1e6}'
+}
 rates() { for x in "$@"; do printf '%s ' "${x%%:*}"; done; }
 ratio() { echo "${1#*:}"; }
 echo "input: $in, $N packets, $bytes bytes (bench/gen -mix $MIX -payload $PAYLOAD); writer --level $LEVEL; ring on $rd; $(nproc) cores"
 for name in $DISKS; do
   dir=$W; [ "$name" = tmpfs ] && dir=$shm
-  declare -A w=(); z=()
+  declare -A w=(); z=(); d=()
   for i in $(seq "$RUNS"); do
     for f in $FRAMES; do # alternated, so that a slow spell of the disk hits each alike
       w[$f]+="$(writer_rate "$dir/fmcap-bench-store" --frame-size "$f" --level "$LEVEL") "
@@ -75,6 +88,7 @@ for name in $DISKS; do
       fi
     done
     z+=("$(zstd_rate "$dir/fmcap-bench.zst")")
+    d+=("$(disk_rate "$dir/fmcap-bench.dd")")
   done
   zm=$(median $(rates "${z[@]}"))
   for f in $FRAMES ${OLD_WRITER:+$(printf 'old-%s ' $FRAMES)}; do
@@ -83,6 +97,8 @@ for name in $DISKS; do
     printf 'store on %-5s writer (%s frames) %5s MB/s (runs: %s) ratio %s | zstd -1 -T0 %5s MB/s (runs: %s) ratio %s | writer/zstd %.2f\n' \
       "$name" "$f" "$wm" "$(rates "${r[@]}")" "$(ratio "${r[0]}")" "$zm" "$(rates "${z[@]}")" "$(ratio "${z[0]}")" "$(echo "$wm $zm" | awk '{print $1/$2}')"
   done
+  dm=$(median "${d[@]}")
+  printf 'store on %-5s disk (dd conv=fsync of the input) %s MB/s (runs: %s)\n' "$name" "$dm" "${d[*]}"
   unset w
 done
 [ "$SWEEP" = 1 ] || exit 0

@@ -713,10 +713,14 @@ func (b *afBackend) syncFastpath(newTable bool) {
 	}
 	err := b.fp.sync(b, b.d)
 	b.fpTable = b.d.cur
-	b.d.fpSynced.Store(b.d.cur)
-	if !newTable && (len(b.fp.slotOf) <= 256 || b.mono >= b.fpNext) {
+	if err == nil {
+		// An edit returns once this is its table (control.swap): not
+		// while the kernel may still forward by the old one.
+		b.d.fpSynced.Store(b.d.cur)
+	}
+	if !newTable && (len(b.fp.slot) <= 256 || b.mono >= b.fpNext) {
 		b.fpNext = b.mono + int64(time.Second)
-		err = errors.Join(err, b.fp.collect(b, b.d))
+		err = errors.Join(err, b.fp.collect(b.d))
 	}
 	if err != nil && b.mono >= b.fpErrAt {
 		b.fpErrAt = b.mono + int64(time.Minute)

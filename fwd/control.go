@@ -149,7 +149,11 @@ func (c *control) swap(rules []Rule, handEdited bool, cmd string, id uint32) {
 	// With the kernel fast path, the edit has taken effect when the map
 	// the kernel forwards by says it (a rule now captured is no longer
 	// forwarded there): the poll loop syncs it within its poll timeout.
-	for i := 0; c.d.fpActive.Load() && c.d.fpSynced.Load() != t && i < 2000; i++ {
+	for i := 0; c.d.fpActive.Load() && c.d.fpSynced.Load() != t; i++ {
+		if i == 2000 {
+			c.log.Error("the kernel fast path did not take the new table in 2 s: frames of the rules edited may still be forwarded by the old one (see the fast path's warnings)", "cmd", cmd, "id", id)
+			break
+		}
 		time.Sleep(time.Millisecond)
 	}
 	c.log.Info("table changed", "cmd", cmd, "id", id, "rules", len(rules), "routes", len(c.cfg.routes))

@@ -33,10 +33,12 @@ package fwd
 // TCP/UDP checksums updated by the kernel's helpers (which keep partial
 // checksums and CHECKSUM_COMPLETE sums right, and a zero UDP checksum
 // zero), the MACs set from the neighbor; then bpf_redirect to the
-// outgoing port. Counted per rule and direction (a per-CPU array, one
-// frame and its length per super-frame, as the datapath counts them), and
-// added to the rule's, the ports' and the forwarded counters when fwd
-// publishes its statistics.
+// outgoing port. Counted per rule and direction once rewritten, as it is
+// redirected (a per-CPU array, one frame and its length per super-frame,
+// as the datapath counts them), and added to the rule's, the ports' and
+// the forwarded counters when fwd publishes its statistics: a frame the
+// outgoing device then drops (link down) is in its TX count, which for
+// fwd's own frames counts what the kernel took.
 //
 // Maps. rules: hash, key 12 bytes (ingress ifindex u32 host order, then
 // destination and source addresses as on the wire), value 40 bytes:
@@ -74,7 +76,11 @@ import (
 const (
 	fpKeySize   = 12
 	fpValueSize = 40
-	fpMaxRules  = 1 << 16 // rules × directions the maps hold
+	// fpMaxRules: the (rule, direction) pairs the maps hold. The counter
+	// array is per CPU (16 bytes a slot on every possible CPU, allocated
+	// at start): 8 192 slots are 128 KiB a CPU. Rules beyond it go
+	// through fwd.
+	fpMaxRules = 8192
 	// __sk_buff fields read (uapi/linux/bpf.h).
 	skbLen         = 0
 	skbVlanPresent = 20
@@ -100,10 +106,22 @@ type fastpath struct {
 	links         []link.Link
 	// sync state: what the map holds, and the scratch for what it should.
 	applied, want map[fpKey]fpValue
-	slots         map[fpSlotKey]uint32 // counter slot per rule id and direction
-	slotOf        []fpSlotKey          // and back
-	last          []fpCount            // the counters as last collected, by slot
-	percpu        []fpCount
+	// Counter slots: one per (rule id, direction) in the map, given when
+	// it enters and freed (zeroed, after a last collect) when it leaves.
+	slots  map[fpSlotKey]uint32
+	slot   []fpSlotState // by slot number
+	free   []uint32
+	percpu []fpCount
+	zero   []fpCount // a slot's value on every CPU, zero
+}
+
+// fpSlotState is a counter slot's state: whose it is, its ports, what was
+// collected of it so far.
+type fpSlotState struct {
+	key     fpSlotKey
+	used    bool // in the map now (else freed at the next collect)
+	in, out uint8
+	last    fpCount
 }
 
 type fpSlotKey struct {
@@ -118,17 +136,27 @@ func newFastpath(b *afBackend) (*fastpath, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The tc programs first, at the head of each port's chain (a program
+	// before ours that passed or dropped these frames would leave them to
+	// nobody: the filter takes them from fwd's socket); then the filters,
+	// taken off again if one cannot go on, so that a fallback to the
+	// socket path leaves nothing behind.
 	for _, p := range b.ports {
-		if err := unix.SetsockoptInt(p.rxFD, unix.SOL_SOCKET, unix.SO_ATTACH_BPF, fp.filter.FD()); err != nil {
-			fp.close()
-			return nil, fmt.Errorf("fastpath: socket filter on %s: %w", p.name, err)
-		}
-		l, err := link.AttachTCX(link.TCXOptions{Interface: p.ifindex, Program: fp.tc, Attach: ebpf.AttachTCXIngress})
+		l, err := link.AttachTCX(link.TCXOptions{Interface: p.ifindex, Program: fp.tc, Attach: ebpf.AttachTCXIngress, Anchor: link.Head()})
 		if err != nil {
 			fp.close()
 			return nil, fmt.Errorf("fastpath: tc ingress on %s (tcx needs Linux 6.6): %w", p.name, err)
 		}
 		fp.links = append(fp.links, l)
+	}
+	for i, p := range b.ports {
+		if err := unix.SetsockoptInt(p.rxFD, unix.SOL_SOCKET, unix.SO_ATTACH_BPF, fp.filter.FD()); err != nil {
+			for _, q := range b.ports[:i] {
+				unix.SetsockoptInt(q.rxFD, unix.SOL_SOCKET, unix.SO_DETACH_BPF, 0)
+			}
+			fp.close()
+			return nil, fmt.Errorf("fastpath: socket filter on %s: %w", p.name, err)
+		}
 	}
 	return fp, nil
 }
@@ -136,6 +164,7 @@ func newFastpath(b *afBackend) (*fastpath, error) {
 // loadFastpath makes the maps and loads the programs, attached nowhere.
 func loadFastpath() (*fastpath, error) {
 	fp := &fastpath{applied: map[fpKey]fpValue{}, want: map[fpKey]fpValue{}, slots: map[fpSlotKey]uint32{}}
+	fp.zero = make([]fpCount, ebpf.MustPossibleCPU())
 	var err error
 	fp.rules, err = ebpf.NewMap(&ebpf.MapSpec{Name: "fmcap_rules", Type: ebpf.Hash, KeySize: fpKeySize, ValueSize: fpValueSize, MaxEntries: fpMaxRules})
 	if err != nil {
@@ -302,23 +331,8 @@ func (fp *fastpath) filterProgram() asm.Instructions {
 func (fp *fastpath) tcProgram() asm.Instructions {
 	p := fp.decide()
 	return append(p,
-		// Count: one frame, its length.
-		asm.LoadMem(asm.R0, asm.R7, 12, asm.Word),
-		asm.StoreMem(asm.RFP, fpSlot, asm.R0, asm.Word),
-		asm.LoadMapPtr(asm.R1, fp.counts.FD()),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, fpSlot),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "counted"),
-		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
-		asm.Add.Imm(asm.R1, 1),
-		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
-		asm.LoadMem(asm.R1, asm.R6, skbLen, asm.Word),
-		asm.LoadMem(asm.R2, asm.R0, 8, asm.DWord),
-		asm.Add.Reg(asm.R2, asm.R1),
-		asm.StoreMem(asm.R0, 8, asm.R2, asm.DWord),
 		// The L4 checksum: its offset and the helper's flags by protocol.
-		asm.LoadMem(asm.R0, asm.RFP, hProto, asm.Byte).WithSymbol("counted"),
+		asm.LoadMem(asm.R0, asm.RFP, hProto, asm.Byte),
 		asm.Mov.Imm(asm.R8, etherHdrLen+20+16),
 		asm.Mov.Imm(asm.R9, bpfPseudoHdr|4),
 		asm.JEq.Imm(asm.R0, protoTCP, "csum"),
@@ -389,7 +403,22 @@ func (fp *fastpath) tcProgram() asm.Instructions {
 		asm.Mov.Imm(asm.R5, 0),
 		asm.FnSkbStoreBytes.Call(),
 		asm.JNE.Imm(asm.R0, 0, "shot"),
-		asm.LoadMem(asm.R1, asm.R7, 0, asm.Word),
+		// Count, once the frame is what is sent: one frame, its length.
+		asm.LoadMem(asm.R0, asm.R7, 12, asm.Word),
+		asm.StoreMem(asm.RFP, fpSlot, asm.R0, asm.Word),
+		asm.LoadMapPtr(asm.R1, fp.counts.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, fpSlot),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "counted"),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
+		asm.Add.Imm(asm.R1, 1),
+		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
+		asm.LoadMem(asm.R1, asm.R6, skbLen, asm.Word),
+		asm.LoadMem(asm.R2, asm.R0, 8, asm.DWord),
+		asm.Add.Reg(asm.R2, asm.R1),
+		asm.StoreMem(asm.R0, 8, asm.R2, asm.DWord),
+		asm.LoadMem(asm.R1, asm.R7, 0, asm.Word).WithSymbol("counted"),
 		asm.Mov.Imm(asm.R2, 0),
 		asm.FnRedirect.Call(),
 		asm.Return(),
@@ -408,6 +437,9 @@ func (fp *fastpath) tcProgram() asm.Instructions {
 func (fp *fastpath) sync(b *afBackend, d *Datapath) error {
 	t := d.cur
 	clear(fp.want)
+	for i := range fp.slot {
+		fp.slot[i].used = false
+	}
 	if t != nil {
 		for i := range t.rules {
 			r := &t.rules[i]
@@ -420,6 +452,10 @@ func (fp *fastpath) sync(b *afBackend, d *Datapath) error {
 					continue
 				}
 				in, out := int(r.outPort[1-dir]), int(r.outPort[dir])
+				sl, ok := fp.slotFor(r.id, dir, in, out)
+				if !ok {
+					continue // every slot taken: this rule goes through fwd
+				}
 				var k fpKey
 				var v fpValue
 				binary.NativeEndian.PutUint32(k[0:], uint32(b.ports[in].ifindex))
@@ -431,7 +467,7 @@ func (fp *fastpath) sync(b *afBackend, d *Datapath) error {
 				binary.NativeEndian.PutUint32(v[0:], uint32(b.ports[out].ifindex))
 				be.PutUint32(v[4:], r.newSrc[dir])
 				be.PutUint32(v[8:], r.newDst[dir])
-				binary.NativeEndian.PutUint32(v[12:], fp.slot(r.id, dir))
+				binary.NativeEndian.PutUint32(v[12:], sl)
 				copy(v[16:22], n.mac[:])
 				copy(v[22:28], b.ports[out].mac[:])
 				copy(v[28:34], b.ports[in].mac[:])
@@ -465,27 +501,42 @@ func (fp *fastpath) sync(b *afBackend, d *Datapath) error {
 	return errors.Join(errs...)
 }
 
-// slot is the counter slot of a rule id and direction, given once and
-// kept: a rule's counts follow its id across edits, as the datapath's do.
-func (fp *fastpath) slot(id uint32, dir uint8) uint32 {
+// slotFor is the counter slot of a rule id and direction, kept while the
+// pair is in the map (a rule's counts follow its id across edits, as the
+// datapath's do); false when every slot is taken.
+func (fp *fastpath) slotFor(id uint32, dir uint8, in, out int) (uint32, bool) {
 	k := fpSlotKey{id, dir}
-	if s, ok := fp.slots[k]; ok {
-		return s
+	n, ok := fp.slots[k]
+	if !ok {
+		switch {
+		case len(fp.free) > 0:
+			n = fp.free[len(fp.free)-1]
+			fp.free = fp.free[:len(fp.free)-1]
+		case len(fp.slot) < fpMaxRules:
+			n = uint32(len(fp.slot))
+			fp.slot = append(fp.slot, fpSlotState{})
+		default:
+			return 0, false
+		}
+		fp.slots[k] = n
+		fp.slot[n] = fpSlotState{key: k}
 	}
-	s := uint32(len(fp.slotOf)) % fpMaxRules
-	fp.slots[k] = s
-	fp.slotOf = append(fp.slotOf, k)
-	fp.last = append(fp.last, fpCount{})
-	return s
+	sl := &fp.slot[n]
+	sl.used, sl.in, sl.out = true, uint8(in), uint8(out)
+	return n, true
 }
 
 // collect adds what the tc program forwarded since the last call to d's
 // counters: the rule's, the ports' (received on one, sent on the other)
-// and the forwarded total.
-func (fp *fastpath) collect(b *afBackend, d *Datapath) error {
-	t := d.cur
-	for s, k := range fp.slotOf {
-		if err := fp.counts.Lookup(uint32(s), &fp.percpu); err != nil {
+// and the forwarded total; a slot no longer in the map is counted a last
+// time, zeroed and freed.
+func (fp *fastpath) collect(d *Datapath) error {
+	for n := range fp.slot {
+		sl := &fp.slot[n]
+		if _, ok := fp.slots[sl.key]; !ok {
+			continue // free
+		}
+		if err := fp.counts.Lookup(uint32(n), &fp.percpu); err != nil {
 			return fmt.Errorf("fastpath: counters: %w", err)
 		}
 		var now fpCount
@@ -493,29 +544,26 @@ func (fp *fastpath) collect(b *afBackend, d *Datapath) error {
 			now.Frames += c.Frames
 			now.Bytes += c.Bytes
 		}
-		df, db := now.Frames-fp.last[s].Frames, now.Bytes-fp.last[s].Bytes
-		fp.last[s] = now
-		if df == 0 {
-			continue
-		}
-		if c := d.byID[k.id]; c != nil {
-			c.pkts[k.dir] += df
-			c.bytes[k.dir] += db
-		}
-		d.c.reasons[rOK] += df
-		d.c.fastPath += df
-		if t == nil {
-			continue
-		}
-		for i := range t.rules {
-			if r := &t.rules[i]; r.id == k.id {
-				in, out := r.outPort[1-k.dir], r.outPort[k.dir]
-				d.c.ports[in].rxPkts += df
-				d.c.ports[in].rxBytes += db
-				d.c.ports[out].txPkts += df
-				d.c.ports[out].txBytes += db
-				break
+		df, db := now.Frames-sl.last.Frames, now.Bytes-sl.last.Bytes
+		sl.last = now
+		if df != 0 {
+			if c := d.byID[sl.key.id]; c != nil {
+				c.pkts[sl.key.dir] += df
+				c.bytes[sl.key.dir] += db
 			}
+			d.c.reasons[rOK] += df
+			d.c.fastPath += df
+			d.c.ports[sl.in].rxPkts += df
+			d.c.ports[sl.in].rxBytes += db
+			d.c.ports[sl.out].txPkts += df
+			d.c.ports[sl.out].txBytes += db
+		}
+		if !sl.used {
+			if err := fp.counts.Put(uint32(n), fp.zero); err != nil {
+				return fmt.Errorf("fastpath: counters: %w", err)
+			}
+			delete(fp.slots, sl.key)
+			fp.free = append(fp.free, uint32(n))
 		}
 	}
 	return nil

@@ -167,6 +167,39 @@ func TestFastpathPrograms(t *testing.T) {
 	}
 }
 
+// TestFastpathSuperFrames: a super-frame (gso_size set, as the kernel's
+// test run lets a context say) goes the fast way when its segments fit
+// the outgoing MTU (IPv4 header, TCP header by its data offset, gso_size),
+// and to fwd when they do not.
+func TestFastpathSuperFrames(t *testing.T) {
+	fp := testFastpath(t)
+	f := tcpFrame(macA, macP0, ipA, ipX, string(make([]byte, 3000))) // TCP header 32 bytes; a test run takes at most a page
+	for _, tc := range []struct {
+		gso  uint32
+		fast bool
+	}{{1448, true}, {1449, false}, {1000, true}} {
+		var ctx [48]uint32 // struct __sk_buff
+		ctx[skbGSOSize/4] = tc.gso
+		ctx[skbGSOSegs/4] = uint32((3000 + tc.gso - 1) / tc.gso)
+		frc, err := fp.filter.Run(&ebpf.RunOptions{Data: append([]byte{12: 0x08, 13: 0}, f...), Context: ctx})
+		if err != nil {
+			t.Fatalf("gso %d: socket filter test run: %v", tc.gso, err)
+		}
+		out := make([]byte, len(f)+64)
+		opts := &ebpf.RunOptions{Data: f, DataOut: out, Context: ctx}
+		rc, err := fp.tc.Run(opts)
+		if err != nil {
+			t.Fatalf("gso %d: tc test run: %v", tc.gso, err)
+		}
+		if (frc == 0) != tc.fast || (rc == tcActRedirect) != tc.fast {
+			t.Errorf("gso_size %d: socket filter %d, tc program %d; want the fast path %v", tc.gso, int32(frc), int32(rc), tc.fast)
+		}
+		if tc.fast {
+			checkSums(t, opts.DataOut)
+		}
+	}
+}
+
 // FuzzFastpath: any frame: the two programs agree (the socket drops
 // exactly what the tc program redirects: a frame neither forwarded nor
 // forwarded twice), a redirected frame keeps its length and carries Y → B

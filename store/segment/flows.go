@@ -307,6 +307,9 @@ func flowHead(p []byte, f *Flow, minTS int64) (_ []byte, what string) {
 	return p, ""
 }
 
+// FlowTableBytes is the size of the flow table (what FlowGroups reads).
+func (s *Segment) FlowTableBytes() int { return len(s.flows) }
+
 // FlowGroups sets in out the groups of the flows for which match is true,
 // decoding only those flows' group lists (the others are stepped over by
 // their size): what a plan needs of the flow table, without building it.

@@ -319,8 +319,8 @@ func (fq *flowQuery) pass(exclude []query.SeqRange) (*query.FlowAnswer, *retryCh
 	qf := &query.FlowQuery{Store: fq.store, Dir: fq.dir, From: fq.from, To: fq.to, Plan: fq.pl, ByOrigin: fq.byOrigin}
 	if fq.remote != nil { // what bucket retention removed, from its records
 		qf.Store = ""
-		for _, r := range removedFrom(fq.store, fq.remote) {
-			qf.Through = max(qf.Through, r.LastSeq)
+		if qf.Through, err = removedThrough(fq.store, fq.remote); err != nil {
+			return nil, nil, err
 		}
 	}
 	counter, pl := qf.UseSegments(ans, exclude, stored)

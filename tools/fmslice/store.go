@@ -101,6 +101,22 @@ func removedFrom(store string, r *remoteStore) []fmstore.Removed {
 	return gone
 }
 
+// removedThrough is the highest seq bucket retention removed from an
+// object store, from its records. Unlike the notice, an answer counted
+// from the index needs it: a segment of removed chunks would be counted
+// as if they were stored, so records that cannot be read are an error.
+func removedThrough(store string, r *remoteStore) (uint64, error) {
+	gone, err := fmstore.Removals(context.Background(), backendOf(store, r))
+	if err != nil {
+		return 0, fmt.Errorf("store %s: what bucket retention removed (its records under retention/): %w", store, err)
+	}
+	var t uint64
+	for _, x := range gone {
+		t = max(t, x.LastSeq)
+	}
+	return t, nil
+}
+
 // listChunks is a store's chunks: an object store's listing (made once,
 // when it was opened), a directory's now.
 func listChunks(store string, r *remoteStore) ([]chunk.Info, error) {

@@ -143,8 +143,8 @@ func timeline(cc *cli.Context) error {
 	tq := &query.TimelineQuery{Store: store, Dir: dir, From: from, To: to}
 	if remote != nil { // what bucket retention removed, from its records
 		tq.Store = ""
-		for _, r := range removedFrom(store, remote) {
-			tq.Through = max(tq.Through, r.LastSeq)
+		if tq.Through, err = removedThrough(store, remote); err != nil {
+			return err
 		}
 	}
 	var filter *bpf
