@@ -413,7 +413,7 @@ type afBackend struct {
 	fpNext  int64
 	fpErrAt int64
 	fpTable *table // the table the fast path's map was last made from
-	next    int64 // next transmit check (mono)
+	next    int64  // next transmit check (mono)
 }
 
 func newAFBackend(ports []Port, log *slog.Logger) (*afBackend, error) {
