@@ -25,6 +25,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
+	"sync"
 
 	"github.com/fmcap/fmcap/store"
 	"github.com/fmcap/fmcap/store/segment"
@@ -120,13 +122,38 @@ func (tq *TimelineQuery) UseSegments(tl *Timeline, exclude []SeqRange, stored ui
 	if tq.Store != "" {
 		gone, _ = store.RemovedThrough(tq.Store)
 	}
-	var usedThrough uint64
-	used := false
-	for _, e := range segs {
-		if gone > 0 && e.First <= gone || used && e.First <= usedThrough || overlapsAny(exclude, e.First, e.Last) || e.Last > stored {
+	// The segments' answers are worked out on every core (a flow filter's
+	// counts cost tens of ms a segment of 4 M packets); which of them count
+	// is decided after, in order, as if one by one: a segment reaching into
+	// seqs one used before it covers is left out, its answer unused.
+	type answer struct {
+		r    *segTimeline
+		err  error
+		want bool
+	}
+	ans := make([]answer, len(segs))
+	var wg sync.WaitGroup
+	workers := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for i, e := range segs {
+		if gone > 0 && e.First <= gone || overlapsAny(exclude, e.First, e.Last) || e.Last > stored {
 			continue // its seqs are read
 		}
-		r, err := tq.useSegment(tl, e)
+		ans[i].want = true
+		wg.Add(1)
+		workers <- struct{}{}
+		go func() {
+			defer func() { <-workers; wg.Done() }()
+			ans[i].r, ans[i].err = tq.useSegment(tl, e)
+		}()
+	}
+	wg.Wait()
+	var usedThrough uint64
+	used := false
+	for i, e := range segs {
+		if !ans[i].want || used && e.First <= usedThrough {
+			continue // its seqs are read
+		}
+		r, err := ans[i].r, ans[i].err
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
