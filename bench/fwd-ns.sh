@@ -22,6 +22,9 @@
 # drops): the highest rate with none is what fwd captures and stores whole.
 # FWD_BIN runs another fwd binary (an older build, as the peer of a change).
 # SPIN sets fwd.spin (e.g. 50us; default 0s: fwd sleeps when idle).
+# PIN=1 runs the iperf3 client on CPU 0 and the server on CPU 1 (taskset),
+# on both paths alike: one TCP flow's rate otherwise swings with where the
+# scheduler puts the two ends.
 # FASTPATH sets fwd.fastpath (kernel: rules of capture none forwarded by
 # fwd's tc program in the kernel; the socket path otherwise).
 # ROUNDS=N alternates kernel and fwd N times. DPDK_VDEV_ARGS is appended
@@ -30,6 +33,8 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 T=${T:-5}
+PINA= PINB=
+if [ "${PIN:-0}" = 1 ]; then PINA="taskset -c 0" PINB="taskset -c 1"; fi
 CAPTURE=${CAPTURE:-inline}
 OFFLOADS=${OFFLOADS:-on}
 FWDGRO=${FWDGRO:-off}
@@ -67,10 +72,10 @@ for d in "$A ${P}a0" "$Bn ${P}b0" "$F ${P}f0" "$F ${P}f1"; do set -- $d; ip -n "
 fwd_ticks() { if [ -n "${FWDPID:-}" ]; then awk '{print $14+$15}' /proc/$FWDPID/stat; else echo 0; fi; }
 iperf() { # label args...
   local label=$1; shift
-  ip netns exec $Bn iperf3 -s -1 -B 198.18.2.2 >/dev/null 2>&1 &
+  ip netns exec $Bn ${PINB:-} iperf3 -s -1 -B 198.18.2.2 >/dev/null 2>&1 &
   local s=$!; sleep 0.3
   local c0 f0; c0=$(cpu_ticks); f0=$(fwd_ticks)
-  local j; j=$(ip netns exec $A iperf3 -c 198.18.1.1 -t "$T" --json "$@" 2>/dev/null || true)
+  local j; j=$(ip netns exec $A ${PINA:-} iperf3 -c 198.18.1.1 -t "$T" --json "$@" 2>/dev/null || true)
   local c1 f1; c1=$(cpu_ticks); f1=$(fwd_ticks)
   wait $s 2>/dev/null || true
   echo "$j" | CPU="$c0 $c1" FWDCPU="$f0 $f1" NCPU=$(nproc) HZ=$(getconf CLK_TCK) python3 -c '
