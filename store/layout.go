@@ -9,7 +9,8 @@
 //	STORE/
 //	  chunk-F-L-A-B.pcap.zst    sealed chunks: seqs F..L, times A..B; names
 //	                            sort by seq (store/chunk: FinalName, List)
-//	  chunk-F-L-A-B.pcap/.ftab  the same, uncompressed, with its frame table
+//	  chunk-F-L-A-B.pcap/.ftab/.fmpm  the same, uncompressed, with its frame
+//	                            table and metadata sidecar (chunk-F.ftab, chunk-F.fmpm)
 //	  .open-F.pcap.zst, .open-F.ftab
 //	                            the chunk being written and its live frame
 //	                            table (store/chunk: Writer, Recover)
@@ -22,7 +23,7 @@
 //	  .upload.lock              held by the one fmupload of the store
 //
 // The same names, under s3://BUCKET/PREFIX/NODE/, are the store's object
-// tier (finished chunks, their frame tables, index/seg-*, and the records
+// tier (finished chunks, their frame tables and sidecars, index/seg-*, and the records
 // of bucket retention under retention/; no logs): the Backend interface
 // (backend.go) reads either.
 //

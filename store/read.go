@@ -47,22 +47,16 @@ func OpenChunk(ctx context.Context, b Backend, in chunk.Info, dec *zstd.Decoder)
 		rd, err = chunk.OpenReader(dir, in, dec)
 		return rd, nil, err
 	}
-	var side []byte
+	var side, meta []byte
 	if !in.Zstd {
-		// An uncompressed chunk's frame table is an object of its own,
-		// uploaded before the chunk.
-		name := in.Files()[1]
-		tf, err := b.Open(ctx, name)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// An uncompressed chunk's frame table and metadata sidecar are
+		// objects of their own, uploaded before the chunk (the sidecar
+		// first, so that it holds every entry's metadata).
+		if side, err = readObject(ctx, b, in.Files()[1]); err != nil {
 			return nil, nil, fmt.Errorf("chunk %q: frame table: %w", in.Name, err)
 		}
-		if err == nil {
-			side = make([]byte, tf.Size())
-			_, err = tf.ReadAt(side, 0)
-			tf.Close()
-			if err != nil && err != io.EOF {
-				return nil, nil, fmt.Errorf("chunk %q: frame table: %w", in.Name, err)
-			}
+		if meta, err = readObject(ctx, b, in.MetaFile()); err != nil {
+			return nil, nil, fmt.Errorf("chunk %q: metadata sidecar: %w", in.Name, err)
 		}
 	}
 	f, err = b.Open(ctx, in.Name)
@@ -74,5 +68,23 @@ func OpenChunk(ctx context.Context, b Backend, in chunk.Info, dec *zstd.Decoder)
 		f.Close()
 		return nil, nil, fmt.Errorf("chunk %q: %w", in.Name, err)
 	}
+	rd.SetMeta(meta)
 	return rd, f, nil
+}
+
+// readObject is the whole object name of b, nil when there is none.
+func readObject(ctx context.Context, b Backend, name string) ([]byte, error) {
+	f, err := b.Open(ctx, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	buf := make([]byte, f.Size())
+	if _, err = f.ReadAt(buf, 0); err != nil && err != io.EOF {
+		return nil, err
+	}
+	return buf, nil
 }

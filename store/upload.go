@@ -27,7 +27,8 @@ package store
 // after its upload, before the mark moved) is kept when its size and
 // CRC-32C are the local file's, and uploaded again otherwise (same name:
 // the object is replaced whole, never duplicated). An uncompressed chunk's
-// frame table goes before the chunk, so a listed chunk always has it. A
+// metadata sidecar and frame table go before the chunk, so a listed chunk
+// always has them (an old chunk without a sidecar uploads without one). A
 // segment retention removed before its upload (the indexer wrote it after
 // the chunks it reaches into were uploaded and removed) is not uploaded:
 // queries of the bucket scan its seqs.
@@ -290,7 +291,7 @@ func (u *Uploader) uploadChunks(ctx context.Context, backlog []chunk.Info, throu
 	}
 }
 
-// uploadChunk puts a chunk's files (the frame table first) unless the
+// uploadChunk puts a chunk's files (the chunk itself last) unless the
 // remote store has them complete already. A chunk retention removed first
 // is counted lost, and done.
 func (u *Uploader) uploadChunk(ctx context.Context, in chunk.Info) error {
@@ -298,6 +299,9 @@ func (u *Uploader) uploadChunk(ctx context.Context, in chunk.Info) error {
 	for k := len(files) - 1; k >= 0; k-- { // the chunk itself last
 		name := files[k]
 		n, err := u.putFile(ctx, name)
+		if errors.Is(err, fs.ErrNotExist) && name == in.MetaFile() {
+			continue // an uncompressed chunk from before metadata sidecars
+		}
 		if errors.Is(err, fs.ErrNotExist) {
 			u.lost.Add(1)
 			u.Log.Warn("chunk removed before its upload (disk full or retain_free): lost to the object store", "chunk", in.Name)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -264,4 +265,81 @@ func FuzzReadUploaded(f *testing.F) {
 			t.Fatalf("got %d %v %v", through, tiered, err)
 		}
 	})
+}
+
+// remoteOnly is a backend read as an object store is (not as a local
+// directory): OpenChunk opens its objects.
+type remoteOnly struct{ Backend }
+
+func (remoteOnly) Local() string { return "" }
+
+// TestUploadUncompressedMeta: an uncompressed chunk goes up with its frame
+// table and metadata sidecar, and reads back from the object store with
+// its packets' metadata; one written before sidecars goes up without one
+// (not lost) and reads back with its origin unknown.
+func TestUploadUncompressedMeta(t *testing.T) {
+	dir, remote := t.TempDir(), t.TempDir()
+	for i, withMeta := range []bool{true, false} {
+		first := uint64(i*10 + 1)
+		w, err := chunk.Create(dir, first, false, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := chunk.PcapHeader()
+		var mb chunk.MetaBuilder
+		for k := 0; k < 10; k++ {
+			raw, _ = chunk.AppendPacket(raw, int64(first+uint64(k))*1e9, 60, make([]byte, 60))
+			mb.Add(uint16(k%2), 1, 3, 0, nil)
+		}
+		f := chunk.Frame{FirstSeq: first, LastSeq: first + 9, Count: 10, MinTS: int64(first) * 1e9, MaxTS: int64(first+9) * 1e9, DSize: uint32(len(raw)), Sum: chunk.Sum(raw)}
+		var ms [][]byte
+		if withMeta {
+			ms = [][]byte{mb.AppendFrame(nil)}
+		}
+		if err := w.AppendBatchMeta([][]byte{raw}, ms, []chunk.Frame{f}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Finalize(); err != nil {
+			t.Fatal(err)
+		}
+		if !withMeta {
+			os.Remove(filepath.Join(dir, fmt.Sprintf("chunk-%020d.fmpm", first)))
+		}
+	}
+	list, _ := chunk.List(dir)
+	if err := WriteUploaded(dir, 0, remote); err != nil {
+		t.Fatal(err)
+	}
+	u := &Uploader{Dir: dir, Remote: Local{remote}, Log: quiet}
+	if err := u.Pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := u.Stats(); st.Lost != 0 || st.Through != list[1].LastSeq {
+		t.Fatalf("stats %+v: want none lost, through %d", st, list[1].LastSeq)
+	}
+	objs, _ := Local{remote}.List(context.Background(), "")
+	var names []string
+	for _, o := range objs {
+		names = append(names, o.Name)
+	}
+	want := append(list[0].Files(), list[1].Files()[:2]...)
+	slices.Sort(want)
+	if !slices.Equal(names, want) {
+		t.Fatalf("remote holds %q, want %q", names, want)
+	}
+	dec := chunk.NewDecoder()
+	for i, in := range list {
+		rd, f, err := OpenChunk(context.Background(), remoteOnly{Local{remote}}, in, dec)
+		if err != nil || f == nil {
+			t.Fatalf("%s: %v (object %v)", in.Name, err, f)
+		}
+		fr, _ := rd.Frame(0)
+		_, meta, _, err := rd.AppendFrameMeta(0, fr, nil, nil)
+		var m chunk.Meta
+		if err != nil || (i == 0) != (meta != nil) || meta != nil && (m.Parse(meta) != nil || m.Count() != 10) {
+			t.Errorf("%s: metadata %d bytes (%v), want it: %v", in.Name, len(meta), err, i == 0)
+		}
+		rd.Close()
+		f.Close()
+	}
 }

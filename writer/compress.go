@@ -63,14 +63,15 @@ func (c *compressor) run(work <-chan *frame) {
 }
 
 // compress makes f's stored bytes (zstd mode: its metadata frame and its
-// zstd frame, in out) and fills in its size and checksum.
+// zstd frame, in out; none mode: its metadata frame in out, for the chunk's
+// sidecar) and fills in its size and checksum.
 func (c *compressor) compress(f *frame) {
 	f.meta.DSize = uint32(len(f.raw))
+	// The metadata frame first, then (zstd mode) the zstd frame after it in
+	// the same buffer: the frame's bytes as stored.
+	f.out = f.pm.AppendFrame(f.out[:0])
+	f.meta.Meta = uint32(len(f.out))
 	if c.enc != nil {
-		// The metadata frame first, then the zstd frame after it in
-		// the same buffer: the frame's bytes as stored.
-		f.out = f.pm.AppendFrame(f.out[:0])
-		f.meta.Meta = uint32(len(f.out))
 		if f.plain {
 			f.out, f.meta.Sum = chunk.AppendStored(f.out, f.raw)
 			if c.st != nil {

@@ -24,8 +24,15 @@ func originMeta(i int) chunk.PacketMeta {
 }
 
 // TestPipelineKeepsOrigin: every record's port, direction, rule and
-// origin, as the ring carried them, come back from the chunks' metadata.
+// origin, as the ring carried them, come back from the chunks' metadata:
+// compressed chunks' metadata frames, uncompressed chunks' sidecars.
 func TestPipelineKeepsOrigin(t *testing.T) {
+	for _, compress := range []bool{true, false} {
+		t.Run(map[bool]string{true: "zstd", false: "none"}[compress], func(t *testing.T) { testPipelineKeepsOrigin(t, compress) })
+	}
+}
+
+func testPipelineKeepsOrigin(t *testing.T, compress bool) {
 	ring := newTestRing(t, 1<<20, 1)
 	store := filepath.Join(t.TempDir(), "store")
 	const n = 20_000
@@ -52,7 +59,9 @@ func TestPipelineKeepsOrigin(t *testing.T) {
 		}
 		p.Close()
 	}()
-	if err := Run(context.Background(), testConfig(t, ring, store), quiet); err != nil {
+	cfg := testConfig(t, ring, store)
+	cfg.Compress = compress
+	if err := Run(context.Background(), cfg, quiet); err != nil {
 		t.Fatal(err)
 	}
 	list, err := chunk.List(store)
@@ -86,7 +95,7 @@ func TestPipelineKeepsOrigin(t *testing.T) {
 		}
 		r.Close()
 	}
-	if seen != n {
-		t.Fatalf("metadata for %d packets, want %d", seen, n)
+	if seen != n || len(list) < 2 {
+		t.Fatalf("metadata for %d packets in %d chunks, want %d", seen, len(list), n)
 	}
 }

@@ -12,7 +12,8 @@ package writer
 //	             record's) for the frame's metadata;
 //	compress.go  one worker per core compresses frames and checksums them,
 //	             in any order, each behind its metadata frame (zstd mode;
-//	             an uncompressed chunk is plain pcap and keeps none);
+//	             an uncompressed chunk is plain pcap and keeps the metadata
+//	             frames in its sidecar);
 //	store.go     one goroutine takes frames in the order consume made them,
 //	             waits for each to be compressed, appends it to the open
 //	             chunk, and only then commits the ring cursor past it.
@@ -66,11 +67,11 @@ type Config struct {
 // makes a slow disk back up into the ring rather than into the heap.
 type frame struct {
 	raw  []byte // pcap bytes; a chunk's first frame starts with the pcap header
-	out  []byte // compressed bytes (zstd mode)
+	out  []byte // compressed bytes (zstd mode), metadata frame (none mode)
 	meta chunk.Frame
 	// pm gathers the frame's per-packet metadata (port, direction, rule,
-	// origin), written ahead of the zstd frame (store/chunk FORMAT).
-	// Compressed chunks only: an uncompressed chunk is plain pcap.
+	// origin), written ahead of the zstd frame, or to an uncompressed
+	// chunk's metadata sidecar (store/chunk FORMAT).
 	pm chunk.MetaBuilder
 
 	// Ring position after this frame's last packet, and the seq there: what
@@ -187,11 +188,6 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		go func() { defer wg.Done(); comp.run(work) }()
 	}
 	sdnotify.Ready()
-	if !cfg.Compress {
-		// Said once, at start: an operator selecting by --port or --vni
-		// later would otherwise learn it only from fmslice's notice.
-		log.Warn("uncompressed chunks keep no per-packet origin (port, direction, rule, tunnel): fmslice's origin selection and pcapng interfaces will not see these packets' origins; use --compress zstd to keep them")
-	}
 	log.Info("writer started", "ring", cfg.Ring, "consumer", cfg.Consumer, "store", cfg.Store,
 		"resume_seq", c.NextSeq(), "stored_up_to", skipTo, "workers", cfg.Workers, "frame_size", cfg.FrameSize)
 	start := time.Now()

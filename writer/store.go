@@ -29,6 +29,7 @@ type storer struct {
 	ep     episode       // a write failing, for the log
 	bs     [][]byte      // a batch's bytes, for AppendBatch
 	metas  []chunk.Frame // and entries
+	ms     [][]byte      // and metadata frames (none mode: the sidecar's)
 }
 
 // resume repairs what a killed writer left and returns the last seq the store
@@ -195,12 +196,19 @@ func (s *storer) append(batch []*frame) error {
 		}
 		s.cw = cw
 	}
-	s.bs, s.metas = s.bs[:0], s.metas[:0]
+	s.bs, s.metas, s.ms = s.bs[:0], s.metas[:0], s.ms[:0]
 	for _, f := range batch {
 		s.bs = append(s.bs, f.stored(s.cfg.Compress))
 		s.metas = append(s.metas, f.meta)
+		if !s.cfg.Compress {
+			s.ms = append(s.ms, f.out)
+		}
 	}
-	if err := s.cw.AppendBatch(s.bs, s.metas); err != nil {
+	ms := s.ms
+	if s.cfg.Compress {
+		ms = nil // in the frames' bytes
+	}
+	if err := s.cw.AppendBatchMeta(s.bs, ms, s.metas); err != nil {
 		if s.cw.NumFrames() == 0 {
 			s.cw.Abandon()
 			s.cw = nil

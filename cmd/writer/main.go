@@ -28,7 +28,7 @@ func main() {
 			&cli.StringFlag{Name: "ring", Usage: "ring file (see fmring create)"},
 			&cli.StringFlag{Name: "consumer", Value: "writer", Usage: "consumer slot name declared in the ring (lossless)"},
 			&cli.StringFlag{Name: "store", Usage: "store directory (created if missing)"},
-			&cli.StringFlag{Name: "compress", Value: "zstd", Usage: "zstd or none (plain pcap: keeps no per-packet origin)"},
+			&cli.StringFlag{Name: "compress", Value: "zstd", Usage: "zstd or none (plain pcap, per-packet origin in a chunk-F.fmpm sidecar)"},
 			&cli.IntFlag{Name: "level", Value: 1, Usage: "zstd effort: 1 fastest (literals not entropy-coded), 2 fast, 3 default, 4 better"},
 			&cli.StringFlag{Name: "frame-size", Value: "32KiB", Usage: "pcap bytes per frame (16KiB..1MiB)"},
 			&cli.DurationFlag{Name: "flush", Value: writer.DefaultFlush, Usage: "publish a partial frame after this long, so recent packets are visible"},

@@ -19,6 +19,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/gopacket/pcapgo"
@@ -46,8 +47,9 @@ const originRun = 8 * segment.DefaultGroupSize
 
 // originStore fills a ring with the packets of pcapFile, each run of
 // originRun seqs from a seeded random origin of originTable, and runs the
-// writer and the live indexer to the end.
-func originStore(t *testing.T, pcapFile string) (store string, originOf func(seq uint64) int) {
+// writer (with writerArgs) and the live indexer to the end. The origins
+// are the same seq for seq on every call.
+func originStore(t *testing.T, pcapFile string, writerArgs ...string) (store string, originOf func(seq uint64) int) {
 	f, err := os.Open(pcapFile)
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +94,7 @@ func originStore(t *testing.T, pcapFile string) (store string, originOf func(seq
 	}
 	p.Close()
 	store = filepath.Join(t.TempDir(), "store")
-	run(t, bin("writer"), "--ring", ringFile, "--store", store, "--exit-on-close", "--log-level", "warn", "--metrics", "", "--frame-size", "16KiB")
+	run(t, bin("writer"), append([]string{"--ring", ringFile, "--store", store, "--exit-on-close", "--log-level", "warn", "--metrics", "", "--frame-size", "16KiB"}, writerArgs...)...)
 	run(t, bin("indexer"), "--ring", ringFile, "--store", store, "--exit-on-close", "--log-level", "warn", "--metrics", "", "--segment-packets", "8192")
 	return store, originOf
 }
@@ -190,14 +192,7 @@ func TestOriginSelectionsFromIndex(t *testing.T) {
 	}
 	t.Run("live", check)
 	// indexer --rebuild reads the origins from the chunks' metadata.
-	idx := filepath.Join(store, "index")
-	if err := os.RemoveAll(idx); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(idx, 0o750); err != nil {
-		t.Fatal(err)
-	}
-	run(t, bin("indexer"), "--rebuild", "--store", store, "-q", "--log-level", "warn", "--metrics", "", "--segment-packets", "8192")
+	idx := rebuildIndex(t, store)
 	if segs, _ := segment.List(idx); len(segs) == 0 {
 		t.Fatal("--rebuild wrote no segment")
 	}
@@ -299,13 +294,7 @@ func TestFlowsByOriginFromIndex(t *testing.T) {
 		}
 	}
 	// indexer --rebuild writes version 8 from the chunks' metadata.
-	if err := os.RemoveAll(idx); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(idx, 0o750); err != nil {
-		t.Fatal(err)
-	}
-	run(t, bin("indexer"), "--rebuild", "--store", store, "-q", "--log-level", "warn", "--metrics", "", "--segment-packets", "8192")
+	rebuildIndex(t, store)
 	t.Run("rebuild", func(t *testing.T) { check(t, true) })
 }
 
@@ -330,4 +319,97 @@ func asVersion7(t *testing.T, path string) {
 	if err := os.WriteFile(path, append(out, "XIMF"...), 0o640); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestUncompressedOrigins: a --compress none store keeps every packet's
+// origin in its chunks' metadata sidecars, so that what fmslice says of
+// origins is the compressed store's of the same packets: pcapng output
+// (interfaces, their names and options, each packet's flags and comment)
+// and --port/--direction/--vni selections byte for byte, with the index and
+// without; flows --by-origin from the index (the live indexer's, told the
+// origins by the ring) is the scan's (an empty --index), which reads them
+// from the sidecars, and the compressed store's; and indexer --rebuild
+// reads them from the sidecars too.
+func TestUncompressedOrigins(t *testing.T) {
+	need(t, "tshark", "tcpdump")
+	pcap := multiFlow(t, 30000)
+	zst, _ := originStore(t, pcap)
+	plain, _ := originStore(t, pcap, "--compress", "none")
+	list, err := chunk.List(plain)
+	if err != nil || len(list) == 0 {
+		t.Fatalf("%d chunks (%v)", len(list), err)
+	}
+	for _, in := range list {
+		if in.Zstd {
+			t.Fatalf("%s: compressed", in.Name)
+		}
+		if st, err := os.Stat(filepath.Join(plain, in.MetaFile())); err != nil || st.Size() == 0 {
+			t.Fatalf("%s: no metadata sidecar (%v)", in.Name, err)
+		}
+		// The chunk itself is plain pcap: tcpdump reads it.
+		run(t, "tcpdump", "--count", "-r", filepath.Join(plain, in.Name))
+	}
+	noIndex := t.TempDir()
+	fmslice := func(store string, args ...string) []byte {
+		return run(t, bin("fmslice"), append([]string{"--store", store, "-q", "--from", "0", "--to", "now"}, args...)...)
+	}
+	check := func(t *testing.T) {
+		for _, args := range [][]string{
+			{"--format", "pcapng"},
+			{"--format", "pcapng", "--port", "1"},
+			{"--port", "1"},
+			{"--direction", "out"},
+			{"--port", "0", "--direction", "in", "tcp"},
+			{"--vni", "123,456"},
+			{"--gwlb-endpoint", "e2"},
+		} {
+			want := fmslice(zst, args...)
+			for _, extra := range [][]string{nil, {"--no-index"}} {
+				got := fmslice(plain, append(extra, args...)...)
+				if !bytes.Equal(got, want) || len(want) < 1000 {
+					t.Errorf("%v %v: the uncompressed store gives %d bytes, the compressed one %d (want the same, some)", args, extra, len(got), len(want))
+				}
+			}
+		}
+		// The pcapng's interfaces are the origins', not "fmcap" (origin
+		// unknown).
+		ng := writeFile(t, fmslice(plain, "--format", "pcapng"))
+		fields := run(t, "tshark", "-r", ng, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.packet_flags_direction")
+		names := map[string]bool{}
+		for _, l := range strings.Split(strings.TrimRight(string(fields), "\n"), "\n") {
+			names[strings.Split(l, "\t")[0]] = true
+		}
+		if len(names) < 4 || names["fmcap"] || !names["mirror:vni-123"] {
+			t.Errorf("pcapng interfaces %v: want the origins' (mirror:vni-123 among them), none unknown", names)
+		}
+		for _, args := range [][]string{
+			{"--from", "0", "--to", "now"},
+			{"--from", "0", "--to", "now", "udp"},
+		} {
+			flows := func(store string, extra ...string) []byte {
+				return run(t, bin("fmslice"), append(append([]string{"flows", "--store", store, "--by-origin", "--json", "-n", "0", "-q"}, args...), extra...)...)
+			}
+			fromIndex, scan, compressed := flows(plain), flows(plain, "--index", noIndex), flows(zst)
+			if !bytes.Equal(fromIndex, scan) || !bytes.Equal(scan, compressed) || bytes.Contains(scan, []byte(`"?"`)) || len(scan) < 100 {
+				t.Errorf("flows --by-origin %v: from the index %d bytes, the scan %d, the compressed store %d (want the same, no unknown origin)", args, len(fromIndex), len(scan), len(compressed))
+			}
+		}
+	}
+	t.Run("live", check)
+	rebuildIndex(t, plain)
+	t.Run("rebuild", check)
+}
+
+// rebuildIndex replaces the store's index with indexer --rebuild's and
+// returns the index directory.
+func rebuildIndex(t *testing.T, store string) string {
+	idx := filepath.Join(store, "index")
+	if err := os.RemoveAll(idx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(idx, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	run(t, bin("indexer"), "--rebuild", "--store", store, "-q", "--log-level", "warn", "--metrics", "", "--segment-packets", "8192")
+	return idx
 }

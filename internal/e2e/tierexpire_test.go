@@ -17,9 +17,10 @@ import (
 
 // TestTierBucketRetention: fmupload --bucket-retain-age deletes from the
 // real S3 server (versitygw) exactly the chunks whose newest packet is
-// older than the age, with their frame tables and the index segments
-// reaching into them, and nothing local; what the bucket keeps still
-// slices as the local store does over the same seqs. Each chunk deleted
+// older than the age, with their frame tables and metadata sidecars
+// (Info.Files) and the index segments reaching into them, and nothing
+// local; what the bucket keeps still slices as the local store does over
+// the same seqs. Each chunk deleted
 // leaves its record under retention/.
 func TestTierBucketRetention(t *testing.T) {
 	srv, gen := hourOnS3(t)

@@ -25,7 +25,7 @@ import (
 // fmslice flows, timeline and info over s3:// answer byte for byte as over the
 // local store (info's first line names the store), alone and in a list
 // mixing both; compressed chunks, and uncompressed ones with their frame
-// tables beside them.
+// tables and metadata sidecars beside them.
 func TestTierRetentionReported(t *testing.T) {
 	srv, gen := hourOnS3(t)
 	for _, node := range []struct{ name, compress string }{{"zstd", "zstd"}, {"plain", "none"}} {

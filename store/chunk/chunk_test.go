@@ -164,7 +164,7 @@ func TestRoundTrip(t *testing.T) {
 			ents, _ := os.ReadDir(dir)
 			wantFiles := 1
 			if !zst {
-				wantFiles = 2
+				wantFiles = 3 // the frame table and the metadata sidecar
 			}
 			if len(ents) != wantFiles {
 				t.Fatalf("%d files left in the store, want %d", len(ents), wantFiles)
@@ -368,34 +368,45 @@ func BenchmarkAppendPacket(b *testing.B) {
 }
 
 // FuzzReader feeds arbitrary bytes to the chunk reader as a finished
-// compressed chunk, an uncompressed chunk with a frame table, and an open
-// one: errors are fine, panics and endless loops are not.
+// compressed chunk, an uncompressed chunk with a frame table and a
+// metadata sidecar, and an open one: errors are fine, panics and endless
+// loops are not.
 func FuzzReader(f *testing.F) {
 	dir := f.TempDir()
 	pkts := smallPackets(rand.New(rand.NewSource(4)), 120)
 	w := writeChunk(f, dir, pkts, 1<<10, true, 1)
 	name, _ := w.Finalize()
 	good, _ := os.ReadFile(filepath.Join(dir, name))
-	f.Add(good, []byte(nil))
-	f.Add(good[:len(good)/2], []byte(nil))
+	f.Add(good, []byte(nil), []byte(nil))
+	f.Add(good[:len(good)/2], []byte(nil), []byte(nil))
 	dir2 := f.TempDir()
 	w = writeChunk(f, dir2, pkts, 1<<10, false, 1)
 	w.Finalize()
 	list, _ := List(dir2)
 	raw, _ := os.ReadFile(filepath.Join(dir2, list[0].Name))
 	side, _ := os.ReadFile(filepath.Join(dir2, ftabName(1, false)))
-	f.Add(raw, side)
+	f.Add(raw, side, []byte(nil))
 	dir3 := f.TempDir() // with metadata frames
 	w = writeChunkMeta(f, dir3, pkts, 1<<10, 1)
 	name, _ = w.Finalize()
 	withMeta, _ := os.ReadFile(filepath.Join(dir3, name))
-	f.Add(withMeta, []byte(nil))
-	f.Fuzz(func(t *testing.T, data, side []byte) {
+	f.Add(withMeta, []byte(nil), []byte(nil))
+	dir4 := f.TempDir() // uncompressed, with its metadata sidecar
+	w = writeChunkMetaMode(f, dir4, pkts, 1<<10, 1, false)
+	w.Finalize()
+	list, _ = List(dir4)
+	raw, _ = os.ReadFile(filepath.Join(dir4, list[0].Name))
+	side, _ = os.ReadFile(filepath.Join(dir4, ftabName(1, false)))
+	meta, _ := os.ReadFile(filepath.Join(dir4, metaName(1)))
+	f.Add(raw, side, meta)
+	f.Add(raw, side, meta[:len(meta)/2])
+	f.Fuzz(func(t *testing.T, data, side, meta []byte) {
 		for _, in := range []Info{{Name: "x", Zstd: true}, {Name: "y"}, {Name: "z", Zstd: true, Open: true}} {
 			r, err := NewReader(in, bytes.NewReader(data), int64(len(data)), side, dec)
 			if err != nil {
 				continue
 			}
+			r.SetMeta(meta)
 			var buf []byte
 			var m Meta
 			for i, fr := range r.Table.Frames {

@@ -18,7 +18,8 @@ func (i *Info) Size(dir string) uint64 {
 
 // Files are the file names that make up a chunk: the chunk, and its frame
 // table when that is a file of its own (uncompressed chunks, and the open
-// compressed chunk's live table).
+// compressed chunk's live table), then an uncompressed chunk's metadata
+// sidecar (MetaFile), which chunks from before it do not have.
 func (i *Info) Files() []string {
 	if i.Open && i.Zstd {
 		return []string{i.Name, ftabName(i.FirstSeq, true)}
@@ -26,5 +27,16 @@ func (i *Info) Files() []string {
 	if i.Zstd {
 		return []string{i.Name}
 	}
-	return []string{i.Name, ftabName(i.FirstSeq, false)}
+	return []string{i.Name, ftabName(i.FirstSeq, false), metaName(i.FirstSeq)}
+}
+
+// MetaFile is an uncompressed chunk's metadata sidecar, "" for a
+// compressed chunk (its metadata is inside it). It may be missing: an
+// uncompressed chunk written before sidecars has none, its packets'
+// origin unknown.
+func (i *Info) MetaFile() string {
+	if i.Zstd {
+		return ""
+	}
+	return metaName(i.FirstSeq)
 }

@@ -7,10 +7,12 @@
 //
 //	chunk-F-L-A-B.pcap.zst   a finished compressed chunk (self-contained)
 //	chunk-F-L-A-B.pcap       a finished uncompressed chunk (--compress none) ...
-//	chunk-F.ftab             ... and its frame table
+//	chunk-F.ftab             ... its frame table ...
+//	chunk-F.fmpm             ... and its metadata sidecar (below)
 //	.open-F.pcap.zst         the chunk being written (or .open-F.pcap) ...
 //	.open-F.ftab             ... and its live frame table (zstd mode; none mode
-//	                         writes chunk-F.ftab from the start)
+//	                         writes chunk-F.ftab and chunk-F.fmpm from the
+//	                         start, so that publishing is one rename)
 //
 // F and L are the first and last seq (20 digits), A and B the minimum and
 // maximum capture time in Unix ns (19 digits), all zero-padded so that names
@@ -45,7 +47,26 @@
 // origin is unknown. The checksum of a frame is the low 32 bits of the
 // XXH64 (seed 0) of its decompressed bytes, as the seekable format defines.
 // Uncompressed (.pcap), frames are just byte ranges of the pcap file, with
-// compressed size = decompressed size.
+// compressed size = decompressed size, and the file is a plain pcap file
+// (tcpdump -r reads it). Their metadata frames are in the sidecar,
+// chunk-F.fmpm:
+//
+//	frame 0's metadata frame, frame 1's, … frame N-1's, concatenated with
+//	    nothing between: each the skippable frame 0x184D2A5C (magic u32,
+//	    payload length u32, the payload below), byte for byte what a
+//	    compressed chunk has ahead of the frame's zstd frame
+//
+// Frame i's metadata frame starts at the sum of the metadata sizes (entry
+// bytes 56..59) of frames 0..i-1 and is as long as its own; a frame of
+// size 0 has none there. The writer writes a batch's metadata frames to
+// the sidecar after the frames' pcap bytes and before their entries (the
+// entry commits the frame), so the sidecar holds every entry's. A sidecar
+// shorter than its entries say (cut by a crash, or a partial copy) reads
+// the frames it lacks with their origin unknown; crash repair instead cuts
+// the chunk, its table and its sidecar back at the first frame whose
+// metadata is not whole, as it does a compressed chunk. An uncompressed
+// chunk written before sidecars has none, and zeros at entry bytes 56..59:
+// its packets' origin is unknown.
 //
 // # Frame table (.ftab, and the skippable frame payload)
 //
@@ -72,12 +93,13 @@
 //	 48  4  packet count (= last - first + 1)
 //	 52  4  checksum of the decompressed bytes (as in the seek table)
 //	 56  4  size of the frame's metadata frame (its 8-byte skippable
-//	        header included) at the frame's start; 0: none (chunks from
-//	        before metadata, where these bytes were reserved zero, and
-//	        uncompressed chunks, which keep no metadata)
+//	        header included): compressed, at the frame's start (and
+//	        counted in its compressed size); uncompressed, in the sidecar
+//	        (above; not counted); 0: none (chunks from before metadata,
+//	        where these bytes were reserved zero)
 //	 60  4  CRC-32C of bytes 0..59
 //
-// # Metadata frame (skippable frame 0x184D2A5C, compressed chunks)
+// # Metadata frame (skippable frame 0x184D2A5C; compressed chunks, sidecars)
 //
 // What pcap cannot hold about each packet of the frame it precedes: the
 // port, direction and rule of the ring record (shmring FORMAT) and the
@@ -163,7 +185,9 @@ type Frame struct {
 	MaxTS    int64
 	Count    uint32
 	Sum      uint32
-	Meta     uint32 // bytes of the metadata frame at Off (counted in CSize); 0: none
+	// Meta is the bytes of the frame's metadata frame: at Off and counted
+	// in CSize (compressed), in the sidecar (uncompressed); 0: none.
+	Meta uint32
 }
 
 // Overlaps reports whether the frame may hold packets in [from, to).
@@ -244,7 +268,7 @@ func ParseTable(b []byte) (*Table, error) {
 			MinTS: int64(le.Uint64(e[32:])), MaxTS: int64(le.Uint64(e[40:])),
 			Count: le.Uint32(e[48:]), Sum: le.Uint32(e[52:]), Meta: le.Uint32(e[56:]),
 		}
-		if f.Off != next || f.LastSeq < f.FirstSeq || uint64(f.Count) != f.LastSeq-f.FirstSeq+1 || f.MinTS > f.MaxTS || f.CSize == 0 || f.DSize == 0 || f.Meta >= f.CSize {
+		if f.Off != next || f.LastSeq < f.FirstSeq || uint64(f.Count) != f.LastSeq-f.FirstSeq+1 || f.MinTS > f.MaxTS || f.CSize == 0 || f.DSize == 0 || t.Zstd && f.Meta >= f.CSize || f.Meta > maxMeta {
 			return nil, fmt.Errorf("%w: frame table entry %d inconsistent", ErrCorrupt, len(t.Frames))
 		}
 		if n := len(t.Frames); n > 0 && t.Frames[n-1].LastSeq+1 != f.FirstSeq {

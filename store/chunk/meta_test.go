@@ -35,8 +35,14 @@ func metaFor(seq uint64) PacketMeta {
 // writeChunkMeta is writeChunk with metadata frames, as the writer makes
 // them (writer/compress.go).
 func writeChunkMeta(t testing.TB, dir string, pkts []Packet, frameSize int, firstSeq uint64) *Writer {
+	return writeChunkMetaMode(t, dir, pkts, frameSize, firstSeq, true)
+}
+
+// writeChunkMetaMode is writeChunkMeta compressed or not (zst): an
+// uncompressed chunk's metadata frames go to its sidecar.
+func writeChunkMetaMode(t testing.TB, dir string, pkts []Packet, frameSize int, firstSeq uint64, zst bool) *Writer {
 	t.Helper()
-	w, err := Create(dir, firstSeq, true, 42)
+	w, err := Create(dir, firstSeq, zst, 42)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,10 +56,15 @@ func writeChunkMeta(t testing.TB, dir string, pkts []Packet, frameSize int, firs
 			return
 		}
 		b := mb.AppendFrame(nil)
-		f.Meta = uint32(len(b))
-		b = enc.EncodeAll(raw, b)
 		f.DSize, f.Sum = uint32(len(raw)), Sum(raw)
-		if err := w.Append(b, f); err != nil {
+		var err error
+		if zst {
+			f.Meta = uint32(len(b))
+			err = w.Append(enc.EncodeAll(raw, b), f)
+		} else {
+			err = w.AppendBatchMeta([][]byte{raw}, [][]byte{b}, []Frame{f})
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
 		raw, f = nil, Frame{}
@@ -76,6 +87,19 @@ func writeChunkMeta(t testing.TB, dir string, pkts []Packet, frameSize int, firs
 	}
 	flush()
 	return w
+}
+
+// openReadMeta is readMeta of chunk in of dir, opened and closed again
+// (r for its table and Note).
+func openReadMeta(t *testing.T, dir string, in Info) (got []Packet, n int, r *Reader) {
+	t.Helper()
+	r, err := OpenReader(dir, in, dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got, n = readMeta(t, r)
+	return got, n, r
 }
 
 // readMeta reads every frame of r with its metadata and checks each
@@ -137,12 +161,7 @@ func TestMetaRoundTrip(t *testing.T) {
 	pkts := testPackets(rand.New(rand.NewSource(7)), 3000)
 	w := writeChunkMeta(t, dir, pkts, 32<<10, 1000)
 	list, _ := List(dir)
-	r, err := OpenReader(dir, list[0], dec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, n := readMeta(t, r)
-	r.Close()
+	got, n, r := openReadMeta(t, dir, list[0])
 	samePackets(t, got, pkts)
 	if n != len(r.Table.Frames) || n < 20 {
 		t.Fatalf("%d of %d frames with metadata", n, len(r.Table.Frames))
@@ -262,21 +281,7 @@ func TestRecoverCutInMeta(t *testing.T) {
 		if err := os.Truncate(w.data.Name(), int64(last.Off)+int64(cut)); err != nil {
 			t.Fatal(err)
 		}
-		res, err := Recover(dir, dec)
-		if err != nil || len(res) != 1 || res[0].Kept != kept || res[0].Dropped != 1 || res[0].LastSeq != last.FirstSeq-1 {
-			t.Fatalf("cut %d: %+v %v, want %d kept", cut, res, err, kept)
-		}
-		list, _ := List(dir)
-		r, err := OpenReader(dir, list[0], dec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, n := readMeta(t, r)
-		r.Close()
-		samePackets(t, got, pkts[:last.FirstSeq-1])
-		if n != kept || r.Note != "" {
-			t.Fatalf("cut %d: %d frames with metadata of %d, note %q", cut, n, kept, r.Note)
-		}
+		recoveredAllBut(t, dir, pkts, last, kept)
 	}
 	// Metadata whose packet count is not the frame's is not kept either.
 	dir := t.TempDir()
@@ -291,6 +296,23 @@ func TestRecoverCutInMeta(t *testing.T) {
 	res, err := Recover(dir, dec)
 	if err != nil || len(res) != 1 || res[0].Kept != len(w.frames)-1 {
 		t.Fatalf("damaged metadata: %+v %v", res, err)
+	}
+}
+
+// recoveredAllBut recovers the open chunk of dir, whose last frame (of
+// pkts, from seq 1) a crash cut, and checks that the kept frames, all but
+// that one, read back with their metadata.
+func recoveredAllBut(t *testing.T, dir string, pkts []Packet, last Frame, kept int) {
+	t.Helper()
+	res, err := Recover(dir, dec)
+	if err != nil || len(res) != 1 || res[0].Kept != kept || res[0].Dropped != 1 || res[0].LastSeq != last.FirstSeq-1 {
+		t.Fatalf("%+v %v, want %d kept", res, err, kept)
+	}
+	list, _ := List(dir)
+	got, n, r := openReadMeta(t, dir, list[0])
+	samePackets(t, got, pkts[:last.FirstSeq-1])
+	if n != kept || r.Note != "" {
+		t.Fatalf("%d frames with metadata of %d, note %q", n, kept, r.Note)
 	}
 }
 
@@ -377,4 +399,138 @@ func BenchmarkMetaFrame(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestPlainMetaRoundTrip: an uncompressed chunk keeps every packet's
+// metadata in its sidecar, open and published; the pcap file itself is
+// untouched (tcpdump reads it), and the sidecar is the metadata frames a
+// compressed chunk of the same packets has, byte for byte, in frame order.
+func TestPlainMetaRoundTrip(t *testing.T) {
+	dir, zdir := t.TempDir(), t.TempDir()
+	pkts := testPackets(rand.New(rand.NewSource(11)), 3000)
+	w := writeChunkMetaMode(t, dir, pkts, 32<<10, 1000, false)
+	zw := writeChunkMetaMode(t, zdir, pkts, 32<<10, 1000, true)
+	list, _ := List(dir)
+	got, n, r := openReadMeta(t, dir, list[0])
+	samePackets(t, got, pkts)
+	if n != r.NumFrames() || n < 20 {
+		t.Fatalf("open: %d of %d frames with metadata", n, r.NumFrames())
+	}
+	name, err := w.Finalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	zname, err := zw.Finalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, _ = List(dir)
+	if files := list[0].Files(); len(files) != 3 || files[2] != "chunk-00000000000000001000.fmpm" || list[0].MetaFile() != files[2] {
+		t.Fatalf("files %q, sidecar %q", files, list[0].MetaFile())
+	}
+	got, n, r = openReadMeta(t, dir, list[0])
+	samePackets(t, got, pkts)
+	if n != r.NumFrames() || r.Note != "" {
+		t.Fatalf("published: %d of %d frames with metadata, note %q", n, r.NumFrames(), r.Note)
+	}
+	frames := r.Table.Frames
+
+	side, _ := os.ReadFile(filepath.Join(dir, list[0].MetaFile()))
+	zraw, _ := os.ReadFile(filepath.Join(zdir, zname))
+	var want []byte
+	for _, f := range zw.frames {
+		want = append(want, zraw[f.Off:f.Off+uint64(f.Meta)]...)
+	}
+	if !bytes.Equal(side, want) {
+		t.Fatalf("sidecar of %d bytes is not the compressed chunk's %d bytes of metadata frames", len(side), len(want))
+	}
+	for i := range frames {
+		if frames[i].Meta != zw.frames[i].Meta {
+			t.Fatalf("frame %d: metadata size %d, compressed %d", i, frames[i].Meta, zw.frames[i].Meta)
+		}
+	}
+	if _, err := exec.LookPath("tcpdump"); err != nil {
+		t.Fatalf("tcpdump is a test dependency: %v", err)
+	}
+	out, err := exec.Command("tcpdump", "--count", "-r", filepath.Join(dir, name)).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "3000 packets") {
+		t.Fatalf("tcpdump --count -r: %q (%v), want 3000 packets", out, err)
+	}
+}
+
+// TestPlainMetaSidecarCut: a published uncompressed chunk whose sidecar
+// was cut short (or is gone: a chunk from before sidecars) reads every
+// packet, those of frames whose metadata is not all there with their
+// origin unknown.
+func TestPlainMetaSidecarCut(t *testing.T) {
+	dir := t.TempDir()
+	pkts := testPackets(rand.New(rand.NewSource(12)), 1000)
+	w := writeChunkMetaMode(t, dir, pkts, 16<<10, 1, false)
+	if _, err := w.Finalize(); err != nil {
+		t.Fatal(err)
+	}
+	list, _ := List(dir)
+	sp := filepath.Join(dir, list[0].MetaFile())
+	side, _ := os.ReadFile(sp)
+	nf := len(w.frames)
+	keep := nf / 2 // frames whose metadata stays whole
+	var at uint64
+	for _, f := range w.frames[:keep] {
+		at += uint64(f.Meta)
+	}
+	for _, cut := range []int64{int64(at) + 5, int64(at), 0, -1} {
+		if cut < 0 {
+			os.Remove(sp)
+		} else if err := os.WriteFile(sp, side[:cut], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, n, _ := openReadMeta(t, dir, list[0])
+		samePackets(t, got, pkts)
+		want := 0
+		if cut >= int64(at) {
+			want = keep
+		}
+		if n != want {
+			t.Fatalf("sidecar cut at %d: %d frames with metadata, want %d", cut, n, want)
+		}
+	}
+}
+
+// TestRecoverPlainMeta: a crash that left an open uncompressed chunk's
+// sidecar short of its last entries cuts the chunk, its table and its
+// sidecar back at the first frame whose metadata is not whole, as a cut
+// metadata frame does in a compressed chunk; an open chunk from before
+// sidecars (entries without metadata) keeps every frame.
+func TestRecoverPlainMeta(t *testing.T) {
+	dir := t.TempDir()
+	pkts := testPackets(rand.New(rand.NewSource(13)), 1000)
+	w := writeChunkMetaMode(t, dir, pkts, 16<<10, 1, false)
+	last := w.frames[len(w.frames)-1]
+	kept := len(w.frames) - 1
+	w.data.Close()
+	w.ftab.Close()
+	w.meta.Close()
+	if err := os.Truncate(w.meta.Name(), int64(w.metaSize)-3); err != nil {
+		t.Fatal(err)
+	}
+	recoveredAllBut(t, dir, pkts, last, kept)
+	if st, _ := os.Stat(w.meta.Name()); st.Size() != int64(w.metaSize)-int64(last.Meta) {
+		t.Fatalf("sidecar of %d bytes, want %d", st.Size(), int64(w.metaSize)-int64(last.Meta))
+	}
+
+	// Before sidecars: no metadata, no sidecar; every frame kept.
+	dir = t.TempDir()
+	w = writeChunk(t, dir, pkts, 16<<10, false, 1)
+	nf := len(w.frames)
+	w.data.Close()
+	w.ftab.Close()
+	w.meta.Close()
+	os.Remove(w.meta.Name())
+	res, err := Recover(dir, dec)
+	if err != nil || len(res) != 1 || res[0].Kept != nf || res[0].Dropped != 0 {
+		t.Fatalf("before sidecars: %+v %v, want %d kept", res, err, nf)
+	}
+	list, _ := List(dir)
+	got, _ := readAll(t, dir, list[0])
+	samePackets(t, got, pkts)
 }

@@ -102,6 +102,10 @@ type Reader struct {
 	buf  []byte
 	m    mmap.MMap  // OpenLazy: the mapped file, for its tables
 	lazy *lazyTable // OpenLazy: entries checked when read (Frame)
+	// side and sideAt: an uncompressed chunk's metadata sidecar (SetMeta)
+	// and where each frame's metadata starts in it.
+	side   []byte
+	sideAt []uint64
 }
 
 // OpenReader opens a chunk of dir. For an open chunk it reads the frames
@@ -124,13 +128,52 @@ func OpenReader(dir string, in Info, dec *zstd.Decoder) (*Reader, error) {
 			return nil, err // published meanwhile
 		}
 	}
+	var meta []byte
+	if !in.Zstd {
+		// Read after the frame table, so that it holds the metadata of
+		// every entry read (the writer writes it before the entries).
+		meta, err = os.ReadFile(filepath.Join(dir, metaName(in.FirstSeq)))
+		if err != nil && !errors.Is(err, os.ErrNotExist) { // none: a chunk from before the sidecar
+			f.Close()
+			return nil, fmt.Errorf("chunk %q: metadata sidecar: %w", in.Name, err)
+		}
+	}
 	r, err := NewReader(in, f, size, side, dec)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("chunk %q: %w", in.Name, err)
 	}
+	r.SetMeta(meta)
 	r.f = f
 	return r, nil
+}
+
+// SetMeta gives an uncompressed chunk's reader the chunk's metadata
+// sidecar (FORMAT, "Store directory"), nil when there is none: frame i's
+// metadata is at the sum of the Meta of the frames before it. OpenReader
+// does this; a reader of another backend (store.OpenChunk) calls it.
+func (r *Reader) SetMeta(b []byte) {
+	if r.Table == nil || r.Table.Zstd {
+		return
+	}
+	r.side, r.sideAt = b, make([]uint64, len(r.Table.Frames))
+	var at uint64
+	for i := range r.Table.Frames {
+		r.sideAt[i] = at
+		at += uint64(r.Table.Frames[i].Meta)
+	}
+}
+
+// sideMeta is frame i's metadata payload from the sidecar: nil when the
+// frame has none or the sidecar does not hold it all (cut short by a crash
+// or a copy), the packets' origin then being unknown. Damaged metadata is
+// returned as it is: Meta.Parse refuses it, and the caller says so.
+func (r *Reader) sideMeta(i int, f *Frame) []byte {
+	if f.Meta <= 8 || i >= len(r.sideAt) || r.sideAt[i]+uint64(f.Meta) > uint64(len(r.side)) {
+		return nil
+	}
+	b := r.side[r.sideAt[i] : r.sideAt[i]+uint64(f.Meta) : r.sideAt[i]+uint64(f.Meta)]
+	return b[8:]
 }
 
 // openSized opens a file of dir and says how long it is.
@@ -420,7 +463,8 @@ func (r *Reader) AppendFrame(i int, f Frame, dst, cbuf []byte) (out, buf []byte,
 
 // AppendFrameMeta is AppendFrame that also returns the frame's metadata
 // payload (nil when the frame has none; Meta.Parse decodes it), which lies
-// in buf: valid until buf is used again.
+// in buf (compressed chunks; in the Reader's sidecar for uncompressed
+// ones): valid until buf is used again.
 func (r *Reader) AppendFrameMeta(i int, f Frame, dst, cbuf []byte) (out, meta, buf []byte, err error) {
 	fail := func(err error) ([]byte, []byte, []byte, error) {
 		return nil, nil, cbuf, &FrameError{r.Info.Name, i, err}
@@ -444,7 +488,7 @@ func (r *Reader) AppendFrameMeta(i int, f Frame, dst, cbuf []byte) (out, meta, b
 				return fail(fmt.Errorf("%w: checksum mismatch", ErrCorrupt))
 			}
 		}
-		return append(dst, b...), nil, cbuf, nil
+		return append(dst, b...), r.sideMeta(i, &f), cbuf, nil
 	}
 	meta, b, err = splitMeta(b, f.Meta)
 	if err != nil {

@@ -21,6 +21,7 @@ const (
 	extZstd = ".pcap.zst"
 	extPcap = ".pcap"
 	extFtab = ".ftab"
+	extMeta = ".fmpm"
 	openPfx = ".open-"
 )
 
@@ -51,6 +52,13 @@ func ftabName(first uint64, zstd bool) string {
 	return fmt.Sprintf("chunk-%020d%s", first, extFtab)
 }
 
+// metaName is an uncompressed chunk's metadata sidecar (FORMAT, "Store
+// directory"): named by first seq like its frame table, from the start, so
+// that publishing the chunk stays a single rename.
+func metaName(first uint64) string {
+	return fmt.Sprintf("chunk-%020d%s", first, extMeta)
+}
+
 // Sum is the frame checksum: the low 32 bits of XXH64 of the pcap bytes.
 func Sum(b []byte) uint32 { return uint32(xxhash.Sum64(b)) }
 
@@ -62,11 +70,14 @@ type Writer struct {
 	firstSeq uint64
 	data     *os.File
 	ftab     *os.File
-	size     uint64 // bytes of whole frames in data
-	flushed  uint64 // data bytes handed to the kernel's writeback (see Append)
+	meta     *os.File // none mode: the metadata sidecar; nil in zstd mode
+	size     uint64   // bytes of whole frames in data
+	metaSize uint64   // none mode: bytes of whole frames' metadata in meta
+	flushed  uint64   // data bytes handed to the kernel's writeback (see Append)
 	frames   []Frame
 	entry    []byte
 	iov      [][]byte
+	miov     [][]byte
 }
 
 // Create opens a new chunk whose first packet has seq first.
@@ -82,6 +93,13 @@ func Create(dir string, first uint64, zstd bool, ringID uint64) (*Writer, error)
 		w.data.Close()
 		os.Remove(dp)
 		return nil, fmt.Errorf("create frame table: %w", err)
+	}
+	if !zstd {
+		mp := filepath.Join(dir, metaName(first))
+		if w.meta, err = fsmode.OpenFile(mp, os.O_RDWR|os.O_CREATE|os.O_TRUNC); err != nil {
+			w.Abandon()
+			return nil, fmt.Errorf("create metadata sidecar: %w", err)
+		}
 	}
 	if _, err := w.ftab.Write(appendFtabHeader(nil, zstd, ringID)); err != nil {
 		w.Abandon()
@@ -113,11 +131,28 @@ func (w *Writer) Append(b []byte, f Frame) error {
 // store stage. Nothing of the batch remains on error. fs is updated with
 // the frames' offsets and sizes.
 func (w *Writer) AppendBatch(bs [][]byte, fs []Frame) error {
-	off := w.size
+	return w.AppendBatchMeta(bs, nil, fs)
+}
+
+// AppendBatchMeta is AppendBatch for an uncompressed chunk with each
+// frame's metadata frame (MetaBuilder.AppendFrame) in ms, written to the
+// sidecar and sized in the entry's Meta; ms is nil for none (and in zstd
+// mode, where the metadata is in bs and the caller sets Meta). The sidecar
+// is written after the chunk's bytes and before the entries: an entry, the
+// commit of a frame, never points past either.
+func (w *Writer) AppendBatchMeta(bs, ms [][]byte, fs []Frame) error {
+	off, moff := w.size, w.metaSize
 	w.entry = w.entry[:0]
 	for i := range fs {
 		fs[i].Off, fs[i].CSize = off, uint32(len(bs[i]))
 		off += uint64(len(bs[i]))
+		if !w.zstd {
+			fs[i].Meta = 0
+			if ms != nil {
+				fs[i].Meta = uint32(len(ms[i]))
+			}
+			moff += uint64(fs[i].Meta)
+		}
 		w.entry = appendEntry(w.entry, &fs[i])
 	}
 	w.iov = append(w.iov[:0], bs...) // writev consumes its slices
@@ -125,11 +160,18 @@ func (w *Writer) AppendBatch(bs [][]byte, fs []Frame) error {
 		w.cutBack()
 		return fmt.Errorf("write chunk %q: %w", w.data.Name(), err)
 	}
+	if moff != w.metaSize {
+		w.miov = append(w.miov[:0], ms...)
+		if err := writev(w.meta, w.miov); err != nil {
+			w.cutBack()
+			return fmt.Errorf("write metadata sidecar %q: %w", w.meta.Name(), err)
+		}
+	}
 	if _, err := w.ftab.WriteAt(w.entry, int64(ftabHdrSize+len(w.frames)*EntrySize)); err != nil {
 		w.cutBack()
 		return fmt.Errorf("write frame table %q: %w", w.ftab.Name(), err)
 	}
-	w.size = off
+	w.size, w.metaSize = off, moff
 	w.frames = append(w.frames, fs...)
 	if w.size-w.flushed >= writebackStep {
 		// Start writeback now (sync_file_range, SYNC_FILE_RANGE_WRITE does not
@@ -178,6 +220,10 @@ func (w *Writer) cutBack() {
 	w.data.Truncate(int64(w.size))
 	w.data.Seek(int64(w.size), io.SeekStart)
 	w.ftab.Truncate(int64(ftabHdrSize + len(w.frames)*EntrySize))
+	if w.meta != nil {
+		w.meta.Truncate(int64(w.metaSize))
+		w.meta.Seek(int64(w.metaSize), io.SeekStart)
+	}
 }
 
 // Finalize completes the chunk: embeds the frame table and the seek table
@@ -203,6 +249,8 @@ func (w *Writer) Finalize() (string, error) {
 		}
 	} else if err := w.ftab.Sync(); err != nil {
 		return "", fmt.Errorf("finalize chunk: fsync %q: %w", w.ftab.Name(), err)
+	} else if err := w.meta.Sync(); err != nil {
+		return "", fmt.Errorf("finalize chunk: fsync %q: %w", w.meta.Name(), err)
 	}
 	if err := w.data.Sync(); err != nil {
 		return "", fmt.Errorf("finalize chunk: fsync %q: %w", w.data.Name(), err)
@@ -212,6 +260,9 @@ func (w *Writer) Finalize() (string, error) {
 	}
 	w.data.Close()
 	w.ftab.Close()
+	if w.meta != nil {
+		w.meta.Close()
+	}
 	if w.zstd {
 		os.Remove(w.ftab.Name())
 	}
@@ -246,9 +297,15 @@ func (w *Writer) tables() []byte {
 // Abandon closes and removes an open chunk (used when it holds nothing).
 func (w *Writer) Abandon() {
 	w.data.Close()
-	w.ftab.Close()
 	os.Remove(w.data.Name())
-	os.Remove(w.ftab.Name())
+	if w.ftab != nil {
+		w.ftab.Close()
+		os.Remove(w.ftab.Name())
+	}
+	if w.meta != nil {
+		w.meta.Close()
+		os.Remove(w.meta.Name())
+	}
 }
 
 // RepairResult says what Recover did with one open chunk.
@@ -322,6 +379,15 @@ func repairOne(dir, name string, dec *zstd.Decoder) (RepairResult, error) {
 		return res, fmt.Errorf("recover %q: %w", name, err)
 	}
 	raw, _ := io.ReadAll(w.ftab)
+	var side []byte // none mode: the metadata sidecar (empty for chunks from before it)
+	if !zst {
+		if w.meta, err = fsmode.OpenFile(filepath.Join(dir, metaName(first)), os.O_RDWR|os.O_CREATE); err != nil {
+			w.data.Close()
+			w.ftab.Close()
+			return res, fmt.Errorf("recover %q: %w", name, err)
+		}
+		side, _ = io.ReadAll(w.meta)
+	}
 	st, _ := w.data.Stat()
 	var frames []Frame
 	if t, err := ParseTable(raw); err == nil {
@@ -351,11 +417,14 @@ func repairOne(dir, name string, dec *zstd.Decoder) (RepairResult, error) {
 			if out, err = dec.DecodeAll(z, out[:0]); err != nil || len(out) != int(f.DSize) || Sum(out) != f.Sum {
 				break
 			}
-		} else if Sum(buf) != f.Sum || f.DSize != f.CSize {
+		} else if Sum(buf) != f.Sum || f.DSize != f.CSize || !sideMetaWhole(side, w.metaSize, &f) {
 			break
 		}
 		w.frames = append(w.frames, f)
 		w.size = f.Off + uint64(f.CSize)
+		if !zst {
+			w.metaSize += uint64(f.Meta)
+		}
 	}
 	res.Kept = len(w.frames)
 	res.Dropped = len(frames) - len(w.frames)
@@ -376,4 +445,19 @@ func repairOne(dir, name string, dec *zstd.Decoder) (RepairResult, error) {
 		return res, fmt.Errorf("recover %q: %w", name, err)
 	}
 	return res, nil
+}
+
+// sideMetaWhole says whether frame f's metadata, at off in an uncompressed
+// chunk's sidecar, is all there and describes the frame: crash repair keeps
+// a frame only then, as it does a compressed frame's metadata frame.
+func sideMetaWhole(side []byte, off uint64, f *Frame) bool {
+	if f.Meta == 0 {
+		return true // a frame from before the sidecar
+	}
+	if off+uint64(f.Meta) > uint64(len(side)) {
+		return false
+	}
+	meta, rest, err := splitMeta(side[off:off+uint64(f.Meta)], f.Meta)
+	var m Meta
+	return err == nil && meta != nil && len(rest) == 0 && m.Parse(meta) == nil && m.Count() == f.Count
 }

@@ -15,8 +15,8 @@ package segment
 // union of the lists of the origins holding each value.
 //
 // A packet whose origin the indexer was not told (Origin.Known false:
-// chunks written before origins were kept, uncompressed chunks, a damaged
-// metadata frame) gets no origin term; fmslice's selection refuses such a
+// chunks written before origins were kept, uncompressed chunks written
+// before their metadata sidecar, a damaged metadata frame) gets no origin term; fmslice's selection refuses such a
 // packet too, so the index still names every group a selection can match.
 
 import (

@@ -31,8 +31,8 @@ import (
 // (writing the same record again).
 //
 // Crash-safe by order and by re-deriving what is gone from what is left: a
-// chunk's data object goes before its frame table, so a reader never finds
-// a listed chunk without its table; a frame table or a segment left behind
+// chunk's data object goes before its frame table and metadata sidecar, so
+// a reader never finds a listed chunk without them; a frame table or a segment left behind
 // by an interrupted run lies below the first chunk left, and the next run
 // deletes it.
 //
@@ -52,13 +52,13 @@ func Expire(ctx context.Context, b store.Backend, maxAge time.Duration, now time
 		return 0, fmt.Errorf("bucket retention: list %s: %w", b, err)
 	}
 	var chunks []chunk.Info
-	tables := map[uint64]string{} // uncompressed chunks' frame tables, by first seq
+	tables := map[uint64][]string{} // uncompressed chunks' frame tables and sidecars, by first seq
 	for _, o := range objs {
 		if in, ok := chunk.ParseName(o.Name); ok && !in.Open {
 			chunks = append(chunks, in)
 		} else if m := ftabRE.FindStringSubmatch(o.Name); m != nil {
 			seq, _ := strconv.ParseUint(m[1], 10, 64)
-			tables[seq] = o.Name
+			tables[seq] = append(tables[seq], o.Name)
 		}
 	}
 	sort.Slice(chunks, func(i, j int) bool { return chunks[i].FirstSeq < chunks[j].FirstSeq })
@@ -87,10 +87,12 @@ func Expire(ctx context.Context, b store.Backend, maxAge time.Duration, now time
 	if gone == 0 {
 		return removed, nil
 	}
-	for seq, name := range tables {
+	for seq, names := range tables {
 		if seq <= gone && !hasChunk(chunks[removed:], seq) {
-			if err := b.Delete(ctx, name); err != nil {
-				return removed, fmt.Errorf("bucket retention: delete %s: %w", name, err)
+			for _, name := range names {
+				if err := b.Delete(ctx, name); err != nil {
+					return removed, fmt.Errorf("bucket retention: delete %s: %w", name, err)
+				}
 			}
 		}
 	}
@@ -108,8 +110,9 @@ func Expire(ctx context.Context, b store.Backend, maxAge time.Duration, now time
 	return removed, nil
 }
 
-// ftabRE is an uncompressed chunk's frame table's name (store/chunk).
-var ftabRE = regexp.MustCompile(`^chunk-(\d{20})\.ftab$`)
+// ftabRE is an uncompressed chunk's frame table's or metadata sidecar's
+// name (store/chunk).
+var ftabRE = regexp.MustCompile(`^chunk-(\d{20})\.(ftab|fmpm)$`)
 
 func hasChunk(chunks []chunk.Info, first uint64) bool {
 	for _, in := range chunks {

@@ -38,8 +38,9 @@ func names(t *testing.T, dir string) []string {
 
 // TestExpire: chunks whose newest packet is older than the age go, oldest
 // first, stopping at the first younger one (an older one after it stays);
-// their frame tables, and the segments reaching into the seqs gone, go
-// with them; a table or segment an interrupted run left below the first
+// their frame tables and metadata sidecars, and the segments reaching into
+// the seqs gone, go with them; a table, sidecar or segment an interrupted
+// run left below the first
 // chunk goes on the next run; nothing else is touched.
 func TestExpire(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
@@ -49,7 +50,7 @@ func TestExpire(t *testing.T) {
 	}
 	dir := t.TempDir()
 	files := []string{
-		chunkName(1, 100, min(100), min(90), ".pcap"), "chunk-00000000000000000001.ftab", // expired, with its table
+		chunkName(1, 100, min(100), min(90), ".pcap"), "chunk-00000000000000000001.ftab", "chunk-00000000000000000001.fmpm", // expired, with its table and sidecar
 		chunkName(101, 200, min(90), min(70), ".pcap.zst"), // expired
 		chunkName(201, 300, min(70), min(50), ".pcap.zst"), // younger than 60 min: stays
 		chunkName(301, 400, min(95), min(65), ".pcap.zst"), // older, but after a younger one: stays
@@ -89,7 +90,7 @@ func TestExpire(t *testing.T) {
 	}
 	// What an interrupted run leaves (a table, a segment below the first
 	// chunk) goes on the next, even with nothing to expire.
-	for _, f := range []string{"chunk-00000000000000000101.ftab", "index/" + segment.FileName(101, 200)} {
+	for _, f := range []string{"chunk-00000000000000000101.ftab", "chunk-00000000000000000101.fmpm", "index/" + segment.FileName(101, 200)} {
 		os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o640)
 	}
 	if n, err := Expire(context.Background(), b, time.Hour, now, all, quiet); n != 0 || err != nil || !slices.Equal(names(t, dir), want) {
@@ -100,7 +101,7 @@ func TestExpire(t *testing.T) {
 	// listed: its frame table and the segment reaching into it are not
 	// leftovers, and stay.
 	dir2 := t.TempDir()
-	early := []string{"chunk-00000000000000000001.ftab", chunkName(101, 200, min(30), min(20), ".pcap"), "chunk-00000000000000000101.ftab", "index/" + segment.FileName(1, 300)}
+	early := []string{"chunk-00000000000000000001.ftab", "chunk-00000000000000000001.fmpm", chunkName(101, 200, min(30), min(20), ".pcap"), "chunk-00000000000000000101.ftab", "chunk-00000000000000000101.fmpm", "index/" + segment.FileName(1, 300)}
 	for _, f := range early {
 		os.MkdirAll(filepath.Dir(filepath.Join(dir2, f)), 0o750)
 		os.WriteFile(filepath.Join(dir2, f), []byte("x"), 0o640)

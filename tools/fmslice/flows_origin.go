@@ -11,11 +11,12 @@ package main
 // and the seqs of segments written before version 8, which keep no
 // origin per flow. Rows, counts and order are the same either way: a flow
 // counts at each origin the packets it has there in the range. Packets
-// without stored metadata (older chunks, uncompressed ones) are shown with
-// an unknown origin, read or indexed by --rebuild; the live indexer is told
-// every packet's origin by the ring, so from its segments those of
-// uncompressed chunks show theirs. A flow's rule is not shown: flows at
-// origins differing only by rule are one row.
+// without stored metadata (chunks written before it was kept, uncompressed
+// chunks written before their metadata sidecar) are shown with an unknown
+// origin, read or indexed by --rebuild; the live indexer is told every
+// packet's origin by the ring, so from its segments those of such chunks
+// show theirs. A flow's rule is not shown: flows at origins differing only
+// by rule are one row.
 
 import (
 	"encoding/json"

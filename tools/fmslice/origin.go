@@ -8,7 +8,8 @@ package main
 // segments' origin terms keep only the groups holding a selected packet),
 // and each packet read is decided from its metadata. Each flag takes one
 // value or a comma-separated list (any of them). A packet whose metadata is unknown (chunks
-// written before metadata, uncompressed chunks) matches no origin
+// written before metadata, or before uncompressed chunks kept it in a
+// sidecar; a damaged metadata frame or sidecar) matches no origin
 // selection; how many there were is said on stderr.
 
 import (
@@ -239,7 +240,7 @@ func (s *selection) match(pm *chunk.PacketMeta, known bool) bool {
 func originNotice(q *sliceReq, w io.Writer) {
 	if q.sel != nil {
 		if n := q.sel.noMeta.Load(); n > 0 {
-			fmt.Fprintf(w, "fmslice: %d packets of the range have no stored origin (chunks written before origins were kept, or uncompressed): the origin selection left them out\n", n)
+			fmt.Fprintf(w, "fmslice: %d packets of the range have no stored origin (chunks written before origins were kept, or damaged metadata): the origin selection left them out\n", n)
 		}
 	}
 	metaBadNotice(q.metaBad.Load(), w)

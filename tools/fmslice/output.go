@@ -65,7 +65,7 @@ func (s *pcapSink) flush() error { return s.w.Flush() }
 // interfaces are its own, their names prefixed "<node>/" (the node of an
 // s3:// store, the path of a local one) and their descriptions "node
 // <node>: ". Packets whose metadata is unknown (chunks
-// written before it, uncompressed chunks) go to an interface named "fmcap",
+// written before it was kept, damaged metadata) go to an interface named "fmcap",
 // without options. epb_flags bits 0-1 give the direction: 01 inbound (the
 // ring's ingress copy), 10 outbound (egress); an inline copy (rewritten to
 // show the end hosts to each other) has neither. opt_comment holds
