@@ -105,7 +105,7 @@ var applianceNames = [aMax]string{
 // appliance handles a frame received on a port with an appliance role. It
 // returns the port to send f on (in, for a GWLB return), or -1.
 func (d *Datapath) appliance(in int, f []byte, m vnet) int {
-	a := d.ports[in].cfg.Appliance
+	a := d.cur.appl[in] // the settings in force (editable: control.go); the role is not
 	var p ippkt
 	switch etherType(f) {
 	case etherARP:
@@ -187,7 +187,7 @@ func (d *Datapath) gwlb(in int, f []byte, p *ippkt, a *Appliance) int {
 		}
 		be.PutUint16(f[h+12:], et)
 		o := origin.FromGWLB(g.endpointID, g.attachmentID, g.flowCookie) // on the stack: capture1 does not keep it
-		d.capture1(f[h:g.end], etherHdrLen+g.innerLen(), in, shmring.DirIngress, &d.ports[in].capRule, &o)
+		d.capture1(f[h:g.end], etherHdrLen+g.innerLen(), in, shmring.DirIngress, &d.cur.capRule[in], &o)
 		copy(f[h:g.inner], save[:])
 	}
 	geneveReturn(f, &g)
@@ -217,7 +217,7 @@ func (d *Datapath) mirror(in int, f []byte, a *Appliance) int {
 		} else {
 			o = origin.FromMirror(v.vni, f[v.ip+12:v.ip+16])
 		}
-		d.capture1(f[v.inner:v.end], v.origLen, in, shmring.DirIngress, &d.ports[in].capRule, &o)
+		d.capture1(f[v.inner:v.end], v.origLen, in, shmring.DirIngress, &d.cur.capRule[in], &o)
 	}
 	return -1
 }

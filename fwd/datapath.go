@@ -123,13 +123,10 @@ type Datapath struct {
 }
 
 type dpPort struct {
-	// capRule: the id and snap length an appliance port (cfg.Appliance)
-	// captures its tunnels' inner packets with.
-	capRule crule
-	mac     [6]byte
-	mtu     int // IP bytes the port sends in one frame; 0: unknown (no check)
-	cfg     Port
-	neigh   neighTable
+	mac   [6]byte
+	mtu   int // IP bytes the port sends in one frame; 0: unknown (no check)
+	cfg   Port
+	neigh neighTable
 }
 
 // NewDatapath makes a datapath for the ports (their MACs from the backend)
@@ -149,9 +146,6 @@ func NewDatapath(ports []Port, macs [][6]byte, t *table, ring *shmring.Producer,
 	}
 	for i := range ports {
 		d.ports[i] = dpPort{mac: macs[i], cfg: ports[i], neigh: neighTable{m: map[netip.Addr]*neigh{}}}
-		if a := ports[i].Appliance; a != nil {
-			d.ports[i].capRule = crule{id: a.Rule, snap: a.Snap, mode: ModeIngress}
-		}
 		for a, mac := range ports[i].Static {
 			n := d.ports[i].neigh.entry(a)
 			n.mac, n.state, n.static = mac, nReachable, true

@@ -72,6 +72,12 @@ type table struct {
 	src     []Rule   // the rules as checked, for listing
 	routes  []rroute // longest prefix first (route.go)
 	routes6 []rroute // IPv6 routes, longest prefix first
+	// appl and capRule, per port: an appliance port's role settings (nil:
+	// none) and the id and snap its tunnels' inner packets are captured
+	// with. In the table, so that fmctl ports set-capture|set-vni reach
+	// the poll goroutine by the same swap as rule edits.
+	appl    []*Appliance
+	capRule []crule
 }
 
 func ip4(a netip.Addr) uint32 { b := a.As4(); return binary.BigEndian.Uint32(b[:]) }
@@ -89,8 +95,13 @@ func hashKey(k1 uint64, k2 uint32) uint32 {
 
 // buildTable compiles checked rules (see Config.check) for the ports.
 func buildTable(ports []Port, rules []Rule) *table {
-	t := &table{src: rules, locals: make([][]uint32, len(ports)), locals6: make([][][16]byte, len(ports)), map6: map[key6]val6{}}
+	t := &table{src: rules, locals: make([][]uint32, len(ports)), locals6: make([][][16]byte, len(ports)), map6: map[key6]val6{},
+		appl: make([]*Appliance, len(ports)), capRule: make([]crule, len(ports))}
 	for i, p := range ports {
+		if a := p.Appliance; a != nil {
+			t.appl[i] = a
+			t.capRule[i] = crule{id: a.Rule, snap: a.Snap, mode: ModeIngress}
+		}
 		for _, pf := range p.Prefixes {
 			if pf.Addr().Is4() {
 				t.locals[i] = append(t.locals[i], ip4(pf.Addr()))
