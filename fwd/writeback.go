@@ -1,7 +1,8 @@
 package fwd
 
 // Rule and route edits through the control socket (fmctl rules|routes
-// add, del, set-mode) are written back into the configuration file before they take effect,
+// add, del, set-mode), and appliance ports' (fmctl ports set-capture,
+// set-vni: portedit.go), are written back into the configuration file before they take effect,
 // so that a restart runs the same table. The file is the operator's too:
 // they may edit it while fwd runs. An edit therefore goes:
 //
@@ -229,7 +230,7 @@ func (c *Config) editRules(ports []Port, e listEdit[RuleConfig]) (rules []Rule, 
 			}
 		}
 	}
-	if handEdited, err = writeBack(c, e, c.Fwd.Rules, func(d *Config) []RuleConfig { return d.Fwd.Rules }); err != nil {
+	if handEdited, err = writeBack(c, listWrite[RuleConfig]{e, c.Fwd.Rules, func(d *Config) []RuleConfig { return d.Fwd.Rules }}); err != nil {
 		return nil, handEdited, err
 	}
 	c.Fwd.Rules = list
@@ -247,18 +248,45 @@ func (c *Config) editRoutes(ports []Port, e listEdit[RouteConfig]) (handEdited b
 	if err != nil {
 		return false, err
 	}
-	if handEdited, err = writeBack(c, e, c.Fwd.Routes, func(d *Config) []RouteConfig { return d.Fwd.Routes }); err != nil {
+	if handEdited, err = writeBack(c, listWrite[RouteConfig]{e, c.Fwd.Routes, func(d *Config) []RouteConfig { return d.Fwd.Routes }}); err != nil {
 		return handEdited, err
 	}
 	c.Fwd.Routes, c.routes = list, routes
 	return handEdited, nil
 }
 
+// docEdit is an edit as writeBack makes it to the file read from disk:
+// conflict refuses it when a hand edit touched what it is about, apply
+// makes it to disk's document.
+type docEdit interface {
+	conflict(path string, disk *Config) error
+	apply(path string, disk *Config) error
+}
+
+// listWrite is a rule or route edit for writeBack: running is the list
+// fwd runs, of gives the same list of a configuration read from the file.
+type listWrite[T any] struct {
+	e       listEdit[T]
+	running []T
+	of      func(*Config) []T
+}
+
+func (w listWrite[T]) conflict(path string, disk *Config) error {
+	return w.e.conflict(path, w.running, w.of(disk))
+}
+
+func (w listWrite[T]) apply(path string, disk *Config) error {
+	seq, err := disk.listNode(w.e.kind.key)
+	if err != nil {
+		return err
+	}
+	return w.e.applyNode(path, seq, w.of(disk))
+}
+
 // writeBack writes an edit into the configuration file (steps 2 to 4 at
-// the top of this file): running is the list fwd runs, of gives the same
-// list of a configuration read from the file. Once it returns nil the
-// file holds the edit and c its document.
-func writeBack[T any](c *Config, e listEdit[T], running []T, of func(*Config) []T) (handEdited bool, err error) {
+// the top of this file). Once it returns nil the file holds the edit and
+// c its document.
+func writeBack(c *Config, e docEdit) (handEdited bool, err error) {
 	real, err := filepath.EvalSymlinks(c.path)
 	if err != nil {
 		return false, fmt.Errorf("configuration file: %w; the edit was not made", err)
@@ -275,14 +303,10 @@ func writeBack[T any](c *Config, e listEdit[T], running []T, of func(*Config) []
 	if err != nil {
 		return handEdited, fmt.Errorf("%s was edited since fwd read it and no longer passes the checks, so this edit was not made (nothing changed):\n%w\nfix the file (fwd --check-config %s), then repeat the edit", c.path, err, c.path)
 	}
-	if err := e.conflict(c.path, running, of(disk)); err != nil {
+	if err := e.conflict(c.path, disk); err != nil {
 		return handEdited, err
 	}
-	seq, err := disk.listNode(e.kind.key)
-	if err != nil {
-		return handEdited, err
-	}
-	if err := e.applyNode(c.path, seq, of(disk)); err != nil {
+	if err := e.apply(c.path, disk); err != nil {
 		return handEdited, err
 	}
 	out, err := encodeDoc(disk.file.Root)
