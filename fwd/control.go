@@ -1,9 +1,15 @@
 package fwd
 
-// The control socket: run-time edits of the rules and routes, and
-// statistics. Each edit is checked as a whole rule (or route) set, written to the configuration
+// The control socket: run-time edits of the rules and routes, of an
+// appliance port's capture, snap and VNIs (portedit.go), and statistics.
+// Each edit is checked as a whole rule (or route) set, written to the configuration
 // file (so it survives a restart), and only then swapped into the datapath
 // as a new table; a refused edit changes nothing. Edits are serialised.
+//
+// Not editable here (a restart changes them): a port's role and device,
+// an appliance's rule id and its health check (port, protocol, path).
+// They change what the port is, or what the load balancer probes, which
+// is configured with it; portedit.go says more.
 
 import (
 	"encoding/json"
@@ -98,6 +104,23 @@ func (c *control) do(req *ctl.Request, resp *ctl.Response) error {
 	case "routes.list":
 		resp.Routes = c.cfg.Fwd.Routes
 		return nil
+	case "ports.list":
+		resp.Ports = listPorts(c.ports)
+		return nil
+	case "ports.set-capture", "ports.set-vni":
+		ports, handEdited, err := c.cfg.editPort(c.ports, portEdit{verb: verb, port: req.Port, capture: req.Mode, snap: req.Snap, vni: req.VNI})
+		if err != nil {
+			c.log.Warn("port edit refused", "cmd", req.Cmd, "port", req.Port, "err", err)
+			return err
+		}
+		c.ports = ports
+		rules, _, _, err := checkRules(c.cfg.Fwd.Rules, c.ports)
+		if err != nil {
+			return fmt.Errorf("the running rules: %w", err) // checked when set: cannot happen
+		}
+		c.swap(rules, handEdited, req.Cmd+" "+req.Port, 0)
+		resp.Ports = listPorts(c.ports)
+		return nil
 	case "stats":
 		s := c.d.Stats()
 		resp.Stats = &s
@@ -134,7 +157,34 @@ func (c *control) do(req *ctl.Request, resp *ctl.Response) error {
 		resp.Routes = c.cfg.Fwd.Routes
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (rules.list, rules.add, rules.del, rules.set-mode, the same for routes, stats)", req.Cmd)
+	return fmt.Errorf("unknown command %q (rules.list, rules.add, rules.del, rules.set-mode, the same for routes, ports.list, ports.set-capture, ports.set-vni, stats)", req.Cmd)
+}
+
+// listPorts is the ports as they run, for ports.list and port edits.
+func listPorts(ports []Port) []ctl.Port {
+	out := make([]ctl.Port, len(ports))
+	for i, p := range ports {
+		out[i] = ctl.Port{Name: p.Name, Device: p.Device, Role: "none"}
+		a := p.Appliance
+		if a == nil {
+			continue
+		}
+		o := &out[i]
+		o.Role, o.Rule, o.Snap, o.Capture = a.Role.String(), a.Rule, a.Snap, "none"
+		if a.Capture {
+			o.Capture = "ingress"
+		}
+		if a.Role == RoleMirror {
+			o.VNI = a.VNIs
+			continue
+		}
+		h := a.Health
+		o.Health = &ctl.Health{Protocol: "tcp", Port: h.Port}
+		if h.HTTP {
+			o.Health.Protocol, o.Health.Path, o.Health.RequireCapture = "http", h.Path, h.RequireCapture
+		}
+	}
+	return out
 }
 
 // swap runs the new table: rules, and the configuration's routes.

@@ -6,7 +6,11 @@
 //
 // Commands: rules.list, rules.add (rule), rules.del (id), rules.set-mode
 // (id, mode), the same for routes (routes.list, routes.add (route), ...),
-// stats. Every edit answers with the rule (or route) set now in force.
+// stats; ports.list, ports.set-capture (port, mode: ingress or none, snap:
+// 0 keeps it) for a gwlb or mirror port, ports.set-vni (port, vni: none
+// for any) for a mirror port. Every edit answers with the rule (route,
+// port) set now in force. A port's role, device, appliance rule id and
+// health check are not editable: fwd restarts with the file's.
 package ctl
 
 import (
@@ -44,12 +48,37 @@ type Route struct {
 	Snap    uint32   `yaml:"snap,omitempty" json:"snap,omitempty"`
 }
 
+// Port is one port as fwd runs it (ports.list): for an appliance port
+// (role gwlb or mirror) its settings, defaults spelled out.
+type Port struct {
+	Name    string   `json:"name"`
+	Device  string   `json:"device"`
+	Role    string   `json:"role"` // none, gwlb or mirror
+	Rule    uint32   `json:"rule,omitempty"`
+	Capture string   `json:"capture,omitempty"` // ingress or none
+	Snap    uint32   `json:"snap,omitempty"`
+	VNI     []uint32 `json:"vni,omitempty"` // mirror: none: any
+	Health  *Health  `json:"health_check,omitempty"`
+}
+
+// Health is a gwlb port's health check.
+type Health struct {
+	Protocol       string `json:"protocol"` // tcp or http
+	Port           uint16 `json:"port"`
+	Path           string `json:"path,omitempty"`
+	RequireCapture bool   `json:"require_capture,omitempty"`
+}
+
 type Request struct {
 	Cmd   string `json:"cmd"`
 	Rule  *Rule  `json:"rule,omitempty"`
 	Route *Route `json:"route,omitempty"`
 	ID    uint32 `json:"id,omitempty"`
 	Mode  string `json:"mode,omitempty"`
+	// Port, Snap, VNI: ports.set-capture and ports.set-vni.
+	Port string   `json:"port,omitempty"`
+	Snap uint32   `json:"snap,omitempty"`
+	VNI  []uint32 `json:"vni,omitempty"`
 }
 
 type Response struct {
@@ -57,6 +86,7 @@ type Response struct {
 	Error  string  `json:"error,omitempty"`
 	Rules  []Rule  `json:"rules,omitempty"`
 	Routes []Route `json:"routes,omitempty"`
+	Ports  []Port  `json:"ports,omitempty"`
 	Stats  *Stats  `json:"stats,omitempty"`
 }
 
