@@ -1,6 +1,7 @@
 // Command fmctl talks to a running fwd through its control socket: list,
 // add and delete forwarding rules and routes, change a rule's or route's
-// capture mode, and print statistics. Edits take effect at once, without pausing traffic, and are
+// capture mode, list the ports and change an appliance port's (gwlb,
+// mirror) capture, snap and VNIs, and print statistics. Edits take effect at once, without pausing traffic, and are
 // written to fwd's configuration file first: to the file as it is then, so
 // hand edits made while fwd runs are kept. fwd refuses an edit (and says
 // why; nothing changes) when the file no longer passes its checks or was
@@ -12,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -87,6 +89,47 @@ func main() {
 						},
 					}),
 			},
+			{
+				Name:  "ports",
+				Usage: "list the ports (fmctl ports), or edit an appliance port's capture or VNIs; its role, device, rule id and health check change only with a restart",
+				Flags: []cli.Flag{jsonFlag},
+				Action: func(cc *cli.Context) error {
+					return call(cc, ctl.Request{Cmd: "ports.list"})
+				},
+				Subcommands: []*cli.Command{
+					{Name: "list", Usage: "print the ports: name, device, role (none, gwlb, mirror), an appliance's settings", Flags: []cli.Flag{jsonFlag}, Action: func(cc *cli.Context) error {
+						return call(cc, ctl.Request{Cmd: "ports.list"})
+					}},
+					{
+						Name:      "set-capture",
+						Usage:     "capture a gwlb or mirror port's inner packets (ingress) or not (none); frames are returned (gwlb) either way",
+						ArgsUsage: "PORT ingress|none",
+						Flags:     []cli.Flag{&cli.UintFlag{Name: "snap", Usage: "bytes kept of each inner packet, 14..65535 (default: keep the port's)"}, jsonFlag},
+						Action: func(cc *cli.Context) error {
+							if cc.NArg() != 2 {
+								return fmt.Errorf("usage: fmctl ports set-capture [--snap N] PORT ingress|none (flags before PORT)")
+							}
+							return call(cc, ctl.Request{Cmd: "ports.set-capture", Port: cc.Args().Get(0), Mode: cc.Args().Get(1), Snap: uint32(cc.Uint("snap"))})
+						},
+					},
+					{
+						Name:      "set-vni",
+						Usage:     "the mirror sessions (VNIs) a mirror port captures; any: all of them",
+						ArgsUsage: "PORT any|VNI[,VNI...]",
+						Flags:     []cli.Flag{jsonFlag},
+						Action: func(cc *cli.Context) error {
+							if cc.NArg() != 2 {
+								return fmt.Errorf("usage: fmctl ports set-vni PORT any|VNI[,VNI...] (flags before PORT)")
+							}
+							vni, err := vniArg(cc.Args().Get(1))
+							if err != nil {
+								return err
+							}
+							return call(cc, ctl.Request{Cmd: "ports.set-vni", Port: cc.Args().Get(0), VNI: vni})
+						},
+					},
+				},
+			},
 			{Name: "stats", Usage: "print fwd's counters", Flags: []cli.Flag{jsonFlag}, Action: func(cc *cli.Context) error {
 				return call(cc, ctl.Request{Cmd: "stats"})
 			}},
@@ -136,6 +179,22 @@ func idArg(cc *cli.Context, i int, what string) (uint32, error) {
 	return id, nil
 }
 
+// vniArg is set-vni's list: nil for any.
+func vniArg(s string) ([]uint32, error) {
+	if s == "any" {
+		return nil, nil
+	}
+	var vni []uint32
+	for _, f := range strings.Split(s, ",") {
+		var v uint32
+		if _, err := fmt.Sscan(f, &v); err != nil || strconv.FormatUint(uint64(v), 10) != f {
+			return nil, fmt.Errorf("vni %q: give any, or VNIs (numbers) separated by commas", s)
+		}
+		vni = append(vni, v)
+	}
+	return vni, nil
+}
+
 // socketPath: --socket, else fwd.control of --config, else the default.
 func socketPath(cc *cli.Context) string {
 	if !cc.IsSet("socket") && cc.String("config") != "" {
@@ -152,11 +211,18 @@ func call(cc *cli.Context, req ctl.Request) error {
 		return err
 	}
 	routes := strings.HasPrefix(req.Cmd, "routes.")
+	ports := strings.HasPrefix(req.Cmd, "ports.")
 	if cc.Bool("json") {
 		e := json.NewEncoder(os.Stdout)
 		e.SetIndent("", "  ")
 		if resp.Stats != nil {
 			return e.Encode(resp.Stats)
+		}
+		if ports {
+			if resp.Ports == nil {
+				return e.Encode([]ctl.Port{})
+			}
+			return e.Encode(resp.Ports)
 		}
 		if routes {
 			if resp.Routes == nil {
@@ -183,6 +249,10 @@ func call(cc *cli.Context, req ctl.Request) error {
 	}
 	if routes {
 		printRoutes(w, resp.Routes)
+		return nil
+	}
+	if ports {
+		printPorts(w, resp.Ports)
 		return nil
 	}
 	fmt.Fprintln(w, "ID\tIN\tLOCAL\tPEER\tOUT\tOUT_LOCAL\tTARGET\tSNAP\tCAPTURE")
@@ -217,6 +287,35 @@ func printRoutes(w *tabwriter.Writer, routes []ctl.Route) {
 			snap = 65535
 		}
 		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.Prefix, r.Via, r.Out, in, snap, mode)
+	}
+}
+
+// printPorts prints the ports; "-" where a setting is not the port's.
+func printPorts(w *tabwriter.Writer, ports []ctl.Port) {
+	fmt.Fprintln(w, "PORT\tDEVICE\tROLE\tRULE\tCAPTURE\tSNAP\tVNI\tHEALTH_CHECK")
+	for _, p := range ports {
+		if p.Role == "none" {
+			fmt.Fprintf(w, "%s\t%s\tnone\t-\t-\t-\t-\t-\n", p.Name, p.Device)
+			continue
+		}
+		vni, health := "-", "-"
+		if p.Role == "mirror" {
+			vni = "any"
+			if len(p.VNI) > 0 {
+				vs := make([]string, len(p.VNI))
+				for i, v := range p.VNI {
+					vs[i] = strconv.FormatUint(uint64(v), 10)
+				}
+				vni = strings.Join(vs, ",")
+			}
+		}
+		if h := p.Health; h != nil {
+			health = fmt.Sprintf("%s:%d%s", h.Protocol, h.Port, h.Path)
+			if h.RequireCapture {
+				health += " (503 while captures drop)"
+			}
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n", p.Name, p.Device, p.Role, p.Rule, p.Capture, p.Snap, vni, health)
 	}
 }
 

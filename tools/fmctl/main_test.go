@@ -591,3 +591,72 @@ func TestStatsUpload(t *testing.T) {
 		t.Errorf("stats --config with upload:\n%s\nwant it to end with\n%s", stdout, want)
 	}
 }
+
+// The canned fwd's ports: a rules port, a GWLB and a mirror target.
+var ports = []ctl.Port{
+	{Name: "p0", Device: "eth1", Role: "none"},
+	{Name: "g0", Device: "eth2", Role: "gwlb", Rule: 100, Capture: "ingress", Snap: 65535, Health: &ctl.Health{Protocol: "http", Port: 8080, Path: "/healthz", RequireCapture: true}},
+	{Name: "m0", Device: "eth3", Role: "mirror", Rule: 200, Capture: "none", Snap: 128, VNI: []uint32{4242, 7}},
+	{Name: "m1", Device: "eth4", Role: "mirror", Rule: 201, Capture: "ingress", Snap: 65535},
+}
+
+const portsTable = `PORT  DEVICE  ROLE    RULE  CAPTURE  SNAP   VNI     HEALTH_CHECK
+p0    eth1    none    -     -        -      -       -
+g0    eth2    gwlb    100   ingress  65535  -       http:8080/healthz (503 while captures drop)
+m0    eth3    mirror  200   none     128    4242,7  -
+m1    eth4    mirror  201   ingress  65535  any     -
+`
+
+// ports lists; set-capture and set-vni send the request fwd decodes and
+// print the ports fwd answers with; what fmctl can judge is refused
+// before fwd is asked.
+func TestPorts(t *testing.T) {
+	f := startFwd(t, func(ctl.Request) ctl.Response { return ctl.Response{OK: true, Ports: ports} })
+	for _, tc := range []struct {
+		args []string
+		req  string
+	}{
+		{[]string{"ports"}, `{"cmd":"ports.list"}`},
+		{[]string{"ports", "list"}, `{"cmd":"ports.list"}`},
+		{[]string{"ports", "set-capture", "g0", "none"}, `{"cmd":"ports.set-capture","mode":"none","port":"g0"}`},
+		{[]string{"ports", "set-capture", "--snap", "96", "m0", "ingress"}, `{"cmd":"ports.set-capture","mode":"ingress","port":"m0","snap":96}`},
+		{[]string{"ports", "set-vni", "m0", "4242,7"}, `{"cmd":"ports.set-vni","port":"m0","vni":[4242,7]}`},
+		{[]string{"ports", "set-vni", "m0", "any"}, `{"cmd":"ports.set-vni","port":"m0"}`},
+	} {
+		stdout, stderr, code := fmctl(t, nil, append([]string{"--socket", f.path}, tc.args...)...)
+		check(t, strings.Join(tc.args, " ")+" request", f.next(t), tc.req)
+		if code != 0 || stderr != "" {
+			t.Errorf("%v: exit %d, stderr %q", tc.args, code, stderr)
+		}
+		check(t, strings.Join(tc.args, " "), stdout, portsTable)
+	}
+	stdout, _, code := fmctl(t, nil, "--socket", f.path, "ports", "list", "--json")
+	f.next(t)
+	var got []ctl.Port
+	if err := json.Unmarshal([]byte(stdout), &got); code != 0 || err != nil || len(got) != 4 || got[2].VNI[1] != 7 || got[1].Health.Path != "/healthz" {
+		t.Errorf("ports list --json: exit %d, %v: %s", code, err, stdout)
+	}
+	for _, tc := range []struct {
+		args   []string
+		stderr string
+	}{
+		{[]string{"ports", "set-capture", "g0"}, "usage: fmctl ports set-capture [--snap N] PORT ingress|none"},
+		{[]string{"ports", "set-capture", "g0", "none", "--snap", "9"}, "usage: fmctl ports set-capture"},
+		{[]string{"ports", "set-vni", "m0"}, "usage: fmctl ports set-vni PORT any|VNI[,VNI...]"},
+		{[]string{"ports", "set-vni", "m0", "7,x"}, `vni "7,x": give any, or VNIs (numbers) separated by commas`},
+		{[]string{"ports", "set-vni", "m0", "7,"}, `vni "7,": give any`},
+	} {
+		stdout, stderr, code := fmctl(t, nil, append([]string{"--socket", f.path}, tc.args...)...)
+		if code != 1 || !strings.Contains(stderr, tc.stderr) || stdout != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 1, %s", tc.args, code, stdout, stderr, tc.stderr)
+		}
+		f.none(t)
+	}
+	// fwd's refusal comes through as rules' do.
+	reason := `port "g0" gwlb capture "both": use ingress or none`
+	r := startFwd(t, func(ctl.Request) ctl.Response { return ctl.Response{Error: reason} })
+	if stdout, stderr, code := fmctl(t, nil, "--socket", r.path, "ports", "set-capture", "g0", "both"); code != 1 || stdout != "" || stderr != "fmctl: "+reason+"\n" {
+		t.Errorf("refused: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	r.next(t)
+}
