@@ -31,6 +31,61 @@ import (
 	"github.com/fmcap/fmcap/internal/testnet"
 )
 
+// gwlbDatagram is a GENEVE datagram as GWLB sends it (its three options,
+// then extra), carrying an IPv4/UDP packet (whose checksums do not matter
+// to the appliance).
+func gwlbDatagram(cookieClass uint16, cookie bool, extra ...[]byte) []byte {
+	inner := []byte{0x45, 0, 0, 32, 0, 1, 0, 0, 64, 17, 0, 0, 198, 18, 0, 2, 198, 18, 2, 2, 0x30, 0x39, 0, 53, 0, 12, 0, 0, 'p', 'r', 'o', 'b'}
+	u64 := func(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+	o := append(geneveOpt(0x0108, 1, u64(0x1111)), geneveOpt(0x0108, 2, u64(0x2222))...)
+	if cookie {
+		o = append(o, geneveOpt(cookieClass, 3, []byte{0, 0, 0x33, 0x33})...)
+	}
+	for _, x := range extra {
+		o = append(o, x...)
+	}
+	h := []byte{byte(len(o) / 4), 0, 0x08, 0x00, 0, 0, 0, 0}
+	return append(append(h, o...), inner...)
+}
+
+func geneveOpt(class uint16, typ byte, data []byte) []byte {
+	b := binary.BigEndian.AppendUint16(nil, class)
+	return append(append(b, typ, byte(len(data)/4)), data...)
+}
+
+// geneveEcho sends d from c to the appliance each second (a loaded machine
+// may not run the appliance for a while) until it comes back, for up to
+// 20 s: "echoed", "none" or what came back instead.
+func geneveEcho(c *net.UDPConn, to *net.UDPAddr, d []byte) (string, error) {
+	buf := make([]byte, 2048)
+	for try := 0; try < 20; try++ {
+		if _, err := c.WriteToUDP(d, to); err != nil {
+			return "", err
+		}
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		if n, from, err := c.ReadFromUDP(buf); err == nil {
+			if !(from.Port == 6081 && from.IP.Equal(to.IP) && string(buf[:n]) == string(d)) {
+				return fmt.Sprintf("changed from %v: %x", from, buf[:n]), nil
+			}
+			return "echoed", nil
+		}
+	}
+	return "none", nil
+}
+
+// geneveOnce sends one GWLB datagram from local:6081 to the appliance
+// until it is echoed, and prints geneveEcho's answer.
+func geneveOnce(local, appliance string) error {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(local), Port: 6081})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	got, err := geneveEcho(c, &net.UDPAddr{IP: net.ParseIP(appliance), Port: 6081}, gwlbDatagram(0x0108, true))
+	fmt.Println(got)
+	return err
+}
+
 // geneveProbe sends three GENEVE datagrams from local:6081 to the
 // appliance, one at a time, and prints for each "echoed", "changed" or
 // "none" (nothing back in a second): a GWLB datagram with an extra option
@@ -43,63 +98,37 @@ func geneveProbe(local, appliance string) error {
 	}
 	defer c.Close()
 	to := &net.UDPAddr{IP: net.ParseIP(appliance), Port: 6081}
-	opt := func(class uint16, typ byte, data []byte) []byte {
-		b := binary.BigEndian.AppendUint16(nil, class)
-		return append(append(b, typ, byte(len(data)/4)), data...)
-	}
-	u64 := func(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
-	// An inner IPv4/UDP packet (its checksums do not matter to the appliance).
-	inner := []byte{0x45, 0, 0, 32, 0, 1, 0, 0, 64, 17, 0, 0, 198, 18, 0, 2, 198, 18, 2, 2, 0x30, 0x39, 0, 53, 0, 12, 0, 0, 'p', 'r', 'o', 'b'}
-	datagram := func(opts ...[]byte) []byte {
-		var o []byte
-		for _, x := range opts {
-			o = append(o, x...)
-		}
-		h := []byte{byte(len(o) / 4), 0, 0x08, 0x00, 0, 0, 0, 0}
-		return append(append(h, o...), inner...)
-	}
-	ep, att, ck := opt(0x0108, 1, u64(0x1111)), opt(0x0108, 2, u64(0x2222)), opt(0x0108, 3, []byte{0, 0, 0x33, 0x33})
-	echo := datagram(ep, att, ck, opt(0x0101, 0x05, []byte{1, 2, 3, 4})) // unknown, not critical: echoed
+	echo := gwlbDatagram(0x0108, true, geneveOpt(0x0101, 0x05, []byte{1, 2, 3, 4})) // unknown, not critical: echoed
 	buf := make([]byte, 2048)
 	// await reads until wait has passed, skipping late copies of the echo;
 	// it returns what came back, or nil.
-	await := func(wait time.Duration, skipEcho bool) ([]byte, *net.UDPAddr) {
+	await := func(wait time.Duration) ([]byte, *net.UDPAddr) {
 		c.SetReadDeadline(time.Now().Add(wait))
 		for {
 			n, from, err := c.ReadFromUDP(buf)
 			if err != nil {
 				return nil, nil
 			}
-			if skipEcho && string(buf[:n]) == string(echo) {
+			if string(buf[:n]) == string(echo) {
 				continue
 			}
 			return buf[:n], from
 		}
 	}
-	// The echo: sent again each second (a loaded machine may not run the
-	// appliance for a while) until it comes back, for up to 20 s.
-	got := "none"
-	for try := 0; try < 20 && got == "none"; try++ {
-		if _, err := c.WriteToUDP(echo, to); err != nil {
-			return err
-		}
-		if b, from := await(time.Second, false); b != nil {
-			got = "echoed"
-			if !(from.Port == 6081 && from.IP.Equal(to.IP) && string(b) == string(echo)) {
-				got = fmt.Sprintf("changed from %v: %x", from, b)
-			}
-		}
+	got, err := geneveEcho(c, to, echo)
+	if err != nil {
+		return err
 	}
 	fmt.Println(got)
 	// Frames to be dropped: nothing but late echoes may come back in 2 s.
 	for _, d := range [][]byte{
-		datagram(ep, att), // no flow cookie
-		datagram(ep, att, opt(0x0109, 3, []byte{0, 0, 0x33, 0x33})), // cookie under another class
+		gwlbDatagram(0x0108, false), // no flow cookie
+		gwlbDatagram(0x0109, true),  // cookie under another class
 	} {
 		if _, err := c.WriteToUDP(d, to); err != nil {
 			return err
 		}
-		if b, from := await(2*time.Second, true); b != nil {
+		if b, from := await(2 * time.Second); b != nil {
 			fmt.Printf("changed from %v: %x\n", from, b)
 		} else {
 			fmt.Println("none")

@@ -24,7 +24,7 @@ const roleEnv = "FMCAP_E2E_ROLE"
 
 // roleArgs is how many trailing arguments each role takes.
 func roleArgs(role string) int {
-	return map[string]int{"inject": 2, "vxlan-cut": 3, "health": 1, "geneve-probe": 2, "http-get": 1, "tcp-sink": 1, "tcp-source": 2, "udp-sink": 2, "udp-source": 2, "udp-refused": 1}[role]
+	return map[string]int{"inject": 2, "vxlan-cut": 3, "health": 1, "geneve-probe": 2, "geneve-once": 2, "http-get": 1, "tcp-sink": 1, "tcp-source": 2, "udp-sink": 2, "udp-source": 2, "udp-refused": 1}[role]
 }
 
 // runRole runs a role and prints its result on stdout.
@@ -137,6 +137,8 @@ func runRole(role string, args []string) int {
 			return inject(args[0], args[1])
 		case "vxlan-cut": // REMOTE VNI IPLEN: one VXLAN datagram to REMOTE:4789 carrying the first 100 bytes of an IPv4 frame whose IP length says IPLEN
 			return vxlanCut(args[0], args[1], args[2])
+		case "geneve-once": // LOCAL APPLIANCE: one GWLB datagram from LOCAL:6081, sent until echoed; print "echoed"
+			return geneveOnce(args[0], args[1])
 		case "geneve-probe": // LOCAL APPLIANCE: GENEVE datagrams from LOCAL:6081 to APPLIANCE:6081; print what came back of each
 			return geneveProbe(args[0], args[1])
 		case "udp-refused": // ADDR: a datagram to a closed port must come back as "connection refused"
