@@ -18,7 +18,9 @@ package fwd
 //	  snap: 65535
 //	  vni: [123]              # the mirror sessions' virtual network ids accepted; absent: all
 //
-// A port with a role is no rule's in or out port.
+// A port with a role is no rule's in or out port. capture, snap and vni
+// are also editable at run time (fmctl ports: portedit.go); the rest takes
+// a restart.
 
 import (
 	"fmt"
