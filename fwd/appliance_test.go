@@ -37,6 +37,11 @@ func newApplianceHarness(t testing.TB) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return applianceDatapath(t, ports, rules)
+}
+
+// applianceDatapath runs applianceConfig's ports, capturing into a ring.
+func applianceDatapath(t testing.TB, ports []Port, rules []Rule) *harness {
 	h := &harness{tx: &sink{}}
 	var prod *shmring.Producer
 	h.ring, prod, h.cons = testRing(t, 64<<20)

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/fmcap/fmcap/internal/ctl"
-	"github.com/fmcap/fmcap/shmring"
 )
 
 // startApplianceControl is the control server over applianceConfig (with
@@ -21,11 +20,7 @@ func startApplianceControl(t *testing.T) (*harness, *ctlHarness) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{tx: &sink{}}
-	var prod *shmring.Producer
-	h.ring, prod, h.cons = testRing(t, 64<<20)
-	h.d = NewDatapath(ports, [][6]byte{macApp, macApp}, buildTable(ports, rules), prod, h.tx)
-	h.d.Begin(1e9)
+	h := applianceDatapath(t, ports, rules)
 	ch.d = h.d
 	ch.c = &control{cfg: cfg, ports: ports, d: h.d, log: discardLogger()}
 	if err := listenControl(ch.sock, ch.c); err != nil {

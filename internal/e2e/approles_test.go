@@ -11,7 +11,6 @@ package e2e
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -27,10 +26,8 @@ func TestApplianceEdits(t *testing.T) {
 	need(t, "ip")
 	p := testnet.Prefix("ar")
 	M, T := p+"m", p+"t"
+	addNetns(t, M, T)
 	for _, ns := range []string{M, T} {
-		sh(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
 		sh(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
 	}
 	for _, l := range []struct{ dev, addr, fwdAddr string }{{"vg", "198.18.1.1/24", "198.18.1.2"}, {"vm", "198.18.3.1/24", "198.18.3.2"}} {
@@ -46,8 +43,7 @@ func TestApplianceEdits(t *testing.T) {
 		sh(t, "ip", "-n", M, "neigh", "replace", l.fwdAddr, "lladdr", strings.TrimSpace(string(mac)), "dev", l.dev, "nud", "permanent")
 	}
 	ring := makeRing(t, "16MiB")
-	cfg := filepath.Join(t.TempDir(), "fmcap.yaml")
-	os.WriteFile(cfg, []byte(configHead(t, ring, "afpacket", nil)+`  metrics: ""
+	cfg := writeConfig(t, configHead(t, ring, "afpacket", nil)+`  metrics: ""
   ports:
     - name: g0
       device: vg
@@ -60,7 +56,7 @@ func TestApplianceEdits(t *testing.T) {
       mirror:
         rule: 7
         vni: [123]
-`), 0o600)
+`)
 	(&topo{t: t}).start(T, nil, bin("fwd"), "--config", cfg)
 	waitControl(t, cfg)
 	tp := &topo{t: t}

@@ -66,6 +66,16 @@ func sh(t *testing.T, args ...string) {
 	}
 }
 
+// addNetns adds the namespaces, with lo up, deleted when the test ends.
+func addNetns(t *testing.T, names ...string) {
+	t.Helper()
+	for _, ns := range names {
+		sh(t, "ip", "netns", "add", ns)
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+		sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	}
+}
+
 // newTopo builds the three namespaces; they (and the veths in them) are
 // deleted when the test ends. The end hosts have checksum offload off and
 // fwd's ports GRO off, so that every frame on the veths is an ordinary one
@@ -90,11 +100,7 @@ func newTopoWith(t *testing.T, o topoOpts) *topo {
 	need(t, "ip", "ethtool", "tcpdump", "ping")
 	p := testnet.Prefix("fm") // unique among live processes: two test runs at once
 	tp := &topo{t: t, nsA: p + "A", nsF: p + "F", nsB: p + "B", a0: p + "a0", f0: p + "f0", f1: p + "f1", b0: p + "b0"}
-	for _, ns := range []string{tp.nsA, tp.nsF, tp.nsB} {
-		sh(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	}
+	addNetns(t, tp.nsA, tp.nsF, tp.nsB)
 	sh(t, "ip", "link", "add", tp.a0, "netns", tp.nsA, "type", "veth", "peer", "name", tp.f0, "netns", tp.nsF)
 	sh(t, "ip", "link", "add", tp.f1, "netns", tp.nsF, "type", "veth", "peer", "name", tp.b0, "netns", tp.nsB)
 	// The kernel in F must stay out of the way: no addresses, no IPv6.

@@ -170,11 +170,7 @@ func newGWLBTopo(t *testing.T) *gwlbTopo {
 	need(t, "ip")
 	p := testnet.Prefix("gw")
 	g := &gwlbTopo{t: t, C: p + "c", G: p + "g", A: p + "a", S: p + "s"}
-	for _, ns := range []string{g.C, g.G, g.A, g.S} {
-		sh(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	}
+	addNetns(t, g.C, g.G, g.A, g.S)
 	sh(t, "ip", "-n", g.G, "link", "add", "vc", "type", "veth", "peer", "name", "vc", "netns", g.C)
 	sh(t, "ip", "-n", g.G, "link", "add", "va", "mtu", "9000", "type", "veth", "peer", "name", "va", "mtu", "9000", "netns", g.A)
 	sh(t, "ip", "-n", g.G, "link", "add", "vs", "type", "veth", "peer", "name", "vs", "netns", g.S)

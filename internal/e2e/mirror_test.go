@@ -109,11 +109,7 @@ func TestMirrorTarget(t *testing.T) {
 	need(t, "ip", "tcpdump")
 	p := testnet.Prefix("mi")
 	M, T := p+"m", p+"t"
-	for _, ns := range []string{M, T} {
-		sh(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	}
+	addNetns(t, M, T)
 	sh(t, "ip", "-n", M, "link", "add", "vm", "mtu", "9000", "type", "veth", "peer", "name", "vt", "mtu", "9000", "netns", T)
 	// No IPv6 on either side: the VXLAN devices would mirror their own
 	// router solicitations and MLD reports.
