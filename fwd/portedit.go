@@ -52,6 +52,8 @@ func (e portEdit) set(pc *PortConfig) error {
 	switch {
 	case key == "":
 		return fmt.Errorf("port %q has no gwlb or mirror section: its capture is its rules' and routes' (fmctl rules set-mode)", e.port)
+	case e.verb == "set-capture" && e.capture == "":
+		return fmt.Errorf("port %q: set-capture needs a mode: ingress or none", e.port) // "" would read as the default
 	case e.verb == "set-vni" && key != "mirror":
 		return fmt.Errorf("port %q is a %s port: vni is a mirror port's", e.port, key)
 	}

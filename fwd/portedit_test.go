@@ -128,6 +128,7 @@ func TestPortEdits(t *testing.T) {
 		wantErr string
 	}{
 		{ctl.Request{Cmd: "ports.set-capture", Port: "g0", Mode: "both"}, `port "g0" gwlb capture "both": use ingress or none`},
+		{ctl.Request{Cmd: "ports.set-capture", Port: "g0"}, `port "g0": set-capture needs a mode: ingress or none`},
 		{ctl.Request{Cmd: "ports.set-capture", Port: "m0", Mode: "ingress", Snap: 10}, `port "m0" mirror snap 10`},
 		{ctl.Request{Cmd: "ports.set-vni", Port: "g0", VNI: []uint32{1}}, `port "g0" is a gwlb port: vni is a mirror port's`},
 		{ctl.Request{Cmd: "ports.set-vni", Port: "m0", VNI: []uint32{1 << 24}}, `port "m0" vni 16777216`},
