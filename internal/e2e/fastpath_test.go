@@ -74,10 +74,19 @@ func TestFastPathFrames(t *testing.T) {
 	waitControl(t, cfg)
 	x := net.IPv4(198, 18, 1, 10).To4() // rule 10, capture none
 	y := net.IPv4(198, 18, 2, 10).To4()
-	// Both neighbors resolved (the ping goes through fwd), then one
-	// housekeeping for the rule to reach the kernel.
+	// Both neighbors resolved (the ping goes through fwd), then the rule
+	// in the kernel: a datagram sent until the fast path has taken one
+	// (the map is synced at fwd's housekeeping, which a loaded machine
+	// can delay).
 	sh(t, "ip", "netns", "exec", tp.nsA, "ping", "-c", "2", "-i", "0.2", "-W", "5", x.String())
-	time.Sleep(300 * time.Millisecond)
+	for i := 0; stats(t, cfg).KernelForwarded == 0; i++ {
+		if i == 100 {
+			t.Fatal("the kernel fast path forwarded nothing in 20 s")
+		}
+		_, src := tp.role(tp.nsA, "udp-source", net.JoinHostPort(x.String(), "7999"), "1")
+		line(t, src, "udp-source")
+		time.Sleep(200 * time.Millisecond)
+	}
 	aMAC, fMAC := ifMAC(t, tp.nsA, tp.a0), ifMAC(t, tp.nsF, tp.f0)
 	f1MAC, bMAC := ifMAC(t, tp.nsF, tp.f1), ifMAC(t, tp.nsB, tp.b0)
 
