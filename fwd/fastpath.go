@@ -329,106 +329,86 @@ func (fp *fastpath) filterProgram() asm.Instructions {
 
 // tcProgram counts, rewrites and redirects a fast-path frame.
 func (fp *fastpath) tcProgram() asm.Instructions {
+	// A helper call that changes the frame: R1 the context, R2..R5 as args
+	// set them; a failure gives the frame up ("shot").
+	rewrite := func(fn asm.BuiltinFunc, args ...asm.Instruction) asm.Instructions {
+		p := append(asm.Instructions{asm.Mov.Reg(asm.R1, asm.R6)}, args...)
+		return append(p, fn.Call(), asm.JNE.Imm(asm.R0, 0, "shot"))
+	}
+	// A 4-byte address's change (old on the stack at old, new in the rule's
+	// value at nv) applied to the L4 sum (offset R8, flags R9, set by
+	// protocol) or to the IPv4 header's sum.
+	l4 := func(old, nv int16) asm.Instructions {
+		return rewrite(asm.FnL4CsumReplace, asm.Mov.Reg(asm.R2, asm.R8),
+			asm.LoadMem(asm.R3, asm.RFP, old, asm.Word), asm.LoadMem(asm.R4, asm.R7, nv, asm.Word), asm.Mov.Reg(asm.R5, asm.R9))
+	}
+	l3 := func(old, nv int16) asm.Instructions {
+		return rewrite(asm.FnL3CsumReplace, asm.Mov.Imm(asm.R2, etherHdrLen+10),
+			asm.LoadMem(asm.R3, asm.RFP, old, asm.Word), asm.LoadMem(asm.R4, asm.R7, nv, asm.Word), asm.Mov.Imm(asm.R5, 4))
+	}
+	// n bytes from base+off (the stack or the rule's value) into the frame at at.
+	store := func(at int32, base asm.Register, off, n int32) asm.Instructions {
+		return rewrite(asm.FnSkbStoreBytes, asm.Mov.Imm(asm.R2, at),
+			asm.Mov.Reg(asm.R3, base), asm.Add.Imm(asm.R3, off), asm.Mov.Imm(asm.R4, n), asm.Mov.Imm(asm.R5, 0))
+	}
+	srcL4 := l4(hSrc, 4)
+	srcL4[0] = srcL4[0].WithSymbol("csum")
 	p := fp.decide()
-	return append(p,
-		// The L4 checksum: its offset and the helper's flags by protocol.
-		asm.LoadMem(asm.R0, asm.RFP, hProto, asm.Byte),
-		asm.Mov.Imm(asm.R8, etherHdrLen+20+16),
-		asm.Mov.Imm(asm.R9, bpfPseudoHdr|4),
-		asm.JEq.Imm(asm.R0, protoTCP, "csum"),
-		asm.Mov.Imm(asm.R8, etherHdrLen+20+6),
-		asm.Mov.Imm(asm.R9, bpfPseudoHdr|bpfMarkMangled0|4),
+	for _, part := range []asm.Instructions{
+		{
+			// The L4 checksum: its offset and the helper's flags by protocol.
+			asm.LoadMem(asm.R0, asm.RFP, hProto, asm.Byte),
+			asm.Mov.Imm(asm.R8, etherHdrLen+20+16),
+			asm.Mov.Imm(asm.R9, bpfPseudoHdr|4),
+			asm.JEq.Imm(asm.R0, protoTCP, "csum"),
+			asm.Mov.Imm(asm.R8, etherHdrLen+20+6),
+			asm.Mov.Imm(asm.R9, bpfPseudoHdr|bpfMarkMangled0|4),
+		},
 		// Source, then destination: the L4 sum (pseudo-header), the IPv4
 		// header sum; then the TTL's word in the header sum.
-		asm.Mov.Reg(asm.R1, asm.R6).WithSymbol("csum"),
-		asm.Mov.Reg(asm.R2, asm.R8),
-		asm.LoadMem(asm.R3, asm.RFP, hSrc, asm.Word),
-		asm.LoadMem(asm.R4, asm.R7, 4, asm.Word),
-		asm.Mov.Reg(asm.R5, asm.R9),
-		asm.FnL4CsumReplace.Call(),
-		asm.JNE.Imm(asm.R0, 0, "shot"),
-		asm.Mov.Reg(asm.R1, asm.R6),
-		asm.Mov.Reg(asm.R2, asm.R8),
-		asm.LoadMem(asm.R3, asm.RFP, hDst, asm.Word),
-		asm.LoadMem(asm.R4, asm.R7, 8, asm.Word),
-		asm.Mov.Reg(asm.R5, asm.R9),
-		asm.FnL4CsumReplace.Call(),
-		asm.JNE.Imm(asm.R0, 0, "shot"),
-		asm.Mov.Reg(asm.R1, asm.R6),
-		asm.Mov.Imm(asm.R2, etherHdrLen+10),
-		asm.LoadMem(asm.R3, asm.RFP, hSrc, asm.Word),
-		asm.LoadMem(asm.R4, asm.R7, 4, asm.Word),
-		asm.Mov.Imm(asm.R5, 4),
-		asm.FnL3CsumReplace.Call(),
-		asm.JNE.Imm(asm.R0, 0, "shot"),
-		asm.Mov.Reg(asm.R1, asm.R6),
-		asm.Mov.Imm(asm.R2, etherHdrLen+10),
-		asm.LoadMem(asm.R3, asm.RFP, hDst, asm.Word),
-		asm.LoadMem(asm.R4, asm.R7, 8, asm.Word),
-		asm.Mov.Imm(asm.R5, 4),
-		asm.FnL3CsumReplace.Call(),
-		asm.JNE.Imm(asm.R0, 0, "shot"),
-		asm.Mov.Reg(asm.R1, asm.R6),
-		asm.Mov.Imm(asm.R2, etherHdrLen+10),
-		asm.LoadMem(asm.R3, asm.RFP, hTTL, asm.Half), // TTL and protocol, as on the wire
-		asm.Mov.Reg(asm.R4, asm.R3),
-		asm.Add.Imm(asm.R4, -1), // the TTL is the low byte read little-endian, above 1
-		asm.StoreMem(asm.RFP, hTTL, asm.R4, asm.Half),
-		asm.Mov.Imm(asm.R5, 2),
-		asm.FnL3CsumReplace.Call(),
-		asm.JNE.Imm(asm.R0, 0, "shot"),
+		srcL4, l4(hDst, 8), l3(hSrc, 4), l3(hDst, 8),
+		rewrite(asm.FnL3CsumReplace, asm.Mov.Imm(asm.R2, etherHdrLen+10),
+			asm.LoadMem(asm.R3, asm.RFP, hTTL, asm.Half), // TTL and protocol, as on the wire
+			asm.Mov.Reg(asm.R4, asm.R3),
+			asm.Add.Imm(asm.R4, -1), // the TTL is the low byte read little-endian, above 1
+			asm.StoreMem(asm.RFP, hTTL, asm.R4, asm.Half),
+			asm.Mov.Imm(asm.R5, 2)),
 		// The new TTL, then the addresses (the value's bytes 4..11), then
 		// the MACs (its bytes 16..27).
-		asm.Mov.Reg(asm.R1, asm.R6),
-		asm.Mov.Imm(asm.R2, etherHdrLen+8),
-		asm.Mov.Reg(asm.R3, asm.RFP),
-		asm.Add.Imm(asm.R3, hTTL),
-		asm.Mov.Imm(asm.R4, 1),
-		asm.Mov.Imm(asm.R5, 0),
-		asm.FnSkbStoreBytes.Call(),
-		asm.JNE.Imm(asm.R0, 0, "shot"),
-		asm.Mov.Reg(asm.R1, asm.R6),
-		asm.Mov.Imm(asm.R2, etherHdrLen+12),
-		asm.Mov.Reg(asm.R3, asm.R7),
-		asm.Add.Imm(asm.R3, 4),
-		asm.Mov.Imm(asm.R4, 8),
-		asm.Mov.Imm(asm.R5, 0),
-		asm.FnSkbStoreBytes.Call(),
-		asm.JNE.Imm(asm.R0, 0, "shot"),
-		asm.Mov.Reg(asm.R1, asm.R6),
-		asm.Mov.Imm(asm.R2, 0),
-		asm.Mov.Reg(asm.R3, asm.R7),
-		asm.Add.Imm(asm.R3, 16),
-		asm.Mov.Imm(asm.R4, 12),
-		asm.Mov.Imm(asm.R5, 0),
-		asm.FnSkbStoreBytes.Call(),
-		asm.JNE.Imm(asm.R0, 0, "shot"),
-		// Count, once the frame is what is sent: one frame, its length.
-		asm.LoadMem(asm.R0, asm.R7, 12, asm.Word),
-		asm.StoreMem(asm.RFP, fpSlot, asm.R0, asm.Word),
-		asm.LoadMapPtr(asm.R1, fp.counts.FD()),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, fpSlot),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "counted"),
-		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
-		asm.Add.Imm(asm.R1, 1),
-		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
-		asm.LoadMem(asm.R1, asm.R6, skbLen, asm.Word),
-		asm.LoadMem(asm.R2, asm.R0, 8, asm.DWord),
-		asm.Add.Reg(asm.R2, asm.R1),
-		asm.StoreMem(asm.R0, 8, asm.R2, asm.DWord),
-		asm.LoadMem(asm.R1, asm.R7, 0, asm.Word).WithSymbol("counted"),
-		asm.Mov.Imm(asm.R2, 0),
-		asm.FnRedirect.Call(),
-		asm.Return(),
-		asm.Mov.Imm(asm.R0, tcxNext).WithSymbol("punt"),
-		asm.Return(),
-		// A helper failed half-way through the rewrite: the frame is
-		// neither the one received nor the one to send.
-		asm.Mov.Imm(asm.R0, tcActShot).WithSymbol("shot"),
-		asm.Return(),
-	)
+		store(etherHdrLen+8, asm.RFP, hTTL, 1),
+		store(etherHdrLen+12, asm.R7, 4, 8),
+		store(0, asm.R7, 16, 12),
+		{
+			// Count, once the frame is what is sent: one frame, its length.
+			asm.LoadMem(asm.R0, asm.R7, 12, asm.Word),
+			asm.StoreMem(asm.RFP, fpSlot, asm.R0, asm.Word),
+			asm.LoadMapPtr(asm.R1, fp.counts.FD()),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, fpSlot),
+			asm.FnMapLookupElem.Call(),
+			asm.JEq.Imm(asm.R0, 0, "counted"),
+			asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
+			asm.Add.Imm(asm.R1, 1),
+			asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
+			asm.LoadMem(asm.R1, asm.R6, skbLen, asm.Word),
+			asm.LoadMem(asm.R2, asm.R0, 8, asm.DWord),
+			asm.Add.Reg(asm.R2, asm.R1),
+			asm.StoreMem(asm.R0, 8, asm.R2, asm.DWord),
+			asm.LoadMem(asm.R1, asm.R7, 0, asm.Word).WithSymbol("counted"),
+			asm.Mov.Imm(asm.R2, 0),
+			asm.FnRedirect.Call(),
+			asm.Return(),
+			asm.Mov.Imm(asm.R0, tcxNext).WithSymbol("punt"),
+			asm.Return(),
+			// A helper failed half-way through the rewrite: the frame is
+			// neither the one received nor the one to send.
+			asm.Mov.Imm(asm.R0, tcActShot).WithSymbol("shot"),
+			asm.Return(),
+		},
+	} {
+		p = append(p, part...)
+	}
+	return p
 }
 
 // sync makes the rule map what d's table and neighbor entries say: an
