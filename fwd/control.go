@@ -114,9 +114,9 @@ func (c *control) do(req *ctl.Request, resp *ctl.Response) error {
 			return err
 		}
 		c.ports = ports
-		rules, _, _, err := checkRules(c.cfg.Fwd.Rules, c.ports)
+		rules, err := c.runningRules()
 		if err != nil {
-			return fmt.Errorf("the running rules: %w", err) // checked when set: cannot happen
+			return err
 		}
 		c.swap(rules, handEdited, req.Cmd+" "+req.Port, 0)
 		resp.Ports = listPorts(c.ports)
@@ -143,10 +143,9 @@ func (c *control) do(req *ctl.Request, resp *ctl.Response) error {
 		if err != nil {
 			return err
 		}
-		// The rules run as they are: checked when they were set.
-		rules, _, _, err := checkRules(c.cfg.Fwd.Rules, c.ports)
+		rules, err := c.runningRules()
 		if err != nil {
-			return fmt.Errorf("the running rules: %w", err)
+			return err
 		}
 		handEdited, err := c.cfg.editRoutes(c.ports, e)
 		if err != nil {
@@ -158,6 +157,17 @@ func (c *control) do(req *ctl.Request, resp *ctl.Response) error {
 		return nil
 	}
 	return fmt.Errorf("unknown command %q (rules.list, rules.add, rules.del, rules.set-mode, the same for routes, ports.list, ports.set-capture, ports.set-vni, stats)", req.Cmd)
+}
+
+// runningRules is the rules as they run, for a table rebuilt by an edit
+// of something else (routes, a port): they were checked when they were
+// set, so an error cannot happen.
+func (c *control) runningRules() ([]Rule, error) {
+	rules, _, _, err := checkRules(c.cfg.Fwd.Rules, c.ports)
+	if err != nil {
+		return nil, fmt.Errorf("the running rules: %w", err)
+	}
+	return rules, nil
 }
 
 // listPorts is the ports as they run, for ports.list and port edits.
