@@ -281,7 +281,8 @@ func feedChunks(q *sliceReq, list []chunk.Info, dec *zstd.Decoder, send func(ite
 // removedByRetention says whether the retention log (read now) says the
 // chunk starting at first was removed.
 func removedByRetention(q *sliceReq, first uint64) bool {
-	for _, r := range removedFrom(q.store, q.remote) {
+	gone, _ := retentionRemovals(q.store, q.remote, true)
+	for _, r := range gone {
 		if r.FirstSeq <= first && first <= r.LastSeq {
 			return true
 		}

@@ -35,6 +35,13 @@ type remoteStore struct {
 	b     *objstore.Backend
 	list  []chunk.Info
 	files sync.Map // *chunk.Reader → fmstore.File, until prefetch
+	// Bucket retention's records, read when first asked for and kept, as
+	// the listing is (each read lists retention/ in the bucket): a query
+	// asks for them before it counts and again for its notice.
+	goneMu   sync.Mutex
+	goneRead bool
+	gone     []fmstore.Removed
+	goneErr  error
 }
 
 // openRemote opens q.store when it is an s3:// URL (nil, nil otherwise)
@@ -97,8 +104,25 @@ func backendOf(store string, r *remoteStore) fmstore.Backend {
 // retention.log, and the records bucket retention put); unreadable: nothing
 // removed as far as we know.
 func removedFrom(store string, r *remoteStore) []fmstore.Removed {
-	gone, _ := fmstore.Removals(context.Background(), backendOf(store, r))
+	gone, _ := retentionRemovals(store, r, false)
 	return gone
+}
+
+// retentionRemovals reads what retention removed: a directory's log each
+// time, an object store's records once, as its listing is read once
+// (again when fresh: a chunk gone since the listing may have been removed
+// since they were read).
+func retentionRemovals(store string, r *remoteStore, fresh bool) ([]fmstore.Removed, error) {
+	if r == nil {
+		return fmstore.Removals(context.Background(), fmstore.Local{Dir: store})
+	}
+	r.goneMu.Lock()
+	defer r.goneMu.Unlock()
+	if fresh || !r.goneRead {
+		r.gone, r.goneErr = fmstore.Removals(context.Background(), r.b)
+		r.goneRead = true
+	}
+	return r.gone, r.goneErr
 }
 
 // removedThrough is the highest seq bucket retention removed from an
@@ -106,7 +130,7 @@ func removedFrom(store string, r *remoteStore) []fmstore.Removed {
 // from the index needs it: a segment of removed chunks would be counted
 // as if they were stored, so records that cannot be read are an error.
 func removedThrough(store string, r *remoteStore) (uint64, error) {
-	gone, err := fmstore.Removals(context.Background(), backendOf(store, r))
+	gone, err := retentionRemovals(store, r, false)
 	if err != nil {
 		return 0, fmt.Errorf("store %s: what bucket retention removed (its records under retention/): %w", store, err)
 	}
