@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
 # The GWLB appliance on DPDK without a kernel in the path: port 0, a gwlb
-# port, is a net_ring loopback that fwd --bench-gen fills with N GENEVE
-# frames (GWLB's options around a 50-byte inner TCP packet: 118 bytes);
-# fwd checks each, captures its inner packet (capture: ingress, into a ring
-# on huge pages) or not (none), and returns it. The loopback hands every
-# return back in, to another MAC, where it is dropped as foreign_mac: each
-# generated frame costs two receives and one check more than on a NIC, so
-# the figure is a floor. The peer in the same run: rule forwarding on the
-# same generator and loopback (64-byte frames in, out of a net_null port),
-# bench/fwd-dpdk.sh's setting, capture none and egress.
-# Usage: N=20000000 RUNS=3 bench/gwlb-dpdk.sh
+# port, is a ring pair (fwd's "ringpair:NAME" device: a receive rte_ring
+# and a transmit rte_ring, benchmark only) that fwd --bench-gen fills with
+# N GENEVE frames (GWLB's options around a 50-byte inner TCP packet: 118
+# bytes) and empties of what fwd sends, freeing it as a NIC's transmit
+# completion would; fwd checks each, captures its inner packet (capture:
+# ingress, into a ring on huge pages) or not (none), and returns it. The
+# generator (an mbuf allocated and 118 bytes copied per frame) and the
+# freeing are on the same core, inside the measured time. The peer in the
+# same run: rule forwarding on the same generator (64-byte frames into a
+# ring pair, out of a net_null port), bench/fwd-dpdk.sh's setting,
+# capture none and egress. LOOPBACK=1 measures the older setting instead:
+# a net_ring loopback, where each return comes back in to another MAC and
+# is dropped (two receives per frame).
+# Usage: N=20000000 RUNS=3 [LOOPBACK=1] bench/gwlb-dpdk.sh
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 N=${N:-20000000}; RUNS=${RUNS:-3}
+if [ "${LOOPBACK:-0}" = 1 ]; then
+  in0=net_ring0 eal0=', "--vdev=net_ring0"'
+else
+  in0=ringpair:in0 eal0=
+fi
 FWDPKG=./cmd/fwd; [ -d cmd/fwd ] || FWDPKG=./fwd
 go build -tags dpdk -o "$B/fwd-dpdk" "$FWDPKG"
 go build -o "$B/" ./tools/fmring
@@ -30,10 +39,10 @@ fwd:
   backend: dpdk
   metrics: ""
   dpdk:
-    eal: ["--no-huge", "-m", "1024", "--no-pci", "-l", "1", "--file-prefix=fmgwbench", "--vdev=net_ring0"]
+    eal: ["--no-huge", "-m", "1024", "--no-pci", "-l", "1", "--file-prefix=fmgwbench"$eal0]
   ports:
     - name: g0
-      device: net_ring0
+      device: $in0
       addresses: [198.18.1.2/24]
       gwlb: {rule: 1, capture: $cap}
 YAML
@@ -46,7 +55,7 @@ YAML
     rates+=("$(sed -n 's/.*: \([0-9.]*\) Mpps$/\1/p' <<<"$out")")
   done
   printf 'gwlb capture=%s Mpps: %s\n' "$cap" "${rates[*]}"
-  # The peer: a 1-1 rule from the loopback to net_null.
+  # The peer: a 1-1 rule from the generator's port to net_null.
   rates=()
   for i in $(seq "$RUNS"); do
     mode=$([ "$cap" = none ] && echo none || echo egress)
@@ -57,10 +66,10 @@ fwd:
   backend: dpdk
   metrics: ""
   dpdk:
-    eal: ["--no-huge", "-m", "1024", "--no-pci", "-l", "1", "--file-prefix=fmgwbench", "--vdev=net_ring0", "--vdev=net_null0,no-rx=1"]
+    eal: ["--no-huge", "-m", "1024", "--no-pci", "-l", "1", "--file-prefix=fmgwbench"$eal0, "--vdev=net_null0,no-rx=1"]
   ports:
     - name: p0
-      device: net_ring0
+      device: $in0
       addresses: [198.18.1.1/24]
       neighbors: {198.18.1.2: "02:00:00:00:00:aa"}
     - name: p1

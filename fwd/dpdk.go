@@ -76,6 +76,7 @@ package fwd
 
 /*
 #cgo pkg-config: libdpdk
+#cgo LDFLAGS: -lrte_net_ring
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,8 @@ package fwd
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 #include <rte_lcore.h>
+#include <rte_ring.h>
+#include <rte_eth_ring.h>
 
 #define FM_BURST 32
 // FM_SPARE mbufs are kept for software segmentation: a burst of 32
@@ -302,6 +305,36 @@ static int fm_gen(uint16_t port, struct rte_mempool *mp, const void *tmpl, uint1
 	return s;
 }
 
+// fm_ring_pair (benchmark only) makes a port of two rte_rings: what is
+// sent goes into tx, what is received comes from rx. Unlike a net_ring
+// vdev (one ring both ways: a loopback), a frame the port sends does not
+// come back in. It returns the port id, or -errno.
+static int fm_ring_pair(const char *name, struct rte_ring **rx, struct rte_ring **tx) {
+	char n[RTE_RING_NAMESIZE];
+	snprintf(n, sizeof n, "%.24s_rx", name);
+	*rx = rte_ring_create(n, 4096, rte_socket_id(), RING_F_SP_ENQ | RING_F_SC_DEQ);
+	snprintf(n, sizeof n, "%.24s_tx", name);
+	*tx = rte_ring_create(n, 4096, rte_socket_id(), RING_F_SP_ENQ | RING_F_SC_DEQ);
+	if (*rx == NULL || *tx == NULL) return -rte_errno;
+	int id = rte_eth_from_rings(name, rx, 1, tx, 1, rte_socket_id());
+	return id < 0 ? -rte_errno : id;
+}
+
+// fm_gen_pair (benchmark only) frees what a ring-pair port sent (as a NIC
+// frees what it transmitted), then puts n copies of a frame into its
+// receive ring.
+static int fm_gen_pair(struct rte_ring *rx, struct rte_ring *tx, struct rte_mempool *mp, const void *tmpl, uint16_t len, int n) {
+	struct rte_mbuf *m[FM_BURST];
+	unsigned d = rte_ring_dequeue_burst(tx, (void **)m, FM_BURST, NULL);
+	if (d > 0) rte_pktmbuf_free_bulk(m, d);
+	if (n > FM_BURST) n = FM_BURST;
+	if (n <= 0 || rte_pktmbuf_alloc_bulk(mp, m, n) != 0) return 0;
+	for (int i = 0; i < n; i++) memcpy(rte_pktmbuf_append(m[i], len), tmpl, len);
+	unsigned s = rte_ring_enqueue_burst(rx, (void **)m, n, NULL);
+	for (int i = s; i < n; i++) rte_pktmbuf_free(m[i]);
+	return s;
+}
+
 static void fm_close(int nports, const uint16_t *ports) {
 	for (int i = 0; i < nports; i++) {
 		rte_eth_dev_stop(ports[i]);
@@ -338,6 +371,7 @@ import "C"
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 	// unsafe here, not in unsafe.go: it is the cgo boundary itself (C
@@ -385,9 +419,17 @@ type dpdkBackend struct {
 	refused      []C.uint16_t
 	refusedBytes []C.uint32_t
 	cmem         []unsafe.Pointer
-	gen          *genState      // benchmark generator (gen.go)
-	genFrame     unsafe.Pointer // its frame, in C memory for fm_gen
+	gen          *genState          // benchmark generator (gen.go)
+	genFrame     unsafe.Pointer     // its frame, in C memory for fm_gen
+	pairRx       *C.struct_rte_ring // port 0's rings when it is a ring pair (ringPairPrefix)
+	pairTx       *C.struct_rte_ring
 }
+
+// ringPairPrefix names a benchmark port made of two rte_rings
+// ("ringpair:g0"): fwd --bench-gen fills its receive ring and empties its
+// transmit ring, so a GWLB appliance port's returns leave fwd as they
+// would on a NIC instead of coming back in as on a net_ring loopback.
+const ringPairPrefix = "ringpair:"
 
 // calloc'd C arrays, viewed as Go slices.
 func carray[T any](b *dpdkBackend, n int) []T {
@@ -410,7 +452,16 @@ func newDPDKBackend(eal []string, ports []Port) (backend, error) {
 	b := &dpdkBackend{}
 	// A vdev that fails to probe leaves EAL up with fewer ports: check each.
 	for i, p := range ports {
-		id := C.fm_port_by_name(C.CString(p.Device))
+		var id C.int
+		if name, ok := strings.CutPrefix(p.Device, ringPairPrefix); ok && i == 0 {
+			id = C.fm_ring_pair(C.CString(name), &b.pairRx, &b.pairTx)
+			if id < 0 {
+				C.rte_eal_cleanup()
+				return nil, fmt.Errorf("dpdk: port %s: ring pair %q: %s", p.Name, name, C.GoString(C.rte_strerror(-id)))
+			}
+		} else {
+			id = C.fm_port_by_name(C.CString(p.Device))
+		}
 		if id < 0 {
 			if v, err := strconv.Atoi(p.Device); err == nil && v >= 0 && v < int(C.RTE_MAX_ETHPORTS) && C.rte_eth_dev_is_valid_port(C.uint16_t(v)) != 0 {
 				id = C.int(v)
@@ -633,7 +684,9 @@ func (b *dpdkBackend) run() {
 	first := true
 	for !b.stop.Load() {
 		d.Begin(time.Now().UnixNano())
-		if g := b.gen; g != nil && g.left > 0 {
+		if g := b.gen; g != nil && b.pairRx != nil {
+			g.left -= int(C.fm_gen_pair(b.pairRx, b.pairTx, b.mp, b.genFrame, C.uint16_t(len(g.frame)), C.int(min(g.left, fmBurst))))
+		} else if g != nil && g.left > 0 {
 			k := C.fm_gen(b.ports[0], b.mp, b.genFrame, C.uint16_t(len(g.frame)), C.int(min(g.left, fmBurst)))
 			g.left -= int(k)
 		}

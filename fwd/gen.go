@@ -1,12 +1,17 @@
 package fwd
 
-// fwd --bench-gen N: the no-kernel benchmark. With the DPDK backend and a
-// net_ring loopback as port 0 (and, say, net_null as port 1), fwd injects
-// N copies of a 64-byte TCP frame from the first rule's peer to its local
-// address, forwards them by the table like any other packet, captures
-// them per the rule's mode, and exits when all came back through, printing
-// the rate. The generator's own cost (mbuf allocation and a 64-byte copy
-// per packet) is inside the measured time.
+// fwd --bench-gen N: the no-kernel benchmark. With the DPDK backend and
+// port 0 a ring pair ("ringpair:NAME": fwd fills its receive ring and
+// frees what it transmits, as a NIC's completions would) or a net_ring
+// loopback (what it transmits comes back in), and, say, net_null as port
+// 1, fwd injects N copies of a 64-byte TCP frame from the first rule's
+// peer to its local address (or, port 0 a GWLB appliance port, a GENEVE
+// frame: gwlbBenchFrame), forwards them by the table like any other
+// packet, captures them per the rule's mode, and exits when all came back
+// through, printing the rate and the frames received on every port (N
+// with a ring pair; 2N for a GWLB port on a loopback, whose returns come
+// back). The generator's own cost (mbuf allocation and a copy per packet,
+// and freeing what was sent) is inside the measured time.
 
 import (
 	"fmt"
@@ -55,8 +60,8 @@ func benchFrame(r Rule, mac [6]byte) []byte {
 // appliance port, at mac): outer IPv4 from the next address of the port's
 // subnet, UDP 6081 (checksum 0), the three GWLB options, and inside a
 // 50-byte TCP packet (a 64-byte frame's). The appliance returns it on the
-// same port: on a net_ring loopback it comes back in, to another MAC, and
-// is dropped as foreign_mac, so each generated frame costs two receives.
+// same port: out of a ring pair, or, on a net_ring loopback, back in, to
+// another MAC, where it is dropped as foreign_mac (two receives a frame).
 func gwlbBenchFrame(p Port, mac [6]byte) []byte {
 	inner := benchFrame(Rule{Peer: netip.AddrFrom4([4]byte{198, 18, 0, 2}), Local: netip.AddrFrom4([4]byte{198, 18, 2, 2})}, mac)[etherHdrLen:]
 	opts := []byte{
@@ -98,6 +103,10 @@ func gwlbBenchFrame(p Port, mac [6]byte) []byte {
 
 func genReport(g *genState, n int, s Stats) string {
 	dt := g.last.Sub(g.first)
-	return fmt.Sprintf("generated %d, forwarded %d, captured %d, capture drops %d in %v: %.2f Mpps",
-		n, s.Forwarded, s.Captured, s.CaptureDrops, dt.Round(time.Microsecond), float64(s.Forwarded)/dt.Seconds()/1e6)
+	var rx uint64
+	for _, p := range s.Ports {
+		rx += p.RxPackets
+	}
+	return fmt.Sprintf("generated %d, received %d, forwarded %d, captured %d, capture drops %d in %v: %.2f Mpps",
+		n, rx, s.Forwarded, s.Captured, s.CaptureDrops, dt.Round(time.Microsecond), float64(s.Forwarded)/dt.Seconds()/1e6)
 }

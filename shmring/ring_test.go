@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/fmcap/fmcap/internal/origin"
+	"golang.org/x/sys/unix"
 )
 
 func newRing(t testing.TB, cfg Config) (*Ring, string) {
@@ -497,4 +498,47 @@ func TestLossyGapsNeverOverlap(t *testing.T) {
 	if written := uint64(52); missed >= written {
 		t.Fatalf("missed %d of %d written", missed, written)
 	}
+}
+
+// TestProducerRingMemory: a ring whose filesystem cannot hold it (a tmpfs
+// of 1 MiB under a 4 MiB ring: Create's truncate makes a sparse file) is
+// refused when the producer attaches, with an error naming the cause,
+// instead of a SIGBUS on the first record past the first megabyte.
+func TestProducerRingMemory(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs (CI runs as root)")
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("fmcap-test", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, 0) })
+	path := filepath.Join(dir, "ring")
+	if err := Create(path, Config{DataSize: 4 << 20, Consumers: []ConsumerSpec{{"w", Lossless}}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	_, err = r.NewProducer(Live)
+	if err == nil || !strings.Contains(err.Error(), "less room than the ring") {
+		t.Fatalf("producer on a ring larger than its tmpfs: %v, want the ring's memory refused", err)
+	}
+	// The same ring on a filesystem with room: attached, and pages written.
+	path2 := filepath.Join(t.TempDir(), "ring")
+	if err := Create(path2, Config{DataSize: 4 << 20, Consumers: []ConsumerSpec{{"w", Lossless}}}); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := Open(path2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	p, err := r2.NewProducer(Live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
 }
