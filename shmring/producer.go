@@ -113,8 +113,14 @@ func (r *Ring) NewProducer(mode ProducerMode) (*Producer, error) {
 // or /dev/shm used up since the ring was created) into an error now,
 // instead of a SIGBUS mid-capture. MADV_POPULATE_WRITE (Linux 5.14) writes
 // nothing: pages a predecessor filled keep their records. Older kernels
-// refuse the advice (EINVAL), and then pages are touched as before.
+// refuse the advice (EINVAL), and then pages are touched as before. A ring
+// in a file on disk (tests) is left alone: there the advice would dirty,
+// and write back, every page of the file at once.
 func (r *Ring) populate() error {
+	var st unix.Statfs_t
+	if r.f == nil || unix.Fstatfs(int(r.f.Fd()), &st) != nil || (uint32(st.Type) != hugetlbfs && uint32(st.Type) != unix.TMPFS_MAGIC) {
+		return nil
+	}
 	// The whole mapping: on hugetlbfs the advice takes huge-page-aligned
 	// bounds only, and the data starts a page after the header.
 	err := unix.Madvise(r.mem, unix.MADV_POPULATE_WRITE)

@@ -526,8 +526,13 @@ func TestProducerRingMemory(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "less room than the ring") {
 		t.Fatalf("producer on a ring larger than its tmpfs: %v, want the ring's memory refused", err)
 	}
-	// The same ring on a filesystem with room: attached, and pages written.
-	path2 := filepath.Join(t.TempDir(), "ring")
+	// The same ring on a tmpfs with room: attached.
+	dir2 := t.TempDir()
+	if err := unix.Mount("fmcap-test", dir2, "tmpfs", 0, "size=8m"); err != nil {
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir2, 0) })
+	path2 := filepath.Join(dir2, "ring")
 	if err := Create(path2, Config{DataSize: 4 << 20, Consumers: []ConsumerSpec{{"w", Lossless}}}); err != nil {
 		t.Fatal(err)
 	}
