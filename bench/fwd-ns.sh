@@ -25,11 +25,15 @@
 # PIN=1 runs the iperf3 client on CPU 0 and the server on CPU 1 (taskset),
 # on both paths alike: one TCP flow's rate otherwise swings with where the
 # scheduler puts the two ends.
+# TESTS picks the tests (default: tcp udp-64 udp-1400; udp-N is N-byte
+# datagrams).
+# STREAMS=N runs the TCP test as N parallel flows (iperf3 -P N): their sum
+# swings less with where the scheduler puts each flow's two ends.
 # FASTPATH sets fwd.fastpath (kernel: rules of capture none forwarded by
 # fwd's tc program in the kernel; the socket path otherwise).
 # ROUNDS=N alternates kernel and fwd N times. DPDK_VDEV_ARGS is appended
 # to each net_af_packet vdev (e.g. ",framesz=...,blocksz=...").
-# Usage: T=5 [ROUNDS=3] [CAPTURE=none] [OFFLOADS=off] [FWDGRO=on] [BACKENDS=afpacket] bench/fwd-ns.sh
+# Usage: T=5 [ROUNDS=3] [STREAMS=4] [CAPTURE=none] [OFFLOADS=off] [FWDGRO=on] [BACKENDS=afpacket] bench/fwd-ns.sh
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 T=${T:-5}
@@ -70,30 +74,36 @@ for d in "$A ${P}a0" "$Bn ${P}b0" "$F ${P}f0" "$F ${P}f1"; do set -- $d; ip -n "
 # no fwd runs): fwd's CPU per gigabyte forwarded is its cost, which load
 # from elsewhere on the machine changes far less than its rate.
 fwd_ticks() { if [ -n "${FWDPID:-}" ]; then awk '{print $14+$15}' /proc/$FWDPID/stat; else echo 0; fi; }
+# retrans prints A's TCP segments retransmitted so far (its namespace's
+# /proc/net/snmp): a path that loses or reorders segments shows there.
+retrans() { ip netns exec $A awk '/^Tcp:/ { if (n++) print $13 }' /proc/net/snmp; }
 iperf() { # label args...
   local label=$1; shift
   ip netns exec $Bn ${PINB:-} iperf3 -s -1 -B 198.18.2.2 >/dev/null 2>&1 &
   local s=$!; sleep 0.3
-  local c0 f0; c0=$(cpu_ticks); f0=$(fwd_ticks)
+  local c0 f0 r0; c0=$(cpu_ticks); f0=$(fwd_ticks); r0=$(retrans)
   local j; j=$(ip netns exec $A ${PINA:-} iperf3 -c 198.18.1.1 -t "$T" --json "$@" 2>/dev/null || true)
-  local c1 f1; c1=$(cpu_ticks); f1=$(fwd_ticks)
+  local c1 f1 r1; c1=$(cpu_ticks); f1=$(fwd_ticks); r1=$(retrans)
   wait $s 2>/dev/null || true
-  echo "$j" | CPU="$c0 $c1" FWDCPU="$f0 $f1" NCPU=$(nproc) HZ=$(getconf CLK_TCK) python3 -c '
+  echo "$j" | CPU="$c0 $c1" FWDCPU="$f0 $f1" RETRANS=$((r1 - r0)) NCPU=$(nproc) HZ=$(getconf CLK_TCK) python3 -c '
 import json,os,sys
 b0,t0,b1,t1=map(int,os.environ["CPU"].split()); busy=(b1-b0)/max(t1-t0,1)*int(os.environ["NCPU"])
 f0,f1=map(int,os.environ["FWDCPU"].split())
 j=json.load(sys.stdin); e=j["end"]
 def fwdcost(nbytes): return ", fwd %.3f CPU s/GB" % ((f1-f0)/int(os.environ["HZ"])/(nbytes/1e9)) if f1>f0 and nbytes>0 else ""
-if "sum_received" in e: print("%.3f Gbit/s, cpu %.2f of %s cores%s" % (e["sum_received"]["bits_per_second"]/1e9, busy, os.environ["NCPU"], fwdcost(e["sum_received"]["bytes"])))
+if "sum_received" in e: print("%.3f Gbit/s, cpu %.2f of %s cores%s, %s segments retransmitted" % (e["sum_received"]["bits_per_second"]/1e9, busy, os.environ["NCPU"], fwdcost(e["sum_received"]["bytes"]), os.environ["RETRANS"]))
 else:
   s=e["sum"]; got=s["packets"]-s["lost_packets"]
   print("%.3f Gbit/s received, %.3f Mpps (lost %.1f%%), cpu %.2f of %s cores%s" % (s["bits_per_second"]*(1-s["lost_percent"]/100)/1e9, got/s["seconds"]/1e6, s["lost_percent"], busy, os.environ["NCPU"], fwdcost(s["bytes"]*(1-s["lost_percent"]/100))))
 ' | sed "s/^/$label /"
 }
 suite() { # mode
-  iperf "$1 tcp" 
-  iperf "$1 udp-64" -u -b 0 -l 64
-  iperf "$1 udp-1400" -u -b 0 -l 1400
+  for t in ${TESTS:-tcp udp-64 udp-1400}; do
+    case $t in
+    tcp) iperf "$1 tcp" ${STREAMS:+-P "$STREAMS"} ;;
+    udp-*) iperf "$1 $t" -u -b 0 -l "${t#udp-}" ;;
+    esac
+  done
 }
 
 # The kernel: addresses on F's veths, forwarding, DNAT/SNAT.
