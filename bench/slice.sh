@@ -57,6 +57,9 @@ if [ -n "$OLD" ]; then
   cmp "$W/a.pcap" "$W/o.pcap"
   old=("$OLD -q --store $W/slice$sfx-60m.store --from $from --to $to -w $W/o.pcap")
 fi
+# The files just written (the outputs compared, the answer's copy, 60-120
+# MB) are written back now, not during the first command's runs.
+sync
 hyperfine -N --style basic --warmup 2 --runs "$RUNS" --export-json "$W/slice.json" \
   "$B/fmslice -q --store $W/slice$sfx-60m.store --from $from --to $to -w $W/a.pcap" \
   "editcap -A $from -B $to $in $W/b.pcap" \
