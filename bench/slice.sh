@@ -72,9 +72,11 @@ r = json.load(open(sys.argv[1]))["results"]
 f, e, c, n, v = (x["mean"] for x in r[:5])
 print("fmslice %.4f s, editcap %.4f s, cp of the answer %.4f s (means): fmslice is %.1fx faster than editcap; the floor (cp) bounds any extractor at %.1fx; fmslice takes %.2fx the floor" % (f, e, c, e / f, e / c, f / c))
 print("bounds: fmslice --version %.4f s (starting), fmslice -w /dev/null %.4f s (%.2fx the cp: starting, reading, decompressing)" % (v, n, n / c))
+m = [x["median"] for x in r]
+print("medians (a shared machine's outliers move means): fmslice %.4f s, cp %.4f s: %.2fx" % (m[0], m[2], m[0] / m[2]))
 if len(r) > 5:
     o = r[5]["mean"]
-    print("OLD fmslice %.4f s: %.2fx the cp (this build %.2fx)" % (o, o / c, f / c))
+    print("OLD fmslice %.4f s: %.2fx the cp (this build %.2fx); medians %.2fx (this build %.2fx)" % (o, o / c, f / c, m[5] / m[2], m[0] / m[2]))
 PY
 rm -f "$W/answer.pcap" "$W/c.pcap" "$W/o.pcap"
 echo "the same one-minute query as the store grows:"
