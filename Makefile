@@ -2,7 +2,7 @@
 # first (scripts/deps.sh: apt-get as root, a clear message otherwise).
 GO      ?= go
 BIN     := bin
-CMDS    := ./cmd/fwd ./cmd/writer ./cmd/indexer ./cmd/fmcapd ./cmd/fmupload ./tools/fmring ./tools/fminject ./tools/fmslice ./tools/fmctl
+CMDS    := ./cmd/fwd ./cmd/writer ./cmd/indexer ./cmd/fmcapd ./cmd/fmupload ./tools/fmring ./tools/fminject ./tools/fmctl
 FUZZTIME ?= 20s
 # Executions spent minimizing each input that finds new coverage (Go's
 # default is 60 s each: on whole-chunk inputs the fuzzer then spent its time
@@ -14,6 +14,16 @@ FUZZMIN ?= 1000x
 VPKG    := github.com/fmcap/fmcap/internal/version
 GITREV  := $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := $(if $(GITREV),-X $(VPKG).revision=$(GITREV) -X $(VPKG).vcsTime=$(shell TZ=UTC git log -1 --date=format-local:%Y-%m-%dT%H:%M:%SZ --format=%cd) -X $(VPKG).modified=$(shell git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo true || echo false))
+# urfave_cli_no_docs: urfave/cli v2 leaves out its man page and Markdown
+# generators (go-md2man, blackfriday), which no command uses; blackfriday's
+# package initialisers alone cost every fmslice run about 0.7 ms and 70 page
+# faults before main (perf stat of fmslice --version), of a one-minute
+# slice's 20-30 ms (bench/slice.sh). fmslice is built twice: fmslice
+# without the S3 client, whose initialisers cost as much again, and
+# fmslice-s3 with it, which fmslice runs in its place for s3:// stores
+# (tools/fmslice/store_nos3.go); go build ./tools/fmslice makes one
+# binary that does both.
+TAGS    := urfave_cli_no_docs
 GOBUILD := $(GO) build -ldflags '$(LDFLAGS)'
 
 .PHONY: all build build-dpdk install uninstall test test-short race fuzz bench demo clean deps-build deps-test deps-demo deps-bench
@@ -25,11 +35,13 @@ deps-build deps-dpdk deps-test deps-demo deps-bench: deps-%:
 
 build: deps-build
 	@mkdir -p $(BIN)
-	$(GOBUILD) -o $(BIN)/ $(CMDS)
+	$(GOBUILD) -tags '$(TAGS)' -o $(BIN)/ $(CMDS)
+	$(GOBUILD) -tags '$(TAGS),fmslice_nos3' -o $(BIN)/fmslice ./tools/fmslice
+	$(GOBUILD) -tags '$(TAGS)' -o $(BIN)/fmslice-s3 ./tools/fmslice
 
 # fwd with the DPDK backend (cgo over Debian's libdpdk-dev 22.11).
 build-dpdk: deps-dpdk build
-	$(GOBUILD) -tags dpdk -o $(BIN)/fwd-dpdk ./cmd/fwd
+	$(GOBUILD) -tags 'dpdk,$(TAGS)' -o $(BIN)/fwd-dpdk ./cmd/fwd
 
 # The full suite: unit, fuzz seeds, cross-process, crash and end-to-end tests
 # (the ones that need root or missing tools skip and say why), then the ring
@@ -67,7 +79,7 @@ demo: deps-demo build
 # one is there already). DESTDIR for packaging; PREFIX for the binaries.
 PREFIX  ?= /usr/local
 UNITDIR ?= /etc/systemd/system
-INSTALLED := fwd writer indexer fmcapd fmupload fmring fminject fmslice fmctl
+INSTALLED := fwd writer indexer fmcapd fmupload fmring fminject fmslice fmslice-s3 fmctl
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)/usr/lib/sysusers.d $(DESTDIR)$(PREFIX)/share/doc/fmcap
 	install -m 0755 $(addprefix $(BIN)/,$(INSTALLED)) $(DESTDIR)$(PREFIX)/bin/

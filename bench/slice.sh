@@ -1,30 +1,44 @@
 #!/usr/bin/env bash
 # fmslice: one minute out of a 60-minute capture, against editcap -A -B over
 # the same (uncompressed, page-cached) capture, in the same run; then the same
-# one-minute query over 15-, 30- and 60-minute stores (the time should stay
-# flat as the store grows). Outputs are checked identical first.
+# one-minute query over 15-, 30-, 60- and 240-minute stores (the time should
+# stay flat as the store grows). Outputs are checked identical first.
+# OLD=path/to/fmslice times another build in the same run (before/after).
+# The run also times what bounds the slice: fmslice --version (the process
+# starting), the slice written to /dev/null (start, read and decompress,
+# no output) and cp of the answer (the output alone).
+# The 240-minute store needs about 11 GB (web) or 6 GB (imix) in the work
+# directory; STORES="15 30 60" leaves it out.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 PPS=${PPS:-667}          # packets per second of capture time
 MIX=${MIX:-web}          # bench/gen -mix: web (default) or imix
 sfx=; [ "$MIX" = web ] || sfx=-$MIX
 RUNS=${RUNS:-5}
+STORES=${STORES:-15 30 60 240}
+OLD=${OLD:-}
 START=1767225600         # 2026-01-01T00:00:00Z
 rd=$(ringdir 2200)
 ring=$rd/fmcap-bench-ring
 make_store() { # minutes
   local m=$1 in=$W/slice$sfx-$1m.pcap st=$W/slice$sfx-$1m.store
-  [ -f "$in" ] || "$B/gen" -o "$in" -n $(( m * 60 * PPS )) -duration "${m}m" -start $START -mix "$MIX"
+  # Only the 60-minute capture is read again (editcap); the others may be
+  # deleted once their stores are made.
+  [ -f "$in" ] || [ -d "$st" ] || "$B/gen" -o "$in" -n $(( m * 60 * PPS )) -duration "${m}m" -start $START -mix "$MIX"
   if [ ! -d "$st" ]; then
     rm -f "$ring"
     "$B/fmring" create --ring "$ring" --size 2GiB --consumer writer:lossless
+    # The writer drains the ring while fminject fills it: a 240-minute
+    # capture (7 GB) is larger than the ring.
+    "$B/writer" --ring "$ring" --store "$st" --exit-on-close --chunk-size 128MiB --log-level warn &
+    local wp=$!
     "$B/fminject" -q --ring "$ring" "$in"
-    "$B/writer" --ring "$ring" --store "$st" --exit-on-close --chunk-size 128MiB --log-level warn
+    wait $wp
     rm -f "$ring"
   fi
 }
 from=$(( START + 30 * 60 )); to=$(( from + 60 ))
-for m in 15 30 60; do make_store $m; done
+for m in $STORES; do make_store $m; done
 in=$W/slice$sfx-60m.pcap
 cat "$in" > /dev/null   # page-cache the input for editcap
 "$B/fmslice" -q --store "$W/slice$sfx-60m.store" --from $from --to $to -w "$W/a.pcap"
@@ -37,19 +51,36 @@ echo "60-minute capture: $(stat -c %s "$in") bytes, $(( 60 * 60 * PPS )) packets
 # answer itself (page-cached) over an existing file on the same filesystem,
 # measured in the same run. editcap / floor bounds the ratio any tool can reach.
 cp "$W/a.pcap" "$W/answer.pcap"
+old=()
+if [ -n "$OLD" ]; then
+  "$OLD" -q --store "$W/slice$sfx-60m.store" --from $from --to $to -w "$W/o.pcap"
+  cmp "$W/a.pcap" "$W/o.pcap"
+  old=("$OLD -q --store $W/slice$sfx-60m.store --from $from --to $to -w $W/o.pcap")
+fi
+# The files just written (the outputs compared, the answer's copy, 60-120
+# MB) are written back now, not during the first command's runs.
+sync
 hyperfine -N --style basic --warmup 2 --runs "$RUNS" --export-json "$W/slice.json" \
   "$B/fmslice -q --store $W/slice$sfx-60m.store --from $from --to $to -w $W/a.pcap" \
   "editcap -A $from -B $to $in $W/b.pcap" \
-  "cp $W/answer.pcap $W/c.pcap" 2>&1 | grep -E "Time|±|faster" || true
+  "cp $W/answer.pcap $W/c.pcap" \
+  "$B/fmslice -q --store $W/slice$sfx-60m.store --from $from --to $to -w /dev/null" \
+  "$B/fmslice --version" "${old[@]}" 2>&1 | grep -E "Time|±|faster" || true
 python3 - "$W/slice.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"]
-f, e, c = (x["mean"] for x in r)
+f, e, c, n, v = (x["mean"] for x in r[:5])
 print("fmslice %.4f s, editcap %.4f s, cp of the answer %.4f s (means): fmslice is %.1fx faster than editcap; the floor (cp) bounds any extractor at %.1fx; fmslice takes %.2fx the floor" % (f, e, c, e / f, e / c, f / c))
+print("bounds: fmslice --version %.4f s (starting), fmslice -w /dev/null %.4f s (%.2fx the cp: starting, reading, decompressing)" % (v, n, n / c))
+m = [x["median"] for x in r]
+print("medians (a shared machine's outliers move means): fmslice %.4f s, cp %.4f s: %.2fx" % (m[0], m[2], m[0] / m[2]))
+if len(r) > 5:
+    o = r[5]["mean"]
+    print("OLD fmslice %.4f s: %.2fx the cp (this build %.2fx); medians %.2fx (this build %.2fx)" % (o, o / c, f / c, m[5] / m[2], m[0] / m[2]))
 PY
-rm -f "$W/answer.pcap" "$W/c.pcap"
+rm -f "$W/answer.pcap" "$W/c.pcap" "$W/o.pcap"
 echo "the same one-minute query as the store grows:"
-for m in 15 30 60; do
+for m in $STORES; do
   f=$(( START + (m / 2) * 60 )); t=$(( f + 60 ))
   hyperfine -N --style none --runs "$RUNS" --export-json "$W/g.json" "$B/fmslice -q --store $W/slice$sfx-${m}m.store --from $f --to $t -w $W/a.pcap" >/dev/null 2>&1
   python3 -c "import json;r=json.load(open('$W/g.json'))['results'][0];print('  %2d-minute store (%s bytes): %.4f s ± %.4f' % ($m, '$(du -sb "$W/slice$sfx-${m}m.store" | cut -f1)', r['mean'], r['stddev']))"

@@ -51,6 +51,7 @@ func main() {
 	// what is live instead.
 	debug.SetGCPercent(400)
 	fsmode.SetUmask() // queries.log in the store, and -w output, 0640: captures are not for every local user
+	s3Elsewhere(os.Args[1:]) // a build without the S3 client runs fmslice-s3 for s3:// stores (store_nos3.go)
 	// --server: the same commands against a remote fmcapd (remote.go).
 	if code, ok := remoteMain(os.Args[1:]); ok {
 		os.Exit(code)

@@ -15,11 +15,12 @@ import (
 // the chunks hold, so packets and times come out exactly as captured.
 type pcapSink struct {
 	w   *bufio.Writer
+	raw io.Writer // under w: runs of records large enough go straight to it
 	buf []byte
 }
 
 func newPcapSink(w io.Writer) (*pcapSink, error) {
-	s := &pcapSink{w: bufio.NewWriterSize(w, 1<<20)}
+	s := &pcapSink{w: bufio.NewWriterSize(w, 1<<20), raw: w}
 	_, err := s.w.Write(chunk.PcapHeader())
 	return s, err
 }
@@ -32,11 +33,26 @@ func (s *pcapSink) write(ts int64, wireLen uint32, data []byte) error {
 
 // records writes packet records as the chunk holds them: a chunk is pcap
 // with nanosecond times, so its records are already the bytes write would
-// make of each packet (header, then the captured bytes).
+// make of each packet (header, then the captured bytes). A run of
+// directRun bytes or more (a time slice's whole batch of frames) is written
+// from the caller's buffer as it is: copying it into w first was a tenth
+// of a time slice's CPU (memmove in perf), for no fewer write calls.
 func (s *pcapSink) records(b []byte) error {
-	_, err := s.w.Write(b)
+	if len(b) < directRun {
+		_, err := s.w.Write(b)
+		return err
+	}
+	if err := s.w.Flush(); err != nil {
+		return err
+	}
+	_, err := s.raw.Write(b)
 	return err
 }
+
+// directRun is the smallest run of records pcapSink.records writes
+// without copying it into its buffer: large enough that the write call
+// costs little beside the bytes.
+const directRun = 64 << 10
 
 func (s *pcapSink) flush() error { return s.w.Flush() }
 

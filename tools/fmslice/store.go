@@ -16,23 +16,19 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
-	"strconv"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/urfave/cli/v2"
 
-	"github.com/fmcap/fmcap/internal/cliutil"
 	fmstore "github.com/fmcap/fmcap/store"
 	"github.com/fmcap/fmcap/store/chunk"
-	"github.com/fmcap/fmcap/store/objstore"
 )
 
 // remoteStore is a store on an object store, for one query.
 type remoteStore struct {
-	b     *objstore.Backend
+	b     remoteBackend
 	list  []chunk.Info
 	files sync.Map // *chunk.Reader → fmstore.File, until prefetch
 	// Bucket retention's records, read when first asked for and kept, as
@@ -44,42 +40,16 @@ type remoteStore struct {
 	goneErr  error
 }
 
-// openRemote opens q.store when it is an s3:// URL (nil, nil otherwise)
-// and lists its chunks.
-func openRemote(cc *cli.Context, loc string) (*remoteStore, error) {
-	cfg, ok, err := objstore.ParseURL(loc, objstore.Config{})
-	if !ok || err != nil {
-		return nil, err
-	}
-	if cfg, err = remoteConfig(cc.String("config"), cfg); err != nil {
-		return nil, err
-	}
-	cfg.Source = "--store " + loc + cfg.Source
-	maxBytes := int64(objstore.DefaultCacheBytes)
-	if s := cc.String("cache-bytes"); s != "" {
-		if maxBytes, err = strconv.ParseInt(s, 10, 64); err != nil {
-			return nil, fmt.Errorf("--cache-bytes %q: a number of bytes", s)
-		}
-	}
-	cache, err := objstore.CacheFor(cc.String("cache"), cfg.Bucket, cfg.Prefix, maxBytes)
-	if err != nil {
-		return nil, fmt.Errorf("cache for %s: %w", loc, err)
-	}
-	cache.Trim()
-	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	b, err := objstore.NewBackend(ctx, cfg, cache, log)
-	if err != nil {
-		return nil, err
-	}
-	r := &remoteStore{b: b}
-	if r.list, err = fmstore.ListChunks(ctx, b); err != nil {
-		return nil, err
-	}
-	if len(r.list) == 0 {
-		return nil, fmt.Errorf("store %s holds no chunks (is fmupload running, and is this its bucket, prefix and node?)", loc)
-	}
-	return r, nil
+// remoteBackend is what fmslice asks of an object store's backend
+// (objstore.Backend, made in store_s3.go): named here so that a build
+// without the S3 client (store_nos3.go) has the same code over it.
+type remoteBackend interface {
+	fmstore.Backend
+	SyncIndex(ctx context.Context, want func(first, last uint64) bool) (string, error)
+	ListedSize(name string) int64
+	Transfer() (gets, bytes int64)
+	FrameTransfer() (gets, bytes, wanted int64)
+	String() string
 }
 
 // openStore opens the one store fmslice flows or info reads: s3://…
@@ -148,31 +118,6 @@ func listChunks(store string, r *remoteStore) ([]chunk.Info, error) {
 		return r.list, nil
 	}
 	return chunk.List(store)
-}
-
-// remoteConfig takes the object store's settings the upload: section of
-// the configuration file gives (path "": none).
-func remoteConfig(path string, cfg objstore.Config) (objstore.Config, error) {
-	str := map[string]*string{"endpoint": &cfg.Endpoint, "region": &cfg.Region, "profile": &cfg.Profile,
-		"access_key_id": &cfg.AccessKeyID, "secret_access_key": &cfg.SecretAccessKey, "session_token": &cfg.SessionToken}
-	for key, p := range str {
-		v, ok, err := cliutil.ConfigValue(path, "upload", key)
-		if err != nil {
-			return cfg, err
-		}
-		if ok {
-			*p = v
-		}
-	}
-	if v, ok, err := cliutil.ConfigValue(path, "upload", "path_style"); err != nil {
-		return cfg, err
-	} else if ok {
-		cfg.PathStyle = v == "true"
-	}
-	if path != "" {
-		cfg.Source = " and " + path + " (upload:)"
-	}
-	return cfg, nil
 }
 
 // indexDir fetches the segments reaching into the chunks of [from, to)
