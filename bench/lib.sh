@@ -66,7 +66,8 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1
 # built into ~/.cache/fmcap/s3test: go test -run TestServer ./internal/s3test
 # builds it), posix backend under DIR/root, on a free loopback port; sets
 # the AWS_* variables for it, S3PID, and an EXIT trap that stops it. The
-# caller makes its buckets (aws s3 mb).
+# caller makes its buckets (aws s3 mb). S3FLAGS: options of the posix
+# backend (e.g. --data-integrity-etag).
 s3server() {
   local dir=$1
   local vgw=${FMCAP_VERSITYGW:-$(ls ~/.cache/fmcap/s3test/versitygw-*/versitygw | head -1)}
@@ -75,7 +76,7 @@ s3server() {
   export AWS_ACCESS_KEY_ID=FMCAPBENCHACCESSKEY1 AWS_SECRET_ACCESS_KEY=fmcapBenchSecretKey0123456789abcdefghij AWS_REGION=us-east-1
   export AWS_ENDPOINT_URL_S3=http://127.0.0.1:$port AWS_EC2_METADATA_DISABLED=true
   ROOT_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID ROOT_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
-    "$vgw" --port 127.0.0.1:$port --region us-east-1 --quiet posix "$dir/root" > "$dir/log" 2>&1 &
+    "$vgw" --port 127.0.0.1:$port --region us-east-1 --quiet posix ${S3FLAGS:-} "$dir/root" > "$dir/log" 2>&1 &
   S3PID=$!
   trap 'kill $S3PID 2>/dev/null; wait $S3PID 2>/dev/null' EXIT
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done

@@ -10,13 +10,17 @@
 #    reached the last seq), in pcap MB/s and in store MB/s;
 #  - the peer, in the same run: s3put (bench/s3put: multipart, 8 parts in
 #    flight, no payload signing, no checksums) putting the same chunk files
-#    into the same server, ring and writer idle: the most this server takes
-#    from any client on this machine, in store MB/s, and that rate in pcap
-#    MB/s at the store's compression ratio (the physical bound of upload
-#    here for this mix).
-# versitygw: see s3server in lib.sh. MIX, PAYLOAD: bench/gen's -mix and
-# -payload.
-# Usage: [N=2000000] [MIX=web] [PAYLOAD=text] [RUNS=3] [CHUNK=32MiB] bench/tier-pace.sh
+#    into the same server, ring and writer idle: what this server takes
+#    from a bare client on this machine, in store MB/s, and that rate in
+#    pcap MB/s at the store's compression ratio;
+#  - CPU seconds per GB of pcap of each process, and the bound they set:
+#    2 cores / (writer alone + the cheaper client, s3put or fmupload, with
+#    the server's CPU while serving it).
+# versitygw: see s3server in lib.sh (S3FLAGS: its posix options). MIX,
+# PAYLOAD: bench/gen's -mix and -payload (mixed, random, text). FMUPLOAD:
+# another fmupload binary (a before/after comparison in one session);
+# UPFLAGS: more fmupload flags (e.g. --sign-payload).
+# Usage: [N=2000000] [MIX=web] [PAYLOAD=text] [RUNS=3] [CHUNK=32MiB] [FMUPLOAD=bin] [UPFLAGS=...] [S3FLAGS=...] bench/tier-pace.sh
 set -euo pipefail
 shopt -s inherit_errexit # a failure inside $(run ...) ends the script too
 . "$(dirname "$0")/lib.sh"
@@ -24,6 +28,8 @@ N=${N:-2000000}
 MIX=${MIX:-web}
 PAYLOAD=${PAYLOAD:-}
 RUNS=${RUNS:-3}
+FMUPLOAD=${FMUPLOAD:-$B/fmupload}
+UPFLAGS=${UPFLAGS:-}
 CHUNK=${CHUNK:-32MiB} # small against the input, so the last chunk's upload (after the writer ends) is a small part of the time
 go build -o "$B/" ./cmd/writer ./cmd/fmupload ./tools/fmring ./tools/fminject ./tools/fmslice ./bench/gen ./bench/s3put
 in=$W/pace-$MIX${PAYLOAD:+-$PAYLOAD}-$N.pcap
@@ -39,7 +45,8 @@ rd=$(ringdir $(( ringgib * 1024 + 100 )))
 ring=$rd/fmcap-bench-pace-ring
 st=$W/pace-store
 trap 'kill $S3PID 2>/dev/null; wait $S3PID 2>/dev/null; rm -f "$ring"; ringrelease' EXIT
-echo "input: $in, $N packets ($MIX), $bytes bytes; ring on $rd; $(nproc) cores"
+echo "input: $in, $N packets ($MIX${PAYLOAD:+, $PAYLOAD payloads}), $bytes bytes; ring on $rd; $(nproc) cores"
+echo "fmupload: $FMUPLOAD $UPFLAGS; versitygw posix ${S3FLAGS:-(defaults)}"
 run() { # tier (0|1) run-number: prints "writer-MB/s [uploaded-MB/s store-MB/s]"
   rm -f "$ring"; rm -rf "$st"
   "$B/fmring" create --ring "$ring" --size "${ringgib}GiB" --consumer writer:lossless > /dev/null
@@ -52,7 +59,7 @@ run() { # tier (0|1) run-number: prints "writer-MB/s [uploaded-MB/s store-MB/s]"
   /usr/bin/time -f "%U %S" -o "$W/pace-wtime" "$B/writer" --ring "$ring" --store "$st" --exit-on-close --chunk-size "$CHUNK" --log-level warn --metrics "" &
   local wp=$!
   if [ "$1" = 1 ]; then
-    "$B/fmupload" --store "$st" --bucket pace --prefix "run$2" --node n1 --poll 100ms --metrics "" --log-level warn &
+    "$FMUPLOAD" --store "$st" --bucket pace --prefix "run$2" --node n1 --poll 100ms --metrics "" --log-level warn $UPFLAGS &
     up=$!
   fi
   wait $wp || { echo "the writer failed" >&2; exit 1; }
@@ -88,7 +95,7 @@ peer() {
   local c1 s1; c1=$(cpu_ticks); s1=$(pticks $S3PID)
   echo "$r $(cat "$W/pace-ptime") $((s1 - s0)) $c0 $c1" | awk -v n="$(nproc)" -v hz="$(getconf CLK_TCK)" '{printf "%s %.3f %.3f %.2f", $1, $2+$3, $4/hz, ($7-$5)/($8-$6)*n}'
 }
-alone=() wt=() upl=() ust=() peer=() wcpu=() acpu=() ucpu=() scpu=() pcpu=() busy=()
+alone=() wt=() upl=() ust=() peer=() wcpu=() acpu=() ucpu=() scpu=() fcpu=() pcpu=() busy=()
 for i in $(seq "$RUNS"); do
   r=$(run 0 "$i")
   read -r a wc b <<< "$r"
@@ -96,6 +103,7 @@ for i in $(seq "$RUNS"); do
   r=$(run 1 "$i") # not inside read's here-string, which would hide run's failure
   read -r w u s tw tu ts b <<< "$r"
   wt+=("$w") upl+=("$u") ust+=("$s") acpu+=("$tw") ucpu+=("$tu") scpu+=("$ts"); busy+=("tier:$b")
+  fcpu+=("$(awk -v a="$tu" -v b="$ts" 'BEGIN {printf "%.3f", a+b}')")
   sync
   r=$(peer "$st" "peer$i")
   read -r p pc ps b <<< "$r"
@@ -108,14 +116,19 @@ echo "store: $sbytes bytes of chunks, compression ratio $ratio"
 echo "writer alone:                 $(median "${alone[@]}") MB/s of pcap (runs: ${alone[*]})"
 echo "writer with fmupload:         $(median "${wt[@]}") MB/s of pcap (runs: ${wt[*]})"
 echo "whole capture in the bucket:  $(median "${upl[@]}") MB/s of pcap, $(median "${ust[@]}") MB/s of store (runs: ${upl[*]} / ${ust[*]})"
-echo "peer s3put (server ceiling):  $pm MB/s of store = $(awk -v p="$pm" -v r="$ratio" 'BEGIN {printf "%.0f", p*r}') MB/s of pcap at this ratio (runs: ${peer[*]})"
+echo "peer s3put (bare client):    $pm MB/s of store = $(awk -v p="$pm" -v r="$ratio" 'BEGIN {printf "%.0f", p*r}') MB/s of pcap at this ratio (runs: ${peer[*]})"
 # What bounds the pace here: CPU time adds up. Storing a GB of pcap costs
-# the writer W CPU-seconds (alone); putting the store's bytes for it into
-# this server costs the cheapest client and the server P (s3put + server,
-# per store GB, divided by the ratio). Both on this machine's cores can
-# go no faster than cores / (W + P) GB/s of pcap.
-wm=$(median "${wcpu[@]}"); pcm=$(median "${pcpu[@]}")
+# the writer W CPU-seconds (alone, the writer's own cost with no
+# neighbour); putting the store's bytes for it into this server costs a
+# client and the server together U, per GB of pcap: s3put's (its CPU and
+# the server's while it ran, per store GB, divided by the ratio) or
+# fmupload's (its CPU and the server's in the tier run), whichever is
+# cheaper. Writer and upload on this machine's cores can go no faster
+# than cores / (W + U) GB/s of pcap.
+wm=$(median "${wcpu[@]}"); pcm=$(median "${pcpu[@]}"); fcm=$(median "${fcpu[@]}")
+pgb=$(awk -v p="$pcm" -v r="$ratio" 'BEGIN {printf "%.3f", p/r}')
+read -r um uwho <<< "$(awk -v p="$pgb" -v f="$fcm" 'BEGIN {if (f < p) print f, "fmupload"; else print p, "s3put"}')"
 echo "CPU per GB of pcap:           writer alone $wm s (runs: ${wcpu[*]}); with the tier: writer ${acpu[*]}, fmupload ${ucpu[*]}, server ${scpu[*]}"
-echo "upload at its cheapest:       s3put + server $pcm s per GB of store (runs: ${pcpu[*]}) = $(awk -v p="$pcm" -v r="$ratio" 'BEGIN {printf "%.3f", p/r}') s per GB of pcap"
+echo "upload, client + server:      s3put + server $pcm s per GB of store (runs: ${pcpu[*]}) = $pgb s per GB of pcap; fmupload + server $fcm s per GB of pcap (runs: ${fcpu[*]})"
 echo "busy cores:                   ${busy[*]}"
-echo "CPU bound for writer + upload on $(nproc) cores: $(awk -v w="$wm" -v p="$pcm" -v r="$ratio" -v n="$(nproc)" 'BEGIN {printf "%.0f", n/(w+p/r)*1000}') MB/s of pcap"
+echo "CPU bound for writer + upload on $(nproc) cores: $(nproc) / (writer alone $wm + $uwho and server $um) = $(awk -v w="$wm" -v u="$um" -v n="$(nproc)" 'BEGIN {printf "%.0f", n/(w+u)*1000}') MB/s of pcap"

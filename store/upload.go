@@ -105,6 +105,7 @@ type Uploader struct {
 
 	remote map[string]Object // the remote listing at start: name → object
 	segs   map[string]bool   // segments confirmed uploaded
+	busy   bool              // the last pass had chunks to upload
 
 	chunks, bytes, segments, failures, lost atomic.Uint64
 	backlogChunks, backlogBytes, through    atomic.Uint64
@@ -149,7 +150,7 @@ func (u *Uploader) Run(ctx context.Context) error {
 	if u.Poll <= 0 {
 		u.Poll = time.Second
 	}
-	delay := u.Poll
+	backoff := u.Poll
 	sweep := false
 	for {
 		if sweep && u.Sweep != nil {
@@ -164,11 +165,21 @@ func (u *Uploader) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err != nil {
+		delay := u.Poll
+		switch {
+		case err != nil:
+			delay = backoff
 			u.Log.Warn("upload pass failed; retrying", "err", err, "after", delay)
-			delay = min(2*delay, 30*time.Second)
-		} else {
-			delay = u.Poll
+			backoff = min(2*backoff, 30*time.Second)
+		case u.busy:
+			// A pass with chunks to upload took a while, and the writer
+			// has likely finished more meanwhile: look again at once.
+			// Waiting a poll left the uploader idle while the backlog grew
+			// (at 1 GB/s of capture, a 32 MiB chunk every 30 ms).
+			delay = 0
+			backoff = u.Poll
+		default:
+			backoff = u.Poll
 		}
 		select {
 		case <-ctx.Done():
@@ -216,6 +227,7 @@ func (u *Uploader) Pass(ctx context.Context) error {
 			bytes += in.Size(u.Dir)
 		}
 	}
+	u.busy = len(backlog) > 0
 	u.backlogChunks.Store(uint64(len(backlog)))
 	u.backlogBytes.Store(bytes)
 	if len(backlog) > 0 {

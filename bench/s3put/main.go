@@ -2,8 +2,11 @@
 // multipart parts of one file read into memory first, several in flight,
 // no payload signing (UNSIGNED-PAYLOAD) and no checksums. What it reaches is
 // the server's ceiling on this machine, the peer fmupload is measured
-// against in bench/tier-pace.sh (fmupload also signs every byte and sends
-// CRC-32C checksums). Endpoint and credentials: the standard AWS variables.
+// against in bench/tier-pace.sh. (fmupload sends CRC-32C checksums, which
+// versitygw checks; given none, versitygw computes a CRC-64/NVME of its
+// own, slower, so s3put's requests can cost the server more: tier-pace.sh
+// bounds with the cheaper of the two.) Endpoint and credentials: the
+// standard AWS variables.
 // Output, one line: "s3put: N bytes in S s: R MB/s".
 package main
 

@@ -46,6 +46,17 @@ type Config struct {
 	// flight at once. Default 4. Memory for uploads: (Concurrency+1) ×
 	// PartSize, because a stream is read into whole parts before sending.
 	Concurrency int `yaml:"concurrency"`
+	// SignPayload makes SigV4 sign the bytes of every upload too
+	// (x-amz-content-sha256: their SHA-256), as the SDK does by default
+	// over plain HTTP. Off (the default), a PUT or a part is sent as
+	// UNSIGNED-PAYLOAD: the signature still covers its headers, among them
+	// the body's CRC-32C, which the server checks against the bytes it
+	// receives, so corruption on the way is refused as before; what is
+	// lost is protection from an attacker on a plain-HTTP path, who could
+	// forge a body with the same CRC (use HTTPS there, or this setting).
+	// The SHA-256, computed by the client and again by the server, was a
+	// third of fmupload's CPU (objstore's package doc).
+	SignPayload bool `yaml:"sign_payload"`
 	// RetryFor is how long a part or the completion of an upload is retried
 	// after a network error or a 5xx (a server restart, a load balancer
 	// failing over) before Put gives up and aborts the upload. Default 1 min.

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -37,6 +38,10 @@ type Store struct {
 	// endpoint is the custom endpoint in force ("" for AWS's own), and
 	// endpointSetting the setting it came from, for error messages.
 	endpoint, endpointSetting string
+	// bufs holds PartSize buffers between Puts (*[]byte): a chunk a Put,
+	// each allocated afresh, cost the uploader more in zeroing pages and
+	// collecting garbage than its checksums.
+	bufs sync.Pool
 }
 
 // credInfo is what error messages may say about the credentials (the key
@@ -169,6 +174,17 @@ func endpointOrAWS(e string) string {
 
 func (s *Store) full(key string) string { return s.cfg.Prefix + key }
 
+// payload is the option of the two requests that carry an object's bytes
+// (PutObject, UploadPart): unless Config.SignPayload, they go as
+// UNSIGNED-PAYLOAD, their integrity resting on the CRC-32C header that the
+// signature covers and the server checks (Config.SignPayload says why).
+// The other requests' bodies are small XML and stay signed.
+func (s *Store) payload(o *s3.Options) {
+	if !s.cfg.SignPayload {
+		o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+	}
+}
+
 // Check lists one key under the prefix: a wrong endpoint, refused
 // credentials, a missing bucket or a skewed clock show here, before any
 // upload. (Not HeadBucket: an answer to HEAD has no body, so the server
@@ -188,6 +204,60 @@ func (s *Store) Check(ctx context.Context) error {
 // for multipart uploads, so single-part and multipart objects carry the
 // same kind of checksum and it can be compared with a local file's.
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// crcCombine returns the CRC-32C of A‖B from CRC-32C(A), CRC-32C(B) and
+// B's length, without B's bytes (zlib's crc32_combine: appending n zero
+// bits to A's CRC is a linear map over GF(2), applied by repeated
+// squaring of its 32×32 matrix). putMultipart sums each part once and
+// combines the parts' sums into the whole object's, instead of a second
+// pass over every byte.
+func crcCombine(crc1, crc2 uint32, len2 int64) uint32 {
+	if len2 <= 0 {
+		return crc1
+	}
+	var even, odd [32]uint32
+	odd[0] = 0x82f63b78 // Castagnoli, reversed: the operator for one zero bit
+	row := uint32(1)
+	for n := 1; n < 32; n++ {
+		odd[n] = row
+		row <<= 1
+	}
+	square := func(sq, m *[32]uint32) {
+		for n := range sq {
+			sq[n] = gf2Times(m, m[n])
+		}
+	}
+	square(&even, &odd) // two zero bits
+	square(&odd, &even) // four
+	// Then eight zero bits (a zero byte), sixteen, ...: len2's bits.
+	for {
+		square(&even, &odd)
+		if len2&1 != 0 {
+			crc1 = gf2Times(&even, crc1)
+		}
+		if len2 >>= 1; len2 == 0 {
+			break
+		}
+		square(&odd, &even)
+		if len2&1 != 0 {
+			crc1 = gf2Times(&odd, crc1)
+		}
+		if len2 >>= 1; len2 == 0 {
+			break
+		}
+	}
+	return crc1 ^ crc2
+}
+
+func gf2Times(m *[32]uint32, v uint32) uint32 {
+	var sum uint32
+	for i := 0; v != 0; i, v = i+1, v>>1 {
+		if v&1 != 0 {
+			sum ^= m[i]
+		}
+	}
+	return sum
+}
 
 func crcString(c uint32) string {
 	var b [4]byte
@@ -217,8 +287,29 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (I
 	return s.putMultipart(ctx, key, r, size)
 }
 
+// getBuf returns a buffer of n bytes, from the pool when n ≤ PartSize.
+func (s *Store) getBuf(n int64) []byte {
+	if n <= s.cfg.PartSize {
+		if b, ok := s.bufs.Get().(*[]byte); ok {
+			return (*b)[:n]
+		}
+		return make([]byte, n, s.cfg.PartSize)
+	}
+	return make([]byte, n)
+}
+
+// putBuf gives a buffer from getBuf back; the SDK no longer reads it once
+// its request returned (smithy-go's body wrapper refuses reads after
+// Close, which the transport may call late).
+func (s *Store) putBuf(b []byte) {
+	if int64(cap(b)) == s.cfg.PartSize {
+		s.bufs.Put(&b)
+	}
+}
+
 func (s *Store) putSingle(ctx context.Context, key string, r io.Reader, size int64) (Info, error) {
-	buf := make([]byte, size)
+	buf := s.getBuf(size)
+	defer s.putBuf(buf)
 	if _, err := io.ReadFull(r, buf); err != nil {
 		return Info{}, fmt.Errorf("objstore: put %s: read %d bytes: %w", s.where(key), size, err)
 	}
@@ -235,7 +326,7 @@ func (s *Store) putSingle(ctx context.Context, key string, r io.Reader, size int
 			Body:           bytes.NewReader(buf),
 			ContentLength:  aws.Int64(size),
 			ChecksumCRC32C: aws.String(sum),
-		})
+		}, s.payload)
 		return err
 	})
 	if err != nil {
@@ -313,8 +404,8 @@ parts:
 		case <-ctx.Done():
 			break parts
 		}
-		if int64(cap(buf)) < partSize {
-			buf = make([]byte, partSize)
+		if buf == nil {
+			buf = s.getBuf(partSize)
 		}
 		buf = buf[:n]
 		if _, rerr := io.ReadFull(r, buf); rerr != nil {
@@ -322,8 +413,9 @@ parts:
 				s.where(key), i+1, nparts, n, int64(i)*partSize, rerr))
 			break
 		}
-		whole = crc32.Update(whole, crcTable, buf)
-		partSum := crcString(crc32.Checksum(buf, crcTable))
+		partCRC := crc32.Checksum(buf, crcTable)
+		whole = crcCombine(whole, partCRC, n)
+		partSum := crcString(partCRC)
 		num := int32(i + 1)
 		select {
 		case inFlight <- struct{}{}:
@@ -344,7 +436,7 @@ parts:
 					Body:           bytes.NewReader(buf),
 					ContentLength:  aws.Int64(int64(len(buf))),
 					ChecksumCRC32C: aws.String(partSum),
-				})
+				}, s.payload)
 				if err == nil {
 					etag = aws.ToString(out.ETag)
 				}
@@ -358,6 +450,11 @@ parts:
 		}()
 	}
 	wg.Wait()
+	for len(free) > 0 { // every upload is done: all buffers are back
+		if buf := <-free; buf != nil {
+			s.putBuf(buf)
+		}
+	}
 	if firstErr != nil {
 		return Info{}, firstErr
 	}
