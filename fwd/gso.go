@@ -326,8 +326,15 @@ func sniffOffload(f []byte, min, in int) vnet {
 	if p.frag || p.l4 == 0 || ck < 0 || p.l4+ck+2 > p.end {
 		return vnet{}
 	}
-	ps := pseudo(f, &p, p.end-p.l4)
 	field := binary.BigEndian.Uint16(f[p.l4+ck:])
+	if field == 0 && p.proto == protoUDP {
+		// No checksum (a tunnel's outer UDP, GENEVE's and VXLAN's): never
+		// a partial one, which holds the folded pseudo-header sum, not
+		// zero since the protocol number is not. Said before the sum is
+		// made: every GENEVE frame to a GWLB appliance passes here.
+		return vnet{}
+	}
+	ps := pseudo(f, &p, p.end-p.l4)
 	if p.proto == protoTCP && min > 0 && p.end-etherHdrLen > min && p.l4+20 <= p.end {
 		// A packet that fits its ingress link is one the wire carried
 		// whole: cutting it recomputes every checksum, so it is cut only
