@@ -48,7 +48,7 @@ func main() {
 			&cli.StringFlag{Name: "profile", Usage: "a profile of the shared AWS config files"},
 			&cli.BoolFlag{Name: "path-style", Usage: "path-style addressing on AWS's endpoints too"},
 			&cli.StringFlag{Name: "part-size", Value: "16MiB", Usage: "multipart part size (objects up to it go in one PUT; at least 5MiB)"},
-			&cli.BoolFlag{Name: "sign-payload", Usage: "sign every uploaded byte (SHA-256) too; by default the signature covers the headers, with the CRC-32C the server checks the body against"},
+			&cli.BoolFlag{Name: "sign-payload", Usage: "sign every uploaded byte (SHA-256) too, not only the headers with the CRC-32C the server checks the body against; default: over plain HTTP yes, over HTTPS no (--sign-payload=false: a plain-HTTP path you trust)"},
 			&cli.IntFlag{Name: "concurrency", Value: 4, Usage: "parts in flight per object"},
 			&cli.IntFlag{Name: "parallel", Value: 2, Usage: "chunks uploaded at once"},
 			&cli.DurationFlag{Name: "poll", Value: time.Second, Usage: "how often the store is looked at for new chunks"},
@@ -103,8 +103,12 @@ func run(cc *cli.Context) error {
 	cfg := objstore.Config{
 		Bucket: cc.String("bucket"), Prefix: joinKey(cc.String("prefix"), cc.String("node")),
 		Endpoint: cc.String("endpoint"), Region: cc.String("region"), Profile: cc.String("profile"),
-		PathStyle: cc.Bool("path-style"), PartSize: int64(part), Concurrency: cc.Int("concurrency"), SignPayload: cc.Bool("sign-payload"),
+		PathStyle: cc.Bool("path-style"), PartSize: int64(part), Concurrency: cc.Int("concurrency"),
 		RetryFor: cc.Duration("retry-for"),
+	}
+	if cc.IsSet("sign-payload") {
+		v := cc.Bool("sign-payload")
+		cfg.SignPayload = &v
 	}
 	if path := cc.String("config"); path != "" {
 		source = path + " (upload:), or the command line"

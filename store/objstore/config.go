@@ -47,16 +47,18 @@ type Config struct {
 	// PartSize, because a stream is read into whole parts before sending.
 	Concurrency int `yaml:"concurrency"`
 	// SignPayload makes SigV4 sign the bytes of every upload too
-	// (x-amz-content-sha256: their SHA-256), as the SDK does by default
-	// over plain HTTP. Off (the default), a PUT or a part is sent as
-	// UNSIGNED-PAYLOAD: the signature still covers its headers, among them
-	// the body's CRC-32C, which the server checks against the bytes it
-	// receives, so corruption on the way is refused as before; what is
-	// lost is protection from an attacker on a plain-HTTP path, who could
-	// forge a body with the same CRC (use HTTPS there, or this setting).
-	// The SHA-256, computed by the client and again by the server, was a
+	// (x-amz-content-sha256: their SHA-256). Unset (nil), they are signed
+	// when the endpoint is plain HTTP and not over HTTPS, as the AWS SDK
+	// does by default. Unsigned, a PUT or a part goes as UNSIGNED-PAYLOAD:
+	// the signature still covers its headers, among them the body's
+	// CRC-32C, which the server checks against the bytes it receives, so
+	// corruption on the way is refused either way; what signing adds is
+	// protection from an active attacker on a plain-HTTP path, who could
+	// forge a body with the same CRC, and HTTPS gives that already. false
+	// over plain HTTP is for a path you trust (a server on the same host):
+	// the SHA-256, computed by the client and again by the server, was a
 	// third of fmupload's CPU (objstore's package doc).
-	SignPayload bool `yaml:"sign_payload"`
+	SignPayload *bool `yaml:"sign_payload"`
 	// RetryFor is how long a part or the completion of an upload is retried
 	// after a network error or a 5xx (a server restart, a load balancer
 	// failing over) before Put gives up and aborts the upload. Default 1 min.
@@ -107,6 +109,16 @@ func (c Config) source() string {
 		return "the config file"
 	}
 	return c.Source
+}
+
+// signPayload is SignPayload, or when unset whether the endpoint in force
+// is plain HTTP.
+func (c Config) signPayload() bool {
+	if c.SignPayload != nil {
+		return *c.SignPayload
+	}
+	u, _ := c.endpoint()
+	return len(u) >= 7 && strings.EqualFold(u[:7], "http://")
 }
 
 // endpoint is the custom endpoint in force and the setting it comes from,

@@ -36,8 +36,9 @@
 // lists multipart uploads as objects, a failed Put aborts its upload, and
 // AbortIncomplete removes what a crash left.
 //
-// The bytes of a PUT or a part are not signed (x-amz-content-sha256:
-// UNSIGNED-PAYLOAD) unless Config.SignPayload: the SigV4 signature covers
+// Over HTTPS the bytes of a PUT or a part are not signed (x-amz-content-sha256:
+// UNSIGNED-PAYLOAD), nor over plain HTTP with Config.SignPayload false (by
+// default they are there, as the AWS SDK does): the SigV4 signature covers
 // the request's headers, the CRC-32C among them, and the server refuses a
 // body whose CRC-32C differs (BadDigest; TestUnsignedPayloadChecked
 // corrupts a byte after the checksum is taken). Over plain HTTP a signed

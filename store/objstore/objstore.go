@@ -175,12 +175,13 @@ func endpointOrAWS(e string) string {
 func (s *Store) full(key string) string { return s.cfg.Prefix + key }
 
 // payload is the option of the two requests that carry an object's bytes
-// (PutObject, UploadPart): unless Config.SignPayload, they go as
-// UNSIGNED-PAYLOAD, their integrity resting on the CRC-32C header that the
-// signature covers and the server checks (Config.SignPayload says why).
+// (PutObject, UploadPart): unless signed (Config.SignPayload; by default
+// over plain HTTP), they go as UNSIGNED-PAYLOAD, their integrity resting
+// on the CRC-32C header that the signature covers and the server checks
+// (Config.SignPayload says why).
 // The other requests' bodies are small XML and stay signed.
 func (s *Store) payload(o *s3.Options) {
-	if !s.cfg.SignPayload {
+	if !s.cfg.signPayload() {
 		o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
 	}
 }

@@ -709,9 +709,11 @@ func (f *flipReader) Read(p []byte) (int, error) {
 
 func (f *flipReader) Close() error { return f.r.Close() }
 
-// Uploads go unsigned (UNSIGNED-PAYLOAD), so the CRC-32C alone guards the
-// bytes: it must be in the signed headers, and the server must refuse a
-// body that does not match it, for a single PUT and for a part.
+// Uploads that go unsigned (UNSIGNED-PAYLOAD: over HTTPS, or with
+// sign_payload false) have the CRC-32C alone guard the bytes: it must be
+// in the signed headers, and the server must refuse a body that does not
+// match it, for a single PUT and for a part. Over plain HTTP, by default,
+// the bytes are signed.
 func TestUnsignedPayloadChecked(t *testing.T) {
 	isolate(t)
 	srv := s3test.Start(t)
@@ -720,14 +722,18 @@ func TestUnsignedPayloadChecked(t *testing.T) {
 		name, match string
 		size        int
 		sign        bool
+		unset       bool // SignPayload left to its default: signed over plain HTTP
 	}{
-		{"single PUT", "chunks/single", 1 << 20, false},
-		{"part 2 of 2", "partNumber=2", minPartSize + 1<<20, false},
-		{"single PUT, signed payload", "chunks/single", 1 << 20, true},
+		{"single PUT", "chunks/single", 1 << 20, false, false},
+		{"part 2 of 2", "partNumber=2", minPartSize + 1<<20, false, false},
+		{"single PUT, signed payload", "chunks/single", 1 << 20, true, false},
+		{"single PUT, default over plain HTTP", "chunks/single", 1 << 20, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(srv)
-			cfg.SignPayload = tc.sign
+			if !tc.unset {
+				cfg.SignPayload = &tc.sign
+			}
 			cfg.Prefix = strings.NewReplacer(" ", "-", ",", "").Replace(tc.name)
 			hc := &corrupter{}
 			s, err := newStore(ctx, cfg, nil, hc)
@@ -776,7 +782,7 @@ func BenchmarkPut(b *testing.B) {
 			srv := s3test.Start(b)
 			cfg := testConfig(srv)
 			cfg.PartSize = defaultPartSize
-			cfg.SignPayload = sign
+			cfg.SignPayload = &sign
 			s, err := New(context.Background(), cfg, nil)
 			if err != nil {
 				b.Fatal(err)
