@@ -6,7 +6,8 @@
 # OLD=path/to/fmslice times another build in the same run (before/after).
 # The run also times what bounds the slice: fmslice --version (the process
 # starting), the slice written to /dev/null (start, read and decompress,
-# no output) and cp of the answer (the output alone).
+# no output) and cp of the answer (the output alone), over the previous
+# output and to a new file.
 # The 240-minute store needs about 11 GB (web) or 6 GB (imix) in the work
 # directory; STORES="15 30 60" leaves it out.
 set -euo pipefail
@@ -60,12 +61,21 @@ fi
 # The files just written (the outputs compared, the answer's copy, 60-120
 # MB) are written back now, not during the first command's runs.
 sync
-hyperfine -N --style basic --warmup 2 --runs "$RUNS" --export-json "$W/slice.json" \
+# The last two commands write a file that does not exist (removed before
+# each run, untimed): the answer as a new file, where the commands above
+# write over the previous run's (cp empties it first: O_TRUNC frees its
+# pages, much of cp's time, and fmslice does the same).
+prep=()
+for _ in 1 2 3 4 5 ${old:+6}; do prep+=(--prepare true); done
+prep+=(--prepare "rm -f $W/an.pcap" --prepare "rm -f $W/cn.pcap")
+hyperfine -N --style basic --warmup 2 --runs "$RUNS" --export-json "$W/slice.json" "${prep[@]}" \
   "$B/fmslice -q --store $W/slice$sfx-60m.store --from $from --to $to -w $W/a.pcap" \
   "editcap -A $from -B $to $in $W/b.pcap" \
   "cp $W/answer.pcap $W/c.pcap" \
   "$B/fmslice -q --store $W/slice$sfx-60m.store --from $from --to $to -w /dev/null" \
-  "$B/fmslice --version" "${old[@]}" 2>&1 | grep -E "Time|±|faster" || true
+  "$B/fmslice --version" "${old[@]}" \
+  "$B/fmslice -q --store $W/slice$sfx-60m.store --from $from --to $to -w $W/an.pcap" \
+  "cp $W/answer.pcap $W/cn.pcap" 2>&1 | grep -E "Time|±|faster" || true
 python3 - "$W/slice.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"]
@@ -74,11 +84,13 @@ print("fmslice %.4f s, editcap %.4f s, cp of the answer %.4f s (means): fmslice 
 print("bounds: fmslice --version %.4f s (starting), fmslice -w /dev/null %.4f s (%.2fx the cp: starting, reading, decompressing)" % (v, n, n / c))
 m = [x["median"] for x in r]
 print("medians (a shared machine's outliers move means): fmslice %.4f s, cp %.4f s: %.2fx" % (m[0], m[2], m[0] / m[2]))
-if len(r) > 5:
+fn, cn = r[-2], r[-1]
+print("to a new file: fmslice %.4f s, cp of the answer %.4f s: %.2fx (medians %.2fx); fmslice -w /dev/null is %.2fx this cp" % (fn["mean"], cn["mean"], fn["mean"] / cn["mean"], fn["median"] / cn["median"], n / cn["mean"]))
+if len(r) > 7:
     o = r[5]["mean"]
     print("OLD fmslice %.4f s: %.2fx the cp (this build %.2fx); medians %.2fx (this build %.2fx)" % (o, o / c, f / c, m[5] / m[2], m[0] / m[2]))
 PY
-rm -f "$W/answer.pcap" "$W/c.pcap" "$W/o.pcap"
+rm -f "$W/answer.pcap" "$W/c.pcap" "$W/o.pcap" "$W/an.pcap" "$W/cn.pcap"
 echo "the same one-minute query as the store grows:"
 for m in $STORES; do
   f=$(( START + (m / 2) * 60 )); t=$(( f + 60 ))
