@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
 
 	"github.com/fmcap/fmcap/internal/cliutil"
 	"github.com/fmcap/fmcap/internal/fsmode"
@@ -50,7 +49,7 @@ func main() {
 	// query about 5 ms of 55 (bench/RESULTS.md). Let it grow to five times
 	// what is live instead.
 	debug.SetGCPercent(400)
-	fsmode.SetUmask() // queries.log in the store, and -w output, 0640: captures are not for every local user
+	fsmode.SetUmask()        // queries.log in the store, and -w output, 0640: captures are not for every local user
 	s3Elsewhere(os.Args[1:]) // a build without the S3 client runs fmslice-s3 for s3:// stores (store_nos3.go)
 	// --server: the same commands against a remote fmcapd (remote.go).
 	if code, ok := remoteMain(os.Args[1:]); ok {
@@ -152,16 +151,14 @@ func run(cc *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	w := os.Stdout
+	w, closeOut, err := sliceOutput(cc.String("w"))
+	if err != nil {
+		return err
+	}
+	defer closeOut()
 	var meter *progress.Meter // drawn only for -w FILE: stdout is for the pcap
-	if path := cc.String("w"); path != "-" {
-		if w, err = os.Create(path); err != nil {
-			return err
-		}
-		defer w.Close()
+	if cc.String("w") != "-" {
 		meter = sliceMeter(q, cc.Bool("q"))
-	} else if _, err := unix.IoctlGetTermios(int(w.Fd()), unix.TCGETS); err == nil {
-		return fmt.Errorf("refusing to write pcap to a terminal: use -w FILE, or pipe into tcpdump -r -")
 	}
 	var out interface {
 		sink

@@ -15,7 +15,6 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
 
 	"github.com/fmcap/fmcap/query"
 	fmstore "github.com/fmcap/fmcap/store"
@@ -115,21 +114,15 @@ func runMerged(cc *cli.Context, stores []string) error {
 		}
 		nodes = append(nodes, &node{q: q, pl: pl, sink: &batchSink{ch: make(chan []mpkt, 4), quit: quit}, done: make(chan struct{})})
 	}
-	w := os.Stdout
-	if path := cc.String("w"); path != "-" {
-		var err error
-		if w, err = os.Create(path); err != nil {
-			return err
-		}
-		defer w.Close()
-	} else if _, err := unix.IoctlGetTermios(int(w.Fd()), unix.TCGETS); err == nil {
-		return fmt.Errorf("refusing to write pcap to a terminal: use -w FILE, or pipe into tcpdump -r -")
+	w, closeOut, err := sliceOutput(cc.String("w"))
+	if err != nil {
+		return err
 	}
+	defer closeOut()
 	var out interface {
 		sink
 		flush() error
 	}
-	var err error
 	var ng *ngSink
 	if format == "pcap" {
 		out, err = newPcapSink(w)
