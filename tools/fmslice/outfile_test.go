@@ -7,10 +7,9 @@ import (
 	"testing"
 )
 
-// TestOutFile: -w over an existing file leaves the answer alone in it
-// (the old, longer content emptied before the first write lands), a run
-// that writes nothing leaves it empty, as O_TRUNC did, and /dev/null and
-// new files are written as ever.
+// TestOutFile: -w over an existing file leaves the answer alone in it,
+// a run that writes nothing leaves it empty, and /dev/null and new files
+// are written as ever.
 func TestOutFile(t *testing.T) {
 	dir := t.TempDir()
 	old := bytes.Repeat([]byte("old answer "), 100000)
