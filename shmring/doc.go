@@ -27,7 +27,10 @@
 //
 // All integers are little-endian. The file is a 4096-byte header followed by
 // the data area of DataSize bytes (a power of two). On hugetlbfs the file size
-// is rounded up to the huge page size; the tail is unused.
+// is rounded up to the huge page size; the tail is unused. Create makes the
+// file sparse; on hugetlbfs and tmpfs the producer populates every page
+// when it attaches (Ring.populate), so the ring's memory is taken then, and
+// a filesystem without room for it refuses the producer at start.
 //
 //	header, cache line 0 (written once by Create, read-only afterwards)
 //	  0   8  magic "FMCRING\x00"
