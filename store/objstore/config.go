@@ -111,14 +111,15 @@ func (c Config) source() string {
 	return c.Source
 }
 
-// signPayload is SignPayload, or when unset whether the endpoint in force
-// is plain HTTP.
-func (c Config) signPayload() bool {
+// signPayload is SignPayload, or when unset whether endpoint, the one in
+// force (from this configuration, the environment, or the shared AWS
+// config's endpoint_url, as the SDK resolved it; "" for AWS's own, which
+// is HTTPS), is plain HTTP.
+func (c Config) signPayload(endpoint string) bool {
 	if c.SignPayload != nil {
 		return *c.SignPayload
 	}
-	u, _ := c.endpoint()
-	return len(u) >= 7 && strings.EqualFold(u[:7], "http://")
+	return len(endpoint) >= 7 && strings.EqualFold(endpoint[:7], "http://")
 }
 
 // endpoint is the custom endpoint in force and the setting it comes from,

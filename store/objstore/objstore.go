@@ -181,7 +181,7 @@ func (s *Store) full(key string) string { return s.cfg.Prefix + key }
 // (Config.SignPayload says why).
 // The other requests' bodies are small XML and stay signed.
 func (s *Store) payload(o *s3.Options) {
-	if !s.cfg.signPayload() {
+	if !s.cfg.signPayload(s.endpoint) {
 		o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
 	}
 }

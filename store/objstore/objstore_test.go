@@ -728,11 +728,23 @@ func TestUnsignedPayloadChecked(t *testing.T) {
 		{"part 2 of 2", "partNumber=2", minPartSize + 1<<20, false, false},
 		{"single PUT, signed payload", "chunks/single", 1 << 20, true, false},
 		{"single PUT, default over plain HTTP", "chunks/single", 1 << 20, true, true},
+		{"part 2 of 2, signed payload", "partNumber=2", minPartSize + 1<<20, true, false},
+		{"single PUT, default, endpoint from the profile", "chunks/single", 1 << 20, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(srv)
 			if !tc.unset {
 				cfg.SignPayload = &tc.sign
+			}
+			if strings.HasSuffix(tc.name, "from the profile") {
+				// The endpoint only in the shared AWS config, as the SDK
+				// reads it: plain HTTP there too must sign.
+				conf := filepath.Join(t.TempDir(), "config")
+				if err := os.WriteFile(conf, []byte("[profile fm]\nendpoint_url = "+cfg.Endpoint+"\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				t.Setenv("AWS_CONFIG_FILE", conf)
+				cfg.Endpoint, cfg.Profile = "", "fm"
 			}
 			cfg.Prefix = strings.NewReplacer(" ", "-", ",", "").Replace(tc.name)
 			hc := &corrupter{}
@@ -744,6 +756,9 @@ func TestUnsignedPayloadChecked(t *testing.T) {
 			key := "chunks/" + strings.Fields(tc.name)[0]
 			if _, err := s.Put(ctx, key, bytes.NewReader(data), int64(len(data))); err != nil {
 				t.Fatalf("Put, body intact: %v", err)
+			}
+			if len(hc.seen) == 0 {
+				t.Fatal("no PUT went through the test's transport: nothing checked")
 			}
 			for _, h := range hc.seen {
 				unsigned := strings.HasPrefix(h, "UNSIGNED-PAYLOAD |")

@@ -12,6 +12,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -46,13 +47,37 @@ func openRemote(_ *cli.Context, loc string) (*remoteStore, error) {
 	return nil, execS3()
 }
 
+// handoverVar marks a process execed by execS3: if it is set here, the
+// fmslice-s3 found was itself a build without the client (a copy of this
+// binary, or a link to it), which would otherwise exec itself forever.
+const handoverVar = "FMSLICE_S3_HANDOVER"
+
 // execS3 replaces the process with fmslice-s3; it returns only on failure.
+// fmslice-s3 is looked for beside the executable (symlinks resolved),
+// beside the name it was run by, then on PATH.
 func execS3() error {
-	exe, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("s3:// stores are read by %s, beside fmslice: %w", s3Binary, err)
+	if os.Getenv(handoverVar) != "" {
+		exe, _ := os.Executable()
+		return fmt.Errorf("%s (%s) is a build without the S3 client: build it with make build (go build ./tools/fmslice makes one with it)", s3Binary, exe)
 	}
-	path := filepath.Join(filepath.Dir(exe), s3Binary)
-	err = syscall.Exec(path, append([]string{os.Args[0]}, os.Args[1:]...), os.Environ())
-	return fmt.Errorf("s3:// stores are read by %s, beside fmslice (make build and make install put it there): %w", path, err)
+	var tried []string
+	var cands []string
+	if exe, err := os.Executable(); err == nil {
+		cands = append(cands, filepath.Join(filepath.Dir(exe), s3Binary))
+	}
+	if strings.Contains(os.Args[0], "/") {
+		cands = append(cands, filepath.Join(filepath.Dir(os.Args[0]), s3Binary))
+	}
+	if p, err := exec.LookPath(s3Binary); err == nil {
+		cands = append(cands, p)
+	}
+	env := append(os.Environ(), handoverVar+"=1")
+	for _, path := range cands {
+		err := syscall.Exec(path, append([]string{os.Args[0]}, os.Args[1:]...), env)
+		tried = append(tried, fmt.Sprintf("%s: %v", path, err))
+	}
+	if len(tried) == 0 {
+		tried = append(tried, "not beside fmslice nor on PATH")
+	}
+	return fmt.Errorf("s3:// stores are read by %s, beside fmslice (make build and make install put it there): %s", s3Binary, strings.Join(tried, "; "))
 }

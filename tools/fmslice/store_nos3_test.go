@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestNoS3BuildRunsFmsliceS3: make build's fmslice (-tags fmslice_nos3)
@@ -26,7 +27,9 @@ func TestNoS3BuildRunsFmsliceS3(t *testing.T) {
 	run := func(env []string, args ...string) (string, string, int) {
 		t.Helper()
 		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), env...)
+		// PATH holds no fmslice-s3 (one installed on this machine would
+		// be found there when none is beside the binary).
+		cmd.Env = append(append(os.Environ(), "PATH="+t.TempDir()), env...)
 		var o, e bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &o, &e
 		err := cmd.Run()
@@ -49,6 +52,27 @@ func TestNoS3BuildRunsFmsliceS3(t *testing.T) {
 	}
 	if out, _, code := run([]string{"FMCAP_SLICE_STORE=s3://bucket/prefix/node"}, "info"); code != 7 || out != "info|" {
 		t.Errorf("FMCAP_SLICE_STORE=s3://: fmslice-s3 got %q, exit %d; want \"info|\", 7", out, code)
+	}
+	// fmslice-s3 that is itself a local-only build (a copy): an error
+	// saying so, not an exec loop.
+	self, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "fmslice-s3"), self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, stderr, code := run(nil, args...); code != 1 || !strings.Contains(stderr, "build without the S3 client") {
+			t.Errorf("fmslice-s3 a local-only build: exit %d, stderr %q; want 1 and a message saying so", code, stderr)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("fmslice-s3 a local-only build: still running after a minute (an exec loop)")
 	}
 	local := t.TempDir()
 	if out, stderr, code := run(nil, "--store", local, "-w", filepath.Join(local, "x.pcap")); code != 1 || out != "" || !strings.Contains(stderr, "holds no chunks") {

@@ -24,7 +24,9 @@ import (
 )
 
 // s3Elsewhere is store_nos3.go's: this build reads s3:// stores itself.
-func s3Elsewhere([]string) {}
+func s3Elsewhere([]string) {
+	os.Unsetenv("FMSLICE_S3_HANDOVER") // set by a local-only fmslice that execed this one (store_nos3.go)
+}
 
 // openRemote opens q.store when it is an s3:// URL (nil, nil otherwise)
 // and lists its chunks.
