@@ -315,7 +315,13 @@ static int fm_ring_pair(const char *name, struct rte_ring **rx, struct rte_ring 
 	*rx = rte_ring_create(n, 4096, rte_socket_id(), RING_F_SP_ENQ | RING_F_SC_DEQ);
 	snprintf(n, sizeof n, "%.24s_tx", name);
 	*tx = rte_ring_create(n, 4096, rte_socket_id(), RING_F_SP_ENQ | RING_F_SC_DEQ);
-	if (*rx == NULL || *tx == NULL) return -rte_errno;
+	if (*rx == NULL || *tx == NULL) {
+		int e = rte_errno;
+		rte_ring_free(*rx);
+		rte_ring_free(*tx);
+		*rx = *tx = NULL;
+		return -e;
+	}
 	int id = rte_eth_from_rings(name, rx, 1, tx, 1, rte_socket_id());
 	return id < 0 ? -rte_errno : id;
 }
@@ -325,8 +331,11 @@ static int fm_ring_pair(const char *name, struct rte_ring **rx, struct rte_ring 
 // receive ring.
 static int fm_gen_pair(struct rte_ring *rx, struct rte_ring *tx, struct rte_mempool *mp, const void *tmpl, uint16_t len, int n) {
 	struct rte_mbuf *m[FM_BURST];
-	unsigned d = rte_ring_dequeue_burst(tx, (void **)m, FM_BURST, NULL);
-	if (d > 0) rte_pktmbuf_free_bulk(m, d);
+	unsigned d;
+	do { // all of it: a burst can send more than FM_BURST (segments)
+		d = rte_ring_dequeue_burst(tx, (void **)m, FM_BURST, NULL);
+		if (d > 0) rte_pktmbuf_free_bulk(m, d);
+	} while (d == FM_BURST);
 	if (n > FM_BURST) n = FM_BURST;
 	if (n <= 0 || rte_pktmbuf_alloc_bulk(mp, m, n) != 0) return 0;
 	for (int i = 0; i < n; i++) memcpy(rte_pktmbuf_append(m[i], len), tmpl, len);
@@ -425,11 +434,6 @@ type dpdkBackend struct {
 	pairTx       *C.struct_rte_ring
 }
 
-// ringPairPrefix names a benchmark port made of two rte_rings
-// ("ringpair:g0"): fwd --bench-gen fills its receive ring and empties its
-// transmit ring, so a GWLB appliance port's returns leave fwd as they
-// would on a NIC instead of coming back in as on a net_ring loopback.
-const ringPairPrefix = "ringpair:"
 
 // calloc'd C arrays, viewed as Go slices.
 func carray[T any](b *dpdkBackend, n int) []T {

@@ -19,6 +19,13 @@ import (
 	"time"
 )
 
+// ringPairPrefix names a benchmark port made of two rte_rings
+// ("ringpair:g0", DPDK backend, port 0 only): fwd --bench-gen fills its
+// receive ring and empties its transmit ring, so a GWLB appliance port's
+// returns leave fwd as they would on a NIC instead of coming back in as on
+// a net_ring loopback.
+const ringPairPrefix = "ringpair:"
+
 type genState struct {
 	frame       []byte
 	left        int

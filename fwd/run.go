@@ -6,6 +6,7 @@ package fwd
 import (
 	"context"
 	"fmt"
+	"strings"
 	"io"
 	"log/slog"
 	"os"
@@ -44,6 +45,11 @@ type Options struct {
 // checked them) until opts.Stop delivers a signal.
 func Run(cfg *Config, ports []Port, rules []Rule, opts Options) error {
 	log, benchGen := opts.Log, opts.BenchGen
+	for i, p := range ports {
+		if strings.HasPrefix(p.Device, ringPairPrefix) && (benchGen == 0 || i != 0 || cfg.Fwd.Backend != "dpdk") {
+			return fmt.Errorf("port %s: device %q: a ring pair is port 0 of fwd --bench-gen on the dpdk backend only (nothing else empties its transmit ring)", p.Name, p.Device)
+		}
+	}
 	// The backends poll from this goroutine and DPDK pins its thread to a
 	// core, so it stays locked to it (not unlocked on return: a pinned
 	// thread should not go back to serve other goroutines).

@@ -63,10 +63,13 @@ type Producer struct {
 // NewProducer attaches the (single) producer. A producer left attached by a
 // process that died is taken over: the ring's head and seq continue.
 func (r *Ring) NewProducer(mode ProducerMode) (*Producer, error) {
-	if err := r.populate(); err != nil {
+	if err := r.producerOwner().claim("producer", r.path); err != nil {
 		return nil, err
 	}
-	if err := r.producerOwner().claim("producer", r.path); err != nil {
+	// After the claim: a second producer is told the ring is taken before
+	// it spends time on the mapping.
+	if err := r.populate(); err != nil {
+		r.producerOwner().release()
 		return nil, err
 	}
 	p := &Producer{
@@ -123,11 +126,20 @@ func (r *Ring) populate() error {
 	}
 	// The whole mapping: on hugetlbfs the advice takes huge-page-aligned
 	// bounds only, and the data starts a page after the header.
-	err := unix.Madvise(r.mem, unix.MADV_POPULATE_WRITE)
-	if err == nil || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+	switch err := unix.Madvise(r.mem, unix.MADV_POPULATE_WRITE); {
+	case err == nil:
 		return nil
+	case errors.Is(err, unix.EFAULT), errors.Is(err, unix.ENOMEM):
+		// A page that could not be had (the fault failed: SIGBUS, as a
+		// write would have met), or memory itself.
+		return fmt.Errorf("ring %q: its %d bytes of memory cannot be had (%v): the filesystem that holds it (huge pages, or /dev/shm) has less room than the ring", r.path, len(r.mem), err)
+	case errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EPERM), errors.Is(err, unix.EAGAIN):
+		// The advice unknown (before 5.14) or refused (a sandbox): pages
+		// are touched by the records, as before.
+		return nil
+	default:
+		return fmt.Errorf("ring %q: populating its %d bytes: %w", r.path, len(r.mem), err)
 	}
-	return fmt.Errorf("ring %q: its %d bytes of memory cannot be had (%v): the filesystem that holds it (huge pages, or /dev/shm) has less room than the ring", r.path, len(r.mem), err)
 }
 
 func (p *Producer) refreshTail() {

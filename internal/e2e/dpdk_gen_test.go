@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDPDKBenchGen runs bench/gwlb-dpdk.sh's setting small: fwd's own
@@ -56,6 +58,13 @@ fwd:
 `, ring, os.Getpid(), c.ports)
 			if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
 				t.Fatal(err)
+			}
+			// Without --bench-gen nothing would empty the pair's transmit
+			// ring: refused at start.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if out, err := exec.CommandContext(ctx, fwdDPDK, "--config", cfg, "--log-level", "warn").CombinedOutput(); err == nil || !strings.Contains(string(out), "a ring pair is port 0 of fwd --bench-gen") {
+				t.Fatalf("fwd on a ring pair without --bench-gen: %v\n%s\nwant it refused", err, out)
 			}
 			out, err := exec.Command(fwdDPDK, "--config", cfg, "--bench-gen", fmt.Sprint(n), "--log-level", "warn").CombinedOutput()
 			if err != nil {

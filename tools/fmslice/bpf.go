@@ -38,10 +38,14 @@ static int (*p_offline_filter)(const struct bpf_program *, const struct pcap_pkt
 static int load(char *errbuf) {
 	static const char *names[] = {"libpcap.so.0.8", "libpcap.so.1", "libpcap.so"};
 	void *h = NULL;
-	for (int i = 0; h == NULL && i < 3; i++)
+	char first[PCAP_ERRBUF_SIZE] = "";
+	for (int i = 0; h == NULL && i < 3; i++) {
 		h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+		if (h == NULL && i == 0)
+			snprintf(first, sizeof first, "%s", dlerror()); // Debian's name: why it failed is the useful error (a missing dependency, another architecture)
+	}
 	if (h == NULL) {
-		snprintf(errbuf, PCAP_ERRBUF_SIZE, "libpcap not found (install libpcap0.8 or libpcap): %s", dlerror());
+		snprintf(errbuf, PCAP_ERRBUF_SIZE, "libpcap not loaded (install libpcap0.8 or libpcap): %s; %s", first, dlerror());
 		return -1;
 	}
 	p_open_dead = dlsym(h, "pcap_open_dead");

@@ -615,12 +615,18 @@ func scanLazy(q *sliceReq, in chunk.Info, dec *zstd.Decoder) (rd *chunk.Reader, 
 	if err != nil {
 		return nil, nil, nil, 0
 	}
+	var prev chunk.Frame
 	for i := range rd.NumFrames() {
 		f, err := rd.Frame(i)
-		if err != nil {
+		// Each entry's own CRC is checked by Frame; what the full reader
+		// also checks across entries (frames back to back, seqs in turn,
+		// none empty) is checked here, so that a table that is whole but
+		// wrong is read the ordinary way too, with its warning.
+		if err != nil || f.DSize == 0 || (i > 0 && (f.Off != prev.Off+uint64(prev.CSize) || f.FirstSeq != prev.LastSeq+1)) {
 			rd.Close()
 			return nil, nil, nil, 0
 		}
+		prev = f
 		if !f.Overlaps(q.from, q.to) {
 			continue
 		}
