@@ -434,7 +434,6 @@ type dpdkBackend struct {
 	pairTx       *C.struct_rte_ring
 }
 
-
 // calloc'd C arrays, viewed as Go slices.
 func carray[T any](b *dpdkBackend, n int) []T {
 	var z T

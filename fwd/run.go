@@ -6,11 +6,11 @@ package fwd
 import (
 	"context"
 	"fmt"
-	"strings"
 	"io"
 	"log/slog"
 	"os"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/fmcap/fmcap/internal/metrics"
