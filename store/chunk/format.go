@@ -190,6 +190,34 @@ type Frame struct {
 	Meta uint32
 }
 
+// decodeEntry is a frame table entry's fields (FORMAT); its CRC (bytes
+// 60-63) is the caller's to check.
+func decodeEntry(e []byte) Frame {
+	le := binary.LittleEndian
+	return Frame{
+		Off: le.Uint64(e[0:]), CSize: le.Uint32(e[8:]), DSize: le.Uint32(e[12:]),
+		FirstSeq: le.Uint64(e[16:]), LastSeq: le.Uint64(e[24:]),
+		MinTS: int64(le.Uint64(e[32:])), MaxTS: int64(le.Uint64(e[40:])),
+		Count: le.Uint32(e[48:]), Sum: le.Uint32(e[52:]), Meta: le.Uint32(e[56:]),
+	}
+}
+
+// whole says whether an entry's fields agree with each other: what can be
+// checked of it without another entry (in a compressed chunk, the
+// metadata frame is inside CSize).
+func (f *Frame) whole(zstd bool) bool {
+	return f.LastSeq >= f.FirstSeq && uint64(f.Count) == f.LastSeq-f.FirstSeq+1 && f.MinTS <= f.MaxTS &&
+		f.CSize != 0 && f.DSize != 0 && !(zstd && f.Meta >= f.CSize) && f.Meta <= maxMeta
+}
+
+// Follows says whether f is the frame right after prev: its bytes and its
+// seqs the next ones (what the frame table's parser checks across entries;
+// a lazy reader, which checks entries one at a time, leaves it to a caller
+// that walks them).
+func (f *Frame) Follows(prev *Frame) bool {
+	return f.Off == prev.Off+uint64(prev.CSize) && f.FirstSeq == prev.LastSeq+1
+}
+
 // Overlaps reports whether the frame may hold packets in [from, to).
 func (f *Frame) Overlaps(from, to int64) bool { return f.MaxTS >= from && f.MinTS < to }
 
@@ -262,13 +290,8 @@ func ParseTable(b []byte) (*Table, error) {
 			t.Cut = true
 			return t, nil
 		}
-		f := Frame{
-			Off: le.Uint64(e[0:]), CSize: le.Uint32(e[8:]), DSize: le.Uint32(e[12:]),
-			FirstSeq: le.Uint64(e[16:]), LastSeq: le.Uint64(e[24:]),
-			MinTS: int64(le.Uint64(e[32:])), MaxTS: int64(le.Uint64(e[40:])),
-			Count: le.Uint32(e[48:]), Sum: le.Uint32(e[52:]), Meta: le.Uint32(e[56:]),
-		}
-		if f.Off != next || f.LastSeq < f.FirstSeq || uint64(f.Count) != f.LastSeq-f.FirstSeq+1 || f.MinTS > f.MaxTS || f.CSize == 0 || f.DSize == 0 || t.Zstd && f.Meta >= f.CSize || f.Meta > maxMeta {
+		f := decodeEntry(e)
+		if f.Off != next || !f.whole(t.Zstd) {
 			return nil, fmt.Errorf("%w: frame table entry %d inconsistent", ErrCorrupt, len(t.Frames))
 		}
 		if n := len(t.Frames); n > 0 && t.Frames[n-1].LastSeq+1 != f.FirstSeq {

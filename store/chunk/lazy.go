@@ -105,7 +105,9 @@ func (r *Reader) NumFrames() int {
 }
 
 // Frame is frame i's table entry; a lazy reader checks it first (its CRC,
-// its sizes and checksum against the seek table, its bounds).
+// its sizes and checksum against the seek table, its fields against each
+// other as the table's parser does, its bounds). Whether it follows frame
+// i-1 is Follows.
 func (r *Reader) Frame(i int) (Frame, error) {
 	t := r.lazy
 	if t == nil {
@@ -117,16 +119,10 @@ func (r *Reader) Frame(i int) (Frame, error) {
 	le := binary.LittleEndian
 	e := t.ents[i*EntrySize : (i+1)*EntrySize]
 	s := t.seek[i*seekEntry:]
-	f := Frame{
-		Off: le.Uint64(e[0:]), CSize: le.Uint32(e[8:]), DSize: le.Uint32(e[12:]),
-		FirstSeq: le.Uint64(e[16:]), LastSeq: le.Uint64(e[24:]),
-		MinTS: int64(le.Uint64(e[32:])), MaxTS: int64(le.Uint64(e[40:])),
-		Count: le.Uint32(e[48:]), Sum: le.Uint32(e[52:]), Meta: le.Uint32(e[56:]),
-	}
+	f := decodeEntry(e)
 	if le.Uint32(e[60:]) != crc32.Checksum(e[:60], crcTable) ||
 		f.CSize != le.Uint32(s) || f.DSize != le.Uint32(s[4:]) || f.Sum != le.Uint32(s[8:]) ||
-		f.CSize == 0 || f.Meta >= f.CSize || f.Off+uint64(f.CSize) > t.framesEnd || f.LastSeq < f.FirstSeq ||
-		uint64(f.Count) != f.LastSeq-f.FirstSeq+1 || f.MinTS > f.MaxTS {
+		!f.whole(true) || f.Off+uint64(f.CSize) > t.framesEnd {
 		return Frame{}, &FrameError{r.Info.Name, i, fmt.Errorf("%w: frame table entry damaged", ErrCorrupt)}
 	}
 	return f, nil

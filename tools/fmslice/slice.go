@@ -618,11 +618,12 @@ func scanLazy(q *sliceReq, in chunk.Info, dec *zstd.Decoder) (rd *chunk.Reader, 
 	var prev chunk.Frame
 	for i := range rd.NumFrames() {
 		f, err := rd.Frame(i)
-		// Each entry's own CRC is checked by Frame; what the full reader
-		// also checks across entries (frames back to back, seqs in turn,
-		// none empty) is checked here, so that a table that is whole but
-		// wrong is read the ordinary way too, with its warning.
-		if err != nil || f.DSize == 0 || (i > 0 && (f.Off != prev.Off+uint64(prev.CSize) || f.FirstSeq != prev.LastSeq+1)) {
+		// Frame checks each entry on its own; what the full reader also
+		// checks across entries (the first frame at the start, each next
+		// to the one before) is checked here, so that a table whose
+		// entries are whole but do not fit together is read the ordinary
+		// way too, with its warning.
+		if err != nil || (i == 0 && f.Off != 0) || (i > 0 && !f.Follows(&prev)) {
 			rd.Close()
 			return nil, nil, nil, 0
 		}
