@@ -311,9 +311,12 @@ func csumFinish(s uint32) uint16 { return ^csumFold(s) }
 func sniffOffload(f []byte, min, in int) vnet {
 	// The commonest frame of an appliance port, a GENEVE or VXLAN datagram
 	// (IPv4 without options, UDP without a checksum), answered from four
-	// bytes: the full path below gives the same answer (see the zero
-	// checksum there; a fragment or a bad header gives none either).
-	if len(f) >= etherHdrLen+28 && f[12] == 0x08 && f[13] == 0x00 && f[14] == 0x45 && f[23] == protoUDP && f[40]|f[41] == 0 {
+	// bytes, before the header is parsed (the appliance parses it again).
+	// The full path below gives the same answer: a zero checksum field is
+	// never a partial one, which holds the folded pseudo-header sum, not
+	// zero since the protocol number is not; a fragment or a bad header
+	// gives none either.
+	if len(f) >= etherHdrLen+28 && etherType(f) == etherIPv4 && f[14] == 0x45 && f[23] == protoUDP && f[40]|f[41] == 0 {
 		return vnet{}
 	}
 	var p ippkt
@@ -333,15 +336,8 @@ func sniffOffload(f []byte, min, in int) vnet {
 	if p.frag || p.l4 == 0 || ck < 0 || p.l4+ck+2 > p.end {
 		return vnet{}
 	}
-	field := binary.BigEndian.Uint16(f[p.l4+ck:])
-	if field == 0 && p.proto == protoUDP {
-		// No checksum (a tunnel's outer UDP, GENEVE's and VXLAN's): never
-		// a partial one, which holds the folded pseudo-header sum, not
-		// zero since the protocol number is not. Said before the sum is
-		// made: every GENEVE frame to a GWLB appliance passes here.
-		return vnet{}
-	}
 	ps := pseudo(f, &p, p.end-p.l4)
+	field := binary.BigEndian.Uint16(f[p.l4+ck:])
 	if p.proto == protoTCP && min > 0 && p.end-etherHdrLen > min && p.l4+20 <= p.end {
 		// A packet that fits its ingress link is one the wire carried
 		// whole: cutting it recomputes every checksum, so it is cut only
