@@ -293,13 +293,20 @@ static int fm_send(uint16_t port, struct rte_mempool *mp, const void *data, uint
 	return 0;
 }
 
+// fm_fill (benchmark only) allocates n ≤ FM_BURST mbufs holding a copy of
+// a frame each; n, or 0 when the pool has not that many.
+static int fm_fill(struct rte_mbuf **m, struct rte_mempool *mp, const void *tmpl, uint16_t len, int n) {
+	if (n > FM_BURST) n = FM_BURST;
+	if (n <= 0 || rte_pktmbuf_alloc_bulk(mp, m, n) != 0) return 0;
+	for (int i = 0; i < n; i++) memcpy(rte_pktmbuf_append(m[i], len), tmpl, len);
+	return n;
+}
+
 // fm_gen (benchmark only) puts n copies of a frame into port's TX queue;
 // on a net_ring loopback port they come back as received frames.
 static int fm_gen(uint16_t port, struct rte_mempool *mp, const void *tmpl, uint16_t len, int n) {
 	struct rte_mbuf *m[FM_BURST];
-	if (n > FM_BURST) n = FM_BURST;
-	if (rte_pktmbuf_alloc_bulk(mp, m, n) != 0) return 0;
-	for (int i = 0; i < n; i++) memcpy(rte_pktmbuf_append(m[i], len), tmpl, len);
+	if ((n = fm_fill(m, mp, tmpl, len, n)) == 0) return 0;
 	uint16_t s = rte_eth_tx_burst(port, 0, m, n);
 	for (int i = s; i < n; i++) rte_pktmbuf_free(m[i]);
 	return s;
@@ -336,9 +343,7 @@ static int fm_gen_pair(struct rte_ring *rx, struct rte_ring *tx, struct rte_memp
 		d = rte_ring_dequeue_burst(tx, (void **)m, FM_BURST, NULL);
 		if (d > 0) rte_pktmbuf_free_bulk(m, d);
 	} while (d == FM_BURST);
-	if (n > FM_BURST) n = FM_BURST;
-	if (n <= 0 || rte_pktmbuf_alloc_bulk(mp, m, n) != 0) return 0;
-	for (int i = 0; i < n; i++) memcpy(rte_pktmbuf_append(m[i], len), tmpl, len);
+	if ((n = fm_fill(m, mp, tmpl, len, n)) == 0) return 0;
 	unsigned s = rte_ring_enqueue_burst(rx, (void **)m, n, NULL);
 	for (int i = s; i < n; i++) rte_pktmbuf_free(m[i]);
 	return s;
