@@ -189,3 +189,9 @@ func (r *remoteStore) transferNotice() {
 	fmt.Fprintf(os.Stderr, "plan: object store %s: %d range GETs, %d bytes: %d GETs, %d bytes for chunk tables and index segments; %d GETs, %d bytes for frames holding %d compressed bytes wanted (%.2fx)\n",
 		r.b, n, b, n-fn, b-fb, fn, fb, want, ratio)
 }
+
+// handoverVar marks a process that a local-only fmslice execed as
+// fmslice-s3 (store_nos3.go): found set there, that fmslice-s3 was itself
+// a build without the client (a copy, or a link), which would otherwise
+// exec itself forever; the full build clears it (store_s3.go).
+const handoverVar = "FMSLICE_S3_HANDOVER"

@@ -47,11 +47,6 @@ func openRemote(_ *cli.Context, loc string) (*remoteStore, error) {
 	return nil, execS3()
 }
 
-// handoverVar marks a process execed by execS3: if it is set here, the
-// fmslice-s3 found was itself a build without the client (a copy of this
-// binary, or a link to it), which would otherwise exec itself forever.
-const handoverVar = "FMSLICE_S3_HANDOVER"
-
 // execS3 replaces the process with fmslice-s3; it returns only on failure.
 // fmslice-s3 is looked for beside the executable (symlinks resolved),
 // beside the name it was run by, then on PATH.

@@ -25,7 +25,7 @@ import (
 
 // s3Elsewhere is store_nos3.go's: this build reads s3:// stores itself.
 func s3Elsewhere([]string) {
-	os.Unsetenv("FMSLICE_S3_HANDOVER") // set by a local-only fmslice that execed this one (store_nos3.go)
+	os.Unsetenv(handoverVar) // set by a local-only fmslice that execed this one
 }
 
 // openRemote opens q.store when it is an s3:// URL (nil, nil otherwise)
