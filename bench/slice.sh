@@ -19,6 +19,9 @@ RUNS=${RUNS:-5}
 STORES=${STORES:-15 30 60 240}
 OLD=${OLD:-}
 START=1767225600         # 2026-01-01T00:00:00Z
+# fmslice as shipped (make build: its tags), and the tools that make stores.
+make -s -C "$(dirname "$0")/.." build
+(cd "$(dirname "$0")/.." && go build -o "$B/" ./bench/gen)
 rd=$(ringdir 2200)
 ring=$rd/fmcap-bench-ring
 make_store() { # minutes
@@ -64,7 +67,8 @@ sync
 # The last two commands write a file that does not exist (removed before
 # each run, untimed): the answer as a new file, where the commands above
 # write over the previous run's (cp empties it first: O_TRUNC frees its
-# pages, much of cp's time, and fmslice does the same).
+# pages, much of cp's time; fmslice writes a new file in its place and
+# removes the previous one on another core, tools/fmslice/outfile.go).
 prep=()
 for _ in 1 2 3 4 5 ${old:+6}; do prep+=(--prepare true); done
 prep+=(--prepare "rm -f $W/an.pcap" --prepare "rm -f $W/cn.pcap")

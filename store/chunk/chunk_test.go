@@ -462,6 +462,41 @@ func FuzzPackets(f *testing.F) {
 	})
 }
 
+// FuzzRecords: Records agrees with Packets on every input: the same
+// count of whole records before any damage, the same error, and the first
+// record where Packets finds it (fmslice writes a frame as its stored bytes
+// on Records' word, and walks it with Packets when Records refuses it).
+func FuzzRecords(f *testing.F) {
+	b := PcapHeader()
+	b, _ = AppendPacket(b, 5, 60, make([]byte, 60))
+	b, _ = AppendPacket(b, 7, 1500, make([]byte, 100))
+	f.Add(b, true)
+	f.Add(b[24:], false)
+	f.Add(b[:len(b)-1], true)
+	f.Add(b[24:40], false)
+	f.Fuzz(func(t *testing.T, b []byte, first bool) {
+		n, start, err := Records(b, first)
+		var walked int
+		var firstOff = -1
+		perr := Packets(b, first, func(p Packet) bool {
+			if walked == 0 {
+				firstOff = p.Off
+			}
+			walked++
+			return true
+		})
+		if (err == nil) != (perr == nil) || err != nil && err.Error() != perr.Error() {
+			t.Fatalf("Records: %v; Packets: %v", err, perr)
+		}
+		if n != walked {
+			t.Fatalf("Records counts %d records, Packets walks %d", n, walked)
+		}
+		if walked > 0 && start+pcapRecSize != firstOff {
+			t.Fatalf("Records: first record at %d, Packets: its data at %d", start, firstOff)
+		}
+	})
+}
+
 func TestClampTS(t *testing.T) {
 	for _, c := range []struct{ in, want int64 }{
 		{-1, 0}, {math.MinInt64, 0}, {0, 0}, {1, 1}, {MaxTS, MaxTS}, {MaxTS + 1, MaxTS}, {math.MaxInt64, MaxTS},

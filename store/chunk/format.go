@@ -363,6 +363,34 @@ type Packet struct {
 	Off     int // where Data starts in the bytes handed to Packets
 }
 
+// Records checks the pcap records of a frame's decompressed bytes as
+// Packets does, without a call per packet, and says how many there are and
+// where the first starts (after frame 0's global header): a time slice
+// writes a frame whose packets are all in its range as the bytes stored,
+// once it knows they are whole records.
+func Records(b []byte, first bool) (n, start int, err error) {
+	le := binary.LittleEndian
+	if first {
+		if len(b) < pcapHdrSize || le.Uint32(b) != pcapMagicNano {
+			return 0, 0, fmt.Errorf("%w: frame 0 does not start with a nanosecond pcap header", ErrCorrupt)
+		}
+		start = pcapHdrSize
+	}
+	for at := start; at < len(b); n++ {
+		rest := len(b) - at
+		if rest < pcapRecSize {
+			return n, start, fmt.Errorf("%w: %d stray bytes after the last packet", ErrCorrupt, rest)
+		}
+		r := b[at : at+pcapRecSize]
+		nsec, incl, orig := le.Uint32(r[4:]), le.Uint32(r[8:]), le.Uint32(r[12:])
+		if nsec >= 1e9 || incl > Snaplen || uint64(incl) > uint64(rest-pcapRecSize) || orig < incl {
+			return n, start, fmt.Errorf("%w: bad packet record (len %d of %d left, nsec %d)", ErrCorrupt, incl, rest-pcapRecSize, nsec)
+		}
+		at += pcapRecSize + int(incl)
+	}
+	return n, start, nil
+}
+
 // Packets walks the pcap records in a frame's decompressed bytes; first says
 // whether this is frame 0 (which starts with the global header). fn returning
 // false stops the walk. A record that does not fit is ErrCorrupt.

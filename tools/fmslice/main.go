@@ -177,6 +177,7 @@ func run(cc *cli.Context) error {
 		mg = &matchGroups{out: out, last: unknownSeq}
 		out = mg
 	}
+	_, q.runs = out.(*pcapSink)
 	dec := chunk.NewDecoder()
 	defer dec.Close()
 	res, err := slice(q, out, dec)

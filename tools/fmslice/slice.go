@@ -35,8 +35,12 @@ type sliceReq struct {
 	// metadata (pcapng output or a selection); sel, when set, selects by
 	// it; metaBad counts frames whose metadata was unreadable; ports
 	// names fwd's ports (--config), by index.
-	meta    bool
-	sel     *selection
+	meta bool
+	sel  *selection
+	// runs: the output is plain pcap (emitRuns), so a frame whose
+	// packets are all in the range and all go out is picked as one hit
+	// spanning its records (hit.count packets), not a hit a packet.
+	runs    bool
 	metaBad atomic.Int64
 	ports   []string
 }
@@ -161,15 +165,20 @@ func emitFrames(res *result, out sink, r frameResult) error {
 	return nil
 }
 
+// recSize is a pcap record header's size.
+const recSize = 16
+
 // emitRuns writes the hits of r to plain pcap output as runs of records:
 // packets next to each other in the decompressed frames (a time slice's
 // whole frames, a flow's trains) go out as their stored records in one
 // write, instead of a record made and copied per packet. A hit's record
 // header is the recSize bytes before its data (chunk.Packets).
 func emitRuns(res *result, ps *pcapSink, r frameResult) error {
-	const recSize = 16
 	lo, hi := 0, 0 // the run of records not yet written: r.buf[lo:hi]
 	for _, h := range r.hits {
+		if h.count > 1 {
+			res.packets += int(h.count) - 1 // and one below, as every hit
+		}
 		start := int(h.off) - recSize
 		if start != hi || hi == lo {
 			if hi > lo {
@@ -315,6 +324,10 @@ type hit struct {
 	off, n uint32
 	known  bool             // pm is the packet's stored metadata (sliceReq.meta)
 	pm     chunk.PacketMeta // port, direction, rule, origin
+	// count, when above 1, is the number of records the hit spans: a
+	// whole frame's (sliceReq.runs); off and n then span their bytes but
+	// the first record's header, and seq, ts and wire are not set.
+	count uint32
 }
 
 // metaSink is a sink that is also given each packet's stored metadata
@@ -368,6 +381,15 @@ func (pk *picker) pick(w int, f *chunk.Frame, buf, meta []byte, first bool, hits
 			q.metaBad.Add(1)
 		}
 	}
+	if q.runs && q.must == nil && q.filter == nil && q.sel == nil && f.MinTS >= q.from && f.MaxTS < q.to {
+		// Every packet of the frame goes out (its entry's times, checked
+		// by the table's CRC, are in the range): one hit for them all.
+		// A frame whose records do not check out is walked below, which
+		// picks the packets before the damage and reports it.
+		if n, at, err := chunk.Records(buf, first); err == nil && n > 0 {
+			return append(hits, hit{off: uint32(at + recSize), n: uint32(len(buf) - at - recSize), count: uint32(n)}), nil
+		}
+	}
 	var must []query.SeqRange
 	useIndex := q.must != nil && f.Count > 0 // Count 0: a frame whose seqs are unknown (table rebuilt from the seek table)
 	if useIndex {
@@ -405,7 +427,7 @@ func (pk *picker) pick(w int, f *chunk.Frame, buf, meta []byte, first bool, hits
 		if q.sel != nil && !q.sel.match(&pm, known) {
 			return true
 		}
-		hits = append(hits, hit{hs, p.TS, p.WireLen, off, uint32(len(p.Data)), known, pm})
+		hits = append(hits, hit{seq: hs, ts: p.TS, wire: p.WireLen, off: off, n: uint32(len(p.Data)), known: known, pm: pm})
 		return true
 	})
 	if q.filter != nil && len(hits) > start {
