@@ -149,19 +149,30 @@ func TestOutFileReplaced(t *testing.T) {
 			t.Fatalf("the symlink is gone: %v", err)
 		}
 	})
-	t.Run("the aside name taken", func(t *testing.T) {
+	t.Run("the hidden name taken", func(t *testing.T) {
+		// Someone's file (or a symlink) under the name the new answer is
+		// made under: left alone, FILE emptied in place instead.
 		path := filepath.Join(dir, "taken.pcap")
 		if err := os.WriteFile(path, old, 0o640); err != nil {
 			t.Fatal(err)
 		}
-		aside := filepath.Join(dir, ".taken.pcap.fmslice-old-"+strconv.Itoa(os.Getpid()))
-		if err := os.WriteFile(aside, []byte("not ours"), 0o640); err != nil {
+		var before syscall.Stat_t
+		syscall.Stat(path, &before)
+		hidden := filepath.Join(dir, ".taken.pcap.fmslice-"+strconv.Itoa(os.Getpid()))
+		if err := os.Symlink(filepath.Join(dir, "elsewhere"), hidden); err != nil {
 			t.Fatal(err)
 		}
 		write(t, path)
 		holds(t, path, answer)
-		holds(t, aside, []byte("not ours"))
-		os.Remove(aside)
+		var after syscall.Stat_t
+		syscall.Stat(path, &after)
+		if after.Ino != before.Ino {
+			t.Fatal("replaced though the hidden name was taken")
+		}
+		if _, err := os.Lstat(filepath.Join(dir, "elsewhere")); !os.IsNotExist(err) {
+			t.Fatalf("written through the symlink: %v", err)
+		}
+		os.Remove(hidden)
 	})
 	if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) > 0 {
 		t.Fatalf("left behind: %v", left)

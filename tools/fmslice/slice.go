@@ -49,6 +49,7 @@ type sliceReq struct {
 type result struct {
 	chunks, frames, packets int
 	matchFrames             int // frames read that held a packet going out (--explain)
+	wholeFrames             int // frames written as their stored records (sliceReq.runs)
 	skipped                 int // frames in the range the index said to skip
 	decompressed            int64
 	damaged                 []error      // frames or chunks skipped: the output is incomplete
@@ -138,6 +139,7 @@ func sliceList(q *sliceReq, list []chunk.Info, out sink, dec *zstd.Decoder) (*re
 func emitFrames(res *result, out sink, r frameResult) error {
 	res.frames += r.frames
 	res.matchFrames += r.matched
+	res.wholeFrames += r.whole
 	res.decompressed += int64(len(r.buf))
 	res.damaged = append(res.damaged, r.errs...)
 	if ps, ok := out.(*pcapSink); ok {
@@ -324,9 +326,10 @@ type hit struct {
 	off, n uint32
 	known  bool             // pm is the packet's stored metadata (sliceReq.meta)
 	pm     chunk.PacketMeta // port, direction, rule, origin
-	// count, when above 1, is the number of records the hit spans: a
-	// whole frame's (sliceReq.runs); off and n then span their bytes but
-	// the first record's header, and seq, ts and wire are not set.
+	// count, when set, is the number of records the hit spans: a whole
+	// frame's (sliceReq.runs); off and n then span their bytes but the
+	// first record's header, and seq, ts and wire are not set. 0: one
+	// packet, the fields as they say.
 	count uint32
 }
 
@@ -493,6 +496,7 @@ type frameResult struct {
 	hits    []hit
 	frames  int
 	matched int // frames of frames with a packet in hits
+	whole   int // frames picked as one hit (sliceReq.runs)
 	errs    []error
 }
 
@@ -557,6 +561,9 @@ func newPipeline(pk *picker) *pipeline {
 					}
 					if len(r.hits) > n {
 						r.matched++
+						if r.hits[n].count > 0 {
+							r.whole++
+						}
 					}
 					if perr != nil {
 						r.errs = append(r.errs, &chunk.FrameError{Chunk: it.rd.Info.Name, Index: fi, Err: perr})
