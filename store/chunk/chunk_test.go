@@ -462,6 +462,32 @@ func FuzzPackets(f *testing.F) {
 	})
 }
 
+// BenchmarkPackets walks a 32 KiB frame of small packets (the per-packet
+// step of every query), and checks it whole with Records (a time slice's).
+func BenchmarkPackets(b *testing.B) {
+	frame := PcapHeader()
+	for len(frame) < 32<<10 {
+		frame, _ = AppendPacket(frame, int64(len(frame))*1000, 64, make([]byte, 64))
+	}
+	b.Run("Packets", func(b *testing.B) {
+		b.SetBytes(int64(len(frame)))
+		for b.Loop() {
+			n := 0
+			if err := Packets(frame, true, func(Packet) bool { n++; return true }); err != nil || n == 0 {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Records", func(b *testing.B) {
+		b.SetBytes(int64(len(frame)))
+		for b.Loop() {
+			if n, _, err := Records(frame, true); err != nil || n == 0 {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
 // FuzzRecords: Records agrees with Packets on every input: the same
 // count of whole records before any damage, the same error, and the first
 // record where Packets finds it (fmslice writes a frame as its stored bytes

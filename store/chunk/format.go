@@ -369,24 +369,15 @@ type Packet struct {
 // writes a frame whose packets are all in its range as the bytes stored,
 // once it knows they are whole records.
 func Records(b []byte, first bool) (n, start int, err error) {
-	le := binary.LittleEndian
-	if first {
-		if len(b) < pcapHdrSize || le.Uint32(b) != pcapMagicNano {
-			return 0, 0, fmt.Errorf("%w: frame 0 does not start with a nanosecond pcap header", ErrCorrupt)
-		}
-		start = pcapHdrSize
+	if start, err = firstRecord(b, first); err != nil {
+		return 0, 0, err
 	}
 	for at := start; at < len(b); n++ {
-		rest := len(b) - at
-		if rest < pcapRecSize {
-			return n, start, fmt.Errorf("%w: %d stray bytes after the last packet", ErrCorrupt, rest)
+		incl, ok := recordLen(b, at)
+		if !ok {
+			return n, start, badRecord(b[at:])
 		}
-		r := b[at : at+pcapRecSize]
-		nsec, incl, orig := le.Uint32(r[4:]), le.Uint32(r[8:]), le.Uint32(r[12:])
-		if nsec >= 1e9 || incl > Snaplen || uint64(incl) > uint64(rest-pcapRecSize) || orig < incl {
-			return n, start, fmt.Errorf("%w: bad packet record (len %d of %d left, nsec %d)", ErrCorrupt, incl, rest-pcapRecSize, nsec)
-		}
-		at += pcapRecSize + int(incl)
+		at += pcapRecSize + incl
 	}
 	return n, start, nil
 }
@@ -395,27 +386,61 @@ func Records(b []byte, first bool) (n, start int, err error) {
 // whether this is frame 0 (which starts with the global header). fn returning
 // false stops the walk. A record that does not fit is ErrCorrupt.
 func Packets(b []byte, first bool, fn func(Packet) bool) error {
-	le := binary.LittleEndian
-	at := 0 // offset of b in the bytes given
-	if first {
-		if len(b) < pcapHdrSize || le.Uint32(b) != pcapMagicNano {
-			return fmt.Errorf("%w: frame 0 does not start with a nanosecond pcap header", ErrCorrupt)
-		}
-		b, at = b[pcapHdrSize:], pcapHdrSize
+	at, err := firstRecord(b, first)
+	if err != nil {
+		return err
 	}
-	for len(b) > 0 {
-		if len(b) < pcapRecSize {
-			return fmt.Errorf("%w: %d stray bytes after the last packet", ErrCorrupt, len(b))
+	le := binary.LittleEndian
+	for at < len(b) {
+		incl, ok := recordLen(b, at)
+		if !ok {
+			return badRecord(b[at:])
 		}
-		sec, nsec, incl, orig := le.Uint32(b), le.Uint32(b[4:]), le.Uint32(b[8:]), le.Uint32(b[12:])
-		if nsec >= 1e9 || incl > Snaplen || uint64(incl) > uint64(len(b)-pcapRecSize) || orig < incl {
-			return fmt.Errorf("%w: bad packet record (len %d of %d left, nsec %d)", ErrCorrupt, incl, len(b)-pcapRecSize, nsec)
-		}
-		p := Packet{TS: int64(sec)*1e9 + int64(nsec), WireLen: orig, Data: b[pcapRecSize : pcapRecSize+incl : pcapRecSize+incl], Off: at + pcapRecSize}
-		b, at = b[pcapRecSize+incl:], at+pcapRecSize+int(incl)
-		if !fn(p) {
+		r := b[at : at+pcapRecSize]
+		d := at + pcapRecSize
+		at = d + incl
+		if !fn(Packet{TS: int64(le.Uint32(r))*1e9 + int64(le.Uint32(r[4:])), WireLen: le.Uint32(r[12:]), Data: b[d:at:at], Off: d}) {
 			return nil
 		}
 	}
 	return nil
+}
+
+// firstRecord is where the records of a frame's bytes b start: after the
+// global header in frame 0 (first), which it checks.
+func firstRecord(b []byte, first bool) (int, error) {
+	if !first {
+		return 0, nil
+	}
+	if len(b) < pcapHdrSize || binary.LittleEndian.Uint32(b) != pcapMagicNano {
+		return 0, fmt.Errorf("%w: frame 0 does not start with a nanosecond pcap header", ErrCorrupt)
+	}
+	return pcapHdrSize, nil
+}
+
+// recordLen checks the record at b[at:]: its header and captured bytes
+// fit in b, its time and lengths are valid; it returns the captured
+// length. The check Packets and Records share, small enough to inline into
+// their loops (badRecord says why a record was refused).
+func recordLen(b []byte, at int) (int, bool) {
+	rest := len(b) - at - pcapRecSize
+	if rest < 0 {
+		return 0, false
+	}
+	r := b[at : at+pcapRecSize]
+	nsec, incl, orig := binary.LittleEndian.Uint32(r[4:]), binary.LittleEndian.Uint32(r[8:]), binary.LittleEndian.Uint32(r[12:])
+	if nsec >= 1e9 || incl > Snaplen || uint64(incl) > uint64(rest) || orig < incl {
+		return 0, false
+	}
+	return int(incl), true
+}
+
+// badRecord is the error of a record at the start of b that recordLen
+// refused.
+func badRecord(b []byte) error {
+	if len(b) < pcapRecSize {
+		return fmt.Errorf("%w: %d stray bytes after the last packet", ErrCorrupt, len(b))
+	}
+	le := binary.LittleEndian
+	return fmt.Errorf("%w: bad packet record (len %d of %d left, nsec %d)", ErrCorrupt, le.Uint32(b[8:]), len(b)-pcapRecSize, le.Uint32(b[4:]))
 }

@@ -17,43 +17,7 @@ import (
 // (one frame a chunk) and returns the store's listing.
 func testStore(t *testing.T, dir string, chunks, n int) []chunk.Info {
 	t.Helper()
-	buf := make([]byte, 256)
-	seq := uint64(1)
-	for c := 0; c < chunks; c++ {
-		w, err := chunk.Create(dir, seq, false, 7)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var raw []byte
-		f := chunk.Frame{FirstSeq: seq}
-		for i := 0; i < n; i++ {
-			k := int(seq - 1)
-			p := testpkt.Packet(k, buf)
-			var ts int64
-			if i == 0 {
-				raw = chunk.PcapHeader()
-			}
-			raw, ts = chunk.AppendPacket(raw, testpkt.Base+int64(k)*1000, uint32(len(p)), p)
-			if i == 0 {
-				f.MinTS = ts
-			}
-			f.MaxTS, f.LastSeq = ts, seq
-			f.Count++
-			seq++
-		}
-		f.DSize, f.Sum = uint32(len(raw)), chunk.Sum(raw)
-		if err := w.Append(raw, f); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.Finalize(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	list, err := chunk.List(dir)
-	if err != nil || len(list) != chunks {
-		t.Fatalf("listing: %v, %d chunks", err, len(list))
-	}
-	return list
+	return framesStore(t, dir, chunks, 1, n, nil)
 }
 
 type countSink struct{ n int }
